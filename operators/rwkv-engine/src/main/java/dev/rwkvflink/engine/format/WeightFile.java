@@ -1,0 +1,111 @@
+package dev.rwkvflink.engine.format;
+
+import dev.rwkvflink.engine.tensor.Tensor;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The tensors of one model file, in the project's canonical naming and conventions, plus the arena that owns
+ * their memory (memory-mapped file or heap copies). Closing it unmaps the file.
+ *
+ * <p>Canonical form = the BlinkDL state-dict names ({@code blocks.N.att.key.weight}, ...) with the load-time
+ * transforms that BlinkDL's reference loaders and rwkv.cpp's converter apply, so that the model code needs one
+ * form only:
+ * <ul>
+ *   <li>v4 {@code att.time_decay} holds {@code -exp(time_decay)};</li>
+ *   <li>v5 {@code att.time_decay} holds {@code exp(-exp(time_decay))}; v5 {@code att.time_first} holds
+ *       {@code exp(time_first)}; {@code att.time_faaaa} (v5.2, v6) is kept as is;</li>
+ *   <li>v6 {@code time_maa_w1} is (5*D, C), {@code time_maa_w2} is (5, C, D), {@code time_decay_w1} is (D, C) and
+ *       {@code time_decay_w2} is (C, D): every matrix is "out x in";</li>
+ *   <li>v7 {@code att.x_r .. att.x_g} are packed into {@code att.x_rwkvag} (6, C) in the order r, w, k, v, a, g;
+ *       {@code w1, w2, a1, a2, v1, v2, g1, g2} are "out x in".</li>
+ * </ul>
+ * rwkv.cpp files are already in this form; PyTorch and safetensors loaders convert to it.
+ */
+public final class WeightFile implements AutoCloseable {
+
+    /** Where the weights came from; decides conventions the files disagree on (v5 GroupNorm eps). */
+    public enum Origin {
+        /** rwkv.cpp {@code .bin}: v5 GroupNorm eps 1e-5. */
+        RWKV_CPP,
+        /** BlinkDL {@code .pth} or safetensors: GroupNorm eps 64e-5 for v5 and later. */
+        BLINKDL
+    }
+
+    private final Path path;
+    private final String format;
+    private final Origin origin;
+    private final Map<String, Tensor> tensors;
+    private final Arena arena;
+
+    public WeightFile(Path path, String format, Origin origin, Map<String, Tensor> tensors, Arena arena) {
+        this.path = path;
+        this.format = format;
+        this.origin = origin;
+        this.tensors = Collections.unmodifiableMap(new LinkedHashMap<>(tensors));
+        this.arena = arena;
+    }
+
+    /** Opens a model file, choosing the reader from the file's first bytes (not its name). */
+    public static WeightFile open(Path path) throws IOException {
+        byte[] head = new byte[8];
+        int n;
+        try (InputStream in = Files.newInputStream(path)) {
+            n = in.readNBytes(head, 0, 8);
+        }
+        if (n >= 4 && (head[0] & 0xFF) == 0x66 && head[1] == 0x6d && head[2] == 0x67 && head[3] == 0x67) {
+            return RwkvCppFile.read(path);
+        }
+        if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
+            return PthFile.read(path);
+        }
+        if (n == 8) {
+            return SafetensorsFile.read(path);
+        }
+        throw new IOException(path + ": too short to be a model file (" + n + " bytes)");
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** "rwkv.cpp", "pth" or "safetensors". */
+    public String format() {
+        return format;
+    }
+
+    public Origin origin() {
+        return origin;
+    }
+
+    public Map<String, Tensor> tensors() {
+        return tensors;
+    }
+
+    public boolean has(String name) {
+        return tensors.containsKey(name);
+    }
+
+    /** The tensor called {@code name}; a clear error if the file has none. */
+    public Tensor get(String name) {
+        Tensor t = tensors.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException(path + ": missing tensor '" + name + "'");
+        }
+        return t;
+    }
+
+    @Override
+    public void close() {
+        if (arena != null) {
+            arena.close();
+        }
+    }
+}

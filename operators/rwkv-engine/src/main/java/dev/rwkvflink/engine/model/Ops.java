@@ -1,0 +1,119 @@
+package dev.rwkvflink.engine.model;
+
+/**
+ * The small per-channel operations every block uses. Arrays hold T rows of n floats, row-major; statistics
+ * are accumulated in double so that long rows do not lose precision.
+ */
+final class Ops {
+    private Ops() {
+    }
+
+    /** LayerNorm: {@code y = (x - mean) / sqrt(var + eps) * w + b} over the n values at {@code xo}. */
+    static void layerNorm(float[] x, int xo, float[] w, float[] b, float eps, float[] y, int yo, int n) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += x[xo + i];
+        }
+        float mean = (float) (sum / n);
+        double var = 0;
+        for (int i = 0; i < n; i++) {
+            double d = x[xo + i] - mean;
+            var += d * d;
+        }
+        float inv = (float) (1.0 / Math.sqrt(var / n + eps));
+        for (int i = 0; i < n; i++) {
+            y[yo + i] = (x[xo + i] - mean) * inv * w[i] + b[i];
+        }
+    }
+
+    /** LayerNorm of each of T rows of width n. */
+    static void layerNormRows(float[] x, float[] w, float[] b, float eps, float[] y, int tokens, int n) {
+        for (int t = 0; t < tokens; t++) {
+            layerNorm(x, t * n, w, b, eps, y, t * n, n);
+        }
+    }
+
+    /**
+     * GroupNorm with one group per head, in place on a row of {@code heads * size} values at {@code off}:
+     * each head's values are LayerNorm-ed with {@code eps}, then scaled by {@code w} and shifted by {@code b}
+     * (which span the whole row).
+     */
+    static void groupNorm(float[] x, int off, int heads, int size, float[] w, float[] b, float eps) {
+        for (int h = 0; h < heads; h++) {
+            int o = off + h * size;
+            double sum = 0;
+            for (int i = 0; i < size; i++) {
+                sum += x[o + i];
+            }
+            float mean = (float) (sum / size);
+            double var = 0;
+            for (int i = 0; i < size; i++) {
+                double d = x[o + i] - mean;
+                var += d * d;
+            }
+            float inv = (float) (1.0 / Math.sqrt(var / size + eps));
+            for (int i = 0; i < size; i++) {
+                int c = h * size + i;
+                x[o + i] = (x[o + i] - mean) * inv * w[c] + b[c];
+            }
+        }
+    }
+
+    /**
+     * The token shift: row t of {@code prev} is the normalised input of token t-1, the first row coming from the
+     * state at {@code shiftOff}; afterwards the state holds the last token's row.
+     */
+    static float[] shiftRows(float[] xx, int tokens, int n, float[] state, int shiftOff) {
+        float[] prev = new float[tokens * n];
+        System.arraycopy(state, shiftOff, prev, 0, n);
+        System.arraycopy(xx, 0, prev, n, (tokens - 1) * n);
+        System.arraycopy(xx, (tokens - 1) * n, state, shiftOff, n);
+        return prev;
+    }
+
+    /** {@code xx * mu + prev * (1 - mu)}: the v4/v5 token-shift interpolation ({@code time_mix_*}). */
+    static float[] lerp(float[] xx, float[] prev, float[] mu, int tokens, int n) {
+        float[] y = new float[tokens * n];
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < n; i++) {
+                int j = t * n + i;
+                y[j] = xx[j] * mu[i] + prev[j] * (1 - mu[i]);
+            }
+        }
+        return y;
+    }
+
+    /** {@code xx + (prev - xx) * mu}: the v6/v7 form of the same interpolation ({@code time_maa_*}, {@code x_*}). */
+    static float[] shiftMix(float[] xx, float[] prev, float[] mu, int muOff, int tokens, int n) {
+        float[] y = new float[tokens * n];
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < n; i++) {
+                int j = t * n + i;
+                y[j] = xx[j] + (prev[j] - xx[j]) * mu[muOff + i];
+            }
+        }
+        return y;
+    }
+
+    static float sigmoid(float x) {
+        return (float) (1.0 / (1.0 + Math.exp(-x)));
+    }
+
+    /** SiLU (swish): {@code x * sigmoid(x)}. */
+    static float silu(float x) {
+        return x * sigmoid(x);
+    }
+
+    /** Squared ReLU, the channel-mix activation ("primer" paper): {@code max(x, 0)^2}. */
+    static float reluSquared(float x) {
+        float r = Math.max(x, 0f);
+        return r * r;
+    }
+
+    /** Adds {@code d} to {@code x} element-wise (the residual connection). */
+    static void addInPlace(float[] x, float[] d) {
+        for (int i = 0; i < x.length; i++) {
+            x[i] += d[i];
+        }
+    }
+}

@@ -1,0 +1,183 @@
+package dev.rwkvflink.engine.model;
+
+import dev.rwkvflink.engine.backend.Backend;
+import dev.rwkvflink.engine.format.WeightFile;
+import dev.rwkvflink.engine.state.ModelFingerprint;
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tensor.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * An RWKV language model of any supported version, ready to advance states.
+ * <pre>
+ *   x_t = LayerNorm_ln0(emb[token_t])
+ *   for each layer: x = block(x, state)
+ *   hidden = LayerNorm_ln_out(x_last);   logits = W_head hidden
+ * </pre>
+ * The model is immutable and thread-safe; all per-text memory is in {@link RwkvState}. It owns its weights'
+ * memory (often a memory-mapped file) until {@link #close()}.
+ */
+public final class RwkvModel implements AutoCloseable {
+    private final WeightFile file;
+    private final RwkvConfig config;
+    private final Backend backend;
+    private final Tensor emb;
+    private final float[] ln0w;
+    private final float[] ln0b;
+    private final RwkvBlock[] blocks;
+    private final float[] lnOutW;
+    private final float[] lnOutB;
+    private final Tensor head;
+    private volatile ModelFingerprint fingerprint;
+
+    private RwkvModel(WeightFile file, Backend backend) {
+        this.file = file;
+        this.backend = backend;
+        this.config = RwkvConfig.detect(file);
+        int C = config.embd();
+        emb = file.get("emb.weight");
+        ln0w = file.get("blocks.0.ln0.weight").toFloatArray();
+        ln0b = file.get("blocks.0.ln0.bias").toFloatArray();
+        blocks = new RwkvBlock[config.layers()];
+        for (int l = 0; l < blocks.length; l++) {
+            blocks[l] = RwkvBlock.of(config, new LayerWeights(file, l), l);
+        }
+        lnOutW = file.get("ln_out.weight").toFloatArray();
+        lnOutB = file.get("ln_out.bias").toFloatArray();
+        head = file.get("head.weight");
+        if (head.rows() != config.vocab() || head.cols() != C || ln0w.length != C || lnOutW.length != C) {
+            throw new IllegalArgumentException(file.path() + ": head/ln0/ln_out shapes disagree with width " + C
+                    + " and vocabulary " + config.vocab());
+        }
+    }
+
+    /** Opens a model file (rwkv.cpp .bin, .pth or .safetensors) and checks that every tensor the version needs is there. */
+    public static RwkvModel load(Path path, Backend backend) throws IOException {
+        WeightFile f = WeightFile.open(path);
+        try {
+            return new RwkvModel(f, backend);
+        } catch (RuntimeException e) {
+            f.close();
+            throw new IOException(path + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Wraps already-loaded canonical weights (the model takes ownership and closes them). */
+    public static RwkvModel of(WeightFile f, Backend backend) {
+        return new RwkvModel(f, backend);
+    }
+
+    public RwkvConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public WeightFile weights() {
+        return file;
+    }
+
+    /** A fresh state: what the model knows before any text. */
+    public RwkvState newState() {
+        return RwkvState.initial(config);
+    }
+
+    /** Identifies these exact weights; states record it so they are never applied to another model. */
+    public ModelFingerprint fingerprint() {
+        ModelFingerprint f = fingerprint;
+        if (f == null) {
+            synchronized (this) {
+                f = fingerprint;
+                if (f == null) {
+                    f = ModelFingerprint.of(config, file.tensors().values());
+                    fingerprint = f;
+                }
+            }
+        }
+        return f;
+    }
+
+    /**
+     * Sequence mode: advances {@code state} by all {@code tokens} in one pass (projections as matrix-matrix
+     * products) and returns the logits after the last token.
+     */
+    public float[] forward(RwkvState state, int[] tokens) {
+        return head(hidden(state, tokens));
+    }
+
+    /** RNN mode: one token at a time; the same result as {@link #forward} within fp32 rounding. */
+    public float[] forwardRnn(RwkvState state, int[] tokens) {
+        float[] h = null;
+        for (int token : tokens) {
+            h = hidden(state, new int[] {token});
+        }
+        return head(h);
+    }
+
+    /**
+     * Advances {@code state} by {@code tokens} and returns the last token's normalised hidden vector
+     * {@code ln_out(x)} (width C) without computing the vocabulary-wide head: what embeddings need.
+     */
+    public float[] hidden(RwkvState state, int[] tokens) {
+        checkState(state);
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("no tokens to advance by");
+        }
+        int C = config.embd();
+        int T = tokens.length;
+        float[] x = new float[T * C];
+        for (int t = 0; t < T; t++) {
+            int id = tokens[t];
+            if (id < 0 || id >= config.vocab()) {
+                throw new IllegalArgumentException("token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
+            }
+            emb.readRow(id, x, t * C);
+            Ops.layerNorm(x, t * C, ln0w, ln0b, RwkvConfig.LAYER_NORM_EPS, x, t * C, C);
+        }
+        RwkvBlock.Pass pass = new RwkvBlock.Pass();
+        for (RwkvBlock block : blocks) {
+            block.forward(x, T, state, backend, pass);
+        }
+        float[] h = new float[C];
+        Ops.layerNorm(x, (T - 1) * C, lnOutW, lnOutB, RwkvConfig.LAYER_NORM_EPS, h, 0, C);
+        return h;
+    }
+
+    /** Logits {@code W_head hidden} for a hidden vector from {@link #hidden}. */
+    public float[] head(float[] hidden) {
+        float[] logits = new float[config.vocab()];
+        backend.matmul(head, hidden, 1, logits);
+        return logits;
+    }
+
+    /**
+     * Advances many states, each by its own tokens (a ragged batch), and returns each one's hidden vector.
+     * An empty token array leaves its state as is and yields null.
+     */
+    public float[][] advance(RwkvState[] states, int[][] tokens) {
+        if (states.length != tokens.length) {
+            throw new IllegalArgumentException(states.length + " states but " + tokens.length + " token lists");
+        }
+        float[][] out = new float[states.length][];
+        for (int i = 0; i < states.length; i++) {
+            out[i] = tokens[i].length == 0 ? null : hidden(states[i], tokens[i]);
+        }
+        return out;
+    }
+
+    private void checkState(RwkvState state) {
+        if (!state.config().equals(config)) {
+            throw new IllegalArgumentException("state belongs to a model of shape " + state.config()
+                    + ", this model is " + config);
+        }
+    }
+
+    @Override
+    public void close() {
+        file.close();
+    }
+}
