@@ -1,0 +1,236 @@
+package dev.rwkvflink.engine.tokenizer;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The RWKV "World" tokenizer (models v4-World, v5, v6, v7), read from {@code rwkv_vocab_v20230424.txt}.
+ *
+ * <p><b>Vocabulary file.</b> One token per line: {@code <id> <python literal> <byte length>}, for example
+ * {@code 262 '\n ' 2} or {@code 2412 b'\x82\xac' 2}. The literal is a Python {@code str} (its UTF-8 bytes are
+ * the token) or {@code bytes} literal, read by {@link PythonLiteral} without evaluating anything. Loading checks
+ * that the literal's byte length equals the trailing number and that ids and byte strings are unique; an error
+ * names the line. Id 0 is not in the file: it is the end-of-text token and decodes to nothing.
+ *
+ * <p><b>Encoding</b> is greedy longest match over the UTF-8 bytes: at each position take the longest token that
+ * the remaining input starts with, emit it and continue after it. There is no normalisation, no pre-splitting
+ * and no special-token syntax ("&lt;|endoftext|&gt;" in the text is ordinary bytes). The 256 single-byte tokens
+ * ({@code id = byte + 1}) make every byte string encodable. The longest match is found by walking a
+ * {@link ByteTrie} from the root along the input and remembering the last node that ends a token, so each
+ * emitted token costs one hash lookup per byte looked at.
+ */
+public final class WorldTokenizer implements Tokenizer {
+
+    /** Id 0: end of text (also used as padding); not in the vocabulary file, decodes to no bytes. */
+    public static final int END_OF_TEXT = 0;
+
+    private static final byte[] NO_BYTES = new byte[0];
+
+    /** Bytes of each token, indexed by id; {@code null} where the file defines no such id. */
+    private final byte[][] tokenBytes;
+    private final ByteTrie trie;
+
+    private WorldTokenizer(byte[][] tokenBytes, ByteTrie trie) {
+        this.tokenBytes = tokenBytes;
+        this.trie = trie;
+    }
+
+    /**
+     * Reads a World vocabulary file.
+     *
+     * @throws VocabFormatException if a line is malformed; the message names the file and the line
+     */
+    public static WorldTokenizer load(Path vocabFile) throws IOException {
+        byte[] content = Files.readAllBytes(vocabFile);
+        ByteTrie trie = new ByteTrie(content.length / 6);
+        Map<Integer, byte[]> tokens = new HashMap<>();
+        Map<Integer, Integer> lineOfId = new HashMap<>();
+        int maxId = END_OF_TEXT;
+
+        int lineNumber = 0;
+        int lineStart = 0;
+        while (lineStart < content.length) {
+            int lineEnd = indexOf(content, (byte) '\n', lineStart);
+            lineNumber++;
+            String line = decodeLine(vocabFile, lineNumber, content, lineStart, lineEnd);
+            lineStart = lineEnd + 1;
+            if (line.isBlank()) {
+                continue;
+            }
+            VocabLine parsed = VocabLine.parse(vocabFile, lineNumber, line);
+            if (parsed.id() == END_OF_TEXT) {
+                throw VocabFormatException.atLine(vocabFile, lineNumber, "id 0 is reserved for end-of-text");
+            }
+            Integer earlierLine = lineOfId.putIfAbsent(parsed.id(), lineNumber);
+            if (earlierLine != null) {
+                throw VocabFormatException.atLine(vocabFile, lineNumber,
+                        "id " + parsed.id() + " was already defined on line " + earlierLine);
+            }
+            int sameBytes = trie.put(parsed.bytes(), parsed.id());
+            if (sameBytes != ByteTrie.NONE) {
+                throw VocabFormatException.atLine(vocabFile, lineNumber, "token " + parsed.id()
+                        + " has the same bytes as token " + sameBytes + " (line " + lineOfId.get(sameBytes) + ")");
+            }
+            tokens.put(parsed.id(), parsed.bytes());
+            maxId = Math.max(maxId, parsed.id());
+        }
+        if (tokens.isEmpty()) {
+            throw new VocabFormatException(vocabFile + ": no tokens in the vocabulary file");
+        }
+
+        byte[][] tokenBytes = new byte[maxId + 1][];
+        tokens.forEach((id, bytes) -> tokenBytes[id] = bytes);
+        tokenBytes[END_OF_TEXT] = NO_BYTES;
+        return new WorldTokenizer(tokenBytes, trie);
+    }
+
+    @Override
+    public int[] encode(String text) {
+        return encodeBytes(text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Greedy longest match over the bytes; exact for every byte string, valid UTF-8 or not. */
+    @Override
+    public int[] encodeBytes(byte[] input) {
+        IntList ids = new IntList(input.length / 3 + 4);
+        int pos = 0;
+        while (pos < input.length) {
+            int bestId = ByteTrie.NONE;
+            int bestLength = 0;
+            int node = ByteTrie.root();
+            for (int i = pos; i < input.length; i++) {
+                node = trie.child(node, input[i]);
+                if (node == ByteTrie.NONE) {
+                    break;
+                }
+                int id = trie.tokenAt(node);
+                if (id != ByteTrie.NONE) {
+                    bestId = id;
+                    bestLength = i - pos + 1;
+                }
+            }
+            if (bestId == ByteTrie.NONE) {
+                throw new IllegalArgumentException(String.format(
+                        "byte 0x%02x at offset %d has no token in the %s vocabulary", input[pos] & 0xFF, pos, name()));
+            }
+            ids.add(bestId);
+            pos += bestLength;
+        }
+        return ids.toArray();
+    }
+
+    @Override
+    public byte[] decodeBytes(int[] ids) {
+        int total = 0;
+        for (int id : ids) {
+            total += storedBytes(id).length;
+        }
+        byte[] out = new byte[total];
+        int pos = 0;
+        for (int id : ids) {
+            byte[] bytes = tokenBytes[id];
+            System.arraycopy(bytes, 0, out, pos, bytes.length);
+            pos += bytes.length;
+        }
+        return out;
+    }
+
+    /** The bytes of one token (empty for {@link #END_OF_TEXT}). */
+    public byte[] bytesOf(int id) {
+        return storedBytes(id).clone();
+    }
+
+    private byte[] storedBytes(int id) {
+        if (id < 0 || id >= tokenBytes.length || tokenBytes[id] == null) {
+            throw new IllegalArgumentException("unknown token id " + id + " (the " + name()
+                    + " vocabulary has ids 0.." + (tokenBytes.length - 1) + ")");
+        }
+        return tokenBytes[id];
+    }
+
+    @Override
+    public int vocabSize() {
+        return tokenBytes.length;
+    }
+
+    @Override
+    public String name() {
+        return "rwkv-world";
+    }
+
+    private static int indexOf(byte[] content, byte wanted, int from) {
+        for (int i = from; i < content.length; i++) {
+            if (content[i] == wanted) {
+                return i;
+            }
+        }
+        return content.length;
+    }
+
+    /** One line as strict UTF-8, without its line break ("\n" or "\r\n"). */
+    private static String decodeLine(Path file, int lineNumber, byte[] content, int start, int end)
+            throws VocabFormatException {
+        if (end > start && content[end - 1] == '\r') {
+            end--;
+        }
+        try {
+            return StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(content, start, end - start))
+                    .toString();
+        } catch (CharacterCodingException e) {
+            throw VocabFormatException.atLine(file, lineNumber, "not valid UTF-8");
+        }
+    }
+
+    /** One parsed line of the vocabulary file. */
+    private record VocabLine(int id, byte[] bytes) {
+
+        /**
+         * Splits {@code <id> <literal> <byte length>} at the first and the last space (the literal itself may hold
+         * spaces), reads the literal and checks its length.
+         */
+        static VocabLine parse(Path file, int lineNumber, String line) throws VocabFormatException {
+            int firstSpace = line.indexOf(' ');
+            int lastSpace = line.lastIndexOf(' ');
+            if (firstSpace <= 0 || lastSpace == firstSpace) {
+                throw VocabFormatException.atLine(file, lineNumber,
+                        "expected '<id> <python literal> <byte length>' but got: " + line);
+            }
+            int id = parseCount(file, lineNumber, line.substring(0, firstSpace), "token id");
+            int declaredLength = parseCount(file, lineNumber, line.substring(lastSpace + 1), "byte length");
+            byte[] bytes;
+            try {
+                bytes = PythonLiteral.toBytes(line.substring(firstSpace + 1, lastSpace).strip());
+            } catch (IllegalArgumentException e) {
+                throw VocabFormatException.atLine(file, lineNumber, e.getMessage());
+            }
+            if (bytes.length == 0) {
+                throw VocabFormatException.atLine(file, lineNumber, "token " + id + " is empty");
+            }
+            if (bytes.length != declaredLength) {
+                throw VocabFormatException.atLine(file, lineNumber, "token " + id + " is " + bytes.length
+                        + " bytes long but the line says " + declaredLength);
+            }
+            return new VocabLine(id, bytes);
+        }
+
+        private static int parseCount(Path file, int lineNumber, String text, String what)
+                throws VocabFormatException {
+            boolean digitsOnly = !text.isEmpty() && text.length() <= 9
+                    && text.chars().allMatch(c -> c >= '0' && c <= '9');
+            if (!digitsOnly) {
+                throw VocabFormatException.atLine(file, lineNumber, "bad " + what + " '" + text + "'");
+            }
+            return Integer.parseInt(text);
+        }
+    }
+}
