@@ -1,0 +1,115 @@
+package dev.rwkvflink.jobs.cli;
+
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The commands the issue names, run as a user runs them (through picocli), checked against rwkv.cpp's outputs. */
+class RwkvFlinkCliTest {
+    @TempDir
+    Path tmp;
+
+    private static Path reference(String relative) {
+        Path p = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", relative);
+        Assumptions.assumeTrue(Files.isRegularFile(p), "reference data absent, skipping: " + p);
+        return p;
+    }
+
+    private static float[] floats(Path p) throws Exception {
+        byte[] b = Files.readAllBytes(p);
+        float[] f = new float[b.length / 4];
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+        return f;
+    }
+
+    @ParameterizedTest(name = "{0} {1} --mode {2} --backend {3}")
+    @CsvSource({"7v0-834K, FP32, rnn, cpu", "7v0-834K, FP32, seq, scalar", "5v2-730K, FP32, seq, cpu",
+            "4v0-660K, FP32, rnn, scalar"})
+    void logitsWritesRawFloatsMatchingRwkvCpp(String model, String format, String mode, String backend) throws Exception {
+        Path file = reference("rwkv-cpp-tests/tiny-rwkv-" + model + "-" + format + ".bin");
+        float[] expected = floats(reference("rwkv-cpp-tests/expected-logits-" + model + ".bin"));
+        Path out = tmp.resolve("logits.bin");
+        int rc = RwkvFlinkCli.commandLine().execute("logits", "--model", file.toString(), "--tokens", "34,105,110",
+                "--mode", mode, "--backend", backend, "--out", out.toString());
+        assertEquals(0, rc);
+        float[] got = floats(out);
+        assertEquals(256, got.length);
+        for (int i = 0; i < got.length; i++) {
+            assertEquals(expected[i], got[i], 1e-4, "logit " + i);
+        }
+    }
+
+    @Test
+    void logitsFromTextOfAByteLevelModelNeedsNoVocab() throws Exception {
+        Path file = reference("rwkv-cpp-tests/tiny-rwkv-7v0-834K-FP32.bin");
+        Path viaText = tmp.resolve("text.bin");
+        Path viaIds = tmp.resolve("ids.bin");
+        assertEquals(0, RwkvFlinkCli.commandLine().execute("logits", "--model", file.toString(), "--text", "\"in",
+                "--out", viaText.toString()));
+        assertEquals(0, RwkvFlinkCli.commandLine().execute("logits", "--model", file.toString(), "--tokens",
+                "34,105,110", "--out", viaIds.toString()));
+        assertEquals(ByteBuffer.wrap(Files.readAllBytes(viaIds)), ByteBuffer.wrap(Files.readAllBytes(viaText)));
+    }
+
+    @Test
+    void tokenizePrintsWorldIds() throws Exception {
+        Path vocab = reference("rwkv_vocab_v20230424.txt");
+        String out = stdout(() -> RwkvFlinkCli.commandLine().execute("tokenize", "--vocab", vocab.toString(),
+                "--text", "\nElon Musk has"));
+        assertEquals("11,994,2098,29435,21800", out.strip());
+    }
+
+    @Test
+    void infoDescribesTheModel() throws Exception {
+        Path file = reference("rwkv-cpp-tests/tiny-rwkv-6v0-3m-Q5_1.bin");
+        String out = stdout(() -> RwkvFlinkCli.commandLine().execute("info", "--model", file.toString()));
+        assertTrue(out.contains("RWKV 6.0") && out.contains("16 x 8") && out.contains("Q5_1")
+                && out.contains("state bytes:   61440"), out);
+    }
+
+    @Test
+    void aMissingModelIsAClearErrorNotAStackTrace() {
+        StringWriter err = new StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new PrintWriter(err));
+        int rc = cl.execute("logits", "--model", tmp.resolve("nope.bin").toString(), "--tokens", "1",
+                "--out", tmp.resolve("x").toString());
+        assertEquals(1, rc);
+        assertTrue(err.toString().startsWith("error: ") && err.toString().contains("nope.bin"), err.toString());
+    }
+
+    @Test
+    void generateContinuesAPrompt() throws Exception {
+        Path file = reference("rwkv-cpp-tests/tiny-rwkv-7v0-834K-FP32.bin");
+        String out = stdout(() -> RwkvFlinkCli.commandLine().execute("generate", "--model", file.toString(),
+                "--prompt", "In the", "--tokens", "20", "--temp", "0"));
+        assertTrue(out.startsWith("In the") && out.strip().length() > "In the".length(), out);
+    }
+
+    private static String stdout(Runnable r) {
+        PrintStream old = System.out;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        try {
+            r.run();
+        } finally {
+            System.setOut(old);
+        }
+        return buf.toString(StandardCharsets.UTF_8);
+    }
+}
