@@ -1,0 +1,316 @@
+package dev.rwkvflink.engine.backend;
+
+import dev.rwkvflink.engine.tensor.Quantizer;
+import dev.rwkvflink.engine.tensor.Tensor;
+import dev.rwkvflink.engine.tensor.WeightType;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class VectorBackendTest {
+    /** |vector - scalar| <= TOL * max(1, sum_c |w_rc x_c|): both sum the same float products, in another order. */
+    private static final double TOL = 1e-5;
+
+    private static final ScalarBackend SCALAR = new ScalarBackend();
+    private static final VectorBackend SINGLE = new VectorBackend(1);
+    private static final VectorBackend MULTI = new VectorBackend(3);
+
+    @AfterAll
+    static void stopPools() {
+        SINGLE.close();
+        MULTI.close();
+    }
+
+    /**
+     * Every type against the scalar reference, for 1, 7 and 64 tokens. Shapes: for the float types cols that are
+     * not multiples of the vector length (scalar tails) and for all types rows that are not multiples of the row
+     * tile or the thread chunk; the larger ones take the multi-threaded path.
+     */
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void matchesScalarBackend(WeightType type) {
+        int[][] shapes = type.isQuantized()
+                ? new int[][] {{1, 32}, {5, 96}, {67, 256}, {130, 800}, {515, 544}}
+                : new int[][] {{1, 3}, {5, 37}, {67, 100}, {130, 771}, {515, 547}, {9, 16}};
+        Random rnd = new Random(42 + type.ordinal());
+        double worst = 0;
+        for (int[] shape : shapes) {
+            int rows = shape[0];
+            int cols = shape[1];
+            Tensor w = randomWeights(rnd, rows, cols, type);
+            for (int tokens : new int[] {1, 7, 64}) {
+                float[] x = gaussian(rnd, tokens * cols, 1.0);
+                float[] expected = new float[tokens * rows];
+                float[] actual = new float[tokens * rows];
+                SCALAR.matmul(w, x, tokens, expected);
+                MULTI.matmul(w, x, tokens, actual);
+                double[] scale = absProductSums(w, x, tokens);
+                for (int i = 0; i < actual.length; i++) {
+                    double err = Math.abs((double) actual[i] - expected[i]);
+                    double bound = TOL * Math.max(1, scale[i]);
+                    assertTrue(err <= bound, type + " " + rows + "x" + cols + ", " + tokens + " tokens, output "
+                            + i + ": vector " + actual[i] + " vs scalar " + expected[i] + " (error " + err
+                            + " > " + bound + ")");
+                    worst = Math.max(worst, err / Math.max(1, scale[i]));
+                }
+            }
+        }
+        System.out.printf("VectorBackend vs ScalarBackend %-4s: max |a-b| / max(1, sum|w*x|) = %.3g (tolerance %.0e),"
+                + " %d float lanes%n", type, worst, TOL, VectorBackend.vectorLanes());
+        assertTrue(worst > 0 || type == WeightType.F32, "expected some rounding difference, got none");
+    }
+
+    /** The same call on 1 and on 3 threads gives bit-identical results (work split on row-tile borders). */
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void multiThreadedEqualsSingleThreadedExactly(WeightType type) {
+        Random rnd = new Random(7 + type.ordinal());
+        int rows = 515; // not a multiple of the tile (4) nor of the chunk
+        int cols = type.isQuantized() ? 544 : 547;
+        assertTrue((long) rows * cols >= VectorBackend.PARALLEL_MIN_MACS, "must take the multi-threaded path");
+        Tensor w = randomWeights(rnd, rows, cols, type);
+        for (int tokens : new int[] {1, 7, 64}) {
+            float[] x = gaussian(rnd, tokens * cols, 1.0);
+            float[] one = new float[tokens * rows];
+            float[] many = new float[tokens * rows];
+            SINGLE.matmul(w, x, tokens, one);
+            MULTI.matmul(w, x, tokens, many);
+            assertArrayEquals(one, many, type + ", " + tokens + " tokens");
+            // and the same twice in a row (no state leaking through the scratch)
+            MULTI.matmul(w, x, tokens, many);
+            assertArrayEquals(one, many, type + ", " + tokens + " tokens, second call");
+        }
+    }
+
+    /** Several caller threads sharing one backend get the same answers as one caller. */
+    @Test
+    void concurrentCallersAgree() throws InterruptedException {
+        Random rnd = new Random(11);
+        Tensor w = randomWeights(rnd, 300, 512, WeightType.Q5_1);
+        float[] x = gaussian(rnd, 7 * 512, 1.0);
+        float[] expected = new float[7 * 300];
+        SINGLE.matmul(w, x, 7, expected);
+        float[][] results = new float[4][7 * 300];
+        Thread[] callers = new Thread[4];
+        for (int i = 0; i < callers.length; i++) {
+            int k = i;
+            callers[i] = new Thread(() -> {
+                for (int rep = 0; rep < 20; rep++) {
+                    MULTI.matmul(w, x, 7, results[k]);
+                }
+            });
+            callers[i].start();
+        }
+        for (Thread t : callers) {
+            t.join();
+        }
+        for (float[] r : results) {
+            assertArrayEquals(expected, r);
+        }
+    }
+
+    /** Decoding a row in registers gives exactly {@link Tensor#readRow}'s floats, for every type. */
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void decodeRowEqualsReadRow(WeightType type) {
+        Random rnd = new Random(3);
+        int cols = type.isQuantized() ? 320 : 333;
+        Tensor w = randomWeights(rnd, 6, cols, type);
+        float[] ours = new float[cols + 5];
+        float[] ref = new float[cols + 5];
+        for (int r = 0; r < 6; r++) {
+            VectorBackend.decodeRow(type, w.data(), r * w.rowBytes(), cols, ours, 5);
+            w.readRow(r, ref, 5);
+            for (int c = 0; c < ours.length; c++) { // == : the same numbers, +0.0 and -0.0 alike
+                assertTrue(ours[c] == ref[c], type + " row " + r + " col " + c + ": " + ours[c] + " vs " + ref[c]);
+            }
+        }
+    }
+
+    /** All 65536 fp16 and bf16 bit patterns widen exactly as Float.float16ToFloat / (h << 16) do. */
+    @Test
+    void halfWideningIsExactForAllBitPatterns() {
+        MemorySegment seg = Arena.ofAuto().allocate(2 * 65536);
+        for (int h = 0; h < 65536; h++) {
+            seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * h, (short) h);
+        }
+        float[] f16 = new float[65536];
+        float[] bf16 = new float[65536];
+        VectorBackend.decodeRow(WeightType.F16, seg, 0, 65536, f16, 0);
+        VectorBackend.decodeRow(WeightType.BF16, seg, 0, 65536, bf16, 0);
+        int subnormals = 0;
+        for (int h = 0; h < 65536; h++) {
+            float f = Float.float16ToFloat((short) h);
+            if (Float.isNaN(f)) {
+                assertTrue(Float.isNaN(f16[h]), "fp16 0x" + Integer.toHexString(h) + " should be NaN");
+            } else {
+                assertEquals(Float.floatToRawIntBits(f), Float.floatToRawIntBits(f16[h]),
+                        "fp16 0x" + Integer.toHexString(h));
+            }
+            if ((h & 0x7C00) == 0 && (h & 0x3FF) != 0) {
+                subnormals++;
+            }
+            assertEquals(h << 16, Float.floatToRawIntBits(bf16[h]), "bf16 0x" + Integer.toHexString(h));
+        }
+        assertEquals(2 * 1023, subnormals);
+        // and the one-token kernel: a row of 35 subnormals of both signs (sum ~1e-5), then with -65504 and -Inf
+        MemorySegment row = Arena.ofAuto().allocate(2 * 35);
+        double sum = 0;
+        for (int j = 0; j < 35; j++) {
+            short h = (short) (j % 2 == 0 ? 40 * j + 1 : 0x8000 | (3 * j));
+            row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * j, h);
+            sum += Float.float16ToFloat(h);
+        }
+        float[] ones = new float[35];
+        java.util.Arrays.fill(ones, 1f);
+        assertEquals(sum, VectorBackend.dotRow(WeightType.F16, row, 0, 35, ones), 1e-6 * Math.abs(sum));
+        row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 34, (short) 0xFBFF); // the tail element (35 % 16 != 0)
+        assertEquals(-65504f, VectorBackend.dotRow(WeightType.F16, row, 0, 35, ones), 0.01);
+        row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 20, (short) 0xFC00);
+        assertEquals(Float.NEGATIVE_INFINITY, VectorBackend.dotRow(WeightType.F16, row, 0, 35, ones));
+    }
+
+    /** rwkv.cpp tensors start at arbitrary byte offsets: an odd-offset copy multiplies exactly like the original. */
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void unalignedWeightsGiveIdenticalResults(WeightType type) {
+        Random rnd = new Random(9);
+        int rows = 70;
+        int cols = type.isQuantized() ? 128 : 131;
+        Tensor w = randomWeights(rnd, rows, cols, type);
+        MemorySegment odd = Arena.ofAuto().allocate(w.data().byteSize() + 3, 64).asSlice(3, w.data().byteSize());
+        odd.copyFrom(w.data());
+        Tensor shifted = Tensor.of("odd", type, new long[] {rows, cols}, odd);
+        for (int tokens : new int[] {1, 5}) {
+            float[] x = gaussian(rnd, tokens * cols, 1.0);
+            float[] a = new float[tokens * rows];
+            float[] b = new float[tokens * rows];
+            MULTI.matmul(w, x, tokens, a);
+            MULTI.matmul(shifted, x, tokens, b);
+            assertArrayEquals(a, b, type + " " + tokens + " tokens");
+        }
+    }
+
+    @Test
+    void rejectsShortArrays() {
+        Tensor w = Tensor.ofFloats("w", new float[12], 3, 4);
+        assertThrows(IllegalArgumentException.class, () -> MULTI.matmul(w, new float[7], 2, new float[6]));
+        assertThrows(IllegalArgumentException.class, () -> MULTI.matmul(w, new float[8], 2, new float[5]));
+        assertThrows(IllegalArgumentException.class, () -> new VectorBackend(0));
+        float[] y = new float[6];
+        MULTI.matmul(Tensor.ofFloats("w", new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 3, 4),
+                new float[] {1, 0, 0, 1, 0, 1, 1, 0}, 2, y);
+        assertArrayEquals(new float[] {5, 13, 21, 5, 13, 21}, y); // row sums of columns {0,3} and {1,2}
+    }
+
+    @Test
+    void backendsByName() {
+        assertEquals("scalar", Backends.byName("scalar").name());
+        assertEquals("vector", Backends.byName(" Vector ").name());
+        assertSame(Backends.byName("vector"), Backends.byName("vector"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.byName("gpu"));
+        assertTrue(e.getMessage().contains("scalar") && e.getMessage().contains("vector"), e.getMessage());
+        assertTrue(Backends.vectorUnavailableReason().isEmpty(), "the build adds jdk.incubator.vector");
+
+        String before = System.getProperty(Backends.PROPERTY);
+        try {
+            System.clearProperty(Backends.PROPERTY);
+            assertEquals("vector", Backends.defaultBackend().name());
+            System.setProperty(Backends.PROPERTY, "scalar");
+            assertEquals("scalar", Backends.defaultBackend().name());
+            System.setProperty(Backends.PROPERTY, "nope");
+            assertThrows(IllegalArgumentException.class, Backends::defaultBackend);
+        } finally {
+            if (before == null) {
+                System.clearProperty(Backends.PROPERTY);
+            } else {
+                System.setProperty(Backends.PROPERTY, before);
+            }
+        }
+    }
+
+    /**
+     * Without {@code --add-modules jdk.incubator.vector} the default backend falls back to scalar with a logged
+     * reason, and asking for "vector" by name fails clearly. Checked in a child JVM started without the module.
+     */
+    @Test
+    void fallsBackToScalarWithoutTheVectorModule() throws Exception {
+        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-cp", System.getProperty("java.class.path"), NoVectorModule.class.getName())
+                .redirectErrorStream(true)
+                .start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "child JVM did not finish");
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("default=scalar"), out);
+        assertTrue(out.contains("byName(vector)=IllegalStateException"), out);
+        assertTrue(out.contains("vector backend unavailable") && out.contains("--add-modules jdk.incubator.vector"),
+                "the fallback reason is logged: " + out);
+    }
+
+    /** Entry point of the child JVM above (must not touch the Vector API itself). */
+    public static final class NoVectorModule {
+        public static void main(String[] args) {
+            System.out.println("default=" + Backends.defaultBackend().name());
+            try {
+                Backends.byName("vector");
+                System.out.println("byName(vector)=ok");
+            } catch (IllegalStateException e) {
+                System.out.println("byName(vector)=IllegalStateException " + e.getMessage());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+
+    static Tensor randomWeights(Random rnd, int rows, int cols, WeightType type) {
+        float[] v = gaussian(rnd, rows * cols, 0.1);
+        for (int r = 0; r < rows; r += 4) { // some rows off-centre, some with an outlier
+            v[r * cols] += 0.5f;
+            v[r * cols + cols / 2] = -1.5f;
+        }
+        return Quantizer.quantize("w", v, new long[] {rows, cols}, type);
+    }
+
+    static float[] gaussian(Random rnd, int n, double sigma) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (sigma * rnd.nextGaussian());
+        }
+        return v;
+    }
+
+    /** sum_c |w_rc x_tc| per output, in double, from the exactly decoded weights. */
+    private static double[] absProductSums(Tensor w, float[] x, int tokens) {
+        int rows = w.rows();
+        int cols = w.cols();
+        double[] wd = w.toDoubleArray();
+        double[] s = new double[tokens * rows];
+        for (int t = 0; t < tokens; t++) {
+            for (int r = 0; r < rows; r++) {
+                double acc = 0;
+                for (int c = 0; c < cols; c++) {
+                    acc += Math.abs(wd[r * cols + c] * x[t * cols + c]);
+                }
+                s[t * rows + r] = acc;
+            }
+        }
+        return s;
+    }
+
+}
