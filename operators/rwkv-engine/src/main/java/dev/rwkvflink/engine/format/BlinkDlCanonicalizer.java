@@ -2,6 +2,8 @@ package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -86,6 +88,15 @@ public final class BlinkDlCanonicalizer {
             return perChannel ? Version.V5_2 : Version.V5_1;
         }
         return Version.V4;
+    }
+
+    /** {@link #canonicalize(Map)} for the file at {@code path}, a problem reported as an IOException naming it. */
+    static Map<String, Tensor> canonicalize(Path path, Map<String, Tensor> blinkDl) throws IOException {
+        try {
+            return canonicalize(blinkDl);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(path + ": " + e.getMessage(), e);
+        }
     }
 
     /**

@@ -9,10 +9,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -54,24 +52,8 @@ public final class PthFile {
     }
 
     public static WeightFile read(Path path) throws IOException {
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment file;
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-                file = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
-            }
-            Map<String, Tensor> raw = readStateDict(path, file, arena);
-            Map<String, Tensor> canonical;
-            try {
-                canonical = BlinkDlCanonicalizer.canonicalize(raw);
-            } catch (IllegalArgumentException e) {
-                throw new IOException(path + ": " + e.getMessage(), e);
-            }
-            return new WeightFile(path, "pth", WeightFile.Origin.BLINKDL, canonical, arena);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+        return WeightFile.mapped(path, "pth", WeightFile.Origin.BLINKDL,
+                (file, arena) -> BlinkDlCanonicalizer.canonicalize(path, readStateDict(path, file, arena)));
     }
 
     /**

@@ -4,13 +4,10 @@ import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -33,17 +30,7 @@ public final class RwkvCppFile {
     }
 
     public static WeightFile read(Path path) throws IOException {
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment file;
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-                file = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
-            }
-            return new WeightFile(path, "rwkv.cpp", WeightFile.Origin.RWKV_CPP, parse(path, file), arena);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+        return WeightFile.mapped(path, "rwkv.cpp", WeightFile.Origin.RWKV_CPP, (file, arena) -> parse(path, file));
     }
 
     static Map<String, Tensor> parse(Path path, MemorySegment file) throws IOException {

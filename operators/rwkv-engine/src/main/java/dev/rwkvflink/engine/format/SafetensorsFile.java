@@ -8,13 +8,10 @@ import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -45,27 +42,17 @@ public final class SafetensorsFile {
     }
 
     public static WeightFile read(Path path) throws IOException {
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment file;
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-                file = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
-            }
+        return WeightFile.mapped(path, "safetensors", WeightFile.Origin.BLINKDL, (file, arena) -> {
             Map<String, Tensor> raw = parse(path, file);
-            Map<String, Tensor> canonical;
             try {
                 if (FlaRwkv7Names.isFla(raw.keySet())) {
                     raw = FlaRwkv7Names.toBlinkDl(raw);
                 }
-                canonical = BlinkDlCanonicalizer.canonicalize(raw);
             } catch (IllegalArgumentException e) {
                 throw new IOException(path + ": " + e.getMessage(), e);
             }
-            return new WeightFile(path, "safetensors", WeightFile.Origin.BLINKDL, canonical, arena);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+            return BlinkDlCanonicalizer.canonicalize(path, raw);
+        });
     }
 
     /** The tensors exactly as stored (names, shapes and types of the file), slices of {@code file}. */

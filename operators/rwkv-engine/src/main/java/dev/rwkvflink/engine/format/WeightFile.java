@@ -5,8 +5,11 @@ import dev.rwkvflink.engine.tensor.Tensor;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -51,6 +54,30 @@ public final class WeightFile implements AutoCloseable {
         this.origin = origin;
         this.tensors = Collections.unmodifiableMap(new LinkedHashMap<>(tensors));
         this.arena = arena;
+    }
+
+    /** Reads the tensors of a memory-mapped file; heap copies, if any, go to {@code arena}. */
+    @FunctionalInterface
+    interface MappedReader {
+        Map<String, Tensor> read(MemorySegment file, Arena arena) throws IOException;
+    }
+
+    /**
+     * Memory-maps {@code path} into a new shared arena and builds a WeightFile from what {@code reader} finds in it;
+     * the arena is closed again if reading fails.
+     */
+    static WeightFile mapped(Path path, String format, Origin origin, MappedReader reader) throws IOException {
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment file;
+            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+                file = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            }
+            return new WeightFile(path, format, origin, reader.read(file, arena), arena);
+        } catch (IOException | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
     }
 
     /** Opens a model file, choosing the reader from the file's first bytes (not its name). */

@@ -59,7 +59,7 @@ public final class NeoxBpeTokenizer implements Tokenizer {
     private final boolean nfc;
     private final BytePairEncoder bpe;
     /** Bytes of each id; {@code null} for ids that do not exist. */
-    private final byte[][] tokenBytes;
+    private final TokenTable table;
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
 
     private NeoxBpeTokenizer(AddedTokenSplitter rawAddedTokens, AddedTokenSplitter normalizedAddedTokens,
@@ -68,7 +68,7 @@ public final class NeoxBpeTokenizer implements Tokenizer {
         this.normalizedAddedTokens = normalizedAddedTokens;
         this.nfc = nfc;
         this.bpe = bpe;
-        this.tokenBytes = tokenBytes;
+        this.table = new TokenTable(name(), tokenBytes);
     }
 
     /**
@@ -130,31 +130,12 @@ public final class NeoxBpeTokenizer implements Tokenizer {
 
     @Override
     public byte[] decodeBytes(int[] ids) {
-        int total = 0;
-        for (int id : ids) {
-            total += storedBytes(id).length;
-        }
-        byte[] out = new byte[total];
-        int pos = 0;
-        for (int id : ids) {
-            byte[] bytes = tokenBytes[id];
-            System.arraycopy(bytes, 0, out, pos, bytes.length);
-            pos += bytes.length;
-        }
-        return out;
-    }
-
-    private byte[] storedBytes(int id) {
-        if (id < 0 || id >= tokenBytes.length || tokenBytes[id] == null) {
-            throw new IllegalArgumentException("unknown token id " + id + " (the " + name()
-                    + " vocabulary has ids 0.." + (tokenBytes.length - 1) + ")");
-        }
-        return tokenBytes[id];
+        return table.decode(ids);
     }
 
     @Override
     public int vocabSize() {
-        return tokenBytes.length;
+        return table.size();
     }
 
     @Override

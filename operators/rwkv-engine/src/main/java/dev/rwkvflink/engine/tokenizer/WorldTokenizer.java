@@ -34,11 +34,11 @@ public final class WorldTokenizer implements Tokenizer {
     private static final byte[] NO_BYTES = new byte[0];
 
     /** Bytes of each token, indexed by id; {@code null} where the file defines no such id. */
-    private final byte[][] tokenBytes;
+    private final TokenTable table;
     private final ByteTrie trie;
 
     private WorldTokenizer(byte[][] tokenBytes, ByteTrie trie) {
-        this.tokenBytes = tokenBytes;
+        this.table = new TokenTable(name(), tokenBytes);
         this.trie = trie;
     }
 
@@ -128,36 +128,17 @@ public final class WorldTokenizer implements Tokenizer {
 
     @Override
     public byte[] decodeBytes(int[] ids) {
-        int total = 0;
-        for (int id : ids) {
-            total += storedBytes(id).length;
-        }
-        byte[] out = new byte[total];
-        int pos = 0;
-        for (int id : ids) {
-            byte[] bytes = tokenBytes[id];
-            System.arraycopy(bytes, 0, out, pos, bytes.length);
-            pos += bytes.length;
-        }
-        return out;
+        return table.decode(ids);
     }
 
     /** The bytes of one token (empty for {@link #END_OF_TEXT}). */
     public byte[] bytesOf(int id) {
-        return storedBytes(id).clone();
-    }
-
-    private byte[] storedBytes(int id) {
-        if (id < 0 || id >= tokenBytes.length || tokenBytes[id] == null) {
-            throw new IllegalArgumentException("unknown token id " + id + " (the " + name()
-                    + " vocabulary has ids 0.." + (tokenBytes.length - 1) + ")");
-        }
-        return tokenBytes[id];
+        return table.bytesOf(id).clone();
     }
 
     @Override
     public int vocabSize() {
-        return tokenBytes.length;
+        return table.size();
     }
 
     @Override
