@@ -31,20 +31,18 @@ import java.util.concurrent.locks.LockSupport;
  * {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone: waking a
  * parked worker costs around 10 microseconds, about what one thread needs for that much work.
  *
- * <h2>One token (matrix-vector)</h2>
- * Each weight row is read once and dotted with x straight from its {@link MemorySegment}: the row is decoded in
- * registers (fp16/bf16 widened, quant blocks unpacked) and never written out. Here the weights stream through the
- * cache once, so the speed is bounded by decoding work and memory bandwidth.
- *
- * <h2>Several tokens (matrix-matrix)</h2>
- * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread), then multiplied with
- * every token's input two tokens at a time: each step loads 4 row vectors and 2 input vectors and issues 8
- * independent fused multiply-adds. Decoding is amortised over all tokens, the tile (4 x cols floats) stays in
- * L1 and the inputs in L2.
+ * <h2>Kernel</h2>
+ * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16/bf16 widened and
+ * quant blocks unpacked in registers), then multiplied with every token's input, two tokens at a time: each step
+ * loads 4 row vectors and 2 input vectors and issues 8 independent fused multiply-adds. Decoding is amortised over
+ * all tokens, the tile (4 x cols floats) stays in L1 and the inputs in L2. One token uses the same tile kernel
+ * (4 independent chains), so that the arithmetic of an output never depends on how many tokens came with it.
  *
  * <h2>Determinism</h2>
  * Row tiles start at multiples of {@value #ROW_TILE} counted from row 0 and chunk borders fall on tile borders,
  * so each output element is computed by the same operations in the same order whatever the thread count, and
+ * whatever the number of tokens in the call or the token's position among them (one vector accumulator over
+ * the columns, folded, then the scalar tail: {@link #dot4x2}, {@link #dot4x1} and {@link #dot1} agree), and
  * lane sums use explicit folding (see {@link #sum}) so the interpreter and every JIT tier agree too: results are
  * bit-identical across thread counts and runs (but differ from {@link ScalarBackend} by summation order).
  *
@@ -218,12 +216,6 @@ public final class VectorBackend implements Backend, AutoCloseable {
         WeightType type = w.type();
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
-        if (tokens == 1) {
-            for (int r = from; r < to; r++) {
-                y[r] = dotRow(type, seg, r * rowBytes, cols, x);
-            }
-            return;
-        }
         float[] tile = TILE.get();
         if (tile.length < ROW_TILE * cols) {
             tile = new float[ROW_TILE * cols];
@@ -245,7 +237,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
             } else { // the last, partial tile of the matrix
                 for (int i = 0; i < n; i++) {
                     for (int t = 0; t < tokens; t++) {
-                        y[t * rows + r0 + i] = dot(tile, i * cols, x, t * cols, cols);
+                        y[t * rows + r0 + i] = dot1(tile, i * cols, x, t * cols, cols);
                     }
                 }
             }
@@ -253,88 +245,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
     }
 
     // =========================================================================================================
-    // One token: dot product of one encoded row (at byte rowOff of seg) with x[0 .. cols)
-
-    static float dotRow(WeightType type, MemorySegment seg, long rowOff, int cols, float[] x) {
-        int blocks = cols / QK;
-        return switch (type) {
-            case F32 -> dotF32(seg, rowOff, cols, x);
-            case F16 -> dotF16(seg, rowOff, cols, x);
-            case BF16 -> dotBF16(seg, rowOff, cols, x);
-            case Q4_0 -> dotQ4_0(seg, rowOff, blocks, x);
-            case Q4_1 -> dotQ4_1(seg, rowOff, blocks, x);
-            case Q5_0 -> dotQ5_0(seg, rowOff, blocks, x);
-            case Q5_1 -> dotQ5_1(seg, rowOff, blocks, x);
-            case Q8_0 -> dotQ8_0(seg, rowOff, blocks, x);
-        };
-    }
-
-    /**
-     * F32: {@code sum_c w[c] * x[c]}, w little-endian fp32. Four accumulators hide the fma latency; the
-     * {@code cols % L} leftover elements are summed in scalar code.
-     */
-    private static float dotF32(MemorySegment seg, long off, int cols, float[] x) {
-        FloatVector a0 = FloatVector.zero(FS);
-        FloatVector a1 = FloatVector.zero(FS);
-        FloatVector a2 = FloatVector.zero(FS);
-        FloatVector a3 = FloatVector.zero(FS);
-        int c = 0;
-        for (; c + 4 * L <= cols; c += 4 * L) {
-            a0 = FloatVector.fromMemorySegment(FS, seg, off + 4L * c, LE).fma(FloatVector.fromArray(FS, x, c), a0);
-            a1 = FloatVector.fromMemorySegment(FS, seg, off + 4L * (c + L), LE)
-                    .fma(FloatVector.fromArray(FS, x, c + L), a1);
-            a2 = FloatVector.fromMemorySegment(FS, seg, off + 4L * (c + 2 * L), LE)
-                    .fma(FloatVector.fromArray(FS, x, c + 2 * L), a2);
-            a3 = FloatVector.fromMemorySegment(FS, seg, off + 4L * (c + 3 * L), LE)
-                    .fma(FloatVector.fromArray(FS, x, c + 3 * L), a3);
-        }
-        for (; c + L <= cols; c += L) {
-            a0 = FloatVector.fromMemorySegment(FS, seg, off + 4L * c, LE).fma(FloatVector.fromArray(FS, x, c), a0);
-        }
-        float sum = sum(a0.add(a1).add(a2.add(a3)));
-        for (; c < cols; c++) {
-            sum += seg.get(F32, off + 4L * c) * x[c];
-        }
-        return sum;
-    }
-
-    /** BF16: 2-byte lanes, value = fp32 with these 16 bits on top: {@code intBitsToFloat(h << 16)}. */
-    private static float dotBF16(MemorySegment seg, long off, int cols, float[] x) {
-        FloatVector a0 = FloatVector.zero(FS);
-        FloatVector a1 = FloatVector.zero(FS);
-        int c = 0;
-        for (; c + 2 * L <= cols; c += 2 * L) {
-            a0 = loadBF16(seg, off + 2L * c).fma(FloatVector.fromArray(FS, x, c), a0);
-            a1 = loadBF16(seg, off + 2L * (c + L)).fma(FloatVector.fromArray(FS, x, c + L), a1);
-        }
-        for (; c + L <= cols; c += L) {
-            a0 = loadBF16(seg, off + 2L * c).fma(FloatVector.fromArray(FS, x, c), a0);
-        }
-        float sum = sum(a0.add(a1));
-        for (; c < cols; c++) {
-            sum += Float.intBitsToFloat((seg.get(U16, off + 2L * c) & 0xFFFF) << 16) * x[c];
-        }
-        return sum;
-    }
-
-    /** F16: 2-byte IEEE half lanes, widened in registers by {@link #loadF16}. */
-    private static float dotF16(MemorySegment seg, long off, int cols, float[] x) {
-        FloatVector a0 = FloatVector.zero(FS);
-        FloatVector a1 = FloatVector.zero(FS);
-        int c = 0;
-        for (; c + 2 * L <= cols; c += 2 * L) {
-            a0 = loadF16(seg, off + 2L * c).fma(FloatVector.fromArray(FS, x, c), a0);
-            a1 = loadF16(seg, off + 2L * (c + L)).fma(FloatVector.fromArray(FS, x, c + L), a1);
-        }
-        for (; c + L <= cols; c += L) {
-            a0 = loadF16(seg, off + 2L * c).fma(FloatVector.fromArray(FS, x, c), a0);
-        }
-        float sum = sum(a0.add(a1));
-        for (; c < cols; c++) {
-            sum += Float.float16ToFloat(seg.get(U16, off + 2L * c)) * x[c];
-        }
-        return sum;
-    }
+    // Loading 2-byte floats and unpacking quant blocks in registers
 
     /** L bf16 values at byte {@code off} as floats: widen 16-bit lanes to 32 and shift them into the top half. */
     private static FloatVector loadBF16(MemorySegment seg, long off) {
@@ -377,82 +288,6 @@ public final class VectorBackend implements Backend, AutoCloseable {
     // the per-lane "+ m" costs one add per vector; the algebraically equal d*sum(q*x) + m*sum(x) would need the
     // sums of x per block, which only pays off when a block is longer than two vectors.
 
-    /** Q4_0 block, 18 bytes: [d fp16][qs 16 B]; lo = (qs &amp; 15) - 8, hi = (qs &gt;&gt;&gt; 4) - 8; w = d*q. */
-    private static float dotQ4_0(MemorySegment seg, long rowOff, int blocks, float[] x) {
-        FloatVector lo = FloatVector.zero(FS);
-        FloatVector hi = FloatVector.zero(FS);
-        for (int b = 0; b < blocks; b++) {
-            long off = rowOff + 18L * b;
-            float d = halfAt(seg, off);
-            ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 2, LE);
-            lo = fmaQuants(lowNibbles(qs).sub((byte) 8), d, x, QK * b, lo);
-            hi = fmaQuants(highNibbles(qs).sub((byte) 8), d, x, QK * b + 16, hi);
-        }
-        return sum(lo.add(hi));
-    }
-
-    /** Q4_1 block, 20 bytes: [d fp16][m fp16][qs 16 B]; lo = qs &amp; 15, hi = qs &gt;&gt;&gt; 4; w = d*q + m. */
-    private static float dotQ4_1(MemorySegment seg, long rowOff, int blocks, float[] x) {
-        FloatVector lo = FloatVector.zero(FS);
-        FloatVector hi = FloatVector.zero(FS);
-        for (int b = 0; b < blocks; b++) {
-            long off = rowOff + 20L * b;
-            float d = halfAt(seg, off);
-            float m = halfAt(seg, off + 2);
-            ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 4, LE);
-            lo = fmaQuants(lowNibbles(qs), d, m, x, QK * b, lo);
-            hi = fmaQuants(highNibbles(qs), d, m, x, QK * b + 16, hi);
-        }
-        return sum(lo.add(hi));
-    }
-
-    /**
-     * Q5_0 block, 22 bytes: [d fp16][qh u32][qs 16 B]; bit j of qh is bit 4 of element j:
-     * lo = (qs &amp; 15 | 16*qh[j]) - 16, hi = (qs &gt;&gt;&gt; 4 | 16*qh[j+16]) - 16; w = d*q.
-     */
-    private static float dotQ5_0(MemorySegment seg, long rowOff, int blocks, float[] x) {
-        FloatVector lo = FloatVector.zero(FS);
-        FloatVector hi = FloatVector.zero(FS);
-        for (int b = 0; b < blocks; b++) {
-            long off = rowOff + 22L * b;
-            float d = halfAt(seg, off);
-            int qh = seg.get(U32, off + 2);
-            ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 6, LE);
-            lo = fmaQuants(withBit4(lowNibbles(qs), qh).sub((byte) 16), d, x, QK * b, lo);
-            hi = fmaQuants(withBit4(highNibbles(qs), qh >>> 16).sub((byte) 16), d, x, QK * b + 16, hi);
-        }
-        return sum(lo.add(hi));
-    }
-
-    /** Q5_1 block, 24 bytes: [d fp16][m fp16][qh u32][qs 16 B]; q as Q5_0 without the -16; w = d*q + m. */
-    private static float dotQ5_1(MemorySegment seg, long rowOff, int blocks, float[] x) {
-        FloatVector lo = FloatVector.zero(FS);
-        FloatVector hi = FloatVector.zero(FS);
-        for (int b = 0; b < blocks; b++) {
-            long off = rowOff + 24L * b;
-            float d = halfAt(seg, off);
-            float m = halfAt(seg, off + 2);
-            int qh = seg.get(U32, off + 4);
-            ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 8, LE);
-            lo = fmaQuants(withBit4(lowNibbles(qs), qh), d, m, x, QK * b, lo);
-            hi = fmaQuants(withBit4(highNibbles(qs), qh >>> 16), d, m, x, QK * b + 16, hi);
-        }
-        return sum(lo.add(hi));
-    }
-
-    /** Q8_0 block, 34 bytes: [d fp16][qs 32 signed bytes]; lo = qs[0..15], hi = qs[16..31]; w = d*q. */
-    private static float dotQ8_0(MemorySegment seg, long rowOff, int blocks, float[] x) {
-        FloatVector lo = FloatVector.zero(FS);
-        FloatVector hi = FloatVector.zero(FS);
-        for (int b = 0; b < blocks; b++) {
-            long off = rowOff + 34L * b;
-            float d = halfAt(seg, off);
-            lo = fmaQuants(ByteVector.fromMemorySegment(B16, seg, off + 2, LE), d, x, QK * b, lo);
-            hi = fmaQuants(ByteVector.fromMemorySegment(B16, seg, off + 18, LE), d, x, QK * b + 16, hi);
-        }
-        return sum(lo.add(hi));
-    }
-
     private static float halfAt(MemorySegment seg, long off) {
         return Float.float16ToFloat(seg.get(U16, off));
     }
@@ -472,24 +307,6 @@ public final class VectorBackend implements Backend, AutoCloseable {
      */
     private static ByteVector withBit4(ByteVector nibbles, int bits) {
         return nibbles.lanewise(VectorOperators.OR, (byte) 0x10, VectorMask.fromLong(B16, bits & 0xFFFF));
-    }
-
-    /** acc += (d * q) * x[xo ..] over 16 elements; q: 16 signed byte lanes, widened 16/L vectors at a time. */
-    private static FloatVector fmaQuants(ByteVector q, float d, float[] x, int xo, FloatVector acc) {
-        for (int p = 0; p < 16 / L; p++) {
-            FloatVector w = ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p)).mul(d);
-            acc = w.fma(FloatVector.fromArray(FS, x, xo + p * L), acc);
-        }
-        return acc;
-    }
-
-    /** acc += (d * q + m) * x[xo ..] over 16 elements. */
-    private static FloatVector fmaQuants(ByteVector q, float d, float m, float[] x, int xo, FloatVector acc) {
-        for (int p = 0; p < 16 / L; p++) {
-            FloatVector w = ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p)).mul(d).add(m);
-            acc = w.fma(FloatVector.fromArray(FS, x, xo + p * L), acc);
-        }
-        return acc;
     }
 
     // =========================================================================================================
@@ -691,19 +508,17 @@ public final class VectorBackend implements Backend, AutoCloseable {
         y[y0 + 3] = s3;
     }
 
-    /** {@code sum_c a[ao + c] * b[bo + c]} over float arrays, two accumulators. */
-    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        FloatVector a0 = FloatVector.zero(FS);
-        FloatVector a1 = FloatVector.zero(FS);
+    /**
+     * {@code sum_c a[ao + c] * b[bo + c]} with one vector accumulator, folded, then the scalar tail: the same
+     * operations in the same order as one output of {@link #dot4x1} or {@link #dot4x2}.
+     */
+    private static float dot1(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector acc = FloatVector.zero(FS);
         int c = 0;
-        for (; c + 2 * L <= n; c += 2 * L) {
-            a0 = FloatVector.fromArray(FS, a, ao + c).fma(FloatVector.fromArray(FS, b, bo + c), a0);
-            a1 = FloatVector.fromArray(FS, a, ao + c + L).fma(FloatVector.fromArray(FS, b, bo + c + L), a1);
-        }
         for (; c + L <= n; c += L) {
-            a0 = FloatVector.fromArray(FS, a, ao + c).fma(FloatVector.fromArray(FS, b, bo + c), a0);
+            acc = FloatVector.fromArray(FS, a, ao + c).fma(FloatVector.fromArray(FS, b, bo + c), acc);
         }
-        float sum = sum(a0.add(a1));
+        float sum = sum(acc);
         for (; c < n; c++) {
             sum += a[ao + c] * b[bo + c];
         }

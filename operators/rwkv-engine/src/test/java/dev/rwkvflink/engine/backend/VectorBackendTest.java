@@ -97,6 +97,34 @@ class VectorBackendTest {
         }
     }
 
+    /**
+     * The arithmetic of an output never depends on the other tokens of the call: token t of a T-token call is
+     * bit-identical to a one-token call with that token alone, at any position (odd and even, the last of an
+     * odd count), for every weight type and for rows in the last partial tile. This is what lets a text split
+     * into chunks, or batched with other texts, give the same bits as the text in one call.
+     */
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void eachTokenIsComputedAsIfAlone(WeightType type) {
+        Random rnd = new Random(11 + type.ordinal());
+        int rows = 70; // 17 full tiles and a partial one
+        int cols = type.isQuantized() ? 96 : 101;
+        Tensor w = randomWeights(rnd, rows, cols, type);
+        for (VectorBackend backend : new VectorBackend[] {SINGLE, MULTI}) {
+            for (int tokens : new int[] {2, 5, 9}) {
+                float[] x = gaussian(rnd, tokens * cols, 1.0);
+                float[] all = new float[tokens * rows];
+                backend.matmul(w, x, tokens, all);
+                for (int t = 0; t < tokens; t++) {
+                    float[] alone = new float[rows];
+                    backend.matmul(w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1, alone);
+                    assertArrayEquals(alone, java.util.Arrays.copyOfRange(all, t * rows, (t + 1) * rows), 0f,
+                            type + ": token " + t + " of " + tokens);
+                }
+            }
+        }
+    }
+
     /** Several caller threads sharing one backend get the same answers as one caller. */
     @Test
     void concurrentCallersAgree() throws InterruptedException {
@@ -168,7 +196,7 @@ class VectorBackendTest {
             assertEquals(h << 16, Float.floatToRawIntBits(bf16[h]), "bf16 0x" + Integer.toHexString(h));
         }
         assertEquals(2 * 1023, subnormals);
-        // and the one-token kernel: a row of 35 subnormals of both signs (sum ~1e-5), then with -65504 and -Inf
+        // and the kernel: a row of 35 subnormals of both signs (sum ~1e-5), then with -65504 and -Inf
         MemorySegment row = Arena.ofAuto().allocate(2 * 35);
         double sum = 0;
         for (int j = 0; j < 35; j++) {
@@ -178,11 +206,18 @@ class VectorBackendTest {
         }
         float[] ones = new float[35];
         java.util.Arrays.fill(ones, 1f);
-        assertEquals(sum, VectorBackend.dotRow(WeightType.F16, row, 0, 35, ones), 1e-6 * Math.abs(sum));
-        row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 34, (short) 0xFBFF); // the tail element (35 % 16 != 0)
-        assertEquals(-65504f, VectorBackend.dotRow(WeightType.F16, row, 0, 35, ones), 0.01);
-        row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 20, (short) 0xFC00);
-        assertEquals(Float.NEGATIVE_INFINITY, VectorBackend.dotRow(WeightType.F16, row, 0, 35, ones));
+        Tensor t = Tensor.of("row", WeightType.F16, new long[] {1, 35}, row);
+        float[] out = new float[1];
+        try (VectorBackend vb = new VectorBackend(1)) {
+            vb.matmul(t, ones, 1, out);
+            assertEquals(sum, out[0], 1e-6 * Math.abs(sum));
+            row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 34, (short) 0xFBFF); // the tail element (35 % 16 != 0)
+            vb.matmul(t, ones, 1, out);
+            assertEquals(-65504f, out[0], 0.01);
+            row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 20, (short) 0xFC00);
+            vb.matmul(t, ones, 1, out);
+            assertEquals(Float.NEGATIVE_INFINITY, out[0]);
+        }
     }
 
     /** rwkv.cpp tensors start at arbitrary byte offsets: an odd-offset copy multiplies exactly like the original. */

@@ -1,11 +1,12 @@
 package dev.rwkvflink.engine.state;
 
+import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.backend.ScalarBackend;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.testing.SharedData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -30,9 +31,10 @@ class StateCodecTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"4v0-660K", "5v1-730K", "5v2-730K", "7v0-834K"})
-    void splittingAcrossASerialisedStateIsBitIdentical(String name) throws Exception {
-        try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(name, "FP32"), new ScalarBackend())) {
+    @CsvSource({"4v0-660K, scalar", "5v1-730K, scalar", "5v2-730K, scalar", "7v0-834K, scalar",
+            "4v0-660K, vector", "5v1-730K, vector", "5v2-730K, vector", "7v0-834K, vector"})
+    void splittingAcrossASerialisedStateIsBitIdentical(String name, String backend) throws Exception {
+        try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(name, "FP32"), Backends.byName(backend))) {
             int n = TEXT.length;
             RwkvState whole = m.newState();
             float[] oneCall = m.forward(whole, tokens(0, n));
