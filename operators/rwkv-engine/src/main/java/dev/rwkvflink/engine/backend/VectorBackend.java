@@ -216,6 +216,10 @@ public final class VectorBackend implements Backend, AutoCloseable {
         WeightType type = w.type();
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
+        if (tokens == 1 && !type.isQuantized()) {
+            streamRows(type, seg, rowBytes, cols, x, y, from, to);
+            return;
+        }
         float[] tile = TILE.get();
         if (tile.length < ROW_TILE * cols) {
             tile = new float[ROW_TILE * cols];
@@ -473,6 +477,83 @@ public final class VectorBackend implements Backend, AutoCloseable {
         y[y1 + 1] = s11;
         y[y1 + 2] = s21;
         y[y1 + 3] = s31;
+    }
+
+    /**
+     * One token, float weight types: {@link #dot4x1}'s arithmetic with each weight vector decoded in registers
+     * straight from the segment instead of from a decoded tile (the same values: {@link #loadF16},
+     * {@link #loadBF16} and the scalar tail conversions are what {@link #decodeRow} stores), so matrix-vector
+     * products stream the weights once and still give the bits of the tile kernel.
+     */
+    private static void streamRows(WeightType type, MemorySegment seg, long rowBytes, int cols, float[] x, float[] y,
+                                   int from, int to) {
+        int r = from;
+        for (; r + ROW_TILE <= to; r += ROW_TILE) {
+            long o0 = r * rowBytes;
+            long o1 = o0 + rowBytes;
+            long o2 = o1 + rowBytes;
+            long o3 = o2 + rowBytes;
+            FloatVector a0 = FloatVector.zero(FS);
+            FloatVector a1 = FloatVector.zero(FS);
+            FloatVector a2 = FloatVector.zero(FS);
+            FloatVector a3 = FloatVector.zero(FS);
+            int c = 0;
+            for (; c + L <= cols; c += L) {
+                FloatVector v = FloatVector.fromArray(FS, x, c);
+                a0 = load(type, seg, o0, c).fma(v, a0);
+                a1 = load(type, seg, o1, c).fma(v, a1);
+                a2 = load(type, seg, o2, c).fma(v, a2);
+                a3 = load(type, seg, o3, c).fma(v, a3);
+            }
+            float s0 = sum(a0);
+            float s1 = sum(a1);
+            float s2 = sum(a2);
+            float s3 = sum(a3);
+            for (; c < cols; c++) {
+                float v = x[c];
+                s0 += element(type, seg, o0, c) * v;
+                s1 += element(type, seg, o1, c) * v;
+                s2 += element(type, seg, o2, c) * v;
+                s3 += element(type, seg, o3, c) * v;
+            }
+            y[r] = s0;
+            y[r + 1] = s1;
+            y[r + 2] = s2;
+            y[r + 3] = s3;
+        }
+        for (; r < to; r++) { // the last, partial tile: dot1's order
+            long o = r * rowBytes;
+            FloatVector a = FloatVector.zero(FS);
+            int c = 0;
+            for (; c + L <= cols; c += L) {
+                a = load(type, seg, o, c).fma(FloatVector.fromArray(FS, x, c), a);
+            }
+            float s = sum(a);
+            for (; c < cols; c++) {
+                s += element(type, seg, o, c) * x[c];
+            }
+            y[r] = s;
+        }
+    }
+
+    /** L weights from column c of the row at byte {@code rowOff}, as floats (float types only). */
+    private static FloatVector load(WeightType type, MemorySegment seg, long rowOff, int c) {
+        return switch (type) {
+            case F32 -> FloatVector.fromMemorySegment(FS, seg, rowOff + 4L * c, LE);
+            case F16 -> loadF16(seg, rowOff + 2L * c);
+            case BF16 -> loadBF16(seg, rowOff + 2L * c);
+            default -> throw new IllegalArgumentException(type + " is decoded through the tile");
+        };
+    }
+
+    /** One weight (float types only), converted as {@link #decodeRow} converts its tail. */
+    private static float element(WeightType type, MemorySegment seg, long rowOff, int c) {
+        return switch (type) {
+            case F32 -> seg.get(F32, rowOff + 4L * c);
+            case F16 -> Float.float16ToFloat(seg.get(U16, rowOff + 2L * c));
+            case BF16 -> Float.intBitsToFloat((seg.get(U16, rowOff + 2L * c) & 0xFFFF) << 16);
+            default -> throw new IllegalArgumentException(type + " is decoded through the tile");
+        };
     }
 
     /** Four decoded rows times one token (the odd token left by {@link #dot4x2}). */
