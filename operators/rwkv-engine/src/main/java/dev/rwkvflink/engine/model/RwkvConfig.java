@@ -14,7 +14,8 @@ import dev.rwkvflink.engine.tensor.WeightType;
  * @param matrixType   storage type of the big projection matrices ({@code att.key.weight})
  */
 public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, int headSize, int vocab, int ffn,
-                         float groupNormEps, WeightType matrixType) {
+                         float groupNormEps, WeightType matrixType)
+        implements java.io.Serializable {
 
     /** LayerNorm epsilon of ln0, ln1, ln2 and ln_out in every version (PyTorch's default). */
     public static final float LAYER_NORM_EPS = 1e-5f;

@@ -1,0 +1,510 @@
+package dev.rwkvflink.operator;
+
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tokenizer.ChunkTokenizer;
+import dev.rwkvflink.operator.state.KeyModelState;
+import dev.rwkvflink.operator.state.KeyModelStateSerializer;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.operators.Triggerable;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.util.OutputTag;
+
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ScheduledFuture;
+
+/**
+ * The keyed RWKV operator: one RWKV state per key in Flink state, chunks applied in seq order, many keys advanced
+ * in one engine call.
+ *
+ * <h2>Per chunk (task thread, key context set by Flink)</h2>
+ * Validate; drop a duplicate (seq already applied or already buffered); buffer a chunk that arrives early; for
+ * the chunk with the next seq, tokenize it exactly as the whole text would be tokenized (the tokenizer carries
+ * the undecided tail bytes in the key's progress) and queue its tokens in the in-memory {@link Batch}; then
+ * apply every buffered successor. Nothing blocks: the batch runs when it is full, when its oldest chunk has
+ * waited {@code maxWaitMillis}, before every checkpoint barrier and at end of input.
+ *
+ * <h2>Per batch</h2>
+ * Each key's RWKV state is read once, the engine advances all keys together (one call per segment round), each
+ * emission point yields an embedding, and each state is written once (or cleared when its document ended).
+ * Because a batch is always flushed in {@link #prepareSnapshotPreBarrier}, a checkpoint holds exactly the states
+ * after the chunks it has acknowledged, and operator state needs no in-flight work.
+ *
+ * <h2>Equivalence</h2>
+ * For any split of a text into chunks, any arrival order, duplicates, interleaving with other keys and any
+ * checkpoint/restore in between, the final embedding equals embedding the whole text in one engine call, bit for
+ * bit on the CPU backends (the engine computes every token the same way whatever else is in the call).
+ */
+public final class RwkvEmbeddingOperator extends AbstractStreamOperator<EmbeddingRecord>
+        implements OneInputStreamOperator<TextChunk, EmbeddingRecord>, BoundedOneInput, Triggerable<String, VoidNamespace> {
+    private static final long serialVersionUID = 1L;
+
+    /** Chunks that can never be applied, with the reason. */
+    public static final OutputTag<RejectedChunk> REJECTED =
+            new OutputTag<>("rwkv-rejected", TypeInformation.of(RejectedChunk.class));
+
+    static final String MODEL_STATE = "rwkv-model-state";
+
+    private final RwkvOperatorConfig config;
+
+    private transient SharedModels.LoadedModel loaded;
+    private transient ChunkTokenizer chunkTokenizer;
+    private transient ValueState<DocumentProgress> progressState;
+    private transient MapState<Long, TextChunk> bufferedState;
+    private transient ValueState<KeyModelState> modelState;
+    private transient InternalTimerService<VoidNamespace> timers;
+    private transient Batch batch;
+    private transient ScheduledFuture<?> flushTimer;
+    private transient OperatorMetrics metrics;
+    private transient String fingerprintHex;
+
+    public RwkvEmbeddingOperator(RwkvOperatorConfig config) {
+        this.config = config.validate();
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        loaded = SharedModels.acquire(config.modelSpec());
+        chunkTokenizer = loaded.tokenizer().chunked();
+        fingerprintHex = loaded.model().fingerprint().hex();
+        progressState = getRuntimeContext().getState(
+                new ValueStateDescriptor<>("rwkv-progress", TypeInformation.of(DocumentProgress.class)));
+        bufferedState = getRuntimeContext().getMapState(
+                new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
+        modelState = getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
+                new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint())));
+        timers = getInternalTimerService("rwkv-timers", VoidNamespaceSerializer.INSTANCE, this);
+        batch = new Batch();
+        metrics = new OperatorMetrics(getMetricGroup().addGroup("rwkv"), loaded.model().backend().name(),
+                4 * RwkvState.floats(loaded.model().config()), countStates());
+    }
+
+    /** States held after a restore: counted once from the keyed backend. */
+    private long countStates() {
+        try (var keys = getKeyedStateBackend().getKeys(MODEL_STATE, VoidNamespace.INSTANCE)) {
+            return keys.count();
+        } catch (Exception e) {
+            return 0;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------- per chunk
+
+    @Override
+    public void processElement(StreamRecord<TextChunk> element) throws Exception {
+        TextChunk chunk = element.getValue();
+        long now = getProcessingTimeService().getCurrentProcessingTime();
+        String problem = validate(chunk);
+        if (problem != null) {
+            reject(chunk, problem, now);
+            return;
+        }
+        DocumentProgress p = progressState.value();
+        if (p == null) {
+            p = new DocumentProgress();
+        }
+        if (p.finished && chunk.seq < p.nextSeq) {
+            metrics.duplicates.inc(); // a repeat of a chunk the finished document already applied
+            return;
+        }
+        if (p.finished) {
+            reject(chunk, "document '" + chunk.key + "' already ended before chunk " + chunk.seq
+                    + " (its last chunk was " + (p.nextSeq - 1) + ")", now);
+            return;
+        }
+        if (chunk.seq < p.nextSeq) {
+            metrics.duplicates.inc();
+            return;
+        }
+        p.lastActivity = now;
+        if (chunk.seq > p.nextSeq) {
+            buffer(chunk, p, now);
+        } else {
+            apply(chunk, p, now);
+            TextChunk next;
+            while (!p.finished && (next = bufferedState.get(p.nextSeq)) != null) {
+                bufferedState.remove(p.nextSeq);
+                p.buffered--;
+                metrics.buffered.dec();
+                apply(next, p, now);
+            }
+            if (p.finished) {
+                rejectBufferedAfterEnd(p, now);
+            }
+        }
+        progressState.update(p);
+        scheduleTimeout(p);
+        if (batch.keys() >= config.maxBatchKeys || batch.tokens() >= config.maxBatchTokens) {
+            flush();
+        } else if (!batch.isEmpty() && flushTimer == null) {
+            flushTimer = getProcessingTimeService().registerTimer(now + config.maxWaitMillis, t -> {
+                flushTimer = null;
+                flush();
+            });
+        }
+    }
+
+    private String validate(TextChunk c) {
+        if (c.key == null || c.key.isEmpty()) {
+            return "chunk has no key";
+        }
+        if (c.seq < 0) {
+            return "negative seq " + c.seq;
+        }
+        if ((c.text == null) == (c.tokens == null)) {
+            return c.text == null ? "chunk has neither text nor tokens" : "chunk has both text and tokens";
+        }
+        if (c.tokens != null) {
+            int vocab = loaded.model().config().vocab();
+            for (int t : c.tokens) {
+                if (t < 0 || t >= vocab) {
+                    return "token id " + t + " outside the model's vocabulary [0, " + vocab + ")";
+                }
+            }
+            if (c.tokens.length > config.maxChunkBytes) {
+                return "chunk of " + c.tokens.length + " tokens exceeds the limit of " + config.maxChunkBytes;
+            }
+        } else if ((long) c.text.length() > config.maxChunkBytes) { // UTF-8 is at least one byte per char
+            return "chunk text of " + c.text.length() + " characters exceeds the limit of " + config.maxChunkBytes + " bytes";
+        }
+        return null;
+    }
+
+    private void buffer(TextChunk chunk, DocumentProgress p, long now) throws Exception {
+        if (chunk.seq - p.nextSeq > config.maxSeqAhead) {
+            reject(chunk, "seq " + chunk.seq + " is more than " + config.maxSeqAhead + " ahead of the next expected seq "
+                    + p.nextSeq, now);
+            return;
+        }
+        if (bufferedState.contains(chunk.seq)) {
+            metrics.duplicates.inc();
+            return;
+        }
+        if (p.buffered >= config.maxBufferedChunks) {
+            reject(chunk, p.buffered + " chunks already wait for seq " + p.nextSeq, now);
+            return;
+        }
+        bufferedState.put(chunk.seq, chunk);
+        p.buffered++;
+        metrics.buffered.inc();
+    }
+
+    /** Tokenizes the chunk with the next seq and queues its tokens. */
+    private void apply(TextChunk chunk, DocumentProgress p, long now) throws Exception {
+        int[] tokens;
+        if (chunk.tokens != null) {
+            if (p.carry.length > 0 || (p.nextSeq > 0 && !p.tokenInput)) {
+                reject(chunk, "chunk carries token ids but earlier chunks of the document carried text", now);
+                tokens = new int[0];
+            } else {
+                p.tokenInput = true;
+                tokens = chunk.tokens;
+            }
+        } else if (p.tokenInput) {
+            reject(chunk, "chunk carries text but earlier chunks of the document carried token ids", now);
+            tokens = new int[0];
+        } else {
+            byte[] utf8 = utf8(chunk.text);
+            if (utf8 == null) {
+                reject(chunk, "text is not valid Unicode (unpaired surrogate)", now);
+                utf8 = new byte[0];
+            }
+            ChunkTokenizer.Step step = chunkTokenizer.feed(p.carry, utf8, chunk.last);
+            p.carry = step.carry();
+            tokens = step.tokens();
+        }
+        p.nextSeq = chunk.seq + 1;
+        p.tokens += tokens.length;
+        p.eventTime = Math.max(p.eventTime, chunk.eventTime);
+        EmbeddingRecord.Reason emit = chunk.last ? EmbeddingRecord.Reason.LAST : null;
+        Batch.KeyWork work = batch.forKey(chunk.key);
+        if (config.emitEveryTokens > 0) {
+            addWithInterval(work, tokens, p, chunk, emit);
+        } else {
+            if (emit == null && config.emitEveryChunk) {
+                emit = EmbeddingRecord.Reason.PROGRESS;
+            }
+            work.add(tokens, chunk.seq, chunk.eventTime, emit);
+        }
+        batch.countTokens(tokens.length);
+        if (chunk.last) {
+            p.finished = true;
+            work.lastChunk = chunk;
+        }
+    }
+
+    /**
+     * Splits the chunk's tokens where the key's token count reaches a multiple of {@code emitEveryTokens}; a final
+     * reason (the last chunk) closes the chunk, taking the place of a progress point at the same token.
+     */
+    private void addWithInterval(Batch.KeyWork work, int[] tokens, DocumentProgress p, TextChunk chunk,
+                                 EmbeddingRecord.Reason finalReason) {
+        long n = config.emitEveryTokens;
+        long before = p.tokens - tokens.length;
+        int from = 0;
+        while (from < tokens.length) {
+            long toBoundary = n - (before + from) % n;
+            int to = (int) Math.min(tokens.length, from + toBoundary);
+            boolean boundary = (before + to) % n == 0;
+            work.add(Arrays.copyOfRange(tokens, from, to), chunk.seq, chunk.eventTime,
+                    boundary ? EmbeddingRecord.Reason.PROGRESS : null);
+            from = to;
+        }
+        boolean endsOnBoundary = tokens.length > 0 && p.tokens % n == 0;
+        if (finalReason != null || tokens.length == 0) {
+            EmbeddingRecord.Reason last = finalReason != null ? finalReason : null;
+            if (endsOnBoundary && finalReason != null) {
+                work.segments.getLast().emit = finalReason;
+            } else {
+                work.add(new int[0], chunk.seq, chunk.eventTime, last);
+            }
+        }
+    }
+
+    private void rejectBufferedAfterEnd(DocumentProgress p, long now) throws Exception {
+        List<Long> seqs = new ArrayList<>();
+        for (Map.Entry<Long, TextChunk> e : bufferedState.entries()) {
+            seqs.add(e.getKey());
+            reject(e.getValue(), "chunk " + e.getKey() + " comes after the document's last chunk " + (p.nextSeq - 1), now);
+        }
+        for (Long s : seqs) {
+            bufferedState.remove(s);
+            p.buffered--;
+            metrics.buffered.dec();
+        }
+    }
+
+    private void scheduleTimeout(DocumentProgress p) {
+        long wait = p.finished ? config.finishedRetentionMillis : config.idleTimeoutMillis;
+        if (wait > 0 || p.finished) {
+            timers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, p.lastActivity + wait);
+        }
+    }
+
+    private void reject(TextChunk chunk, String reason, long now) {
+        metrics.deadLetters.inc();
+        output.collect(REJECTED, new StreamRecord<>(new RejectedChunk(chunk, reason, now)));
+    }
+
+    private static byte[] utf8(String text) {
+        try {
+            ByteBuffer b = StandardCharsets.UTF_8.newEncoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .encode(CharBuffer.wrap(text));
+            byte[] out = new byte[b.remaining()];
+            b.get(out);
+            return out;
+        } catch (CharacterCodingException e) {
+            return null;
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------- timers
+
+    /** Idle timeout (final embedding, then clear) or the end of a finished document's tombstone. */
+    @Override
+    public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
+        DocumentProgress p = progressState.value();
+        if (p == null) {
+            return;
+        }
+        long now = timer.getTimestamp();
+        if (p.finished) {
+            if (now >= p.lastActivity + config.finishedRetentionMillis) {
+                progressState.clear();
+            }
+            return;
+        }
+        if (config.idleTimeoutMillis <= 0 || now < p.lastActivity + config.idleTimeoutMillis) {
+            return; // a newer chunk moved the deadline; its own timer will fire
+        }
+        String key = timer.getKey();
+        for (Map.Entry<Long, TextChunk> e : bufferedState.entries()) {
+            reject(e.getValue(), "idle timeout: chunk " + p.nextSeq + " never arrived, so chunk " + e.getKey()
+                    + " could not be applied", now);
+            metrics.buffered.dec();
+        }
+        bufferedState.clear();
+        p.buffered = 0;
+        int[] rest = new int[0];
+        if (!p.tokenInput) {
+            ChunkTokenizer.Step step = chunkTokenizer.feed(p.carry, new byte[0], true);
+            rest = step.tokens();
+            p.carry = step.carry();
+        }
+        p.tokens += rest.length;
+        p.finished = true;
+        p.lastActivity = now;
+        Batch.KeyWork work = batch.forKey(key);
+        work.add(rest, p.nextSeq - 1, p.eventTime, EmbeddingRecord.Reason.IDLE);
+        batch.countTokens(rest.length);
+        progressState.update(p);
+        scheduleTimeout(p);
+        flush();
+    }
+
+    @Override
+    public void onEventTime(InternalTimer<String, VoidNamespace> timer) {
+        // no event-time timers
+    }
+
+    // ------------------------------------------------------------------------------------------------ batches
+
+    @Override
+    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
+        super.prepareSnapshotPreBarrier(checkpointId);
+        flush();
+    }
+
+    /** End of a bounded input: run what is queued (documents without a last chunk keep their state). */
+    @Override
+    public void endInput() throws Exception {
+        flush();
+    }
+
+    @Override
+    public void finish() throws Exception {
+        flush();
+        super.finish();
+    }
+
+    /** Runs the batch: read each state once, advance all keys, emit, write each state once. */
+    void flush() throws Exception {
+        if (flushTimer != null) {
+            flushTimer.cancel(false);
+            flushTimer = null;
+        }
+        if (batch.isEmpty()) {
+            return;
+        }
+        long start = System.nanoTime();
+        Object savedKey = getCurrentKey();
+        List<Batch.KeyWork> works = new ArrayList<>(batch.all());
+        try {
+            for (Batch.KeyWork w : works) {
+                setCurrentKey(w.key);
+                KeyModelState s = modelState.value();
+                if (s == null) {
+                    s = new KeyModelState(loaded.model().newState(), null, 0);
+                    metrics.states.inc();
+                }
+                w.state = s;
+            }
+            long tokens = 0;
+            for (int round = 0; ; round++) {
+                List<Batch.KeyWork> active = new ArrayList<>();
+                for (Batch.KeyWork w : works) {
+                    if (round < w.segments.size()) {
+                        active.add(w);
+                    }
+                }
+                if (active.isEmpty()) {
+                    break;
+                }
+                tokens += advance(active, round);
+                for (Batch.KeyWork w : active) {
+                    Batch.Segment seg = w.segments.get(round);
+                    if (seg.emit != null) {
+                        emit(w, seg);
+                    }
+                }
+            }
+            for (Batch.KeyWork w : works) {
+                setCurrentKey(w.key);
+                if (w.finishes()) {
+                    modelState.clear();
+                    metrics.states.dec();
+                } else {
+                    modelState.update(w.state);
+                }
+            }
+            metrics.batch(works.size(), tokens, System.nanoTime() - start);
+        } finally {
+            batch.clear();
+            if (savedKey != null) {
+                setCurrentKey(savedKey);
+            }
+        }
+    }
+
+    /** One engine call for segment {@code round} of every active key. */
+    private long advance(List<Batch.KeyWork> active, int round) {
+        List<RwkvState> states = new ArrayList<>();
+        List<int[]> tokens = new ArrayList<>();
+        List<Batch.KeyWork> owners = new ArrayList<>();
+        long count = 0;
+        for (Batch.KeyWork w : active) {
+            Batch.Segment seg = w.segments.get(round);
+            if (seg.tokens > 0) {
+                states.add(w.state.state);
+                tokens.add(seg.tokenArray());
+                owners.add(w);
+                count += seg.tokens;
+            }
+        }
+        if (!states.isEmpty()) {
+            float[][] hidden = loaded.model().advance(states.toArray(RwkvState[]::new), tokens.toArray(int[][]::new));
+            for (int i = 0; i < owners.size(); i++) {
+                owners.get(i).state.hidden = hidden[i];
+                owners.get(i).state.tokens += tokens.get(i).length;
+            }
+        }
+        return count;
+    }
+
+    private void emit(Batch.KeyWork w, Batch.Segment seg) {
+        KeyModelState s = w.state;
+        if (s.hidden == null) {
+            if (seg.emit != EmbeddingRecord.Reason.PROGRESS) {
+                TextChunk last = w.lastChunk != null ? w.lastChunk : new TextChunk(w.key, seg.seq, "", true, seg.eventTime);
+                reject(last, "document '" + w.key + "' has no tokens: nothing to embed",
+                        getProcessingTimeService().getCurrentProcessingTime());
+            }
+            return;
+        }
+        EmbeddingRecord r = new EmbeddingRecord();
+        r.key = w.key;
+        r.seq = seg.seq;
+        r.tokens = s.tokens;
+        r.vector = loaded.embedder().embed(s.hidden, s.state);
+        r.pooling = config.pooling;
+        r.reason = seg.emit;
+        r.model = fingerprintHex;
+        r.eventTime = seg.eventTime;
+        output.collect(new StreamRecord<>(r, seg.eventTime));
+        metrics.emitted.inc();
+    }
+
+    @Override
+    public void close() throws Exception {
+        try {
+            super.close();
+        } finally {
+            if (loaded != null) {
+                SharedModels.release(loaded);
+                loaded = null;
+            }
+        }
+    }
+}

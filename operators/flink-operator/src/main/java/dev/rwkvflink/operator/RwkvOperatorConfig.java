@@ -1,0 +1,131 @@
+package dev.rwkvflink.operator;
+
+import java.io.Serializable;
+
+/**
+ * Settings of the RWKV operator, with defaults for a CPU deployment. Fluent setters; shipped with the job graph.
+ */
+public final class RwkvOperatorConfig implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * Model file (rwkv.cpp .bin, .pth, .safetensors) present on every TaskManager, or "demo" / null for the built-in
+     * demo model, or "random:0.1b[:TYPE]" for benchmarks (see dev.rwkvflink.engine.model.ModelSources).
+     */
+    public String modelPath;
+    /** Vocabulary file; null for byte-level models. */
+    public String vocabPath;
+    /** Engine backend: cpu (Vector API), scalar, vector, or cuda when available. */
+    public String backend = "cpu";
+    /** Pooling of the embedding: hidden, state[:layers], both[:layers] (see dev.rwkvflink.engine.embed.Pooling). */
+    public String pooling = "hidden";
+    /** Per-channel normalisation statistics collected for this model and pooling; null: none. */
+    public String statsPath;
+
+    /** Most keys advanced in one engine call. */
+    public int maxBatchKeys = 256;
+    /** Most tokens in one batch (over all keys). */
+    public int maxBatchTokens = 16_384;
+    /** Longest a chunk waits in a batch before the batch runs anyway (processing time). */
+    public long maxWaitMillis = 50;
+
+    /** A key without chunks for this long gets its final embedding and is cleared; 0 disables. */
+    public long idleTimeoutMillis = 3_600_000;
+    /** Emit an intermediate embedding after every chunk. */
+    public boolean emitEveryChunk;
+    /** Emit an intermediate embedding every N tokens; 0 disables. */
+    public long emitEveryTokens;
+
+    /** Chunks further ahead of the next expected seq than this are rejected (side output). */
+    public long maxSeqAhead = 10_000;
+    /** Most out-of-order chunks buffered per key. */
+    public int maxBufferedChunks = 1_000;
+    /** Largest chunk text accepted, in UTF-8 bytes. */
+    public int maxChunkBytes = 4 << 20;
+    /** How long a finished document's tombstone is kept to reject late chunks for it. */
+    public long finishedRetentionMillis = 3_600_000;
+
+    public RwkvOperatorConfig model(String path) {
+        this.modelPath = path;
+        return this;
+    }
+
+    public RwkvOperatorConfig vocab(String path) {
+        this.vocabPath = path;
+        return this;
+    }
+
+    public RwkvOperatorConfig backend(String name) {
+        this.backend = name;
+        return this;
+    }
+
+    public RwkvOperatorConfig pooling(String spec) {
+        this.pooling = spec;
+        return this;
+    }
+
+    public RwkvOperatorConfig stats(String path) {
+        this.statsPath = path;
+        return this;
+    }
+
+    public RwkvOperatorConfig batch(int maxKeys, int maxTokens, long maxWaitMillis) {
+        this.maxBatchKeys = maxKeys;
+        this.maxBatchTokens = maxTokens;
+        this.maxWaitMillis = maxWaitMillis;
+        return this;
+    }
+
+    public RwkvOperatorConfig idleTimeout(long millis) {
+        this.idleTimeoutMillis = millis;
+        return this;
+    }
+
+    public RwkvOperatorConfig emitEveryChunk(boolean on) {
+        this.emitEveryChunk = on;
+        return this;
+    }
+
+    public RwkvOperatorConfig emitEveryTokens(long n) {
+        this.emitEveryTokens = n;
+        return this;
+    }
+
+    public RwkvOperatorConfig limits(long maxSeqAhead, int maxBufferedChunks, int maxChunkBytes) {
+        this.maxSeqAhead = maxSeqAhead;
+        this.maxBufferedChunks = maxBufferedChunks;
+        this.maxChunkBytes = maxChunkBytes;
+        return this;
+    }
+
+    public RwkvOperatorConfig finishedRetention(long millis) {
+        this.finishedRetentionMillis = millis;
+        return this;
+    }
+
+    /** Checks the settings, with a message naming the bad one. */
+    public RwkvOperatorConfig validate() {
+        require(maxBatchKeys >= 1, "maxBatchKeys must be >= 1");
+        require(maxBatchTokens >= 1, "maxBatchTokens must be >= 1");
+        require(maxWaitMillis >= 0, "maxWaitMillis must be >= 0");
+        require(idleTimeoutMillis >= 0, "idleTimeoutMillis must be >= 0");
+        require(emitEveryTokens >= 0, "emitEveryTokens must be >= 0");
+        require(maxSeqAhead >= 1, "maxSeqAhead must be >= 1");
+        require(maxBufferedChunks >= 0, "maxBufferedChunks must be >= 0");
+        require(maxChunkBytes >= 1, "maxChunkBytes must be >= 1");
+        require(finishedRetentionMillis >= 0, "finishedRetentionMillis must be >= 0");
+        return this;
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    /** What identifies a loaded model, so slots of one TaskManager share it. */
+    ModelSpec modelSpec() {
+        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath);
+    }
+}

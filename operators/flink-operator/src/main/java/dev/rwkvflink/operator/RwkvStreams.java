@@ -1,0 +1,33 @@
+package dev.rwkvflink.operator;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+
+/**
+ * The public way to put the operator into a job:
+ * <pre>
+ *   SingleOutputStreamOperator&lt;EmbeddingRecord&gt; embeddings = RwkvStreams.embed(chunks, config);
+ *   DataStream&lt;RejectedChunk&gt; deadLetters = embeddings.getSideOutput(RwkvStreams.REJECTED);
+ * </pre>
+ */
+public final class RwkvStreams {
+    /** Chunks that can never be applied, with the reason (to a dead-letter sink). */
+    public static final org.apache.flink.util.OutputTag<RejectedChunk> REJECTED = RwkvEmbeddingOperator.REJECTED;
+
+    /** Operator uid: keep it stable so checkpoints and savepoints find the states again. */
+    public static final String UID = "rwkv-embed";
+
+    private RwkvStreams() {
+    }
+
+    /** Keys chunks by document and embeds them (a chunk without key is rejected by the operator, not lost). */
+    public static SingleOutputStreamOperator<EmbeddingRecord> embed(DataStream<TextChunk> chunks, RwkvOperatorConfig config) {
+        return chunks
+                .keyBy(c -> c.key == null ? "" : c.key, Types.STRING)
+                .transform("rwkv-embed", TypeInformation.of(EmbeddingRecord.class), new RwkvEmbeddingOperator(config))
+                .uid(UID)
+                .name("RWKV embed");
+    }
+}

@@ -1,0 +1,270 @@
+package dev.rwkvflink.operator;
+
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/**
+ * The operator driven by Flink's keyed test harness (real keyed state backends: heap and RocksDB, real timers and
+ * snapshots), on rwkv.cpp's tiny RWKV-7 model. Every embedding is compared bit for bit with {@link OneShot}.
+ */
+class RwkvEmbeddingOperatorTest {
+    private static final String DOC_A = "The quick brown fox jumps over the lazy dog. RWKV keeps the whole past in a fixed-size state, "
+            + "so a stream of any length costs the same per token. Ünïcödé and 以下は too.";
+    private static final String DOC_B = "Completely different text for the second key: 0123456789, punctuation!?; and more words.";
+
+    private static OneShot reference;
+
+    @BeforeAll
+    static void loadReference() throws Exception {
+        reference = new OneShot(OneShot.tinyModel("FP32"), "hidden");
+    }
+
+    @AfterAll
+    static void closeReference() {
+        reference.close();
+    }
+
+    private static RwkvOperatorConfig config() {
+        return new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).batch(64, 4096, 10);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> harness(
+            RwkvOperatorConfig config, String backend) throws Exception {
+        var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config),
+                (TextChunk c) -> c.key == null ? "" : c.key, Types.STRING);
+        if (backend.equals("rocksdb")) {
+            h.setStateBackend(new EmbeddedRocksDBStateBackend());
+        }
+        return h;
+    }
+
+    /** Splits text into chunks at random places (including inside multi-byte characters' neighbours). */
+    static List<TextChunk> chunks(String key, String text, Random rnd, int maxLen) {
+        List<TextChunk> out = new ArrayList<>();
+        int pos = 0;
+        long seq = 0;
+        while (pos < text.length()) {
+            int len = 1 + rnd.nextInt(maxLen);
+            int end = Math.min(text.length(), pos + len);
+            if (end < text.length() && Character.isHighSurrogate(text.charAt(end - 1))) {
+                end++;
+            }
+            out.add(new TextChunk(key, seq++, text.substring(pos, end), end == text.length(), 1000 + seq));
+            pos = end;
+        }
+        return out;
+    }
+
+    private static List<EmbeddingRecord> outputs(KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> h) {
+        List<EmbeddingRecord> out = new ArrayList<>();
+        for (StreamRecord<EmbeddingRecord> r : h.getRecordOutput()) {
+            out.add(r.getValue());
+        }
+        return out;
+    }
+
+    private static EmbeddingRecord only(List<EmbeddingRecord> records, String key) {
+        List<EmbeddingRecord> mine = records.stream().filter(r -> r.key.equals(key)).toList();
+        assertEquals(1, mine.size(), "embeddings for " + key + ": " + mine);
+        return mine.getFirst();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"heap", "rocksdb"})
+    void interleavedKeysOutOfOrderAndDuplicatesGiveTheOneShotEmbedding(String backend) throws Exception {
+        Random rnd = new Random(42);
+        List<TextChunk> all = new ArrayList<>(chunks("a", DOC_A, rnd, 9));
+        all.addAll(chunks("b", DOC_B, rnd, 7));
+        List<TextChunk> dups = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            dups.add(all.get(rnd.nextInt(all.size())));
+        }
+        all.addAll(dups);
+        Collections.shuffle(all, rnd);
+        try (var h = harness(config(), backend)) {
+            h.open();
+            for (TextChunk c : all) {
+                h.processElement(c, c.eventTime);
+            }
+            h.endInput();
+            List<EmbeddingRecord> out = outputs(h);
+            assertEquals(2, out.size(), out.toString());
+            EmbeddingRecord a = only(out, "a");
+            assertArrayEquals(reference.embed(DOC_A), a.vector, 0f);
+            assertEquals(EmbeddingRecord.Reason.LAST, a.reason);
+            assertEquals(DOC_A.getBytes(java.nio.charset.StandardCharsets.UTF_8).length, a.tokens);
+            assertArrayEquals(reference.embed(DOC_B), only(out, "b").vector, 0f);
+            assertTrue(h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
+                    || h.getSideOutput(RwkvEmbeddingOperator.REJECTED).isEmpty(), "nothing rejected");
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"heap", "rocksdb"})
+    void snapshotInTheMiddleThenRestoreGivesTheUninterruptedResult(String backend) throws Exception {
+        Random rnd = new Random(7);
+        List<TextChunk> a = chunks("a", DOC_A, rnd, 11);
+        List<TextChunk> b = chunks("b", DOC_B, rnd, 5);
+        int cutA = a.size() / 2;
+        int cutB = b.size() / 3;
+        OperatorSubtaskState snapshot;
+        try (var h = harness(config(), backend)) {
+            h.open();
+            for (int i = 0; i < Math.max(cutA, cutB); i++) {
+                if (i < cutA) {
+                    h.processElement(a.get(i), 0);
+                }
+                if (i < cutB) {
+                    h.processElement(b.get(i), 0);
+                }
+            }
+            h.processElement(a.get(cutA + 1), 0); // an out-of-order chunk waits in state across the checkpoint
+            h.prepareSnapshotPreBarrier(1);
+            snapshot = h.snapshot(1, 1);
+            assertTrue(outputs(h).isEmpty());
+        }
+        try (var h = harness(config(), backend)) {
+            h.initializeState(snapshot);
+            h.open();
+            for (int i = cutA; i < a.size(); i++) {
+                if (i != cutA + 1) {
+                    h.processElement(a.get(i), 0);
+                }
+            }
+            for (int i = cutB; i < b.size(); i++) {
+                h.processElement(b.get(i), 0);
+            }
+            h.endInput();
+            List<EmbeddingRecord> out = outputs(h);
+            assertArrayEquals(reference.embed(DOC_A), only(out, "a").vector, 0f);
+            assertArrayEquals(reference.embed(DOC_B), only(out, "b").vector, 0f);
+        }
+    }
+
+    @Test
+    void restoringStatesOfAnotherModelIsRefusedNamingBoth() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h = harness(config(), "heap")) {
+            h.open();
+            h.processElement(new TextChunk("a", 0, "hello", false, 0), 0);
+            h.prepareSnapshotPreBarrier(1);
+            snapshot = h.snapshot(1, 1);
+        }
+        RwkvOperatorConfig other = config().model(OneShot.tinyModel("FP16"));
+        var h = harness(other, "heap");
+        Exception e = assertThrows(Exception.class, () -> {
+            h.initializeState(snapshot);
+            h.open();
+        });
+        String message = rootMessages(e);
+        assertTrue(message.contains("refusing to restore RWKV states") && message.contains("F32") && message.contains("F16"),
+                message);
+    }
+
+    private static String rootMessages(Throwable t) {
+        StringBuilder sb = new StringBuilder();
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            sb.append(c.getMessage()).append(" | ");
+        }
+        return sb.toString();
+    }
+
+    @Test
+    void idleTimeoutEmitsTheFinalEmbeddingAndClearsTheKey() throws Exception {
+        RwkvOperatorConfig cfg = config().idleTimeout(60_000);
+        try (var h = harness(cfg, "heap")) {
+            h.open();
+            h.setProcessingTime(1_000);
+            List<TextChunk> a = chunks("a", DOC_A, new Random(3), 13);
+            for (TextChunk c : a.subList(0, a.size() - 1)) {
+                h.processElement(c, 0); // never the last one
+            }
+            String seen = DOC_A.substring(0, DOC_A.length() - a.getLast().text.length());
+            h.setProcessingTime(30_000);
+            assertTrue(outputs(h).isEmpty(), "not idle yet");
+            h.setProcessingTime(61_001);
+            EmbeddingRecord r = only(outputs(h), "a");
+            assertEquals(EmbeddingRecord.Reason.IDLE, r.reason);
+            assertArrayEquals(reference.embed(seen), r.vector, 0f);
+            // the document is over: its late last chunk is a dead letter, with the reason
+            h.processElement(a.getLast(), 0);
+            var rejected = h.getSideOutput(RwkvEmbeddingOperator.REJECTED);
+            assertEquals(1, rejected.size());
+            assertTrue(rejected.peek().getValue().reason.contains("already ended"), rejected.peek().getValue().reason);
+        }
+    }
+
+    @Test
+    void progressEmbeddingsEveryNTokensEqualTheOneShotPrefixes() throws Exception {
+        RwkvOperatorConfig cfg = config().emitEveryTokens(25);
+        try (var h = harness(cfg, "heap")) {
+            h.open();
+            for (TextChunk c : chunks("a", DOC_A, new Random(5), 17)) {
+                h.processElement(c, 0);
+            }
+            h.endInput();
+            List<EmbeddingRecord> out = outputs(h);
+            int total = DOC_A.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            assertEquals(total / 25 + 1, out.size(), out.toString());
+            for (EmbeddingRecord r : out) {
+                if (r.reason == EmbeddingRecord.Reason.PROGRESS) {
+                    assertEquals(0, r.tokens % 25);
+                    assertArrayEquals(reference.embedPrefix(DOC_A, (int) r.tokens), r.vector, 0f, "after " + r.tokens);
+                } else {
+                    assertArrayEquals(reference.embed(DOC_A), r.vector, 0f);
+                }
+            }
+        }
+    }
+
+    @Test
+    void badChunksAreDeadLettersWithReasonsAndTheKeyGoesOn() throws Exception {
+        try (var h = harness(config().limits(100, 2, 1 << 20), "heap")) {
+            h.open();
+            h.processElement(new TextChunk(null, 0, "x", false, 0), 0);
+            h.processElement(new TextChunk("a", -1, "x", false, 0), 0);
+            h.processElement(new TextChunk("a", 500, "x", false, 0), 0);
+            h.processElement(TextChunk.ofTokens("a", 3, new int[] {1, 999}, false, 0), 0);
+            h.processElement(new TextChunk("a", 5, "\uD800 lone", false, 0), 0); // buffered: seq 5 waits
+            h.processElement(new TextChunk("a", 6, "six", false, 0), 0);
+            h.processElement(new TextChunk("a", 7, "seven", false, 0), 0); // a third waiting chunk: over the limit
+            h.processElement(new TextChunk("e", 0, "", true, 0), 0); // empty document
+            h.processElement(new TextChunk("u", 0, "bad \uD800 text", false, 0), 0); // unpaired surrogate
+            h.processElement(new TextChunk("a", 0, "fine", true, 0), 0); // ends a; 5 and 6 come after the end
+            h.endInput();
+            List<String> reasons = new ArrayList<>();
+            for (var r : h.getSideOutput(RwkvEmbeddingOperator.REJECTED)) {
+                reasons.add(r.getValue().reason);
+            }
+            String all = String.join("\n", reasons);
+            assertTrue(all.contains("no key"), all);
+            assertTrue(all.contains("negative seq"), all);
+            assertTrue(all.contains("more than 100 ahead"), all);
+            assertTrue(all.contains("outside the model's vocabulary"), all);
+            assertTrue(all.contains("already wait"), all);
+            assertTrue(all.contains("has no tokens"), all);
+            assertTrue(all.contains("after the document's last chunk"), all);
+            assertTrue(all.contains("not valid Unicode"), all);
+            assertEquals(9, reasons.size(), all);
+            assertArrayEquals(reference.embed("fine"), only(outputs(h), "a").vector, 0f);
+        }
+    }
+}

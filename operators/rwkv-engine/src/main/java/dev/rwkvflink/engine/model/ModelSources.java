@@ -1,0 +1,36 @@
+package dev.rwkvflink.engine.model;
+
+import dev.rwkvflink.engine.backend.Backend;
+import dev.rwkvflink.engine.tensor.WeightType;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * Where a model comes from, named by one string (as the CLI and the Flink operator take it):
+ * <ul>
+ *   <li>{@code demo}: the built-in byte-level RWKV-7 demo model (random weights, no learned meaning);</li>
+ *   <li>{@code random:0.1b[:TYPE]}: random weights of the RWKV-7 0.1B shape, matrices in TYPE (default F32), for
+ *       benchmarks;</li>
+ *   <li>anything else: a model file (rwkv.cpp .bin, .pth, .safetensors).</li>
+ * </ul>
+ */
+public final class ModelSources {
+    public static final String DEMO = "demo";
+    private static final String RANDOM_0_1B = "random:0.1b";
+
+    private ModelSources() {
+    }
+
+    public static RwkvModel open(String source, Backend backend) throws IOException {
+        if (source == null || source.equals(DEMO)) {
+            return RandomModels.demo(backend);
+        }
+        if (source.equals(RANDOM_0_1B) || source.startsWith(RANDOM_0_1B + ":")) {
+            WeightType type = source.equals(RANDOM_0_1B) ? WeightType.F32
+                    : WeightType.valueOf(source.substring(RANDOM_0_1B.length() + 1).toUpperCase(java.util.Locale.ROOT));
+            return RwkvModel.of(RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, type), backend);
+        }
+        return RwkvModel.load(Path.of(source), backend);
+    }
+}
