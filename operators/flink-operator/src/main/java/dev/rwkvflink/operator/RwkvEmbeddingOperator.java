@@ -492,6 +492,10 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         r.reason = seg.emit;
         r.model = fingerprintHex;
         r.eventTime = seg.eventTime;
+        if (loaded.head() != null) {
+            r.probabilities = loaded.head().probabilities(r.vector);
+            r.label = loaded.head().label(r.probabilities);
+        }
         output.collect(new StreamRecord<>(r, seg.eventTime));
         metrics.emitted.inc();
     }

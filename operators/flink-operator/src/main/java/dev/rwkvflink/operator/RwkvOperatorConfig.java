@@ -21,6 +21,8 @@ public final class RwkvOperatorConfig implements Serializable {
     public String pooling = "hidden";
     /** Per-channel normalisation statistics collected for this model and pooling; null: none. */
     public String statsPath;
+    /** A classification head (from the fit job) for this model and pooling; null: embeddings only. */
+    public String headPath;
 
     /** Most keys advanced in one engine call. */
     public int maxBatchKeys = 256;
@@ -67,6 +69,11 @@ public final class RwkvOperatorConfig implements Serializable {
 
     public RwkvOperatorConfig stats(String path) {
         this.statsPath = path;
+        return this;
+    }
+
+    public RwkvOperatorConfig head(String path) {
+        this.headPath = path;
         return this;
     }
 
@@ -126,6 +133,6 @@ public final class RwkvOperatorConfig implements Serializable {
 
     /** What identifies a loaded model, so slots of one TaskManager share it. */
     ModelSpec modelSpec() {
-        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath);
+        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath, headPath);
     }
 }

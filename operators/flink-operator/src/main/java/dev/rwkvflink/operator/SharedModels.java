@@ -4,6 +4,7 @@ import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.embed.Embedder;
 import dev.rwkvflink.engine.embed.EmbeddingStats;
+import dev.rwkvflink.engine.embed.LinearHead;
 import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.engine.model.ModelSources;
 import dev.rwkvflink.engine.model.RwkvModel;
@@ -30,7 +31,7 @@ final class SharedModels {
     }
 
     /** Everything an operator needs from one model. */
-    record LoadedModel(ModelSpec spec, RwkvModel model, Tokenizer tokenizer, Embedder embedder) {
+    record LoadedModel(ModelSpec spec, RwkvModel model, Tokenizer tokenizer, Embedder embedder, LinearHead head) {
     }
 
     private static final class Entry {
@@ -78,13 +79,20 @@ final class SharedModels {
             Tokenizer tokenizer = Tokenizers.forModel(model.config().vocab(),
                     spec.vocabPath() == null ? null : Path.of(spec.vocabPath()));
             Pooling pooling = Pooling.parse(spec.pooling());
-            EmbeddingStats stats = spec.statsPath() == null ? null : EmbeddingStats.load(Path.of(spec.statsPath()));
+            EmbeddingStats stats = spec.statsPath() == null ? null
+                    : EmbeddingStats.load(Path.of(spec.statsPath()), model.fingerprint(), pooling);
             Embedder embedder = new Embedder(model.config(), pooling, stats);
+            LinearHead head = spec.headPath() == null ? null
+                    : LinearHead.load(Path.of(spec.headPath()), model.fingerprint(), pooling);
+            if (head != null && head.dimension() != embedder.dimension()) {
+                throw new IOException(spec.headPath() + ": head expects embeddings of dimension " + head.dimension()
+                        + ", the pooling gives " + embedder.dimension());
+            }
             LOG.info("loaded RWKV {} model {} ({}), {} backend, {} tokenizer, pooling {} (dim {}) in {} ms",
                     model.config().version().label(), spec.modelPath() == null ? "demo" : spec.modelPath(),
                     model.fingerprint(), backend.name(), tokenizer.name(), spec.pooling(), embedder.dimension(),
                     (System.nanoTime() - start) / 1_000_000);
-            return new LoadedModel(spec, model, tokenizer, embedder);
+            return new LoadedModel(spec, model, tokenizer, embedder, head);
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;

@@ -25,8 +25,10 @@ public final class OperatorBench {
         int keys = args.length > 1 ? Integer.parseInt(args[1]) : 16;
         int tokens = args.length > 2 ? Integer.parseInt(args[2]) : 16;
         int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 5;
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).batch(keys, keys * tokens, 1_000_000)
-                .idleTimeout(0);
+        // the chunks carry token ids; a vocabulary is still needed to open a 65536-token model
+        String vocabFile = System.getProperty("rwkv.vocab", "../shared/reference/rwkv_vocab_v20230424.txt");
+        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(model.startsWith("random:") ? vocabFile : null)
+                .batch(keys, keys * tokens, 1_000_000).idleTimeout(0);
         SplittableRandom rnd = new SplittableRandom(1);
 
         SharedModels.LoadedModel loaded = SharedModels.acquire(config.modelSpec());

@@ -267,4 +267,36 @@ class RwkvEmbeddingOperatorTest {
             assertArrayEquals(reference.embed("fine"), only(outputs(h), "a").vector, 0f);
         }
     }
+
+    @Test
+    void aClassificationHeadLabelsTheFinalEmbedding(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        Random rnd = new Random(9);
+        int dim = reference.embedder.dimension();
+        float[][] w = new float[3][dim];
+        for (float[] row : w) {
+            for (int i = 0; i < dim; i++) {
+                row[i] = (float) rnd.nextGaussian();
+            }
+        }
+        var head = new dev.rwkvflink.engine.embed.LinearHead(reference.model.fingerprint(),
+                dev.rwkvflink.engine.embed.Pooling.HIDDEN, List.of("news", "sports", "code"), w, new float[] {0.1f, 0f, -0.1f});
+        java.nio.file.Path file = dir.resolve("head.json");
+        head.save(file);
+        try (var h = harness(config().head(file.toString()), "heap")) {
+            h.open();
+            for (TextChunk c : chunks("a", DOC_A, rnd, 10)) {
+                h.processElement(c, 0);
+            }
+            h.endInput();
+            EmbeddingRecord r = only(outputs(h), "a");
+            float[] expected = head.probabilities(reference.embed(DOC_A));
+            assertArrayEquals(expected, r.probabilities, 0f);
+            assertEquals(head.label(expected), r.label);
+            assertEquals(1.0, r.probabilities[0] + r.probabilities[1] + r.probabilities[2], 1e-6);
+        }
+        // a head trained for another model is refused when the operator opens
+        var other = harness(config().model(OneShot.tinyModel("FP16")).head(file.toString()), "heap");
+        Exception e = assertThrows(Exception.class, other::open);
+        assertTrue(rootMessages(e).contains("head was trained on"), rootMessages(e));
+    }
 }
