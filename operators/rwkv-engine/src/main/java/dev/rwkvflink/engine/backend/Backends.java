@@ -11,6 +11,8 @@ import java.util.Optional;
  *   <li>{@code "scalar"}: {@link ScalarBackend}, the plain-Java reference;</li>
  *   <li>{@code "vector"}: {@link VectorBackend}, SIMD and multi-threaded; needs the incubating module
  *       {@code jdk.incubator.vector} ({@code --add-modules jdk.incubator.vector} on the java command line).</li>
+ *   <li>{@code "cuda"}: reserved for the GPU backend, which this build does not have yet; asking for it fails
+ *       with an {@link IllegalStateException} that says so.</li>
  * </ul>
  */
 public final class Backends {
@@ -21,6 +23,9 @@ public final class Backends {
 
     private static final System.Logger LOG = System.getLogger(Backends.class.getName());
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
+    /** Why {@code "cuda"} fails. */
+    private static final String CUDA_UNAVAILABLE = "the GPU backend is not implemented yet (a later issue); "
+            + "use the vector or scalar backend";
 
     private Backends() {
     }
@@ -29,12 +34,15 @@ public final class Backends {
      * The shared backend called {@code name} (case-insensitive, surrounding blanks ignored).
      *
      * @throws IllegalArgumentException for an unknown name (the message lists the known ones)
-     * @throws IllegalStateException for "vector" when the Vector API module is not available
+     * @throws IllegalStateException for "vector" when the Vector API module is not available, and for "cuda",
+     *                               which this build does not include
      */
     public static Backend byName(String name) {
         String key = name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT);
         return switch (key) {
             case "scalar" -> ScalarHolder.INSTANCE;
+            case "cuda" -> throw new IllegalStateException("CUDA backend not available in this build: "
+                    + CUDA_UNAVAILABLE);
             case "vector" -> {
                 Optional<String> missing = vectorUnavailableReason();
                 if (missing.isPresent()) {

@@ -1,5 +1,6 @@
 package dev.rwkvflink.engine.model;
 
+import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Quantizer;
 import dev.rwkvflink.engine.tensor.Tensor;
@@ -13,6 +14,9 @@ import java.util.SplittableRandom;
  * RWKV-7 models with random weights of a real shape, from a fixed seed: for benchmarks and demos. Their outputs
  * carry no learned meaning. Projections are drawn N(0, 1/in) so activations keep unit scale through the layers;
  * decays, learning rates and mixes sit in the ranges trained models use, so the state keeps a long memory.
+ *
+ * <p>How long the state remembers is set by the decay and learning-rate biases ({@link Memory}): benchmark models
+ * use {@link Memory#DEFAULT}; the {@link #demo} model biases both towards a long memory.
  */
 public final class RandomModels {
 
@@ -21,13 +25,68 @@ public final class RandomModels {
                              int decayRank, int aRank, int vRank, int gateRank) {
         /** RWKV-7 "0.1B" (World vocabulary): L12, D768, 12 heads of 64. */
         public static final Rwkv7Shape RWKV7_0_1B = new Rwkv7Shape(12, 768, 64, 65536, 3072, 64, 64, 32, 128);
+        /**
+         * The {@link #demo} model: byte-level (256 tokens), L4, D32, one head of 32, FFN 128, LoRA ranks 8. Tiny
+         * on purpose: the CPU engine spends its time per token and per layer (the sequential WKV scan, the
+         * per-channel exponentials, small matrix products), so even D64 took about 9 s per 100 KB on two cores;
+         * this shape takes about 3.5 s.
+         */
+        public static final Rwkv7Shape DEMO_BYTES = new Rwkv7Shape(4, 32, 32, 256, 128, 8, 8, 8, 8);
     }
 
-    private RandomModels() {
+    /**
+     * Ranges of the per-channel biases that set how long an RWKV-7 state remembers; each channel's value is drawn
+     * uniformly from its range.
+     * <ul>
+     *   <li>{@code w0}, the decay base: the decay per token is {@code exp(-e^{-1/2} sigmoid(w0 + lora))}, so lower
+     *       values keep more of the state (w0 = -2: 0.93 per token, w0 = -6: 0.9985, w0 = -9: 0.99993);</li>
+     *   <li>{@code a0}, the in-context learning rate base: each token also erases the state along its own key
+     *       direction by {@code a = sigmoid(a0 + lora)} (the delta rule), so lower values erase less.</li>
+     * </ul>
+     */
+    public record Memory(double w0Min, double w0Max, double a0Min, double a0Max) {
+        /** The ranges of the original benchmark models: w0 in [-2, 2], a0 in [-1, 1]. */
+        public static final Memory DEFAULT = new Memory(-2, 2, -1, 1);
+
+        public Memory {
+            if (!(w0Min <= w0Max) || !(a0Min <= a0Max)) {
+                throw new IllegalArgumentException("empty range: w0 [" + w0Min + ", " + w0Max + "], a0 [" + a0Min
+                        + ", " + a0Max + "]");
+            }
+        }
     }
 
-    /** A random RWKV-7 with projection matrices stored as {@code matrixType}; small tensors stay fp32. */
+    /** Seed of the {@link #demo} model's weights. */
+    public static final long DEMO_SEED = 20250101L;
+    /**
+     * The demo model's memory: w0 in [-12, -6] (decays 0.9985 to 0.999996 per token, half-lives of 460 to 190,000
+     * tokens) and a0 in [-12, -6] (erasing at most about 0.25 % per token), so the whole text shapes the final
+     * state.
+     */
+    public static final Memory DEMO_MEMORY = new Memory(-12, -6, -12, -6);
+
+    /**
+     * <b>The demo model. Its embeddings carry NO learned meaning:</b> its weights are random numbers (seed
+     * {@link #DEMO_SEED}), never trained on any text, so similar texts do not get similar vectors in any useful
+     * sense. It exists so that the pipeline (tokenizer, state, embedder, Flink operator) can be run and tested end
+     * to end without downloading a model. Shape {@link Rwkv7Shape#DEMO_BYTES} (byte-level, no vocabulary file
+     * needed), fp32, with {@link #DEMO_MEMORY} so that its final state depends on the whole text, not only on
+     * its last few hundred bytes.
+     */
+    public static RwkvModel demo(Backend backend) {
+        return RwkvModel.of(rwkv7(Rwkv7Shape.DEMO_BYTES, DEMO_SEED, WeightType.F32, DEMO_MEMORY), backend);
+    }
+
+    /** A random RWKV-7, matrices stored as {@code matrixType}, small tensors fp32, with {@link Memory#DEFAULT}. */
     public static WeightFile rwkv7(Rwkv7Shape s, long seed, WeightType matrixType) {
+        return rwkv7(s, seed, matrixType, Memory.DEFAULT);
+    }
+
+    /**
+     * A random RWKV-7 with projection matrices stored as {@code matrixType} (small tensors stay fp32) and the
+     * decay and learning-rate bases drawn from {@code memory}'s ranges. The weights depend only on the arguments.
+     */
+    public static WeightFile rwkv7(Rwkv7Shape s, long seed, WeightType matrixType, Memory memory) {
         SplittableRandom rnd = new SplittableRandom(seed);
         Map<String, Tensor> t = new LinkedHashMap<>();
         int C = s.embd();
@@ -41,8 +100,8 @@ public final class RandomModels {
                 t.put(p + ln + ".bias", constant(p + ln + ".bias", C, 0f));
             }
             t.put(p + "att.x_rwkvag", uniform(p + "att.x_rwkvag", 6 * C, 0.0, 1.0, rnd, 6, C));
-            t.put(p + "att.w0", uniform(p + "att.w0", C, -2.0, 2.0, rnd, C));
-            t.put(p + "att.a0", uniform(p + "att.a0", C, -1.0, 1.0, rnd, C));
+            t.put(p + "att.w0", uniform(p + "att.w0", C, memory.w0Min(), memory.w0Max(), rnd, C));
+            t.put(p + "att.a0", uniform(p + "att.a0", C, memory.a0Min(), memory.a0Max(), rnd, C));
             t.put(p + "att.v0", uniform(p + "att.v0", C, -1.0, 1.0, rnd, C));
             t.put(p + "att.k_k", uniform(p + "att.k_k", C, 0.7, 1.0, rnd, C));
             t.put(p + "att.k_a", uniform(p + "att.k_a", C, 0.8, 1.2, rnd, C));
@@ -72,7 +131,7 @@ public final class RandomModels {
 
     private static Tensor matrix(String name, int rows, int cols, double variance, SplittableRandom rnd, WeightType type) {
         float[] v = new float[rows * cols];
-        double sd = Math.sqrt(variance);
+        double sd = StrictMath.sqrt(variance);
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) (gaussian(rnd) * sd);
         }
@@ -94,9 +153,14 @@ public final class RandomModels {
         return Tensor.ofFloats(name, v, n);
     }
 
-    /** Box-Muller: a standard normal deviate from two uniforms (SplittableRandom has no nextGaussian here). */
+    /**
+     * Box-Muller: a standard normal deviate from two uniforms (SplittableRandom has no nextGaussian here). Uses
+     * {@link StrictMath}, whose results are the same on every JVM and CPU ({@code Math.log} and {@code Math.cos}
+     * may differ in the last bit between intrinsics), so a seed gives bit-identical weights, and the same model
+     * fingerprint, everywhere.
+     */
     private static double gaussian(SplittableRandom rnd) {
         double u = 1.0 - rnd.nextDouble();
-        return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd.nextDouble());
+        return StrictMath.sqrt(-2 * StrictMath.log(u)) * StrictMath.cos(2 * Math.PI * rnd.nextDouble());
     }
 }

@@ -29,6 +29,8 @@ final class AddedTokenSplitter {
 
     /** Candidates by first character, longest first. */
     private final Map<Character, List<Candidate>> byFirstChar = new HashMap<>();
+    /** Length in chars of the longest token (0 if there are none). */
+    private final int maxLength;
 
     /** @param tokens added token contents (non-empty) and their ids */
     AddedTokenSplitter(Map<String, Integer> tokens) {
@@ -37,6 +39,15 @@ final class AddedTokenSplitter {
                 .add(new Candidate(content, id)));
         byFirstChar.values().forEach(list -> list.sort(
                 Comparator.comparingInt((Candidate c) -> c.content().length()).reversed()));
+        maxLength = tokens.keySet().stream().mapToInt(String::length).max().orElse(0);
+    }
+
+    /**
+     * Length in chars of the longest added token (0 if there are none). Which token, if any, matches at position
+     * {@code p} depends only on the chars in {@code [p, p + maxLength)}.
+     */
+    int maxLength() {
+        return maxLength;
     }
 
     /** The pieces of {@code text}, in order; their texts concatenate to {@code text}. */

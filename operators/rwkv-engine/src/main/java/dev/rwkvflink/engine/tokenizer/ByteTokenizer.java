@@ -4,7 +4,11 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * The trivial tokenizer of rwkv.cpp's tiny test models: each token is one byte of the UTF-8 text, its id the
- * byte's value (0..255). Every byte string is encodable, and decoding is exact.
+ * byte's value (0..255). Every byte string is encodable (raw bytes are taken as they are, valid UTF-8 or not),
+ * and decoding is exact.
+ *
+ * <p>{@link #chunked()}: every byte is final the moment it arrives, so a step emits all its bytes and the carry is
+ * always empty.
  */
 public final class ByteTokenizer implements Tokenizer {
 
@@ -15,13 +19,21 @@ public final class ByteTokenizer implements Tokenizer {
         return encodeBytes(text.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** One token per byte, whatever the bytes are (no UTF-8 decoding). */
     @Override
-    public int[] encodeBytes(byte[] utf8) {
-        int[] ids = new int[utf8.length];
-        for (int i = 0; i < utf8.length; i++) {
-            ids[i] = utf8[i] & 0xFF;
+    public int[] encodeBytes(byte[] bytes) {
+        int[] ids = new int[bytes.length];
+        for (int i = 0; i < bytes.length; i++) {
+            ids[i] = bytes[i] & 0xFF;
         }
         return ids;
+    }
+
+    /** Carry: always empty (0 bytes). */
+    @Override
+    public ChunkTokenizer chunked() {
+        return (carry, piece, last) -> new ChunkTokenizer.Step(encodeBytes(ByteArrays.concat(carry, piece)),
+                ByteArrays.EMPTY);
     }
 
     @Override

@@ -8,9 +8,11 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.text.Normalizer;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
@@ -42,6 +44,9 @@ import java.util.regex.Pattern;
  * is not in the alphabet (the runs of spaces) stands for its own UTF-8 bytes, as in the {@code tokenizers}
  * ByteLevel decoder. Special tokens decode to nothing, as {@code tokenizers}' {@code decode} does by default
  * ({@code skip_special_tokens=True}), which is what ChatRWKV uses.
+ *
+ * <p>Text that arrives in pieces is tokenized by {@link #chunked()} ({@link NeoxChunkTokenizer}), which carries
+ * the unsettled end of the text from one piece to the next.
  */
 public final class NeoxBpeTokenizer implements Tokenizer {
 
@@ -94,25 +99,73 @@ public final class NeoxBpeTokenizer implements Tokenizer {
         for (AddedTokenSplitter.Piece raw : rawAddedTokens.split(text)) {
             if (raw.isToken()) {
                 ids.add(raw.tokenId());
-                continue;
-            }
-            String normalized = nfc ? Normalizer.normalize(raw.text(), Normalizer.Form.NFC) : raw.text();
-            for (AddedTokenSplitter.Piece piece : normalizedAddedTokens.split(normalized)) {
-                if (piece.isToken()) {
-                    ids.add(piece.tokenId());
-                } else {
-                    encodePlain(piece.text(), ids);
-                }
+            } else {
+                encodePieces(preTokens(normalize(raw.text())), ids);
             }
         }
         return ids.toArray();
     }
 
-    /** Pre-tokenizes text that holds no added token and appends the BPE ids of each pre-token. */
-    private void encodePlain(String text, IntList ids) {
-        Matcher matcher = GPT2_SPLIT.matcher(text);
-        while (matcher.find()) {
-            ids.addAll(encodeWord(matcher.group()));
+    /**
+     * Carry: normally the last pre-tokens plus a look-ahead of about 40 characters (for the longest added
+     * tokens, 13 and 24 chars, and the pre-tokenizer's peek past a match); never more than
+     * {@link NeoxChunkTokenizer#CARRY_CAP_BYTES} (64 KiB). Exact for every split of valid or invalid UTF-8, except
+     * for a text holding a single pre-token longer than that cap, which is cut at the cap. See
+     * {@link NeoxChunkTokenizer}.
+     */
+    @Override
+    public ChunkTokenizer chunked() {
+        return new NeoxChunkTokenizer(this);
+    }
+
+    /** Step 2: the normalizer (NFC, or nothing), applied to a text between raw added tokens. */
+    String normalize(String rawSegment) {
+        return nfc ? Normalizer.normalize(rawSegment, Normalizer.Form.NFC) : rawSegment;
+    }
+
+    /** Whether the normalizer is NFC (otherwise text is not normalized). */
+    boolean normalizesNfc() {
+        return nfc;
+    }
+
+    /** Step 1's splitter: the added tokens found in the raw text. */
+    AddedTokenSplitter rawAddedTokens() {
+        return rawAddedTokens;
+    }
+
+    /** Length in chars of the longest added token matched in normalized text (0 if none). */
+    int maxNormalizedAddedTokenLength() {
+        return normalizedAddedTokens.maxLength();
+    }
+
+    /**
+     * Steps 3 and 4 on a normalized text that holds no raw added token: the pieces the model reads, in order,
+     * each either a normalized added token ({@code tokenId >= 0}) or a pre-token for BPE ({@code tokenId < 0}).
+     * Their texts concatenate to {@code normalized}.
+     */
+    List<AddedTokenSplitter.Piece> preTokens(String normalized) {
+        List<AddedTokenSplitter.Piece> pieces = new ArrayList<>();
+        for (AddedTokenSplitter.Piece piece : normalizedAddedTokens.split(normalized)) {
+            if (piece.isToken()) {
+                pieces.add(piece);
+            } else {
+                Matcher matcher = GPT2_SPLIT.matcher(piece.text());
+                while (matcher.find()) {
+                    pieces.add(new AddedTokenSplitter.Piece(matcher.group(), -1));
+                }
+            }
+        }
+        return pieces;
+    }
+
+    /** Step 5: appends each added token's id and the BPE ids of each pre-token. */
+    private void encodePieces(List<AddedTokenSplitter.Piece> pieces, IntList ids) {
+        for (AddedTokenSplitter.Piece piece : pieces) {
+            if (piece.isToken()) {
+                ids.add(piece.tokenId());
+            } else {
+                ids.addAll(encodeWord(piece.text()));
+            }
         }
     }
 

@@ -27,6 +27,13 @@ public interface Tokenizer {
     }
 
     /**
+     * A tokenizer for text that arrives in pieces: the tokens of all its steps, concatenated, are exactly
+     * {@link #encodeBytes} of the whole text (see {@link ChunkTokenizer} for the contract and each implementation
+     * for its bound on the carried bytes).
+     */
+    ChunkTokenizer chunked();
+
+    /**
      * The bytes the tokens stand for, concatenated.
      *
      * @throws IllegalArgumentException if an id is not in the vocabulary

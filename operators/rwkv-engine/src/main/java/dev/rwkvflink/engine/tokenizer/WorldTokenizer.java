@@ -7,6 +7,7 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -25,6 +26,13 @@ import java.util.Map;
  * ({@code id = byte + 1}) make every byte string encodable. The longest match is found by walking a
  * {@link ByteTrie} from the root along the input and remembering the last node that ends a token, so each
  * emitted token costs one hash lookup per byte looked at.
+ *
+ * <p><b>Chunked encoding</b> ({@link #chunked()}). The token chosen at a position depends only on the next
+ * {@code maxTokenLength} bytes (128 for {@code rwkv_vocab_v20230424.txt}): no token is longer, so the trie walk
+ * never looks further. A step therefore emits tokens while at least {@code maxTokenLength} bytes remain from the
+ * token's start (or all of them on the last step) and carries the rest: the carry is always shorter than
+ * {@code maxTokenLength} bytes (at most 127 bytes for the World vocabulary). Being byte-level, this holds for any
+ * bytes, valid UTF-8 or not, split anywhere.
  */
 public final class WorldTokenizer implements Tokenizer {
 
@@ -36,10 +44,17 @@ public final class WorldTokenizer implements Tokenizer {
     /** Bytes of each token, indexed by id; {@code null} where the file defines no such id. */
     private final TokenTable table;
     private final ByteTrie trie;
+    /** Bytes of the longest token: how far ahead the longest match can look. */
+    private final int maxTokenLength;
 
     private WorldTokenizer(byte[][] tokenBytes, ByteTrie trie) {
         this.table = new TokenTable(name(), tokenBytes);
         this.trie = trie;
+        int longest = 1;
+        for (byte[] bytes : tokenBytes) {
+            longest = Math.max(longest, bytes == null ? 0 : bytes.length);
+        }
+        this.maxTokenLength = longest;
     }
 
     /**
@@ -100,8 +115,39 @@ public final class WorldTokenizer implements Tokenizer {
     @Override
     public int[] encodeBytes(byte[] input) {
         IntList ids = new IntList(input.length / 3 + 4);
+        encodeTokensStartingBefore(input, input.length, ids);
+        return ids.toArray();
+    }
+
+    /**
+     * Carry: fewer than {@link #maxTokenLength()} bytes (127 for the World vocabulary). A token starting at
+     * position {@code p} is final once the input holds {@code p + maxTokenLength} bytes.
+     */
+    @Override
+    public ChunkTokenizer chunked() {
+        return (carry, piece, last) -> {
+            byte[] input = ByteArrays.concat(carry, piece);
+            int startLimit = last ? input.length : input.length - maxTokenLength + 1;
+            IntList ids = new IntList(input.length / 3 + 4);
+            int consumed = encodeTokensStartingBefore(input, startLimit, ids);
+            return new ChunkTokenizer.Step(ids.toArray(), Arrays.copyOfRange(input, consumed, input.length));
+        };
+    }
+
+    /** Length in bytes of the longest token in the vocabulary. */
+    public int maxTokenLength() {
+        return maxTokenLength;
+    }
+
+    /**
+     * Appends the greedy longest-match tokens of {@code input}, one after the other from position 0, as long as
+     * the next token starts before {@code startLimit}.
+     *
+     * @return the position after the last token appended (where the next token would start)
+     */
+    private int encodeTokensStartingBefore(byte[] input, int startLimit, IntList ids) {
         int pos = 0;
-        while (pos < input.length) {
+        while (pos < startLimit) {
             int bestId = ByteTrie.NONE;
             int bestLength = 0;
             int node = ByteTrie.root();
@@ -123,7 +169,7 @@ public final class WorldTokenizer implements Tokenizer {
             ids.add(bestId);
             pos += bestLength;
         }
-        return ids.toArray();
+        return pos;
     }
 
     @Override

@@ -1,0 +1,147 @@
+package dev.rwkvflink.jobs.cli;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
+import dev.rwkvflink.engine.backend.Backend;
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.embed.Embedder;
+import dev.rwkvflink.engine.embed.EmbeddingStats;
+import dev.rwkvflink.engine.embed.Pooling;
+import dev.rwkvflink.engine.model.RandomModels;
+import dev.rwkvflink.engine.model.RwkvModel;
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tokenizer.Tokenizer;
+import dev.rwkvflink.engine.tokenizer.Tokenizers;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/**
+ * Embeds one text file: its bytes, tokenized as a whole, advance a fresh state in one engine call
+ * ({@code model.hidden(state, tokens)}); the hidden vector and the final state are pooled, standardized with
+ * {@code --stats} if given, and L2-normalised ({@link Embedder}). Prints one JSON line:
+ * <pre>{"key":"&lt;file name&gt;","dim":N,"vector":[f1,f2,...]}</pre>
+ * Each float is written as {@link Float#toString(float)} writes it, which reads back to the same float; the key is
+ * escaped by Jackson, with every non-ASCII character as an escape such as <code>&#92;u00e9</code>, so the line is
+ * plain ASCII whatever the console's encoding.
+ *
+ * <p>This is the reference the streaming operator must match: a text embedded chunk by chunk gives exactly this
+ * vector.
+ */
+@Command(name = "embed", mixinStandardHelpOptions = true,
+        description = "Embed a text file in one pass and print {\"key\", \"dim\", \"vector\"} as one JSON line.")
+final class EmbedCommand implements Callable<Integer> {
+
+    /** ASCII-only JSON: non-ASCII characters of the key are written as escapes. */
+    private static final JsonFactory JSON = JsonFactory.builder().enable(JsonWriteFeature.ESCAPE_NON_ASCII).build();
+
+    @Option(names = "--model", paramLabel = "FILE",
+            description = "Model file: rwkv.cpp .bin, BlinkDL .pth or .safetensors. Default: the built-in demo "
+                    + "model (random weights: its embeddings carry NO learned meaning).")
+    Path model;
+
+    @Option(names = "--vocab", paramLabel = "FILE",
+            description = "Vocabulary: rwkv_vocab_v20230424.txt (World) or 20B_tokenizer.json (v4 Pile). "
+                    + "Not needed for 256-token byte-level models (the demo model is one).")
+    Path vocab;
+
+    @Option(names = "--text-file", required = true, paramLabel = "FILE",
+            description = "The text to embed, read as bytes (UTF-8 expected).")
+    Path textFile;
+
+    @Option(names = "--pooling", defaultValue = "hidden", paramLabel = "NAME",
+            description = "hidden, state, both, or with layers state:0,11 / both:11 (default layer: the last). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    String pooling;
+
+    @Option(names = "--stats", paramLabel = "FILE",
+            description = "Embedding statistics (JSON) of this model and pooling, to standardize channels with.")
+    Path stats;
+
+    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
+            description = "cpu (fastest CPU backend), vector, scalar, or cuda (not in this build). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Override
+    public Integer call() throws Exception {
+        Pooling requested = Pooling.parse(pooling);
+        byte[] text = Files.readAllBytes(textFile);
+        if (text.length == 0) {
+            throw new IllegalArgumentException(textFile + " is empty: there is no text to embed");
+        }
+        Backend be = "cpu".equalsIgnoreCase(backend.strip()) ? Backends.defaultBackend() : Backends.byName(backend);
+        try (RwkvModel m = openModel(be)) {
+            Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
+            // The whole file as the last (and only) piece: the chunked tokenizer then equals encodeBytes.
+            int[] tokens = tokenizer.chunked().feed(new byte[0], text, true).tokens();
+            if (tokens.length == 0) {
+                throw new IllegalArgumentException(textFile + ": the text gives no tokens to embed");
+            }
+            Embedder embedder = embedder(m, requested);
+
+            long start = System.nanoTime();
+            RwkvState state = m.newState();
+            float[] hidden = m.hidden(state, tokens);
+            float[] vector = embedder.embed(hidden, state);
+            double seconds = (System.nanoTime() - start) / 1e9;
+
+            System.out.println(jsonLine(textFile.getFileName().toString(), vector));
+            System.err.printf("embedded %d bytes (%d tokens) in %.2f s on the %s backend: pooling %s%s, dim %d%n",
+                    text.length, tokens.length, seconds, m.backend().name(), embedder.pooling(),
+                    stats != null ? " standardized" : "", vector.length);
+            return 0;
+        }
+    }
+
+    private RwkvModel openModel(Backend be) throws IOException {
+        if (model != null) {
+            return RwkvModel.load(model, be);
+        }
+        System.err.println("NOTE: no --model given, so this uses the built-in DEMO model (RWKV-7, random weights,"
+                + " seed " + RandomModels.DEMO_SEED + "). ITS EMBEDDINGS CARRY NO LEARNED MEANING: similar texts do"
+                + " not get similar vectors. It only shows the pipeline working; pass --model FILE for real"
+                + " embeddings.");
+        return RandomModels.demo(be);
+    }
+
+    /** The embedder for the model; with {@code --stats}, checks that the file belongs to this model and pooling. */
+    private Embedder embedder(RwkvModel m, Pooling requested) throws IOException {
+        Embedder plain = new Embedder(m.config(), requested, null);
+        if (stats == null) {
+            return plain;
+        }
+        return new Embedder(m.config(), requested, EmbeddingStats.load(stats, m.fingerprint(), plain.pooling()));
+    }
+
+    /**
+     * {@code {"key":KEY,"dim":N,"vector":[...]}} on one line, each float as {@link Float#toString(float)}.
+     *
+     * @throws IllegalStateException if the vector holds NaN or an infinity, which JSON cannot carry
+     */
+    static String jsonLine(String key, float[] vector) throws IOException {
+        StringWriter out = new StringWriter();
+        try (JsonGenerator g = JSON.createGenerator(out)) {
+            g.writeStartObject();
+            g.writeStringField("key", key);
+            g.writeNumberField("dim", vector.length);
+            g.writeArrayFieldStart("vector");
+            for (int i = 0; i < vector.length; i++) {
+                if (!Float.isFinite(vector[i])) {
+                    throw new IllegalStateException("the embedding holds " + vector[i] + " at index " + i
+                            + ": the model produced non-finite values");
+                }
+                g.writeNumber(Float.toString(vector[i]));
+            }
+            g.writeEndArray();
+            g.writeEndObject();
+        }
+        return out.toString();
+    }
+}

@@ -1,0 +1,184 @@
+package dev.rwkvflink.jobs.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.embed.Embedder;
+import dev.rwkvflink.engine.embed.EmbeddingStats;
+import dev.rwkvflink.engine.embed.LinearHead;
+import dev.rwkvflink.engine.embed.Pooling;
+import dev.rwkvflink.engine.embed.SoftmaxTrainer;
+import dev.rwkvflink.engine.model.ModelSources;
+import dev.rwkvflink.engine.model.RwkvModel;
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tokenizer.Tokenizer;
+import dev.rwkvflink.engine.tokenizer.Tokenizers;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.concurrent.Callable;
+
+/**
+ * Trains a classification head from labelled text: embeds every text in one engine call, collects per-channel
+ * normalisation statistics on the training split, trains a softmax head on the normalised embeddings and reports
+ * held-out accuracy. The statistics and head files are what the operator's {@code stats} and {@code head}
+ * settings read.
+ */
+@Command(name = "fit", mixinStandardHelpOptions = true,
+        description = "Train a classification head (and normalisation statistics) from JSONL {\"text\", \"label\"} lines.")
+final class FitCommand implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "FILE", description = "Model file; default: the built-in demo model.")
+    String model;
+
+    @Option(names = "--vocab", paramLabel = "FILE", description = "Vocabulary (not needed for byte-level models).")
+    Path vocab;
+
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu, vector or scalar. Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Option(names = "--data", required = true, paramLabel = "FILE", description = "JSONL, one {\"text\": ..., \"label\": ...} per line.")
+    Path data;
+
+    @Option(names = "--pooling", defaultValue = "hidden", description = "hidden, state[:layers], both[:layers]. Default: ${DEFAULT-VALUE}.")
+    String pooling;
+
+    @Option(names = "--out", required = true, paramLabel = "FILE", description = "Where to write the head (JSON).")
+    Path out;
+
+    @Option(names = "--stats-out", paramLabel = "FILE", description = "Where to write the normalisation statistics.")
+    Path statsOut;
+
+    @Option(names = "--holdout", defaultValue = "0.2", description = "Fraction held out for accuracy. Default: ${DEFAULT-VALUE}.")
+    double holdout;
+
+    @Option(names = "--epochs", defaultValue = "300", description = "Default: ${DEFAULT-VALUE}.")
+    int epochs;
+
+    @Option(names = "--lr", defaultValue = "0.05", description = "Adam learning rate. Default: ${DEFAULT-VALUE}.")
+    double learningRate;
+
+    @Option(names = "--l2", defaultValue = "1e-4", description = "L2 penalty on the weights. Default: ${DEFAULT-VALUE}.")
+    double l2;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the train/held-out split. Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    record Example(String text, String label) {
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (holdout < 0 || holdout >= 1) {
+            throw new IllegalArgumentException("--holdout must be in [0, 1)");
+        }
+        List<Example> examples = read(data);
+        List<String> labels = new ArrayList<>(new TreeSet<>(examples.stream().map(Example::label).toList()));
+        if (labels.size() < 2) {
+            throw new IllegalArgumentException(data + ": needs at least two different labels, found " + labels);
+        }
+        try (RwkvModel m = ModelSources.open(model, "cpu".equals(backend) ? Backends.defaultBackend() : Backends.byName(backend))) {
+            Tokenizer tok = Tokenizers.forModel(m.config().vocab(), vocab);
+            Pooling p = Pooling.parse(pooling);
+            Embedder raw = new Embedder(m.config(), p, null);
+            long start = System.nanoTime();
+            float[][] pooled = new float[examples.size()][];
+            for (int i = 0; i < pooled.length; i++) {
+                int[] ids = tok.encodeBytes(examples.get(i).text().getBytes(StandardCharsets.UTF_8));
+                if (ids.length == 0) {
+                    throw new IllegalArgumentException(data + ": example " + (i + 1) + " has no tokens");
+                }
+                RwkvState s = m.newState();
+                pooled[i] = raw.pool(m.hidden(s, ids), s);
+            }
+            System.err.printf("embedded %d texts in %.1f s%n", pooled.length, (System.nanoTime() - start) / 1e9);
+
+            boolean[] test = split(pooled.length, holdout, seed);
+            EmbeddingStats stats = new EmbeddingStats(m.fingerprint(), raw.pooling(), raw.dimension());
+            for (int i = 0; i < pooled.length; i++) {
+                if (!test[i]) {
+                    stats.add(pooled[i]);
+                }
+            }
+            Embedder embedder = new Embedder(m.config(), p, stats);
+            List<float[]> trainX = new ArrayList<>();
+            List<float[]> testX = new ArrayList<>();
+            List<Integer> trainY = new ArrayList<>();
+            List<Integer> testY = new ArrayList<>();
+            for (int i = 0; i < pooled.length; i++) {
+                float[] e = embedder.finish(pooled[i]);
+                int y = labels.indexOf(examples.get(i).label());
+                (test[i] ? testX : trainX).add(e);
+                (test[i] ? testY : trainY).add(y);
+            }
+            LinearHead head = new SoftmaxTrainer(epochs, learningRate, l2).fit(trainX.toArray(float[][]::new),
+                    trainY.stream().mapToInt(Integer::intValue).toArray(), labels, m.fingerprint(), raw.pooling());
+            head.save(out);
+            if (statsOut != null) {
+                stats.save(statsOut);
+            }
+            double trainAcc = SoftmaxTrainer.accuracy(head, trainX.toArray(float[][]::new),
+                    trainY.stream().mapToInt(Integer::intValue).toArray());
+            double testAcc = SoftmaxTrainer.accuracy(head, testX.toArray(float[][]::new),
+                    testY.stream().mapToInt(Integer::intValue).toArray());
+            System.out.printf("labels %s; %d training, %d held out; training accuracy %.3f, held-out accuracy %s%n",
+                    labels, trainX.size(), testX.size(), trainAcc, testX.isEmpty() ? "n/a" : String.format("%.3f", testAcc));
+            System.out.printf("head written to %s%s%n", out, statsOut != null ? ", statistics to " + statsOut : "");
+            return 0;
+        }
+    }
+
+    /** Marks about {@code fraction} of n examples as held out, by a seeded shuffle. */
+    private static boolean[] split(int n, double fraction, long seed) {
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (int i = n - 1; i > 0; i--) {
+            int j = rnd.nextInt(i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        boolean[] test = new boolean[n];
+        int held = (int) Math.round(n * fraction);
+        for (int i = 0; i < held; i++) {
+            test[order[i]] = true;
+        }
+        return test;
+    }
+
+    static List<Example> read(Path file) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        List<Example> out = new ArrayList<>();
+        List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        for (int i = 0; i < lines.size(); i++) {
+            String line = lines.get(i).strip();
+            if (line.isEmpty()) {
+                continue;
+            }
+            JsonNode n;
+            try {
+                n = json.readTree(line);
+            } catch (IOException e) {
+                throw new IOException(file + " line " + (i + 1) + ": not JSON: " + e.getMessage().lines().findFirst().orElse(""));
+            }
+            if (!n.path("text").isTextual() || n.path("label").isMissingNode() || n.path("label").isNull()) {
+                throw new IOException(file + " line " + (i + 1) + ": needs a string \"text\" and a \"label\"");
+            }
+            out.add(new Example(n.get("text").asText(), n.get("label").asText()));
+        }
+        if (out.isEmpty()) {
+            throw new IOException(file + ": no examples");
+        }
+        return out;
+    }
+}

@@ -1,0 +1,94 @@
+package dev.rwkvflink.jobs.cli;
+
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.embed.Embedder;
+import dev.rwkvflink.engine.embed.EmbeddingStats;
+import dev.rwkvflink.engine.embed.LinearHead;
+import dev.rwkvflink.engine.embed.Pooling;
+import dev.rwkvflink.engine.model.RwkvModel;
+import dev.rwkvflink.engine.state.RwkvState;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code fit} on a task the tiny model can tell apart (digits vs. lower-case words) writes a head that classifies. */
+class FitCommandTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void trainsAHeadThatClassifiesHeldOutText() throws Exception {
+        Path model = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", "rwkv-cpp-tests",
+                "tiny-rwkv-7v0-834K-FP32.bin");
+        Assumptions.assumeTrue(Files.isRegularFile(model), "reference model absent, skipping: " + model);
+        Random rnd = new Random(3);
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < 80; i++) {
+            StringBuilder sb = new StringBuilder();
+            boolean digits = i % 2 == 0;
+            for (int j = 0; j < 12 + rnd.nextInt(20); j++) {
+                sb.append(digits ? (char) ('0' + rnd.nextInt(10)) : (char) ('a' + rnd.nextInt(26)));
+                if (rnd.nextInt(5) == 0) {
+                    sb.append(' ');
+                }
+            }
+            lines.add("{\"text\": \"" + sb + "\", \"label\": \"" + (digits ? "number" : "word") + "\"}");
+        }
+        Path data = dir.resolve("train.jsonl");
+        Files.write(data, lines, StandardCharsets.UTF_8);
+        Path head = dir.resolve("head.json");
+        Path stats = dir.resolve("stats.json");
+        int rc = RwkvFlinkCli.commandLine().execute("fit", "--model", model.toString(), "--data", data.toString(),
+                "--out", head.toString(), "--stats-out", stats.toString(), "--holdout", "0.25");
+        assertEquals(0, rc);
+
+        try (RwkvModel m = RwkvModel.load(model, Backends.defaultBackend())) {
+            EmbeddingStats s = EmbeddingStats.load(stats, m.fingerprint(), Pooling.HIDDEN);
+            assertEquals(60, s.count(), "statistics come from the training split only");
+            LinearHead h = LinearHead.load(head, m.fingerprint(), Pooling.HIDDEN);
+            assertEquals(List.of("number", "word"), h.labels());
+            Embedder e = new Embedder(m.config(), Pooling.HIDDEN, s);
+            int right = 0;
+            String[] probes = {"4815 1623 42", "9 8 7 6 5 4 3 2 1", "hello there world", "streams of words"};
+            String[] truth = {"number", "number", "word", "word"};
+            for (int i = 0; i < probes.length; i++) {
+                RwkvState st = m.newState();
+                float[] v = e.embed(m.hidden(st, toBytes(probes[i])), st);
+                if (h.label(h.probabilities(v)).equals(truth[i])) {
+                    right++;
+                }
+            }
+            assertTrue(right >= 3, right + " of 4 unseen probes classified right");
+        }
+    }
+
+    @Test
+    void aBadLineIsAClearErrorWithItsNumber() throws Exception {
+        Path data = dir.resolve("bad.jsonl");
+        Files.writeString(data, "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": 3}\n");
+        var err = new java.io.StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new java.io.PrintWriter(err));
+        assertEquals(1, cl.execute("fit", "--data", data.toString(), "--out", dir.resolve("h.json").toString()));
+        assertTrue(err.toString().contains("line 2"), err.toString());
+    }
+
+    private static int[] toBytes(String s) {
+        byte[] b = s.getBytes(StandardCharsets.UTF_8);
+        int[] t = new int[b.length];
+        for (int i = 0; i < b.length; i++) {
+            t[i] = b[i] & 0xFF;
+        }
+        return t;
+    }
+}
