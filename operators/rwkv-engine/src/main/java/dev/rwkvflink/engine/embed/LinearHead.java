@@ -144,7 +144,7 @@ public final class LinearHead {
             throw new IOException(file + ": head was trained on " + model + ", the loaded model is " + expectedModel);
         }
         Pooling pooling = Pooling.parse(root.path("pooling").asText());
-        if (!pooling.equals(expectedPooling)) {
+        if (!pooling.compatibleWith(expectedPooling)) {
             throw new IOException(file + ": head was trained on pooling " + pooling + ", the job uses " + expectedPooling);
         }
         List<String> labels = new java.util.ArrayList<>();

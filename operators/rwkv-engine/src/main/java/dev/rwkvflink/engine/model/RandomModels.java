@@ -27,9 +27,9 @@ public final class RandomModels {
         public static final Rwkv7Shape RWKV7_0_1B = new Rwkv7Shape(12, 768, 64, 65536, 3072, 64, 64, 32, 128);
         /**
          * The {@link #demo} model: byte-level (256 tokens), L4, D32, one head of 32, FFN 128, LoRA ranks 8. Tiny
-         * on purpose: the CPU engine spends its time per token and per layer (the sequential WKV scan, the
-         * per-channel exponentials, small matrix products), so even D64 took about 9 s per 100 KB on two cores;
-         * this shape takes about 3.5 s.
+         * on purpose: on the CPU engine the cost per token and layer is dominated by fixed work (the sequential
+         * WKV scan, per-channel exponentials, small matrix products), so a 100 KB text in one engine call takes
+         * about 6 s on two cores with this shape, 11 s with D64 and over a minute with D256.
          */
         public static final Rwkv7Shape DEMO_BYTES = new Rwkv7Shape(4, 32, 32, 256, 128, 8, 8, 8, 8);
     }
