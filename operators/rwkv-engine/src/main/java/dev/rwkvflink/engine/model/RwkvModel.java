@@ -20,6 +20,9 @@ import java.nio.file.Path;
  * memory (often a memory-mapped file) until {@link #close()}.
  */
 public final class RwkvModel implements AutoCloseable {
+    /** Longest run of tokens pushed through the layers at once (bounds activation memory; results unchanged). */
+    public static final int MAX_BLOCK_TOKENS = 1024;
+
     private final WeightFile file;
     private final RwkvConfig config;
     private final Backend backend;
@@ -127,24 +130,39 @@ public final class RwkvModel implements AutoCloseable {
         if (tokens.length == 0) {
             throw new IllegalArgumentException("no tokens to advance by");
         }
-        int C = config.embd();
-        int T = tokens.length;
-        float[] x = new float[T * C];
-        for (int t = 0; t < T; t++) {
-            int id = tokens[t];
+        for (int id : tokens) {
             if (id < 0 || id >= config.vocab()) {
                 throw new IllegalArgumentException("token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
             }
-            emb.readRow(id, x, t * C);
+        }
+        float[] x = null;
+        for (int from = 0; from < tokens.length; from += MAX_BLOCK_TOKENS) {
+            x = forwardBlock(state, tokens, from, Math.min(tokens.length, from + MAX_BLOCK_TOKENS));
+        }
+        int C = config.embd();
+        float[] h = new float[C];
+        Ops.layerNorm(x, x.length - C, lnOutW, lnOutB, RwkvConfig.LAYER_NORM_EPS, h, 0, C);
+        return h;
+    }
+
+    /**
+     * Runs tokens {@code [from, to)} through every layer and returns the residual stream (T x C). Long inputs go
+     * through in blocks of {@link #MAX_BLOCK_TOKENS}, which bounds the activations' memory; the result is the same
+     * bits as one pass, since every token's arithmetic is independent of the others in a call.
+     */
+    private float[] forwardBlock(RwkvState state, int[] tokens, int from, int to) {
+        int C = config.embd();
+        int T = to - from;
+        float[] x = new float[T * C];
+        for (int t = 0; t < T; t++) {
+            emb.readRow(tokens[from + t], x, t * C);
             Ops.layerNorm(x, t * C, ln0w, ln0b, RwkvConfig.LAYER_NORM_EPS, x, t * C, C);
         }
         RwkvBlock.Pass pass = new RwkvBlock.Pass();
         for (RwkvBlock block : blocks) {
             block.forward(x, T, state, backend, pass);
         }
-        float[] h = new float[C];
-        Ops.layerNorm(x, (T - 1) * C, lnOutW, lnOutB, RwkvConfig.LAYER_NORM_EPS, h, 0, C);
-        return h;
+        return x;
     }
 
     /** Logits {@code W_head hidden} for a hidden vector from {@link #hidden}. */

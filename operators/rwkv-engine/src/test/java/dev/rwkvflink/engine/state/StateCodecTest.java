@@ -107,4 +107,25 @@ class StateCodecTest {
                     () -> StateCodec.decode(version, m.config(), m.fingerprint())).getMessage().contains("version 9"));
         }
     }
+
+    /** Inputs longer than one block (RwkvModel.MAX_BLOCK_TOKENS) give the bits of token-by-token RNN mode. */
+    @Test
+    void longInputsGoThroughInBlocksWithoutChangingABit() throws Exception {
+        try (RwkvModel m = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), Backends.byName("vector"))) {
+            int n = 2 * RwkvModel.MAX_BLOCK_TOKENS + 37;
+            int[] tokens = new int[n];
+            for (int i = 0; i < n; i++) {
+                tokens[i] = TEXT[i % TEXT.length] & 0xFF;
+            }
+            RwkvState blocked = m.newState();
+            float[] h1 = m.hidden(blocked, tokens);
+            RwkvState stepwise = m.newState();
+            float[] h2 = null;
+            for (int t : tokens) {
+                h2 = m.hidden(stepwise, new int[] {t});
+            }
+            assertArrayEquals(h2, h1, 0f);
+            assertTrue(blocked.sameBits(stepwise));
+        }
+    }
 }
