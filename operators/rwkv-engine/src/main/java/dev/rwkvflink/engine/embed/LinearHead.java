@@ -68,7 +68,6 @@ public final class LinearHead {
             throw new IllegalArgumentException("embedding of dimension " + embedding.length + ", head expects " + dimension());
         }
         double[] z = new double[labels.size()];
-        double max = Double.NEGATIVE_INFINITY;
         for (int k = 0; k < z.length; k++) {
             double acc = bias[k];
             float[] w = weights[k];
@@ -76,18 +75,29 @@ public final class LinearHead {
                 acc += (double) w[i] * embedding[i];
             }
             z[k] = acc;
-            max = Math.max(max, acc);
+        }
+        softmaxInPlace(z);
+        float[] p = new float[z.length];
+        for (int k = 0; k < z.length; k++) {
+            p[k] = (float) z[k];
+        }
+        return p;
+    }
+
+    /** {@code z <- exp(z - max z) / sum exp(z - max z)}: the numerically stable softmax. */
+    static void softmaxInPlace(double[] z) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (double v : z) {
+            max = Math.max(max, v);
         }
         double sum = 0;
         for (int k = 0; k < z.length; k++) {
             z[k] = Math.exp(z[k] - max);
             sum += z[k];
         }
-        float[] p = new float[z.length];
         for (int k = 0; k < z.length; k++) {
-            p[k] = (float) (z[k] / sum);
+            z[k] /= sum;
         }
-        return p;
     }
 
     /** The most probable label for these probabilities (the first on ties). */

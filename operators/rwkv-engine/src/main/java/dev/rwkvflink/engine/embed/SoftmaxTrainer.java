@@ -87,23 +87,14 @@ public final class SoftmaxTrainer {
     }
 
     private static void probabilities(double[][] w, double[] b, float[] x, double[] p) {
-        double max = Double.NEGATIVE_INFINITY;
         for (int c = 0; c < p.length; c++) {
             double z = b[c];
             for (int j = 0; j < x.length; j++) {
                 z += w[c][j] * x[j];
             }
             p[c] = z;
-            max = Math.max(max, z);
         }
-        double sum = 0;
-        for (int c = 0; c < p.length; c++) {
-            p[c] = Math.exp(p[c] - max);
-            sum += p[c];
-        }
-        for (int c = 0; c < p.length; c++) {
-            p[c] /= sum;
-        }
+        LinearHead.softmaxInPlace(p);
     }
 
     /** Fraction of examples whose most probable label is the true one. */
