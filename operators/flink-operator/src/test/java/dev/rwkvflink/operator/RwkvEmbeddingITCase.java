@@ -41,7 +41,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * End to end on Flink's MiniCluster (2 slots, real checkpoints to a file system, heap and RocksDB state
- * backends): 1,000 documents of random text, split at random places, interleaved across keys, locally shuffled,
+ * backends): 2,000 documents of random text, split at random places, interleaved across keys, locally shuffled,
  * some chunks duplicated; a failure is injected once after the first completed checkpoint, so the job restarts
  * from real checkpointed RWKV states. Every final embedding must equal, bit for bit, the one-shot engine embedding
  * of its document, and every document must get one.
@@ -50,7 +50,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * otherwise inside a test JVM.
  */
 class RwkvEmbeddingITCase {
-    private static final int DOCUMENTS = 1000;
+    private static final int DOCUMENTS = 2000;
     private static final String[] WORDS = {"stream", "state", "token", "flink", "kafka", "rwkv", "recurrent", "model",
             "checkpoint", "embedding", "the", "a", "of", "and", "to", "in", "is", "for", "with", "données", "状態", "🙂"};
 

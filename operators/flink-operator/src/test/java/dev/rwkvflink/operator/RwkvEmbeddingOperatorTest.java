@@ -299,4 +299,25 @@ class RwkvEmbeddingOperatorTest {
         Exception e = assertThrows(Exception.class, other::open);
         assertTrue(rootMessages(e).contains("head was trained on"), rootMessages(e));
     }
+
+    /** Two operator instances (two slots of one TaskManager) share one loaded model, released by the last. */
+    @Test
+    void slotsShareOneModelReferenceCounted() throws Exception {
+        RwkvOperatorConfig cfg = config();
+        ModelSpec spec = cfg.modelSpec();
+        var first = harness(cfg, "heap");
+        var second = harness(cfg, "heap");
+        first.open();
+        second.open();
+        assertEquals(2, SharedModels.users(spec));
+        SharedModels.LoadedModel a = SharedModels.acquire(spec);
+        SharedModels.LoadedModel b = SharedModels.acquire(spec);
+        assertTrue(a == b, "one model object per JVM");
+        SharedModels.release(a);
+        SharedModels.release(b);
+        first.close();
+        assertEquals(1, SharedModels.users(spec));
+        second.close();
+        assertEquals(0, SharedModels.users(spec));
+    }
 }
