@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "rwkv-flink", mixinStandardHelpOptions = true, version = "rwkv-flink 0.1.0",
         description = "RWKV recurrent language models for stream processing.",
         subcommands = {LogitsCommand.class, TokenizeCommand.class, GenerateCommand.class, InfoCommand.class,
-                BenchCommand.class, EmbedCommand.class, FitCommand.class})
+                BenchCommand.class, EmbedCommand.class, FitCommand.class, LocalCommand.class})
 public final class RwkvFlinkCli implements Runnable {
 
     @CommandLine.Spec

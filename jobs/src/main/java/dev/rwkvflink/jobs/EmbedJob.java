@@ -1,0 +1,223 @@
+package dev.rwkvflink.jobs;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.rwkvflink.kafka.AvroCodec;
+import dev.rwkvflink.kafka.AvroRecordTypeInfo;
+import dev.rwkvflink.kafka.DeadLetterSplitter;
+import dev.rwkvflink.kafka.KafkaJobs;
+import dev.rwkvflink.operator.EmbeddingRecord;
+import dev.rwkvflink.operator.RejectedChunk;
+import dev.rwkvflink.operator.RwkvStreams;
+import dev.rwkvflink.operator.TextChunk;
+import dev.rwkvflink.schema.Classification;
+import dev.rwkvflink.schema.DeadLetter;
+import dev.rwkvflink.schema.DocumentChunk;
+import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.Schemas;
+import java.io.IOException;
+import java.io.Serial;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+
+/**
+ * The embedding job: document chunks from Kafka in, embeddings (and, with a head, classes) to Kafka out,
+ * exactly once.
+ *
+ * <pre>
+ *   chunks topic -> decode (malformed -> dead letters) -> TextChunk -> RWKV embed (keyed by document)
+ *       -> Embedding -> embeddings topic
+ *       -> Classification -> classifications topic        (only with a head)
+ *   operator rejects (bad seq, oversize, late chunk ...) -> dead letters
+ *   dead letters (both kinds) -> dead-letters topic
+ * </pre>
+ *
+ * Every operator has a stable uid so checkpoints and savepoints find their state again. Output becomes visible to
+ * {@code read_committed} consumers when the checkpoint that covers it completes.
+ */
+public final class EmbedJob {
+
+    /** Uids of the job's operators (stable: savepoints are matched by them). */
+    public static final String SOURCE_UID = "chunks-source";
+    public static final String SPLIT_UID = "split-dead-letters";
+    public static final String TO_TEXT_CHUNK_UID = "to-text-chunk";
+    public static final String TO_EMBEDDING_UID = "to-embedding";
+    public static final String EMBEDDINGS_SINK_UID = "embeddings-sink";
+    public static final String TO_CLASSIFICATION_UID = "to-classification";
+    public static final String CLASSIFICATIONS_SINK_UID = "classifications-sink";
+    public static final String REJECTED_UID = "rejected-to-dead-letter";
+    public static final String DEAD_LETTERS_SINK_UID = "dead-letters-sink";
+
+    private EmbedJob() {}
+
+    /** Runs the job on the environment of the cluster it is submitted to. Arguments: see {@link Settings#fromArgs}. */
+    public static void main(String[] args) throws Exception {
+        Schemas.trustGeneratedClasses();
+        Settings settings = Settings.fromArgs(args);
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        build(env, settings);
+        env.execute(jobName(settings));
+    }
+
+    /** A readable job name. */
+    public static String jobName(Settings s) {
+        return (s.classifies() ? "rwkv classify " : "rwkv embed ") + s.chunksTopic() + " -> " + s.embeddingsTopic();
+    }
+
+    /**
+     * Wires the pipeline into {@code env} (checkpointing and parallelism included); the caller executes it.
+     *
+     * @return the embeddings stream, before its sink
+     */
+    public static DataStream<Embedding> build(StreamExecutionEnvironment env, Settings s) throws IOException {
+        Schemas.trustGeneratedClasses();
+        env.enableCheckpointing(s.checkpointIntervalMillis());
+        if (s.parallelism() > 0) {
+            env.setParallelism(s.parallelism());
+        }
+        List<String> labels = s.classifies() ? headLabels(Path.of(s.head())) : List.of();
+
+        SingleOutputStreamOperator<DocumentChunk> chunks = env
+                .fromSource(KafkaJobs.chunkSource(s.bootstrapServers(), s.chunksTopic(), s.groupId(), s.format(),
+                        KafkaJobs.startingOffsets(s.startingOffsets())), WatermarkStrategy.noWatermarks(), "chunks")
+                .uid(SOURCE_UID)
+                .process(new DeadLetterSplitter()).uid(SPLIT_UID).name("split dead letters");
+
+        DataStream<TextChunk> textChunks = chunks.map(Records::textChunk, TypeInformation.of(TextChunk.class))
+                .uid(TO_TEXT_CHUNK_UID).name("to TextChunk");
+        SingleOutputStreamOperator<EmbeddingRecord> records = RwkvStreams.embed(textChunks, s.operatorConfig());
+
+        SingleOutputStreamOperator<Embedding> embeddings = records.map(new ToEmbedding())
+                .uid(TO_EMBEDDING_UID).name("to Embedding");
+        embeddings.sinkTo(KafkaJobs.avroSink(s.bootstrapServers(), s.embeddingsTopic(),
+                        s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
+                        Embedding::getKey))
+                .uid(EMBEDDINGS_SINK_UID).name("embeddings to " + s.embeddingsTopic());
+
+        if (s.classifies()) {
+            String head = Path.of(s.head()).getFileName().toString();
+            records.filter(r -> r.label != null).uid("labelled-only").name("labelled only")
+                    .map(new ToClassification(labels, head)).uid(TO_CLASSIFICATION_UID).name("to Classification")
+                    .sinkTo(KafkaJobs.avroSink(s.bootstrapServers(), s.classificationsTopic(),
+                            s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class),
+                            s.format(), Classification::getKey))
+                    .uid(CLASSIFICATIONS_SINK_UID).name("classes to " + s.classificationsTopic());
+        }
+
+        DataStream<DeadLetter> rejected = records.getSideOutput(RwkvStreams.REJECTED)
+                .map(new ToDeadLetter(s.chunksTopic(), s.format())).uid(REJECTED_UID).name("rejected to DeadLetter");
+        chunks.getSideOutput(DeadLetterSplitter.DEAD_LETTERS).union(rejected)
+                .sinkTo(KafkaJobs.deadLetterSink(s.bootstrapServers(), s.deadLettersTopic(),
+                        s.transactionalIdPrefix() + "-dead-letters"))
+                .uid(DEAD_LETTERS_SINK_UID).name("dead letters to " + s.deadLettersTopic());
+        return embeddings;
+    }
+
+    /** The labels of a head file (its {@code labels} array, in order), read when the job is built. */
+    static List<String> headLabels(Path head) throws IOException {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(head.toFile());
+        } catch (IOException e) {
+            throw new IOException(head + ": not a readable classification head: " + e.getMessage(), e);
+        }
+        List<String> labels = new ArrayList<>();
+        root.path("labels").forEach(label -> labels.add(label.asText()));
+        if (labels.isEmpty()) {
+            throw new IOException(head + ": the head names no labels");
+        }
+        return labels;
+    }
+
+    /** EmbeddingRecord to the Avro Embedding. */
+    static final class ToEmbedding extends RichMapFunction<EmbeddingRecord, Embedding>
+            implements ResultTypeQueryable<Embedding> {
+        @Serial
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public void open(OpenContext context) {
+            Schemas.trustGeneratedClasses();
+        }
+
+        @Override
+        public Embedding map(EmbeddingRecord record) {
+            return Records.embedding(record, Instant.now());
+        }
+
+        @Override
+        public TypeInformation<Embedding> getProducedType() {
+            return new AvroRecordTypeInfo<>(Embedding.class);
+        }
+    }
+
+    /** A labelled EmbeddingRecord to the Avro Classification. */
+    static final class ToClassification extends RichMapFunction<EmbeddingRecord, Classification>
+            implements ResultTypeQueryable<Classification> {
+        @Serial
+        private static final long serialVersionUID = 1L;
+        private final ArrayList<String> labels;
+        private final String head;
+
+        ToClassification(List<String> labels, String head) {
+            this.labels = new ArrayList<>(labels);
+            this.head = head;
+        }
+
+        @Override
+        public void open(OpenContext context) {
+            Schemas.trustGeneratedClasses();
+        }
+
+        @Override
+        public Classification map(EmbeddingRecord record) {
+            return Records.classification(record, labels, head, Instant.now());
+        }
+
+        @Override
+        public TypeInformation<Classification> getProducedType() {
+            return new AvroRecordTypeInfo<>(Classification.class);
+        }
+    }
+
+    /** A chunk the operator rejected to a DeadLetter carrying the chunk re-encoded in the topic's format. */
+    static final class ToDeadLetter extends RichMapFunction<RejectedChunk, DeadLetter>
+            implements ResultTypeQueryable<DeadLetter> {
+        @Serial
+        private static final long serialVersionUID = 1L;
+        private final String chunksTopic;
+        private final dev.rwkvflink.kafka.RecordFormat format;
+        private transient AvroCodec<DocumentChunk> codec;
+
+        ToDeadLetter(String chunksTopic, dev.rwkvflink.kafka.RecordFormat format) {
+            this.chunksTopic = chunksTopic;
+            this.format = format;
+        }
+
+        @Override
+        public void open(OpenContext context) {
+            Schemas.trustGeneratedClasses();
+            codec = AvroCodec.of(DocumentChunk.class);
+        }
+
+        @Override
+        public DeadLetter map(RejectedChunk rejected) {
+            return Records.deadLetter(rejected, chunksTopic, Records.encode(codec, rejected, format));
+        }
+
+        @Override
+        public TypeInformation<DeadLetter> getProducedType() {
+            return new AvroRecordTypeInfo<>(DeadLetter.class);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+package dev.rwkvflink.jobs;
+
+import dev.rwkvflink.kafka.RecordFormat;
+import dev.rwkvflink.operator.RwkvOperatorConfig;
+import java.io.Serial;
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Everything an {@link EmbedJob} needs: where Kafka is, which topics, the model, and how the job runs.
+ * Built with {@link #builder()} or read from {@code --name value} arguments ({@link #fromArgs}).
+ *
+ * <p>With a {@link Builder#head head}, the job also classifies: each embedding with a label goes to
+ * {@link #classificationsTopic()} as well.
+ */
+public final class Settings implements Serializable {
+
+    @Serial
+    private static final long serialVersionUID = 1L;
+
+    private final String bootstrapServers;
+    private final String chunksTopic;
+    private final String embeddingsTopic;
+    private final String deadLettersTopic;
+    private final String classificationsTopic;
+    private final String groupId;
+    private final String startingOffsets;
+    private final RecordFormat format;
+    private final String transactionalIdPrefix;
+    private final String model;
+    private final String vocab;
+    private final String pooling;
+    private final String head;
+    private final String backend;
+    private final long maxWaitMillis;
+    private final long checkpointIntervalMillis;
+    private final int parallelism;
+
+    private Settings(Builder b) {
+        bootstrapServers = require(b.bootstrapServers, "bootstrap servers");
+        chunksTopic = require(b.chunksTopic, "chunks topic");
+        embeddingsTopic = require(b.embeddingsTopic, "embeddings topic");
+        deadLettersTopic = require(b.deadLettersTopic, "dead-letters topic");
+        groupId = require(b.groupId, "group id");
+        startingOffsets = require(b.startingOffsets, "starting offsets");
+        format = Objects.requireNonNull(b.format, "format");
+        transactionalIdPrefix = b.transactionalIdPrefix != null ? b.transactionalIdPrefix : groupId;
+        model = b.model;
+        vocab = b.vocab;
+        pooling = require(b.pooling, "pooling");
+        head = b.head;
+        backend = require(b.backend, "backend");
+        classificationsTopic = b.classificationsTopic;
+        if (head != null && (classificationsTopic == null || classificationsTopic.isBlank())) {
+            throw new IllegalArgumentException("a classification head is set (" + head
+                    + ") but no classifications topic: set one to write the classes to");
+        }
+        if (b.maxWaitMillis < 0) {
+            throw new IllegalArgumentException("max wait must be >= 0 ms, got " + b.maxWaitMillis);
+        }
+        maxWaitMillis = b.maxWaitMillis;
+        if (b.checkpointIntervalMillis < 10) {
+            throw new IllegalArgumentException("checkpoint interval must be >= 10 ms (exactly-once output appears "
+                    + "at checkpoints), got " + b.checkpointIntervalMillis);
+        }
+        checkpointIntervalMillis = b.checkpointIntervalMillis;
+        if (b.parallelism < 0) {
+            throw new IllegalArgumentException("parallelism must be >= 1 (or 0 for the environment's default), got "
+                    + b.parallelism);
+        }
+        parallelism = b.parallelism;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
+     * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
+     * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, backend, max-wait-ms,
+     * checkpoint-interval-ms, parallelism.
+     */
+    public static Settings fromArgs(String... args) {
+        Map<String, String> values = new LinkedHashMap<>();
+        for (int i = 0; i < args.length; i += 2) {
+            if (!args[i].startsWith("--") || i + 1 >= args.length) {
+                throw new IllegalArgumentException("expected --name value pairs, got '" + args[i] + "'"
+                        + (i + 1 >= args.length ? " without a value" : ""));
+            }
+            values.put(args[i].substring(2), args[i + 1]);
+        }
+        Builder b = builder();
+        List<String> unknown = new ArrayList<>();
+        values.forEach((name, value) -> {
+            switch (name) {
+                case "bootstrap-servers" -> b.bootstrapServers(value);
+                case "chunks-topic" -> b.chunksTopic(value);
+                case "embeddings-topic" -> b.embeddingsTopic(value);
+                case "dead-letters-topic" -> b.deadLettersTopic(value);
+                case "classifications-topic" -> b.classificationsTopic(value);
+                case "group-id" -> b.groupId(value);
+                case "starting-offsets" -> b.startingOffsets(value);
+                case "format" -> b.format(RecordFormat.parse(value));
+                case "transactional-id-prefix" -> b.transactionalIdPrefix(value);
+                case "model" -> b.model(value);
+                case "vocab" -> b.vocab(value);
+                case "pooling" -> b.pooling(value);
+                case "head" -> b.head(value);
+                case "backend" -> b.backend(value);
+                case "max-wait-ms" -> b.maxWaitMillis(Long.parseLong(value));
+                case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
+                case "parallelism" -> b.parallelism(Integer.parseInt(value));
+                default -> unknown.add("--" + name);
+            }
+        });
+        if (!unknown.isEmpty()) {
+            throw new IllegalArgumentException("unknown settings " + unknown);
+        }
+        return b.build();
+    }
+
+    /** The operator's settings: model, vocabulary, pooling, head, backend and batching wait. */
+    public RwkvOperatorConfig operatorConfig() {
+        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).head(head)
+                .backend(backend);
+        config.maxWaitMillis = maxWaitMillis;
+        return config.validate();
+    }
+
+    public String bootstrapServers() { return bootstrapServers; }
+    public String chunksTopic() { return chunksTopic; }
+    public String embeddingsTopic() { return embeddingsTopic; }
+    public String deadLettersTopic() { return deadLettersTopic; }
+    /** Null unless the job classifies. */
+    public String classificationsTopic() { return classificationsTopic; }
+    public String groupId() { return groupId; }
+    public String startingOffsets() { return startingOffsets; }
+    public RecordFormat format() { return format; }
+    public String transactionalIdPrefix() { return transactionalIdPrefix; }
+    /** Model file, or null / "demo" for the built-in demo model. */
+    public String model() { return model; }
+    public String vocab() { return vocab; }
+    public String pooling() { return pooling; }
+    /** Classification head file, or null. */
+    public String head() { return head; }
+    public String backend() { return backend; }
+    public long maxWaitMillis() { return maxWaitMillis; }
+    public long checkpointIntervalMillis() { return checkpointIntervalMillis; }
+    /** 0: the environment's default. */
+    public int parallelism() { return parallelism; }
+    public boolean classifies() { return head != null; }
+
+    @Override
+    public String toString() {
+        return "Settings{kafka " + bootstrapServers + ", " + chunksTopic + " -> " + embeddingsTopic
+                + (classifies() ? " + " + classificationsTopic : "") + " (dead letters " + deadLettersTopic
+                + "), group " + groupId + ", model " + (model == null ? "demo" : model) + ", pooling " + pooling
+                + (classifies() ? ", head " + head : "") + ", checkpoints every " + checkpointIntervalMillis + " ms}";
+    }
+
+    private static String require(String value, String what) {
+        if (value == null || value.isBlank()) {
+            throw new IllegalArgumentException("missing setting: " + what);
+        }
+        return value.strip();
+    }
+
+    /** Defaults: topics chunks / embeddings / chunks-dead-letters / classifications, group rwkv-embed. */
+    public static final class Builder {
+        private String bootstrapServers;
+        private String chunksTopic = "chunks";
+        private String embeddingsTopic = "embeddings";
+        private String deadLettersTopic = "chunks-dead-letters";
+        private String classificationsTopic = "classifications";
+        private String groupId = "rwkv-embed";
+        private String startingOffsets = "committed";
+        private RecordFormat format = RecordFormat.SINGLE_OBJECT;
+        private String transactionalIdPrefix;
+        private String model;
+        private String vocab;
+        private String pooling = "hidden";
+        private String head;
+        private String backend = "cpu";
+        private long maxWaitMillis = 50;
+        private long checkpointIntervalMillis = 10_000;
+        private int parallelism;
+
+        private Builder() {}
+
+        public Builder bootstrapServers(String v) { bootstrapServers = v; return this; }
+        public Builder chunksTopic(String v) { chunksTopic = v; return this; }
+        public Builder embeddingsTopic(String v) { embeddingsTopic = v; return this; }
+        public Builder deadLettersTopic(String v) { deadLettersTopic = v; return this; }
+        public Builder classificationsTopic(String v) { classificationsTopic = v; return this; }
+        public Builder groupId(String v) { groupId = v; return this; }
+        /** earliest, latest or committed (default; earliest where the group has no offset yet). */
+        public Builder startingOffsets(String v) { startingOffsets = v; return this; }
+        public Builder format(RecordFormat v) { format = v; return this; }
+        /** Prefix of the sinks' transactional ids, unique per job on the cluster; default: the group id. */
+        public Builder transactionalIdPrefix(String v) { transactionalIdPrefix = v; return this; }
+        public Builder model(String v) { model = v; return this; }
+        public Builder vocab(String v) { vocab = v; return this; }
+        public Builder pooling(String v) { pooling = v; return this; }
+        public Builder head(String v) { head = v; return this; }
+        public Builder backend(String v) { backend = v; return this; }
+        public Builder maxWaitMillis(long v) { maxWaitMillis = v; return this; }
+        public Builder checkpointIntervalMillis(long v) { checkpointIntervalMillis = v; return this; }
+        public Builder parallelism(int v) { parallelism = v; return this; }
+
+        public Settings build() {
+            return new Settings(this);
+        }
+    }
+}

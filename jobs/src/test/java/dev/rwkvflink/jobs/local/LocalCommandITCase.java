@@ -1,0 +1,47 @@
+package dev.rwkvflink.jobs.local;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rwkvflink.jobs.cli.RwkvFlinkCli;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code rwkv-flink local} end to end: broker, MiniCluster with web UI, job, two small files, clean stop. */
+class LocalCommandITCase {
+
+    @Test
+    void embedsTwoFilesAndStops(@TempDir Path dir) throws Exception {
+        Path alpha = Files.writeString(dir.resolve("alpha.txt"), "A short first document, déjà vu.");
+        Path beta = Files.writeString(dir.resolve("beta.txt"), "The second one is a little longer than the first.");
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream original = System.out;
+        int exit;
+        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            exit = RwkvFlinkCli.commandLine().execute("local", "--input", alpha.toString(), beta.toString(),
+                    "--ui-port", "0", "--chunk-bytes", "16", "--checkpoint-ms", "200", "--timeout", "120");
+        } finally {
+            System.setOut(original);
+        }
+        String out = captured.toString(StandardCharsets.UTF_8);
+        original.println(out);
+        assertEquals(0, exit, out);
+        assertTrue(out.contains("DEMO model"), "warns about the demo model");
+        assertTrue(Pattern.compile("Flink web UI: http://127\\.0\\.0\\.1:\\d+").matcher(out).find(), out);
+        assertTrue(out.contains("Fed 2 documents as 7 chunks of at most 16 bytes"), out);
+        int alphaBytes = Files.readAllBytes(alpha).length;
+        int betaBytes = Files.readAllBytes(beta).length;
+        assertTrue(Pattern.compile("alpha\\.txt\\s+LAST\\s+tokens\\s+" + alphaBytes + "\\s+dim 32 \\[").matcher(out)
+                .find(), "byte model: one token per byte\n" + out);
+        assertTrue(Pattern.compile("beta\\.txt\\s+LAST\\s+tokens\\s+" + betaBytes + "\\s").matcher(out).find(), out);
+        assertTrue(out.contains("Done: 2/2 documents embedded"), out);
+        assertTrue(out.contains("Stopping Flink and Kafka..."), out);
+    }
+}
