@@ -63,6 +63,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             new OutputTag<>("rwkv-rejected", TypeInformation.of(RejectedChunk.class));
 
     static final String MODEL_STATE = "rwkv-model-state";
+    private static final long TIMER_GRANULARITY_MS = 1000;
 
     private final RwkvOperatorConfig config;
 
@@ -294,10 +295,15 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
     }
 
+    /**
+     * Registers the key's next deadline (idle timeout, or the end of a finished document's tombstone), rounded up
+     * to the next full second so that a busy key holds few distinct timers; the handler re-checks the deadline.
+     */
     private void scheduleTimeout(DocumentProgress p) {
         long wait = p.finished ? config.finishedRetentionMillis : config.idleTimeoutMillis;
         if (wait > 0 || p.finished) {
-            timers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, p.lastActivity + wait);
+            long deadline = p.lastActivity + wait;
+            timers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, (deadline / TIMER_GRANULARITY_MS + 1) * TIMER_GRANULARITY_MS);
         }
     }
 

@@ -200,7 +200,7 @@ class RwkvEmbeddingOperatorTest {
             String seen = DOC_A.substring(0, DOC_A.length() - a.getLast().text.length());
             h.setProcessingTime(30_000);
             assertTrue(outputs(h).isEmpty(), "not idle yet");
-            h.setProcessingTime(61_001);
+            h.setProcessingTime(62_000); // deadline 61,000, timers fire on the next full second
             EmbeddingRecord r = only(outputs(h), "a");
             assertEquals(EmbeddingRecord.Reason.IDLE, r.reason);
             assertArrayEquals(reference.embed(seen), r.vector, 0f);
