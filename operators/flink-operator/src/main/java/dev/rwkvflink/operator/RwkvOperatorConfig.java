@@ -31,7 +31,7 @@ public final class RwkvOperatorConfig implements Serializable {
     /** Longest a chunk waits in a batch before the batch runs anyway (processing time). */
     public long maxWaitMillis = 50;
 
-    /** A key without chunks for this long gets its final embedding and is cleared; 0 disables. */
+    /** A key without chunks for this long (checked on whole seconds) gets its final embedding and is cleared; 0 disables. */
     public long idleTimeoutMillis = 3_600_000;
     /** Emit an intermediate embedding after every chunk. */
     public boolean emitEveryChunk;
