@@ -42,8 +42,8 @@ final class LocalCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--input", arity = "1..*", paramLabel = "FILE",
-            description = "Text files to embed, one document each (key: the file name); - reads standard input "
-                    + "as one document. Default: the bundled sample corpus.")
+            description = "Text files, or a directory of them, to embed, one document each (key: the file name); "
+                    + "- reads standard input as one document. Default: the bundled sample corpus.")
     List<String> inputs;
 
     @Option(names = "--chunk-bytes", defaultValue = "64", paramLabel = "N",
@@ -70,6 +70,20 @@ final class LocalCommand implements Callable<Integer> {
             description = "Give up if the documents are not all embedded by then. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
 
+    @Option(names = "--shuffle-chunks", description = "Send all chunks in a random order (seeded by --seed).")
+    boolean shuffleChunks;
+
+    @Option(names = "--duplicates", defaultValue = "0", paramLabel = "FRACTION",
+            description = "Send this fraction of the chunks twice (e.g. 0.1). Default: ${DEFAULT-VALUE}.")
+    double duplicates;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of --shuffle-chunks and --duplicates. Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    @Option(names = "--until-done", description = "When every document's embedding is committed, print them as JSON "
+            + "lines exactly like `embed` (stdout; progress goes to stderr) and exit 0.")
+    boolean untilDone;
+
     @Option(names = "--keep-running", description = "Keep Kafka, Flink and the job running afterwards (stop with "
             + "Ctrl-C): feed more chunks to the topic, look around in the web UI.")
     boolean keepRunning;
@@ -85,9 +99,13 @@ final class LocalCommand implements Callable<Integer> {
         if (uiPort < 0 || uiPort > 65535) {
             throw new IllegalArgumentException("--ui-port must be 0..65535, got " + uiPort);
         }
+        if (duplicates < 0 || duplicates > 1) {
+            throw new IllegalArgumentException("--duplicates must be in [0, 1], got " + duplicates);
+        }
         Map<String, String> documents = documents();
+        java.io.PrintStream log = untilDone ? System.err : System.out;
         if (model == null) {
-            System.out.println("""
+            log.println("""
                     ******************************************************************************************
                     NOTE: no --model given, so this runs the built-in DEMO model (RWKV-7, random weights, seed %d).
                     ITS EMBEDDINGS CARRY NO LEARNED MEANING: similar texts do not get similar vectors. It only
@@ -97,18 +115,31 @@ final class LocalCommand implements Callable<Integer> {
         }
         LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling,
                 absolute(head), backend, chunkBytes, uiPort, parallelism, checkpointMillis,
-                Duration.ofSeconds(timeoutSeconds), dims);
-        LocalRun run = new LocalRun(options, System.out);
+                Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed);
+        LocalRun run = new LocalRun(options, log);
         Thread stopper = new Thread(run::close, "rwkv-local-stop");
         Runtime.getRuntime().addShutdownHook(stopper);
         try {
-            run.run();
+            Map<String, dev.rwkvflink.schema.Embedding> finals = run.run();
+            if (untilDone) {
+                if (finals.size() != documents.size()) {
+                    throw new IllegalStateException((documents.size() - finals.size()) + " document(s) got no embedding");
+                }
+                for (String key : documents.keySet()) {
+                    List<Float> v = finals.get(key).getVector();
+                    float[] vector = new float[v.size()];
+                    for (int i = 0; i < vector.length; i++) {
+                        vector[i] = v.get(i);
+                    }
+                    System.out.println(EmbedCommand.jsonLine(key, vector));
+                }
+            }
             if (keepRunning) {
-                System.out.printf("Still running (--keep-running): web UI %s, Ctrl-C to stop.%n", run.webUi());
+                log.printf("Still running (--keep-running): web UI %s, Ctrl-C to stop.%n", run.webUi());
                 run.awaitJob();
             }
         } finally {
-            System.out.println("Stopping Flink and Kafka...");
+            log.println("Stopping Flink and Kafka...");
             run.close();
             try {
                 Runtime.getRuntime().removeShutdownHook(stopper);
@@ -129,7 +160,21 @@ final class LocalCommand implements Callable<Integer> {
         if (inputs.contains("-")) {
             throw new IllegalArgumentException("--input - (standard input) cannot be mixed with files");
         }
-        return Documents.files(inputs.stream().map(Path::of).toList());
+        List<Path> files = new java.util.ArrayList<>();
+        for (String input : inputs) {
+            Path p = Path.of(input);
+            if (java.nio.file.Files.isDirectory(p)) {
+                try (var listing = java.nio.file.Files.list(p)) {
+                    listing.filter(java.nio.file.Files::isRegularFile).sorted().forEach(files::add);
+                }
+            } else {
+                files.add(p);
+            }
+        }
+        if (files.isEmpty()) {
+            throw new IllegalArgumentException("--input " + inputs + " holds no files");
+        }
+        return Documents.files(files);
     }
 
     private static String absolute(Path p) {

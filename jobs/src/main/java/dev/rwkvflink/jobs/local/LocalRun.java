@@ -55,7 +55,7 @@ public final class LocalRun implements AutoCloseable {
     /** What to run. */
     public record Options(Map<String, String> documents, String model, String vocab, String pooling, String head,
             String backend, int chunkBytes, int uiPort, int parallelism, long checkpointMillis, Duration timeout,
-            int dims) {}
+            int dims, boolean shuffleChunks, double duplicates, long seed) {}
 
     static final String CHUNKS = "chunks";
     static final String EMBEDDINGS = "embeddings";
@@ -154,36 +154,49 @@ public final class LocalRun implements AutoCloseable {
         return flink.submitJob(jobGraph).get(60, TimeUnit.SECONDS).getJobID();
     }
 
-    /** Sends every document's chunks, documents interleaved (chunk 0 of each, then chunk 1, ...). */
+    /**
+     * Sends every document's chunks: documents interleaved (chunk 0 of each, then chunk 1, ...), or with
+     * {@code shuffleChunks} all chunks in a seeded random order; {@code duplicates} re-sends that fraction of the
+     * chunks a second time (the operator drops repeats).
+     */
     private int feed(Map<String, String> documents) throws Exception {
         Instant now = Instant.now();
         List<List<DocumentChunk>> perDocument = new ArrayList<>();
         documents.forEach((key, text) -> perDocument.add(Documents.chunks(key, text, options.chunkBytes(), now)));
+        List<DocumentChunk> order = new ArrayList<>();
+        for (int seq = 0; ; seq++) {
+            boolean any = false;
+            for (List<DocumentChunk> chunks : perDocument) {
+                if (seq < chunks.size()) {
+                    order.add(chunks.get(seq));
+                    any = true;
+                }
+            }
+            if (!any) {
+                break;
+            }
+        }
+        java.util.Random rnd = new java.util.Random(options.seed());
+        int repeats = (int) Math.round(order.size() * options.duplicates());
+        for (int i = 0; i < repeats; i++) {
+            order.add(order.get(rnd.nextInt(order.size())));
+        }
+        if (options.shuffleChunks()) {
+            java.util.Collections.shuffle(order, rnd);
+        }
         AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         p.put(ProducerConfig.ACKS_CONFIG, "all");
-        int sent = 0;
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
-            for (int seq = 0; ; seq++) {
-                boolean any = false;
-                for (List<DocumentChunk> chunks : perDocument) {
-                    if (seq < chunks.size()) {
-                        DocumentChunk c = chunks.get(seq);
-                        producer.send(new ProducerRecord<>(CHUNKS, c.getKey().getBytes(StandardCharsets.UTF_8),
-                                codec.encodeSingleObject(c)));
-                        sent++;
-                        any = true;
-                    }
-                }
-                if (!any) {
-                    break;
-                }
+            for (DocumentChunk c : order) {
+                producer.send(new ProducerRecord<>(CHUNKS, c.getKey().getBytes(StandardCharsets.UTF_8),
+                        codec.encodeSingleObject(c)));
             }
             producer.flush();
         }
-        return sent;
+        return order.size();
     }
 
     /** Prints committed output until every document has a final embedding or a dead letter. */

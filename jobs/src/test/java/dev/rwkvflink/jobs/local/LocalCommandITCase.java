@@ -44,4 +44,43 @@ class LocalCommandITCase {
         assertTrue(out.contains("Done: 2/2 documents embedded"), out);
         assertTrue(out.contains("Stopping Flink and Kafka..."), out);
     }
+
+    /**
+     * The checkable run: a directory of documents, chunks shuffled with 10% duplicates, {@code --until-done}
+     * prints exactly the JSON lines that {@code embed} prints for each whole file.
+     */
+    @Test
+    void untilDonePrintsExactlyWhatEmbedPrints(@TempDir Path dir) throws Exception {
+        Path docs = Files.createDirectory(dir.resolve("docs"));
+        Files.writeString(docs.resolve("one.txt"), "Streams of text become embeddings, chunk by chunk.");
+        Files.writeString(docs.resolve("two.txt"), "Ünïcödé, 状態 and emoji 🙂 split across chunks of eight bytes.");
+        String local = stdout(() -> RwkvFlinkCli.commandLine().execute("local", "--input", docs.toString(),
+                "--shuffle-chunks", "--duplicates", "0.1", "--until-done", "--ui-port", "0", "--chunk-bytes", "8",
+                "--checkpoint-ms", "200", "--timeout", "120"));
+        String embed = stdout(() -> {
+            RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("one.txt").toString());
+            RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("two.txt").toString());
+        });
+        // the test logging configuration writes log lines to stdout too; the CLI's own writes them to stderr
+        String json = jsonLines(local);
+        assertTrue(json.startsWith("{\"key\":\"one.txt\""), local);
+        assertEquals(2, json.lines().count(), local);
+        assertEquals(jsonLines(embed), json);
+    }
+
+    private static String jsonLines(String out) {
+        return out.lines().filter(l -> l.startsWith("{")).collect(java.util.stream.Collectors.joining("\n"));
+    }
+
+    private static String stdout(Runnable r) {
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream original = System.out;
+        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            r.run();
+        } finally {
+            System.setOut(original);
+        }
+        return captured.toString(StandardCharsets.UTF_8);
+    }
 }
