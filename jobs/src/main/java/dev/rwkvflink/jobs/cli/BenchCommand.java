@@ -48,7 +48,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Backend be = "cpu".equals(backend) ? Backends.defaultBackend() : Backends.byName(backend);
+        Backend be = Backends.byName(backend);
         long t0 = System.nanoTime();
         RwkvModel m = model != null ? RwkvModel.load(model, be)
                 : RwkvModel.of(RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, type), be);

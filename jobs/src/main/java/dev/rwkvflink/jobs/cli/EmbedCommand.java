@@ -76,7 +76,7 @@ final class EmbedCommand implements Callable<Integer> {
         if (text.length == 0) {
             throw new IllegalArgumentException(textFile + " is empty: there is no text to embed");
         }
-        Backend be = "cpu".equalsIgnoreCase(backend.strip()) ? Backends.defaultBackend() : Backends.byName(backend);
+        Backend be = Backends.byName(backend);
         try (RwkvModel m = openModel(be)) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
             // The whole file as the last (and only) piece: the chunked tokenizer then equals encodeBytes.

@@ -84,7 +84,7 @@ final class FitCommand implements Callable<Integer> {
         if (labels.size() < 2) {
             throw new IllegalArgumentException(data + ": needs at least two different labels, found " + labels);
         }
-        try (RwkvModel m = ModelSources.open(model, "cpu".equals(backend) ? Backends.defaultBackend() : Backends.byName(backend))) {
+        try (RwkvModel m = ModelSources.open(model, Backends.byName(backend))) {
             Tokenizer tok = Tokenizers.forModel(m.config().vocab(), vocab);
             Pooling p = Pooling.parse(pooling);
             Embedder raw = new Embedder(m.config(), p, null);

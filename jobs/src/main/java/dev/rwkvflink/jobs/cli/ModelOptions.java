@@ -26,7 +26,7 @@ final class ModelOptions {
     String backend;
 
     Backend backend() {
-        return "cpu".equals(backend) ? Backends.defaultBackend() : Backends.byName(backend);
+        return Backends.byName(backend);
     }
 
     RwkvModel load() throws IOException {

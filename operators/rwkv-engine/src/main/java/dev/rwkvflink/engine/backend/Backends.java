@@ -17,7 +17,7 @@ import java.util.Optional;
  */
 public final class Backends {
     /** The names {@link #byName} knows. */
-    public static final List<String> NAMES = List.of("scalar", "vector");
+    public static final List<String> NAMES = List.of("cpu", "scalar", "vector");
     /** System property naming the default backend. */
     public static final String PROPERTY = "rwkv.backend";
 
@@ -40,6 +40,7 @@ public final class Backends {
     public static Backend byName(String name) {
         String key = name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT);
         return switch (key) {
+            case "cpu" -> defaultBackend(); // the best CPU backend present (vector, else scalar with the reason logged)
             case "scalar" -> ScalarHolder.INSTANCE;
             case "cuda" -> throw new IllegalStateException("CUDA backend not available in this build: "
                     + CUDA_UNAVAILABLE);
