@@ -140,20 +140,32 @@ public final class Quantizer {
         }
     }
 
-    /** Q4_1: fp16 d | fp16 m | 16 bytes of nibbles as in Q4_0. */
-    private static void blockQ4_1(float[] x, int xo, MemorySegment dst, long off) {
+    /** Smallest of the block's 32 values (the "_1" types' minimum m). */
+    private static float blockMin(float[] x, int xo) {
         float lo = Float.MAX_VALUE;
-        float hi = -Float.MAX_VALUE;
         for (int j = 0; j < QK; j++) {
-            float v = x[xo + j];
-            if (v < lo) {
-                lo = v;
-            }
-            if (v > hi) {
-                hi = v;
+            if (x[xo + j] < lo) { // strict compare, as ggml: keeps the first of -0.0 and 0.0
+                lo = x[xo + j];
             }
         }
-        float d = (hi - lo) / 15f;
+        return lo;
+    }
+
+    /** Largest of the block's 32 values. */
+    private static float blockMax(float[] x, int xo) {
+        float hi = -Float.MAX_VALUE;
+        for (int j = 0; j < QK; j++) {
+            if (x[xo + j] > hi) {
+                hi = x[xo + j];
+            }
+        }
+        return hi;
+    }
+
+    /** Q4_1: fp16 d | fp16 m | 16 bytes of nibbles as in Q4_0. */
+    private static void blockQ4_1(float[] x, int xo, MemorySegment dst, long off) {
+        float lo = blockMin(x, xo);
+        float d = (blockMax(x, xo) - lo) / 15f;
         float id = d != 0f ? 1f / d : 0f;
         dst.set(U16, off, Float.floatToFloat16(d));
         dst.set(U16, off + 2, Float.floatToFloat16(lo));
@@ -186,18 +198,8 @@ public final class Quantizer {
 
     /** Q5_1: fp16 d | fp16 m | u32 qh | 16 bytes, bits placed as in Q5_0. */
     private static void blockQ5_1(float[] x, int xo, MemorySegment dst, long off) {
-        float lo = Float.MAX_VALUE;
-        float hi = -Float.MAX_VALUE;
-        for (int j = 0; j < QK; j++) {
-            float v = x[xo + j];
-            if (v < lo) {
-                lo = v;
-            }
-            if (v > hi) {
-                hi = v;
-            }
-        }
-        float d = (hi - lo) / 31f;
+        float lo = blockMin(x, xo);
+        float d = (blockMax(x, xo) - lo) / 31f;
         float id = d != 0f ? 1f / d : 0f;
         dst.set(U16, off, Float.floatToFloat16(d));
         dst.set(U16, off + 2, Float.floatToFloat16(lo));
