@@ -21,6 +21,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
@@ -80,6 +81,16 @@ public final class EmbedJob {
      * @return the embeddings stream, before its sink
      */
     public static DataStream<Embedding> build(StreamExecutionEnvironment env, Settings s) throws IOException {
+        return build(env, s, chunks -> chunks);
+    }
+
+    /**
+     * {@link #build(StreamExecutionEnvironment, Settings)} with {@code beforeEmbedding} applied to the decoded chunk
+     * stream just before the RWKV operator. For tests that must act inside the running job (e.g. inject a failure
+     * after some checkpoints); the function must pass every chunk on unchanged.
+     */
+    public static DataStream<Embedding> build(StreamExecutionEnvironment env, Settings s,
+            UnaryOperator<DataStream<TextChunk>> beforeEmbedding) throws IOException {
         Schemas.trustGeneratedClasses();
         env.enableCheckpointing(s.checkpointIntervalMillis());
         if (s.parallelism() > 0) {
@@ -87,38 +98,47 @@ public final class EmbedJob {
         }
         List<String> labels = s.classifies() ? headLabels(Path.of(s.head())) : List.of();
 
+        var source = KafkaJobs.chunkSourceBuilder(s.bootstrapServers(), s.chunksTopic(), s.groupId(), s.format(),
+                KafkaJobs.startingOffsets(s.startingOffsets()));
+        s.kafkaProperties().forEach(source::setProperty);
         SingleOutputStreamOperator<DocumentChunk> chunks = env
-                .fromSource(KafkaJobs.chunkSource(s.bootstrapServers(), s.chunksTopic(), s.groupId(), s.format(),
-                        KafkaJobs.startingOffsets(s.startingOffsets())), WatermarkStrategy.noWatermarks(), "chunks")
+                .fromSource(source.build(), WatermarkStrategy.noWatermarks(), "chunks")
                 .uid(SOURCE_UID)
                 .process(new DeadLetterSplitter()).uid(SPLIT_UID).name("split dead letters");
 
-        DataStream<TextChunk> textChunks = chunks.map(Records::textChunk, TypeInformation.of(TextChunk.class))
-                .uid(TO_TEXT_CHUNK_UID).name("to TextChunk");
+        DataStream<TextChunk> textChunks = beforeEmbedding.apply(
+                chunks.map(Records::textChunk, TypeInformation.of(TextChunk.class))
+                        .uid(TO_TEXT_CHUNK_UID).name("to TextChunk"));
         SingleOutputStreamOperator<EmbeddingRecord> records = RwkvStreams.embed(textChunks, s.operatorConfig());
 
         SingleOutputStreamOperator<Embedding> embeddings = records.map(new ToEmbedding())
                 .uid(TO_EMBEDDING_UID).name("to Embedding");
-        embeddings.sinkTo(KafkaJobs.avroSink(s.bootstrapServers(), s.embeddingsTopic(),
-                        s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
-                        Embedding::getKey))
+        var embeddingsSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.embeddingsTopic(),
+                s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
+                Embedding::getKey);
+        s.kafkaProperties().forEach(embeddingsSink::setProperty);
+        embeddings.sinkTo(embeddingsSink.build())
                 .uid(EMBEDDINGS_SINK_UID).name("embeddings to " + s.embeddingsTopic());
 
         if (s.classifies()) {
             String head = Path.of(s.head()).getFileName().toString();
+            var classesSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.classificationsTopic(),
+                    s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class), s.format(),
+                    Classification::getKey);
+            s.kafkaProperties().forEach(classesSink::setProperty);
             records.filter(r -> r.label != null).uid("labelled-only").name("labelled only")
                     .map(new ToClassification(labels, head)).uid(TO_CLASSIFICATION_UID).name("to Classification")
-                    .sinkTo(KafkaJobs.avroSink(s.bootstrapServers(), s.classificationsTopic(),
-                            s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class),
-                            s.format(), Classification::getKey))
+                    .sinkTo(classesSink.build())
                     .uid(CLASSIFICATIONS_SINK_UID).name("classes to " + s.classificationsTopic());
         }
 
         DataStream<DeadLetter> rejected = records.getSideOutput(RwkvStreams.REJECTED)
                 .map(new ToDeadLetter(s.chunksTopic(), s.format())).uid(REJECTED_UID).name("rejected to DeadLetter");
+        var deadLettersSink = KafkaJobs.deadLetterSinkBuilder(s.bootstrapServers(), s.deadLettersTopic(),
+                s.transactionalIdPrefix() + "-dead-letters");
+        s.kafkaProperties().forEach(deadLettersSink::setProperty);
         chunks.getSideOutput(DeadLetterSplitter.DEAD_LETTERS).union(rejected)
-                .sinkTo(KafkaJobs.deadLetterSink(s.bootstrapServers(), s.deadLettersTopic(),
-                        s.transactionalIdPrefix() + "-dead-letters"))
+                .sinkTo(deadLettersSink.build())
                 .uid(DEAD_LETTERS_SINK_UID).name("dead letters to " + s.deadLettersTopic());
         return embeddings;
     }

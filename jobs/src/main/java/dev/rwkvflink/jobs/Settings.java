@@ -5,10 +5,13 @@ import dev.rwkvflink.operator.RwkvOperatorConfig;
 import java.io.Serial;
 import java.io.Serializable;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Everything an {@link EmbedJob} needs: where Kafka is, which topics, the model, and how the job runs.
@@ -16,6 +19,9 @@ import java.util.Objects;
  *
  * <p>With a {@link Builder#head head}, the job also classifies: each embedding with a label goes to
  * {@link #classificationsTopic()} as well.
+ *
+ * <p>{@link Builder#kafkaProperty Kafka properties} (security, timeouts, client tuning) are passed to the source
+ * and to every sink as they are; the few the job sets itself ({@link #RESERVED_KAFKA_PROPERTIES}) are refused.
  */
 public final class Settings implements Serializable {
 
@@ -35,10 +41,21 @@ public final class Settings implements Serializable {
     private final String vocab;
     private final String pooling;
     private final String head;
+    private final String stats;
     private final String backend;
     private final long maxWaitMillis;
     private final long checkpointIntervalMillis;
     private final int parallelism;
+    private final LinkedHashMap<String, String> kafkaProperties;
+
+    /**
+     * Kafka client properties the job sets itself (from its own settings or because exactly-once needs them), so
+     * they cannot be given as {@code --kafka-property}: the servers and group have their own settings, the
+     * (de)serializers, isolation level and transactional ids are the job's.
+     */
+    public static final Set<String> RESERVED_KAFKA_PROPERTIES = Set.of("bootstrap.servers", "group.id",
+            "key.deserializer", "value.deserializer", "key.serializer", "value.serializer", "isolation.level",
+            "transactional.id", "enable.auto.commit");
 
     private Settings(Builder b) {
         bootstrapServers = require(b.bootstrapServers, "bootstrap servers");
@@ -53,6 +70,7 @@ public final class Settings implements Serializable {
         vocab = b.vocab;
         pooling = require(b.pooling, "pooling");
         head = b.head;
+        stats = b.stats;
         backend = require(b.backend, "backend");
         classificationsTopic = b.classificationsTopic;
         if (head != null && (classificationsTopic == null || classificationsTopic.isBlank())) {
@@ -73,6 +91,7 @@ public final class Settings implements Serializable {
                     + b.parallelism);
         }
         parallelism = b.parallelism;
+        kafkaProperties = new LinkedHashMap<>(b.kafkaProperties);
     }
 
     public static Builder builder() {
@@ -82,19 +101,23 @@ public final class Settings implements Serializable {
     /**
      * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
      * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
-     * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, backend, max-wait-ms,
-     * checkpoint-interval-ms, parallelism.
+     * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
+     * checkpoint-interval-ms, parallelism, and kafka-property {@code key=value} (repeatable).
      */
     public static Settings fromArgs(String... args) {
         Map<String, String> values = new LinkedHashMap<>();
+        Builder b = builder();
         for (int i = 0; i < args.length; i += 2) {
             if (!args[i].startsWith("--") || i + 1 >= args.length) {
                 throw new IllegalArgumentException("expected --name value pairs, got '" + args[i] + "'"
                         + (i + 1 >= args.length ? " without a value" : ""));
             }
-            values.put(args[i].substring(2), args[i + 1]);
+            if (args[i].equals("--kafka-property")) {
+                b.kafkaProperty(args[i + 1]);
+            } else {
+                values.put(args[i].substring(2), args[i + 1]);
+            }
         }
-        Builder b = builder();
         List<String> unknown = new ArrayList<>();
         values.forEach((name, value) -> {
             switch (name) {
@@ -111,6 +134,7 @@ public final class Settings implements Serializable {
                 case "vocab" -> b.vocab(value);
                 case "pooling" -> b.pooling(value);
                 case "head" -> b.head(value);
+                case "stats" -> b.stats(value);
                 case "backend" -> b.backend(value);
                 case "max-wait-ms" -> b.maxWaitMillis(Long.parseLong(value));
                 case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
@@ -124,10 +148,10 @@ public final class Settings implements Serializable {
         return b.build();
     }
 
-    /** The operator's settings: model, vocabulary, pooling, head, backend and batching wait. */
+    /** The operator's settings: model, vocabulary, pooling, statistics, head, backend and batching wait. */
     public RwkvOperatorConfig operatorConfig() {
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).head(head)
-                .backend(backend);
+        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).stats(stats)
+                .head(head).backend(backend);
         config.maxWaitMillis = maxWaitMillis;
         return config.validate();
     }
@@ -148,6 +172,10 @@ public final class Settings implements Serializable {
     public String pooling() { return pooling; }
     /** Classification head file, or null. */
     public String head() { return head; }
+    /** Normalisation statistics file (from {@code fit --stats-out}), or null. */
+    public String stats() { return stats; }
+    /** Extra Kafka client properties for the source and the sinks, in the order given (unmodifiable). */
+    public Map<String, String> kafkaProperties() { return Collections.unmodifiableMap(kafkaProperties); }
     public String backend() { return backend; }
     public long maxWaitMillis() { return maxWaitMillis; }
     public long checkpointIntervalMillis() { return checkpointIntervalMillis; }
@@ -160,7 +188,9 @@ public final class Settings implements Serializable {
         return "Settings{kafka " + bootstrapServers + ", " + chunksTopic + " -> " + embeddingsTopic
                 + (classifies() ? " + " + classificationsTopic : "") + " (dead letters " + deadLettersTopic
                 + "), group " + groupId + ", model " + (model == null ? "demo" : model) + ", pooling " + pooling
-                + (classifies() ? ", head " + head : "") + ", checkpoints every " + checkpointIntervalMillis + " ms}";
+                + (stats != null ? ", stats " + stats : "") + (classifies() ? ", head " + head : "")
+                + (kafkaProperties.isEmpty() ? "" : ", kafka properties " + kafkaProperties.keySet())
+                + ", checkpoints every " + checkpointIntervalMillis + " ms}";
     }
 
     private static String require(String value, String what) {
@@ -168,6 +198,35 @@ public final class Settings implements Serializable {
             throw new IllegalArgumentException("missing setting: " + what);
         }
         return value.strip();
+    }
+
+    /**
+     * A {@code key=value} Kafka client property, checked: a key, an equals sign, not one the job sets itself.
+     *
+     * @return the key and the value (which may be empty or contain '=')
+     */
+    public static Map.Entry<String, String> kafkaProperty(String keyEqualsValue) {
+        int eq = keyEqualsValue == null ? -1 : keyEqualsValue.indexOf('=');
+        if (eq <= 0 || keyEqualsValue.substring(0, eq).isBlank()) {
+            throw new IllegalArgumentException("a Kafka property is key=value (e.g. security.protocol=SASL_SSL), got '"
+                    + keyEqualsValue + "'");
+        }
+        return kafkaProperty(keyEqualsValue.substring(0, eq), keyEqualsValue.substring(eq + 1));
+    }
+
+    /** A Kafka client property, checked: a non-blank key, a value, not one the job sets itself. */
+    public static Map.Entry<String, String> kafkaProperty(String key, String value) {
+        String k = key == null ? "" : key.strip();
+        if (k.isEmpty() || value == null) {
+            throw new IllegalArgumentException("a Kafka property needs a key and a value, got " + key + "=" + value);
+        }
+        if (RESERVED_KAFKA_PROPERTIES.contains(k)) {
+            throw new IllegalArgumentException("Kafka property " + k + " is set by the job itself"
+                    + (k.equals("bootstrap.servers") ? " (use --bootstrap-servers)"
+                    : k.equals("group.id") ? " (use --group-id)" : "")
+                    + "; reserved: " + new TreeSet<>(RESERVED_KAFKA_PROPERTIES));
+        }
+        return Map.entry(k, value);
     }
 
     /** Defaults: topics chunks / embeddings / chunks-dead-letters / classifications, group rwkv-embed. */
@@ -185,10 +244,12 @@ public final class Settings implements Serializable {
         private String vocab;
         private String pooling = "hidden";
         private String head;
+        private String stats;
         private String backend = "cpu";
         private long maxWaitMillis = 50;
         private long checkpointIntervalMillis = 10_000;
         private int parallelism;
+        private final LinkedHashMap<String, String> kafkaProperties = new LinkedHashMap<>();
 
         private Builder() {}
 
@@ -207,10 +268,24 @@ public final class Settings implements Serializable {
         public Builder vocab(String v) { vocab = v; return this; }
         public Builder pooling(String v) { pooling = v; return this; }
         public Builder head(String v) { head = v; return this; }
+        /** Normalisation statistics (from {@code fit --stats-out}); a head from {@code fit} needs them too. */
+        public Builder stats(String v) { stats = v; return this; }
         public Builder backend(String v) { backend = v; return this; }
         public Builder maxWaitMillis(long v) { maxWaitMillis = v; return this; }
         public Builder checkpointIntervalMillis(long v) { checkpointIntervalMillis = v; return this; }
         public Builder parallelism(int v) { parallelism = v; return this; }
+        /** A Kafka client property for the source and all sinks, {@code key=value}; a later one replaces an earlier. */
+        public Builder kafkaProperty(String keyEqualsValue) {
+            Map.Entry<String, String> e = Settings.kafkaProperty(keyEqualsValue);
+            kafkaProperties.put(e.getKey(), e.getValue());
+            return this;
+        }
+        /** A Kafka client property for the source and all sinks; a later one replaces an earlier. */
+        public Builder kafkaProperty(String key, String value) {
+            Map.Entry<String, String> e = Settings.kafkaProperty(key, value);
+            kafkaProperties.put(e.getKey(), e.getValue());
+            return this;
+        }
 
         public Settings build() {
             return new Settings(this);

@@ -2,6 +2,7 @@ package dev.rwkvflink.jobs;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.engine.backend.Backends;
@@ -15,6 +16,7 @@ import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.AvroDecodingException;
 import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.operator.TextChunk;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
@@ -33,10 +35,32 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.api.common.JobStatus;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.runtime.checkpoint.CheckpointStatsSnapshot;
+import org.apache.flink.runtime.checkpoint.CompletedCheckpointStats;
+import org.apache.flink.runtime.checkpoint.RestoredCheckpointStats;
+import org.apache.flink.runtime.executiongraph.AccessExecutionGraph;
+import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.test.junit5.InjectMiniCluster;
 import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.AfterAll;
@@ -50,7 +74,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@link EmbedJob} end to end on a Flink MiniCluster and a real broker: 20 documents in several chunks each,
  * produced out of order with one duplicate, plus 2 malformed records. The embeddings topic (read_committed) must
  * hold exactly one LAST embedding per document, bit for bit the engine's one-shot embedding of the whole text; the
- * dead-letter topic exactly the 2 malformed records.
+ * dead-letter topic exactly the 2 malformed records. The same holds when the job fails once after completed
+ * checkpoints and restarts from the latest one ({@link #aFailureAfterCompletedCheckpointsChangesNothing}).
  */
 class EmbedJobITCase {
 
@@ -159,6 +184,206 @@ class EmbedJobITCase {
             job.cancel().get();
         }
 
+        assertOneShotEmbeddings(model, docs, embeddingsTopic);
+        Map<String, DeadLetter> letters = deadLettersByKey(deadLettersTopic, 2);
+        assertMalformed(letters, chunksTopic);
+    }
+
+    /**
+     * The job fails once after real checkpoints and restarts from the latest: nothing in the committed output
+     * changes. Phase 1 sends some documents whole and the others in part (chunks out of order, so some wait in the
+     * operator's buffer state), a duplicate and a malformed record; once the whole documents' embeddings are
+     * committed and at least two checkpoints have completed (read from the MiniCluster's checkpoint statistics),
+     * the test arms a map in front of the RWKV operator, which throws on the next chunk it sees, and sends phase 2:
+     * the remaining chunks, duplicates of chunks of both phases and a second malformed record. Flink restarts the
+     * job (fixed-delay) from the latest completed checkpoint: RWKV states, buffered chunks, source offsets; the
+     * sinks' open transactions are aborted. The committed embeddings must still be exactly one per document, bit
+     * for bit the one-shot engine embedding; the dead letters exactly the 2 malformed records, once each. The restart
+     * is asserted (a restored checkpoint in the statistics, a RESTARTING time, a task attempt above 0), so the test
+     * cannot pass without one. The sinks' Kafka producers also carry a {@code transaction.timeout.ms} given as a
+     * Kafka property: the broker's transaction list shows it.
+     *
+     * <p>Measured on the 2-core build machine (checkpoints every 300 ms): 7 to 9 checkpoints completed before the
+     * failure, the job restored from the latest one completed before the failure or the next (8 to 11), task attempt
+     * 1, 6-9 s for the test.
+     */
+    @Test
+    void aFailureAfterCompletedCheckpointsChangesNothing(@InjectMiniCluster MiniCluster cluster,
+            @TempDir Path checkpoints) throws Exception {
+        Path model = tinyModel();
+        String chunksTopic = "ft-chunks";
+        String embeddingsTopic = "ft-embeddings";
+        String deadLettersTopic = "ft-dead-letters";
+        kafka.createTopics(2, chunksTopic, embeddingsTopic);
+        kafka.createTopics(deadLettersTopic);
+
+        AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
+        Map<String, String> docs = documents();
+        Random random = new Random(99);
+        List<ProducerRecord<byte[], byte[]>> before = new ArrayList<>();
+        List<ProducerRecord<byte[], byte[]>> after = new ArrayList<>();
+        Set<String> wholeBefore = new TreeSet<>();
+        int d = 0;
+        for (var doc : docs.entrySet()) {
+            List<DocumentChunk> pieces = chunks(doc.getKey(), doc.getValue(), random);
+            Collections.shuffle(pieces, random);
+            // every 4th document whole in phase 1; the others: the first half of their shuffled chunks
+            int firstPhase = d++ % 4 == 0 ? pieces.size() : pieces.size() / 2;
+            if (firstPhase == pieces.size()) {
+                wholeBefore.add(doc.getKey());
+            }
+            for (int i = 0; i < pieces.size(); i++) {
+                DocumentChunk chunk = pieces.get(i);
+                (i < firstPhase ? before : after).add(
+                        new ProducerRecord<>(chunksTopic, utf8(chunk.getKey()), codec.encodeSingleObject(chunk)));
+            }
+        }
+        assertTrue(!wholeBefore.isEmpty() && wholeBefore.size() < DOCUMENTS, "documents whole in phase 1: "
+                + wholeBefore);
+        assertTrue(after.size() >= DOCUMENTS / 2, "chunks left for phase 2: " + after.size());
+        Collections.shuffle(before, random);
+        Collections.shuffle(after, random);
+        after.add(before.get(0)); // duplicates of phase-1 chunks, after the restart point
+        after.add(before.get(before.size() - 1));
+        after.add(after.get(1)); // a duplicate within phase 2
+        before.add(before.size() / 2, before.get(2)); // a duplicate within phase 1
+        before.add(new ProducerRecord<>(chunksTopic, utf8("bad-garbage"), utf8("not an avro record")));
+        after.add(after.size() / 2, new ProducerRecord<>(chunksTopic, utf8("bad-empty"), new byte[0]));
+
+        FailOnceWhenArmed.reset();
+        Configuration conf = new Configuration();
+        conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
+        conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpoints.toUri().toString());
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
+                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-failure")
+                .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(300).parallelism(2)
+                .maxWaitMillis(5).kafkaProperty("transaction.timeout.ms=120000").build();
+        EmbedJob.build(env, settings, chunks -> chunks.map(new FailOnceWhenArmed())
+                .returns(TypeInformation.of(TextChunk.class)).name("fails once when armed"));
+        long start = System.nanoTime();
+        KafkaTopics.send(kafka, before);
+        JobClient job = env.executeAsync(EmbedJob.jobName(settings));
+        JobID id = job.getJobID();
+        long checkpointsAtFailure;
+        long latestAtFailure;
+        RestoredCheckpointStats restored;
+        AccessExecutionGraph graph;
+        try {
+            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= wholeBefore.size(),
+                    Duration.ofSeconds(60));
+            KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, read -> !read.isEmpty(), Duration.ofSeconds(30));
+            CheckpointStatsSnapshot atFailure = awaitCompletedCheckpoints(cluster, id, 2);
+            checkpointsAtFailure = atFailure.getCounts().getNumberOfCompletedCheckpoints();
+            latestAtFailure = atFailure.getHistory().getLatestCompletedCheckpoint().getCheckpointId();
+            assertEquals(wholeBefore, keys(KafkaTopics.readCommitted(kafka, embeddingsTopic)),
+                    "before the failure: exactly the documents sent whole are embedded");
+
+            FailOnceWhenArmed.ARMED.set(true);
+            KafkaTopics.send(kafka, after);
+            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= DOCUMENTS,
+                    Duration.ofSeconds(90));
+            KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, read -> read.size() >= 2, Duration.ofSeconds(30));
+            assertTrue(FailOnceWhenArmed.FAILED.get(), "the failure was injected");
+            graph = cluster.getExecutionGraph(id).get(30, TimeUnit.SECONDS);
+            restored = graph.getCheckpointStatsSnapshot().getLatestRestoredCheckpoint();
+            // two more checkpoints: anything extra (a replayed embedding, a dead letter twice) would be committed now
+            awaitCompletedCheckpoints(cluster, id, graph.getCheckpointStatsSnapshot().getCounts()
+                    .getNumberOfCompletedCheckpoints() + 2);
+            assertEquals(JobStatus.RUNNING, job.getJobStatus().get(), "the job runs on after its restart");
+        } finally {
+            job.cancel().get();
+        }
+        System.out.printf("failure test: %d checkpoints completed before the failure (latest %d), restored from %s, "
+                + "task attempt %d, %.1f s%n", checkpointsAtFailure, latestAtFailure,
+                restored == null ? "none" : restored.getCheckpointId(), FailOnceWhenArmed.MAX_ATTEMPT.get(),
+                (System.nanoTime() - start) / 1e9);
+
+        assertTrue(checkpointsAtFailure >= 2, "checkpoints before the failure: " + checkpointsAtFailure);
+        assertNotNull(restored, "the job was restored from a checkpoint");
+        assertTrue(restored.getCheckpointId() >= latestAtFailure, "restored from checkpoint "
+                + restored.getCheckpointId() + ", completed before the failure: " + latestAtFailure);
+        assertTrue(graph.getStatusTimestamp(JobStatus.RESTARTING) > 0, "the job went through RESTARTING");
+        assertTrue(FailOnceWhenArmed.MAX_ATTEMPT.get() >= 1, "tasks ran again after the failure");
+
+        assertOneShotEmbeddings(model, docs, embeddingsTopic);
+        assertMalformed(deadLettersByKey(deadLettersTopic, 2), chunksTopic);
+        assertEquals(Set.of(120_000L), transactionTimeouts("it-failure-"),
+                "the sinks' producers use the transaction.timeout.ms given as a Kafka property");
+    }
+
+    /** Passes chunks on unchanged; throws once, on the first chunk after {@link #ARMED} is set. */
+    static final class FailOnceWhenArmed extends RichMapFunction<TextChunk, TextChunk> {
+        static final AtomicBoolean ARMED = new AtomicBoolean();
+        static final AtomicBoolean FAILED = new AtomicBoolean();
+        static final AtomicInteger MAX_ATTEMPT = new AtomicInteger();
+
+        static void reset() {
+            ARMED.set(false);
+            FAILED.set(false);
+            MAX_ATTEMPT.set(0);
+        }
+
+        @Override
+        public void open(OpenContext context) {
+            MAX_ATTEMPT.accumulateAndGet(getRuntimeContext().getTaskInfo().getAttemptNumber(), Math::max);
+        }
+
+        @Override
+        public TextChunk map(TextChunk chunk) {
+            if (ARMED.get() && !FAILED.getAndSet(true)) {
+                throw new IllegalStateException("injected failure after completed checkpoints");
+            }
+            return chunk;
+        }
+    }
+
+    /** Waits until the job has completed at least {@code count} checkpoints; returns the statistics then. */
+    static CheckpointStatsSnapshot awaitCompletedCheckpoints(MiniCluster cluster, JobID job, long count)
+            throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (true) {
+            CheckpointStatsSnapshot stats = cluster.getExecutionGraph(job).get(30, TimeUnit.SECONDS)
+                    .getCheckpointStatsSnapshot();
+            CompletedCheckpointStats latest = stats.getHistory().getLatestCompletedCheckpoint();
+            if (stats.getCounts().getNumberOfCompletedCheckpoints() >= count && latest != null) {
+                return stats;
+            }
+            assertTrue(System.nanoTime() < deadline, "no " + count + " completed checkpoints within 60 s: "
+                    + stats.getCounts().getNumberOfCompletedCheckpoints());
+            Thread.sleep(50);
+        }
+    }
+
+    /** The transaction timeouts of the broker's transactional producers whose id starts with the prefix. */
+    static Set<Long> transactionTimeouts(String prefix) throws Exception {
+        try (Admin admin = Admin.create(kafka.adminProperties())) {
+            List<String> ids = admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
+                    .map(TransactionListing::transactionalId).filter(tid -> tid.startsWith(prefix)).toList();
+            assertTrue(!ids.isEmpty(), "transactional producers with prefix " + prefix);
+            Set<Long> timeouts = new TreeSet<>();
+            for (TransactionDescription t : admin.describeTransactions(ids).all().get(30, TimeUnit.SECONDS).values()) {
+                timeouts.add(t.transactionTimeoutMs());
+            }
+            return timeouts;
+        }
+    }
+
+    static Set<String> keys(List<ConsumerRecord<byte[], byte[]>> records) {
+        Set<String> out = new TreeSet<>();
+        records.forEach(r -> out.add(new String(r.key(), StandardCharsets.UTF_8)));
+        return out;
+    }
+
+    /**
+     * The committed embeddings: exactly one, reason LAST, per document, each bit for bit the engine's one-shot
+     * embedding of the document's whole text.
+     */
+    static void assertOneShotEmbeddings(Path model, Map<String, String> docs, String embeddingsTopic)
+            throws Exception {
         AvroCodec<Embedding> embeddingCodec = AvroCodec.of(Embedding.class);
         Map<String, Embedding> byKey = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : KafkaTopics.readCommitted(kafka, embeddingsTopic)) {
@@ -189,15 +414,25 @@ class EmbedJobITCase {
                 assertTrue(e.getSeq() >= 0);
             }
         }
+    }
 
+    /** The committed dead letters by original key; there must be exactly {@code count}, with distinct keys. */
+    static Map<String, DeadLetter> deadLettersByKey(String deadLettersTopic, int count) {
         AvroCodec<DeadLetter> deadCodec = AvroCodec.of(DeadLetter.class);
         List<ConsumerRecord<byte[], byte[]>> dead = KafkaTopics.readCommitted(kafka, deadLettersTopic);
-        assertEquals(2, dead.size(), "exactly the malformed records are dead letters");
+        assertEquals(count, dead.size(), "exactly the malformed records are dead letters");
         Map<String, DeadLetter> letters = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : dead) {
             DeadLetter letter = deadCodec.decodeSingleObject(record.value());
-            letters.put(new String(bytes(letter.getKey()), StandardCharsets.UTF_8), letter);
+            assertEquals(null, letters.put(new String(bytes(letter.getKey()), StandardCharsets.UTF_8), letter),
+                    "each malformed record once");
         }
+        return letters;
+    }
+
+    /** The two malformed records (keys bad-garbage, bad-empty) with their bytes, error class and reason. */
+    static void assertMalformed(Map<String, DeadLetter> letters, String chunksTopic) {
+        assertEquals(Set.of("bad-garbage", "bad-empty"), letters.keySet());
         DeadLetter garbage = letters.get("bad-garbage");
         assertArrayEquals(utf8("not an avro record"), bytes(garbage.getValue()));
         assertEquals(AvroDecodingException.class.getName(), garbage.getErrorClass());

@@ -21,12 +21,12 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /** Plain Kafka clients for the job tests: write raw records in order, read what is committed. */
-final class KafkaTopics {
+public final class KafkaTopics {
 
     private KafkaTopics() {}
 
     /** Sends records in the given order through one producer and waits until all are acknowledged. */
-    static List<RecordMetadata> send(EmbeddedKafka kafka, List<ProducerRecord<byte[], byte[]>> records)
+    public static List<RecordMetadata> send(EmbeddedKafka kafka, List<ProducerRecord<byte[], byte[]>> records)
             throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
@@ -45,12 +45,12 @@ final class KafkaTopics {
     }
 
     /** Everything committed in a topic now (read_committed), by partition and offset. */
-    static List<ConsumerRecord<byte[], byte[]>> readCommitted(EmbeddedKafka kafka, String topic) {
+    public static List<ConsumerRecord<byte[], byte[]>> readCommitted(EmbeddedKafka kafka, String topic) {
         return readCommittedUntil(kafka, topic, read -> true, Duration.ZERO);
     }
 
     /** Reads committed records from the beginning until {@code done} holds or the timeout passes, then to the end. */
-    static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(EmbeddedKafka kafka, String topic,
+    public static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(EmbeddedKafka kafka, String topic,
             Predicate<List<ConsumerRecord<byte[], byte[]>>> done, Duration timeout) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());

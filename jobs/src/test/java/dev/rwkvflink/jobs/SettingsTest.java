@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.RwkvOperatorConfig;
+import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class SettingsTest {
@@ -28,7 +30,58 @@ class SettingsTest {
         assertEquals("/m.bin", config.modelPath);
         assertEquals("state:1", config.pooling);
         assertNull(config.headPath);
+        assertNull(config.statsPath);
         assertTrue(!s.classifies());
+        assertTrue(s.kafkaProperties().isEmpty());
+    }
+
+    @Test
+    void statsAndHeadReachTheOperator() {
+        Settings s = Settings.fromArgs("--bootstrap-servers", "b:9092", "--head", "/h.json", "--stats", "/s.json",
+                "--classifications-topic", "classes");
+        assertEquals("/s.json", s.stats());
+        assertEquals("/s.json", s.operatorConfig().statsPath);
+        assertEquals("/h.json", s.operatorConfig().headPath);
+        assertEquals("classes", s.classificationsTopic());
+        assertTrue(s.classifies());
+    }
+
+    @Test
+    void kafkaPropertiesRepeatInOrderAndKeepEqualsSignsInValues() {
+        Settings s = Settings.fromArgs("--bootstrap-servers", "broker:9093",
+                "--kafka-property", "security.protocol=SASL_SSL",
+                "--kafka-property", "sasl.mechanism=PLAIN",
+                "--kafka-property", "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
+                        + "required username=\"u\" password=\"p==\";",
+                "--kafka-property", "ssl.truststore.password=",
+                "--kafka-property", "sasl.mechanism=SCRAM-SHA-512");
+        assertEquals(List.of("security.protocol", "sasl.mechanism", "sasl.jaas.config", "ssl.truststore.password"),
+                List.copyOf(s.kafkaProperties().keySet()));
+        assertEquals("SCRAM-SHA-512", s.kafkaProperties().get("sasl.mechanism"), "a later value replaces an earlier");
+        assertTrue(s.kafkaProperties().get("sasl.jaas.config").endsWith("password=\"p==\";"));
+        assertEquals("", s.kafkaProperties().get("ssl.truststore.password"));
+        assertThrows(UnsupportedOperationException.class, () -> s.kafkaProperties().put("x", "y"));
+        assertTrue(s.toString().contains("security.protocol"), s.toString());
+        assertTrue(!s.toString().contains("p=="), "values (secrets) stay out of toString: " + s);
+        assertEquals(Map.entry("a.b", "c=d"), Settings.kafkaProperty("a.b=c=d"));
+    }
+
+    @Test
+    void badKafkaPropertiesAreClearErrors() {
+        IllegalArgumentException noEquals = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--kafka-property", "security.protocol"));
+        assertEquals("a Kafka property is key=value (e.g. security.protocol=SASL_SSL), got 'security.protocol'",
+                noEquals.getMessage());
+        assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--kafka-property", "=x"));
+        IllegalArgumentException servers = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--kafka-property", "bootstrap.servers=c:9092"));
+        assertTrue(servers.getMessage().startsWith("Kafka property bootstrap.servers is set by the job itself "
+                + "(use --bootstrap-servers)"), servers.getMessage());
+        IllegalArgumentException isolation = assertThrows(IllegalArgumentException.class,
+                () -> Settings.builder().bootstrapServers("b").kafkaProperty("isolation.level", "read_uncommitted"));
+        assertTrue(isolation.getMessage().contains("isolation.level is set by the job itself"),
+                isolation.getMessage());
     }
 
     @Test

@@ -13,15 +13,24 @@ import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
+import dev.rwkvflink.jobs.Settings;
+import dev.rwkvflink.kafka.RecordFormat;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
@@ -31,10 +40,20 @@ import java.util.concurrent.Callable;
  * normalisation statistics on the training split, trains a softmax head on the normalised embeddings and reports
  * held-out accuracy. The statistics and head files are what the operator's {@code stats} and {@code head}
  * settings read.
+ *
+ * <p>Labelled text comes from a JSONL file ({@code --data}) or from a Kafka topic of DocumentChunk records with the
+ * label in an attribute ({@code --topic}, see {@link LabelledTopic}). Examples keep the file's order, or the key
+ * order for a topic; a seeded shuffle of that order picks the held-out ones ({@link #split}).
  */
 @Command(name = "fit", mixinStandardHelpOptions = true,
-        description = "Train a classification head (and normalisation statistics) from JSONL {\"text\", \"label\"} lines.")
+        description = {"Train a classification head (and normalisation statistics) from labelled text: JSONL "
+                + "{\"text\", \"label\"} lines (--data), or DocumentChunk records on a Kafka topic whose chunks "
+                + "carry the label in an attribute (--topic; reassembled per key in seq order, read from the "
+                + "earliest to the end offsets, committed records only)."})
 final class FitCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--model", paramLabel = "FILE", description = "Model file; default: the built-in demo model.")
     String model;
 
@@ -44,8 +63,35 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "cpu", description = "cpu, vector or scalar. Default: ${DEFAULT-VALUE}.")
     String backend;
 
-    @Option(names = "--data", required = true, paramLabel = "FILE", description = "JSONL, one {\"text\": ..., \"label\": ...} per line.")
+    @Option(names = "--data", paramLabel = "FILE",
+            description = "JSONL, one {\"text\": ..., \"label\": ...} per line. Exactly one of --data and --topic.")
     Path data;
+
+    @Option(names = "--topic", paramLabel = "TOPIC",
+            description = "Kafka topic of DocumentChunk records (Avro, as the embed job reads them) to train on; "
+                    + "needs --bootstrap-servers.")
+    String topic;
+
+    @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT[,...]",
+            description = "Kafka brokers (with --topic).")
+    String bootstrapServers;
+
+    @Option(names = "--label-attribute", defaultValue = "label", paramLabel = "NAME",
+            description = "The chunk attribute holding a document's label (with --topic). Default: ${DEFAULT-VALUE}.")
+    String labelAttribute;
+
+    @Option(names = "--format", defaultValue = "single-object", paramLabel = "FORMAT",
+            description = "Avro layout of the topic's values: single-object or binary (with --topic). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    String format;
+
+    @Option(names = "--kafka-property", paramLabel = "KEY=VALUE",
+            description = "A Kafka consumer property, e.g. security.protocol=SASL_SSL (with --topic; repeatable).")
+    List<String> kafkaProperties = new ArrayList<>();
+
+    @Option(names = "--read-timeout", defaultValue = "120", paramLabel = "SECONDS",
+            description = "Give up if the topic's end offsets are not reached by then. Default: ${DEFAULT-VALUE}.")
+    long readTimeoutSeconds;
 
     @Option(names = "--pooling", defaultValue = "hidden", description = "hidden, state[:layers], both[:layers]. Default: ${DEFAULT-VALUE}.")
     String pooling;
@@ -71,7 +117,11 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the train/held-out split. Default: ${DEFAULT-VALUE}.")
     long seed;
 
-    record Example(String text, String label) {
+    /** A labelled text, or labelled token ids (from a topic whose chunks carry token ids). */
+    record Example(String text, int[] tokens, String label) {
+        Example(String text, String label) {
+            this(text, null, label);
+        }
     }
 
     @Override
@@ -79,10 +129,13 @@ final class FitCommand implements Callable<Integer> {
         if (holdout < 0 || holdout >= 1) {
             throw new IllegalArgumentException("--holdout must be in [0, 1)");
         }
-        List<Example> examples = read(data);
+        PrintWriter stdout = spec.commandLine().getOut();
+        PrintWriter stderr = spec.commandLine().getErr();
+        List<Example> examples = examples(stderr);
+        String source = data != null ? data.toString() : "topic " + topic;
         List<String> labels = new ArrayList<>(new TreeSet<>(examples.stream().map(Example::label).toList()));
         if (labels.size() < 2) {
-            throw new IllegalArgumentException(data + ": needs at least two different labels, found " + labels);
+            throw new IllegalArgumentException(source + ": needs at least two different labels, found " + labels);
         }
         try (RwkvModel m = ModelSources.open(model, Backends.byName(backend))) {
             Tokenizer tok = Tokenizers.forModel(m.config().vocab(), vocab);
@@ -91,14 +144,22 @@ final class FitCommand implements Callable<Integer> {
             long start = System.nanoTime();
             float[][] pooled = new float[examples.size()][];
             for (int i = 0; i < pooled.length; i++) {
-                int[] ids = tok.encodeBytes(examples.get(i).text().getBytes(StandardCharsets.UTF_8));
+                Example example = examples.get(i);
+                int[] ids = example.tokens() != null ? example.tokens()
+                        : tok.encodeBytes(example.text().getBytes(StandardCharsets.UTF_8));
                 if (ids.length == 0) {
-                    throw new IllegalArgumentException(data + ": example " + (i + 1) + " has no tokens");
+                    throw new IllegalArgumentException(source + ": example " + (i + 1) + " has no tokens");
+                }
+                for (int id : ids) {
+                    if (id < 0 || id >= m.config().vocab()) {
+                        throw new IllegalArgumentException(source + ": example " + (i + 1) + " has token id " + id
+                                + " outside the model's vocabulary [0, " + m.config().vocab() + ")");
+                    }
                 }
                 RwkvState s = m.newState();
                 pooled[i] = raw.pool(m.hidden(s, ids), s);
             }
-            System.err.printf("embedded %d texts in %.1f s%n", pooled.length, (System.nanoTime() - start) / 1e9);
+            stderr.printf("embedded %d texts in %.1f s%n", pooled.length, (System.nanoTime() - start) / 1e9);
 
             boolean[] test = split(pooled.length, holdout, seed);
             EmbeddingStats stats = new EmbeddingStats(m.fingerprint(), raw.pooling(), raw.dimension());
@@ -128,15 +189,46 @@ final class FitCommand implements Callable<Integer> {
                     trainY.stream().mapToInt(Integer::intValue).toArray());
             double testAcc = SoftmaxTrainer.accuracy(head, testX.toArray(float[][]::new),
                     testY.stream().mapToInt(Integer::intValue).toArray());
-            System.out.printf("labels %s; %d training, %d held out; training accuracy %.3f, held-out accuracy %s%n",
-                    labels, trainX.size(), testX.size(), trainAcc, testX.isEmpty() ? "n/a" : String.format("%.3f", testAcc));
-            System.out.printf("head written to %s%s%n", out, statsOut != null ? ", statistics to " + statsOut : "");
+            stdout.printf(Locale.ROOT,
+                    "labels %s; %d training, %d held out; training accuracy %.3f, held-out accuracy %s%n", labels, trainX.size(), testX.size(), trainAcc,
+                    testX.isEmpty() ? "n/a" : String.format(Locale.ROOT, "%.3f", testAcc));
+            stdout.printf("head written to %s%s%n", out, statsOut != null ? ", statistics to " + statsOut : "");
             return 0;
         }
     }
 
-    /** Marks about {@code fraction} of n examples as held out, by a seeded shuffle. */
-    private static boolean[] split(int n, double fraction, long seed) {
+    /** The labelled examples from --data or --topic (exactly one), with the options checked. */
+    private List<Example> examples(PrintWriter err) throws IOException {
+        if ((data == null) == (topic == null)) {
+            throw new IllegalArgumentException("give exactly one of --data FILE and --topic TOPIC");
+        }
+        if (data != null) {
+            if (bootstrapServers != null || !kafkaProperties.isEmpty()) {
+                throw new IllegalArgumentException(
+                        "--bootstrap-servers and --kafka-property go with --topic, not --data");
+            }
+            return read(data);
+        }
+        if (bootstrapServers == null || bootstrapServers.isBlank()) {
+            throw new IllegalArgumentException("--topic needs --bootstrap-servers HOST:PORT");
+        }
+        if (readTimeoutSeconds < 1) {
+            throw new IllegalArgumentException("--read-timeout must be >= 1 s, got " + readTimeoutSeconds);
+        }
+        Map<String, String> properties = new LinkedHashMap<>();
+        for (String property : kafkaProperties) {
+            Map.Entry<String, String> e = Settings.kafkaProperty(property);
+            properties.put(e.getKey(), e.getValue());
+        }
+        return LabelledTopic.read(bootstrapServers, topic, RecordFormat.parse(format), labelAttribute, properties,
+                Duration.ofSeconds(readTimeoutSeconds), err);
+    }
+
+    /**
+     * Marks about {@code fraction} of n examples as held out, by a seeded shuffle: {@code round(n * fraction)}
+     * examples, the first ones of a Fisher-Yates shuffle of 0..n-1 driven by {@code SplittableRandom(seed)}.
+     */
+    static boolean[] split(int n, double fraction, long seed) {
         int[] order = new int[n];
         for (int i = 0; i < n; i++) {
             order[i] = i;

@@ -37,6 +37,10 @@ final class LocalCommand implements Callable<Integer> {
             description = "A classification head (from `fit`): also classify, to the classifications topic.")
     Path head;
 
+    @Option(names = "--stats", paramLabel = "FILE",
+            description = "Normalisation statistics (from `fit --stats-out`); a head from `fit` needs them.")
+    Path stats;
+
     @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
             description = "Engine backend: cpu, vector, scalar. Default: ${DEFAULT-VALUE}.")
     String backend;
@@ -114,7 +118,7 @@ final class LocalCommand implements Callable<Integer> {
                     .formatted(RandomModels.DEMO_SEED));
         }
         LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling,
-                absolute(head), backend, chunkBytes, uiPort, parallelism, checkpointMillis,
+                absolute(head), absolute(stats), backend, chunkBytes, uiPort, parallelism, checkpointMillis,
                 Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed);
         LocalRun run = new LocalRun(options, log);
         Thread stopper = new Thread(run::close, "rwkv-local-stop");

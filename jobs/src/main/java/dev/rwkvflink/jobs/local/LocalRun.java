@@ -54,8 +54,8 @@ public final class LocalRun implements AutoCloseable {
 
     /** What to run. */
     public record Options(Map<String, String> documents, String model, String vocab, String pooling, String head,
-            String backend, int chunkBytes, int uiPort, int parallelism, long checkpointMillis, Duration timeout,
-            int dims, boolean shuffleChunks, double duplicates, long seed) {}
+            String stats, String backend, int chunkBytes, int uiPort, int parallelism, long checkpointMillis,
+            Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed) {}
 
     static final String CHUNKS = "chunks";
     static final String EMBEDDINGS = "embeddings";
@@ -105,8 +105,9 @@ public final class LocalRun implements AutoCloseable {
         Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(CHUNKS)
                 .embeddingsTopic(EMBEDDINGS).deadLettersTopic(DEAD_LETTERS).classificationsTopic(CLASSIFICATIONS)
                 .groupId("rwkv-local").startingOffsets("earliest").model(options.model()).vocab(options.vocab())
-                .pooling(options.pooling()).head(options.head()).backend(options.backend()).maxWaitMillis(20)
-                .checkpointIntervalMillis(options.checkpointMillis()).parallelism(options.parallelism()).build();
+                .pooling(options.pooling()).head(options.head()).stats(options.stats()).backend(options.backend())
+                .maxWaitMillis(20).checkpointIntervalMillis(options.checkpointMillis()).parallelism(options.parallelism())
+                .build();
         job = submit(settings);
         out.printf("  job %s submitted: %s%n", job, EmbedJob.jobName(settings));
 

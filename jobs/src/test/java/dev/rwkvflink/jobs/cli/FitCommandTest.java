@@ -83,6 +83,37 @@ class FitCommandTest {
         assertTrue(err.toString().contains("line 2"), err.toString());
     }
 
+    @Test
+    void exactlyOneOfDataAndTopicWithClearErrors() throws Exception {
+        Path data = dir.resolve("d.jsonl");
+        Files.writeString(data, "{\"text\": \"a\", \"label\": \"x\"}\n");
+        String out = dir.resolve("h.json").toString();
+        assertEquals("error: give exactly one of --data FILE and --topic TOPIC", fitError("--out", out));
+        assertEquals("error: give exactly one of --data FILE and --topic TOPIC",
+                fitError("--data", data.toString(), "--topic", "t", "--out", out));
+        assertEquals("error: --topic needs --bootstrap-servers HOST:PORT", fitError("--topic", "t", "--out", out));
+        assertEquals("error: --bootstrap-servers and --kafka-property go with --topic, not --data",
+                fitError("--data", data.toString(), "--bootstrap-servers", "b:9092", "--out", out));
+        assertTrue(fitError("--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--kafka-property",
+                "isolation.level=read_uncommitted", "--out", out)
+                .startsWith("error: Kafka property isolation.level is set by the job itself"));
+        assertTrue(fitError("--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--format", "json", "--out", out)
+                .startsWith("error: unknown record format 'json'"));
+        assertTrue(!Files.exists(dir.resolve("h.json")), "nothing written");
+    }
+
+    /** Runs fit expecting exit code 1 and returns its first stderr line. */
+    private static String fitError(String... args) {
+        var err = new java.io.StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new java.io.PrintWriter(err));
+        String[] all = new String[args.length + 1];
+        all[0] = "fit";
+        System.arraycopy(args, 0, all, 1, args.length);
+        assertEquals(1, cl.execute(all), err.toString());
+        return err.toString().lines().findFirst().orElse("");
+    }
+
     private static int[] toBytes(String s) {
         byte[] b = s.getBytes(StandardCharsets.UTF_8);
         int[] t = new int[b.length];
