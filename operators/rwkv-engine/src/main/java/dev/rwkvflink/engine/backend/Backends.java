@@ -1,5 +1,8 @@
 package dev.rwkvflink.engine.backend;
 
+import dev.rwkvflink.engine.backend.cuda.CudaBackend;
+import dev.rwkvflink.engine.backend.cuda.Precision;
+
 import java.util.List;
 import java.util.Optional;
 
@@ -11,21 +14,19 @@ import java.util.Optional;
  *   <li>{@code "scalar"}: {@link ScalarBackend}, the plain-Java reference;</li>
  *   <li>{@code "vector"}: {@link VectorBackend}, SIMD and multi-threaded; needs the incubating module
  *       {@code jdk.incubator.vector} ({@code --add-modules jdk.incubator.vector} on the java command line).</li>
- *   <li>{@code "cuda"}: reserved for the GPU backend, which this build does not have yet; asking for it fails
- *       with an {@link IllegalStateException} that says so.</li>
+ *   <li>{@code "cuda"}, {@code "cuda:bf16"}, {@code "cuda:f32"}: {@link dev.rwkvflink.engine.backend.cuda.CudaBackend}
+ *       on GPU 0 (bf16 or fp32 matrices); when CUDA is absent (no driver, no device, no libraries) the reason is
+ *       logged at WARNING and the best CPU backend is returned instead.</li>
  * </ul>
  */
 public final class Backends {
     /** The names {@link #byName} knows. */
-    public static final List<String> NAMES = List.of("cpu", "scalar", "vector");
+    public static final List<String> NAMES = List.of("cpu", "scalar", "vector", "cuda", "cuda:bf16", "cuda:f32");
     /** System property naming the default backend. */
     public static final String PROPERTY = "rwkv.backend";
 
     private static final System.Logger LOG = System.getLogger(Backends.class.getName());
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
-    /** Why {@code "cuda"} fails. */
-    private static final String CUDA_UNAVAILABLE = "the GPU backend is not implemented yet (a later issue); "
-            + "use the vector or scalar backend";
 
     private Backends() {
     }
@@ -34,16 +35,14 @@ public final class Backends {
      * The shared backend called {@code name} (case-insensitive, surrounding blanks ignored).
      *
      * @throws IllegalArgumentException for an unknown name (the message lists the known ones)
-     * @throws IllegalStateException for "vector" when the Vector API module is not available, and for "cuda",
-     *                               which this build does not include
+     * @throws IllegalStateException for "vector" when the Vector API module is not available
      */
     public static Backend byName(String name) {
         String key = name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT);
         return switch (key) {
             case "cpu" -> defaultBackend(); // the best CPU backend present (vector, else scalar with the reason logged)
             case "scalar" -> ScalarHolder.INSTANCE;
-            case "cuda" -> throw new IllegalStateException("CUDA backend not available in this build: "
-                    + CUDA_UNAVAILABLE);
+            case "cuda", "cuda:bf16", "cuda:f32" -> cuda(key.equals("cuda:f32") ? "f32" : "bf16");
             case "vector" -> {
                 Optional<String> missing = vectorUnavailableReason();
                 if (missing.isPresent()) {
@@ -73,6 +72,35 @@ public final class Backends {
             }
         }
         return byName(name);
+    }
+
+    /**
+     * The GPU backend (one per precision per JVM), or the best CPU backend with the reason logged when CUDA cannot
+     * run here.
+     */
+    private static synchronized Backend cuda(String precision) {
+        Precision p = Precision.parse(precision);
+        Backend b = CUDA.get(p);
+        if (b != null) {
+            return b;
+        }
+        Optional<String> missing = CudaBackend.unavailableReason();
+        if (missing.isPresent()) {
+            LOG.log(System.Logger.Level.WARNING, "rwkv: CUDA backend unavailable ({0}); using the CPU backend",
+                    missing.get());
+            return defaultCpu();
+        }
+        b = CudaBackend.open(p, defaultCpu());
+        CUDA.put(p, b);
+        return b;
+    }
+
+    private static final java.util.Map<Precision, Backend> CUDA = new java.util.EnumMap<>(Precision.class);
+
+    /** The best CPU backend (the default backend unless that names the GPU). */
+    private static Backend defaultCpu() {
+        Optional<String> missing = vectorUnavailableReason();
+        return missing.isPresent() ? ScalarHolder.INSTANCE : VectorHolder.INSTANCE;
     }
 
     /** Empty when the vector backend can run here; otherwise why not. */

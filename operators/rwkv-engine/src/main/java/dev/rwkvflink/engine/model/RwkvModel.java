@@ -34,6 +34,10 @@ public final class RwkvModel implements AutoCloseable {
     private final float[] lnOutB;
     private final Tensor head;
     private volatile ModelFingerprint fingerprint;
+    /** The accelerator's runner once asked for; {@link #NO_RUNNER} when the CPU path runs this model. */
+    private volatile Object runner;
+    private static final Object NO_RUNNER = new Object();
+    private static final System.Logger LOG = System.getLogger(RwkvModel.class.getName());
 
     private RwkvModel(WeightFile file, Backend backend) {
         this.file = file;
@@ -109,6 +113,11 @@ public final class RwkvModel implements AutoCloseable {
      * products) and returns the logits after the last token.
      */
     public float[] forward(RwkvState state, int[] tokens) {
+        ModelRunner r = runner();
+        if (r != null) {
+            checkTokens(state, tokens);
+            return r.advanceToLogits(new RwkvState[] {state}, new int[][] {tokens})[0];
+        }
         return head(hidden(state, tokens));
     }
 
@@ -126,14 +135,10 @@ public final class RwkvModel implements AutoCloseable {
      * {@code ln_out(x)} (width C) without computing the vocabulary-wide head: what embeddings need.
      */
     public float[] hidden(RwkvState state, int[] tokens) {
-        checkState(state);
-        if (tokens.length == 0) {
-            throw new IllegalArgumentException("no tokens to advance by");
-        }
-        for (int id : tokens) {
-            if (id < 0 || id >= config.vocab()) {
-                throw new IllegalArgumentException("token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
-            }
+        checkTokens(state, tokens);
+        ModelRunner r = runner();
+        if (r != null) {
+            return r.advance(new RwkvState[] {state}, new int[][] {tokens})[0];
         }
         float[] x = null;
         for (int from = 0; from < tokens.length; from += MAX_BLOCK_TOKENS) {
@@ -180,11 +185,55 @@ public final class RwkvModel implements AutoCloseable {
         if (states.length != tokens.length) {
             throw new IllegalArgumentException(states.length + " states but " + tokens.length + " token lists");
         }
+        ModelRunner r = runner();
+        if (r != null) {
+            for (int i = 0; i < states.length; i++) {
+                if (tokens[i].length > 0) {
+                    checkTokens(states[i], tokens[i]);
+                }
+            }
+            return r.advance(states, tokens);
+        }
         float[][] out = new float[states.length][];
         for (int i = 0; i < states.length; i++) {
             out[i] = tokens[i].length == 0 ? null : hidden(states[i], tokens[i]);
         }
         return out;
+    }
+
+    /**
+     * The accelerator's runner for this model (opened on first use), or null when the model runs on the CPU path:
+     * the backend is no {@link Accelerator}, or it declined this model (the reason is logged once).
+     */
+    public ModelRunner runner() {
+        Object r = runner;
+        if (r == null) {
+            synchronized (this) {
+                r = runner;
+                if (r == null) {
+                    r = NO_RUNNER;
+                    if (backend instanceof Accelerator a) {
+                        r = a.open(this, why -> LOG.log(System.Logger.Level.WARNING,
+                                "rwkv: {0} runs this model on the CPU: {1}", backend.name(), why))
+                                .map(Object.class::cast).orElse(NO_RUNNER);
+                    }
+                    runner = r;
+                }
+            }
+        }
+        return r == NO_RUNNER ? null : (ModelRunner) r;
+    }
+
+    private void checkTokens(RwkvState state, int[] tokens) {
+        checkState(state);
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("no tokens to advance by");
+        }
+        for (int id : tokens) {
+            if (id < 0 || id >= config.vocab()) {
+                throw new IllegalArgumentException("token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
+            }
+        }
     }
 
     private void checkState(RwkvState state) {
@@ -196,6 +245,10 @@ public final class RwkvModel implements AutoCloseable {
 
     @Override
     public void close() {
+        Object r = runner;
+        if (r instanceof ModelRunner m) {
+            m.close();
+        }
         file.close();
     }
 }

@@ -1,0 +1,248 @@
+package dev.rwkvflink.engine.backend.cuda;
+
+import dev.rwkvflink.cuda.Cublas;
+import dev.rwkvflink.cuda.Cublas.Op;
+import dev.rwkvflink.cuda.Cuda;
+import dev.rwkvflink.cuda.CudaDevice;
+import dev.rwkvflink.cuda.CudaEvent;
+import dev.rwkvflink.cuda.CudaStream;
+import dev.rwkvflink.cuda.DeviceMemory;
+import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
+import dev.rwkvflink.engine.state.RwkvState;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * GPU benchmark of the RWKV-7 runner on random weights of real shapes (drawn on the device), bf16 matrices:
+ * the two ceilings measured in the same run (bf16 cuBLAS 8192^3 and device-to-device copy), then per shape prefill
+ * of one stream (T = 4096), multi-stream steps (B keys x T tokens, hidden vectors only, states resident in the
+ * pool), single-stream decode and host/device state transfer per key. Medians of the repetitions; wall time
+ * around each step (which ends with the hidden vectors copied to the host), so host overhead is included.
+ *
+ * <pre>java ... dev.rwkvflink.engine.backend.cuda.CudaBench [--shapes 0.1b,1.5b,7b] [--reps 5] [--quick]</pre>
+ */
+public final class CudaBench {
+    private static final Rwkv7Shape S01 = Rwkv7Shape.RWKV7_0_1B;
+    private static final Rwkv7Shape S15 = new Rwkv7Shape(24, 2048, 64, 65536, 8192, 96, 96, 64, 256);
+    private static final Rwkv7Shape S7 = new Rwkv7Shape(32, 4096, 64, 65536, 16384, 128, 128, 96, 480);
+
+    private final CudaDevice device;
+    private final int reps;
+    private final boolean quick;
+    private double peakFlops;
+    private double copyBytesPerSecond;
+    private final Random rnd = new Random(1);
+
+    private CudaBench(CudaDevice device, int reps, boolean quick) {
+        this.device = device;
+        this.reps = reps;
+        this.quick = quick;
+    }
+
+    public static void main(String[] args) {
+        String shapes = "0.1b,1.5b,7b";
+        int reps = 5;
+        boolean quick = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--shapes" -> shapes = args[++i];
+                case "--reps" -> reps = Integer.parseInt(args[++i]);
+                case "--quick" -> quick = true;
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        if (!Cuda.availability().available()) {
+            System.err.println("CUDA unavailable: " + Cuda.availability().reason());
+            System.exit(2);
+        }
+        CudaDevice d = Cuda.device(0);
+        System.out.printf("device: %s (%s, %d SMs, %.1f GiB)%n", d.name(), d.arch(), d.multiprocessors(),
+                d.totalMemory() / (double) (1L << 30));
+        CudaBench b = new CudaBench(d, reps, quick);
+        b.ceilings();
+        for (String s : shapes.split(",")) {
+            Rwkv7Shape shape = switch (s.strip().toLowerCase(Locale.ROOT)) {
+                case "0.1b" -> S01;
+                case "1.5b" -> S15;
+                case "7b" -> S7;
+                default -> throw new IllegalArgumentException("unknown shape " + s + " (0.1b, 1.5b, 7b)");
+            };
+            b.shape(s.strip(), shape);
+        }
+    }
+
+    /** bf16 GEMM 8192^3 on random data, and a 2 GiB device-to-device copy (bytes read + written). */
+    private void ceilings() {
+        device.makeCurrent();
+        int n = 8192;
+        try (CudaStream st = device.newStream(); Cublas blas = Cublas.create(device);
+             Rwkv7Kernels k = new Rwkv7Kernels(device, Precision.BF16, 64);
+             DeviceMemory f32 = device.alloc(4L * n * n);
+             DeviceMemory a = device.alloc(2L * n * n); DeviceMemory b = device.alloc(2L * n * n);
+             DeviceMemory c = device.alloc(4L * n * n);
+             CudaEvent e0 = device.newEvent(); CudaEvent e1 = device.newEvent()) {
+            blas.setStream(st);
+            k.randomFill(st, f32, (long) n * n, 1, 0, 1, 0);
+            k.convertBf16(st, f32, a, (long) n * n);
+            k.randomFill(st, f32, (long) n * n, 2, 0, 1, 0);
+            k.convertBf16(st, f32, b, (long) n * n);
+            double[] ms = new double[10];
+            for (int i = -3; i < ms.length; i++) {
+                e0.record(st);
+                blas.gemmEx(Op.N, Op.N, n, n, n, 1f, a.address(), Cublas.DataType.BF16, n, b.address(),
+                        Cublas.DataType.BF16, n, 0f, c.address(), Cublas.DataType.F32, n);
+                e1.record(st);
+                e1.synchronize();
+                if (i >= 0) {
+                    ms[i] = e1.elapsedMillisSince(e0);
+                }
+            }
+            peakFlops = 2.0 * n * n * n / (median(ms) / 1e3);
+            long bytes = 1L << 30;
+            try (DeviceMemory src = device.alloc(bytes); DeviceMemory dst = device.alloc(bytes)) {
+                src.fill32(0, bytes / 4, 0x3f800000, st);
+                for (int i = -3; i < ms.length; i++) {
+                    e0.record(st);
+                    dst.copyFromDevice(src, 0, 0, bytes, st);
+                    e1.record(st);
+                    e1.synchronize();
+                    if (i >= 0) {
+                        ms[i] = e1.elapsedMillisSince(e0);
+                    }
+                }
+                copyBytesPerSecond = 2.0 * bytes / (median(ms) / 1e3);
+            }
+        }
+        System.out.printf("ceilings: bf16 cuBLAS 8192^3 %.0f TFLOP/s; device copy %.0f GB/s (read + write)%n",
+                peakFlops / 1e12, copyBytesPerSecond / 1e9);
+    }
+
+    private void shape(String name, Rwkv7Shape s) {
+        long stateBytes = 4L * RwkvState.floats(new dev.rwkvflink.engine.model.RwkvConfig(
+                dev.rwkvflink.engine.model.RwkvVersion.V7, s.layers(), s.embd(), s.embd() / s.headSize(), s.headSize(),
+                s.vocab(), s.ffn(), 64e-5f, dev.rwkvflink.engine.tensor.WeightType.BF16));
+        long[] mem = device.memoryInfo();
+        long weightGuess = 2L * 14 * s.layers() * (long) s.embd() * s.embd() + 6L * s.vocab() * s.embd();
+        long rowBytes = 62L * s.embd() + 6L * s.ffn();
+        int maxRows = 16_384;
+        long budget = (long) (mem[0] * 0.85) - weightGuess - rowBytes * maxRows - (256L << 20);
+        int slots = (int) Math.min(4096, Math.max(1, budget / stateBytes));
+        System.out.printf("%n== RWKV-7 %s (L%d C%d F%d, vocab %d): state %.2f MB per key, pool of %d slots%n", name,
+                s.layers(), s.embd(), s.ffn(), s.vocab(), stateBytes / 1e6, slots);
+        long t0 = System.nanoTime();
+        try (Rwkv7Cuda r = Rwkv7Cuda.random(device, s, 42, Precision.BF16, new Rwkv7Cuda.Limits(maxRows, slots))) {
+            System.out.printf("weights drawn on the device in %.1f s: %.2f GB, body %d M parameters%n",
+                    (System.nanoTime() - t0) / 1e9, r.weightBytes() / 1e9, r.bodyParameters() / 1_000_000);
+            double flopsPerToken = 2.0 * r.bodyParameters();
+            for (int i = 0; i < Math.min(slots, 4096); i++) {
+                r.reset(i);
+            }
+            // prefill, one stream
+            int T = 4096;
+            double ms = time(r, 1, T);
+            report("prefill 1 x " + T, T / (ms / 1e3), flopsPerToken, ms);
+            stages(r, 1, T);
+            // multi-stream
+            int[] bs = quick ? new int[] {256} : new int[] {64, 256, 1024, 4096};
+            int[] ts = quick ? new int[] {16} : new int[] {16, 128};
+            for (int B : bs) {
+                for (int t : ts) {
+                    if (B > slots) {
+                        System.out.printf("%-22s skipped: needs %d slots (%.1f GB of state), the pool holds %d%n",
+                                "streams " + B + " x " + t, B, B * stateBytes / 1e9, slots);
+                        continue;
+                    }
+                    double m = time(r, B, t);
+                    report("streams " + B + " x " + t, (double) B * t / (m / 1e3), flopsPerToken, m);
+                    if (B == 1024 && t == 128 || quick) {
+                        stages(r, B, t);
+                    }
+                }
+            }
+            // decode, one stream, one token per step
+            double dm = time(r, 1, 1);
+            stages(r, 1, 1);
+            long body = r.weightBytes() - 4L * s.vocab() * s.embd() - 2L * s.vocab() * s.embd();
+            double bound = copyBytesPerSecond / 2 / body;
+            System.out.printf("%-22s %10.0f tok/s   %.3f ms/token; HBM bound (body weights %.2f GB read once) %.0f tok/s"
+                    + " -> %.1f%%%n", "decode 1 x 1", 1e3 / dm, dm, body / 1e9, bound, 100 * (1e3 / dm) / bound);
+            // state transfer host <-> device per key
+            RwkvState st = RwkvState.initial(r.config());
+            int n = 16;
+            double[] up = new double[reps];
+            double[] down = new double[reps];
+            for (int i = 0; i < reps; i++) {
+                long a = System.nanoTime();
+                for (int j = 0; j < n; j++) {
+                    r.upload(j, st);
+                }
+                long b = System.nanoTime();
+                for (int j = 0; j < n; j++) {
+                    r.download(j, st);
+                }
+                long c = System.nanoTime();
+                up[i] = (b - a) / 1e6 / n;
+                down[i] = (c - b) / 1e6 / n;
+            }
+            System.out.printf("%-22s upload %.3f ms, download %.3f ms per key (%.2f MB; %.1f / %.1f GB/s)%n",
+                    "state transfer", median(up), median(down), stateBytes / 1e6, stateBytes / median(up) / 1e6,
+                    stateBytes / median(down) / 1e6);
+        }
+    }
+
+    /** Median wall milliseconds of one step of B streams x T tokens (after a warm-up step). */
+    private double time(Rwkv7Cuda r, int B, int T) {
+        int[] slotIds = new int[B];
+        int[][] tokens = new int[B][];
+        for (int i = 0; i < B; i++) {
+            slotIds[i] = i;
+            tokens[i] = new int[T];
+            for (int t = 0; t < T; t++) {
+                tokens[i][t] = rnd.nextInt(r.config().vocab());
+            }
+        }
+        int n = T == 1 ? Math.max(reps, 50) : reps;
+        double[] ms = new double[n];
+        r.step(slotIds, tokens, false);
+        for (int i = 0; i < n; i++) {
+            long a = System.nanoTime();
+            r.step(slotIds, tokens, false);
+            ms[i] = (System.nanoTime() - a) / 1e6;
+        }
+        return median(ms);
+    }
+
+    /** One step of B x T with each stage timed by device events (no graph): where the time goes. */
+    private void stages(Rwkv7Cuda r, int B, int T) {
+        int[] slotIds = new int[B];
+        int[][] tokens = new int[B][T];
+        for (int i = 0; i < B; i++) {
+            slotIds[i] = i;
+            for (int t = 0; t < T; t++) {
+                tokens[i][t] = rnd.nextInt(r.config().vocab());
+            }
+        }
+        r.profile(true);
+        r.step(slotIds, tokens, false);
+        java.util.Map<String, Double> p = r.profile();
+        r.profile(false);
+        double total = p.values().stream().mapToDouble(Double::doubleValue).sum();
+        StringBuilder sb = new StringBuilder(String.format("    stages of %d x %d (device %.2f ms):", B, T, total));
+        p.forEach((k, v) -> sb.append(String.format(" %s %.2f (%.0f%%);", k, v, 100 * v / total)));
+        System.out.println(sb);
+    }
+
+    private void report(String what, double tokPerSec, double flopsPerToken, double ms) {
+        System.out.printf("%-22s %10.0f tok/s   %8.2f ms/step   MFU %5.1f%%%n", what, tokPerSec, ms,
+                100 * tokPerSec * flopsPerToken / peakFlops);
+    }
+
+    static double median(double[] v) {
+        double[] c = v.clone();
+        Arrays.sort(c);
+        int n = c.length;
+        return n % 2 == 1 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
+    }
+}

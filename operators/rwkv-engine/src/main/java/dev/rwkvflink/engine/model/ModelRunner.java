@@ -1,0 +1,26 @@
+package dev.rwkvflink.engine.model;
+
+import dev.rwkvflink.engine.state.RwkvState;
+
+/**
+ * Runs a whole model somewhere other than the Java heap (a GPU): advances many states at once, each by its own
+ * tokens, and returns each one's hidden vector {@code ln_out(x_last)}. Whatever it computes must agree with the CPU
+ * path ({@link RwkvModel#hidden}) within the precision it states.
+ */
+public interface ModelRunner extends AutoCloseable {
+
+    /** Where and how it runs, for logs ("cuda NVIDIA H100 80GB HBM3, bf16 weights"). */
+    String describe();
+
+    /**
+     * Advances {@code states[i]} by {@code tokens[i]} (in place) and returns the hidden vectors; an empty token
+     * array leaves its state alone and yields null.
+     */
+    float[][] advance(RwkvState[] states, int[][] tokens);
+
+    /** As {@link #advance}, but returns each stream's logits (vocabulary-wide) instead of its hidden vector. */
+    float[][] advanceToLogits(RwkvState[] states, int[][] tokens);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,178 @@
+package dev.rwkvflink.engine.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rwkvflink.cuda.Cuda;
+import dev.rwkvflink.engine.backend.Backend;
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.format.WeightFile;
+import dev.rwkvflink.engine.model.RandomModels;
+import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
+import dev.rwkvflink.engine.model.RwkvModel;
+import dev.rwkvflink.engine.reference.Float64Rwkv;
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tensor.WeightType;
+import dev.rwkvflink.engine.testing.SharedData;
+import java.util.Random;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The GPU runner against the CPU engine (itself checked against rwkv.cpp and a float64 evaluation). Skips itself
+ * when CUDA is absent, except for {@link #withoutCudaTheCudaBackendFallsBackToTheCpu}. Inputs are drawn fresh each
+ * run (the seed is printed); the runner's activation buffers are poisoned with NaN before each check, so an
+ * element a kernel fails to write shows up.
+ *
+ * <p>Tolerances (relative L2 error ||gpu - ref|| / ||ref||): fp32 matrices 1e-5 (the arithmetic is fp32 on both
+ * sides, in another order); bf16 matrices and activations 2e-2 on logits and hidden vectors.
+ */
+class CudaRwkv7Test {
+    private static final Rwkv7Shape SMALL = new Rwkv7Shape(3, 256, 64, 512, 1024, 32, 32, 16, 64);
+
+    private static void assumeCuda() {
+        Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
+    }
+
+    @Test
+    void withoutCudaTheCudaBackendFallsBackToTheCpu() {
+        Backend b = Backends.byName("cuda");
+        if (Cuda.availability().available()) {
+            assertInstanceOf(CudaBackend.class, b);
+        } else {
+            assertNotEquals("cuda", b.name(), "without CUDA the CPU backend answers: " + Cuda.availability().reason());
+            assertTrue(b.name().equals("vector") || b.name().equals("scalar"), b.name());
+        }
+    }
+
+    @Test
+    void tinyRwkvCppModelMatchesItsExpectedLogitsInFp32() throws Exception {
+        assumeCuda();
+        float[] expected = SharedData.expectedLogits("7v0-834K");
+        double[] exact;
+        try (WeightFile f = WeightFile.open(SharedData.tinyModel("7v0-834K", "FP32"))) {
+            exact = Float64Rwkv.load(f).logitsAfter(SharedData.PROMPT);
+        }
+        for (String name : new String[] {"cuda:f32", "cuda:bf16"}) {
+            try (RwkvModel m = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), Backends.byName(name))) {
+                assertNotNull(m.runner(), "the GPU runs RWKV-7");
+                float[] seq = m.forward(m.newState(), SharedData.PROMPT);
+                float[] rnn = m.forwardRnn(m.newState(), SharedData.PROMPT);
+                double vsExpected = maxAbsDiff(seq, expected);
+                double vsExact = Float64Rwkv.maxAbsDiff(seq, exact);
+                double rnnVsSeq = maxAbsDiff(rnn, seq);
+                System.out.printf("tiny 7v0 %s: max|gpu - rwkv.cpp| %.3g, max|gpu - float64| %.3g, rnn vs seq %.3g%n",
+                        name, vsExpected, vsExact, rnnVsSeq);
+                double tol = name.endsWith("f32") ? 1e-4 : 5e-2;
+                assertTrue(vsExpected <= tol, name + " vs rwkv.cpp expected logits: " + vsExpected);
+                assertTrue(vsExact <= tol, name + " vs float64: " + vsExact);
+                assertTrue(rnnVsSeq <= tol, name + " rnn vs seq: " + rnnVsSeq);
+            }
+        }
+    }
+
+    @Test
+    void raggedMultiStreamStepsEqualTheCpuEngineStreamByStream() throws Exception {
+        assumeCuda();
+        long seed = System.nanoTime();
+        System.out.println("CudaRwkv7Test seed " + seed);
+        Random rnd = new Random(seed);
+        for (Precision p : Precision.values()) {
+            double tol = p == Precision.F32 ? 1e-5 : 2e-2;
+            try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 7, WeightType.F32);
+                 RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
+                 Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p,
+                         new Rwkv7Cuda.Limits(64, 8))) {
+                // 11 streams of 1..90 tokens (some longer than a pass: split), more streams than slots
+                int B = 11;
+                int[][] tokens = new int[B][];
+                RwkvState[] gpuStates = new RwkvState[B];
+                RwkvState[] cpuStates = new RwkvState[B];
+                RwkvState[] startStates = new RwkvState[B];
+                for (int i = 0; i < B; i++) {
+                    tokens[i] = randomTokens(rnd, 1 + rnd.nextInt(90), SMALL.vocab());
+                    // start from a state that has already seen some text
+                    cpuStates[i] = cpu.newState();
+                    cpu.hidden(cpuStates[i], randomTokens(rnd, 5, SMALL.vocab()));
+                    gpuStates[i] = cpuStates[i].copy();
+                    startStates[i] = cpuStates[i].copy();
+                }
+                gpu.poisonBuffers();
+                float[][] hidden = gpu.advance(gpuStates, tokens);
+                for (int i = 0; i < B; i++) {
+                    float[] want = cpu.hidden(cpuStates[i], tokens[i]);
+                    double e = relErr(hidden[i], want);
+                    double es = relErr(gpuStates[i].data(), cpuStates[i].data());
+                    System.out.printf("%s stream %2d (%2d tokens): hidden rel err %.3g, state rel err %.3g%n",
+                            p, i, tokens[i].length, e, es);
+                    assertTrue(e <= tol, p + " stream " + i + " hidden: " + e);
+                    assertTrue(es <= tol, p + " stream " + i + " state: " + es);
+                }
+                // the same streams one at a time through the runner, from the same starting states: batching
+                // changes nothing beyond the products' summation order
+                gpu.poisonBuffers();
+                for (int i = 0; i < B; i++) {
+                    float[] alone = gpu.advance(new RwkvState[] {startStates[i].copy()}, new int[][] {tokens[i]})[0];
+                    double e = relErr(alone, hidden[i]);
+                    assertTrue(e <= tol / 10, p + " stream " + i + " alone vs batched: " + e);
+                }
+            }
+        }
+    }
+
+    @Test
+    void logitsAndHeadAgreeWithTheCpuEngine() throws Exception {
+        assumeCuda();
+        long seed = System.nanoTime();
+        Random rnd = new Random(seed);
+        try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 11, WeightType.F32);
+             RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
+             Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.BF16,
+                     Rwkv7Cuda.Limits.defaults())) {
+            int[] prompt = randomTokens(rnd, 200, SMALL.vocab());
+            float[] want = cpu.forward(cpu.newState(), prompt);
+            gpu.poisonBuffers();
+            float[] got = gpu.advanceToLogits(new RwkvState[] {cpu.newState()}, new int[][] {prompt})[0];
+            double e = relErr(got, want);
+            System.out.printf("bf16 logits after 200 tokens (seed %d): rel err %.3g%n", seed, e);
+            assertEquals(SMALL.vocab(), got.length);
+            assertTrue(e <= 2e-2, "bf16 logits: " + e);
+        }
+    }
+
+    static int[] randomTokens(Random rnd, int n, int vocab) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = rnd.nextInt(vocab);
+        }
+        return t;
+    }
+
+    static double relErr(float[] got, float[] want) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < want.length; i++) {
+            if (!Float.isFinite(got[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            double d = got[i] - want[i];
+            num += d * d;
+            den += (double) want[i] * want[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-30));
+    }
+
+    static double maxAbsDiff(float[] a, float[] b) {
+        double m = 0;
+        for (int i = 0; i < a.length; i++) {
+            if (!Float.isFinite(a[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            m = Math.max(m, Math.abs(a[i] - b[i]));
+        }
+        return m;
+    }
+}
