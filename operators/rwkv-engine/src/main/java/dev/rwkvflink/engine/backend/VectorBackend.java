@@ -74,6 +74,8 @@ public final class VectorBackend implements Backend, AutoCloseable {
     private static final int QK = QuantBlock.SIZE;
     /** Rows decoded together in the several-token kernel; chunk borders are multiples of it. */
     static final int ROW_TILE = 4;
+    /** Input floats per token block of the several-token kernel (128 KiB). */
+    static final int TOKEN_BLOCK_FLOATS = 32 * 1024;
     /** Below this many multiply-adds (rows x cols x tokens) a call stays on the caller's thread. */
     static final long PARALLEL_MIN_MACS = 1L << 18;
 
@@ -216,7 +218,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
         WeightType type = w.type();
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
-        if (tokens == 1 && !type.isQuantized()) {
+        if (tokens == 1 && (!type.isQuantized() || cols % QK == 0)) {
             streamRows(type, seg, rowBytes, cols, x, y, from, to);
             return;
         }
@@ -225,27 +227,38 @@ public final class VectorBackend implements Backend, AutoCloseable {
             tile = new float[ROW_TILE * cols];
             TILE.set(tile);
         }
-        for (int r0 = from; r0 < to; r0 += ROW_TILE) {
-            int n = Math.min(ROW_TILE, to - r0);
-            for (int i = 0; i < n; i++) {
-                decodeRow(type, seg, (r0 + i) * rowBytes, cols, tile, i * cols);
-            }
-            if (n == ROW_TILE) {
-                int t = 0;
-                for (; t + 1 < tokens; t += 2) {
-                    dot4x2(tile, cols, x, t, y, rows, r0);
-                }
-                if (t < tokens) {
-                    dot4x1(tile, cols, x, t, y, rows, r0);
-                }
-            } else { // the last, partial tile of the matrix
+        // Tokens go in blocks whose inputs stay in L2 while every row tile of the chunk meets them (a tile is
+        // decoded again per block: cheap next to 2 x block multiply-adds per weight). Same kernels per output.
+        int block = tokenBlock(cols);
+        for (int t0 = 0; t0 < tokens; t0 += block) {
+            int t1 = Math.min(tokens, t0 + block);
+            for (int r0 = from; r0 < to; r0 += ROW_TILE) {
+                int n = Math.min(ROW_TILE, to - r0);
                 for (int i = 0; i < n; i++) {
-                    for (int t = 0; t < tokens; t++) {
-                        y[t * rows + r0 + i] = dot1(tile, i * cols, x, t * cols, cols);
+                    decodeRow(type, seg, (r0 + i) * rowBytes, cols, tile, i * cols);
+                }
+                if (n == ROW_TILE) {
+                    int t = t0;
+                    for (; t + 1 < t1; t += 2) {
+                        dot4x2(tile, cols, x, t, y, rows, r0);
+                    }
+                    if (t < t1) {
+                        dot4x1(tile, cols, x, t, y, rows, r0);
+                    }
+                } else { // the last, partial tile of the matrix
+                    for (int i = 0; i < n; i++) {
+                        for (int t = t0; t < t1; t++) {
+                            y[t * rows + r0 + i] = dot1(tile, i * cols, x, t * cols, cols);
+                        }
                     }
                 }
             }
         }
+    }
+
+    /** Tokens per block: an even number whose inputs ({@value #TOKEN_BLOCK_FLOATS} floats) fit in L2 with room. */
+    static int tokenBlock(int cols) {
+        return Math.max(2, TOKEN_BLOCK_FLOATS / cols & ~1);
     }
 
     // =========================================================================================================
@@ -542,8 +555,59 @@ public final class VectorBackend implements Backend, AutoCloseable {
             case F32 -> FloatVector.fromMemorySegment(FS, seg, rowOff + 4L * c, LE);
             case F16 -> loadF16(seg, rowOff + 2L * c);
             case BF16 -> loadBF16(seg, rowOff + 2L * c);
-            default -> throw new IllegalArgumentException(type + " is decoded through the tile");
+            default -> loadQuant(type, seg, rowOff, c);
         };
+    }
+
+    /**
+     * L weights from column c (a multiple of L) of a quantized row, unpacked in registers to the values
+     * {@link #decodeRow} stores there: block b = c / 32, half (c / 16) % 2 (low or high nibbles, first or second
+     * 16 bytes), part (c % 16) / L of that half's 16 lanes.
+     */
+    private static FloatVector loadQuant(WeightType type, MemorySegment seg, long rowOff, int c) {
+        int b = c / QK;
+        boolean high = (c & 16) != 0;
+        int part = (c & 15) / L;
+        switch (type) {
+            case Q8_0 -> {
+                long off = rowOff + 34L * b;
+                ByteVector q = ByteVector.fromMemorySegment(B16, seg, off + (high ? 18 : 2), LE);
+                return widenQuants(q, part).mul(halfAt(seg, off));
+            }
+            case Q4_0 -> {
+                long off = rowOff + 18L * b;
+                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 2, LE);
+                ByteVector q = (high ? highNibbles(qs) : lowNibbles(qs)).sub((byte) 8);
+                return widenQuants(q, part).mul(halfAt(seg, off));
+            }
+            case Q4_1 -> {
+                long off = rowOff + 20L * b;
+                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 4, LE);
+                ByteVector q = high ? highNibbles(qs) : lowNibbles(qs);
+                return widenQuants(q, part).mul(halfAt(seg, off)).add(halfAt(seg, off + 2));
+            }
+            case Q5_0 -> {
+                long off = rowOff + 22L * b;
+                int qh = seg.get(U32, off + 2);
+                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 6, LE);
+                ByteVector q = (high ? withBit4(highNibbles(qs), qh >>> 16) : withBit4(lowNibbles(qs), qh))
+                        .sub((byte) 16);
+                return widenQuants(q, part).mul(halfAt(seg, off));
+            }
+            case Q5_1 -> {
+                long off = rowOff + 24L * b;
+                int qh = seg.get(U32, off + 4);
+                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 8, LE);
+                ByteVector q = high ? withBit4(highNibbles(qs), qh >>> 16) : withBit4(lowNibbles(qs), qh);
+                return widenQuants(q, part).mul(halfAt(seg, off)).add(halfAt(seg, off + 2));
+            }
+            default -> throw new IllegalArgumentException(type + " is no quantized type");
+        }
+    }
+
+    /** Part p of 16 signed byte lanes as L floats (exact). */
+    private static FloatVector widenQuants(ByteVector q, int p) {
+        return (FloatVector) q.convertShape(VectorOperators.B2F, FS, p);
     }
 
     /** One weight (float types only), converted as {@link #decodeRow} converts its tail. */
@@ -588,6 +652,59 @@ public final class VectorBackend implements Backend, AutoCloseable {
         y[y0 + 2] = s2;
         y[y0 + 3] = s3;
     }
+
+    // =========================================================================================================
+    // RWKV-7's WKV recurrence, vectorised over the key index j
+
+    /**
+     * {@link Backend#wkv7} with each state row {@code S[i][.]} loaded once: {@code sa_i} (one accumulator,
+     * folded), then the updated row {@code fma(S, w, fma(kk a, sa_i, v_i k))}, stored, and {@code out_i}
+     * (one accumulator, folded). Every token's arithmetic is the same whatever the call, so results are
+     * bit-identical across T, threads and runs (but differ from the scalar loop by summation order). Head sizes
+     * that are not a multiple of the vector length take the scalar loop.
+     */
+    @Override
+    public void wkv7(float[] s, int sOff, int heads, int n, float[] r, float[] w, float[] k, float[] v,
+                     float[] kk, float[] a, int row, float[] out) {
+        if (n % L != 0) {
+            Backend.super.wkv7(s, sOff, heads, n, r, w, k, v, kk, a, row, out);
+            return;
+        }
+        float[] kka = KKA.get();
+        if (kka.length < n) {
+            kka = new float[n];
+            KKA.set(kka);
+        }
+        for (int h = 0; h < heads; h++) {
+            int hc = h * n;
+            int q = row + hc;
+            for (int c = 0; c < n; c += L) {
+                FloatVector.fromArray(FS, kk, hc + c).mul(FloatVector.fromArray(FS, a, q + c)).intoArray(kka, c);
+            }
+            int base = sOff + h * n * n;
+            for (int i = 0; i < n; i++) {
+                int si = base + i * n;
+                FloatVector acc = FloatVector.zero(FS);
+                for (int c = 0; c < n; c += L) {
+                    acc = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, kk, hc + c), acc);
+                }
+                FloatVector sa = FloatVector.broadcast(FS, -sum(acc));
+                float vi = v[q + i];
+                FloatVector o = FloatVector.zero(FS);
+                for (int c = 0; c < n; c += L) {
+                    FloatVector add = FloatVector.fromArray(FS, kka, c)
+                            .fma(sa, FloatVector.fromArray(FS, k, q + c).mul(vi));
+                    FloatVector sij = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, w, q + c), add);
+                    sij.intoArray(s, si + c);
+                    o = sij.fma(FloatVector.fromArray(FS, r, q + c), o);
+                }
+                out[q + i] = sum(o);
+            }
+        }
+    }
+
+    /** Per-thread kk * a of one head. */
+    private static final ThreadLocal<float[]> KKA = ThreadLocal.withInitial(() -> new float[64]);
 
     /**
      * {@code sum_c a[ao + c] * b[bo + c]} with one vector accumulator, folded, then the scalar tail: the same

@@ -121,7 +121,6 @@ final class Rwkv7Block extends RwkvBlock {
 
         float[] out = new float[tokens * C];
         float[] kkRow = new float[C];
-        float[] sa = new float[N];
         for (int t = 0; t < tokens; t++) {
             int row = t * C;
             // kk = normalize(k * k_k) per head; then k = k * (1 + (a - 1) * k_a)
@@ -140,32 +139,8 @@ final class Rwkv7Block extends RwkvBlock {
             for (int i = 0; i < C; i++) {
                 k[row + i] = k[row + i] * (1 + (a[row + i] - 1) * ka[i]);
             }
-            for (int h = 0; h < H; h++) {
-                int hc = h * N;
-                int base = wkv + h * N * N;
-                // sa_i = sum_j S_ij (-kk_j)
-                for (int i = 0; i < N; i++) {
-                    float acc = 0;
-                    int si = base + i * N;
-                    for (int j = 0; j < N; j++) {
-                        acc -= s[si + j] * kkRow[hc + j];
-                    }
-                    sa[i] = acc;
-                }
-                // S_ij <- S_ij w_j + sa_i kk_j a_j + v_i k_j ;  out_i = sum_j S_ij r_j
-                for (int i = 0; i < N; i++) {
-                    int si = base + i * N;
-                    float vi = v[row + hc + i];
-                    float acc = 0;
-                    for (int j = 0; j < N; j++) {
-                        int cj = row + hc + j;
-                        float sij = s[si + j] * w[cj] + sa[i] * kkRow[hc + j] * a[cj] + vi * k[cj];
-                        s[si + j] = sij;
-                        acc += sij * r[cj];
-                    }
-                    out[row + hc + i] = acc;
-                }
-            }
+            // S <- S diag(w) - (S kk) (kk * a)^T + v k^T;  out = S r   (per head, on the backend)
+            backend.wkv7(s, wkv, H, N, r, w, k, v, kkRow, a, row, out);
             Ops.groupNorm(out, row, H, N, lnxW, lnxB, config.groupNormEps());
             // out += (sum_j r_j k_j r_k_j) v, per head; then the gate
             for (int h = 0; h < H; h++) {

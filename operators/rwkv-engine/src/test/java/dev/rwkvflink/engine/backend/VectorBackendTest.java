@@ -108,10 +108,17 @@ class VectorBackendTest {
     void eachTokenIsComputedAsIfAlone(WeightType type) {
         Random rnd = new Random(11 + type.ordinal());
         int rows = 70; // 17 full tiles and a partial one
-        int cols = type.isQuantized() ? 96 : 101;
+        // narrow rows: all tokens in one block; wide rows: blocks of 6 tokens (odd counts cross block borders)
+        for (int cols : type.isQuantized() ? new int[] {96, 4128} : new int[] {101, 4133}) {
+            assertTrue(cols < 1000 || VectorBackend.tokenBlock(cols) == 6, "wide rows must split 13 tokens");
+            eachTokenIsComputedAsIfAlone(type, rnd, rows, cols);
+        }
+    }
+
+    private static void eachTokenIsComputedAsIfAlone(WeightType type, Random rnd, int rows, int cols) {
         Tensor w = randomWeights(rnd, rows, cols, type);
         for (VectorBackend backend : new VectorBackend[] {SINGLE, MULTI}) {
-            for (int tokens : new int[] {2, 5, 9}) {
+            for (int tokens : new int[] {2, 5, 9, 13}) {
                 float[] x = gaussian(rnd, tokens * cols, 1.0);
                 float[] all = new float[tokens * rows];
                 backend.matmul(w, x, tokens, all);
@@ -120,6 +127,52 @@ class VectorBackendTest {
                     backend.matmul(w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1, alone);
                     assertArrayEquals(alone, java.util.Arrays.copyOfRange(all, t * rows, (t + 1) * rows), 0f,
                             type + ": token " + t + " of " + tokens);
+                }
+            }
+        }
+    }
+
+    /**
+     * RWKV-7's WKV step: the vector kernel against the scalar reference (the interface default) within a
+     * tolerance, over several tokens so errors in the state would compound; and token by token it is
+     * deterministic (the same inputs and state give the same bits).
+     */
+    @Test
+    void wkv7MatchesScalarReference() {
+        Random rnd = new Random(5);
+        for (int n : new int[] {64, 32, 24}) { // 24: not a multiple of 16 lanes, takes the scalar loop
+            int heads = 3;
+            int c = heads * n;
+            float[] sScalar = gaussian(rnd, heads * n * n + 5, 0.5);
+            float[] sVector = sScalar.clone();
+            float[] sAgain = sScalar.clone();
+            for (int token = 0; token < 6; token++) {
+                int row = c; // inputs sit in the second row of a 2-token activation array
+                float[] r = gaussian(rnd, 2 * c, 1.0);
+                float[] k = gaussian(rnd, 2 * c, 1.0);
+                float[] v = gaussian(rnd, 2 * c, 1.0);
+                float[] w = new float[2 * c];
+                float[] a = new float[2 * c];
+                for (int i = 0; i < w.length; i++) {
+                    w[i] = 0.5f + 0.5f * rnd.nextFloat();
+                    a[i] = rnd.nextFloat();
+                }
+                float[] kk = gaussian(rnd, c, 1.0 / n);
+                float[] expected = new float[2 * c];
+                float[] actual = new float[2 * c];
+                float[] again = new float[2 * c];
+                SCALAR.wkv7(sScalar, 5, heads, n, r, w, k, v, kk, a, row, expected);
+                MULTI.wkv7(sVector, 5, heads, n, r, w, k, v, kk, a, row, actual);
+                SINGLE.wkv7(sAgain, 5, heads, n, r, w, k, v, kk, a, row, again);
+                assertArrayEquals(actual, again, 0f, "n " + n + ", token " + token + ": not deterministic");
+                assertArrayEquals(sVector, sAgain, 0f, "n " + n + ", token " + token + ": state not deterministic");
+                for (int i = 0; i < 2 * c; i++) {
+                    assertEquals(expected[i], actual[i], 1e-4 * Math.max(1, Math.abs(expected[i])),
+                            "n " + n + ", token " + token + ", output " + i);
+                }
+                for (int i = 0; i < sScalar.length; i++) {
+                    assertEquals(sScalar[i], sVector[i], 1e-4 * Math.max(1, Math.abs(sScalar[i])),
+                            "n " + n + ", token " + token + ", state " + i);
                 }
             }
         }

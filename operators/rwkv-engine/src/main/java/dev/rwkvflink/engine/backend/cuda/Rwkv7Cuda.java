@@ -7,6 +7,7 @@ import dev.rwkvflink.cuda.CudaGraph;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
 import dev.rwkvflink.cuda.PinnedMemory;
+import dev.rwkvflink.engine.backend.cuda.Rwkv7Kernels.Gemv;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.ModelRunner;
 import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
@@ -75,12 +76,21 @@ public final class Rwkv7Cuda implements ModelRunner {
     private final DeviceMemory mix;      // 6 x R x C act: xr, xk, xv, xw, xa, xg
     private final DeviceMemory rkv;      // 3 x R x C fp32: r, k, v
     private final DeviceMemory lora;     // R x maxRank fp32
-    private final DeviceMemory loraAct;  // R x maxRank act
+    private final DeviceMemory loraAct;  // 4 x R x maxRank act (w, a, g, v: the small-batch path runs them at once)
+    private final int maxRank;
+    /** Whether every product's shape suits the small-batch kernel (property rwkv.cuda.smallProducts). */
+    private final boolean gemvFits;
+    /** Largest matrix (elements) the small-batch kernel takes; bigger ones go to cuBLAS at every batch size. */
+    static final long GEMV_MAX_ELEMENTS = 1L << 22;
+    private static final String TIME_MIX = System.getProperty("rwkv.cuda.timeMix", "auto");
+    private static final boolean SMALL_PRODUCTS = Boolean.parseBoolean(System.getProperty("rwkv.cuda.smallProducts", "true"));
     private final DeviceMemory dw;       // R x C fp32: decay
     private final DeviceMemory da;       // learning rate
     private final DeviceMemory dg;       // gate
     private final DeviceMemory dvl;      // value-residual lora
     private final DeviceMemory vFirst;
+    private final DeviceMemory kk;       // R x C fp32 (split time mix)
+    private final DeviceMemory att;      // R x C fp32: the recurrence's raw output (split time mix)
     private final DeviceMemory gated;    // R x C act: the time mix's output, W_o's input
     private final DeviceMemory ffnAct;   // R x F act: relu(W_k xk)^2
     private final DeviceMemory meta;     // ints: tokens[maxRows], rowStream[maxRows], start/count/slot[slots]
@@ -141,12 +151,17 @@ public final class Rwkv7Cuda implements ModelRunner {
         mix = alloc(6L * act * R * C);
         rkv = alloc(3 * 4 * R * C);
         lora = alloc(4 * R * rank);
-        loraAct = alloc(act * R * rank);
+        loraAct = alloc(4 * act * R * rank);
+        maxRank = rank;
+        gemvFits = SMALL_PRODUCTS && kernels.gemvFits(C) && kernels.gemvFits(F) && kernels.gemvFits(w.decayRank)
+                && kernels.gemvFits(w.aRank) && kernels.gemvFits(w.gateRank) && (w.vRank == 0 || kernels.gemvFits(w.vRank));
         dw = alloc(4 * R * C);
         da = alloc(4 * R * C);
         dg = alloc(4 * R * C);
         dvl = alloc(4 * R * C);
         vFirst = alloc(4 * R * C);
+        kk = alloc(4 * R * C);
+        att = alloc(4 * R * C);
         gated = alloc(act * R * C);
         ffnAct = alloc(act * R * F);
         meta = alloc(4L * (2 * R + 3L * slots));
@@ -436,8 +451,13 @@ public final class Rwkv7Cuda implements ModelRunner {
             int V = config.vocab();
             ensureLogits();
             // logits (V x B, col-major = B x V row-major) = head (V x C) . hidden
-            blas.gemmEx(Op.T, Op.N, V, B, C, 1f, w.head.address(), precision.blasType, C, hiddenAct.address(),
-                    precision.blasType, C, 0f, logits.address(), Cublas.DataType.F32, V);
+            if (B <= Rwkv7Kernels.GEMV_MAX_ROWS && gemvFits) {
+                k.gemv(stream, B, new Gemv(w.head.address(), hiddenAct.address(), logits.address(), V, C, 0, false,
+                        false));
+            } else {
+                blas.gemmEx(Op.T, Op.N, V, B, C, 1f, w.head.address(), precision.blasType, C, hiddenAct.address(),
+                        precision.blasType, C, 0f, logits.address(), Cublas.DataType.F32, V);
+            }
             logits.copyToHost(0, logitsHost.segment(), 4L * B * V, stream);
             stream.synchronize();
             for (int s = 0; s < B; s++) {
@@ -473,6 +493,12 @@ public final class Rwkv7Cuda implements ModelRunner {
         long vA = rA + 8 * RC;
         k.embedLn0(stream, R, dTokens, w.emb, w.ln0w, w.ln0b, xa, C, LN_EPS);
         mark("embed");
+        // decode-sized steps: the small-batch products (fewer, cheaper launches than cuBLAS at R <= 8)
+        boolean small = R <= Rwkv7Kernels.GEMV_MAX_ROWS && gemvFits;
+        boolean split = splitTimeMix(R, B);
+        // big matrices stream faster through cuBLAS even for one row; the small kernel wins below a few MB
+        boolean smallSquare = small && (long) C * C <= GEMV_MAX_ELEMENTS;
+        boolean smallFfn = small && (long) C * F <= GEMV_MAX_ELEMENTS;
         for (int l = 0; l < config.layers(); l++) {
             Rwkv7Weights.Layer y = w.layer[l];
             int attShift = l * layerFloats;
@@ -487,26 +513,66 @@ public final class Rwkv7Cuda implements ModelRunner {
                         dSlot, C);
             }
             mark("ln1+mix");
-            blas.gemmStridedBatchedEx(Op.T, Op.N, C, R, C, 1f, y.rkv.address(), act, C, (long) C * C,
-                    mixA, act, C, RC, 0f, rA, Cublas.DataType.F32, C, RC, 3);
-            mark("gemm rkv");
             long xw = mixA + 3 * actBytes * RC;
             long xaIn = mixA + 4 * actBytes * RC;
             long xg = mixA + 5 * actBytes * RC;
             long xv = mixA + 2 * actBytes * RC;
-            lora(R, y.w1, y.w2, w.decayRank, xw, 1, dw.address());
-            lora(R, y.a1, y.a2, w.aRank, xaIn, 0, da.address());
-            lora(R, y.g1, y.g2, w.gateRank, xg, 2, dg.address());
-            if (l > 0) {
-                lora(R, y.v1, y.v2, w.vRank, xv, 0, dvl.address());
+            if (smallSquare) {
+                long cc = (long) C * C * actBytes;
+                long rkvW = y.rkv.address();
+                k.gemv(stream, R, new Gemv(rkvW, mixA, rA, C, C, 0, false, false),
+                        new Gemv(rkvW + cc, mixA + actBytes * RC, kA, C, C, 0, false, false),
+                        new Gemv(rkvW + 2 * cc, xv, vA, C, C, 0, false, false));
+            } else {
+                blas.gemmStridedBatchedEx(Op.T, Op.N, C, R, C, 1f, y.rkv.address(), act, C, (long) C * C,
+                        mixA, act, C, RC, 0f, rA, Cublas.DataType.F32, C, RC, 3);
+            }
+            mark("gemm rkv");
+            if (small) {
+                long la = loraAct.address();
+                long slice = actBytes * R * maxRank;
+                Gemv w1 = new Gemv(y.w1.address(), xw, la, w.decayRank, C, 1, true, false);
+                Gemv a1 = new Gemv(y.a1.address(), xaIn, la + slice, w.aRank, C, 0, true, false);
+                Gemv g1 = new Gemv(y.g1.address(), xg, la + 2 * slice, w.gateRank, C, 2, true, false);
+                Gemv w2 = new Gemv(y.w2.address(), la, dw.address(), C, w.decayRank, 0, false, false);
+                Gemv a2 = new Gemv(y.a2.address(), la + slice, da.address(), C, w.aRank, 0, false, false);
+                Gemv g2 = new Gemv(y.g2.address(), la + 2 * slice, dg.address(), C, w.gateRank, 0, false, false);
+                if (l > 0) {
+                    k.gemv(stream, R, w1, a1, g1, new Gemv(y.v1.address(), xv, la + 3 * slice, w.vRank, C, 0, true, false));
+                    k.gemv(stream, R, w2, a2, g2, new Gemv(y.v2.address(), la + 3 * slice, dvl.address(), C, w.vRank,
+                            0, false, false));
+                } else {
+                    k.gemv(stream, R, w1, a1, g1);
+                    k.gemv(stream, R, w2, a2, g2);
+                }
+            } else {
+                lora(R, y.w1, y.w2, w.decayRank, xw, 1, dw.address());
+                lora(R, y.a1, y.a2, w.aRank, xaIn, 0, da.address());
+                lora(R, y.g1, y.g2, w.gateRank, xg, 2, dg.address());
+                if (l > 0) {
+                    lora(R, y.v1, y.v2, w.vRank, xv, 0, dvl.address());
+                }
             }
             mark("lora");
-            k.timeMix(stream, B, H, rA, kA, vA, dw.address(), da.address(), dg.address(), dvl.address(),
-                    vFirst.address(), y, l == 0, config.groupNormEps(), gated.address(), poolA, slotFloats, wkvOff,
-                    dStart, dCount, dSlot, C);
+            if (split) {
+                k.prep(stream, R, H, dw.address(), da.address(), kA, kk.address(), vA, vFirst.address(), dvl.address(),
+                        y, l == 0, C);
+                k.scan(stream, B, H, rA, dw.address(), kA, kk.address(), da.address(), vA, att.address(), poolA,
+                        slotFloats, wkvOff, dStart, dCount, dSlot, C);
+                k.gate(stream, R, H, att.address(), rA, kA, vA, dg.address(), y, config.groupNormEps(),
+                        gated.address(), C);
+            } else {
+                k.timeMix(stream, B, H, rA, kA, vA, dw.address(), da.address(), dg.address(), dvl.address(),
+                        vFirst.address(), y, l == 0, config.groupNormEps(), gated.address(), poolA, slotFloats, wkvOff,
+                        dStart, dCount, dSlot, C);
+            }
             mark("time mix (wkv)");
-            blas.gemmEx(Op.T, Op.N, C, R, C, 1f, y.output.address(), act, C, gated.address(), act, C, 1f, xa,
-                    Cublas.DataType.F32, C);
+            if (smallSquare) {
+                k.gemv(stream, R, new Gemv(y.output.address(), gated.address(), xa, C, C, 0, false, true));
+            } else {
+                blas.gemmEx(Op.T, Op.N, C, R, C, 1f, y.output.address(), act, C, gated.address(), act, C, 1f, xa,
+                        Cublas.DataType.F32, C);
+            }
             mark("gemm output");
             // channel mix
             k.lnShiftMix(stream, R, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dRowStream, dStart, dSlot,
@@ -516,15 +582,34 @@ public final class Rwkv7Cuda implements ModelRunner {
                         dSlot, C);
             }
             mark("ln2+mix");
-            blas.gemmEx(Op.T, Op.N, F, R, C, 1f, y.ffnKey.address(), act, C, mixA, act, C, 0f, ffnAct.address(),
-                    act, F);
-            mark("gemm ffn key");
-            k.reluSq(stream, ffnAct.address(), (long) R * F);
-            mark("relu^2");
-            blas.gemmEx(Op.T, Op.N, C, R, F, 1f, y.ffnValue.address(), act, F, ffnAct.address(), act, F, 1f, xa,
-                    Cublas.DataType.F32, C);
+            if (smallFfn) {
+                k.gemv(stream, R, new Gemv(y.ffnKey.address(), mixA, ffnAct.address(), F, C, 3, true, false));
+                mark("gemm ffn key");
+                k.gemv(stream, R, new Gemv(y.ffnValue.address(), ffnAct.address(), xa, C, F, 0, false, true));
+            } else {
+                blas.gemmEx(Op.T, Op.N, F, R, C, 1f, y.ffnKey.address(), act, C, mixA, act, C, 0f, ffnAct.address(),
+                        act, F);
+                mark("gemm ffn key");
+                k.reluSq(stream, ffnAct.address(), (long) R * F);
+                mark("relu^2");
+                blas.gemmEx(Op.T, Op.N, C, R, F, 1f, y.ffnValue.address(), act, F, ffnAct.address(), act, F, 1f, xa,
+                        Cublas.DataType.F32, C);
+            }
             mark("gemm ffn value");
         }
+    }
+
+    /**
+     * Whether a step runs the time mix split in three kernels rather than fused: when few (stream, head) blocks
+     * would each scan many tokens (a long prefill), the scan's per-token latency decides, so everything that is not
+     * the recurrence itself moves out of the sequential loop. Property {@code rwkv.cuda.timeMix}: auto, fused, split.
+     */
+    private boolean splitTimeMix(int R, int B) {
+        return switch (TIME_MIX) {
+            case "fused" -> false;
+            case "split" -> true;
+            default -> (long) B * H <= 2L * device.multiprocessors() && R >= 16L * B;
+        };
     }
 
     /**

@@ -27,6 +27,10 @@ final class Rwkv7Kernels implements AutoCloseable {
     private final CudaKernel activate;
     private final CudaKernel timeMix;
     private final CudaKernel reluSq;
+    private final CudaKernel gemv4;
+    private final CudaKernel prep;
+    private final CudaKernel scan;
+    private final CudaKernel gate;
     private final CudaKernel lnOutLast;
     private final CudaKernel convertBf16;
     private final CudaKernel randomFill;
@@ -47,6 +51,10 @@ final class Rwkv7Kernels implements AutoCloseable {
         activate = module.kernel("activate_" + t);
         timeMix = module.kernel("rwkv7_time_mix_" + headSize + "_" + t);
         reluSq = module.kernel("relu_sq_" + t);
+        gemv4 = module.kernel("gemv4_" + t);
+        prep = module.kernel("rwkv7_prep");
+        scan = module.kernel("rwkv7_scan_" + headSize);
+        gate = module.kernel("rwkv7_gate_" + t);
         lnOutLast = module.kernel("ln_out_last_" + t);
         convertBf16 = module.kernel("convert_bf16");
         randomFill = module.kernel("random_fill");
@@ -82,6 +90,67 @@ final class Rwkv7Kernels implements AutoCloseable {
         timeMix.launch(s, heads, streams, 1, headSize, 1, 1, 0, r, k, v, wLora, aLora, g, vLora, vFirst, y.w0, y.a0,
                 y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, y.rk, y.lnxw, y.lnxb, gnEps, firstLayer ? 1 : 0, out,
                 pool, slotFloats, wkvOff, start, count, slot, C);
+    }
+
+    /** Rows of the largest step the small-batch products handle. */
+    static final int GEMV_MAX_ROWS = 8;
+
+    /**
+     * One product of a small-batch launch: {@code y[r][m] (+)= f(sum_k w[m][k] x[r][k])}; {@code mode} 0 identity,
+     * 1 tanh, 2 sigmoid, 3 squared ReLU; the result in the act type ({@code outAct}), in fp32, or added to fp32 y.
+     */
+    record Gemv(long w, long x, long y, int m, int k, int mode, boolean outAct, boolean acc) {
+    }
+
+    /** Whether the small-batch kernel can take products of inner dimension k (16-byte rows). */
+    boolean gemvFits(int k) {
+        return k % (precision == Precision.BF16 ? 8 : 4) == 0;
+    }
+
+    /** Up to four products over the same R rows (R <= {@link #GEMV_MAX_ROWS}) in one launch, one warp per output. */
+    void gemv(CudaStream s, int rows, Gemv... ps) {
+        if (ps.length < 1 || ps.length > 4 || rows > GEMV_MAX_ROWS) {
+            throw new IllegalArgumentException(ps.length + " products of " + rows + " rows");
+        }
+        Object[] args = new Object[2 + 4 * 8];
+        args[0] = rows;
+        args[1] = ps.length;
+        long outputs = 0;
+        for (int i = 0; i < 4; i++) {
+            Gemv g = i < ps.length ? ps[i] : new Gemv(0, 0, 0, 0, 0, 0, false, false);
+            int a = 2 + 8 * i;
+            args[a] = g.w();
+            args[a + 1] = g.x();
+            args[a + 2] = g.y();
+            args[a + 3] = g.m();
+            args[a + 4] = g.k();
+            args[a + 5] = g.mode();
+            args[a + 6] = g.outAct() ? 1 : 0;
+            args[a + 7] = g.acc() ? 1 : 0;
+            outputs += g.m();
+        }
+        int warps = 4;
+        gemv4.launch(s, (int) ((outputs + warps - 1) / warps), 1, 1, 32 * warps, 1, 1, 0, args);
+    }
+
+    /** The split time mix, step 1: per-channel preparation over all rows (see rwkv7.cu). */
+    void prep(CudaStream s, int rows, int heads, long w, long a, long k, long kk, long v, long vFirst, long vLora,
+              Rwkv7Weights.Layer y, boolean firstLayer, int C) {
+        prep.launch(s, heads, rows, 1, headSize, 1, 1, 0, w, a, k, kk, v, vFirst, vLora, y.w0, y.a0,
+                y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, firstLayer ? 1 : 0, C, headSize);
+    }
+
+    /** The split time mix, step 2: the recurrence alone, per (stream, head). */
+    void scan(CudaStream s, int streams, int heads, long r, long w, long k, long kk, long b, long v, long out,
+              long pool, long slotFloats, int wkvOff, long start, long count, long slot, int C) {
+        scan.launch(s, heads, streams, 1, headSize, 1, 1, 0, r, w, k, kk, b, v, out, pool, slotFloats, wkvOff, start,
+                count, slot, C);
+    }
+
+    /** The split time mix, step 3: GroupNorm + bonus + gate over all rows, into the act type. */
+    void gate(CudaStream s, int rows, int heads, long out, long r, long k, long v, long g, Rwkv7Weights.Layer y,
+              float eps, long dst, int C) {
+        gate.launch(s, heads, rows, 1, headSize, 1, 1, 0, out, r, k, v, g, y.rk, y.lnxw, y.lnxb, eps, dst, C, headSize);
     }
 
     /** x = max(x, 0)^2 in place on n values of the act type. */
