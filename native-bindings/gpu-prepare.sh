@@ -51,7 +51,7 @@ cp -r operators/rwkv-engine/"$build"/test-classes "$gpu/test-classes/rwkv-engine
 
 echo "== reference data (the layout the engine tests expect under -Drwkv.shared.dir)"
 if [[ -d $reference ]]; then
-  read -r -a patterns <<< "${GPU_MODELS:-tiny-rwkv-7v0-*.bin tiny-rwkv-5v1-730K-FP32.bin tiny-rwkv-5v2-730K-FP32.bin tiny-rwkv-6v0-3m-Q5_1.bin expected-logits-*.bin SOURCES.md}"
+  read -r -a patterns <<< "${GPU_MODELS:-tiny-rwkv-7v0-*.bin tiny-rwkv-4v0-660K-FP32.bin tiny-rwkv-5v1-730K-FP32.bin tiny-rwkv-5v2-730K-FP32.bin tiny-rwkv-6v0-3m-Q5_1.bin expected-logits-*.bin SOURCES.md}"
   max_bytes=$(( ${GPU_MAX_FILE_MB:-5} * 1024 * 1024 ))
   for pattern in "${patterns[@]}"; do
     for file in "$reference"/$pattern; do

@@ -14,8 +14,8 @@ import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
- * The GPU backend: whole RWKV v5, v6 and v7 models run on one CUDA device ({@link Rwkv7Cuda}, {@link Rwkv56Cuda});
- * the rest (the occasional stand-alone projection, RWKV-4) runs on the CPU backend it wraps.
+ * The GPU backend: whole RWKV v4, v5, v6 and v7 models run on one CUDA device ({@link Rwkv7Cuda},
+ * {@link Rwkv456Cuda}); the occasional stand-alone projection runs on the CPU backend it wraps.
  *
  * <p>Obtained through {@link dev.rwkvflink.engine.backend.Backends#byName} as {@code "cuda"} (bf16 matrices) or
  * {@code "cuda:f32"}; when CUDA is absent that call logs why and returns the CPU backend.
@@ -66,18 +66,14 @@ public final class CudaBackend implements Backend, Accelerator {
     public Optional<ModelRunner> open(RwkvModel model, Consumer<String> declined) {
         RwkvVersion v = model.config().version();
         int n = model.config().headSize();
-        if (v == RwkvVersion.V4) {
-            declined.accept("the CUDA backend runs RWKV v5, v6 and v7; this model is RWKV-4");
-            return Optional.empty();
-        }
         boolean v7 = v == RwkvVersion.V7;
-        if (v7 ? n != 32 && n != 64 : n != 8 && n != 16 && n != 32 && n != 64) {
+        if (v != RwkvVersion.V4 && (v7 ? n != 32 && n != 64 : n != 8 && n != 16 && n != 32 && n != 64)) {
             declined.accept("head size " + n + " (the CUDA WKV kernels are built for " + (v7 ? "32 and 64" : "8, 16, 32 and 64")
                     + ")");
             return Optional.empty();
         }
         CudaModelRunner.Limits limits = CudaModelRunner.Limits.defaults();
         return Optional.of(v7 ? Rwkv7Cuda.open(device, model.weights(), model.config(), precision, limits)
-                : Rwkv56Cuda.open(device, model.weights(), model.config(), precision, limits));
+                : Rwkv456Cuda.open(device, model.weights(), model.config(), precision, limits));
     }
 }

@@ -19,7 +19,7 @@ import java.util.List;
 
 /**
  * A whole RWKV model on one GPU, any version: many streams advanced in one step, each by its own number of tokens.
- * This class holds what every version shares; subclasses ({@link Rwkv7Cuda}, {@link Rwkv56Cuda}) run the layers.
+ * This class holds what every version shares; subclasses ({@link Rwkv7Cuda}, {@link Rwkv456Cuda}) run the layers.
  *
  * <p>A step packs the streams' tokens into R rows (stream s owns rows {@code [start_s, start_s + count_s)}) and runs
  * every layer over all rows at once: the projections are cuBLAS products of (R x in) activations with the weight
@@ -263,11 +263,17 @@ public abstract class CudaModelRunner implements ModelRunner {
         MemorySegment.copy(stateHost.segment(), ValueLayout.JAVA_FLOAT, 0, state.data(), 0, (int) slotFloats);
     }
 
-    /** Resets slot {@code slot} to the initial (all-zero) state of RWKV v5, v6 and v7. */
+    /** Resets slot {@code slot} to the initial state: zeros (and RWKV-4's running maximum pp = -1e30). */
     public synchronized void reset(int slot) {
         checkSlot(slot);
         device.makeCurrent();
         pool.fill32(4L * slot * slotFloats, slotFloats, 0, stream);
+        if (config.version() == dev.rwkvflink.engine.model.RwkvVersion.V4) {
+            for (int l = 0; l < config.layers(); l++) {
+                long pp = (long) slot * slotFloats + (long) l * layerFloats + 4L * C;
+                pool.fill32(4L * pp, C, Float.floatToRawIntBits(RwkvState.V4_PP_INIT), stream);
+            }
+        }
     }
 
     private void checkSlot(int slot) {

@@ -1,5 +1,5 @@
 // RWKV on the GPU: the kernels every version shares, between the cuBLAS projections of one model step.
-// NVRTC compiles this file followed by one version's file (rwkv7.cu, rwkv56.cu) as one program.
+// NVRTC compiles this file followed by one version's file (rwkv7.cu, rwkv456.cu) as one program.
 //
 // One step advances B streams (keys) at once, each by its own number of tokens. Their tokens are packed into
 // R rows: stream s owns rows [start[s], start[s] + count[s]), in order. The residual stream x is R x C fp32;

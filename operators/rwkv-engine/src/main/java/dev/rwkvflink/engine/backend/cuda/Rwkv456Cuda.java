@@ -9,8 +9,8 @@ import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
 
 /**
- * RWKV-5 (5.0, 5.1, 5.2) and RWKV-6 on one GPU (steps, passes, state pool and graphs: {@link CudaModelRunner}).
- * Per layer (R rows, C channels, F ffn width):
+ * RWKV-4, RWKV-5 (5.0, 5.1, 5.2) and RWKV-6 on one GPU (steps, passes, state pool and graphs:
+ * {@link CudaModelRunner}). Per layer (R rows, C channels, F ffn width):
  * <pre>
  *   v6 only: xxx = mix(ln1, maa_x); m = tanh(W1 xxx); delta_i = W2_i m_i       (2 products, 5 batched)
  *   ln_shift_mix(ln1) -> x_k, x_v, x_r, x_g (v6: and x_w, with + delta)           (act type)
@@ -18,14 +18,15 @@ import dev.rwkvflink.engine.model.RwkvVersion;
  *   v6: w = exp(-exp(time_decay + Wd2 tanh(Wd1 x_w)));  v5: w = the stored decay
  *   rwkv56_scan           out_j = sum_i r_i (u_i k_i v_j + S_ij);  S_ij <- k_i v_j + w_i S_ij
  *   rwkv56_gate           GroupNorm(out) [* silu(g)]                                  (act type)
+ *   (v4: k, v, r only; rwkv4_scan, the ratio of decayed sums, times sigmoid(r), straight into the act type)
  *   x += W_o y                                                                  (beta = 1)
  *   ln_shift_mix(ln2) -> xk, xr;  x += sigmoid(W_r xr) * W_v relu(W_k xk)^2
  * </pre>
  * All products run on cuBLAS (the small-batch kernel is used by RWKV-7's runner only, for now).
  */
-public final class Rwkv56Cuda extends CudaModelRunner {
-    private final Rwkv56Kernels k;
-    private final Rwkv56Weights w;
+public final class Rwkv456Cuda extends CudaModelRunner {
+    private final Rwkv456Kernels k;
+    private final Rwkv456Weights w;
     private final int mixes;             // time-mix projections: 3 (5.0) or 4
     private final DeviceMemory mix;      // 5 x R x C act (v6: w, k, v, r, g; v5: k, v, r[, g])
     private final DeviceMemory proj;     // 4 x R x C fp32: k, v, r, g
@@ -42,11 +43,11 @@ public final class Rwkv56Cuda extends CudaModelRunner {
     private final DeviceMemory ffnV;     // R x C fp32
     private final DeviceMemory ffnR;     // R x C fp32
 
-    private Rwkv56Cuda(Resources res, Rwkv56Weights weights, RwkvConfig config, Rwkv56Kernels kernels, Limits limits) {
+    private Rwkv456Cuda(Resources res, Rwkv456Weights weights, RwkvConfig config, Rwkv456Kernels kernels, Limits limits) {
         super(res, kernels, config, weights.precision, limits, weights.lnOutW, weights.lnOutB, weights.head);
         this.w = weights;
         this.k = kernels;
-        this.mixes = weights.gated ? 4 : 3;
+        this.mixes = weights.gated ? 4 : 3; // v4 and v5.0: k, v, r
         int act = precision.bytes;
         long R = maxRows;
         mix = alloc(5L * act * R * C);
@@ -66,20 +67,21 @@ public final class Rwkv56Cuda extends CudaModelRunner {
         ffnR = alloc(4 * R * C);
     }
 
-    /** Uploads an RWKV-5 or RWKV-6 model's weights and allocates a runner for it. */
-    public static Rwkv56Cuda open(CudaDevice device, WeightFile file, RwkvConfig config, Precision precision,
+    /** Uploads an RWKV-4, RWKV-5 or RWKV-6 model's weights and allocates a runner for it. */
+    public static Rwkv456Cuda open(CudaDevice device, WeightFile file, RwkvConfig config, Precision precision,
                                   Limits limits) {
-        if (config.version() == RwkvVersion.V4 || config.version() == RwkvVersion.V7) {
-            throw new IllegalArgumentException("Rwkv56Cuda runs RWKV-5 and RWKV-6, not " + config.version());
+        if (config.version() == RwkvVersion.V7) {
+            throw new IllegalArgumentException("Rwkv456Cuda runs RWKV-4, RWKV-5 and RWKV-6, not " + config.version());
         }
         device.makeCurrent();
-        Rwkv56Kernels kernels = new Rwkv56Kernels(device, precision, config.headSize());
+        Rwkv456Kernels kernels = new Rwkv456Kernels(device, precision,
+                config.version() == RwkvVersion.V4 ? 0 : config.headSize());
         Resources res = null;
-        Rwkv56Weights weights = null;
+        Rwkv456Weights weights = null;
         try {
             res = Resources.open(device);
-            weights = Rwkv56Weights.upload(file, config, precision, device, res.stream(), kernels);
-            return new Rwkv56Cuda(res, weights, config, kernels, limits);
+            weights = Rwkv456Weights.upload(file, config, precision, device, res.stream(), kernels);
+            return new Rwkv456Cuda(res, weights, config, kernels, limits);
         } catch (RuntimeException | Error e) {
             if (weights != null) {
                 weights.close();
@@ -121,7 +123,7 @@ public final class Rwkv56Cuda extends CudaModelRunner {
         k.embedLn0(stream, R, dTokens, w.emb, w.ln0w, w.ln0b, xa, C, LN_EPS);
         mark("embed");
         for (int l = 0; l < config.layers(); l++) {
-            Rwkv56Weights.Layer y = w.layer[l];
+            Rwkv456Weights.Layer y = w.layer[l];
             int attShift = l * layerFloats;
             int ffnShift = attShift + C;
             int wkvOff = attShift + 2 * C;
@@ -154,29 +156,35 @@ public final class Rwkv56Cuda extends CudaModelRunner {
             blas.gemmStridedBatchedEx(Op.T, Op.N, C, R, C, 1f, y.kvrg.address(), act, C, (long) C * C,
                     kvrgIn, act, C, RC, 0f, projA, Cublas.DataType.F32, C, RC, mixes);
             mark("gemm kvrg");
-            if (w.v6) {
-                int d = w.decayRank;
-                blas.gemmEx(Op.T, Op.N, d, R, C, 1f, y.decayW1.address(), act, C, mixA, act, C, 0f,
-                        decayHidden.address(), Cublas.DataType.F32, d);
-                k.activate(stream, decayHidden.address(), decayHiddenAct.address(), (long) R * d, 1);
-                blas.gemmEx(Op.T, Op.N, C, R, d, 1f, y.decayW2.address(), act, d, decayHiddenAct.address(), act, d,
-                        0f, decay.address(), Cublas.DataType.F32, C);
-                k.decay(stream, decay.address(), y.decay, RC, C);
-                wRow = decay.address();
-                wStride = C;
-            } else {
-                wRow = y.decay.address();
-                wStride = 0;
-            }
-            mark("decay");
             long kA = projA;
             long vA = projA + 4 * RC;
             long rA = projA + 8 * RC;
-            long gA = w.gated ? projA + 12 * RC : 0L;
-            k.scan(stream, B, H, rA, kA, vA, wRow, wStride, y.first, att.address(), poolA, slotFloats, wkvOff,
-                    dStart, dCount, dSlot, C);
-            k.gate(stream, R, H, att.address(), gA, y.lnxw, y.lnxb, config.groupNormEps(), gated.address(), C);
-            mark("time mix (wkv)");
+            if (w.v4) {
+                k.rwkv4Scan(stream, B, rA, kA, vA, y.decay, y.first, gated.address(), poolA, slotFloats, wkvOff, dStart,
+                        dCount, dSlot, C);
+                mark("time mix (wkv)");
+            } else {
+                if (w.v6) {
+                    int d = w.decayRank;
+                    blas.gemmEx(Op.T, Op.N, d, R, C, 1f, y.decayW1.address(), act, C, mixA, act, C, 0f,
+                            decayHidden.address(), Cublas.DataType.F32, d);
+                    k.activate(stream, decayHidden.address(), decayHiddenAct.address(), (long) R * d, 1);
+                    blas.gemmEx(Op.T, Op.N, C, R, d, 1f, y.decayW2.address(), act, d, decayHiddenAct.address(), act,
+                            d, 0f, decay.address(), Cublas.DataType.F32, C);
+                    k.decay(stream, decay.address(), y.decay, RC, C);
+                    wRow = decay.address();
+                    wStride = C;
+                } else {
+                    wRow = y.decay.address();
+                    wStride = 0;
+                }
+                mark("decay");
+                long gA = w.gated ? projA + 12 * RC : 0L;
+                k.scan(stream, B, H, rA, kA, vA, wRow, wStride, y.first, att.address(), poolA, slotFloats, wkvOff,
+                        dStart, dCount, dSlot, C);
+                k.gate(stream, R, H, att.address(), gA, y.lnxw, y.lnxb, config.groupNormEps(), gated.address(), C);
+                mark("time mix (wkv)");
+            }
             blas.gemmEx(Op.T, Op.N, C, R, C, 1f, y.output.address(), act, C, gated.address(), act, C, 1f, xa,
                     Cublas.DataType.F32, C);
             mark("gemm output");

@@ -5,23 +5,26 @@ import dev.rwkvflink.cuda.CudaKernel;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
 
-/** RWKV-5 and RWKV-6 kernels ({@code rwkv56.cu}) on top of the common ones. */
-final class Rwkv56Kernels extends CommonKernels {
+/** RWKV-4, RWKV-5 and RWKV-6 kernels ({@code rwkv456.cu}) on top of the common ones. */
+final class Rwkv456Kernels extends CommonKernels {
     private final CudaKernel scan;
     private final CudaKernel gate;
     private final CudaKernel decay;
     private final CudaKernel ffnGateAdd;
+    private final CudaKernel rwkv4Scan;
     final int headSize;
 
-    Rwkv56Kernels(CudaDevice device, Precision precision, int headSize) {
-        super(device, precision, "rwkv56.cu");
-        if (headSize != 8 && headSize != 16 && headSize != 32 && headSize != 64) {
+    /** {@code headSize} 0 for RWKV-4 (no matrix state). */
+    Rwkv456Kernels(CudaDevice device, Precision precision, int headSize) {
+        super(device, precision, "rwkv456.cu");
+        if (headSize != 0 && headSize != 8 && headSize != 16 && headSize != 32 && headSize != 64) {
             close();
             throw new IllegalArgumentException("head size " + headSize
                     + ": the CUDA v5/v6 WKV kernel is built for 8, 16, 32 and 64");
         }
         this.headSize = headSize;
-        scan = module.kernel("rwkv56_scan_" + headSize);
+        scan = headSize == 0 ? null : module.kernel("rwkv56_scan_" + headSize);
+        rwkv4Scan = module.kernel("rwkv4_scan_" + precision.suffix);
         gate = module.kernel("rwkv56_gate_" + precision.suffix);
         decay = module.kernel("rwkv6_decay");
         ffnGateAdd = module.kernel("ffn_gate_add");
@@ -31,6 +34,13 @@ final class Rwkv56Kernels extends CommonKernels {
     void scan(CudaStream s, int streams, int heads, long r, long k, long v, long w, long wStride, DeviceMemory u,
               long out, long pool, long slotFloats, int wkvOff, long start, long count, long slot, int C) {
         scan.launch(s, heads, streams, 1, headSize, 1, 1, 0, r, k, v, w, wStride, u, out, pool, slotFloats, wkvOff,
+                start, count, slot, C);
+    }
+
+    /** RWKV-4's WKV per (stream, channel), gated by sigmoid(r), into the act type. */
+    void rwkv4Scan(CudaStream s, int streams, long r, long k, long v, DeviceMemory w, DeviceMemory u, long y, long pool,
+                   long slotFloats, int wkvOff, long start, long count, long slot, int C) {
+        rwkv4Scan.launch(s, (C + 127) / 128, streams, 1, 128, 1, 1, 0, r, k, v, w, u, y, pool, slotFloats, wkvOff,
                 start, count, slot, C);
     }
 

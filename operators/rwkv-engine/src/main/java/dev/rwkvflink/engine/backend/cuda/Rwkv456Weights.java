@@ -14,16 +14,18 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * An RWKV-5 (5.0, 5.1, 5.2) or RWKV-6 model's weights in device memory, uploaded once from the canonical form:
+ * An RWKV-4, RWKV-5 (5.0, 5.1, 5.2) or RWKV-6 model's weights in device memory, uploaded once from the canonical form:
  * per-channel vectors fp32, projection matrices in the {@link Precision}'s type.
  *
  * <p>Layout changes for fewer launches: the time-mix projections are one block in the order k, v, r[, g] (one
  * strided-batched product), and the token-shift mixes are stored in the form {@code xx + (prev - xx) * m}: v5's
  * {@code time_mix} {@code mu} (written {@code xx mu + prev (1 - mu)}) becomes {@code m = 1 - mu}; v6's
- * {@code time_maa} already has that form. Per-head decays and bonuses (5.0, 5.1) are spread over their channels.
+ * {@code time_maa} already has that form (v4 is v5's form). Per-head decays and bonuses (5.0, 5.1) are spread over
+ * their channels.
  */
-final class Rwkv56Weights implements AutoCloseable {
+final class Rwkv456Weights implements AutoCloseable {
     final Precision precision;
+    final boolean v4;
     final boolean v6;
     final boolean gated;
     /** v6: rank of the data-dependent mix (time_maa_w1 is 5 rank x C) and of the decay LoRA. */
@@ -45,10 +47,11 @@ final class Rwkv56Weights implements AutoCloseable {
         DeviceMemory kvrg, output, maaW1, maaW2, decayW1, decayW2, ffnKey, ffnValue, ffnReceptance;
     }
 
-    private Rwkv56Weights(RwkvConfig c, Precision p, int maaRank, int decayRank) {
+    private Rwkv456Weights(RwkvConfig c, Precision p, int maaRank, int decayRank) {
         this.precision = p;
+        this.v4 = c.version() == RwkvVersion.V4;
         this.v6 = c.version() == RwkvVersion.V6;
-        this.gated = c.version() != RwkvVersion.V5_0;
+        this.gated = c.version() != RwkvVersion.V5_0 && !v4;
         this.maaRank = maaRank;
         this.decayRank = decayRank;
         this.layer = new Layer[c.layers()];
@@ -57,11 +60,11 @@ final class Rwkv56Weights implements AutoCloseable {
         }
     }
 
-    static Rwkv56Weights upload(WeightFile f, RwkvConfig c, Precision p, CudaDevice device, CudaStream stream,
+    static Rwkv456Weights upload(WeightFile f, RwkvConfig c, Precision p, CudaDevice device, CudaStream stream,
                                 CommonKernels k) {
         boolean v6 = c.version() == RwkvVersion.V6;
         String a0 = "blocks.0.att.";
-        Rwkv56Weights w = new Rwkv56Weights(c, p, v6 ? f.get(a0 + "time_maa_w1").rows() / 5 : 0,
+        Rwkv456Weights w = new Rwkv456Weights(c, p, v6 ? f.get(a0 + "time_maa_w1").rows() / 5 : 0,
                 v6 ? f.get(a0 + "time_decay_w1").rows() : 0);
         int C = c.embd();
         try (Arena arena = Arena.ofConfined()) {
@@ -80,8 +83,10 @@ final class Rwkv56Weights implements AutoCloseable {
                 y.ln1b = u.vector(f.get(b + "ln1.bias").toFloatArray());
                 y.ln2w = u.vector(f.get(b + "ln2.weight").toFloatArray());
                 y.ln2b = u.vector(f.get(b + "ln2.bias").toFloatArray());
-                y.lnxw = u.vector(f.get(at + "ln_x.weight").toFloatArray());
-                y.lnxb = u.vector(f.get(at + "ln_x.bias").toFloatArray());
+                if (!w.v4) {
+                    y.lnxw = u.vector(f.get(at + "ln_x.weight").toFloatArray());
+                    y.lnxb = u.vector(f.get(at + "ln_x.bias").toFloatArray());
+                }
                 y.first = u.vector(perChannel(f.get(at + (f.has(at + "time_faaaa") ? "time_faaaa" : "time_first"))
                         .toFloatArray(), c));
                 y.decay = u.vector(perChannel(f.get(at + "time_decay").toFloatArray(), c));
@@ -186,7 +191,7 @@ final class Rwkv56Weights implements AutoCloseable {
     }
 
     /** Host floats to the device; matrices converted to bf16 on the device when the precision asks. */
-    private record Up(Rwkv56Weights w, CudaDevice device, CudaStream stream, CommonKernels k, Arena arena) {
+    private record Up(Rwkv456Weights w, CudaDevice device, CudaStream stream, CommonKernels k, Arena arena) {
         DeviceMemory vector(float[] v) {
             DeviceMemory d = device.alloc(4L * v.length);
             w.owned.add(d);

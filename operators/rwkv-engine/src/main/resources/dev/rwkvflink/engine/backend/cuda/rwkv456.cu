@@ -1,5 +1,57 @@
-// RWKV-5 "Eagle" and RWKV-6 "Finch": their time-mix and channel-mix kernels (compiled after rwkv-common.cu).
-// CPU reference: Rwkv5Block, Rwkv6Block, MatrixWkv.scanDecayBonus, ChannelMix.
+// RWKV-4, RWKV-5 "Eagle" and RWKV-6 "Finch": their time-mix and channel-mix kernels (compiled after
+// rwkv-common.cu). CPU reference: Rwkv4Block, Rwkv5Block, Rwkv6Block, MatrixWkv.scanDecayBonus, ChannelMix.
+
+// RWKV-4's WKV, one channel of one stream per thread, token by token: a ratio of exponentially decayed sums kept
+// stable by a running maximum exponent pp (state: aa, bb, pp per channel, after the two shifts of the layer):
+//   p = max(pp, u + k);  wkv = (e^{pp-p} aa + e^{u+k-p} v) / (e^{pp-p} bb + e^{u+k-p})
+//   q = max(w + pp, k);  aa <- e^{w+pp-q} aa + e^{k-q} v;  bb <- e^{w+pp-q} bb + e^{k-q};  pp <- q
+//   y = sigmoid(r) * wkv                     -> act type, the input of W_o       grid (ceil(C / 128), B), block 128
+template <typename T>
+__device__ void rwkv4_scan(const float* r, const float* k, const float* v, const float* w, const float* u, T* y,
+                           float* pool, long long slot_floats, int wkv_off, const int* start, const int* count,
+                           const int* slot, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) {
+        return;
+    }
+    int s = blockIdx.y;
+    float* st = pool + (long long) slot[s] * slot_floats + wkv_off;
+    float aa = st[c], bb = st[C + c], pp = st[2 * C + c];
+    float wc = w[c], uc = u[c];
+    long long idx = (long long) start[s] * C + c;
+    int T_ = count[s];
+    for (int t = 0; t < T_; t++, idx += C) {
+        float kt = k[idx], vt = v[idx];
+        float ww = uc + kt;
+        float p = fmaxf(pp, ww);
+        float e1 = expf(pp - p);
+        float e2 = expf(ww - p);
+        float o = (e1 * aa + e2 * vt) / (e1 * bb + e2);
+        ww = wc + pp;
+        p = fmaxf(ww, kt);
+        e1 = expf(ww - p);
+        e2 = expf(kt - p);
+        aa = e1 * aa + e2 * vt;
+        bb = e1 * bb + e2;
+        pp = p;
+        store(y + idx, sigmoidf(r[idx]) * o);
+    }
+    st[c] = aa;
+    st[C + c] = bb;
+    st[2 * C + c] = pp;
+}
+
+extern "C" __global__ void rwkv4_scan_f32(const float* r, const float* k, const float* v, const float* w,
+        const float* u, float* y, float* pool, long long slot_floats, int wkv_off, const int* start, const int* count,
+        const int* slot, int C) {
+    rwkv4_scan<float>(r, k, v, w, u, y, pool, slot_floats, wkv_off, start, count, slot, C);
+}
+
+extern "C" __global__ void rwkv4_scan_bf16(const float* r, const float* k, const float* v, const float* w,
+        const float* u, bf16_t* y, float* pool, long long slot_floats, int wkv_off, const int* start, const int* count,
+        const int* slot, int C) {
+    rwkv4_scan<bf16_t>(r, k, v, w, u, y, pool, slot_floats, wkv_off, start, count, slot, C);
+}
 
 // The decay-and-bonus recurrence of one head of one stream, token by token. Thread j owns column j of the head's
 // state S[key i][value j] (N registers):

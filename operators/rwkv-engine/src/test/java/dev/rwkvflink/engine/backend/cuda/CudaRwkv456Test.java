@@ -19,8 +19,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * RWKV-5 and RWKV-6 on the GPU ({@link Rwkv56Cuda}) against rwkv.cpp's tiny test models: 5v1 (BlinkDL 5.0, no
- * gate, per-head decay), 5v2 (5.2: gate, per-channel decay) in FP32 with rwkv.cpp's expected logits, and 6v0 in
+ * RWKV-4, RWKV-5 and RWKV-6 on the GPU ({@link Rwkv456Cuda}) against rwkv.cpp's tiny test models: 4v0, 5v1
+ * (BlinkDL 5.0, no gate, per-head decay), 5v2 (5.2: gate, per-channel decay) in FP32 with rwkv.cpp's expected
+ * logits, and 6v0 in
  * Q5_1 (its FP32 file is not in ../shared) against the float64 evaluation of the same dequantized weights and the
  * CPU engine. Skips itself without CUDA.
  *
@@ -28,7 +29,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * multi-stream hidden vectors and states (measured <= 7.9e-7); bf16 matrices 5e-2 per logit (measured 1.4e-2 to
  * 4.0e-2 on these tiny models, whose logits span about +-10).
  */
-class CudaRwkv56Test {
+class CudaRwkv456Test {
 
     private static void assumeCuda() {
         Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
@@ -39,7 +40,7 @@ class CudaRwkv56Test {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"5v1-730K", "5v2-730K", "6v0-3m"})
+    @ValueSource(strings = {"4v0-660K", "5v1-730K", "5v2-730K", "6v0-3m"})
     void logitsMatchTheReferences(String model) throws Exception {
         assumeCuda();
         double[] exact;
@@ -49,7 +50,7 @@ class CudaRwkv56Test {
         float[] expected = file(model).equals("FP32") ? SharedData.expectedLogits(model) : null;
         for (String name : new String[] {"cuda:f32", "cuda:bf16"}) {
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(model, file(model)), Backends.byName(name))) {
-                assertInstanceOf(Rwkv56Cuda.class, m.runner(), "the GPU runs " + m.config().version());
+                assertInstanceOf(Rwkv456Cuda.class, m.runner(), "the GPU runs " + m.config().version());
                 float[] seq = m.forward(m.newState(), SharedData.PROMPT);
                 float[] rnn = m.forwardRnn(m.newState(), SharedData.PROMPT);
                 double vsExact = Float64Rwkv.maxAbsDiff(seq, exact);
@@ -68,13 +69,13 @@ class CudaRwkv56Test {
 
     /** 7 streams of 1..60 tokens through passes of 32 rows and 4 slots (split streams), fp32, against the CPU. */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"5v2-730K", "6v0-3m"})
+    @ValueSource(strings = {"4v0-660K", "5v2-730K", "6v0-3m"})
     void raggedMultiStreamStepsEqualTheCpuEngine(String model) throws Exception {
         assumeCuda();
         long seed = System.nanoTime();
         Random rnd = new Random(seed);
         try (RwkvModel cpu = RwkvModel.load(SharedData.tinyModel(model, file(model)), Backends.byName("cpu"));
-             Rwkv56Cuda gpu = Rwkv56Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32,
+             Rwkv456Cuda gpu = Rwkv456Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32,
                      new CudaModelRunner.Limits(32, 4))) {
             int B = 7;
             int[][] tokens = new int[B][];
