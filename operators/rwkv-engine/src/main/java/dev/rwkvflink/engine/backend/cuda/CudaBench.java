@@ -127,7 +127,8 @@ public final class CudaBench {
         long weightGuess = 2L * 14 * s.layers() * (long) s.embd() * s.embd() + 6L * s.vocab() * s.embd();
         long rowBytes = 62L * s.embd() + 6L * s.ffn();
         int maxRows = 16_384;
-        long budget = (long) (mem[0] * 0.85) - weightGuess - rowBytes * maxRows - (256L << 20);
+        // less the chunked recurrence's scratch (a few GB at 7B) and some slack
+        long budget = (long) (mem[0] * 0.85) - weightGuess - rowBytes * maxRows - (4L << 30);
         int slots = (int) Math.min(4096, Math.max(1, budget / stateBytes));
         System.out.printf("%n== RWKV-7 %s (L%d C%d F%d, vocab %d): state %.2f MB per key, pool of %d slots%n", name,
                 s.layers(), s.embd(), s.ffn(), s.vocab(), stateBytes / 1e6, slots);

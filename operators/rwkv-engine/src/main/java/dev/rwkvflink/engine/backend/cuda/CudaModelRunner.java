@@ -58,6 +58,16 @@ public abstract class CudaModelRunner implements ModelRunner {
     final long slotFloats;
     final int layerFloats;
 
+    /** Tokens per chunk of the chunked recurrence (CHUNK_L in rwkv7.cu). */
+    static final int CHUNK_L = 32;
+    final int maxChunks;
+    /** The current pass's chunk table (when {@link #chunked} asked for it): count and device arrays. */
+    int chunkCount;
+    long dChunkRow0;
+    long dChunkLen;
+    long dStreamChunk0;
+    long dStreamChunks;
+
     final List<DeviceMemory> buffers = new ArrayList<>();
     final DeviceMemory pool;
     final DeviceMemory x;        // R x C fp32 residual stream
@@ -154,10 +164,11 @@ public abstract class CudaModelRunner implements ModelRunner {
         int act = precision.bytes;
         pool = alloc(4L * slots * slotFloats);
         x = alloc(4 * R * C);
-        meta = alloc(4L * (2 * R + 3L * slots));
+        maxChunks = maxRows / CHUNK_L + slots;
+        meta = alloc(4L * (2 * R + 3L * slots + 2L * maxChunks + 2L * slots));
         hidden = alloc(4L * slots * C);
         hiddenAct = alloc((long) act * slots * C);
-        metaHost = device.allocPinned(4L * (2 * R + 3L * slots));
+        metaHost = device.allocPinned(4L * (2 * R + 3L * slots + 2L * maxChunks + 2L * slots));
         hiddenHost = device.allocPinned(4L * slots * C);
         stateHost = device.allocPinned(4L * slotFloats);
         description = "cuda " + device.name() + " (" + device.arch() + "), RWKV " + config.version() + ", "
@@ -166,6 +177,14 @@ public abstract class CudaModelRunner implements ModelRunner {
 
     /** Embedding and every layer over R rows of B streams; leaves the residual stream in {@link #x}. */
     abstract void forwardLayers(int R, int B, long dTokens, long dRowStream, long dStart, long dCount, long dSlot);
+
+    /**
+     * Whether this pass runs the chunked recurrence, which needs the chunk table built on the host. Never for steps
+     * that may be captured as graphs (their chunk count is not a function of R and B alone).
+     */
+    boolean chunked(int R, int B) {
+        return false;
+    }
 
     /** Parameters in the layers (MFU counts 2 flops per body parameter per token). */
     public abstract long bodyParameters();
@@ -351,6 +370,32 @@ public abstract class CudaModelRunner implements ModelRunner {
         meta.copyFromHost(m, 0, 4L * R, stream);
         meta.copyFromHost(m.asSlice(rowStreamOff), rowStreamOff, 4L * R, stream);
         meta.copyFromHost(m.asSlice(startOff), startOff, 4L * 3 * slots, stream);
+        chunkCount = 0;
+        if (chunked(R, B)) {
+            // chunks of up to CHUNK_L tokens, stream by stream: row0, length; per stream its first chunk and count
+            long row0Off = slotOff + 4L * slots;
+            long lenOff = row0Off + 4L * maxChunks;
+            long firstOff = lenOff + 4L * maxChunks;
+            long numOff = firstOff + 4L * slots;
+            int n = 0;
+            for (int s = 0; s < B; s++) {
+                int start = m.get(ValueLayout.JAVA_INT, startOff + 4L * s);
+                int count = m.get(ValueLayout.JAVA_INT, countOff + 4L * s);
+                m.set(ValueLayout.JAVA_INT, firstOff + 4L * s, n);
+                int chunks = (count + CHUNK_L - 1) / CHUNK_L;
+                m.set(ValueLayout.JAVA_INT, numOff + 4L * s, chunks);
+                for (int c = 0; c < chunks; c++, n++) {
+                    m.set(ValueLayout.JAVA_INT, row0Off + 4L * n, start + c * CHUNK_L);
+                    m.set(ValueLayout.JAVA_INT, lenOff + 4L * n, Math.min(CHUNK_L, count - c * CHUNK_L));
+                }
+            }
+            meta.copyFromHost(m.asSlice(row0Off), row0Off, 4L * (2L * maxChunks + 2L * slots), stream);
+            chunkCount = n;
+            dChunkRow0 = meta.address() + row0Off;
+            dChunkLen = meta.address() + lenOff;
+            dStreamChunk0 = meta.address() + firstOff;
+            dStreamChunks = meta.address() + numOff;
+        }
         long base = meta.address();
         long dTokens = base;
         long dRowStream = base + rowStreamOff;

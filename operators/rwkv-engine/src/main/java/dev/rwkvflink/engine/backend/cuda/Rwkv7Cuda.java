@@ -57,6 +57,7 @@ public final class Rwkv7Cuda extends CudaModelRunner {
     private final DeviceMemory att;      // R x C fp32: the recurrence's raw output (split time mix)
     private final DeviceMemory gated;    // R x C act: the time mix's output, W_o's input
     private final DeviceMemory ffnAct;   // R x F act: relu(W_k xk)^2
+    private DeviceMemory chunkScratch;   // lazily, see chunkScratch()
 
     private Rwkv7Cuda(Resources res, Rwkv7Weights weights, RwkvConfig config, Rwkv7Kernels kernels, Limits limits) {
         super(res, kernels, config, weights.precision, limits, weights.lnOutW, weights.lnOutB, weights.head);
@@ -222,7 +223,24 @@ public final class Rwkv7Cuda extends CudaModelRunner {
                 }
             }
             mark("lora");
-            if (split) {
+            if (chunkCount > 0) {
+                // long sequences of few streams: per-channel preparation over all rows, the chunked recurrence,
+                // GroupNorm + gate over all rows
+                k.prep(stream, R, H, dw.address(), da.address(), kA, kk.address(), vA, vFirst.address(), dvl.address(),
+                        y, l == 0, C);
+                long sc = chunkScratch().address();
+                mark("lora");
+                k.chunkLocal(stream, chunkCount, H, rA, dw.address(), kA, kk.address(), da.address(), dChunkRow0,
+                        dChunkLen, sc, C);
+                mark("chunks: local");
+                k.chunkState(stream, B, H, vA, poolA, slotFloats, wkvOff, dSlot, dStreamChunk0, dStreamChunks,
+                        dChunkRow0, dChunkLen, sc, C);
+                mark("chunks: state");
+                k.chunkOut(stream, chunkCount, H, vA, dChunkRow0, dChunkLen, sc, att.address(), C);
+                mark("chunks: out");
+                k.gate(stream, R, H, att.address(), rA, kA, vA, dg.address(), y, config.groupNormEps(),
+                        gated.address(), C);
+            } else if (split) {
                 k.prep(stream, R, H, dw.address(), da.address(), kA, kk.address(), vA, vFirst.address(), dvl.address(),
                         y, l == 0, C);
                 k.scan(stream, B, H, rA, dw.address(), kA, kk.address(), da.address(), vA, att.address(), poolA,
@@ -274,10 +292,41 @@ public final class Rwkv7Cuda extends CudaModelRunner {
      */
     private boolean splitTimeMix(int R, int B) {
         return switch (TIME_MIX) {
-            case "fused" -> false;
+            case "fused", "chunked" -> false;
             case "split" -> true;
-            default -> (long) B * H <= 2L * device.multiprocessors() && R >= 16L * B;
+            default -> fewLongStreams(R, B);
         };
+    }
+
+    /**
+     * The chunked recurrence (see rwkv7.cu): for few, long streams, where the per-token scan would leave most of
+     * the GPU idle. Property {@code rwkv.cuda.timeMix}: auto (this rule), chunked (whenever the step is not
+     * captured as a graph), split, fused.
+     */
+    @Override
+    boolean chunked(int R, int B) {
+        if (R <= GRAPH_MAX_ROWS) {
+            return false;
+        }
+        return switch (TIME_MIX) {
+            case "chunked" -> true;
+            case "auto" -> fewLongStreams(R, B);
+            default -> false;
+        };
+    }
+
+    private boolean fewLongStreams(int R, int B) {
+        return (long) B * H <= 2L * device.multiprocessors() && R >= 16L * B;
+    }
+
+    /** Scratch of the chunked recurrence, allocated on first use: per (chunk, head) P, K~, Z, A and S_start. */
+    private DeviceMemory chunkScratch() {
+        if (chunkScratch == null) {
+            int streams = TIME_MIX.equals("chunked") ? slots : (int) Math.min(slots, 2L * device.multiprocessors() / H + 1);
+            long chunks = maxRows / CHUNK_L + streams;
+            chunkScratch = alloc(4L * chunks * H * k.chunkScratchFloats());
+        }
+        return chunkScratch;
     }
 
     /**

@@ -10,6 +10,9 @@ final class Rwkv7Kernels extends CommonKernels {
     private final CudaKernel prep;
     private final CudaKernel scan;
     private final CudaKernel gate;
+    private final CudaKernel chunkLocal;
+    private final CudaKernel chunkState;
+    private final CudaKernel chunkOut;
     final int headSize;
 
     Rwkv7Kernels(CudaDevice device, Precision precision, int headSize) {
@@ -24,6 +27,36 @@ final class Rwkv7Kernels extends CommonKernels {
         prep = module.kernel("rwkv7_prep");
         scan = module.kernel("rwkv7_scan_" + headSize);
         gate = module.kernel("rwkv7_gate_" + t);
+        chunkLocal = module.kernel("rwkv7_chunk_local_" + headSize);
+        chunkState = module.kernel("rwkv7_chunk_state_" + headSize);
+        chunkOut = module.kernel("rwkv7_chunk_out_" + headSize);
+    }
+
+    /** Floats of scratch per (chunk, head) of the chunked recurrence: P, K~, Z, A, S_start. */
+    long chunkScratchFloats() {
+        int n = headSize;
+        int l = CudaModelRunner.CHUNK_L;
+        return 2L * n * n + 2L * l * n + (long) l * l;
+    }
+
+    /** Chunked recurrence, phase 1: every chunk's P, K~, Z and A at once. */
+    void chunkLocal(CudaStream s, int chunks, int heads, long r, long w, long k, long kk, long b, long chunkRow0,
+                    long chunkLen, long scratch, int C) {
+        chunkLocal.launch(s, heads, chunks, 1, headSize + CudaModelRunner.CHUNK_L, 1, 1, 0, r, w, k, kk, b, chunkRow0,
+                chunkLen, scratch, C);
+    }
+
+    /** Phase 2: per (stream, head), the state carried across the stream's chunks; each chunk's start state saved. */
+    void chunkState(CudaStream s, int streams, int heads, long v, long pool, long slotFloats, int wkvOff, long slot,
+                    long streamChunk0, long streamChunks, long chunkRow0, long chunkLen, long scratch, int C) {
+        chunkState.launch(s, heads, streams, 1, 4 * headSize, 1, 1, 0, v, pool, slotFloats, wkvOff, slot, streamChunk0,
+                streamChunks, chunkRow0, chunkLen, scratch, C);
+    }
+
+    /** Phase 3: every chunk's outputs at once. */
+    void chunkOut(CudaStream s, int chunks, int heads, long v, long chunkRow0, long chunkLen, long scratch, long out,
+                  int C) {
+        chunkOut.launch(s, heads, chunks, 1, headSize, 1, 1, 0, v, chunkRow0, chunkLen, scratch, out, C);
     }
 
     /** The fused time mix: decay, learning rate, value residual, kk, the WKV recurrence, GroupNorm, bonus, gate. */

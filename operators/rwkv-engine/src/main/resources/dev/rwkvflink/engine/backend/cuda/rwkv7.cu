@@ -289,3 +289,262 @@ extern "C" __global__ void rwkv7_gate_bf16(const float* out, const float* r, con
     rwkv7_gate<bf16_t>(out, r, k, v, g, r_k, lnw, lnb, eps, y, C, N);
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// The chunked recurrence for long sequences of few streams. Tokens are cut into chunks of up to L = 32. Within a
+// chunk, with G_t = diag(w_t) - kk_t b_t^T, each state row evolves as s_t = s_{t-1} G_t + v_t k_t^T, so
+//   S_end   = S_start P + V^T K~                     P = G_1 ... G_L,  K~_tau = k_tau^T G_{tau+1} ... G_L
+//   out_t   = S_start Z_t + sum_{tau <= t} A_{t,tau} v_tau     Z_t = G_1 ... G_t r_t,  A_{t,tau} = K~-like k_tau^T G_{tau+1..t} r_t
+// P, K~, Z and A depend on the chunk's tokens only, so all chunks compute them at once (phase 1); a short scan over
+// chunks carries the state (phase 2); then all chunks' outputs come at once (phase 3). Phase 1 runs the token
+// recurrence on N + L "virtual rows": rows of the identity (giving P and Z) and, for each tau, a row that is
+// zero until token tau adds k_tau (giving K~ and A).
+// Per (chunk, head) scratch: P (N x N), K~ (L x N), Z (L x N), A (L x L), S_start (N x N) floats.
+#define CHUNK_L 32
+
+template <int N>
+__device__ __forceinline__ long long chunk_scratch(int chunk, int h, int heads) {
+    return ((long long) chunk * heads + h) * (2LL * N * N + 2LL * CHUNK_L * N + CHUNK_L * CHUNK_L);
+}
+
+// Phase 1.                                                              grid (H, chunks), block N + L
+template <int N>
+__device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k, const float* kk, const float* b,
+                                  const int* chunk_row0, const int* chunk_len, float* scratch, int C) {
+    constexpr int L = CHUNK_L;
+    __shared__ __align__(16) float rs[N], ws[N], ks[N], kks[N], bs[N];
+    int h = blockIdx.x;
+    int c = blockIdx.y;
+    int q = threadIdx.x;                      // q < N: identity row q; else the row of token tau = q - N
+    int len = chunk_len[c];
+    long long row0 = chunk_row0[c];
+    float* base = scratch + chunk_scratch<N>(c, h, gridDim.x);
+    float* P = base;
+    float* Kt = P + N * N;
+    float* Z = Kt + L * N;
+    float* A = Z + L * N;
+    float row[N];
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        row[j] = (q < N && j == q) ? 1.0f : 0.0f;
+    }
+    int tau = q - N;
+    for (int t = 0; t < len; t++) {
+        long long idx = (row0 + t) * C + h * N;
+        __syncthreads();              // everyone is done with the previous token's vectors
+        if (q < N) {
+            rs[q] = r[idx + q];
+            ws[q] = w[idx + q];
+            ks[q] = k[idx + q];
+            kks[q] = kk[idx + q];
+            bs[q] = b[idx + q];
+        }
+        __syncthreads();
+        float vt = (q >= N && t == tau) ? 1.0f : 0.0f;
+        float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sa3 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < N; j += 4) {
+            float4 x = *(const float4*) &kks[j];
+            sa0 -= row[j] * x.x;
+            sa1 -= row[j + 1] * x.y;
+            sa2 -= row[j + 2] * x.z;
+            sa3 -= row[j + 3] * x.w;
+        }
+        float sa = (sa0 + sa1) + (sa2 + sa3);
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < N; j += 4) {
+            float4 wq = *(const float4*) &ws[j];
+            float4 bq = *(const float4*) &bs[j];
+            float4 kq = *(const float4*) &ks[j];
+            float4 rq = *(const float4*) &rs[j];
+            row[j] = row[j] * wq.x + sa * bq.x + vt * kq.x;
+            row[j + 1] = row[j + 1] * wq.y + sa * bq.y + vt * kq.y;
+            row[j + 2] = row[j + 2] * wq.z + sa * bq.z + vt * kq.z;
+            row[j + 3] = row[j + 3] * wq.w + sa * bq.w + vt * kq.w;
+            o0 += row[j] * rq.x;
+            o1 += row[j + 1] * rq.y;
+            o2 += row[j + 2] * rq.z;
+            o3 += row[j + 3] * rq.w;
+        }
+        float o = (o0 + o1) + (o2 + o3);
+        if (q < N) {
+            Z[t * N + q] = o;
+        } else {
+            A[t * L + tau] = o;        // zero for t < tau: the row is still zero
+        }
+    }
+    float* dst = q < N ? P + q * N : Kt + tau * N;
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        dst[j] = row[j];
+    }
+}
+
+// Phase 2: per (stream, head), the state S (N x N, in shared memory, rows padded by one float against bank
+// conflicts) carried across the stream's chunks: for each chunk in order, save S as the chunk's S_start, then
+// S <- S P + V^T K~. Four threads per row: thread (i, q) computes the columns j = 4 jj + q of row i (consecutive
+// threads read consecutive columns of P and K~).                                       grid (H, B), block 4 N
+template <int N>
+__device__ void rwkv7_chunk_state(const float* v, float* pool, long long slot_floats, int wkv_off, const int* slot,
+                                  const int* stream_chunk0, const int* stream_chunks, const int* chunk_row0,
+                                  const int* chunk_len, float* scratch, int C) {
+    constexpr int L = CHUNK_L;
+    constexpr int J = N / 4;
+    __shared__ float Ss[N * (N + 1)];
+    __shared__ __align__(16) float Ps[N * N];
+    __shared__ __align__(16) float Ks[L * N];
+    int h = blockIdx.x;
+    int s = blockIdx.y;
+    int tid = threadIdx.x;
+    int i = tid >> 2;
+    int q = tid & 3;
+    float* S = pool + (long long) slot[s] * slot_floats + wkv_off + (long long) h * N * N;
+    for (int e = tid; e < N * N; e += 4 * N) {
+        Ss[(e / N) * (N + 1) + e % N] = S[e];
+    }
+    int c0 = stream_chunk0[s];
+    int n = stream_chunks[s];
+    for (int c = c0; c < c0 + n; c++) {
+        float* base = scratch + chunk_scratch<N>(c, h, gridDim.x);
+        const float* P = base;
+        const float* Kt = base + N * N;
+        float* Sstart = base + N * N + 2 * L * N + L * L;
+        __syncthreads();              // S is complete; the previous chunk's P and K~ are no longer read
+        // 16-byte loads, all issued before the first store: one memory latency per chunk, not one per element
+        constexpr int PV = N * N / 4 / (4 * N);   // float4s of P per thread (N / 16)
+        constexpr int KV = L * N / 4 / (4 * N);   // float4s of K~ per thread (L / 16)
+        float4 pv[PV], kv[KV];
+#pragma unroll
+        for (int u = 0; u < PV; u++) {
+            pv[u] = ((const float4*) P)[tid + u * 4 * N];
+        }
+#pragma unroll
+        for (int u = 0; u < KV; u++) {
+            kv[u] = ((const float4*) Kt)[tid + u * 4 * N];
+        }
+#pragma unroll
+        for (int u = 0; u < PV; u++) {
+            int e = 4 * (tid + u * 4 * N);
+            const float* sr = &Ss[(e / N) * (N + 1) + e % N];
+            ((float4*) Sstart)[tid + u * 4 * N] = make_float4(sr[0], sr[1], sr[2], sr[3]);
+            ((float4*) Ps)[tid + u * 4 * N] = pv[u];
+        }
+#pragma unroll
+        for (int u = 0; u < KV; u++) {
+            ((float4*) Ks)[tid + u * 4 * N] = kv[u];
+        }
+        int len = chunk_len[c];
+        long long vrow = (long long) chunk_row0[c] * C + h * N + i;
+        float vv[L];                  // this row's values of the chunk's tokens, all loads in flight at once
+#pragma unroll
+        for (int t = 0; t < L; t++) {
+            vv[t] = t < len ? v[vrow + (long long) t * C] : 0.0f;
+        }
+        __syncthreads();
+        float acc[J];
+#pragma unroll
+        for (int jj = 0; jj < J; jj++) {
+            acc[jj] = 0.0f;
+        }
+        const float* srow = &Ss[i * (N + 1)];
+#pragma unroll 8
+        for (int m = 0; m < N; m++) {
+            float sm = srow[m];
+#pragma unroll
+            for (int jj = 0; jj < J; jj++) {
+                acc[jj] += sm * Ps[m * N + 4 * jj + q];
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < L; t++) {  // rows of K~ past the chunk's end are zero, as are their vv
+            float vt = vv[t];
+#pragma unroll
+            for (int jj = 0; jj < J; jj++) {
+                acc[jj] += vt * Ks[t * N + 4 * jj + q];
+            }
+        }
+        __syncthreads();              // every thread has read the old S
+#pragma unroll
+        for (int jj = 0; jj < J; jj++) {
+            Ss[i * (N + 1) + 4 * jj + q] = acc[jj];
+        }
+    }
+    __syncthreads();
+    for (int e = tid; e < N * N; e += 4 * N) {
+        S[e] = Ss[(e / N) * (N + 1) + e % N];
+    }
+}
+
+// Phase 3: out_t,i = sum_j S_start[i][j] Z_t[j] + sum_{tau <= t} A[t][tau] v_tau,i.     grid (H, chunks), block N
+template <int N>
+__device__ void rwkv7_chunk_out(const float* v, const int* chunk_row0, const int* chunk_len, const float* scratch,
+                                float* out, int C) {
+    constexpr int L = CHUNK_L;
+    __shared__ __align__(16) float Zs[L * N];
+    __shared__ float As[L * L];
+    int h = blockIdx.x;
+    int c = blockIdx.y;
+    int i = threadIdx.x;
+    const float* base = scratch + chunk_scratch<N>(c, h, gridDim.x);
+    const float* Z = base + N * N + L * N;
+    const float* A = Z + L * N;
+    const float* Sstart = A + L * L;
+    for (int e = i; e < L * N; e += N) {
+        Zs[e] = Z[e];
+    }
+    for (int e = i; e < L * L; e += N) {
+        As[e] = A[e];
+    }
+    float srow[N];
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        srow[j] = Sstart[i * N + j];
+    }
+    int len = chunk_len[c];
+    long long vrow = (long long) chunk_row0[c] * C + h * N + i;
+    float vv[L];
+#pragma unroll
+    for (int t = 0; t < L; t++) {
+        vv[t] = t < len ? v[vrow + (long long) t * C] : 0.0f;
+    }
+    __syncthreads();
+    for (int t = 0; t < len; t++) {
+        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < N; j += 4) {
+            float4 z = *(const float4*) &Zs[t * N + j];
+            o0 += srow[j] * z.x;
+            o1 += srow[j + 1] * z.y;
+            o2 += srow[j + 2] * z.z;
+            o3 += srow[j + 3] * z.w;
+        }
+        float o = (o0 + o1) + (o2 + o3);
+#pragma unroll
+        for (int tau = 0; tau < L; tau++) {
+            if (tau <= t) {
+                o += As[t * L + tau] * vv[tau];
+            }
+        }
+        out[vrow + (long long) t * C] = o;
+    }
+}
+
+#define CHUNK_ENTRIES(N)                                                                                           \
+    extern "C" __global__ void rwkv7_chunk_local_##N(const float* r, const float* w, const float* k,               \
+            const float* kk, const float* b, const int* chunk_row0, const int* chunk_len, float* scratch, int C) { \
+        rwkv7_chunk_local<N>(r, w, k, kk, b, chunk_row0, chunk_len, scratch, C);                                  \
+    }                                                                                                              \
+    extern "C" __global__ void rwkv7_chunk_state_##N(const float* v, float* pool, long long slot_floats,          \
+            int wkv_off, const int* slot, const int* stream_chunk0, const int* stream_chunks,                     \
+            const int* chunk_row0, const int* chunk_len, float* scratch, int C) {                                 \
+        rwkv7_chunk_state<N>(v, pool, slot_floats, wkv_off, slot, stream_chunk0, stream_chunks, chunk_row0,       \
+                             chunk_len, scratch, C);                                                               \
+    }                                                                                                              \
+    extern "C" __global__ void rwkv7_chunk_out_##N(const float* v, const int* chunk_row0, const int* chunk_len,   \
+            const float* scratch, float* out, int C) {                                                             \
+        rwkv7_chunk_out<N>(v, chunk_row0, chunk_len, scratch, out, C);                                            \
+    }
+
+CHUNK_ENTRIES(32)
+CHUNK_ENTRIES(64)

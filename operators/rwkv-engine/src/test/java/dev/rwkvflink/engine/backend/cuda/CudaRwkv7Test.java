@@ -183,6 +183,48 @@ class CudaRwkv7Test {
         }
     }
 
+    /**
+     * Few long streams (3 streams of 100, 37 and 250 tokens in one step) take the chunked recurrence (chunks of 32,
+     * partial last chunks): hidden vectors and states against the CPU engine, fp32 within 1e-5 and bf16 within 2e-2.
+     */
+    @Test
+    void longStreamsThroughTheChunkedRecurrenceEqualTheCpuEngine() throws Exception {
+        assumeCuda();
+        long seed = System.nanoTime();
+        Random rnd = new Random(seed);
+        for (Precision p : Precision.values()) {
+            double tol = p == Precision.F32 ? 1e-5 : 2e-2;
+            try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 13, WeightType.F32);
+                 RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
+                 Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p,
+                         Rwkv7Cuda.Limits.defaults())) {
+                int[] lengths = {100, 37, 250};
+                int B = lengths.length;
+                int[][] tokens = new int[B][];
+                RwkvState[] gs = new RwkvState[B];
+                RwkvState[] cs = new RwkvState[B];
+                for (int i = 0; i < B; i++) {
+                    tokens[i] = randomTokens(rnd, lengths[i], SMALL.vocab());
+                    cs[i] = cpu.newState();
+                    cpu.hidden(cs[i], randomTokens(rnd, 7, SMALL.vocab()));
+                    gs[i] = cs[i].copy();
+                }
+                assertTrue(gpu.chunked(387, B), "this step takes the chunked recurrence");
+                gpu.poisonBuffers();
+                float[][] hidden = gpu.advance(gs, tokens);
+                for (int i = 0; i < B; i++) {
+                    float[] want = cpu.hidden(cs[i], tokens[i]);
+                    double e = relErr(hidden[i], want);
+                    double es = relErr(gs[i].data(), cs[i].data());
+                    System.out.printf("chunked %s seed %d stream %d (%d tokens): hidden %.3g, state %.3g%n", p, seed, i,
+                            lengths[i], e, es);
+                    assertTrue(e <= tol, p + " stream " + i + " hidden: " + e);
+                    assertTrue(es <= tol, p + " stream " + i + " state: " + es);
+                }
+            }
+        }
+    }
+
     @Test
     void logitsAndHeadAgreeWithTheCpuEngine() throws Exception {
         assumeCuda();
