@@ -3,12 +3,15 @@
 # resolved (target/flink-lib.classpath), each a background JVM with pid file and log in the work dir.
 #
 #   jobs/cluster/bin/cluster.sh start [N_TASKMANAGERS]   (default 1)
+#   jobs/cluster/bin/cluster.sh start-taskmanager I       (TaskManager I again, e.g. after it died; not if running)
 #   jobs/cluster/bin/cluster.sh stop
 #   jobs/cluster/bin/cluster.sh status
 #
+# TaskManager I runs with resource id taskmanager-I (as the REST API and web UI name it), pid file pid/taskmanager-I.pid.
 # Environment: RWKV_CLUSTER_DIR (work dir, default jobs/cluster/target/cluster), RWKV_CLUSTER_REST_PORT (8081),
 # RWKV_CLUSTER_RPC_PORT (6123), RWKV_CLUSTER_SLOTS (slots per TaskManager, 2), RWKV_CLUSTER_TM_MEMORY (1728m),
-# RWKV_CLUSTER_JM_MEMORY (1600m), RWKV_CLUSTER_START_TIMEOUT (s to wait for the REST endpoint, 60), RWKV_FLINK_LIB_CLASSPATH (classpath file, default target/flink-lib.classpath).
+# RWKV_CLUSTER_JM_MEMORY (1600m), RWKV_CLUSTER_START_TIMEOUT (s to wait for the REST endpoint, 60), RWKV_FLINK_LIB_CLASSPATH (classpath file, default target/flink-lib.classpath),
+# RWKV_CLUSTER_CONF_EXTRA (lines appended to config.yaml, e.g. "heartbeat.timeout: 6000").
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
@@ -33,9 +36,11 @@ rest.port: $REST_PORT
 blob.server.port: 0
 io.tmp.dirs: $WORK/tmp
 state.backend.type: rocksdb
+execution.checkpointing.incremental: true
 execution.checkpointing.dir: file://$WORK/checkpoints
 execution.checkpointing.savepoint-dir: file://$WORK/savepoints
 env.java.opts.all: "$CLUSTER_JVM_OPTS"
+${RWKV_CLUSTER_CONF_EXTRA:-}
 YAML
   cat > "$CONF_DIR/log4j.properties" <<'PROPS'
 monitorInterval = 30
@@ -81,6 +86,19 @@ start_process() { # name main-class jvm-params dynamic-configs
 
 alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+start_taskmanager_process() { # index resource-params
+  start_process "taskmanager-$1" org.apache.flink.runtime.taskexecutor.TaskManagerRunner \
+      "$(echo "$2" | head -n1)" "$(echo "$2" | tail -n1) -D taskmanager.resource-id=taskmanager-$1"
+}
+
+start_taskmanager() {
+  local i=${1:-}
+  [[ $i =~ ^[1-9][0-9]*$ ]] || { echo "TaskManager index must be >= 1, got '$i'" >&2; exit 2; }
+  alive "$PID_DIR/jobmanager.pid" || { echo "no JobManager running in $WORK: start the cluster first" >&2; exit 1; }
+  if alive "$PID_DIR/taskmanager-$i.pid"; then echo "taskmanager-$i is running" >&2; exit 1; fi
+  start_taskmanager_process "$i" "$(bash_java_utils GET_TM_RESOURCE_PARAMS)"
+}
+
 start() {
   local n=${1:-1}
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "number of TaskManagers must be >= 1, got '$n'" >&2; exit 2; }
@@ -95,8 +113,7 @@ start() {
       "$(echo "$jm" | head -n1)" "$(echo "$jm" | tail -n1)"
   tm=$(bash_java_utils GET_TM_RESOURCE_PARAMS)
   for ((i = 1; i <= n; i++)); do
-    start_process "taskmanager-$i" org.apache.flink.runtime.taskexecutor.TaskManagerRunner \
-        "$(echo "$tm" | head -n1)" "$(echo "$tm" | tail -n1)"
+    start_taskmanager_process "$i" "$tm"
   done
   # Wait for the REST endpoint (the web UI), as a user would before submitting.
   local timeout=${RWKV_CLUSTER_START_TIMEOUT:-60}
@@ -143,7 +160,8 @@ status() {
 
 case "${1:-}" in
   start) start "${2:-1}" ;;
+  start-taskmanager) start_taskmanager "${2:-}" ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start [N_TASKMANAGERS] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [N_TASKMANAGERS] | start-taskmanager I | stop | status" >&2; exit 2 ;;
 esac

@@ -58,9 +58,10 @@ public final class ChunkDeserializer implements KafkaRecordDeserializationSchema
 
   /**
    * A dead letter for a Kafka record: where it came from, its raw bytes, the error and the reason; stamped now.
+   * Keys and values too large for a dead-letter topic are left out ({@link DeadLetters#bounded}).
    */
   public static DeadLetter deadLetter(ConsumerRecord<byte[], byte[]> record, String errorClass, String reason) {
-    return DeadLetter.newBuilder()
+    return DeadLetters.bounded(DeadLetter.newBuilder()
         .setSourceTopic(record.topic())
         .setPartition(record.partition())
         .setOffset(record.offset())
@@ -69,7 +70,7 @@ public final class ChunkDeserializer implements KafkaRecordDeserializationSchema
         .setErrorClass(errorClass)
         .setReason(reason)
         .setTime(Instant.ofEpochMilli(System.currentTimeMillis()))
-        .build();
+        .build());
   }
 
   @Override

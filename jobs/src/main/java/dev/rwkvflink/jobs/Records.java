@@ -1,6 +1,7 @@
 package dev.rwkvflink.jobs;
 
 import dev.rwkvflink.kafka.AvroCodec;
+import dev.rwkvflink.kafka.DeadLetters;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
@@ -81,15 +82,16 @@ public final class Records {
     /**
      * A dead letter for a chunk the operator rejected: the reason, and the chunk re-encoded (as {@code codec}
      * writes it, in the topic's format) as the raw value, keyed by its document key. The record's position in the
-     * chunk topic is no longer known: partition and offset are -1.
+     * chunk topic is no longer known: partition and offset are -1. A chunk too large for a dead-letter topic (the
+     * operator rejects chunks over its size limit) is left out, and the reason says so ({@link DeadLetters#bounded}).
      */
     public static DeadLetter deadLetter(RejectedChunk rejected, String chunksTopic, byte[] encodedChunk) {
         String key = rejected.chunk == null ? null : rejected.chunk.key;
-        return DeadLetter.newBuilder().setSourceTopic(chunksTopic).setPartition(-1).setOffset(-1)
+        return DeadLetters.bounded(DeadLetter.newBuilder().setSourceTopic(chunksTopic).setPartition(-1).setOffset(-1)
                 .setKey(key == null ? null : ByteBuffer.wrap(key.getBytes(StandardCharsets.UTF_8)))
                 .setValue(encodedChunk == null ? null : ByteBuffer.wrap(encodedChunk))
                 .setErrorClass(REJECTED_BY_OPERATOR).setReason(rejected.reason)
-                .setTime(Instant.ofEpochMilli(rejected.time)).build();
+                .setTime(Instant.ofEpochMilli(rejected.time)).build());
     }
 
     /** Encodes a rejected chunk for {@link #deadLetter}; null when there is no chunk. */

@@ -44,6 +44,10 @@ public final class Settings implements Serializable {
     private final String stats;
     private final String backend;
     private final long maxWaitMillis;
+    private final long idleTimeoutMillis;
+    private final long maxSeqAhead;
+    private final int maxBufferedChunks;
+    private final int maxChunkBytes;
     private final long checkpointIntervalMillis;
     private final int parallelism;
     private final LinkedHashMap<String, String> kafkaProperties;
@@ -81,6 +85,10 @@ public final class Settings implements Serializable {
             throw new IllegalArgumentException("max wait must be >= 0 ms, got " + b.maxWaitMillis);
         }
         maxWaitMillis = b.maxWaitMillis;
+        idleTimeoutMillis = b.idleTimeoutMillis;
+        maxSeqAhead = b.maxSeqAhead;
+        maxBufferedChunks = b.maxBufferedChunks;
+        maxChunkBytes = b.maxChunkBytes;
         if (b.checkpointIntervalMillis < 10) {
             throw new IllegalArgumentException("checkpoint interval must be >= 10 ms (exactly-once output appears "
                     + "at checkpoints), got " + b.checkpointIntervalMillis);
@@ -102,7 +110,8 @@ public final class Settings implements Serializable {
      * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
      * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
      * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
-     * checkpoint-interval-ms, parallelism, and kafka-property {@code key=value} (repeatable).
+     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, checkpoint-interval-ms, parallelism, and
+     * kafka-property {@code key=value} (repeatable).
      */
     public static Settings fromArgs(String... args) {
         Map<String, String> values = new LinkedHashMap<>();
@@ -137,6 +146,10 @@ public final class Settings implements Serializable {
                 case "stats" -> b.stats(value);
                 case "backend" -> b.backend(value);
                 case "max-wait-ms" -> b.maxWaitMillis(Long.parseLong(value));
+                case "idle-timeout-ms" -> b.idleTimeoutMillis(Long.parseLong(value));
+                case "max-seq-ahead" -> b.maxSeqAhead(Long.parseLong(value));
+                case "max-buffered-chunks" -> b.maxBufferedChunks(Integer.parseInt(value));
+                case "max-chunk-bytes" -> b.maxChunkBytes(Integer.parseInt(value));
                 case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
                 case "parallelism" -> b.parallelism(Integer.parseInt(value));
                 default -> unknown.add("--" + name);
@@ -148,10 +161,14 @@ public final class Settings implements Serializable {
         return b.build();
     }
 
-    /** The operator's settings: model, vocabulary, pooling, statistics, head, backend and batching wait. */
+    /**
+     * The operator's settings: model, vocabulary, pooling, statistics, head, backend, batching wait, idle timeout
+     * and the limits on out-of-order buffering and chunk size.
+     */
     public RwkvOperatorConfig operatorConfig() {
         RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).stats(stats)
-                .head(head).backend(backend);
+                .head(head).backend(backend).idleTimeout(idleTimeoutMillis)
+                .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes);
         config.maxWaitMillis = maxWaitMillis;
         return config.validate();
     }
@@ -178,6 +195,11 @@ public final class Settings implements Serializable {
     public Map<String, String> kafkaProperties() { return Collections.unmodifiableMap(kafkaProperties); }
     public String backend() { return backend; }
     public long maxWaitMillis() { return maxWaitMillis; }
+    /** A document without a new chunk for this long gets its final (IDLE) embedding; buffered chunks are rejected. */
+    public long idleTimeoutMillis() { return idleTimeoutMillis; }
+    public long maxSeqAhead() { return maxSeqAhead; }
+    public int maxBufferedChunks() { return maxBufferedChunks; }
+    public int maxChunkBytes() { return maxChunkBytes; }
     public long checkpointIntervalMillis() { return checkpointIntervalMillis; }
     /** 0: the environment's default. */
     public int parallelism() { return parallelism; }
@@ -247,6 +269,10 @@ public final class Settings implements Serializable {
         private String stats;
         private String backend = "cpu";
         private long maxWaitMillis = 50;
+        private long idleTimeoutMillis = new RwkvOperatorConfig().idleTimeoutMillis;
+        private long maxSeqAhead = new RwkvOperatorConfig().maxSeqAhead;
+        private int maxBufferedChunks = new RwkvOperatorConfig().maxBufferedChunks;
+        private int maxChunkBytes = new RwkvOperatorConfig().maxChunkBytes;
         private long checkpointIntervalMillis = 10_000;
         private int parallelism;
         private final LinkedHashMap<String, String> kafkaProperties = new LinkedHashMap<>();
@@ -272,6 +298,14 @@ public final class Settings implements Serializable {
         public Builder stats(String v) { stats = v; return this; }
         public Builder backend(String v) { backend = v; return this; }
         public Builder maxWaitMillis(long v) { maxWaitMillis = v; return this; }
+        /** Idle timeout per document (default 1 h; 0: none). */
+        public Builder idleTimeoutMillis(long v) { idleTimeoutMillis = v; return this; }
+        /** A chunk more than this many seqs ahead of the next expected one is rejected (default 10,000). */
+        public Builder maxSeqAhead(long v) { maxSeqAhead = v; return this; }
+        /** Chunks held per document while waiting for a gap to fill; more are rejected (default 1,000). */
+        public Builder maxBufferedChunks(int v) { maxBufferedChunks = v; return this; }
+        /** Longest chunk accepted, in UTF-8 bytes (text) or tokens (default 4 MiB); longer ones are rejected. */
+        public Builder maxChunkBytes(int v) { maxChunkBytes = v; return this; }
         public Builder checkpointIntervalMillis(long v) { checkpointIntervalMillis = v; return this; }
         public Builder parallelism(int v) { parallelism = v; return this; }
         /** A Kafka client property for the source and all sinks, {@code key=value}; a later one replaces an earlier. */

@@ -36,6 +36,24 @@ class SettingsTest {
     }
 
     @Test
+    void bufferingLimitsAndIdleTimeoutReachTheOperator() {
+        RwkvOperatorConfig defaults = new RwkvOperatorConfig();
+        RwkvOperatorConfig unchanged = Settings.fromArgs("--bootstrap-servers", "b:9092").operatorConfig();
+        assertEquals(defaults.idleTimeoutMillis, unchanged.idleTimeoutMillis);
+        assertEquals(defaults.maxSeqAhead, unchanged.maxSeqAhead);
+        assertEquals(defaults.maxBufferedChunks, unchanged.maxBufferedChunks);
+        assertEquals(defaults.maxChunkBytes, unchanged.maxChunkBytes);
+        RwkvOperatorConfig config = Settings.fromArgs("--bootstrap-servers", "b:9092", "--idle-timeout-ms", "3000",
+                "--max-seq-ahead", "100", "--max-buffered-chunks", "5", "--max-chunk-bytes", "65536").operatorConfig();
+        assertEquals(3000, config.idleTimeoutMillis);
+        assertEquals(100, config.maxSeqAhead);
+        assertEquals(5, config.maxBufferedChunks);
+        assertEquals(65536, config.maxChunkBytes);
+        assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b:9092", "--max-seq-ahead", "0").operatorConfig());
+    }
+
+    @Test
     void statsAndHeadReachTheOperator() {
         Settings s = Settings.fromArgs("--bootstrap-servers", "b:9092", "--head", "/h.json", "--stats", "/s.json",
                 "--classifications-topic", "classes");

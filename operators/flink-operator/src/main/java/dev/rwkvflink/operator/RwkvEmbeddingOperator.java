@@ -169,6 +169,9 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         if (c.key == null || c.key.isEmpty()) {
             return "chunk has no key";
         }
+        if (c.key.length() > config.maxKeyBytes / 3 && utf8Length(c.key) > config.maxKeyBytes) {
+            return "key of " + utf8Length(c.key) + " bytes exceeds the limit of " + config.maxKeyBytes + " bytes";
+        }
         if (c.seq < 0) {
             return "negative seq " + c.seq;
         }
@@ -185,8 +188,9 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             if (c.tokens.length > config.maxChunkBytes) {
                 return "chunk of " + c.tokens.length + " tokens exceeds the limit of " + config.maxChunkBytes;
             }
-        } else if ((long) c.text.length() > config.maxChunkBytes) { // UTF-8 is at least one byte per char
-            return "chunk text of " + c.text.length() + " characters exceeds the limit of " + config.maxChunkBytes + " bytes";
+        } else if (c.text.length() > config.maxChunkBytes / 3 && utf8Length(c.text) > config.maxChunkBytes) {
+            return "chunk text of " + utf8Length(c.text) + " bytes exceeds the limit of " + config.maxChunkBytes
+                    + " bytes";
         }
         return null;
     }
@@ -310,6 +314,25 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private void reject(TextChunk chunk, String reason, long now) {
         metrics.deadLetters.inc();
         output.collect(REJECTED, new StreamRecord<>(new RejectedChunk(chunk, reason, now)));
+    }
+
+    /** UTF-8 length of {@code s} (an unpaired surrogate counts as the 3 bytes of its replacement). */
+    private static long utf8Length(String s) {
+        long n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char ch = s.charAt(i);
+            if (ch < 0x80) {
+                n += 1;
+            } else if (ch < 0x800) {
+                n += 2;
+            } else if (Character.isHighSurrogate(ch) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                n += 4;
+                i++;
+            } else {
+                n += 3;
+            }
+        }
+        return n;
     }
 
     private static byte[] utf8(String text) {

@@ -44,6 +44,11 @@ public final class RwkvOperatorConfig implements Serializable {
     public int maxBufferedChunks = 1_000;
     /** Largest chunk text accepted, in UTF-8 bytes. */
     public int maxChunkBytes = 4 << 20;
+    /**
+     * Longest document key accepted, in UTF-8 bytes: the key is the Kafka key and a field of every output record,
+     * so an unbounded one could make an output too large for the topic and fail the job.
+     */
+    public int maxKeyBytes = 4096;
     /** How long a finished document's tombstone is kept to reject late chunks for it. */
     public long finishedRetentionMillis = 3_600_000;
 
@@ -121,6 +126,7 @@ public final class RwkvOperatorConfig implements Serializable {
         require(maxSeqAhead >= 1, "maxSeqAhead must be >= 1");
         require(maxBufferedChunks >= 0, "maxBufferedChunks must be >= 0");
         require(maxChunkBytes >= 1, "maxChunkBytes must be >= 1");
+        require(maxKeyBytes >= 1, "maxKeyBytes must be >= 1");
         require(finishedRetentionMillis >= 0, "finishedRetentionMillis must be >= 0");
         return this;
     }

@@ -343,7 +343,10 @@ public final class PthFile {
             return entries.get(name);
         }
 
-        /** The entry's stored bytes: a slice of the mapped file for STORED entries, an inflated copy otherwise. */
+        /**
+         * The entry's stored bytes, CRC-checked: a slice of the mapped file for STORED entries, an inflated copy
+         * otherwise (allocated only after a first pass has shown that the data inflates to the stated size).
+         */
         MemorySegment data(Entry e, Arena arena) throws IOException {
             long start = dataStart(e);
             MemorySegment raw = file.asSlice(start, e.compressedSize());
@@ -352,6 +355,7 @@ public final class PthFile {
                     throw new IOException(path + ": stored zip entry " + e.name() + " has differing sizes "
                             + e.size() + " and " + e.compressedSize());
                 }
+                checkCrc(e, raw); // a flipped bit in the weights is caught here, as torch's own reader would
                 return raw;
             }
             if (e.method() != 8) {
@@ -366,6 +370,12 @@ public final class PthFile {
             if (e.size() < 0 || e.size() > 1032 * e.compressedSize() + 1024) {
                 throw new IOException(path + ": zip entry " + e.name() + " claims " + e.size() + " bytes from "
                         + e.compressedSize() + " compressed");
+            }
+            // inflate once without keeping the output: only a size that the data really has gets allocated
+            long actual = inflatedSize(e, raw);
+            if (actual != e.size()) {
+                throw new IOException(path + ": zip entry " + e.name() + " does not inflate to the " + e.size()
+                        + " bytes its header gives (" + (actual > e.size() ? "more" : actual + " bytes") + ")");
             }
             MemorySegment out = arena.allocate(Math.max(1, e.size()), 64).asSlice(0, e.size());
             Inflater inflater = new Inflater(true);
@@ -391,17 +401,35 @@ public final class PthFile {
             return out;
         }
 
+        /** The number of bytes {@code raw} inflates to, counting at most one past the entry's stated size. */
+        private long inflatedSize(Entry e, MemorySegment raw) throws IOException {
+            Inflater inflater = new Inflater(true);
+            try {
+                inflater.setInput(raw.asByteBuffer());
+                byte[] scratch = new byte[64 << 10];
+                long total = 0;
+                while (!inflater.finished() && total <= e.size()) {
+                    int n = inflater.inflate(scratch);
+                    if (n == 0 && (inflater.needsInput() || inflater.needsDictionary())) {
+                        break;
+                    }
+                    total += n;
+                }
+                return total;
+            } catch (DataFormatException ex) {
+                throw new IOException(path + ": zip entry " + e.name() + " is corrupt: " + ex.getMessage(), ex);
+            } finally {
+                inflater.end();
+            }
+        }
+
         /** The entry's bytes on the heap (CRC-checked), refusing entries larger than {@code limit}. */
         byte[] bytes(Entry e, int limit) throws IOException {
             if (e.size() > limit) {
                 throw new IOException(path + ": zip entry " + e.name() + " is " + e.size() + " bytes, more than "
                         + "the " + limit + " allowed");
             }
-            MemorySegment data = data(e, Arena.ofAuto());
-            if (e.method() == 0) {
-                checkCrc(e, data); // data() checked inflated entries already
-            }
-            return data.toArray(ValueLayout.JAVA_BYTE);
+            return data(e, Arena.ofAuto()).toArray(ValueLayout.JAVA_BYTE); // data() checks the CRC
         }
 
         private void checkCrc(Entry e, MemorySegment data) throws IOException {

@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -92,14 +93,20 @@ public final class RwkvCppFile {
             String key = new String(file.asSlice(off, keyLen).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
             off += keyLen;
             long n = 1;
-            for (long d : shape) {
-                n = Math.multiplyExact(n, d);
+            long bytes;
+            try {
+                for (long d : shape) {
+                    n = Math.multiplyExact(n, d);
+                }
+                if (n % type.blockSize != 0) {
+                    throw new IOException(path + ": tensor " + key + " has " + n + " elements, not a multiple of "
+                            + "the " + type + " block size");
+                }
+                bytes = Math.multiplyExact(n / type.blockSize, (long) type.blockBytes);
+            } catch (ArithmeticException e) {
+                throw new IOException(path + ": tensor " + key + " of shape " + Arrays.toString(shape)
+                        + " is too large (corrupt record at byte " + (off - keyLen - 4L * dims - 12) + ")", e);
             }
-            if (n % type.blockSize != 0) {
-                throw new IOException(path + ": tensor " + key + " has " + n + " elements, not a multiple of the "
-                        + type + " block size");
-            }
-            long bytes = type.bytesFor(n);
             if (bytes > size - off) {
                 throw new IOException(path + ": tensor " + key + " needs " + bytes + " bytes, only " + (size - off)
                         + " left in the file");

@@ -8,6 +8,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Collections;
@@ -74,9 +75,16 @@ public final class WeightFile implements AutoCloseable {
                 file = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
             }
             return new WeightFile(path, format, origin, reader.read(file, arena), arena);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException e) {
             arena.close();
             throw e;
+        } catch (IllegalArgumentException e) {
+            arena.close(); // a tensor that Tensor.of refuses (its message names the tensor and the problem)
+            throw new IOException(path + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            // the readers check every size and offset they read; this net keeps a case they missed a clear refusal
+            arena.close();
+            throw new IOException(path + ": malformed " + format + " file (" + e + ")", e);
         }
     }
 
@@ -84,6 +92,12 @@ public final class WeightFile implements AutoCloseable {
     public static WeightFile open(Path path) throws IOException {
         byte[] head = new byte[8];
         int n;
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(path.toString(), null, "no such file");
+        }
+        if (!Files.isRegularFile(path)) {
+            throw new IOException(path + ": not a regular file");
+        }
         try (InputStream in = Files.newInputStream(path)) {
             n = in.readNBytes(head, 0, 8);
         }
