@@ -1,7 +1,10 @@
 package dev.rwkvflink.jobs.cli;
 
+import dev.rwkvflink.cuda.Availability;
+import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.backend.cuda.CudaBench;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
@@ -15,14 +18,23 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
- * Tokens per second of the engine, llama-bench style: decode (one token per call, logits every token) and
- * sequence mode (T tokens in one call, logits of the last), reported apart; warm-up, then the median of
- * repeated runs.
+ * Tokens per second of the engine, llama-bench style: decode (one token per call, logits every token), sequence
+ * mode (T tokens, logits of the last) and many streams (many keys' states advanced together, hidden vectors
+ * only), reported apart; warm-up, then the median of repeated runs. {@code --backend cuda} runs the GPU benchmark
+ * ({@link CudaBench}) instead.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure CPU tokens/s (decode and sequence mode).")
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Measure tokens/s: decode, sequence mode and many streams (CPU), or the GPU benchmark (--backend cuda).")
 final class BenchCommand implements Callable<Integer> {
+    /** seqN: N tokens in one call; seqN/K: the same N tokens in calls of K (the state carries over). */
+    private static final Pattern SEQ = Pattern.compile("seq(\\d+)(?:/(\\d+))?");
+    /** streamsKxT: K keys with T tokens each; /B: B keys per {@code advance} call (default all K). */
+    private static final Pattern STREAMS = Pattern.compile("streams(\\d+)x(\\d+)(?:/(\\d+))?");
+
     @Option(names = "--model", paramLabel = "FILE", description = "A model file; default: random RWKV-7 0.1B shape.")
     Path model;
 
@@ -30,11 +42,14 @@ final class BenchCommand implements Callable<Integer> {
             description = "Matrix type of the random model: F32, F16, BF16, Q8_0, Q5_1, ... Default: ${DEFAULT-VALUE}.")
     WeightType type;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu, vector or scalar. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--backend", defaultValue = "cpu",
+            description = "cpu, vector, scalar, or cuda (runs the GPU benchmark, see --shapes). Default: ${DEFAULT-VALUE}.")
     String backend;
 
-    @Option(names = "--modes", split = ",", defaultValue = "decode,seq64,seq512",
-            description = "decode, seqN (N tokens in one call). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--modes", split = ",", defaultValue = "decode,seq64/16,seq512,streams64x16/16",
+            description = "decode (1 token per call, logits every token); seqN (N tokens in one call) or seqN/K "
+                    + "(in calls of K), logits of the last; streamsKxT[/B] (K keys x T tokens, B keys per call, "
+                    + "hidden vectors only). Default: ${DEFAULT-VALUE}.")
     List<String> modes;
 
     @Option(names = "--decode-tokens", defaultValue = "16", description = "Tokens per decode run. Default: ${DEFAULT-VALUE}.")
@@ -46,8 +61,18 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "1", description = "Unmeasured warm-up runs. Default: ${DEFAULT-VALUE}.")
     int warmup;
 
+    @Option(names = "--shapes", paramLabel = "LIST",
+            description = "With --backend cuda: model shapes, e.g. 0.1b,1.5b,7b (CudaBench's default when absent).")
+    String shapes;
+
     @Override
     public Integer call() throws Exception {
+        if (backend.equalsIgnoreCase("cuda")) {
+            return cuda();
+        }
+        for (String mode : modes) { // fail before loading anything
+            workload(mode);
+        }
         Backend be = Backends.byName(backend);
         long t0 = System.nanoTime();
         RwkvModel m = model != null ? RwkvModel.load(model, be)
@@ -60,22 +85,12 @@ final class BenchCommand implements Callable<Integer> {
         System.out.println("|---|---|---|");
         SplittableRandom rnd = new SplittableRandom(7);
         for (String mode : modes) {
-            int tokens = mode.equals("decode") ? decodeTokens : Integer.parseInt(mode.replace("seq", ""));
+            Workload w = workload(mode);
             List<Double> rates = new ArrayList<>();
             for (int rep = 0; rep < warmup + reps; rep++) {
-                int[] ids = rnd.ints(tokens, 0, m.config().vocab()).toArray();
-                RwkvState s = m.newState();
-                long start = System.nanoTime();
-                if (mode.equals("decode")) {
-                    for (int id : ids) {
-                        m.forward(s, new int[] {id});
-                    }
-                } else {
-                    m.forward(s, ids);
-                }
-                double secs = (System.nanoTime() - start) / 1e9;
+                double secs = w.run(m, rnd);
                 if (rep >= warmup) {
-                    rates.add(tokens / secs);
+                    rates.add(w.tokens() / secs);
                 }
             }
             double[] sorted = rates.stream().mapToDouble(Double::doubleValue).sorted().toArray();
@@ -86,5 +101,115 @@ final class BenchCommand implements Callable<Integer> {
         }
         m.close();
         return 0;
+    }
+
+    /** The GPU benchmark; exit status 2 (with the reason on stderr) where CUDA is unavailable. */
+    private int cuda() {
+        Availability a = Cuda.availability();
+        if (!a.available()) {
+            System.err.println("CUDA unavailable: " + a.reason());
+            return 2;
+        }
+        List<String> args = new ArrayList<>();
+        if (shapes != null) {
+            args.addAll(List.of("--shapes", shapes));
+        }
+        args.addAll(List.of("--reps", Integer.toString(reps)));
+        CudaBench.main(args.toArray(String[]::new));
+        return 0;
+    }
+
+    private Workload workload(String mode) {
+        if (mode.equals("decode")) {
+            return new Workload.Decode(decodeTokens);
+        }
+        Matcher s = SEQ.matcher(mode);
+        if (s.matches()) {
+            int n = Integer.parseInt(s.group(1));
+            return new Workload.Sequence(n, s.group(2) == null ? n : Integer.parseInt(s.group(2)));
+        }
+        Matcher k = STREAMS.matcher(mode);
+        if (k.matches()) {
+            int keys = Integer.parseInt(k.group(1));
+            return new Workload.Streams(keys, Integer.parseInt(k.group(2)),
+                    k.group(3) == null ? keys : Integer.parseInt(k.group(3)));
+        }
+        throw new IllegalArgumentException("unknown mode " + mode + " (decode, seqN, seqN/K, streamsKxT, streamsKxT/B)");
+    }
+
+    /** One measured run: fresh states, random token ids, wall time in seconds. */
+    private sealed interface Workload {
+        int tokens();
+
+        double run(RwkvModel m, SplittableRandom rnd);
+
+        /** Each token in its own call, logits every token. */
+        record Decode(int tokens) implements Workload {
+            @Override
+            public double run(RwkvModel m, SplittableRandom rnd) {
+                int[] ids = rnd.ints(tokens, 0, m.config().vocab()).toArray();
+                RwkvState s = m.newState();
+                long start = System.nanoTime();
+                for (int id : ids) {
+                    m.forward(s, new int[] {id});
+                }
+                return (System.nanoTime() - start) / 1e9;
+            }
+        }
+
+        /** {@code tokens} in calls of {@code chunk}, logits after the last call only (rwkv.cpp's eval_sequence_in_chunks). */
+        record Sequence(int tokens, int chunk) implements Workload {
+            public Sequence {
+                if (chunk < 1 || tokens < 1) {
+                    throw new IllegalArgumentException("seq" + tokens + "/" + chunk + ": need at least 1 token per call");
+                }
+            }
+
+            @Override
+            public double run(RwkvModel m, SplittableRandom rnd) {
+                int[] ids = rnd.ints(tokens, 0, m.config().vocab()).toArray();
+                RwkvState s = m.newState();
+                long start = System.nanoTime();
+                for (int from = 0; from < tokens; from += chunk) {
+                    int[] part = Arrays.copyOfRange(ids, from, Math.min(tokens, from + chunk));
+                    if (from + chunk >= tokens) {
+                        m.forward(s, part);
+                    } else {
+                        m.hidden(s, part);
+                    }
+                }
+                return (System.nanoTime() - start) / 1e9;
+            }
+        }
+
+        /** {@code keys} states, {@code perKey} tokens each, {@code batch} states per {@link RwkvModel#advance} call. */
+        record Streams(int keys, int perKey, int batch) implements Workload {
+            public Streams {
+                if (keys < 1 || perKey < 1 || batch < 1) {
+                    throw new IllegalArgumentException("streams" + keys + "x" + perKey + "/" + batch + ": all must be >= 1");
+                }
+            }
+
+            @Override
+            public int tokens() {
+                return keys * perKey;
+            }
+
+            @Override
+            public double run(RwkvModel m, SplittableRandom rnd) {
+                RwkvState[] states = new RwkvState[keys];
+                int[][] ids = new int[keys][];
+                for (int i = 0; i < keys; i++) {
+                    states[i] = m.newState();
+                    ids[i] = rnd.ints(perKey, 0, m.config().vocab()).toArray();
+                }
+                long start = System.nanoTime();
+                for (int from = 0; from < keys; from += batch) {
+                    int to = Math.min(keys, from + batch);
+                    m.advance(Arrays.copyOfRange(states, from, to), Arrays.copyOfRange(ids, from, to));
+                }
+                return (System.nanoTime() - start) / 1e9;
+            }
+        }
     }
 }

@@ -101,6 +101,26 @@ class RwkvFlinkCliTest {
         assertTrue(out.startsWith("In the") && out.strip().length() > "In the".length(), out);
     }
 
+    @Test
+    void benchReportsEveryMode() throws Exception {
+        Path file = reference("rwkv-cpp-tests/tiny-rwkv-7v0-834K-FP32.bin");
+        int[] rc = new int[1];
+        String out = stdout(() -> rc[0] = RwkvFlinkCli.commandLine().execute("bench", "--model", file.toString(),
+                "--modes", "decode,seq8,seq8/3,streams4x3/2", "--decode-tokens", "2", "--reps", "1", "--warmup", "0"));
+        assertEquals(0, rc[0], out);
+        for (String mode : new String[] {"| decode |", "| seq8 |", "| seq8/3 |", "| streams4x3/2 |"}) {
+            assertTrue(out.contains(mode), mode + " missing from:\n" + out);
+        }
+        assertTrue(RwkvFlinkCli.commandLine().execute("bench", "--model", file.toString(), "--modes", "sequence") != 0,
+                "an unknown mode fails");
+    }
+
+    @Test
+    void benchOnCudaWithoutCudaExitsWithStatus2() {
+        Assumptions.assumeFalse(dev.rwkvflink.cuda.Cuda.availability().available(), "CUDA is available here");
+        assertEquals(2, RwkvFlinkCli.commandLine().execute("bench", "--backend", "cuda", "--shapes", "0.1b", "--reps", "1"));
+    }
+
     private static String stdout(Runnable r) {
         PrintStream old = System.out;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();

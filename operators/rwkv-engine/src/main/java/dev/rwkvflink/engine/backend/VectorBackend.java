@@ -16,8 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinWorkerThread;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
@@ -26,16 +25,22 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <h2>Work split</h2>
  * Output rows are independent, so they are cut into chunks that the calling thread and up to
- * {@code threads() - 1} helpers from a {@link ForkJoinPool} claim one by one ({@link #threads()}: constructor argument, default system
+ * {@code threads() - 1} helper threads of this backend claim one by one ({@link #threads()}: constructor argument, default system
  * property {@code rwkv.threads}, default {@code availableProcessors()}). Calls with fewer than
- * {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone: waking a
- * parked worker costs around 10 microseconds, about what one thread needs for that much work.
+ * {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone. An idle
+ * helper, and a caller waiting for its helpers, may spin for {@code rwkv.spinMicros} microseconds before they
+ * park (default {@value #DEFAULT_SPIN_MICROS}: park at once). A forward pass is a run of projections with short
+ * single-threaded work between them, and waking a parked thread costs 10-50 microseconds in a VM, so spinning
+ * (like the OpenMP spin-wait of rwkv.cpp's ggml threads) can pay on a dedicated machine; on a shared one
+ * (this project's 2-vCPU machine with other builds running) it measured slower, as spinning threads take
+ * turns from the ones with work.
  *
  * <h2>Kernel</h2>
  * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16/bf16 widened and
- * quant blocks unpacked in registers), then multiplied with every token's input, two tokens at a time: each step
- * loads 4 row vectors and 2 input vectors and issues 8 independent fused multiply-adds. Decoding is amortised over
- * all tokens, the tile (4 x cols floats) stays in L1 and the inputs in L2. One token uses the same tile kernel
+ * quant blocks unpacked in registers), then multiplied with every token's input, four tokens at a time
+ * ({@link #dot4x4}: 4 row vectors and 4 input vectors per step, 16 independent fused multiply-adds), then two,
+ * then one. Tokens go in blocks of about 128 KiB of input ({@link #tokenBlock}; the tile is decoded again per
+ * block), so the inputs stay in L2 while the chunk's tiles pass over them. One token uses the same tile kernel
  * (4 independent chains), so that the arithmetic of an output never depends on how many tokens came with it.
  *
  * <h2>Determinism</h2>
@@ -82,8 +87,16 @@ public final class VectorBackend implements Backend, AutoCloseable {
     /** Per-thread decoded row tile, grown on demand. */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
 
+    /** Default spin before parking, microseconds. */
+    static final int DEFAULT_SPIN_MICROS = 0;
+    private static final long SPIN_NANOS = 1000L * Integer.getInteger("rwkv.spinMicros", DEFAULT_SPIN_MICROS);
+
     private final int threads;
-    private final ForkJoinPool pool; // null when single-threaded
+    /** Work for the helpers; null when single-threaded. */
+    private final LinkedBlockingQueue<Runnable> queue;
+    private final Thread[] helpers;
+    /** Tells a helper to stop ({@link #close}). */
+    private static final Runnable STOP = () -> { };
 
     /** Threads from system property {@code rwkv.threads}, default the number of available processors. */
     public VectorBackend() {
@@ -98,14 +111,36 @@ public final class VectorBackend implements Backend, AutoCloseable {
             throw new UnsupportedOperationException("unsupported float vector length " + L + " lanes");
         }
         this.threads = threads;
-        this.pool = threads == 1 ? null : new ForkJoinPool(threads - 1, VectorBackend::newWorker, null, false);
+        this.queue = threads == 1 ? null : new LinkedBlockingQueue<>();
+        this.helpers = new Thread[threads - 1];
+        for (int i = 0; i < helpers.length; i++) {
+            helpers[i] = Thread.ofPlatform().daemon().name("rwkv-vector-" + i).start(this::helperLoop);
+        }
     }
 
-    private static ForkJoinWorkerThread newWorker(ForkJoinPool pool) {
-        ForkJoinWorkerThread t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
-        t.setName("rwkv-vector-" + t.getPoolIndex());
-        t.setDaemon(true);
-        return t;
+    /** A helper: runs queued work; spins a while when the queue is empty, then blocks. */
+    private void helperLoop() {
+        try {
+            while (true) {
+                Runnable r = queue.poll();
+                if (r == null) {
+                    long until = System.nanoTime() + SPIN_NANOS;
+                    while (r == null && System.nanoTime() < until) {
+                        Thread.onSpinWait();
+                        r = queue.poll();
+                    }
+                    if (r == null) {
+                        r = queue.take();
+                    }
+                }
+                if (r == STOP) {
+                    return;
+                }
+                r.run();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     @Override
@@ -122,11 +157,11 @@ public final class VectorBackend implements Backend, AutoCloseable {
         return L;
     }
 
-    /** Stops the worker threads (they are daemons and also stop by themselves when idle). */
+    /** Stops the helper threads (daemons) once they finish the work already queued. */
     @Override
     public void close() {
-        if (pool != null) {
-            pool.shutdown();
+        for (int i = 0; i < helpers.length; i++) {
+            queue.add(STOP);
         }
     }
 
@@ -139,7 +174,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
                     + " elements, need " + tokens + " x " + cols + " and " + tokens + " x " + rows);
         }
         long macs = (long) rows * cols * tokens;
-        if (pool == null || macs < PARALLEL_MIN_MACS || rows < 2 * ROW_TILE) {
+        if (queue == null || macs < PARALLEL_MIN_MACS || rows < 2 * ROW_TILE) {
             computeRows(w, x, tokens, y, 0, rows);
             return;
         }
@@ -147,7 +182,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
         int grain = roundUp(Math.max(1, rows / (threads * 4)), ROW_TILE);
         ParallelCall call = new ParallelCall(w, x, tokens, y, grain);
         for (int i = 1; i < Math.min(threads, call.chunks); i++) {
-            pool.execute(call);
+            queue.add(call);
         }
         call.run();
         call.awaitAll();
@@ -195,8 +230,12 @@ public final class VectorBackend implements Backend, AutoCloseable {
             }
         }
 
-        /** Blocks the caller until every chunk is done; rethrows a helper's failure. */
+        /** Blocks the caller until every chunk is done (spinning first); rethrows a helper's failure. */
         void awaitAll() {
+            long until = System.nanoTime() + SPIN_NANOS;
+            while (unfinished.get() > 0 && System.nanoTime() < until) {
+                Thread.onSpinWait();
+            }
             while (unfinished.get() > 0) {
                 LockSupport.park(this);
             }
@@ -218,7 +257,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
         WeightType type = w.type();
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
-        if (tokens == 1 && (!type.isQuantized() || cols % QK == 0)) {
+        if (tokens == 1 && !type.isQuantized()) {
             streamRows(type, seg, rowBytes, cols, x, y, from, to);
             return;
         }
@@ -239,6 +278,9 @@ public final class VectorBackend implements Backend, AutoCloseable {
                 }
                 if (n == ROW_TILE) {
                     int t = t0;
+                    for (; t + 3 < t1; t += 4) {
+                        dot4x4(tile, cols, x, t, y, rows, r0);
+                    }
                     for (; t + 1 < t1; t += 2) {
                         dot4x2(tile, cols, x, t, y, rows, r0);
                     }
@@ -493,6 +535,77 @@ public final class VectorBackend implements Backend, AutoCloseable {
     }
 
     /**
+     * Four decoded rows times four tokens (t .. t+3): 16 accumulators, 8 loads per 16 fma. Each output's
+     * operations are those of {@link #dot4x1} (one accumulator over the columns, folded, then the tail).
+     */
+    private static void dot4x4(float[] tile, int cols, float[] x, int t, float[] y, int rows, int r0) {
+        int x0 = t * cols;
+        int x1 = x0 + cols;
+        int x2 = x1 + cols;
+        int x3 = x2 + cols;
+        FloatVector a00 = FloatVector.zero(FS), a01 = FloatVector.zero(FS), a02 = FloatVector.zero(FS), a03 = FloatVector.zero(FS);
+        FloatVector a10 = FloatVector.zero(FS), a11 = FloatVector.zero(FS), a12 = FloatVector.zero(FS), a13 = FloatVector.zero(FS);
+        FloatVector a20 = FloatVector.zero(FS), a21 = FloatVector.zero(FS), a22 = FloatVector.zero(FS), a23 = FloatVector.zero(FS);
+        FloatVector a30 = FloatVector.zero(FS), a31 = FloatVector.zero(FS), a32 = FloatVector.zero(FS), a33 = FloatVector.zero(FS);
+        int c = 0;
+        for (; c + L <= cols; c += L) {
+            FloatVector v0 = FloatVector.fromArray(FS, x, x0 + c);
+            FloatVector v1 = FloatVector.fromArray(FS, x, x1 + c);
+            FloatVector v2 = FloatVector.fromArray(FS, x, x2 + c);
+            FloatVector v3 = FloatVector.fromArray(FS, x, x3 + c);
+            FloatVector w = FloatVector.fromArray(FS, tile, c);
+            a00 = w.fma(v0, a00);
+            a01 = w.fma(v1, a01);
+            a02 = w.fma(v2, a02);
+            a03 = w.fma(v3, a03);
+            w = FloatVector.fromArray(FS, tile, cols + c);
+            a10 = w.fma(v0, a10);
+            a11 = w.fma(v1, a11);
+            a12 = w.fma(v2, a12);
+            a13 = w.fma(v3, a13);
+            w = FloatVector.fromArray(FS, tile, 2 * cols + c);
+            a20 = w.fma(v0, a20);
+            a21 = w.fma(v1, a21);
+            a22 = w.fma(v2, a22);
+            a23 = w.fma(v3, a23);
+            w = FloatVector.fromArray(FS, tile, 3 * cols + c);
+            a30 = w.fma(v0, a30);
+            a31 = w.fma(v1, a31);
+            a32 = w.fma(v2, a32);
+            a33 = w.fma(v3, a33);
+        }
+        int y0 = t * rows + r0;
+        int y1 = y0 + rows;
+        int y2 = y1 + rows;
+        int y3 = y2 + rows;
+        y[y0 + 0] = finish(a00, tile, 0 * cols, x, x0, c, cols);
+        y[y0 + 1] = finish(a10, tile, 1 * cols, x, x0, c, cols);
+        y[y0 + 2] = finish(a20, tile, 2 * cols, x, x0, c, cols);
+        y[y0 + 3] = finish(a30, tile, 3 * cols, x, x0, c, cols);
+        y[y1 + 0] = finish(a01, tile, 0 * cols, x, x1, c, cols);
+        y[y1 + 1] = finish(a11, tile, 1 * cols, x, x1, c, cols);
+        y[y1 + 2] = finish(a21, tile, 2 * cols, x, x1, c, cols);
+        y[y1 + 3] = finish(a31, tile, 3 * cols, x, x1, c, cols);
+        y[y2 + 0] = finish(a02, tile, 0 * cols, x, x2, c, cols);
+        y[y2 + 1] = finish(a12, tile, 1 * cols, x, x2, c, cols);
+        y[y2 + 2] = finish(a22, tile, 2 * cols, x, x2, c, cols);
+        y[y2 + 3] = finish(a32, tile, 3 * cols, x, x2, c, cols);
+        y[y3 + 0] = finish(a03, tile, 0 * cols, x, x3, c, cols);
+        y[y3 + 1] = finish(a13, tile, 1 * cols, x, x3, c, cols);
+        y[y3 + 2] = finish(a23, tile, 2 * cols, x, x3, c, cols);
+        y[y3 + 3] = finish(a33, tile, 3 * cols, x, x3, c, cols);
+    }
+
+    /** One output of the tile kernels: the folded accumulator plus the scalar tail from column c. */
+    private static float finish(FloatVector acc, float[] tile, int to, float[] x, int xo, int c, int cols) {
+        float s = sum(acc);
+        for (; c < cols; c++) {
+            s += tile[to + c] * x[xo + c];
+        }
+        return s;
+    }
+
+    /**
      * One token, float weight types: {@link #dot4x1}'s arithmetic with each weight vector decoded in registers
      * straight from the segment instead of from a decoded tile (the same values: {@link #loadF16},
      * {@link #loadBF16} and the scalar tail conversions are what {@link #decodeRow} stores), so matrix-vector
@@ -555,59 +668,8 @@ public final class VectorBackend implements Backend, AutoCloseable {
             case F32 -> FloatVector.fromMemorySegment(FS, seg, rowOff + 4L * c, LE);
             case F16 -> loadF16(seg, rowOff + 2L * c);
             case BF16 -> loadBF16(seg, rowOff + 2L * c);
-            default -> loadQuant(type, seg, rowOff, c);
+            default -> throw new IllegalArgumentException(type + " is decoded through the tile");
         };
-    }
-
-    /**
-     * L weights from column c (a multiple of L) of a quantized row, unpacked in registers to the values
-     * {@link #decodeRow} stores there: block b = c / 32, half (c / 16) % 2 (low or high nibbles, first or second
-     * 16 bytes), part (c % 16) / L of that half's 16 lanes.
-     */
-    private static FloatVector loadQuant(WeightType type, MemorySegment seg, long rowOff, int c) {
-        int b = c / QK;
-        boolean high = (c & 16) != 0;
-        int part = (c & 15) / L;
-        switch (type) {
-            case Q8_0 -> {
-                long off = rowOff + 34L * b;
-                ByteVector q = ByteVector.fromMemorySegment(B16, seg, off + (high ? 18 : 2), LE);
-                return widenQuants(q, part).mul(halfAt(seg, off));
-            }
-            case Q4_0 -> {
-                long off = rowOff + 18L * b;
-                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 2, LE);
-                ByteVector q = (high ? highNibbles(qs) : lowNibbles(qs)).sub((byte) 8);
-                return widenQuants(q, part).mul(halfAt(seg, off));
-            }
-            case Q4_1 -> {
-                long off = rowOff + 20L * b;
-                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 4, LE);
-                ByteVector q = high ? highNibbles(qs) : lowNibbles(qs);
-                return widenQuants(q, part).mul(halfAt(seg, off)).add(halfAt(seg, off + 2));
-            }
-            case Q5_0 -> {
-                long off = rowOff + 22L * b;
-                int qh = seg.get(U32, off + 2);
-                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 6, LE);
-                ByteVector q = (high ? withBit4(highNibbles(qs), qh >>> 16) : withBit4(lowNibbles(qs), qh))
-                        .sub((byte) 16);
-                return widenQuants(q, part).mul(halfAt(seg, off));
-            }
-            case Q5_1 -> {
-                long off = rowOff + 24L * b;
-                int qh = seg.get(U32, off + 4);
-                ByteVector qs = ByteVector.fromMemorySegment(B16, seg, off + 8, LE);
-                ByteVector q = high ? withBit4(highNibbles(qs), qh >>> 16) : withBit4(lowNibbles(qs), qh);
-                return widenQuants(q, part).mul(halfAt(seg, off)).add(halfAt(seg, off + 2));
-            }
-            default -> throw new IllegalArgumentException(type + " is no quantized type");
-        }
-    }
-
-    /** Part p of 16 signed byte lanes as L floats (exact). */
-    private static FloatVector widenQuants(ByteVector q, int p) {
-        return (FloatVector) q.convertShape(VectorOperators.B2F, FS, p);
     }
 
     /** One weight (float types only), converted as {@link #decodeRow} converts its tail. */
