@@ -278,6 +278,29 @@ struct GemvProblem {
     int acc;
 };
 
+// The end of one output of a small-batch product: the R lane sums reduced across the warp, then lane 0 applies
+// the epilogue (f by mode, then a store in the act type T, an fp32 store, or an fp32 add).
+template <typename T>
+__device__ __forceinline__ void gemv_finish(float (&sum)[8], const GemvProblem& p, int m, int R, int lane) {
+#pragma unroll
+    for (int r = 0; r < 8; r++) {
+        for (int o = 16; o > 0; o >>= 1) {
+            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], o);
+        }
+    }
+    if (lane == 0) {
+        for (int r = 0; r < R; r++) {
+            float v = sum[r];
+            if (p.mode == 1) { v = tanhf(v); } else if (p.mode == 2) { v = sigmoidf(v); }
+            else if (p.mode == 3) { v = fmaxf(v, 0.0f); v = v * v; }
+            long long o = (long long) r * p.m + m;
+            if (p.out_act) { store((T*) p.y + o, v); }
+            else if (p.acc) { ((float*) p.y)[o] += v; }
+            else { ((float*) p.y)[o] = v; }
+        }
+    }
+}
+
 template <typename T>
 __device__ void gemv_row(const GemvProblem& p, int m, int R, int lane);
 
@@ -306,23 +329,7 @@ __device__ void gemv_row<bf16_t>(const GemvProblem& p, int m, int R, int lane) {
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < 8; r++) {
-        for (int o = 16; o > 0; o >>= 1) {
-            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], o);
-        }
-    }
-    if (lane == 0) {
-        for (int r = 0; r < R; r++) {
-            float v = sum[r];
-            if (p.mode == 1) { v = tanhf(v); } else if (p.mode == 2) { v = sigmoidf(v); }
-            else if (p.mode == 3) { v = fmaxf(v, 0.0f); v = v * v; }
-            long long o = (long long) r * p.m + m;
-            if (p.out_act) { ((bf16_t*) p.y)[o] = f32_to_bf16(v); }
-            else if (p.acc) { ((float*) p.y)[o] += v; }
-            else { ((float*) p.y)[o] = v; }
-        }
-    }
+    gemv_finish<bf16_t>(sum, p, m, R, lane);
 }
 
 template <>
@@ -345,21 +352,7 @@ __device__ void gemv_row<float>(const GemvProblem& p, int m, int R, int lane) {
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < 8; r++) {
-        for (int o = 16; o > 0; o >>= 1) {
-            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], o);
-        }
-    }
-    if (lane == 0) {
-        for (int r = 0; r < R; r++) {
-            float v = sum[r];
-            if (p.mode == 1) { v = tanhf(v); } else if (p.mode == 2) { v = sigmoidf(v); }
-            else if (p.mode == 3) { v = fmaxf(v, 0.0f); v = v * v; }
-            long long o = (long long) r * p.m + m;
-            if (p.acc) { ((float*) p.y)[o] += v; } else { ((float*) p.y)[o] = v; }
-        }
-    }
+    gemv_finish<float>(sum, p, m, R, lane);
 }
 
 template <typename T>

@@ -1,5 +1,40 @@
 // RWKV-7 "Goose": the time mix (compiled after rwkv-common.cu). CPU reference: Rwkv7Block.
 
+// One token of the delta rule for one state row (row i, the value index) held in registers:
+//   sa = sum_j row_j (-kk_j);  row_j <- row_j w_j + sa b_j + v k_j;  returns sum_j row_j r_j (after the update)
+// Four partial sums each (short dependency chains on the sequential path); 16-byte reads of the token's vectors.
+template <int N>
+__device__ __forceinline__ float delta_rule_step(float (&row)[N], const float* kks, const float* ws, const float* bs,
+                                                 const float* ks, const float* rs, float vt) {
+    float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sa3 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < N; j += 4) {
+        float4 q = *(const float4*) &kks[j];
+        sa0 -= row[j] * q.x;
+        sa1 -= row[j + 1] * q.y;
+        sa2 -= row[j + 2] * q.z;
+        sa3 -= row[j + 3] * q.w;
+    }
+    float sa = (sa0 + sa1) + (sa2 + sa3);
+    float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < N; j += 4) {
+        float4 wq = *(const float4*) &ws[j];
+        float4 bq = *(const float4*) &bs[j];
+        float4 kq = *(const float4*) &ks[j];
+        float4 rq = *(const float4*) &rs[j];
+        row[j] = row[j] * wq.x + sa * bq.x + vt * kq.x;
+        row[j + 1] = row[j + 1] * wq.y + sa * bq.y + vt * kq.y;
+        row[j + 2] = row[j + 2] * wq.z + sa * bq.z + vt * kq.z;
+        row[j + 3] = row[j + 3] * wq.w + sa * bq.w + vt * kq.w;
+        o0 += row[j] * rq.x;
+        o1 += row[j + 1] * rq.y;
+        o2 += row[j + 2] * rq.z;
+        o3 += row[j + 3] * rq.w;
+    }
+    return (o0 + o1) + (o2 + o3);
+}
+
 // The whole time mix between the LoRA products and W_o, for one head of one stream, token by token.
 // Thread i owns channel c = h*N + i and row i of the head's state S (the value index), kept in registers.
 // Per token, from the projections r, k, v and the LoRA outputs w_l, a_l, g, v_l:
@@ -71,34 +106,7 @@ __device__ void rwkv7_time_mix(const float* r, const float* k, const float* v, c
         kks[i] = kkt;
         bs[i] = kkt * at;
         __syncthreads();
-        // four partial sums each (short dependency chains on the sequential path); 16-byte shared loads
-        float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sa3 = 0.0f;
-#pragma unroll
-        for (int j = 0; j < N; j += 4) {
-            float4 q = *(const float4*) &kks[j];
-            sa0 -= row[j] * q.x;
-            sa1 -= row[j + 1] * q.y;
-            sa2 -= row[j + 2] * q.z;
-            sa3 -= row[j + 3] * q.w;
-        }
-        float sa = (sa0 + sa1) + (sa2 + sa3);
-        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
-#pragma unroll
-        for (int j = 0; j < N; j += 4) {
-            float4 wq = *(const float4*) &ws[j];
-            float4 bq = *(const float4*) &bs[j];
-            float4 kq = *(const float4*) &ks[j];
-            float4 rq = *(const float4*) &rs[j];
-            row[j] = row[j] * wq.x + sa * bq.x + vt * kq.x;
-            row[j + 1] = row[j + 1] * wq.y + sa * bq.y + vt * kq.y;
-            row[j + 2] = row[j + 2] * wq.z + sa * bq.z + vt * kq.z;
-            row[j + 3] = row[j + 3] * wq.w + sa * bq.w + vt * kq.w;
-            o0 += row[j] * rq.x;
-            o1 += row[j + 1] * rq.y;
-            o2 += row[j + 2] * rq.z;
-            o3 += row[j + 3] * rq.w;
-        }
-        float o = (o0 + o1) + (o2 + o3);
+        float o = delta_rule_step<N>(row, kks, ws, bs, ks, rs, vt);
         float sum = o;
         float sq = o * o;
         block_sum2(&sum, &sq, scratch);
@@ -206,39 +214,9 @@ __device__ void rwkv7_scan(const float* r, const float* w, const float* k, const
         __syncthreads();                // ... and everyone else's
         int n = min(CH, T_ - c * CH);
         for (int t = 0; t < n; t++) {
-            const float* kks = buf[p][3][t];
-            float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sa3 = 0.0f;
-#pragma unroll
-            for (int j = 0; j < N; j += 4) {
-                float4 q = *(const float4*) &kks[j];
-                sa0 -= row[j] * q.x;
-                sa1 -= row[j + 1] * q.y;
-                sa2 -= row[j + 2] * q.z;
-                sa3 -= row[j + 3] * q.w;
-            }
-            float sa = (sa0 + sa1) + (sa2 + sa3);
             float vt = buf[p][5][t][i];
-            const float* rs = buf[p][0][t];
-            const float* ws = buf[p][1][t];
-            const float* ks = buf[p][2][t];
-            const float* bs = buf[p][4][t];
-            float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
-#pragma unroll
-            for (int j = 0; j < N; j += 4) {
-                float4 wq = *(const float4*) &ws[j];
-                float4 bq = *(const float4*) &bs[j];
-                float4 kq = *(const float4*) &ks[j];
-                float4 rq = *(const float4*) &rs[j];
-                row[j] = row[j] * wq.x + sa * bq.x + vt * kq.x;
-                row[j + 1] = row[j + 1] * wq.y + sa * bq.y + vt * kq.y;
-                row[j + 2] = row[j + 2] * wq.z + sa * bq.z + vt * kq.z;
-                row[j + 3] = row[j + 3] * wq.w + sa * bq.w + vt * kq.w;
-                o0 += row[j] * rq.x;
-                o1 += row[j + 1] * rq.y;
-                o2 += row[j + 2] * rq.z;
-                o3 += row[j + 3] * rq.w;
-            }
-            out[base + (long long) (c * CH + t) * C] = (o0 + o1) + (o2 + o3);
+            out[base + (long long) (c * CH + t) * C] = delta_rule_step<N>(row, buf[p][3][t], buf[p][1][t],
+                                                                          buf[p][4][t], buf[p][2][t], buf[p][0][t], vt);
         }
         __syncthreads();                // buffer p is refilled by the next iteration's copies
     }
@@ -341,33 +319,7 @@ __device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k
         }
         __syncthreads();
         float vt = (q >= N && t == tau) ? 1.0f : 0.0f;
-        float sa0 = 0.0f, sa1 = 0.0f, sa2 = 0.0f, sa3 = 0.0f;
-#pragma unroll
-        for (int j = 0; j < N; j += 4) {
-            float4 x = *(const float4*) &kks[j];
-            sa0 -= row[j] * x.x;
-            sa1 -= row[j + 1] * x.y;
-            sa2 -= row[j + 2] * x.z;
-            sa3 -= row[j + 3] * x.w;
-        }
-        float sa = (sa0 + sa1) + (sa2 + sa3);
-        float o0 = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f;
-#pragma unroll
-        for (int j = 0; j < N; j += 4) {
-            float4 wq = *(const float4*) &ws[j];
-            float4 bq = *(const float4*) &bs[j];
-            float4 kq = *(const float4*) &ks[j];
-            float4 rq = *(const float4*) &rs[j];
-            row[j] = row[j] * wq.x + sa * bq.x + vt * kq.x;
-            row[j + 1] = row[j + 1] * wq.y + sa * bq.y + vt * kq.y;
-            row[j + 2] = row[j + 2] * wq.z + sa * bq.z + vt * kq.z;
-            row[j + 3] = row[j + 3] * wq.w + sa * bq.w + vt * kq.w;
-            o0 += row[j] * rq.x;
-            o1 += row[j + 1] * rq.y;
-            o2 += row[j + 2] * rq.z;
-            o3 += row[j + 3] * rq.w;
-        }
-        float o = (o0 + o1) + (o2 + o3);
+        float o = delta_rule_step<N>(row, kks, ws, bs, ks, rs, vt);
         if (q < N) {
             Z[t * N + q] = o;
         } else {
