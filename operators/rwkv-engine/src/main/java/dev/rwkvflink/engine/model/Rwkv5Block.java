@@ -34,8 +34,8 @@ final class Rwkv5Block extends RwkvBlock {
         mixK = w.vec("att.time_mix_k", C);
         mixV = w.vec("att.time_mix_v", C);
         mixR = w.vec("att.time_mix_r", C);
-        decay = perChannel(w.vec("att.time_decay"), c);
-        first = perChannel(w.vec(w.has("att.time_faaaa") ? "att.time_faaaa" : "att.time_first"), c);
+        decay = c.perChannel(w.vec("att.time_decay"));
+        first = c.perChannel(w.vec(w.has("att.time_faaaa") ? "att.time_faaaa" : "att.time_first"));
         lnxW = w.vec("att.ln_x.weight", C);
         lnxB = w.vec("att.ln_x.bias", C);
         key = w.mat("att.key.weight", C, C);
@@ -45,23 +45,6 @@ final class Rwkv5Block extends RwkvBlock {
         boolean gated = c.version() != RwkvVersion.V5_0;
         mixG = gated ? w.vec("att.time_mix_g", C) : null;
         gate = gated ? w.mat("att.gate.weight", C, C) : null;
-    }
-
-    /** Spreads per-head values (H) over each head's channels, or checks per-channel values (H*N). */
-    private static float[] perChannel(float[] v, RwkvConfig c) {
-        int H = c.heads();
-        int N = c.headSize();
-        if (v.length == H * N) {
-            return v;
-        }
-        if (v.length != H) {
-            throw new IllegalArgumentException("expected " + H + " or " + H * N + " values, got " + v.length);
-        }
-        float[] out = new float[H * N];
-        for (int h = 0; h < H; h++) {
-            java.util.Arrays.fill(out, h * N, (h + 1) * N, v[h]);
-        }
-        return out;
     }
 
     @Override

@@ -64,4 +64,24 @@ public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, i
         WeightType matrixType = f.get(a0 + "key.weight").type();
         return new RwkvConfig(version, layers, embd, heads, embd / heads, vocab, ffn, gnEps, matrixType);
     }
+
+    /**
+     * Per-channel values from a tensor stored per head (H values, each spread over its head's N channels, as v5.0
+     * and v5.1 store decay and bonus) or already per channel (H*N values, returned as they are).
+     */
+    public float[] perChannel(float[] v) {
+        int H = heads;
+        int N = headSize;
+        if (v.length == H * N) {
+            return v;
+        }
+        if (v.length != H) {
+            throw new IllegalArgumentException("expected " + H + " or " + H * N + " values, got " + v.length);
+        }
+        float[] out = new float[H * N];
+        for (int h = 0; h < H; h++) {
+            java.util.Arrays.fill(out, h * N, (h + 1) * N, v[h]);
+        }
+        return out;
+    }
 }

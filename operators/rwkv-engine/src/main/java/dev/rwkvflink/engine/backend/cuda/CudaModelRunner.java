@@ -141,6 +141,43 @@ public abstract class CudaModelRunner implements ModelRunner {
         }
     }
 
+    /** The steps of opening a runner, so that {@link #assemble} can undo the earlier ones when a later one fails. */
+    interface Assembly<K extends CommonKernels, W extends AutoCloseable, R extends CudaModelRunner> {
+        W weights(Resources res, K kernels);
+
+        R runner(Resources res, W weights, K kernels);
+    }
+
+    /**
+     * Compiles (or loads) the kernels, opens a stream and cuBLAS handle, uploads the weights and builds the runner;
+     * if any step fails, what the earlier ones made is freed before the exception goes on.
+     */
+    static <K extends CommonKernels, W extends AutoCloseable, R extends CudaModelRunner> R assemble(
+            CudaDevice device, java.util.function.Supplier<K> kernelsFactory, Assembly<K, W, R> steps) {
+        device.makeCurrent();
+        K kernels = kernelsFactory.get();
+        Resources res = null;
+        W weights = null;
+        try {
+            res = Resources.open(device);
+            weights = steps.weights(res, kernels);
+            return steps.runner(res, weights, kernels);
+        } catch (RuntimeException | Error e) {
+            try {
+                if (weights != null) {
+                    weights.close();
+                }
+            } catch (Exception suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            if (res != null) {
+                res.close();
+            }
+            kernels.close();
+            throw e;
+        }
+    }
+
     CudaModelRunner(Resources res, CommonKernels kernels, RwkvConfig config, Precision precision, Limits limits,
                     DeviceMemory lnOutW, DeviceMemory lnOutB, DeviceMemory head) {
         this.device = res.device();

@@ -73,25 +73,19 @@ public final class Rwkv456Cuda extends CudaModelRunner {
         if (config.version() == RwkvVersion.V7) {
             throw new IllegalArgumentException("Rwkv456Cuda runs RWKV-4, RWKV-5 and RWKV-6, not " + config.version());
         }
-        device.makeCurrent();
-        Rwkv456Kernels kernels = new Rwkv456Kernels(device, precision,
-                config.version() == RwkvVersion.V4 ? 0 : config.headSize());
-        Resources res = null;
-        Rwkv456Weights weights = null;
-        try {
-            res = Resources.open(device);
-            weights = Rwkv456Weights.upload(file, config, precision, device, res.stream(), kernels);
-            return new Rwkv456Cuda(res, weights, config, kernels, limits);
-        } catch (RuntimeException | Error e) {
-            if (weights != null) {
-                weights.close();
-            }
-            if (res != null) {
-                res.close();
-            }
-            kernels.close();
-            throw e;
-        }
+        return assemble(device, () -> new Rwkv456Kernels(device, precision,
+                        config.version() == RwkvVersion.V4 ? 0 : config.headSize()),
+                new Assembly<Rwkv456Kernels, Rwkv456Weights, Rwkv456Cuda>() {
+                    @Override
+                    public Rwkv456Weights weights(Resources res, Rwkv456Kernels kernels) {
+                        return Rwkv456Weights.upload(file, config, precision, device, res.stream(), kernels);
+                    }
+
+                    @Override
+                    public Rwkv456Cuda runner(Resources res, Rwkv456Weights weights, Rwkv456Kernels kernels) {
+                        return new Rwkv456Cuda(res, weights, config, kernels, limits);
+                    }
+                });
     }
 
     @Override

@@ -7,9 +7,6 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -67,8 +64,7 @@ final class Rwkv456Weights implements AutoCloseable {
         Rwkv456Weights w = new Rwkv456Weights(c, p, v6 ? f.get(a0 + "time_maa_w1").rows() / 5 : 0,
                 v6 ? f.get(a0 + "time_decay_w1").rows() : 0);
         int C = c.embd();
-        try (Arena arena = Arena.ofConfined()) {
-            Up u = new Up(w, device, stream, k, arena);
+        try (WeightUploader u = new WeightUploader(device, stream, k, p, w.owned, 0)) {
             w.emb = u.vector(f.get("emb.weight").toFloatArray());
             w.ln0w = u.vector(f.get("blocks.0.ln0.weight").toFloatArray());
             w.ln0b = u.vector(f.get("blocks.0.ln0.bias").toFloatArray());
@@ -87,9 +83,9 @@ final class Rwkv456Weights implements AutoCloseable {
                     y.lnxw = u.vector(f.get(at + "ln_x.weight").toFloatArray());
                     y.lnxb = u.vector(f.get(at + "ln_x.bias").toFloatArray());
                 }
-                y.first = u.vector(perChannel(f.get(at + (f.has(at + "time_faaaa") ? "time_faaaa" : "time_first"))
-                        .toFloatArray(), c));
-                y.decay = u.vector(perChannel(f.get(at + "time_decay").toFloatArray(), c));
+                y.first = u.vector(c.perChannel(f.get(at + (f.has(at + "time_faaaa") ? "time_faaaa" : "time_first"))
+                        .toFloatArray()));
+                y.decay = u.vector(c.perChannel(f.get(at + "time_decay").toFloatArray()));
                 String[] proj = w.gated ? new String[] {"key", "value", "receptance", "gate"}
                         : new String[] {"key", "value", "receptance"};
                 float[] kvrg = new float[proj.length * C * C];
@@ -126,29 +122,11 @@ final class Rwkv456Weights implements AutoCloseable {
                 y.ffnValue = u.matrix(f.get(b + "ffn.value.weight").toFloatArray());
                 y.ffnReceptance = u.matrix(f.get(b + "ffn.receptance.weight").toFloatArray());
             }
-            stream.synchronize();
         } catch (RuntimeException e) {
             w.close();
             throw e;
         }
         return w;
-    }
-
-    /** Per-head values (H) spread over each head's channels, or per-channel values (H*N) as they are. */
-    private static float[] perChannel(float[] v, RwkvConfig c) {
-        int H = c.heads();
-        int N = c.headSize();
-        if (v.length == H * N) {
-            return v;
-        }
-        if (v.length != H) {
-            throw new IllegalArgumentException("expected " + H + " or " + H * N + " values, got " + v.length);
-        }
-        float[] out = new float[H * N];
-        for (int h = 0; h < H; h++) {
-            java.util.Arrays.fill(out, h * N, (h + 1) * N, v[h]);
-        }
-        return out;
     }
 
     private static float[] oneMinus(float[] mu) {
@@ -188,38 +166,5 @@ final class Rwkv456Weights implements AutoCloseable {
             m.close();
         }
         owned.clear();
-    }
-
-    /** Host floats to the device; matrices converted to bf16 on the device when the precision asks. */
-    private record Up(Rwkv456Weights w, CudaDevice device, CudaStream stream, CommonKernels k, Arena arena) {
-        DeviceMemory vector(float[] v) {
-            DeviceMemory d = device.alloc(4L * v.length);
-            w.owned.add(d);
-            copy(v, d);
-            return d;
-        }
-
-        DeviceMemory matrix(float[] v) {
-            if (w.precision == Precision.F32) {
-                return vector(v);
-            }
-            try (DeviceMemory f32 = device.alloc(4L * v.length)) {
-                copy(v, f32);
-                DeviceMemory d = device.alloc(2L * v.length);
-                w.owned.add(d);
-                k.convertBf16(stream, f32, d, v.length);
-                stream.synchronize();
-                return d;
-            }
-        }
-
-        private void copy(float[] v, DeviceMemory d) {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment host = a.allocate(ValueLayout.JAVA_FLOAT, v.length);
-                MemorySegment.copy(v, 0, host, ValueLayout.JAVA_FLOAT, 0, v.length);
-                d.copyFromHost(host, 0, 4L * v.length, stream);
-                stream.synchronize();
-            }
-        }
     }
 }

@@ -106,24 +106,18 @@ public final class Rwkv7Cuda extends CudaModelRunner {
 
     private static Rwkv7Cuda build(CudaDevice device, RwkvConfig config, Precision precision, Limits limits,
                                    WeightLoader loader) {
-        device.makeCurrent();
-        Rwkv7Kernels kernels = new Rwkv7Kernels(device, precision, config.headSize());
-        Resources res = null;
-        Rwkv7Weights weights = null;
-        try {
-            res = Resources.open(device);
-            weights = loader.load(res, kernels);
-            return new Rwkv7Cuda(res, weights, config, kernels, limits);
-        } catch (RuntimeException | Error e) {
-            if (weights != null) {
-                weights.close();
-            }
-            if (res != null) {
-                res.close();
-            }
-            kernels.close();
-            throw e;
-        }
+        return assemble(device, () -> new Rwkv7Kernels(device, precision, config.headSize()),
+                new Assembly<Rwkv7Kernels, Rwkv7Weights, Rwkv7Cuda>() {
+                    @Override
+                    public Rwkv7Weights weights(Resources res, Rwkv7Kernels kernels) {
+                        return loader.load(res, kernels);
+                    }
+
+                    @Override
+                    public Rwkv7Cuda runner(Resources res, Rwkv7Weights weights, Rwkv7Kernels kernels) {
+                        return new Rwkv7Cuda(res, weights, config, kernels, limits);
+                    }
+                });
     }
 
     static void requireV7(RwkvConfig config) {

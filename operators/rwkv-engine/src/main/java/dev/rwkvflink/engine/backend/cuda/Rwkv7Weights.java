@@ -8,9 +8,6 @@ import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.tensor.Tensor;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -76,7 +73,7 @@ final class Rwkv7Weights implements AutoCloseable {
         Rwkv7Weights w = new Rwkv7Weights(c.layers(), c.embd(), c.vocab(), c.ffn(), f.get(b0 + "w1").rows(),
                 f.get(b0 + "a1").rows(), c.layers() > 1 ? f.get("blocks.1.att.v1").rows() : 0,
                 f.get(b0 + "g1").rows(), p);
-        try (Uploader u = w.new Uploader(device, stream, k)) {
+        try (WeightUploader u = new WeightUploader(device, stream, k, p, w.owned, 0)) {
             int C = c.embd();
             w.emb = u.vector(f.get("emb.weight").toFloatArray());
             w.ln0w = u.vector(f.get("blocks.0.ln0.weight").toFloatArray());
@@ -143,8 +140,7 @@ final class Rwkv7Weights implements AutoCloseable {
         Rwkv7Weights w = new Rwkv7Weights(s.layers(), s.embd(), s.vocab(), s.ffn(), s.decayRank(), s.aRank(),
                 s.vRank(), s.gateRank(), p);
         int C = s.embd();
-        try (Uploader u = w.new Uploader(device, stream, k)) {
-            u.seed = seed;
+        try (WeightUploader u = new WeightUploader(device, stream, k, p, w.owned, seed)) {
             w.emb = u.randomVector((long) s.vocab() * C, 0, 1, 0);
             w.ln0w = u.vector(filled(C, 1f));
             w.ln0b = u.vector(filled(C, 0f));
@@ -218,85 +214,5 @@ final class Rwkv7Weights implements AutoCloseable {
             m.close();
         }
         owned.clear();
-    }
-
-    /** Copies host floats to the device through one staging buffer; matrices are converted on the device. */
-    private final class Uploader implements AutoCloseable {
-        private final CudaDevice device;
-        private final CudaStream stream;
-        private final Rwkv7Kernels k;
-        private final Arena arena = Arena.ofConfined();
-        private long seed;
-        private long drawn;
-
-        Uploader(CudaDevice device, CudaStream stream, Rwkv7Kernels k) {
-            this.device = device;
-            this.stream = stream;
-            this.k = k;
-        }
-
-        DeviceMemory vector(float[] v) {
-            DeviceMemory d = own(device.alloc(4L * v.length));
-            MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, v.length);
-            MemorySegment.copy(v, 0, host, ValueLayout.JAVA_FLOAT, 0, v.length);
-            d.copyFromHost(host, 0, 4L * v.length, stream);
-            stream.synchronize(); // the host buffer is freed with the arena; keep the copy ordered before it
-            return d;
-        }
-
-        DeviceMemory matrix(float[] v) {
-            if (precision == Precision.F32) {
-                return vector(v);
-            }
-            try (DeviceMemory f32 = vectorUnowned(v)) {
-                DeviceMemory d = own(device.alloc(2L * v.length));
-                k.convertBf16(stream, f32, d, v.length);
-                stream.synchronize();
-                return d;
-            }
-        }
-
-        private DeviceMemory vectorUnowned(float[] v) {
-            DeviceMemory d = device.alloc(4L * v.length);
-            MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, v.length);
-            MemorySegment.copy(v, 0, host, ValueLayout.JAVA_FLOAT, 0, v.length);
-            d.copyFromHost(host, 0, 4L * v.length, stream);
-            stream.synchronize();
-            return d;
-        }
-
-        /** n fp32 values drawn on the device: mode 0 normal(0, sd = p), mode 1 uniform(p, q). */
-        DeviceMemory randomVector(long n, int mode, float p, float q) {
-            DeviceMemory d = own(device.alloc(4L * n));
-            k.randomFill(stream, d, n, seed + 0x9E3779B97F4A7C15L * ++drawn, mode, p, q);
-            return d;
-        }
-
-        /** rows x cols drawn N(0, 1/cols), in the precision's type. */
-        DeviceMemory randomMatrix(int rows, int cols) {
-            long n = (long) rows * cols;
-            float sd = (float) Math.sqrt(1.0 / cols);
-            if (precision == Precision.F32) {
-                return randomVector(n, 0, sd, 0);
-            }
-            try (DeviceMemory f32 = device.alloc(4L * n)) {
-                k.randomFill(stream, f32, n, seed + 0x9E3779B97F4A7C15L * ++drawn, 0, sd, 0);
-                DeviceMemory d = own(device.alloc(2L * n));
-                k.convertBf16(stream, f32, d, n);
-                stream.synchronize();
-                return d;
-            }
-        }
-
-        private DeviceMemory own(DeviceMemory m) {
-            owned.add(m);
-            return m;
-        }
-
-        @Override
-        public void close() {
-            stream.synchronize();
-            arena.close();
-        }
     }
 }
