@@ -11,7 +11,9 @@
 # Environment: RWKV_CLUSTER_DIR (work dir, default jobs/cluster/target/cluster), RWKV_CLUSTER_REST_PORT (8081),
 # RWKV_CLUSTER_RPC_PORT (6123), RWKV_CLUSTER_SLOTS (slots per TaskManager, 2), RWKV_CLUSTER_TM_MEMORY (1728m),
 # RWKV_CLUSTER_JM_MEMORY (1600m), RWKV_CLUSTER_START_TIMEOUT (s to wait for the REST endpoint, 60), RWKV_FLINK_LIB_CLASSPATH (classpath file, default target/flink-lib.classpath),
-# RWKV_CLUSTER_CONF_EXTRA (lines appended to config.yaml, e.g. "heartbeat.timeout: 6000").
+# RWKV_CLUSTER_CONF_EXTRA (lines appended to config.yaml, e.g. "heartbeat.timeout: 6000"),
+# RWKV_CLUSTER_LOG_EXTRA (lines appended to log4j.properties, e.g. "logger.rwkv.name = dev.rwkvflink" and
+# "logger.rwkv.level = DEBUG").
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
@@ -55,6 +57,7 @@ appender.main.append = true
 appender.main.layout.type = PatternLayout
 appender.main.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5level %-60c %x - %m%n
 PROPS
+  if [[ -n ${RWKV_CLUSTER_LOG_EXTRA:-} ]]; then echo "$RWKV_CLUSTER_LOG_EXTRA" >> "$CONF_DIR/log4j.properties"; fi
   cp "$CONF_DIR/log4j.properties" "$CONF_DIR/log4j-cli.properties"
 }
 

@@ -48,6 +48,7 @@ public final class Settings implements Serializable {
     private final long maxSeqAhead;
     private final int maxBufferedChunks;
     private final int maxChunkBytes;
+    private final long hotStateBytes;
     private final long checkpointIntervalMillis;
     private final int parallelism;
     private final LinkedHashMap<String, String> kafkaProperties;
@@ -89,6 +90,7 @@ public final class Settings implements Serializable {
         maxSeqAhead = b.maxSeqAhead;
         maxBufferedChunks = b.maxBufferedChunks;
         maxChunkBytes = b.maxChunkBytes;
+        hotStateBytes = b.hotStateBytes;
         if (b.checkpointIntervalMillis < 10) {
             throw new IllegalArgumentException("checkpoint interval must be >= 10 ms (exactly-once output appears "
                     + "at checkpoints), got " + b.checkpointIntervalMillis);
@@ -110,7 +112,8 @@ public final class Settings implements Serializable {
      * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
      * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
      * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
-     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, checkpoint-interval-ms, parallelism, and
+     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, checkpoint-interval-ms,
+     * parallelism, and
      * kafka-property {@code key=value} (repeatable).
      */
     public static Settings fromArgs(String... args) {
@@ -150,6 +153,7 @@ public final class Settings implements Serializable {
                 case "max-seq-ahead" -> b.maxSeqAhead(Long.parseLong(value));
                 case "max-buffered-chunks" -> b.maxBufferedChunks(Integer.parseInt(value));
                 case "max-chunk-bytes" -> b.maxChunkBytes(Integer.parseInt(value));
+                case "hot-state-bytes" -> b.hotStateBytes(Long.parseLong(value));
                 case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
                 case "parallelism" -> b.parallelism(Integer.parseInt(value));
                 default -> unknown.add("--" + name);
@@ -163,12 +167,12 @@ public final class Settings implements Serializable {
 
     /**
      * The operator's settings: model, vocabulary, pooling, statistics, head, backend, batching wait, idle timeout
-     * and the limits on out-of-order buffering and chunk size.
+     * the limits on out-of-order buffering and chunk size, and the hot-state memory.
      */
     public RwkvOperatorConfig operatorConfig() {
         RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).stats(stats)
                 .head(head).backend(backend).idleTimeout(idleTimeoutMillis)
-                .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes);
+                .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes).hotStateBytes(hotStateBytes);
         config.maxWaitMillis = maxWaitMillis;
         return config.validate();
     }
@@ -199,6 +203,7 @@ public final class Settings implements Serializable {
     public long idleTimeoutMillis() { return idleTimeoutMillis; }
     public long maxSeqAhead() { return maxSeqAhead; }
     public int maxBufferedChunks() { return maxBufferedChunks; }
+    public long hotStateBytes() { return hotStateBytes; }
     public int maxChunkBytes() { return maxChunkBytes; }
     public long checkpointIntervalMillis() { return checkpointIntervalMillis; }
     /** 0: the environment's default. */
@@ -273,6 +278,7 @@ public final class Settings implements Serializable {
         private long maxSeqAhead = new RwkvOperatorConfig().maxSeqAhead;
         private int maxBufferedChunks = new RwkvOperatorConfig().maxBufferedChunks;
         private int maxChunkBytes = new RwkvOperatorConfig().maxChunkBytes;
+        private long hotStateBytes = new RwkvOperatorConfig().hotStateBytes;
         private long checkpointIntervalMillis = 10_000;
         private int parallelism;
         private final LinkedHashMap<String, String> kafkaProperties = new LinkedHashMap<>();
@@ -306,6 +312,8 @@ public final class Settings implements Serializable {
         public Builder maxBufferedChunks(int v) { maxBufferedChunks = v; return this; }
         /** Longest chunk accepted, in UTF-8 bytes (text) or tokens (default 4 MiB); longer ones are rejected. */
         public Builder maxChunkBytes(int v) { maxChunkBytes = v; return this; }
+        /** Memory for states kept where the model runs between batches (default 256 MiB; 0: none). */
+        public Builder hotStateBytes(long v) { hotStateBytes = v; return this; }
         public Builder checkpointIntervalMillis(long v) { checkpointIntervalMillis = v; return this; }
         public Builder parallelism(int v) { parallelism = v; return this; }
         /** A Kafka client property for the source and all sinks, {@code key=value}; a later one replaces an earlier. */

@@ -118,7 +118,12 @@ class ClusterCrashITCase {
                         "restart-strategy.type: fixed-delay", "restart-strategy.fixed-delay.attempts: 1000",
                         "restart-strategy.fixed-delay.delay: 500 ms", "taskmanager.load-balance.mode: SLOTS",
                         "execution.checkpointing.unaligned.enabled: true",
-                        "taskmanager.network.memory.buffer-debloat.enabled: true"));
+                        "taskmanager.network.memory.buffer-debloat.enabled: true"),
+                // the operator's trace (every embedding with the checkpoint after which it was emitted) and the
+                // sink's commits, for diagnoseMissing
+                "RWKV_CLUSTER_LOG_EXTRA", String.join("\n", "logger.rwkv.name = dev.rwkvflink.operator",
+                        "logger.rwkv.level = DEBUG", "logger.committer.name = org.apache.flink.connector.kafka.sink",
+                        "logger.committer.level = DEBUG"));
         Path bin = module.resolve("bin");
 
         Schemas.trustGeneratedClasses();
@@ -175,7 +180,7 @@ class ClusterCrashITCase {
                 embeddings = readCommittedUntil(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO);
                 deadLetters = readCommittedUntil(kafka, "dead-letters", Integer.MAX_VALUE, Duration.ZERO);
                 summary = checkpointSummary(jobId);
-                diagnoseMissing(kafka, docs, embeddings);
+                diagnoseMissing(kafka, docs, embeddings, work.resolve("log"));
             } catch (Throwable t) {
                 System.err.println(logTails(work));
                 throw t;
@@ -244,7 +249,7 @@ class ClusterCrashITCase {
      * embedding of theirs was written but never committed (read_uncommitted). Printed, for the report.
      */
     private static void diagnoseMissing(EmbeddedKafka kafka, Map<String, String> docs,
-            List<ConsumerRecord<byte[], byte[]>> embeddings) {
+            List<ConsumerRecord<byte[], byte[]>> embeddings, Path logs) throws Exception {
         java.util.Set<String> have = new java.util.HashSet<>();
         embeddings.forEach(r -> have.add(new String(r.key(), StandardCharsets.UTF_8)));
         List<String> missing = docs.keySet().stream().filter(k -> !have.contains(k)).toList();
@@ -272,6 +277,35 @@ class ClusterCrashITCase {
         }
         System.out.println("MISSING " + missing.size() + " documents " + missing + "; their chunks in the topic: "
                 + chunks + "; their embeddings written but not committed: " + uncommitted);
+        // the operator's DEBUG trace of each missing document, from every TaskManager log
+        try (var files = Files.list(logs)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().matches("taskmanager-\\d+\\.log")).toList()) {
+                for (String line : Files.readAllLines(f)) {
+                    for (String key : missing) {
+                        if (line.contains("key=" + key + " ")) {
+                            System.out.println("TRACE " + f.getFileName() + ": " + line);
+                        }
+                    }
+                }
+            }
+        }
+        // the broker's view of every transactional id the sinks used: anything not committed is printed
+        try (org.apache.kafka.clients.admin.Admin admin =
+                org.apache.kafka.clients.admin.Admin.create(kafka.adminProperties())) {
+            List<String> ids = admin.listTransactions().all().get().stream()
+                    .map(org.apache.kafka.clients.admin.TransactionListing::transactionalId).sorted().toList();
+            var described = admin.describeTransactions(ids).all().get();
+            Map<String, Integer> byState = new TreeMap<>();
+            for (String id : ids) {
+                var d = described.get(id);
+                byState.merge(d.state().toString(), 1, Integer::sum);
+                if (d.state() != org.apache.kafka.clients.admin.TransactionState.COMPLETE_COMMIT) {
+                    System.out.println("TXN " + id + " " + d.state() + " producerId=" + d.producerId() + " epoch="
+                            + d.producerEpoch());
+                }
+            }
+            System.out.println("TXN states of " + ids.size() + " transactional ids: " + byState);
+        }
     }
 
     /** Kills (-9) a TaskManager that runs tasks of the job, waits for recovery, starts the TaskManager again. */

@@ -1,6 +1,5 @@
 package dev.rwkvflink.operator;
 
-import dev.rwkvflink.operator.state.KeyModelState;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -40,8 +39,8 @@ final class Batch {
     static final class KeyWork {
         final String key;
         final List<Segment> segments = new ArrayList<>();
-        /** The key's state, read once at the start of a flush and written once at its end. */
-        KeyModelState state;
+        /** The key's hot state during a flush. */
+        HotStates.Entry hot;
         /** The chunk that ended the document, for the dead-letter record of an empty document. */
         TextChunk lastChunk;
 

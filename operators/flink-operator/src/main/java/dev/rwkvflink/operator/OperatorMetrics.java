@@ -11,7 +11,8 @@ import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 /**
  * The operator's Flink metrics, under the group {@code rwkv}: batchKeys, batchTokens and batchLatencyMs
  * (histograms), tokens and tokensPerSecond, statesHeld and stateBytes, bufferedChunks (out of order), duplicates,
- * deadLetters, embeddings, and backend (a gauge with the engine backend's name).
+ * deadLetters, embeddings, backend (a gauge with the engine backend's name), hotStates (keys whose state stays
+ * where the model runs), stateReads and stateWrites (states moved from and to Flink state).
  */
 final class OperatorMetrics {
     private static final int WINDOW = 1024;
@@ -22,11 +23,16 @@ final class OperatorMetrics {
     final Counter duplicates;
     final Counter deadLetters;
     final Counter emitted;
+    final Counter stateReads;
+    final Counter stateWrites;
     private final Histogram batchKeys;
     private final Histogram batchTokens;
     private final Histogram batchLatencyMs;
 
+    private final MetricGroup group;
+
     OperatorMetrics(MetricGroup group, String backend, long bytesPerState, long statesAtStart) {
+        this.group = group;
         tokens = group.counter("tokens");
         group.meter("tokensPerSecond", new MeterView(tokens));
         states.inc(statesAtStart);
@@ -37,9 +43,16 @@ final class OperatorMetrics {
         deadLetters = group.counter("deadLetters");
         emitted = group.counter("embeddings");
         group.gauge("backend", (Gauge<String>) () -> backend);
+        stateReads = group.counter("stateReads");
+        stateWrites = group.counter("stateWrites");
         batchKeys = group.histogram("batchKeys", new DescriptiveStatisticsHistogram(WINDOW));
         batchTokens = group.histogram("batchTokens", new DescriptiveStatisticsHistogram(WINDOW));
         batchLatencyMs = group.histogram("batchLatencyMs", new DescriptiveStatisticsHistogram(WINDOW));
+    }
+
+    void hotStates(Gauge<Integer> held) {
+        // registered once the hot states exist (after the model is loaded)
+        this.group.gauge("hotStates", held);
     }
 
     void batch(int keys, long tokenCount, long nanos) {

@@ -10,6 +10,7 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -20,6 +21,8 @@ import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.operators.Triggerable;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
@@ -57,6 +60,12 @@ import java.util.concurrent.ScheduledFuture;
 public final class RwkvEmbeddingOperator extends AbstractStreamOperator<EmbeddingRecord>
         implements OneInputStreamOperator<TextChunk, EmbeddingRecord>, BoundedOneInput, Triggerable<String, VoidNamespace> {
     private static final long serialVersionUID = 1L;
+    /**
+     * DEBUG: one line per emitted embedding, per duplicate chunk and per checkpoint flush, naming the subtask, its
+     * attempt and the last checkpoint it flushed for, so that an output can be traced to the checkpoint (and the
+     * sink transaction) that carries it.
+     */
+    private static final Logger LOG = LoggerFactory.getLogger(RwkvEmbeddingOperator.class);
 
     /** Chunks that can never be applied, with the reason. */
     public static final OutputTag<RejectedChunk> REJECTED =
@@ -74,12 +83,25 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private transient ValueState<KeyModelState> modelState;
     private transient InternalTimerService<VoidNamespace> timers;
     private transient Batch batch;
+    private transient HotStates hot;
+    /** Receives a hot state for pooling that reads the state (allocated on first use). */
+    private transient RwkvState poolingScratch;
     private transient ScheduledFuture<?> flushTimer;
     private transient OperatorMetrics metrics;
     private transient String fingerprintHex;
+    /** "subtask/attempt" for the DEBUG trace. */
+    private transient String traceId;
+    /** The last checkpoint this instance flushed for (-1 before the first): outputs after it belong to the next. */
+    private transient long lastBarrier;
 
     public RwkvEmbeddingOperator(RwkvOperatorConfig config) {
         this.config = config.validate();
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        lastBarrier = context.getRestoredCheckpointId().orElse(-1L);
     }
 
     @Override
@@ -96,8 +118,37 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint())));
         timers = getInternalTimerService("rwkv-timers", VoidNamespaceSerializer.INSTANCE, this);
         batch = new Batch();
+        traceId = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask() + "/"
+                + getRuntimeContext().getTaskInfo().getAttemptNumber();
+        if (LOG.isDebugEnabled()) {
+            LOG.debug("open {} restored-from-checkpoint={}", traceId, lastBarrier);
+        }
         metrics = new OperatorMetrics(getMetricGroup().addGroup("rwkv"), loaded.model().backend().name(),
                 4 * RwkvState.floats(loaded.model().config()), countStates());
+        hot = new HotStates(loaded.model().residentStates(hotCapacity()));
+        metrics.hotStates(hot::size);
+        if (LOG.isDebugEnabled()) {
+            LOG.debug("open {} hot states: {} slots", traceId, hot.capacity());
+        }
+    }
+
+    /**
+     * Slots to ask for: {@code hotStateBytes} worth of states (at least one batch's keys); with a GPU runner at
+     * most this TaskManager slot's share of the device pool, which every operator instance of the TaskManager
+     * shares.
+     */
+    private int hotCapacity() {
+        long perState = 4 * RwkvState.floats(loaded.model().config()) + 4L * loaded.model().config().embd();
+        long wanted = config.hotStateBytes == 0 ? config.maxBatchKeys
+                : Math.max(config.maxBatchKeys, config.hotStateBytes / perState);
+        int capacity = (int) Math.min(wanted, 1 << 16);
+        var runner = loaded.model().runner();
+        if (runner != null) {
+            int taskSlots = Math.max(1, getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration()
+                    .get(org.apache.flink.configuration.TaskManagerOptions.NUM_TASK_SLOTS));
+            capacity = Math.max(1, Math.min(capacity, runner.slots() / taskSlots));
+        }
+        return capacity;
     }
 
     /** States held after a restore: counted once from the keyed backend. */
@@ -126,6 +177,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         if (p.finished && chunk.seq < p.nextSeq) {
             metrics.duplicates.inc(); // a repeat of a chunk the finished document already applied
+            traceDuplicate(chunk, "finished");
             return;
         }
         if (p.finished) {
@@ -135,6 +187,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         if (chunk.seq < p.nextSeq) {
             metrics.duplicates.inc();
+            traceDuplicate(chunk, "applied");
             return;
         }
         p.lastActivity = now;
@@ -203,6 +256,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         if (bufferedState.contains(chunk.seq)) {
             metrics.duplicates.inc();
+            traceDuplicate(chunk, "buffered");
             return;
         }
         if (p.buffered >= config.maxBufferedChunks) {
@@ -311,6 +365,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
     }
 
+    private void traceDuplicate(TextChunk chunk, String why) {
+        if (LOG.isDebugEnabled()) {
+            LOG.debug("duplicate {} key={} seq={} ({}) after-checkpoint={}", traceId, chunk.key, chunk.seq, why,
+                    lastBarrier);
+        }
+    }
+
     private void reject(TextChunk chunk, String reason, long now) {
         metrics.deadLetters.inc();
         output.collect(REJECTED, new StreamRecord<>(new RejectedChunk(chunk, reason, now)));
@@ -403,7 +464,14 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         super.prepareSnapshotPreBarrier(checkpointId);
+        int keys = batch.keys();
         flush();
+        int written = writeBackHot();
+        if (LOG.isDebugEnabled()) {
+            LOG.debug("barrier {} checkpoint={} flushed-keys={} written-back={} previous={}", traceId, checkpointId,
+                    keys, written, lastBarrier);
+        }
+        lastBarrier = checkpointId;
     }
 
     /** End of a bounded input: run what is queued (documents without a last chunk keep their state). */
@@ -418,7 +486,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         super.finish();
     }
 
-    /** Runs the batch: read each state once, advance all keys, emit, write each state once. */
+    /**
+     * Runs the batch: each key's state comes from its hot slot (or, when not hot, from Flink state into a slot), all
+     * keys advance together, emissions are made, and a key whose document ended leaves. Keys beyond the hot
+     * capacity run in groups of at most that many.
+     */
     void flush() throws Exception {
         if (flushTimer != null) {
             flushTimer.cancel(false);
@@ -431,42 +503,12 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         Object savedKey = getCurrentKey();
         List<Batch.KeyWork> works = new ArrayList<>(batch.all());
         try {
-            for (Batch.KeyWork w : works) {
-                setCurrentKey(w.key);
-                KeyModelState s = modelState.value();
-                if (s == null) {
-                    s = new KeyModelState(loaded.model().newState(), null, 0);
-                    metrics.states.inc();
-                }
-                w.state = s;
-            }
             long tokens = 0;
-            for (int round = 0; ; round++) {
-                List<Batch.KeyWork> active = new ArrayList<>();
-                for (Batch.KeyWork w : works) {
-                    if (round < w.segments.size()) {
-                        active.add(w);
-                    }
-                }
-                if (active.isEmpty()) {
-                    break;
-                }
-                tokens += advance(active, round);
-                for (Batch.KeyWork w : active) {
-                    Batch.Segment seg = w.segments.get(round);
-                    if (seg.emit != null) {
-                        emit(w, seg);
-                    }
-                }
+            for (int from = 0; from < works.size(); from += hot.capacity()) {
+                tokens += run(works.subList(from, Math.min(works.size(), from + hot.capacity())));
             }
-            for (Batch.KeyWork w : works) {
-                setCurrentKey(w.key);
-                if (w.finishes()) {
-                    modelState.clear();
-                    metrics.states.dec();
-                } else {
-                    modelState.update(w.state);
-                }
+            if (config.hotStateBytes == 0) {
+                hot.evictAll(this::writeBack);
             }
             metrics.batch(works.size(), tokens, System.nanoTime() - start);
         } finally {
@@ -477,33 +519,117 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
     }
 
+    /** One group of keys (at most the hot capacity): admit, advance round by round, emit, retire ended keys. */
+    private long run(List<Batch.KeyWork> works) throws Exception {
+        java.util.Set<String> pinned = new java.util.HashSet<>();
+        for (Batch.KeyWork w : works) {
+            pinned.add(w.key);
+        }
+        for (Batch.KeyWork w : works) {
+            HotStates.Entry e = hot.get(w.key);
+            if (e == null) {
+                e = hot.admit(w.key, pinned, this::writeBack);
+                setCurrentKey(w.key);
+                KeyModelState s = modelState.value();
+                if (s == null) {
+                    hot.slots().reset(e.slot);
+                    metrics.states.inc();
+                } else {
+                    hot.slots().load(e.slot, s.state);
+                    e.hidden = s.hidden;
+                    e.tokens = s.tokens;
+                    metrics.stateReads.inc();
+                }
+            }
+            w.hot = e;
+        }
+        long tokens = 0;
+        for (int round = 0; ; round++) {
+            List<Batch.KeyWork> active = new ArrayList<>();
+            for (Batch.KeyWork w : works) {
+                if (round < w.segments.size()) {
+                    active.add(w);
+                }
+            }
+            if (active.isEmpty()) {
+                break;
+            }
+            tokens += advance(active, round);
+            for (Batch.KeyWork w : active) {
+                Batch.Segment seg = w.segments.get(round);
+                if (seg.emit != null) {
+                    emit(w, seg);
+                }
+            }
+        }
+        for (Batch.KeyWork w : works) {
+            if (w.finishes()) {
+                hot.drop(w.key);
+                setCurrentKey(w.key);
+                modelState.clear();
+                metrics.states.dec();
+            }
+        }
+        return tokens;
+    }
+
+    /** Copies a hot slot into the key's Flink state (a fresh object: the heap backend keeps what it is given). */
+    private void writeBack(HotStates.Entry e) throws Exception {
+        setCurrentKey(e.key);
+        RwkvState state = loaded.model().newState();
+        hot.slots().store(e.slot, state);
+        modelState.update(new KeyModelState(state, e.hidden, e.tokens));
+        metrics.stateWrites.inc();
+    }
+
+    /** States copied to Flink state so far by this instance (for tests). */
+    long stateWrites() {
+        return metrics.stateWrites.getCount();
+    }
+
+    /** Writes every dirty hot state to Flink state (before each checkpoint barrier); returns how many. */
+    private int writeBackHot() throws Exception {
+        Object savedKey = getCurrentKey();
+        try {
+            return hot.writeBackDirty(this::writeBack);
+        } finally {
+            if (savedKey != null) {
+                setCurrentKey(savedKey);
+            }
+        }
+    }
+
     /** One engine call for segment {@code round} of every active key. */
     private long advance(List<Batch.KeyWork> active, int round) {
-        List<RwkvState> states = new ArrayList<>();
         List<int[]> tokens = new ArrayList<>();
         List<Batch.KeyWork> owners = new ArrayList<>();
         long count = 0;
         for (Batch.KeyWork w : active) {
             Batch.Segment seg = w.segments.get(round);
             if (seg.tokens > 0) {
-                states.add(w.state.state);
                 tokens.add(seg.tokenArray());
                 owners.add(w);
                 count += seg.tokens;
             }
         }
-        if (!states.isEmpty()) {
-            float[][] hidden = loaded.model().advance(states.toArray(RwkvState[]::new), tokens.toArray(int[][]::new));
+        if (!owners.isEmpty()) {
+            int[] slots = new int[owners.size()];
+            for (int i = 0; i < slots.length; i++) {
+                slots[i] = owners.get(i).hot.slot;
+            }
+            float[][] hidden = hot.slots().advance(slots, tokens.toArray(int[][]::new));
             for (int i = 0; i < owners.size(); i++) {
-                owners.get(i).state.hidden = hidden[i];
-                owners.get(i).state.tokens += tokens.get(i).length;
+                HotStates.Entry e = owners.get(i).hot;
+                e.hidden = hidden[i];
+                e.tokens += tokens.get(i).length;
+                e.dirty = true;
             }
         }
         return count;
     }
 
     private void emit(Batch.KeyWork w, Batch.Segment seg) {
-        KeyModelState s = w.state;
+        HotStates.Entry s = w.hot;
         if (s.hidden == null) {
             if (seg.emit != EmbeddingRecord.Reason.PROGRESS) {
                 TextChunk last = w.lastChunk != null ? w.lastChunk : new TextChunk(w.key, seg.seq, "", true, seg.eventTime);
@@ -516,7 +642,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         r.key = w.key;
         r.seq = seg.seq;
         r.tokens = s.tokens;
-        r.vector = loaded.embedder().embed(s.hidden, s.state);
+        if (poolingScratch == null) {
+            poolingScratch = loaded.model().newState();
+        }
+        if (loaded.embedder().pooling().usesState()) {
+            hot.slots().store(s.slot, poolingScratch);
+        }
+        r.vector = loaded.embedder().embed(s.hidden, poolingScratch);
         r.pooling = config.pooling;
         r.reason = seg.emit;
         r.model = fingerprintHex;
@@ -527,6 +659,10 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         output.collect(new StreamRecord<>(r, seg.eventTime));
         metrics.emitted.inc();
+        if (LOG.isDebugEnabled()) {
+            LOG.debug("emit {} key={} seq={} reason={} tokens={} after-checkpoint={}", traceId, r.key, r.seq, r.reason,
+                    r.tokens, lastBarrier);
+        }
     }
 
     @Override
@@ -534,6 +670,10 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         try {
             super.close();
         } finally {
+            if (hot != null) {
+                hot.close(); // newer than the last checkpoint: a restore replays it
+                hot = null;
+            }
             if (loaded != null) {
                 SharedModels.release(loaded);
                 loaded = null;

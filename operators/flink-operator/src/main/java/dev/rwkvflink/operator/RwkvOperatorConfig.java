@@ -31,6 +31,15 @@ public final class RwkvOperatorConfig implements Serializable {
     /** Longest a chunk waits in a batch before the batch runs anyway (processing time). */
     public long maxWaitMillis = 50;
 
+    /**
+     * Memory for states kept where the model runs between batches (GPU memory with the CUDA backend, else the
+     * Java heap), so that a key advanced in many batches is read from and written to Flink state once per
+     * checkpoint, not twice per batch (see HotStates). Holds this many bytes' worth of states (at least one batch
+     * with 0); with the CUDA backend at most the GPU state pool's share of this TaskManager slot. 0: states go back
+     * to Flink state after every batch.
+     */
+    public long hotStateBytes = 256L << 20;
+
     /** A key without chunks for this long (checked on whole seconds) gets its final embedding and is cleared; 0 disables. */
     public long idleTimeoutMillis = 3_600_000;
     /** Emit an intermediate embedding after every chunk. */
@@ -89,6 +98,11 @@ public final class RwkvOperatorConfig implements Serializable {
         return this;
     }
 
+    public RwkvOperatorConfig hotStateBytes(long bytes) {
+        this.hotStateBytes = bytes;
+        return this;
+    }
+
     public RwkvOperatorConfig idleTimeout(long millis) {
         this.idleTimeoutMillis = millis;
         return this;
@@ -121,6 +135,7 @@ public final class RwkvOperatorConfig implements Serializable {
         require(maxBatchKeys >= 1, "maxBatchKeys must be >= 1");
         require(maxBatchTokens >= 1, "maxBatchTokens must be >= 1");
         require(maxWaitMillis >= 0, "maxWaitMillis must be >= 0");
+        require(hotStateBytes >= 0, "hotStateBytes must be >= 0");
         require(idleTimeoutMillis >= 0, "idleTimeoutMillis must be >= 0");
         require(emitEveryTokens >= 0, "emitEveryTokens must be >= 0");
         require(maxSeqAhead >= 1, "maxSeqAhead must be >= 1");

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.ArrayList;
@@ -156,6 +157,79 @@ class RwkvEmbeddingOperatorTest {
             List<EmbeddingRecord> out = outputs(h);
             assertArrayEquals(reference.embed(DOC_A), only(out, "a").vector, 0f);
             assertArrayEquals(reference.embed(DOC_B), only(out, "b").vector, 0f);
+        }
+    }
+
+    /**
+     * Hot states (kept where the model runs between batches): six documents interleaved through batches of two
+     * keys, with two hot slots (every batch evicts and writes back), with the default budget (all keys hot,
+     * written back only at the checkpoint) and with hot states off (written back after every batch); a snapshot
+     * in the middle is restored into a fresh operator. Every document's embedding is the one-shot one, bit for bit.
+     */
+    @ParameterizedTest
+    @CsvSource({"heap,1", "rocksdb,1", "heap,268435456", "rocksdb,268435456", "heap,0", "rocksdb,0"})
+    void hotStatesEvictedAndWrittenBackAtCheckpointsGiveTheOneShotEmbedding(String backend, long hotBytes)
+            throws Exception {
+        Random rnd = new Random(99);
+        String[] texts = {DOC_A, DOC_B, "third text, short", "a fourth one with more words than the third one",
+            "fifth: ünïcödé ✓", "sixth and last document of this test"};
+        List<TextChunk> all = new ArrayList<>();
+        for (int d = 0; d < texts.length; d++) {
+            all.addAll(chunks("k" + d, texts[d], rnd, 6));
+        }
+        Collections.shuffle(all, rnd);
+        RwkvOperatorConfig cfg = config().batch(2, 4096, 10).hotStateBytes(hotBytes);
+        int cut = all.size() / 2;
+        OperatorSubtaskState snapshot;
+        List<EmbeddingRecord> out = new ArrayList<>();
+        try (var h = harness(cfg, backend)) {
+            h.open();
+            for (TextChunk c : all.subList(0, cut)) {
+                h.processElement(c, 0);
+            }
+            h.prepareSnapshotPreBarrier(1);
+            snapshot = h.snapshot(1, 1);
+            out.addAll(outputs(h));
+        }
+        try (var h = harness(cfg, backend)) {
+            h.initializeState(snapshot);
+            h.open();
+            for (TextChunk c : all.subList(cut, all.size())) {
+                h.processElement(c, 0);
+            }
+            h.endInput();
+            out.addAll(outputs(h));
+        }
+        assertEquals(texts.length, out.size(), out.toString());
+        for (int d = 0; d < texts.length; d++) {
+            assertArrayEquals(reference.embed(texts[d]), only(out, "k" + d).vector, 0f, "document " + d);
+        }
+    }
+
+    /**
+     * A key advanced in ten batches between two checkpoints is written to Flink state once (at the checkpoint)
+     * with hot states, ten times without; its embedding is the same.
+     */
+    @ParameterizedTest
+    @CsvSource({"268435456,1", "0,10"})
+    void hotStatesWriteToFlinkStateOncePerCheckpoint(long hotBytes, long expectedWrites) throws Exception {
+        List<TextChunk> a = chunks("a", DOC_A, new Random(5), 12);
+        assertTrue(a.size() > 11, "enough chunks: " + a.size());
+        var op = new RwkvEmbeddingOperator(config().batch(1, 4096, 10).hotStateBytes(hotBytes));
+        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING)) {
+            h.setStateBackend(new EmbeddedRocksDBStateBackend());
+            h.open();
+            for (int i = 0; i < 10; i++) {
+                h.processElement(a.get(i), 0); // one key per batch: each chunk is a batch
+            }
+            h.prepareSnapshotPreBarrier(1);
+            h.snapshot(1, 1);
+            assertEquals(expectedWrites, op.stateWrites(), "writes of the key's state to Flink state");
+            for (int i = 10; i < a.size(); i++) {
+                h.processElement(a.get(i), 0);
+            }
+            h.endInput();
+            assertArrayEquals(reference.embed(DOC_A), only(outputs(h), "a").vector, 0f);
         }
     }
 

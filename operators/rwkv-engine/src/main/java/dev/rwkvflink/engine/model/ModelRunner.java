@@ -21,6 +21,15 @@ public interface ModelRunner extends AutoCloseable {
     /** As {@link #advance}, but returns each stream's logits (vocabulary-wide) instead of its hidden vector. */
     float[][] advanceToLogits(RwkvState[] states, int[][] tokens);
 
+    /** State slots of the runner's pool, shared by every {@link #reserve} and the host-state calls. */
+    int slots();
+
+    /**
+     * Reserves up to {@code slots} state slots where the runner runs (at least one), for one owner until it closes
+     * them; throws {@link IllegalStateException} when none is free.
+     */
+    ResidentStates reserve(int slots);
+
     @Override
     void close();
 }

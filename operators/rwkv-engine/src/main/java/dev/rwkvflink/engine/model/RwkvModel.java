@@ -202,6 +202,16 @@ public final class RwkvModel implements AutoCloseable {
     }
 
     /**
+     * Up to {@code capacity} slots for states kept where the model runs (GPU memory when a runner runs it, else
+     * the Java heap): see {@link ResidentStates}. A GPU runner may grant fewer (its pool is shared by every owner
+     * in the process; {@link ResidentStates#capacity()} says how many) and throws when it has none left.
+     */
+    public ResidentStates residentStates(int capacity) {
+        ModelRunner r = runner();
+        return r != null ? r.reserve(capacity) : new HeapResidentStates(this, capacity);
+    }
+
+    /**
      * The accelerator's runner for this model (opened on first use), or null when the model runs on the CPU path:
      * the backend is no {@link Accelerator}, or it declined this model (the reason is logged once).
      */

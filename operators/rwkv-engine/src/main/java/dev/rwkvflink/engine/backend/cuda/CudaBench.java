@@ -177,6 +177,44 @@ public final class CudaBench {
                     "decode + logits", 1e3 / dl, dl, (body + head) / 1e9, boundL, 100 * (1e3 / dl) / boundL);
             double d8 = time(r, 8, 1, false);
             System.out.printf("%-22s %10.0f tok/s   %.3f ms/step%n", "decode 8 x 1", 8e3 / d8, d8);
+            // an operator's batch: K keys x 16 tokens, with the keys' states moved host <-> device around every
+            // batch (the host-state API) or kept resident in reserved pool slots (what the operator does)
+            int K = Math.min(256, slots / 2);
+            if (K >= 1) {
+                RwkvState[] hostStates = new RwkvState[K];
+                int[] ids = new int[K];
+                int[][] batch = new int[K][];
+                java.util.Random rnd = new java.util.Random(5);
+                for (int i = 0; i < K; i++) {
+                    hostStates[i] = RwkvState.initial(r.config());
+                    ids[i] = i;
+                    batch[i] = new int[16];
+                    for (int t = 0; t < 16; t++) {
+                        batch[i][t] = rnd.nextInt(s.vocab());
+                    }
+                }
+                double[] viaHost = new double[reps];
+                double[] resident = new double[reps];
+                try (dev.rwkvflink.engine.model.ResidentStates res = r.reserve(K)) {
+                    for (int i = 0; i < K; i++) {
+                        res.reset(i);
+                    }
+                    r.advance(hostStates, batch);
+                    res.advance(ids, batch);
+                    for (int i = 0; i < reps; i++) {
+                        long a = System.nanoTime();
+                        r.advance(hostStates, batch);
+                        long b = System.nanoTime();
+                        res.advance(ids, batch);
+                        long c = System.nanoTime();
+                        viaHost[i] = (b - a) / 1e6;
+                        resident[i] = (c - b) / 1e6;
+                    }
+                }
+                System.out.printf("%-22s states via host %.2f ms (%.0f tok/s), resident %.2f ms (%.0f tok/s): %.2fx%n",
+                        "batch " + K + " x 16", median(viaHost), K * 16e3 / median(viaHost), median(resident),
+                        K * 16e3 / median(resident), median(viaHost) / median(resident));
+            }
             // state transfer host <-> device per key
             RwkvState st = RwkvState.initial(r.config());
             int n = 16;

@@ -236,6 +236,7 @@ public abstract class CudaModelRunner implements ModelRunner {
         return config;
     }
 
+    @Override
     public int slots() {
         return slots;
     }
@@ -281,24 +282,152 @@ public abstract class CudaModelRunner implements ModelRunner {
                 live.add(i);
             }
         }
-        for (int from = 0; from < live.size(); from += slots) {
-            int n = Math.min(slots, live.size() - from);
+        int[] scratch = reserved.isEmpty() ? null : unreserved(); // the pool's slots no owner holds
+        int room = scratch == null ? slots : scratch.length;
+        if (room == 0 && !live.isEmpty()) {
+            throw new IllegalStateException("all " + slots + " slots of the GPU state pool are reserved by resident"
+                    + " states; raise rwkv.cuda.slots");
+        }
+        for (int from = 0; from < live.size(); from += room) {
+            int n = Math.min(room, live.size() - from);
             int[] slotIds = new int[n];
             int[][] toks = new int[n][];
             for (int j = 0; j < n; j++) {
                 int i = live.get(from + j);
-                slotIds[j] = j;
+                slotIds[j] = scratch == null ? j : scratch[j];
                 toks[j] = tokens[i];
-                upload(j, states[i]);
+                upload(slotIds[j], states[i]);
             }
             float[][] res = step(slotIds, toks, logits);
             for (int j = 0; j < n; j++) {
                 int i = live.get(from + j);
-                download(j, states[i]);
+                download(slotIds[j], states[i]);
                 out[i] = res[j];
             }
         }
         return out;
+    }
+
+    // ---------------------------------------------------------------- resident states
+
+    /** Pool slots held by {@link Resident} owners; the host-state API uses the others. */
+    private final java.util.BitSet reserved = new java.util.BitSet();
+
+    private int[] unreserved() {
+        int[] ids = new int[slots - reserved.cardinality()];
+        for (int i = 0, s = reserved.nextClearBit(0); i < ids.length; i++, s = reserved.nextClearBit(s + 1)) {
+            ids[i] = s;
+        }
+        return ids;
+    }
+
+    @Override
+    public synchronized dev.rwkvflink.engine.model.ResidentStates reserve(int wanted) {
+        if (wanted < 1) {
+            throw new IllegalArgumentException("wanted slots must be >= 1, got " + wanted);
+        }
+        int free = slots - reserved.cardinality();
+        if (free == 0) {
+            throw new IllegalStateException("all " + slots + " slots of the GPU state pool are reserved; raise"
+                    + " rwkv.cuda.slots or hold fewer resident states per owner");
+        }
+        int[] ids = new int[Math.min(wanted, free)];
+        for (int i = 0, s = reserved.nextClearBit(0); i < ids.length; i++, s = reserved.nextClearBit(s + 1)) {
+            ids[i] = s;
+            reserved.set(s);
+        }
+        return new Resident(ids);
+    }
+
+    /** Slots of the device pool reserved for one owner: local slot i is pool slot {@code ids[i]}. */
+    private final class Resident implements dev.rwkvflink.engine.model.ResidentStates {
+        private int[] ids;
+
+        Resident(int[] ids) {
+            this.ids = ids;
+        }
+
+        private int id(int slot) {
+            if (ids == null) {
+                throw new IllegalStateException("resident states closed");
+            }
+            if (slot < 0 || slot >= ids.length) {
+                throw new IndexOutOfBoundsException("slot " + slot + " outside [0, " + ids.length + ")");
+            }
+            return ids[slot];
+        }
+
+        @Override
+        public int capacity() {
+            return ids.length;
+        }
+
+        @Override
+        public void load(int slot, RwkvState state) {
+            upload(id(slot), state);
+        }
+
+        @Override
+        public void store(int slot, RwkvState state) {
+            download(id(slot), state);
+        }
+
+        @Override
+        public void reset(int slot) {
+            CudaModelRunner.this.reset(id(slot));
+        }
+
+        @Override
+        public float[][] advance(int[] slotIds, int[][] tokens) {
+            if (slotIds.length != tokens.length) {
+                throw new IllegalArgumentException(slotIds.length + " slots but " + tokens.length + " token lists");
+            }
+            float[][] out = new float[slotIds.length][];
+            int live = 0;
+            for (int[] t : tokens) {
+                live += t.length > 0 ? 1 : 0;
+            }
+            int[] pool = new int[live];
+            int[][] toks = new int[live][];
+            java.util.BitSet seen = new java.util.BitSet();
+            for (int i = 0, j = 0; i < slotIds.length; i++) {
+                if (tokens[i].length > 0) {
+                    if (seen.get(slotIds[i])) {
+                        throw new IllegalArgumentException("slot " + slotIds[i] + " advanced twice in one call");
+                    }
+                    seen.set(slotIds[i]);
+                    for (int token : tokens[i]) {
+                        if (token < 0 || token >= config.vocab()) {
+                            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, "
+                                    + config.vocab() + ")");
+                        }
+                    }
+                    pool[j] = id(slotIds[i]);
+                    toks[j++] = tokens[i];
+                }
+            }
+            if (live > 0) {
+                float[][] res = step(pool, toks, false);
+                for (int i = 0, j = 0; i < slotIds.length; i++) {
+                    if (tokens[i].length > 0) {
+                        out[i] = res[j++];
+                    }
+                }
+            }
+            return out;
+        }
+
+        @Override
+        public void close() {
+            synchronized (CudaModelRunner.this) {
+                if (ids != null) {
+                    for (int id : ids) {
+                        reserved.clear(id);
+                    }
+                    ids = null;
+                }
+            }
+        }
     }
 
     /** Copies a host state into pool slot {@code slot}. */

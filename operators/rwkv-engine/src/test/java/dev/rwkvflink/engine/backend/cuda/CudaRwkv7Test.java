@@ -245,6 +245,91 @@ class CudaRwkv7Test {
         }
     }
 
+    /**
+     * Resident states (slots of the device pool reserved for one owner) advanced over several calls equal the same
+     * states advanced on the host API of the same runner (within 1e-6: the host API here runs in two passes, so its
+     * products may take other kernels),
+     * and the CPU engine within the fp32 tolerance; the pool is shared: reservations never overlap, the host API
+     * uses only unreserved slots (resident contents survive it), an exhausted pool is refused with the reason.
+     */
+    @Test
+    void residentStatesEqualHostStatesAndShareThePool() throws Exception {
+        assumeCuda();
+        long seed = System.nanoTime();
+        System.out.println("residentStates seed " + seed);
+        Random rnd = new Random(seed);
+        try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 17, WeightType.F32);
+             RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
+             Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32,
+                     new Rwkv7Cuda.Limits(256, 8))) {
+            var a = gpu.reserve(5);
+            var b = gpu.reserve(5);
+            assertEquals(5, a.capacity());
+            assertEquals(3, b.capacity(), "the second owner gets what is left of 8 slots");
+            IllegalStateException full = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                    () -> gpu.reserve(1));
+            assertTrue(full.getMessage().contains("rwkv.cuda.slots"), full.getMessage());
+            b.close();
+            var c = gpu.reserve(2);
+            assertEquals(2, c.capacity());
+
+            int B = 5;
+            RwkvState[] host = new RwkvState[B];
+            RwkvState[] ref = new RwkvState[B];
+            for (int i = 0; i < B; i++) {
+                host[i] = cpu.newState();
+                cpu.hidden(host[i], randomTokens(rnd, 3 + i, SMALL.vocab()));
+                ref[i] = host[i].copy();
+                if (i % 2 == 0) {
+                    a.load(i, host[i]);
+                } else {
+                    a.reset(i);
+                    host[i] = cpu.newState();
+                    ref[i] = cpu.newState();
+                }
+            }
+            c.reset(0);
+            c.reset(1);
+            for (int call = 0; call < 4; call++) {
+                int[] slots = {4, 0, 3, 1, 2};
+                int[][] tokens = new int[B][];
+                RwkvState[] hostOrdered = new RwkvState[B];
+                for (int j = 0; j < B; j++) {
+                    tokens[j] = j == 2 && call == 1 ? new int[0] : randomTokens(rnd, 1 + rnd.nextInt(40), SMALL.vocab());
+                    hostOrdered[j] = host[slots[j]];
+                }
+                gpu.poisonBuffers();
+                float[][] res = a.advance(slots, tokens);
+                float[][] hostRes = gpu.advance(hostOrdered, tokens); // 3 unreserved slots: two passes
+                for (int j = 0; j < B; j++) {
+                    if (tokens[j].length == 0) {
+                        assertEquals(null, res[j], "an empty token list yields null");
+                        continue;
+                    }
+                    float[] want = cpu.hidden(ref[slots[j]], tokens[j]);
+                    assertTrue(relErr(res[j], want) <= 1e-5, "call " + call + " slot " + slots[j] + ": "
+                            + relErr(res[j], want));
+                    assertTrue(java.util.Arrays.equals(res[j], hostRes[j]) || relErr(res[j], hostRes[j]) <= 1e-6,
+                            "resident vs host API, call " + call + " slot " + slots[j]);
+                }
+            }
+            for (int i = 0; i < B; i++) {
+                RwkvState out = cpu.newState();
+                a.store(i, out);
+                double e = relErr(out.data(), ref[i].data());
+                assertTrue(e <= 1e-5, "stored state " + i + ": " + e);
+                assertTrue(relErr(out.data(), host[i].data()) <= 1e-6, "resident vs host state " + i);
+            }
+            RwkvState untouched = cpu.newState();
+            c.store(1, untouched);
+            assertTrue(java.util.Arrays.equals(untouched.data(), cpu.newState().data()),
+                    "the host API never wrote into another owner's slot");
+            a.close();
+            c.close();
+            assertEquals(8, gpu.reserve(100).capacity(), "closed reservations are given back");
+        }
+    }
+
     static int[] randomTokens(Random rnd, int n, int vocab) {
         int[] t = new int[n];
         for (int i = 0; i < n; i++) {

@@ -1,0 +1,149 @@
+package dev.rwkvflink.operator;
+
+import dev.rwkvflink.engine.model.ResidentStates;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The keys whose RWKV state stays where the model runs between batches (a slot of {@link ResidentStates}: GPU
+ * memory with the CUDA backend, the Java heap on the CPU), least recently used first.
+ *
+ * <p>A hot key's slot is newer than its Flink state while it is <em>dirty</em>. The operator writes every dirty
+ * key back to Flink state before each checkpoint barrier (so a checkpoint holds exactly the states after the
+ * chunks it acknowledged, as without this cache) and when a key is evicted to make room; a key whose document
+ * ends leaves without a write (its state is cleared). A failure loses only hot contents newer than the last
+ * checkpoint, which the restore replays anyway.
+ *
+ * <p>So a key advanced in many batches between two checkpoints moves its state (2.4 MB for RWKV-7 0.1B) between
+ * the engine and the state backend once per checkpoint instead of twice per batch.
+ */
+final class HotStates implements AutoCloseable {
+
+    /** A hot key: its slot, the hidden vector and token count after its last token, and whether it is dirty. */
+    static final class Entry {
+        final String key;
+        final int slot;
+        float[] hidden;
+        long tokens;
+        boolean dirty;
+
+        Entry(String key, int slot) {
+            this.key = key;
+            this.slot = slot;
+        }
+    }
+
+    /** Writes an entry's slot back to the key's Flink state (called for dirty entries only). */
+    interface WriteBack {
+        void write(Entry e) throws Exception;
+    }
+
+    private final ResidentStates slots;
+    private final LinkedHashMap<String, Entry> byKey = new LinkedHashMap<>(16, 0.75f, true);
+    private final ArrayDeque<Integer> free = new ArrayDeque<>();
+
+    HotStates(ResidentStates slots) {
+        this.slots = slots;
+        for (int i = 0; i < slots.capacity(); i++) {
+            free.add(i);
+        }
+    }
+
+    ResidentStates slots() {
+        return slots;
+    }
+
+    int capacity() {
+        return slots.capacity();
+    }
+
+    int size() {
+        return byKey.size();
+    }
+
+    /** The key's entry (now most recently used), or null when it is not hot. */
+    Entry get(String key) {
+        return byKey.get(key);
+    }
+
+    /**
+     * A slot for a key that is not hot: a free one, or the least recently used key's that is not in
+     * {@code pinned} (written back first when dirty). The caller fills the slot.
+     */
+    Entry admit(String key, Set<String> pinned, WriteBack writeBack) throws Exception {
+        if (byKey.containsKey(key)) {
+            throw new IllegalStateException("key '" + key + "' is already hot");
+        }
+        Integer slot = free.poll();
+        if (slot == null) {
+            Entry victim = null;
+            for (Entry e : byKey.values()) {
+                if (!pinned.contains(e.key)) {
+                    victim = e;
+                    break;
+                }
+            }
+            if (victim == null) {
+                throw new IllegalStateException("all " + capacity() + " hot-state slots hold keys of the current "
+                        + "engine call");
+            }
+            if (victim.dirty) {
+                writeBack.write(victim);
+            }
+            byKey.remove(victim.key);
+            slot = victim.slot;
+        }
+        Entry e = new Entry(key, slot);
+        byKey.put(key, e);
+        return e;
+    }
+
+    /** Forgets a key without writing it back (its document ended) and frees its slot. */
+    void drop(String key) {
+        Entry e = byKey.remove(key);
+        if (e != null) {
+            free.add(e.slot);
+        }
+    }
+
+    /** Writes every dirty key back; they stay hot, now clean. Returns how many were written. */
+    int writeBackDirty(WriteBack writeBack) throws Exception {
+        List<Entry> dirty = new ArrayList<>();
+        for (Entry e : byKey.values()) {
+            if (e.dirty) {
+                dirty.add(e);
+            }
+        }
+        for (Entry e : dirty) {
+            writeBack.write(e);
+            e.dirty = false;
+        }
+        return dirty.size();
+    }
+
+    /** Writes every dirty key back, then forgets all keys. */
+    void evictAll(WriteBack writeBack) throws Exception {
+        writeBackDirty(writeBack);
+        for (Iterator<Entry> it = byKey.values().iterator(); it.hasNext(); ) {
+            free.add(it.next().slot);
+            it.remove();
+        }
+    }
+
+    Collection<Entry> entries() {
+        return byKey.values();
+    }
+
+    @Override
+    public void close() {
+        byKey.clear();
+        free.clear();
+        slots.close();
+    }
+}
