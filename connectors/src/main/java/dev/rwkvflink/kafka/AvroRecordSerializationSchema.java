@@ -9,7 +9,15 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 
 /**
  * Writes Avro records to one topic: the value in the chosen {@link RecordFormat}, the key from a function of the
- * record (records with equal keys land in the same partition, in order), the record's Flink timestamp if it has one.
+ * record (records with equal keys land in the same partition, in order).
+ *
+ * <p>The Kafka record timestamp is left to the producer (CreateTime = when the record is sent), <em>not</em> the
+ * Flink record's timestamp, which for our outputs is the document's event time (kept in the payload's
+ * {@code eventTime}). Event times can be arbitrarily old (a backfill of an archive, replayed test data), and a
+ * topic's time-based retention deletes a log segment as soon as its newest timestamp is older than
+ * {@code retention.ms}: committed output stamped with old event times was deleted by the broker minutes after it was
+ * written (an old first timestamp also makes the broker roll a segment at almost every append; our crash and
+ * rescale tests lost 2 to 29 documents per run that way, docs/reliability.md).
  */
 public final class AvroRecordSerializationSchema<T extends SpecificRecord> implements KafkaRecordSerializationSchema<T> {
 
@@ -35,9 +43,10 @@ public final class AvroRecordSerializationSchema<T extends SpecificRecord> imple
     this.keyOf = Objects.requireNonNull(keyOf, "keyOf");
   }
 
+  /** The record for {@code record}; {@code timestamp} (the Flink record's event time) is not used, see above. */
   @Override
   public ProducerRecord<byte[], byte[]> serialize(T record, KafkaSinkContext context, Long timestamp) {
-    return new ProducerRecord<>(topic, null, timestamp, keyOf.apply(record), codec.encode(record, format));
+    return new ProducerRecord<>(topic, null, null, keyOf.apply(record), codec.encode(record, format));
   }
 
   static String requireText(String value, String name) {

@@ -160,6 +160,7 @@ public final class EmbeddedKafka implements AutoCloseable {
     private boolean autoCreateTopics;
     private String maxHeap = "1g";
     private final Map<String, String> extraProperties = new LinkedHashMap<>();
+    private final Map<String, Integer> features = new LinkedHashMap<>();
 
     private Builder() {}
 
@@ -184,6 +185,15 @@ public final class EmbeddedKafka implements AutoCloseable {
     /** The broker JVM's maximum heap, as for {@code -Xmx} (default {@code 1g}). */
     public Builder maxHeap(String size) {
       this.maxHeap = size;
+      return this;
+    }
+
+    /**
+     * Formats the storage with a feature at the given level ({@code StorageTool format --feature NAME=LEVEL}), e.g.
+     * {@code transaction.version} 1 (default: the broker's defaults for a new cluster; Kafka 4.x: version 2).
+     */
+    public Builder feature(String name, int level) {
+      features.put(name, level);
       return this;
     }
 
@@ -273,8 +283,10 @@ public final class EmbeddedKafka implements AutoCloseable {
     /** {@code kafka.tools.StorageTool format}: writes meta.properties for a new cluster id into log.dirs. */
     private void format(Path directory, String classpath, Path config) throws IOException {
       Path output = directory.resolve("format.log");
-      Process format = javaProcess(directory, classpath, "kafka.tools.StorageTool",
-          "format", "-t", Uuid.randomUuid().toString(), "-c", config.toString())
+      List<String> args = new ArrayList<>(List.of("format", "-t", Uuid.randomUuid().toString(), "-c",
+          config.toString()));
+      features.forEach((name, level) -> args.addAll(List.of("--feature", name + "=" + level)));
+      Process format = javaProcess(directory, classpath, "kafka.tools.StorageTool", args.toArray(String[]::new))
           .redirectOutput(output.toFile())
           .start();
       boolean finished;

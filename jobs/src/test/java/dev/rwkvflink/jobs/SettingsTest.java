@@ -43,8 +43,11 @@ class SettingsTest {
         assertEquals(defaults.maxSeqAhead, unchanged.maxSeqAhead);
         assertEquals(defaults.maxBufferedChunks, unchanged.maxBufferedChunks);
         assertEquals(defaults.maxChunkBytes, unchanged.maxChunkBytes);
+        assertEquals(defaults.hotStateBytes, unchanged.hotStateBytes);
         RwkvOperatorConfig config = Settings.fromArgs("--bootstrap-servers", "b:9092", "--idle-timeout-ms", "3000",
-                "--max-seq-ahead", "100", "--max-buffered-chunks", "5", "--max-chunk-bytes", "65536").operatorConfig();
+                "--max-seq-ahead", "100", "--max-buffered-chunks", "5", "--max-chunk-bytes", "65536",
+                "--hot-state-bytes", "0").operatorConfig();
+        assertEquals(0, config.hotStateBytes);
         assertEquals(3000, config.idleTimeoutMillis);
         assertEquals(100, config.maxSeqAhead);
         assertEquals(5, config.maxBufferedChunks);

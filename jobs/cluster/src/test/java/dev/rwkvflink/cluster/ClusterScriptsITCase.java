@@ -10,17 +10,14 @@ import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
 import dev.rwkvflink.schema.Schemas;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -28,7 +25,6 @@ import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -38,7 +34,6 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -53,25 +48,12 @@ class ClusterScriptsITCase {
 
     @Test
     void startsClusterSubmitsJobJarAndEmbedsEveryDocument() throws Exception {
-        Assumptions.assumeTrue(onPath("bash") && onPath("curl"), "bash or curl missing: skipping the cluster test");
-        Path module = Path.of(System.getProperty("rwkv.cluster.module", "."));
-        Path jobJar = Path.of(System.getProperty("rwkv.cluster.job.jar", "target/rwkv-flink-job.jar"));
-        Path libClasspath = Path.of(System.getProperty("rwkv.cluster.lib.classpath", "target/flink-lib.classpath"));
-        Assumptions.assumeTrue(Files.isRegularFile(jobJar) && Files.isRegularFile(libClasspath),
-                "job jar or flink-lib.classpath not built (run in the integration-test phase): " + jobJar);
-        Path model = Path.of(System.getProperty("rwkv.shared.dir", "../../../shared"), "reference", "rwkv-cpp-tests",
-                "tiny-rwkv-7v0-834K-FP32.bin").toAbsolutePath().normalize();
-        Assumptions.assumeTrue(Files.isRegularFile(model), "reference model absent, skipping: " + model);
-        Path work = Path.of(System.getProperty("rwkv.cluster.work.dir", "target/it-cluster")).toAbsolutePath();
-        int restPort = freePort();
-        Map<String, String> env = Map.of("RWKV_CLUSTER_DIR", work.toString(),
-                "RWKV_CLUSTER_REST_PORT", Integer.toString(restPort),
-                "RWKV_CLUSTER_RPC_PORT", Integer.toString(freePort()),
-                "RWKV_CLUSTER_SLOTS", "2",
-                "RWKV_FLINK_LIB_CLASSPATH", libClasspath.toAbsolutePath().toString(),
-                "RWKV_JOB_JAR", jobJar.toAbsolutePath().toString());
-        Path bin = module.resolve("bin");
-        String rest = "http://127.0.0.1:" + restPort;
+        ClusterSupport.Setup setup = ClusterSupport.Setup.of("it-cluster", Map.of());
+        Map<String, String> env = setup.env();
+        Path bin = setup.bin();
+        Path model = setup.model();
+        Path work = setup.work();
+        String rest = "http://127.0.0.1:" + env.get("RWKV_CLUSTER_REST_PORT");
 
         Schemas.trustGeneratedClasses();
         Map<String, String> docs = new TreeMap<>();
@@ -85,9 +67,9 @@ class ClusterScriptsITCase {
             produce(kafka, docs);
             String jobId = null;
             try {
-                run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "1");
+                ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "1");
                 waitForTaskManager(rest, Duration.ofSeconds(60));
-                String out = run(bin.resolve("submit.sh"), env, Duration.ofSeconds(60),
+                String out = ClusterSupport.run(bin.resolve("submit.sh"), env, Duration.ofSeconds(60),
                         "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks",
                         "--embeddings-topic", "embeddings", "--dead-letters-topic", "dead-letters",
                         "--group-id", "cluster-it", "--starting-offsets", "earliest", "--model", model.toString(),
@@ -102,13 +84,13 @@ class ClusterScriptsITCase {
                     assertTrue(e.getDim() > 0 && e.getVector().size() == e.getDim(), "vector of " + e.getKey());
                 }
             } catch (Throwable t) {
-                System.err.println(logTails(work));
+                System.err.println(ClusterSupport.logTails(work));
                 throw t;
             } finally {
                 if (jobId != null) {
                     cancel(rest, jobId);
                 }
-                run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(30), "stop");
+                ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(30), "stop");
             }
         }
         System.out.printf("cluster test took %.1f s%n", (System.nanoTime() - started) / 1e9);
@@ -188,58 +170,5 @@ class ClusterScriptsITCase {
         } catch (IOException | InterruptedException e) {
             System.err.println("cancel of " + jobId + " failed: " + e);
         }
-    }
-
-    private static String run(Path script, Map<String, String> env, Duration timeout, String... args)
-            throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>(List.of("bash", script.toString()));
-        command.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
-        pb.environment().putAll(env);
-        Path output = Files.createTempFile("cluster-script", ".out");
-        pb.redirectOutput(output.toFile());
-        Process process = pb.start();
-        boolean done = process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
-        String out = Files.readString(output);
-        Files.deleteIfExists(output);
-        if (!done) {
-            process.destroyForcibly();
-            throw new AssertionError(script.getFileName() + " " + String.join(" ", args) + " ran past " + timeout
-                    + ":\n" + out);
-        }
-        if (process.exitValue() != 0) {
-            throw new AssertionError(script.getFileName() + " " + String.join(" ", args) + " exited "
-                    + process.exitValue() + ":\n" + out);
-        }
-        System.out.print(out);
-        return out;
-    }
-
-    private static boolean onPath(String tool) {
-        try {
-            return new ProcessBuilder("sh", "-c", "command -v " + tool).start().waitFor() == 0;
-        } catch (IOException | InterruptedException e) {
-            return false;
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0)) {
-            return socket.getLocalPort();
-        }
-    }
-
-    private static String logTails(Path work) {
-        StringBuilder sb = new StringBuilder();
-        try (Stream<Path> logs = Files.list(work.resolve("log"))) {
-            for (Path log : logs.sorted().toList()) {
-                List<String> lines = Files.readAllLines(log);
-                sb.append("==== ").append(log).append('\n');
-                lines.subList(Math.max(0, lines.size() - 40), lines.size()).forEach(l -> sb.append(l).append('\n'));
-            }
-        } catch (IOException e) {
-            sb.append("no logs: ").append(e);
-        }
-        return sb.toString();
     }
 }
