@@ -50,14 +50,20 @@ public final class EmbeddedKafka implements AutoCloseable {
 
   private final Path directory;
   private final int brokerPort;
-  private final Process process;
+  /** Starts the broker's JVM (again, for {@link #restart()}). */
+  private final ProcessBuilder command;
+  private final Duration startupTimeout;
+  private volatile Process process;
   private final Thread shutdownHook;
   private boolean closed;
 
-  private EmbeddedKafka(Path directory, int brokerPort, Process process) {
+  private EmbeddedKafka(Path directory, int brokerPort, ProcessBuilder command, Process process,
+      Duration startupTimeout) {
     this.directory = directory;
     this.brokerPort = brokerPort;
+    this.command = command;
     this.process = process;
+    this.startupTimeout = startupTimeout;
     this.shutdownHook = new Thread(this::destroy, "embedded-kafka-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdownHook);
   }
@@ -90,6 +96,38 @@ public final class EmbeddedKafka implements AutoCloseable {
   /** The broker JVM's process id. */
   public long pid() {
     return process.pid();
+  }
+
+  /**
+   * Kills the broker's JVM at once (SIGKILL: no clean shutdown, as a crash or a pulled plug would); clients see
+   * connection errors until {@link #restart()}.
+   */
+  public synchronized void kill() {
+    process.destroyForcibly();
+    try {
+      process.waitFor(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while killing the Kafka broker", e);
+    }
+  }
+
+  /**
+   * Starts the broker again after {@link #kill()}: same ports, configuration and data (the log recovers what was
+   * written, as after a crash); returns when it answers.
+   *
+   * @throws IllegalStateException when the broker still runs, is closed, or does not come up in time
+   */
+  public synchronized void restart() {
+    if (closed || process.isAlive()) {
+      throw new IllegalStateException(closed ? "the broker is closed" : "the broker still runs: kill() it first");
+    }
+    try {
+      process = command.start();
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot restart the Kafka broker: " + e.getMessage(), e);
+    }
+    awaitReady(startupTimeout);
   }
 
   /** Creates topics with one partition each. */
@@ -224,10 +262,10 @@ public final class EmbeddedKafka implements AutoCloseable {
         Path log = directory.resolve("broker.log");
 
         format(directory, classpath, config);
-        process = javaProcess(directory, classpath, "kafka.Kafka", config.toString())
-            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-            .start();
-        EmbeddedKafka kafka = new EmbeddedKafka(directory, ports[0], process);
+        ProcessBuilder command = javaProcess(directory, classpath, "kafka.Kafka", config.toString())
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        process = command.start();
+        EmbeddedKafka kafka = new EmbeddedKafka(directory, ports[0], command, process, startupTimeout);
         try {
           kafka.awaitReady(startupTimeout);
         } catch (RuntimeException e) {

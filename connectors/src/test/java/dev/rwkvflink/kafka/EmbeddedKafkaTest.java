@@ -83,6 +83,33 @@ class EmbeddedKafkaTest {
   }
 
   @Test
+  void aKilledBrokerRestartsOnItsPortsWithItsData(@org.junit.jupiter.api.io.TempDir Path parent) throws Exception {
+    try (EmbeddedKafka kafka = EmbeddedKafka.builder().parentDirectory(parent).start()) {
+      kafka.createTopics("restart-a");
+      Properties producerProperties = new Properties();
+      producerProperties.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+      producerProperties.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "restart-test");
+      try (KafkaProducer<String, String> producer =
+          new KafkaProducer<>(producerProperties, new StringSerializer(), new StringSerializer())) {
+        producer.initTransactions();
+        producer.beginTransaction();
+        producer.send(new ProducerRecord<>("restart-a", 0, "k", "before the crash"));
+        producer.commitTransaction();
+      }
+      long firstPid = kafka.pid();
+      assertThrows(IllegalStateException.class, kafka::restart, "a running broker is not restarted");
+      kafka.kill();
+      assertFalse(kafka.isRunning());
+      assertFalse(ProcessHandle.of(firstPid).map(ProcessHandle::isAlive).orElse(false));
+      kafka.restart();
+      assertTrue(kafka.isRunning());
+      assertTrue(kafka.pid() != firstPid, "a new JVM");
+      assertEquals(List.of("before the crash"), readCommitted(kafka, new TopicPartition("restart-a", 0)),
+          "the committed record survived the crash, on the same bootstrap servers");
+    }
+  }
+
+  @Test
   void aBrokerThatCannotStartReportsItsOutput(@org.junit.jupiter.api.io.TempDir Path parent) throws Exception {
     IllegalStateException error = assertThrows(IllegalStateException.class, () -> EmbeddedKafka.builder()
         .parentDirectory(parent).brokerProperty("num.io.threads", "0").startupTimeout(Duration.ofSeconds(60)).start());

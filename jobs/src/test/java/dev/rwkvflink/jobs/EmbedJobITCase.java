@@ -184,8 +184,8 @@ class EmbedJobITCase {
             job.cancel().get();
         }
 
-        assertOneShotEmbeddings(model, docs, embeddingsTopic);
-        Map<String, DeadLetter> letters = deadLettersByKey(deadLettersTopic, 2);
+        assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic);
+        Map<String, DeadLetter> letters = deadLettersByKey(kafka, deadLettersTopic, 2);
         assertMalformed(letters, chunksTopic);
     }
 
@@ -310,8 +310,8 @@ class EmbedJobITCase {
         assertTrue(graph.getStatusTimestamp(JobStatus.RESTARTING) > 0, "the job went through RESTARTING");
         assertTrue(FailOnceWhenArmed.MAX_ATTEMPT.get() >= 1, "tasks ran again after the failure");
 
-        assertOneShotEmbeddings(model, docs, embeddingsTopic);
-        assertMalformed(deadLettersByKey(deadLettersTopic, 2), chunksTopic);
+        assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic);
+        assertMalformed(deadLettersByKey(kafka, deadLettersTopic, 2), chunksTopic);
         assertEquals(Set.of(120_000L), transactionTimeouts("it-failure-"),
                 "the sinks' producers use the transaction.timeout.ms given as a Kafka property");
     }
@@ -383,7 +383,8 @@ class EmbedJobITCase {
      * The committed embeddings: exactly one, reason LAST, per document, each bit for bit the engine's one-shot
      * embedding of the document's whole text.
      */
-    static void assertOneShotEmbeddings(Path model, Map<String, String> docs, String embeddingsTopic)
+    static void assertOneShotEmbeddings(EmbeddedKafka kafka, Path model, Map<String, String> docs,
+            String embeddingsTopic)
             throws Exception {
         AvroCodec<Embedding> embeddingCodec = AvroCodec.of(Embedding.class);
         Map<String, Embedding> byKey = new HashMap<>();
@@ -418,7 +419,7 @@ class EmbedJobITCase {
     }
 
     /** The committed dead letters by original key; there must be exactly {@code count}, with distinct keys. */
-    static Map<String, DeadLetter> deadLettersByKey(String deadLettersTopic, int count) {
+    static Map<String, DeadLetter> deadLettersByKey(EmbeddedKafka kafka, String deadLettersTopic, int count) {
         AvroCodec<DeadLetter> deadCodec = AvroCodec.of(DeadLetter.class);
         List<ConsumerRecord<byte[], byte[]>> dead = KafkaTopics.readCommitted(kafka, deadLettersTopic);
         assertEquals(count, dead.size(), "exactly the malformed records are dead letters");
