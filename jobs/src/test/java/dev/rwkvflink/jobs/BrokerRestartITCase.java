@@ -3,7 +3,6 @@ package dev.rwkvflink.jobs;
 import static dev.rwkvflink.jobs.EmbedJobITCase.assertMalformed;
 import static dev.rwkvflink.jobs.EmbedJobITCase.assertOneShotEmbeddings;
 import static dev.rwkvflink.jobs.EmbedJobITCase.awaitCompletedCheckpoints;
-import static dev.rwkvflink.jobs.EmbedJobITCase.chunks;
 import static dev.rwkvflink.jobs.EmbedJobITCase.deadLettersByKey;
 import static dev.rwkvflink.jobs.EmbedJobITCase.documents;
 import static dev.rwkvflink.jobs.EmbedJobITCase.keys;
@@ -12,18 +11,14 @@ import static dev.rwkvflink.jobs.EmbedJobITCase.utf8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.EmbeddedKafka;
-import dev.rwkvflink.schema.DocumentChunk;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import java.util.TreeSet;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.CheckpointingOptions;
@@ -68,26 +63,12 @@ class BrokerRestartITCase {
             kafka.createTopics(2, chunksTopic, embeddingsTopic);
             kafka.createTopics(deadLettersTopic);
 
-            AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
             Map<String, String> docs = documents();
             Random random = new Random(1234);
-            List<ProducerRecord<byte[], byte[]>> before = new ArrayList<>();
-            List<ProducerRecord<byte[], byte[]>> after = new ArrayList<>();
-            Set<String> wholeBefore = new TreeSet<>();
-            int d = 0;
-            for (var doc : docs.entrySet()) {
-                List<DocumentChunk> pieces = chunks(doc.getKey(), doc.getValue(), random);
-                Collections.shuffle(pieces, random);
-                int firstPhase = d++ % 3 == 0 ? pieces.size() : pieces.size() / 2;
-                if (firstPhase == pieces.size()) {
-                    wholeBefore.add(doc.getKey());
-                }
-                for (int i = 0; i < pieces.size(); i++) {
-                    DocumentChunk chunk = pieces.get(i);
-                    (i < firstPhase ? before : after).add(new ProducerRecord<>(chunksTopic, utf8(chunk.getKey()),
-                            codec.encodeSingleObject(chunk)));
-                }
-            }
+            EmbedJobITCase.TwoPhases phases = EmbedJobITCase.twoPhases(chunksTopic, docs, 3, random);
+            List<ProducerRecord<byte[], byte[]>> before = phases.before();
+            List<ProducerRecord<byte[], byte[]>> after = phases.after();
+            Set<String> wholeBefore = phases.wholeBefore();
             Collections.shuffle(before, random);
             Collections.shuffle(after, random);
             before.add(before.size() / 2, before.get(1)); // a duplicate before the crash

@@ -217,27 +217,12 @@ class EmbedJobITCase {
         kafka.createTopics(2, chunksTopic, embeddingsTopic);
         kafka.createTopics(deadLettersTopic);
 
-        AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
         Map<String, String> docs = documents();
         Random random = new Random(99);
-        List<ProducerRecord<byte[], byte[]>> before = new ArrayList<>();
-        List<ProducerRecord<byte[], byte[]>> after = new ArrayList<>();
-        Set<String> wholeBefore = new TreeSet<>();
-        int d = 0;
-        for (var doc : docs.entrySet()) {
-            List<DocumentChunk> pieces = chunks(doc.getKey(), doc.getValue(), random);
-            Collections.shuffle(pieces, random);
-            // every 4th document whole in phase 1; the others: the first half of their shuffled chunks
-            int firstPhase = d++ % 4 == 0 ? pieces.size() : pieces.size() / 2;
-            if (firstPhase == pieces.size()) {
-                wholeBefore.add(doc.getKey());
-            }
-            for (int i = 0; i < pieces.size(); i++) {
-                DocumentChunk chunk = pieces.get(i);
-                (i < firstPhase ? before : after).add(
-                        new ProducerRecord<>(chunksTopic, utf8(chunk.getKey()), codec.encodeSingleObject(chunk)));
-            }
-        }
+        TwoPhases phases = twoPhases(chunksTopic, docs, 4, random);
+        List<ProducerRecord<byte[], byte[]>> before = phases.before();
+        List<ProducerRecord<byte[], byte[]>> after = phases.after();
+        Set<String> wholeBefore = phases.wholeBefore();
         assertTrue(!wholeBefore.isEmpty() && wholeBefore.size() < DOCUMENTS, "documents whole in phase 1: "
                 + wholeBefore);
         assertTrue(after.size() >= DOCUMENTS / 2, "chunks left for phase 2: " + after.size());
@@ -314,6 +299,37 @@ class EmbedJobITCase {
         assertMalformed(deadLettersByKey(kafka, deadLettersTopic, 2), chunksTopic);
         assertEquals(Set.of(120_000L), transactionTimeouts("it-failure-"),
                 "the sinks' producers use the transaction.timeout.ms given as a Kafka property");
+    }
+
+    /** A stream in two phases: chunk records before and after an event, and the documents complete before it. */
+    record TwoPhases(List<ProducerRecord<byte[], byte[]>> before, List<ProducerRecord<byte[], byte[]>> after,
+                     Set<String> wholeBefore) {
+    }
+
+    /**
+     * Every {@code wholeEvery}-th document whole in the first phase, the others with the first half of their
+     * shuffled chunks in the first phase and the rest in the second (both phases in document order; shuffle them).
+     */
+    static TwoPhases twoPhases(String topic, Map<String, String> docs, int wholeEvery, Random random) {
+        AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
+        List<ProducerRecord<byte[], byte[]>> before = new ArrayList<>();
+        List<ProducerRecord<byte[], byte[]>> after = new ArrayList<>();
+        Set<String> wholeBefore = new TreeSet<>();
+        int d = 0;
+        for (var doc : docs.entrySet()) {
+            List<DocumentChunk> pieces = chunks(doc.getKey(), doc.getValue(), random);
+            Collections.shuffle(pieces, random);
+            int firstPhase = d++ % wholeEvery == 0 ? pieces.size() : pieces.size() / 2;
+            if (firstPhase == pieces.size()) {
+                wholeBefore.add(doc.getKey());
+            }
+            for (int i = 0; i < pieces.size(); i++) {
+                DocumentChunk chunk = pieces.get(i);
+                (i < firstPhase ? before : after).add(
+                        new ProducerRecord<>(topic, utf8(chunk.getKey()), codec.encodeSingleObject(chunk)));
+            }
+        }
+        return new TwoPhases(before, after, wholeBefore);
     }
 
     /** Passes chunks on unchanged; throws once, on the first chunk after {@link #ARMED} is set. */
