@@ -42,6 +42,10 @@ class ClusterCrashITCase {
 
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
     private ClusterSupport cluster;
+    /** TaskManager indexes the test is killing and will start again itself (the supervisor leaves them alone). */
+    private final java.util.Set<Integer> deliberate = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** TaskManagers that died without being killed by the test, restarted by the supervisor (what and when). */
+    private final List<String> unplannedExits = java.util.Collections.synchronizedList(new ArrayList<>());
 
     /** One kill and what followed it. */
     record Kill(String taskManager, boolean duringCheckpoint, long runningMillis, long checkpointMillis,
@@ -81,6 +85,7 @@ class ClusterCrashITCase {
             kafka.createTopics("dead-letters");
             String jobId = null;
             Thread producer = null;
+            Thread supervisor = null;
             AtomicReference<Throwable> producerFailure = new AtomicReference<>();
             AtomicInteger sent = new AtomicInteger();
             try {
@@ -96,6 +101,7 @@ class ClusterCrashITCase {
                 assertTrue(m.find(), "submit.sh prints the JobID: " + out);
                 jobId = m.group(1);
                 cluster.awaitRunning(jobId, Duration.ofSeconds(60));
+                supervisor = superviseTaskManagers(bin, env, work);
 
                 // the stream: all records spread over about 8 s per kill, so that every kill hits a busy job
                 long produceMillis = 8_000L * Math.max(1, kills);
@@ -130,6 +136,10 @@ class ClusterCrashITCase {
                 System.err.println(ClusterSupport.logTails(work));
                 throw t;
             } finally {
+                if (supervisor != null) {
+                    supervisor.interrupt();
+                    supervisor.join(TimeUnit.MINUTES.toMillis(2));
+                }
                 if (producer != null) {
                     producer.interrupt();
                 }
@@ -146,7 +156,8 @@ class ClusterCrashITCase {
         int missing = o.missing();
         int mismatched = o.mismatched();
         System.out.printf("crash test: %d documents, %d chunk records in (%d duplicates), %d embeddings out, "
-                        + "%d duplicated, %d missing, %d not bit-identical, %d dead letters; kills %s; %s; %.1f s%n",
+                        + "%d duplicated, %d missing, %d not bit-identical, %d dead letters; kills %s; TaskManagers that "
+                        + "died on their own (restarted by the supervisor): %s; %s; %.1f s%n",
                 documents, records.size(), records.size() - ClusterSupport.chunkCount(records), embeddings.size(),
                 duplicates, missing, mismatched, deadLetters.size(), done, summary, seconds);
         assertEquals(kills, done.size(), "kills");
@@ -159,6 +170,41 @@ class ClusterCrashITCase {
             assertTrue(k.restoredCheckpoint() > 0 || k.restoredCheckpoint() == -1,
                     "restored from a checkpoint: " + k);
         }
+    }
+
+    /**
+     * A process supervisor, as Kubernetes or systemd would be: every second, any TaskManager that is not running and
+     * that the test is not killing on purpose is started again ({@code cluster.sh start-taskmanager I}) and
+     * recorded. (Flink shuts a TaskManager down when a task fails while it is being cancelled; the Kafka sink's
+     * writer can do that after a restore fenced its producer.)
+     */
+    private Thread superviseTaskManagers(Path bin, Map<String, String> env, Path work) {
+        return Thread.ofPlatform().name("tm-supervisor").daemon().start(() -> {
+            try {
+                while (!Thread.currentThread().isInterrupted()) {
+                    Thread.sleep(1_000);
+                    for (int i = 1; i <= 2; i++) {
+                        synchronized (deliberate) {
+                            Path pidFile = work.resolve("pid").resolve("taskmanager-" + i + ".pid");
+                            if (deliberate.contains(i) || !Files.isRegularFile(pidFile)) {
+                                continue;
+                            }
+                            long pid = Long.parseLong(Files.readString(pidFile).strip());
+                            if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                                continue;
+                            }
+                            unplannedExits.add("taskmanager-" + i + " at " + java.time.LocalTime.now());
+                            ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60),
+                                    "start-taskmanager", Integer.toString(i));
+                        }
+                    }
+                }
+            } catch (InterruptedException stop) {
+                // the test is over
+            } catch (Exception e) {
+                System.err.println("TaskManager supervisor failed: " + e);
+            }
+        });
     }
 
     /** Kills (-9) a TaskManager that runs tasks of the job, waits for recovery, starts the TaskManager again. */
@@ -179,6 +225,8 @@ class ClusterCrashITCase {
             }
             assertTrue(inCheckpoint, "a checkpoint in progress to kill into");
         }
+        int index = Integer.parseInt(victim.substring("taskmanager-".length()));
+        deliberate.add(index);
         long killedAt = System.currentTimeMillis();
         ProcessHandle.of(pid).orElseThrow(() -> new AssertionError(victim + " (pid " + pid + ") is not running"))
                 .destroyForcibly();
@@ -199,8 +247,11 @@ class ClusterCrashITCase {
                 "a checkpoint completed within 300 s after the kill");
         long checkpointMillis = System.currentTimeMillis() - killedAt;
         long restored = cluster.restoredCheckpoint(jobId);
-        ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start-taskmanager",
-                victim.substring("taskmanager-".length()));
+        synchronized (deliberate) {
+            ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start-taskmanager",
+                    Integer.toString(index));
+            deliberate.remove(index);
+        }
         cluster.waitForTaskManagers(2, Duration.ofSeconds(60));
         return new Kill(victim, inCheckpoint, runningMillis, checkpointMillis, restored);
     }
