@@ -121,8 +121,8 @@ class ClusterCrashITCase {
                 }
                 producer.join(TimeUnit.MINUTES.toMillis(10));
                 assertEquals(null, producerFailure.get(), "the producer ran through");
-                embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", documents,
-                        Duration.ofSeconds(Math.max(120, documents / 10)));
+                ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", documents,
+                        Duration.ofSeconds(180));
                 long completed = cluster.checkpointCounts(jobId).path("completed").asLong();
                 // anything extra would be visible now
                 cluster.awaitCheckpoints(jobId, completed + 2, Duration.ofSeconds(60));
@@ -159,7 +159,8 @@ class ClusterCrashITCase {
                         + "%d duplicated, %d missing, %d not bit-identical, %d dead letters; kills %s; TaskManagers that "
                         + "died on their own (restarted by the supervisor): %s; %s; %.1f s%n",
                 documents, records.size(), records.size() - ClusterSupport.chunkCount(records), embeddings.size(),
-                duplicates, missing, mismatched, deadLetters.size(), done, summary, seconds);
+                duplicates, missing, mismatched, deadLetters.size(), done, unplannedExits, summary,
+                seconds);
         assertEquals(kills, done.size(), "kills");
         assertEquals(0, duplicates, "duplicated documents");
         assertEquals(0, missing, "missing documents");

@@ -101,8 +101,8 @@ class ClusterRescaleITCase {
                     phases.add(new Phase(parallelism[phase], from, phase < parallelism.length - 1 ? savepoint : null,
                             part.size(), (System.nanoTime() - t0) / 1e9));
                 }
-                embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", documents,
-                        Duration.ofSeconds(Math.max(120, documents / 10)));
+                ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", documents,
+                        Duration.ofSeconds(180));
                 long completed = cluster.checkpointCounts(jobId).path("completed").asLong();
                 cluster.awaitCheckpoints(jobId, completed + 2, Duration.ofSeconds(60)); // anything extra shows now
                 embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO);

@@ -281,6 +281,35 @@ final class ClusterSupport {
         }
     }
 
+    /**
+     * Waits until the topic holds {@code count} committed records, as long as their number keeps growing: gives up
+     * (returns what there is) only when no new record arrived for {@code stall}. A job that is slow on a loaded
+     * machine is waited for; one that stopped producing output is not.
+     */
+    static void awaitCommittedWhileProgressing(EmbeddedKafka kafka, String topic, int count, Duration stall) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
+                    .map(info -> new TopicPartition(topic, info.partition())).toList();
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            long seen = 0;
+            long lastProgress = System.nanoTime();
+            while (seen < count && System.nanoTime() - lastProgress < stall.toNanos()) {
+                int n = consumer.poll(Duration.ofMillis(500)).count();
+                if (n > 0) {
+                    seen += n;
+                    lastProgress = System.nanoTime();
+                }
+            }
+            System.out.printf("%s: %d of %d committed records%s%n", topic, seen, count,
+                    seen < count ? " (no new record for " + stall + ")" : "");
+        }
+    }
+
     static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(EmbeddedKafka kafka, String topic,
             int count, Duration timeout) {
         return read(kafka, topic, count, timeout, "read_committed");
