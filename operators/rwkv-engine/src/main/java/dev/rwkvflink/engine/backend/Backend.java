@@ -24,11 +24,11 @@ public interface Backend {
 
     /**
      * One token of RWKV-7's WKV recurrence (the generalised delta rule), every head. Head h of size {@code n}
-     * keeps {@code S = s[sOff + h n n ..]}, row-major {@code S[i][j]} (value i, key j); with {@code q = row + h n}
-     * and {@code kk} indexed from {@code h n} (it is per token already):
+     * keeps {@code S = s[sOff + h n n ..]}, row-major {@code S[i][j]} (value i, key j); the token's inputs are row
+     * {@code row} (an offset) of row-major activation arrays, head h's from {@code q = row + h n}:
      * <pre>
      *   sa_i  = -sum_j S_ij kk_j
-     *   S_ij &lt;- S_ij w_j + sa_i kk_j a_j + v_i k_j       (w, k, a, v at q + j or q + i)
+     *   S_ij &lt;- S_ij w_j + sa_i kk_j a_j + v_i k_j       (w, k, kk, a, v at q + j or q + i)
      *   out_i = sum_j S_ij r_j                           written to out[q + i]
      * </pre>
      * The default is the plain scalar loop (the reference); fast backends vectorise over j. Whatever the
@@ -44,13 +44,13 @@ public interface Backend {
                 int si = base + i * n;
                 float sa = 0;
                 for (int j = 0; j < n; j++) {
-                    sa -= s[si + j] * kk[hc + j];
+                    sa -= s[si + j] * kk[row + hc + j];
                 }
                 float vi = v[row + hc + i];
                 float acc = 0;
                 for (int j = 0; j < n; j++) {
                     int cj = row + hc + j;
-                    float sij = s[si + j] * w[cj] + sa * kk[hc + j] * a[cj] + vi * k[cj];
+                    float sij = s[si + j] * w[cj] + sa * kk[cj] * a[cj] + vi * k[cj];
                     s[si + j] = sij;
                     acc += sij * r[cj];
                 }

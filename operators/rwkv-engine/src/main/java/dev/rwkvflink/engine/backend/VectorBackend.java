@@ -46,8 +46,9 @@ import java.util.concurrent.locks.LockSupport;
  * <h2>Determinism</h2>
  * Row tiles start at multiples of {@value #ROW_TILE} counted from row 0 and chunk borders fall on tile borders,
  * so each output element is computed by the same operations in the same order whatever the thread count, and
- * whatever the number of tokens in the call or the token's position among them (one vector accumulator over
- * the columns, folded, then the scalar tail: {@link #dot4x2}, {@link #dot4x1} and {@link #dot1} agree), and
+ * whatever the number of tokens (rows) in the call or the row's position among them, hence whatever other
+ * streams share a batched call (one vector accumulator over the columns, folded, then the scalar tail:
+ * {@link #dot4x4}, {@link #dot4x2}, {@link #dot4x1}, {@link #dot1} and {@link #streamRows} agree), and
  * lane sums use explicit folding (see {@link #sum}) so the interpreter and every JIT tier agree too: results are
  * bit-identical across thread counts and runs (but differ from {@link ScalarBackend} by summation order).
  *
@@ -738,17 +739,16 @@ public final class VectorBackend implements Backend, AutoCloseable {
             KKA.set(kka);
         }
         for (int h = 0; h < heads; h++) {
-            int hc = h * n;
-            int q = row + hc;
+            int q = row + h * n;
             for (int c = 0; c < n; c += L) {
-                FloatVector.fromArray(FS, kk, hc + c).mul(FloatVector.fromArray(FS, a, q + c)).intoArray(kka, c);
+                FloatVector.fromArray(FS, kk, q + c).mul(FloatVector.fromArray(FS, a, q + c)).intoArray(kka, c);
             }
             int base = sOff + h * n * n;
             for (int i = 0; i < n; i++) {
                 int si = base + i * n;
                 FloatVector acc = FloatVector.zero(FS);
                 for (int c = 0; c < n; c += L) {
-                    acc = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, kk, hc + c), acc);
+                    acc = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, kk, q + c), acc);
                 }
                 FloatVector sa = FloatVector.broadcast(FS, -sum(acc));
                 float vi = v[q + i];

@@ -46,20 +46,23 @@ final class ChannelMix {
         };
     }
 
-    /** Returns the channel-mix output (tokens x C) for normalised input {@code xx} and shifted rows {@code prev}. */
-    float[] apply(float[] xx, float[] prev, int tokens, int C, Backend backend) {
+    /**
+     * Returns the channel-mix output (rows x C) for normalised input {@code xx} and shifted rows {@code prev}:
+     * row-wise work only (the token shift is done), so the rows may belong to any number of streams.
+     */
+    float[] apply(float[] xx, float[] prev, int rows, int C, Backend backend) {
         int F = key.rows();
-        float[] xk = mix(xx, prev, muK, tokens, C);
-        float[] k = new float[tokens * F];
-        backend.matmul(key, xk, tokens, k);
+        float[] xk = mix(xx, prev, muK, rows, C);
+        float[] k = new float[rows * F];
+        backend.matmul(key, xk, rows, k);
         for (int i = 0; i < k.length; i++) {
             k[i] = Ops.reluSquared(k[i]);
         }
-        float[] out = new float[tokens * C];
-        backend.matmul(value, k, tokens, out);
+        float[] out = new float[rows * C];
+        backend.matmul(value, k, rows, out);
         if (receptance != null) {
-            float[] r = new float[tokens * C];
-            backend.matmul(receptance, mix(xx, prev, muR, tokens, C), tokens, r);
+            float[] r = new float[rows * C];
+            backend.matmul(receptance, mix(xx, prev, muR, rows, C), rows, r);
             for (int i = 0; i < out.length; i++) {
                 out[i] *= Ops.sigmoid(r[i]);
             }
@@ -67,7 +70,7 @@ final class ChannelMix {
         return out;
     }
 
-    private float[] mix(float[] xx, float[] prev, float[] mu, int tokens, int C) {
-        return maaForm ? Ops.shiftMix(xx, prev, mu, 0, tokens, C) : Ops.lerp(xx, prev, mu, tokens, C);
+    private float[] mix(float[] xx, float[] prev, float[] mu, int rows, int C) {
+        return maaForm ? Ops.shiftMix(xx, prev, mu, 0, rows, C) : Ops.lerp(xx, prev, mu, rows, C);
     }
 }

@@ -10,16 +10,17 @@ final class MatrixWkv {
 
     /**
      * v5/v6: per head, state {@code S[i][j]} (key i, value j) at {@code s[wkv + (h*N + i)*N + j]};
-     * {@code w} and {@code u} per key channel, {@code w} either one row (v5) or one row per token (v6).
+     * {@code w} and {@code u} per key channel, {@code w} either one row for every token (v5, length C) or one
+     * row per row of {@code r} (v6). Scans the {@code rows} rows from row {@code first} (one stream's tokens).
      * <pre>
      *   out_j = sum_i r_i (u_i k_i v_j + S_ij),   S_ij <- k_i v_j + w_i S_ij
      * </pre>
      */
     static void scanDecayBonus(float[] r, float[] k, float[] v, float[] w, float[] u, float[] s, int wkv,
-                               float[] out, int tokens, int H, int N) {
+                               float[] out, int first, int rows, int H, int N) {
         int C = H * N;
-        boolean perToken = w.length == tokens * C;
-        for (int t = 0; t < tokens; t++) {
+        boolean perToken = w.length != C; // with one row in all, both readings are row 0
+        for (int t = first; t < first + rows; t++) {
             int row = t * C;
             int wRow = perToken ? row : 0;
             for (int h = 0; h < H; h++) {

@@ -27,8 +27,8 @@ final class Ops {
     }
 
     /** LayerNorm of each of T rows of width n. */
-    static void layerNormRows(float[] x, float[] w, float[] b, float eps, float[] y, int tokens, int n) {
-        for (int t = 0; t < tokens; t++) {
+    static void layerNormRows(float[] x, float[] w, float[] b, float eps, float[] y, int rows, int n) {
+        for (int t = 0; t < rows; t++) {
             layerNorm(x, t * n, w, b, eps, y, t * n, n);
         }
     }
@@ -60,21 +60,21 @@ final class Ops {
     }
 
     /**
-     * The token shift: row t of {@code prev} is the normalised input of token t-1, the first row coming from the
-     * state at {@code shiftOff}; afterwards the state holds the last token's row.
+     * The token shift of one stream's rows {@code [first, first + rows)}: row t of {@code prev} is the normalised
+     * input of row t-1, the stream's first row getting the row held in the state at {@code shiftOff}; afterwards
+     * the state holds the stream's last row.
      */
-    static float[] shiftRows(float[] xx, int tokens, int n, float[] state, int shiftOff) {
-        float[] prev = new float[tokens * n];
-        System.arraycopy(state, shiftOff, prev, 0, n);
-        System.arraycopy(xx, 0, prev, n, (tokens - 1) * n);
-        System.arraycopy(xx, (tokens - 1) * n, state, shiftOff, n);
-        return prev;
+    static void shiftRows(float[] xx, float[] prev, int first, int rows, int n, float[] state, int shiftOff) {
+        int o = first * n;
+        System.arraycopy(state, shiftOff, prev, o, n);
+        System.arraycopy(xx, o, prev, o + n, (rows - 1) * n);
+        System.arraycopy(xx, o + (rows - 1) * n, state, shiftOff, n);
     }
 
     /** {@code xx * mu + prev * (1 - mu)}: the v4/v5 token-shift interpolation ({@code time_mix_*}). */
-    static float[] lerp(float[] xx, float[] prev, float[] mu, int tokens, int n) {
-        float[] y = new float[tokens * n];
-        for (int t = 0; t < tokens; t++) {
+    static float[] lerp(float[] xx, float[] prev, float[] mu, int rows, int n) {
+        float[] y = new float[rows * n];
+        for (int t = 0; t < rows; t++) {
             for (int i = 0; i < n; i++) {
                 int j = t * n + i;
                 y[j] = xx[j] * mu[i] + prev[j] * (1 - mu[i]);
@@ -84,9 +84,9 @@ final class Ops {
     }
 
     /** {@code xx + (prev - xx) * mu}: the v6/v7 form of the same interpolation ({@code time_maa_*}, {@code x_*}). */
-    static float[] shiftMix(float[] xx, float[] prev, float[] mu, int muOff, int tokens, int n) {
-        float[] y = new float[tokens * n];
-        for (int t = 0; t < tokens; t++) {
+    static float[] shiftMix(float[] xx, float[] prev, float[] mu, int muOff, int rows, int n) {
+        float[] y = new float[rows * n];
+        for (int t = 0; t < rows; t++) {
             for (int i = 0; i < n; i++) {
                 int j = t * n + i;
                 y[j] = xx[j] + (prev[j] - xx[j]) * mu[muOff + i];

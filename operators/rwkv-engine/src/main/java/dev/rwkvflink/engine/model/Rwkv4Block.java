@@ -39,16 +39,26 @@ final class Rwkv4Block extends RwkvBlock {
     }
 
     @Override
-    float[] timeMix(float[] xx, float[] prev, int tokens, float[] s, int wkv, Backend backend, Pass pass) {
+    float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass) {
         int C = config.embd();
-        float[] k = project(backend, key, Ops.lerp(xx, prev, mixK, tokens, C), tokens);
-        float[] v = project(backend, value, Ops.lerp(xx, prev, mixV, tokens, C), tokens);
-        float[] r = project(backend, receptance, Ops.lerp(xx, prev, mixR, tokens, C), tokens);
+        int rows = spans.rows();
+        float[] k = project(backend, key, Ops.lerp(xx, prev, mixK, rows, C), rows);
+        float[] v = project(backend, value, Ops.lerp(xx, prev, mixV, rows, C), rows);
+        float[] r = project(backend, receptance, Ops.lerp(xx, prev, mixR, rows, C), rows);
+        float[] rwkv = new float[rows * C];
+        for (RowSpans.Span span : spans) {
+            scan(k, v, r, span.first(), span.end(), span.state().data(), span.state().wkvOffset(layer), rwkv);
+        }
+        return project(backend, output, rwkv, rows);
+    }
+
+    /** The WKV recurrence over one stream's rows {@code [from, to)}, its state aa, bb, pp at {@code s[wkv ..]}. */
+    private void scan(float[] k, float[] v, float[] r, int from, int to, float[] s, int wkv, float[] rwkv) {
+        int C = config.embd();
         int aa = wkv;
         int bb = wkv + C;
         int pp = wkv + 2 * C;
-        float[] rwkv = new float[tokens * C];
-        for (int t = 0; t < tokens; t++) {
+        for (int t = from; t < to; t++) {
             for (int i = 0; i < C; i++) {
                 int j = t * C + i;
                 float kt = k[j];
@@ -69,6 +79,5 @@ final class Rwkv4Block extends RwkvBlock {
                 rwkv[j] = Ops.sigmoid(r[j]) * out;
             }
         }
-        return project(backend, output, rwkv, tokens);
     }
 }

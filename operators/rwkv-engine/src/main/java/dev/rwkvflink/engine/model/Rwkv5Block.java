@@ -48,22 +48,26 @@ final class Rwkv5Block extends RwkvBlock {
     }
 
     @Override
-    float[] timeMix(float[] xx, float[] prev, int tokens, float[] s, int wkv, Backend backend, Pass pass) {
+    float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass) {
         int C = config.embd();
-        float[] r = project(backend, receptance, Ops.lerp(xx, prev, mixR, tokens, C), tokens);
-        float[] k = project(backend, key, Ops.lerp(xx, prev, mixK, tokens, C), tokens);
-        float[] v = project(backend, value, Ops.lerp(xx, prev, mixV, tokens, C), tokens);
-        float[] out = new float[tokens * C];
-        MatrixWkv.scanDecayBonus(r, k, v, decay, first, s, wkv, out, tokens, config.heads(), config.headSize());
-        for (int t = 0; t < tokens; t++) {
+        int rows = spans.rows();
+        float[] r = project(backend, receptance, Ops.lerp(xx, prev, mixR, rows, C), rows);
+        float[] k = project(backend, key, Ops.lerp(xx, prev, mixK, rows, C), rows);
+        float[] v = project(backend, value, Ops.lerp(xx, prev, mixV, rows, C), rows);
+        float[] out = new float[rows * C];
+        for (RowSpans.Span span : spans) {
+            MatrixWkv.scanDecayBonus(r, k, v, decay, first, span.state().data(), span.state().wkvOffset(layer), out,
+                    span.first(), span.rows(), config.heads(), config.headSize());
+        }
+        for (int t = 0; t < rows; t++) {
             Ops.groupNorm(out, t * C, config.heads(), config.headSize(), lnxW, lnxB, config.groupNormEps());
         }
         if (gate != null) {
-            float[] g = project(backend, gate, Ops.lerp(xx, prev, mixG, tokens, C), tokens);
+            float[] g = project(backend, gate, Ops.lerp(xx, prev, mixG, rows, C), rows);
             for (int i = 0; i < out.length; i++) {
                 out[i] *= Ops.silu(g[i]);
             }
         }
-        return project(backend, output, out, tokens);
+        return project(backend, output, out, rows);
     }
 }

@@ -70,23 +70,24 @@ final class Rwkv6Block extends RwkvBlock {
     }
 
     @Override
-    float[] timeMix(float[] xx, float[] prev, int tokens, float[] s, int wkv, Backend backend, Pass pass) {
+    float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass) {
         int C = config.embd();
+        int rows = spans.rows();
         int rank = maaW1.rows() / 5;
 
-        float[] m = project(backend, maaW1, Ops.shiftMix(xx, prev, maaX, 0, tokens, C), tokens);
+        float[] m = project(backend, maaW1, Ops.shiftMix(xx, prev, maaX, 0, rows, C), rows);
         for (int i = 0; i < m.length; i++) {
             m[i] = (float) Math.tanh(m[i]);
         }
         float[][] mixed = new float[5][];
-        float[] part = new float[tokens * rank];
+        float[] part = new float[rows * rank];
         for (int p = 0; p < 5; p++) {
-            for (int t = 0; t < tokens; t++) {
+            for (int t = 0; t < rows; t++) {
                 System.arraycopy(m, t * 5 * rank + p * rank, part, t * rank, rank);
             }
-            float[] delta = project(backend, maaW2[p], part, tokens);
-            float[] xp = new float[tokens * C];
-            for (int t = 0; t < tokens; t++) {
+            float[] delta = project(backend, maaW2[p], part, rows);
+            float[] xp = new float[rows * C];
+            for (int t = 0; t < rows; t++) {
                 for (int i = 0; i < C; i++) {
                     int j = t * C + i;
                     xp[j] = xx[j] + (prev[j] - xx[j]) * (maa[p * C + i] + delta[j]);
@@ -95,31 +96,34 @@ final class Rwkv6Block extends RwkvBlock {
             mixed[p] = xp;
         }
         float[] xw = mixed[0];
-        float[] r = project(backend, receptance, mixed[3], tokens);
-        float[] k = project(backend, key, mixed[1], tokens);
-        float[] v = project(backend, value, mixed[2], tokens);
-        float[] g = project(backend, gate, mixed[4], tokens);
+        float[] r = project(backend, receptance, mixed[3], rows);
+        float[] k = project(backend, key, mixed[1], rows);
+        float[] v = project(backend, value, mixed[2], rows);
+        float[] g = project(backend, gate, mixed[4], rows);
 
-        float[] d = project(backend, decayW1, xw, tokens);
+        float[] d = project(backend, decayW1, xw, rows);
         for (int i = 0; i < d.length; i++) {
             d[i] = (float) Math.tanh(d[i]);
         }
-        float[] w = project(backend, decayW2, d, tokens);
-        for (int t = 0; t < tokens; t++) {
+        float[] w = project(backend, decayW2, d, rows);
+        for (int t = 0; t < rows; t++) {
             for (int i = 0; i < C; i++) {
                 int j = t * C + i;
                 w[j] = (float) Math.exp(-Math.exp(decayBase[i] + w[j]));
             }
         }
 
-        float[] out = new float[tokens * C];
-        MatrixWkv.scanDecayBonus(r, k, v, w, first, s, wkv, out, tokens, config.heads(), config.headSize());
-        for (int t = 0; t < tokens; t++) {
+        float[] out = new float[rows * C];
+        for (RowSpans.Span span : spans) {
+            MatrixWkv.scanDecayBonus(r, k, v, w, first, span.state().data(), span.state().wkvOffset(layer), out,
+                    span.first(), span.rows(), config.heads(), config.headSize());
+        }
+        for (int t = 0; t < rows; t++) {
             Ops.groupNorm(out, t * C, config.heads(), config.headSize(), lnxW, lnxB, config.groupNormEps());
         }
         for (int i = 0; i < out.length; i++) {
             out[i] *= Ops.silu(g[i]);
         }
-        return project(backend, output, out, tokens);
+        return project(backend, output, out, rows);
     }
 }

@@ -80,25 +80,26 @@ final class Rwkv7Block extends RwkvBlock {
     }
 
     @Override
-    float[] timeMix(float[] xx, float[] prev, int tokens, float[] s, int wkv, Backend backend, Pass pass) {
+    float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass) {
         int C = config.embd();
         int H = config.heads();
         int N = config.headSize();
-        float[] xr = Ops.shiftMix(xx, prev, mix, 0, tokens, C);
-        float[] xw = Ops.shiftMix(xx, prev, mix, C, tokens, C);
-        float[] xk = Ops.shiftMix(xx, prev, mix, 2 * C, tokens, C);
-        float[] xv = Ops.shiftMix(xx, prev, mix, 3 * C, tokens, C);
-        float[] xa = Ops.shiftMix(xx, prev, mix, 4 * C, tokens, C);
-        float[] xg = Ops.shiftMix(xx, prev, mix, 5 * C, tokens, C);
+        int rows = spans.rows();
+        float[] xr = Ops.shiftMix(xx, prev, mix, 0, rows, C);
+        float[] xw = Ops.shiftMix(xx, prev, mix, C, rows, C);
+        float[] xk = Ops.shiftMix(xx, prev, mix, 2 * C, rows, C);
+        float[] xv = Ops.shiftMix(xx, prev, mix, 3 * C, rows, C);
+        float[] xa = Ops.shiftMix(xx, prev, mix, 4 * C, rows, C);
+        float[] xg = Ops.shiftMix(xx, prev, mix, 5 * C, rows, C);
 
-        float[] r = project(backend, receptance, xr, tokens);
-        float[] k = project(backend, key, xk, tokens);
-        float[] v = project(backend, value, xv, tokens);
+        float[] r = project(backend, receptance, xr, rows);
+        float[] k = project(backend, key, xk, rows);
+        float[] v = project(backend, value, xv, rows);
 
-        float[] w = project(backend, w2, tanh(project(backend, w1, xw, tokens)), tokens);
-        float[] a = project(backend, a2, project(backend, a1, xa, tokens), tokens);
-        float[] g = project(backend, g2, sigmoid(project(backend, g1, xg, tokens)), tokens);
-        for (int t = 0; t < tokens; t++) {
+        float[] w = project(backend, w2, tanh(project(backend, w1, xw, rows)), rows);
+        float[] a = project(backend, a2, project(backend, a1, xa, rows), rows);
+        float[] g = project(backend, g2, sigmoid(project(backend, g1, xg, rows)), rows);
+        for (int t = 0; t < rows; t++) {
             for (int i = 0; i < C; i++) {
                 int j = t * C + i;
                 w[j] = (float) Math.exp(-DECAY_SCALE * Ops.sigmoid(w0[i] + w[j]));
@@ -109,9 +110,9 @@ final class Rwkv7Block extends RwkvBlock {
         if (layer == 0) {
             pass.firstValues = v.clone();
         } else {
-            float[] vg = project(backend, v2, project(backend, v1, xv, tokens), tokens);
+            float[] vg = project(backend, v2, project(backend, v1, xv, rows), rows);
             float[] first = pass.firstValues;
-            for (int t = 0; t < tokens; t++) {
+            for (int t = 0; t < rows; t++) {
                 for (int i = 0; i < C; i++) {
                     int j = t * C + i;
                     v[j] = v[j] + (first[j] - v[j]) * Ops.sigmoid(v0[i] + vg[j]);
@@ -119,30 +120,42 @@ final class Rwkv7Block extends RwkvBlock {
             }
         }
 
-        float[] out = new float[tokens * C];
-        float[] kkRow = new float[C];
-        for (int t = 0; t < tokens; t++) {
+        // kk = normalize(k * k_k) per head; then k = k * (1 + (a - 1) * k_a)
+        float[] kkUnit = new float[rows * C];
+        for (int t = 0; t < rows; t++) {
             int row = t * C;
-            // kk = normalize(k * k_k) per head; then k = k * (1 + (a - 1) * k_a)
             for (int h = 0; h < H; h++) {
+                int hc = row + h * N;
                 double norm = 0;
                 for (int j = 0; j < N; j++) {
-                    float e = k[row + h * N + j] * kk[h * N + j];
-                    kkRow[h * N + j] = e;
+                    float e = k[hc + j] * kk[h * N + j];
+                    kkUnit[hc + j] = e;
                     norm += (double) e * e;
                 }
                 float inv = 1f / Math.max((float) Math.sqrt(norm), NORM_EPS);
                 for (int j = 0; j < N; j++) {
-                    kkRow[h * N + j] *= inv;
+                    kkUnit[hc + j] *= inv;
                 }
             }
             for (int i = 0; i < C; i++) {
                 k[row + i] = k[row + i] * (1 + (a[row + i] - 1) * ka[i]);
             }
-            // S <- S diag(w) - (S kk) (kk * a)^T + v k^T;  out = S r   (per head, on the backend)
-            backend.wkv7(s, wkv, H, N, r, w, k, v, kkRow, a, row, out);
+        }
+
+        // S <- S diag(w) - (S kk) (kk * a)^T + v k^T;  out = S r   (per head, on the backend), stream by stream
+        float[] out = new float[rows * C];
+        for (RowSpans.Span span : spans) {
+            float[] s = span.state().data();
+            int wkv = span.state().wkvOffset(layer);
+            for (int t = span.first(); t < span.end(); t++) {
+                backend.wkv7(s, wkv, H, N, r, w, k, v, kkUnit, a, t * C, out);
+            }
+        }
+
+        // GroupNorm; out += (sum_j r_j k_j r_k_j) v, per head; then the gate
+        for (int t = 0; t < rows; t++) {
+            int row = t * C;
             Ops.groupNorm(out, row, H, N, lnxW, lnxB, config.groupNormEps());
-            // out += (sum_j r_j k_j r_k_j) v, per head; then the gate
             for (int h = 0; h < H; h++) {
                 int hc = row + h * N;
                 float bonus = 0;
@@ -154,7 +167,7 @@ final class Rwkv7Block extends RwkvBlock {
                 }
             }
         }
-        return project(backend, output, out, tokens);
+        return project(backend, output, out, rows);
     }
 
     private static float[] tanh(float[] x) {

@@ -9,9 +9,12 @@ import dev.rwkvflink.engine.state.RwkvState;
  *   x = x + timeMix(ln1(x), shifted ln1(x))       -- the attention-like half, with the WKV recurrence
  *   x = x + channelMix(ln2(x), shifted ln2(x))    -- the FFN half
  * </pre>
- * applied to T tokens of one state at once. Projections run on the {@link Backend} as (T x in) times
- * (in x out) products; the recurrence is scanned token by token, so one call with T tokens computes what T calls
- * with one token compute.
+ * applied to the R rows of one pass ({@link RowSpans}: the tokens of one or several streams, each stream a span
+ * of rows with its own state). Row-wise work runs over all R rows at once, so every projection is one
+ * (R x in) times (in x out) product on the {@link Backend}; the token shift and the recurrence run span by span,
+ * token by token, on each stream's state. Every row's arithmetic is independent of the other rows of the pass, so
+ * one call with T tokens computes what T calls with one token compute, and a stream batched with others gets the
+ * bits it gets alone.
  */
 abstract sealed class RwkvBlock permits Rwkv4Block, Rwkv5Block, Rwkv6Block, Rwkv7Block {
     protected final RwkvConfig config;
@@ -42,37 +45,58 @@ abstract sealed class RwkvBlock permits Rwkv4Block, Rwkv5Block, Rwkv6Block, Rwkv
         };
     }
 
-    /** Advances {@code state} through this layer, updating the residual stream {@code x} (tokens x C) in place. */
-    final void forward(float[] x, int tokens, RwkvState state, Backend backend, Pass pass) {
+    /**
+     * Advances every stream of {@code spans} through this layer, updating the residual stream {@code x}
+     * (R rows x C) in place.
+     */
+    final void forward(float[] x, RowSpans spans, Backend backend, Pass pass) {
         int C = config.embd();
-        float[] s = state.data();
+        int rows = spans.rows();
 
-        float[] xx = new float[tokens * C];
-        Ops.layerNormRows(x, ln1w, ln1b, RwkvConfig.LAYER_NORM_EPS, xx, tokens, C);
-        float[] prev = Ops.shiftRows(xx, tokens, C, s, state.attShiftOffset(layer));
-        Ops.addInPlace(x, timeMix(xx, prev, tokens, s, state.wkvOffset(layer), backend, pass));
+        float[] xx = new float[rows * C];
+        Ops.layerNormRows(x, ln1w, ln1b, RwkvConfig.LAYER_NORM_EPS, xx, rows, C);
+        float[] prev = shiftRows(xx, spans, false);
+        Ops.addInPlace(x, timeMix(xx, prev, spans, backend, pass));
 
-        Ops.layerNormRows(x, ln2w, ln2b, RwkvConfig.LAYER_NORM_EPS, xx, tokens, C);
-        prev = Ops.shiftRows(xx, tokens, C, s, state.ffnShiftOffset(layer));
-        Ops.addInPlace(x, channelMix.apply(xx, prev, tokens, C, backend));
+        Ops.layerNormRows(x, ln2w, ln2b, RwkvConfig.LAYER_NORM_EPS, xx, rows, C);
+        prev = shiftRows(xx, spans, true);
+        Ops.addInPlace(x, channelMix.apply(xx, prev, rows, C, backend));
     }
 
     /**
-     * The time-mix output (tokens x C) for normalised input {@code xx} and its shifted rows {@code prev};
-     * advances the WKV state held in {@code s} from {@code wkv}.
+     * The token shift of every stream ({@link Ops#shiftRows}): each span's first row of {@code prev} comes from its
+     * own state (the att or ffn shift of this layer), which then keeps the span's last row.
      */
-    abstract float[] timeMix(float[] xx, float[] prev, int tokens, float[] s, int wkv, Backend backend, Pass pass);
+    private float[] shiftRows(float[] xx, RowSpans spans, boolean ffn) {
+        int C = config.embd();
+        float[] prev = new float[spans.rows() * C];
+        for (RowSpans.Span span : spans) {
+            RwkvState state = span.state();
+            int shift = ffn ? state.ffnShiftOffset(layer) : state.attShiftOffset(layer);
+            Ops.shiftRows(xx, prev, span.first(), span.rows(), C, state.data(), shift);
+        }
+        return prev;
+    }
 
-    /** y = W x for T rows. */
-    static float[] project(Backend backend, dev.rwkvflink.engine.tensor.Tensor w, float[] x, int tokens) {
-        float[] y = new float[tokens * w.rows()];
-        backend.matmul(w, x, tokens, y);
+    /**
+     * The time-mix output (R rows x C) for normalised input {@code xx} and its shifted rows {@code prev}; advances
+     * each span's WKV state (in its {@link RwkvState} from {@code wkvOffset(layer)}) by the span's rows.
+     */
+    abstract float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass);
+
+    /** y = W x for R rows: one (R x in) times (in x out) product. */
+    static float[] project(Backend backend, dev.rwkvflink.engine.tensor.Tensor w, float[] x, int rows) {
+        float[] y = new float[rows * w.rows()];
+        backend.matmul(w, x, rows, y);
         return y;
     }
 
     /** What one forward pass carries from layer to layer besides the residual stream. */
     static final class Pass {
-        /** RWKV-7's value residual: layer 0's values (tokens x C), mixed into every later layer's values. */
+        /**
+         * RWKV-7's value residual: layer 0's values (R rows x C), mixed into every later layer's values. Row r
+         * belongs to the same stream and token in every layer, so it needs no per-stream handling.
+         */
         float[] firstValues;
     }
 }

@@ -8,6 +8,9 @@ import dev.rwkvflink.engine.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Set;
 
 /**
  * An RWKV language model of any supported version, ready to advance states.
@@ -140,32 +143,67 @@ public final class RwkvModel implements AutoCloseable {
         if (r != null) {
             return r.advance(new RwkvState[] {state}, new int[][] {tokens})[0];
         }
-        float[] x = null;
-        for (int from = 0; from < tokens.length; from += MAX_BLOCK_TOKENS) {
-            x = forwardBlock(state, tokens, from, Math.min(tokens.length, from + MAX_BLOCK_TOKENS));
-        }
-        int C = config.embd();
-        float[] h = new float[C];
-        Ops.layerNorm(x, x.length - C, lnOutW, lnOutB, RwkvConfig.LAYER_NORM_EPS, h, 0, C);
-        return h;
+        return advanceRows(new RwkvState[] {state}, new int[][] {tokens})[0];
     }
 
     /**
-     * Runs tokens {@code [from, to)} through every layer and returns the residual stream (T x C). Long inputs go
-     * through in blocks of {@link #MAX_BLOCK_TOKENS}, which bounds the activations' memory; the result is the same
-     * bits as one pass, since every token's arithmetic is independent of the others in a call.
+     * The CPU path of {@link #hidden} and {@link #advance}: the tokens of all streams are laid out as rows, stream
+     * after stream, and go through the layers together in passes of at most {@link #MAX_BLOCK_TOKENS} rows (which
+     * bounds the activations' memory), so each projection of a layer is one product over all the streams' rows. A
+     * stream longer than what is left of a pass continues in the next one, its state carrying over. Every row's
+     * arithmetic is independent of the other rows of a pass (the backends promise it for their products, the
+     * blocks for the rest), so each stream gets the same bits as alone in one call, whatever shares its passes.
+     * Returns each stream's hidden vector, null for a stream without tokens.
      */
-    private float[] forwardBlock(RwkvState state, int[] tokens, int from, int to) {
+    private float[][] advanceRows(RwkvState[] states, int[][] tokens) {
         int C = config.embd();
-        int T = to - from;
-        float[] x = new float[T * C];
-        for (int t = 0; t < T; t++) {
-            emb.readRow(tokens[from + t], x, t * C);
+        float[][] hidden = new float[states.length][];
+        int[] done = new int[states.length]; // tokens of each stream already through the layers
+        int[] ids = new int[MAX_BLOCK_TOKENS];
+        int[] streamOfSpan = new int[MAX_BLOCK_TOKENS];
+        int next = 0; // the first stream with tokens left
+        while (true) {
+            while (next < states.length && done[next] == tokens[next].length) {
+                next++;
+            }
+            if (next == states.length) {
+                return hidden;
+            }
+            RowSpans.Builder pass = new RowSpans.Builder();
+            for (int i = next; i < states.length && pass.rows() < MAX_BLOCK_TOKENS; i++) {
+                int take = Math.min(tokens[i].length - done[i], MAX_BLOCK_TOKENS - pass.rows());
+                if (take > 0) {
+                    System.arraycopy(tokens[i], done[i], ids, pass.rows(), take);
+                    streamOfSpan[pass.count()] = i;
+                    pass.add(states[i], take);
+                    done[i] += take;
+                }
+            }
+            RowSpans spans = pass.build();
+            float[] x = forwardRows(ids, spans);
+            for (int p = 0; p < spans.count(); p++) {
+                int i = streamOfSpan[p];
+                if (done[i] == tokens[i].length) { // the stream's last token: ln_out of its row
+                    hidden[i] = new float[C];
+                    int last = spans.get(p).end() - 1;
+                    Ops.layerNorm(x, last * C, lnOutW, lnOutB, RwkvConfig.LAYER_NORM_EPS, hidden[i], 0, C);
+                }
+            }
+        }
+    }
+
+    /** Runs one pass (the rows of {@code spans}, token ids {@code ids[0 .. R)}) through every layer: R x C. */
+    private float[] forwardRows(int[] ids, RowSpans spans) {
+        int C = config.embd();
+        int rows = spans.rows();
+        float[] x = new float[rows * C];
+        for (int t = 0; t < rows; t++) {
+            emb.readRow(ids[t], x, t * C);
             Ops.layerNorm(x, t * C, ln0w, ln0b, RwkvConfig.LAYER_NORM_EPS, x, t * C, C);
         }
         RwkvBlock.Pass pass = new RwkvBlock.Pass();
         for (RwkvBlock block : blocks) {
-            block.forward(x, T, state, backend, pass);
+            block.forward(x, spans, backend, pass);
         }
         return x;
     }
@@ -179,26 +217,26 @@ public final class RwkvModel implements AutoCloseable {
 
     /**
      * Advances many states, each by its own tokens (a ragged batch), and returns each one's hidden vector.
-     * An empty token array leaves its state as is and yields null.
+     * An empty token array leaves its state as is and yields null. Each state may appear once among the streams
+     * with tokens. On the CPU all streams go through the layers together (one product per projection for all
+     * their tokens), and each result is bit-identical to {@link #hidden} on that stream alone.
      */
     public float[][] advance(RwkvState[] states, int[][] tokens) {
         if (states.length != tokens.length) {
             throw new IllegalArgumentException(states.length + " states but " + tokens.length + " token lists");
         }
-        ModelRunner r = runner();
-        if (r != null) {
-            for (int i = 0; i < states.length; i++) {
-                if (tokens[i].length > 0) {
-                    checkTokens(states[i], tokens[i]);
+        Set<RwkvState> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (int i = 0; i < states.length; i++) {
+            if (tokens[i].length > 0) {
+                checkTokens(states[i], tokens[i]);
+                if (!seen.add(states[i])) {
+                    throw new IllegalArgumentException("stream " + i + ": its state is already advanced by an"
+                            + " earlier stream of this batch");
                 }
             }
-            return r.advance(states, tokens);
         }
-        float[][] out = new float[states.length][];
-        for (int i = 0; i < states.length; i++) {
-            out[i] = tokens[i].length == 0 ? null : hidden(states[i], tokens[i]);
-        }
-        return out;
+        ModelRunner r = runner();
+        return r != null ? r.advance(states, tokens) : advanceRows(states, tokens);
     }
 
     /**

@@ -157,7 +157,7 @@ class VectorBackendTest {
                     w[i] = 0.5f + 0.5f * rnd.nextFloat();
                     a[i] = rnd.nextFloat();
                 }
-                float[] kk = gaussian(rnd, c, 1.0 / n);
+                float[] kk = gaussian(rnd, 2 * c, 1.0 / n);
                 float[] expected = new float[2 * c];
                 float[] actual = new float[2 * c];
                 float[] again = new float[2 * c];
