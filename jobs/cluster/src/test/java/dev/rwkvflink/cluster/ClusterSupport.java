@@ -287,15 +287,7 @@ final class ClusterSupport {
      * machine is waited for; one that stopped producing output is not.
      */
     static void awaitCommittedWhileProgressing(EmbeddedKafka kafka, String topic, int count, Duration stall) {
-        Properties p = new Properties();
-        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
-        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-        try (KafkaConsumer<byte[], byte[]> consumer =
-                new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            List<TopicPartition> partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
-                    .map(info -> new TopicPartition(topic, info.partition())).toList();
-            consumer.assign(partitions);
-            consumer.seekToBeginning(partitions);
+        try (KafkaConsumer<byte[], byte[]> consumer = fromBeginning(kafka, topic, "read_committed")) {
             long seen = 0;
             long lastProgress = System.nanoTime();
             while (seen < count && System.nanoTime() - lastProgress < stall.toNanos()) {
@@ -310,6 +302,20 @@ final class ClusterSupport {
         }
     }
 
+    /** A consumer assigned every partition of {@code topic}, positioned at the beginning. */
+    private static KafkaConsumer<byte[], byte[]> fromBeginning(EmbeddedKafka kafka, String topic, String isolation) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        KafkaConsumer<byte[], byte[]> consumer =
+                new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+        List<TopicPartition> partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
+                .map(info -> new TopicPartition(topic, info.partition())).toList();
+        consumer.assign(partitions);
+        consumer.seekToBeginning(partitions);
+        return consumer;
+    }
+
     static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(EmbeddedKafka kafka, String topic,
             int count, Duration timeout) {
         return read(kafka, topic, count, timeout, "read_committed");
@@ -318,15 +324,8 @@ final class ClusterSupport {
     /** Reads from the beginning until {@code count} records or the timeout, then to the end offsets. */
     static List<ConsumerRecord<byte[], byte[]>> read(EmbeddedKafka kafka, String topic, int count,
             Duration timeout, String isolation) {
-        Properties p = new Properties();
-        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
-        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
-        try (KafkaConsumer<byte[], byte[]> consumer =
-                new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            List<TopicPartition> partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
-                    .map(info -> new TopicPartition(topic, info.partition())).toList();
-            consumer.assign(partitions);
-            consumer.seekToBeginning(partitions);
+        try (KafkaConsumer<byte[], byte[]> consumer = fromBeginning(kafka, topic, isolation)) {
+            List<TopicPartition> partitions = List.copyOf(consumer.assignment());
             List<ConsumerRecord<byte[], byte[]>> read = new ArrayList<>();
             long deadline = System.nanoTime() + timeout.toNanos();
             while (read.size() < count && System.nanoTime() < deadline) {
