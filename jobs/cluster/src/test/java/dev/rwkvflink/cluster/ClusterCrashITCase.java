@@ -1,6 +1,7 @@
 package dev.rwkvflink.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.kafka.EmbeddedKafka;
@@ -169,6 +170,8 @@ class ClusterCrashITCase {
         assertEquals(0, mismatched, "embeddings not bit for bit the one-shot embedding");
         assertEquals(documents, embeddings.size(), "one embedding per document");
         assertEquals(0, deadLetters.size(), "no dead letters");
+        assertFalse(diedOfOutOfMemory(work, 1) || diedOfOutOfMemory(work, 2),
+                "a TaskManager ran out of memory (see its .out and .log): " + unplannedExits);
         for (Kill k : done) {
             assertTrue(k.restoredCheckpoint() > 0 || k.restoredCheckpoint() == -1,
                     "restored from a checkpoint: " + k);
@@ -196,7 +199,8 @@ class ClusterCrashITCase {
                             if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
                                 continue;
                             }
-                            unplannedExits.add("taskmanager-" + i + " at " + java.time.LocalTime.now());
+                            unplannedExits.add("taskmanager-" + i + " at " + java.time.LocalTime.now()
+                                    + (diedOfOutOfMemory(work, i) ? " (OutOfMemoryError)" : ""));
                             ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60),
                                     "start-taskmanager", Integer.toString(i));
                         }
@@ -208,6 +212,24 @@ class ClusterCrashITCase {
                 System.err.println("TaskManager supervisor failed: " + e);
             }
         });
+    }
+
+    /**
+     * Whether a TaskManager's logs (appended to across its restarts) report an OutOfMemoryError: a TaskManager that
+     * ran out of memory is our defect (the operator's memory is bounded by design), not a fault we caused.
+     */
+    private static boolean diedOfOutOfMemory(Path work, int taskManager) throws java.io.IOException {
+        for (String suffix : List.of(".out", ".log")) {
+            Path f = work.resolve("log").resolve("taskmanager-" + taskManager + suffix);
+            if (Files.isRegularFile(f)) {
+                try (var lines = Files.lines(f, java.nio.charset.StandardCharsets.ISO_8859_1)) {
+                    if (lines.anyMatch(l -> l.contains("OutOfMemoryError"))) {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
     }
 
     /** Kills (-9) a TaskManager that runs tasks of the job, waits for recovery, starts the TaskManager again. */

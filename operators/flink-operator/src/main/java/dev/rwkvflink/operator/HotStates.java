@@ -44,6 +44,34 @@ final class HotStates implements AutoCloseable {
         void write(Entry e) throws Exception;
     }
 
+    /**
+     * Share of the JVM heap that hot states may fill on the CPU backend, divided among the TaskManager's slots: a
+     * quarter leaves the rest for Flink, the Kafka clients, batches and the serialized states a checkpoint writes.
+     * Without this bound the default 256 MiB per operator instance, times two slots, overran a 402 MiB task heap
+     * once 10,000 documents were open at once (TaskManagers died of OutOfMemoryError in the full crash run).
+     */
+    static final double HEAP_SHARE = 0.25;
+
+    /**
+     * Slots to ask for: {@code hotStateBytes} worth of states of {@code stateBytes} each, at least {@code minKeys}
+     * (one batch's keys); 0 bytes means one batch. Bounded by where the states live: on the GPU by this
+     * TaskManager slot's share of the device pool ({@code deviceSlots} > 0), on the heap by this TaskManager
+     * slot's share of {@link #HEAP_SHARE} of {@code maxHeapBytes} (never below one batch: a batch's states must
+     * fit somewhere, and they did before hot states existed).
+     */
+    static int capacity(long hotStateBytes, long stateBytes, int minKeys, int taskSlots, int deviceSlots,
+            long maxHeapBytes) {
+        long wanted = hotStateBytes == 0 ? minKeys : Math.max(minKeys, hotStateBytes / stateBytes);
+        long slotsPerTask = Math.max(1, taskSlots);
+        if (deviceSlots > 0) {
+            wanted = Math.max(1, Math.min(wanted, deviceSlots / slotsPerTask));
+        } else {
+            long heapKeys = (long) (maxHeapBytes * HEAP_SHARE) / slotsPerTask / stateBytes;
+            wanted = Math.max(Math.min(minKeys, wanted), Math.min(wanted, heapKeys));
+        }
+        return (int) Math.min(wanted, 1 << 16);
+    }
+
     private final ResidentStates slots;
     private final LinkedHashMap<String, Entry> byKey = new LinkedHashMap<>(16, 0.75f, true);
     private final ArrayDeque<Integer> free = new ArrayDeque<>();

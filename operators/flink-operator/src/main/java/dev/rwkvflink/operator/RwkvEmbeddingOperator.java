@@ -132,21 +132,23 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
     }
 
-    /**
-     * Slots to ask for: {@code hotStateBytes} worth of states (at least one batch's keys); with a GPU runner at
-     * most this TaskManager slot's share of the device pool, which every operator instance of the TaskManager
-     * shares.
-     */
+    /** Slots to ask for: see {@link HotStates#capacity}; logged with what bounded it. */
     private int hotCapacity() {
         long perState = 4 * RwkvState.floats(loaded.model().config()) + 4L * loaded.model().config().embd();
-        long wanted = config.hotStateBytes == 0 ? config.maxBatchKeys
-                : Math.max(config.maxBatchKeys, config.hotStateBytes / perState);
-        int capacity = (int) Math.min(wanted, 1 << 16);
+        int taskSlots = getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration()
+                .get(org.apache.flink.configuration.TaskManagerOptions.NUM_TASK_SLOTS);
         var runner = loaded.model().runner();
-        if (runner != null) {
-            int taskSlots = Math.max(1, getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration()
-                    .get(org.apache.flink.configuration.TaskManagerOptions.NUM_TASK_SLOTS));
-            capacity = Math.max(1, Math.min(capacity, runner.slots() / taskSlots));
+        int deviceSlots = runner == null ? 0 : runner.slots();
+        long maxHeap = Runtime.getRuntime().maxMemory();
+        int capacity = HotStates.capacity(config.hotStateBytes, perState, config.maxBatchKeys, taskSlots,
+                deviceSlots, maxHeap);
+        long asked = config.hotStateBytes / perState;
+        if (config.hotStateBytes > 0 && capacity < asked) {
+            LOG.info("hot states {}: {} keys ({} MiB) of the {} asked for by hotStateBytes={}: bounded by {}",
+                    traceId, capacity, capacity * perState >> 20, asked, config.hotStateBytes,
+                    runner == null ? "a " + HotStates.HEAP_SHARE + " share of the " + (maxHeap >> 20)
+                            + " MiB heap over " + taskSlots + " task slots"
+                            : "the GPU pool's " + deviceSlots + " slots over " + taskSlots + " task slots");
         }
         return capacity;
     }

@@ -35,7 +35,8 @@ public final class RwkvOperatorConfig implements Serializable {
      * Memory for states kept where the model runs between batches (GPU memory with the CUDA backend, else the
      * Java heap), so that a key advanced in many batches is read from and written to Flink state once per
      * checkpoint, not twice per batch (see HotStates). Holds this many bytes' worth of states (at least one batch
-     * with 0); with the CUDA backend at most the GPU state pool's share of this TaskManager slot. 0: states go back
+     * with 0); with the CUDA backend at most the GPU state pool's share of this TaskManager slot, on the CPU at most
+     * this slot's share of a quarter of the JVM heap (HotStates.capacity; logged when it bounds). 0: states go back
      * to Flink state after every batch.
      */
     public long hotStateBytes = 256L << 20;
