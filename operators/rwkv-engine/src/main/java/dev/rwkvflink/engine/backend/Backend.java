@@ -22,6 +22,21 @@ public interface Backend {
      */
     void matmul(Tensor w, float[] x, int tokens, float[] y);
 
+    /** Rows {@code [from, to)} of some row-wise work. */
+    @FunctionalInterface
+    interface RowRange {
+        void run(int from, int to);
+    }
+
+    /**
+     * Runs {@code body} over rows {@code [0, rows)}, each row about {@code rowWork} operations: in one call on the
+     * caller's thread (this default), or cut into ranges that several threads run (VectorBackend). The body's
+     * arithmetic for a row must not depend on the range it falls in, so the results are the same bits either way.
+     */
+    default void forRows(int rows, int rowWork, RowRange body) {
+        body.run(0, rows);
+    }
+
     /**
      * One token of RWKV-7's WKV recurrence (the generalised delta rule), every head. Head h of size {@code n}
      * keeps {@code S = s[sOff + h n n ..]}, row-major {@code S[i][j]} (value i, key j); the token's inputs are row

@@ -53,15 +53,15 @@ final class ChannelMix {
     float[] apply(float[] xx, float[] prev, int rows, int C, Backend backend) {
         int F = key.rows();
         float[] xk = mix(xx, prev, muK, rows, C);
-        float[] k = new float[rows * F];
+        float[] k = Activations.floats(rows * F);
         backend.matmul(key, xk, rows, k);
         for (int i = 0; i < k.length; i++) {
             k[i] = Ops.reluSquared(k[i]);
         }
-        float[] out = new float[rows * C];
+        float[] out = Activations.floats(rows * C);
         backend.matmul(value, k, rows, out);
         if (receptance != null) {
-            float[] r = new float[rows * C];
+            float[] r = Activations.floats(rows * C);
             backend.matmul(receptance, mix(xx, prev, muR, rows, C), rows, r);
             for (int i = 0; i < out.length; i++) {
                 out[i] *= Ops.sigmoid(r[i]);

@@ -71,9 +71,9 @@ final class Ops {
         System.arraycopy(xx, o + (rows - 1) * n, state, shiftOff, n);
     }
 
-    /** {@code xx * mu + prev * (1 - mu)}: the v4/v5 token-shift interpolation ({@code time_mix_*}). */
+    /** {@code xx * mu + prev * (1 - mu)}: the v4/v5 token-shift interpolation ({@code time_mix_*}); layer-scoped. */
     static float[] lerp(float[] xx, float[] prev, float[] mu, int rows, int n) {
-        float[] y = new float[rows * n];
+        float[] y = Activations.floats(rows * n);
         for (int t = 0; t < rows; t++) {
             for (int i = 0; i < n; i++) {
                 int j = t * n + i;
@@ -83,9 +83,9 @@ final class Ops {
         return y;
     }
 
-    /** {@code xx + (prev - xx) * mu}: the v6/v7 form of the same interpolation ({@code time_maa_*}, {@code x_*}). */
+    /** {@code xx + (prev - xx) * mu}: the v6/v7 form of the same interpolation ({@code time_maa_*}, {@code x_*}); layer-scoped. */
     static float[] shiftMix(float[] xx, float[] prev, float[] mu, int muOff, int rows, int n) {
-        float[] y = new float[rows * n];
+        float[] y = Activations.floats(rows * n);
         for (int t = 0; t < rows; t++) {
             for (int i = 0; i < n; i++) {
                 int j = t * n + i;

@@ -99,51 +99,58 @@ final class Rwkv7Block extends RwkvBlock {
         float[] w = project(backend, w2, tanh(project(backend, w1, xw, rows)), rows);
         float[] a = project(backend, a2, project(backend, a1, xa, rows), rows);
         float[] g = project(backend, g2, sigmoid(project(backend, g1, xg, rows)), rows);
-        for (int t = 0; t < rows; t++) {
-            for (int i = 0; i < C; i++) {
-                int j = t * C + i;
-                w[j] = (float) Math.exp(-DECAY_SCALE * Ops.sigmoid(w0[i] + w[j]));
-                a[j] = Ops.sigmoid(a0[i] + a[j]);
+        // row-wise work goes over the backend's threads (each row's arithmetic is the same whoever runs it)
+        backend.forRows(rows, 16 * C, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                for (int i = 0; i < C; i++) {
+                    int j = t * C + i;
+                    w[j] = (float) Math.exp(-DECAY_SCALE * Ops.sigmoid(w0[i] + w[j]));
+                    a[j] = Ops.sigmoid(a0[i] + a[j]);
+                }
             }
-        }
+        });
 
         if (layer == 0) {
             pass.firstValues = v.clone();
         } else {
             float[] vg = project(backend, v2, project(backend, v1, xv, rows), rows);
             float[] first = pass.firstValues;
-            for (int t = 0; t < rows; t++) {
-                for (int i = 0; i < C; i++) {
-                    int j = t * C + i;
-                    v[j] = v[j] + (first[j] - v[j]) * Ops.sigmoid(v0[i] + vg[j]);
+            backend.forRows(rows, 8 * C, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    for (int i = 0; i < C; i++) {
+                        int j = t * C + i;
+                        v[j] = v[j] + (first[j] - v[j]) * Ops.sigmoid(v0[i] + vg[j]);
+                    }
                 }
-            }
+            });
         }
 
         // kk = normalize(k * k_k) per head; then k = k * (1 + (a - 1) * k_a)
-        float[] kkUnit = new float[rows * C];
-        for (int t = 0; t < rows; t++) {
-            int row = t * C;
-            for (int h = 0; h < H; h++) {
-                int hc = row + h * N;
-                double norm = 0;
-                for (int j = 0; j < N; j++) {
-                    float e = k[hc + j] * kk[h * N + j];
-                    kkUnit[hc + j] = e;
-                    norm += (double) e * e;
+        float[] kkUnit = Activations.floats(rows * C);
+        backend.forRows(rows, 4 * C, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                int row = t * C;
+                for (int h = 0; h < H; h++) {
+                    int hc = row + h * N;
+                    double norm = 0;
+                    for (int j = 0; j < N; j++) {
+                        float e = k[hc + j] * kk[h * N + j];
+                        kkUnit[hc + j] = e;
+                        norm += (double) e * e;
+                    }
+                    float inv = 1f / Math.max((float) Math.sqrt(norm), NORM_EPS);
+                    for (int j = 0; j < N; j++) {
+                        kkUnit[hc + j] *= inv;
+                    }
                 }
-                float inv = 1f / Math.max((float) Math.sqrt(norm), NORM_EPS);
-                for (int j = 0; j < N; j++) {
-                    kkUnit[hc + j] *= inv;
+                for (int i = 0; i < C; i++) {
+                    k[row + i] = k[row + i] * (1 + (a[row + i] - 1) * ka[i]);
                 }
             }
-            for (int i = 0; i < C; i++) {
-                k[row + i] = k[row + i] * (1 + (a[row + i] - 1) * ka[i]);
-            }
-        }
+        });
 
         // S <- S diag(w) - (S kk) (kk * a)^T + v k^T;  out = S r   (per head, on the backend), stream by stream
-        float[] out = new float[rows * C];
+        float[] out = Activations.floats(rows * C);
         for (RowSpans.Span span : spans) {
             float[] s = span.state().data();
             int wkv = span.state().wkvOffset(layer);
@@ -153,20 +160,23 @@ final class Rwkv7Block extends RwkvBlock {
         }
 
         // GroupNorm; out += (sum_j r_j k_j r_k_j) v, per head; then the gate
-        for (int t = 0; t < rows; t++) {
-            int row = t * C;
-            Ops.groupNorm(out, row, H, N, lnxW, lnxB, config.groupNormEps());
-            for (int h = 0; h < H; h++) {
-                int hc = row + h * N;
-                float bonus = 0;
-                for (int j = 0; j < N; j++) {
-                    bonus += r[hc + j] * k[hc + j] * rk[h * N + j];
-                }
-                for (int i = 0; i < N; i++) {
-                    out[hc + i] = (out[hc + i] + bonus * v[hc + i]) * g[hc + i];
+        float eps = config.groupNormEps();
+        backend.forRows(rows, 8 * C, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                int row = t * C;
+                Ops.groupNorm(out, row, H, N, lnxW, lnxB, eps);
+                for (int h = 0; h < H; h++) {
+                    int hc = row + h * N;
+                    float bonus = 0;
+                    for (int j = 0; j < N; j++) {
+                        bonus += r[hc + j] * k[hc + j] * rk[h * N + j];
+                    }
+                    for (int i = 0; i < N; i++) {
+                        out[hc + i] = (out[hc + i] + bonus * v[hc + i]) * g[hc + i];
+                    }
                 }
             }
-        }
+        });
         return project(backend, output, out, rows);
     }
 

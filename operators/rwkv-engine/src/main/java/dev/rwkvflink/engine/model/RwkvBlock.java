@@ -53,7 +53,8 @@ abstract sealed class RwkvBlock permits Rwkv4Block, Rwkv5Block, Rwkv6Block, Rwkv
         int C = config.embd();
         int rows = spans.rows();
 
-        float[] xx = new float[rows * C];
+        Activations.startLayer();
+        float[] xx = Activations.floats(rows * C);
         Ops.layerNormRows(x, ln1w, ln1b, RwkvConfig.LAYER_NORM_EPS, xx, rows, C);
         float[] prev = shiftRows(xx, spans, false);
         Ops.addInPlace(x, timeMix(xx, prev, spans, backend, pass));
@@ -69,7 +70,7 @@ abstract sealed class RwkvBlock permits Rwkv4Block, Rwkv5Block, Rwkv6Block, Rwkv
      */
     private float[] shiftRows(float[] xx, RowSpans spans, boolean ffn) {
         int C = config.embd();
-        float[] prev = new float[spans.rows() * C];
+        float[] prev = Activations.floats(spans.rows() * C);
         for (RowSpans.Span span : spans) {
             RwkvState state = span.state();
             int shift = ffn ? state.ffnShiftOffset(layer) : state.attShiftOffset(layer);
@@ -84,9 +85,9 @@ abstract sealed class RwkvBlock permits Rwkv4Block, Rwkv5Block, Rwkv6Block, Rwkv
      */
     abstract float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass);
 
-    /** y = W x for R rows: one (R x in) times (in x out) product. */
+    /** y = W x for R rows: one (R x in) times (in x out) product, into a layer-scoped array (Activations). */
     static float[] project(Backend backend, dev.rwkvflink.engine.tensor.Tensor w, float[] x, int rows) {
-        float[] y = new float[rows * w.rows()];
+        float[] y = Activations.floats(rows * w.rows());
         backend.matmul(w, x, rows, y);
         return y;
     }

@@ -19,6 +19,8 @@ public final class Tensor {
     private final WeightType type;
     private final long[] shape;
     private final MemorySegment data;
+    /** {@link #halvesFinite}, once scanned: 0 not yet, 1 yes, 2 no. */
+    private volatile byte finiteHalves;
 
     private Tensor(String name, WeightType type, long[] shape, MemorySegment data) {
         this.name = name;
@@ -95,6 +97,30 @@ public final class Tensor {
     /** Product of all dimensions but the last. */
     public int rows() {
         return Math.toIntExact(size() / Math.max(1, cols()));
+    }
+
+    /**
+     * Whether this is an F16 tensor none of whose elements is Inf or NaN (exponent field 31), so that a kernel may
+     * convert its halves without handling those (VectorBackend). Scanned once, on first call; false for other
+     * types.
+     */
+    public boolean halvesFinite() {
+        byte known = finiteHalves;
+        if (known == 0) {
+            known = type == WeightType.F16 && noInfOrNaNHalf(data) ? (byte) 1 : (byte) 2;
+            finiteHalves = known;
+        }
+        return known == 1;
+    }
+
+    private static boolean noInfOrNaNHalf(MemorySegment halves) {
+        long n = halves.byteSize() / 2;
+        for (long i = 0; i < n; i++) {
+            if ((halves.get(U16, 2 * i) & 0x7C00) == 0x7C00) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Bytes of one row (of {@link #cols()} elements). */

@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -249,6 +250,15 @@ class VectorBackendTest {
             assertEquals(h << 16, Float.floatToRawIntBits(bf16[h]), "bf16 0x" + Integer.toHexString(h));
         }
         assertEquals(2 * 1023, subnormals);
+        // the fast path for tensors without Inf/NaN: every finite pattern, bit for bit
+        float[] fast = new float[65536];
+        VectorBackend.decodeRow(WeightType.F16, true, seg, 0, 65536, fast, 0);
+        for (int h = 0; h < 65536; h++) {
+            if ((h & 0x7C00) != 0x7C00) {
+                assertEquals(Float.floatToRawIntBits(Float.float16ToFloat((short) h)), Float.floatToRawIntBits(fast[h]),
+                        "finite fp16 0x" + Integer.toHexString(h));
+            }
+        }
         // and the kernel: a row of 35 subnormals of both signs (sum ~1e-5), then with -65504 and -Inf
         MemorySegment row = Arena.ofAuto().allocate(2 * 35);
         double sum = 0;
@@ -259,18 +269,42 @@ class VectorBackendTest {
         }
         float[] ones = new float[35];
         java.util.Arrays.fill(ones, 1f);
-        Tensor t = Tensor.of("row", WeightType.F16, new long[] {1, 35}, row);
         float[] out = new float[1];
+        // (a tensor's bytes are immutable once used: it scans them for Inf/NaN once, so each variant is a new one)
         try (VectorBackend vb = new VectorBackend(1)) {
-            vb.matmul(t, ones, 1, out);
+            vb.matmul(Tensor.of("row", WeightType.F16, new long[] {1, 35}, row), ones, 1, out);
             assertEquals(sum, out[0], 1e-6 * Math.abs(sum));
             row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 34, (short) 0xFBFF); // the tail element (35 % 16 != 0)
-            vb.matmul(t, ones, 1, out);
+            vb.matmul(Tensor.of("row", WeightType.F16, new long[] {1, 35}, row), ones, 1, out);
             assertEquals(-65504f, out[0], 0.01);
             row.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * 20, (short) 0xFC00);
-            vb.matmul(t, ones, 1, out);
+            Tensor withInf = Tensor.of("row", WeightType.F16, new long[] {1, 35}, row);
+            assertFalse(withInf.halvesFinite());
+            vb.matmul(withInf, ones, 1, out);
             assertEquals(Float.NEGATIVE_INFINITY, out[0]);
+            float[] two = new float[2];
+            vb.matmul(withInf, new float[70], 2, two); // the tile path too: Inf * 0 = NaN
+            assertTrue(Float.isNaN(two[0]) && Float.isNaN(two[1]));
         }
+    }
+
+    /** Only F16 tensors without an Inf or NaN element take the finite-halves path; the scan finds one anywhere. */
+    @Test
+    void halvesFiniteFindsInfAndNaNAnywhere() {
+        Random rnd = new Random(5);
+        Tensor finite = randomWeights(rnd, 37, 96, WeightType.F16);
+        assertTrue(finite.halvesFinite());
+        for (short bad : new short[] {(short) 0x7C00, (short) 0xFC00, (short) 0x7E00, (short) 0xFFFF}) {
+            for (long at : new long[] {0, 37 * 96 / 2, 37 * 96 - 1}) {
+                MemorySegment copy = Arena.ofAuto().allocate(finite.data().byteSize());
+                copy.copyFrom(finite.data());
+                copy.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2 * at, bad);
+                assertFalse(Tensor.of("w", WeightType.F16, finite.shape(), copy).halvesFinite(),
+                        Integer.toHexString(bad & 0xFFFF) + " at " + at);
+            }
+        }
+        assertFalse(randomWeights(rnd, 4, 32, WeightType.BF16).halvesFinite());
+        assertFalse(randomWeights(rnd, 4, 32, WeightType.F32).halvesFinite());
     }
 
     /** rwkv.cpp tensors start at arbitrary byte offsets: an odd-offset copy multiplies exactly like the original. */
