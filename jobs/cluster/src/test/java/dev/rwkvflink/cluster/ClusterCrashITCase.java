@@ -63,7 +63,7 @@ class ClusterCrashITCase {
                 "RWKV_CLUSTER_CONF_EXTRA", String.join("\n", "heartbeat.interval: 1000", "heartbeat.timeout: 5000",
                         "restart-strategy.type: fixed-delay", "restart-strategy.fixed-delay.attempts: 1000",
                         "restart-strategy.fixed-delay.delay: 500 ms", "taskmanager.load-balance.mode: SLOTS",
-                        "execution.checkpointing.unaligned.enabled: true",
+                        "execution.checkpointing.unaligned.enabled: true", "web.refresh-interval: 200",
                         "taskmanager.network.memory.buffer-debloat.enabled: true"),
                 "RWKV_CLUSTER_LOG_EXTRA", ClusterSupport.TRACE_LOGGING));
         cluster = setup.rest();
@@ -238,7 +238,6 @@ class ClusterCrashITCase {
         String victim = cluster.busyTaskManagers(jobId).getFirst();
         Path pidFile = Path.of(env.get("RWKV_CLUSTER_DIR"), "pid", victim + ".pid");
         long pid = Long.parseLong(Files.readString(pidFile).strip());
-        long restoredBefore = cluster.restoredCheckpoint(jobId);
         boolean inCheckpoint = false;
         if (duringCheckpoint) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
@@ -255,11 +254,12 @@ class ClusterCrashITCase {
         long killedAt = System.currentTimeMillis();
         ProcessHandle.of(pid).orElseThrow(() -> new AssertionError(victim + " (pid " + pid + ") is not running"))
                 .destroyForcibly();
-        // the job goes down (the restarts counter moves) and comes back: RUNNING with every task running
+        // the job goes down and comes back: switched to RUNNING after the kill, every task running (the REST
+        // API's job view is at most web.refresh-interval = 200 ms old; with the default 3 s a stale RUNNING view
+        // once made a kill look recovered in 68 ms, and the times were multiples of 3 s)
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        long restarts = cluster.numRestarts(jobId);
-        while (System.nanoTime() < deadline && (cluster.numRestarts(jobId) == restarts
-                && cluster.restoredCheckpoint(jobId) == restoredBefore || !cluster.allTasksRunning(jobId))) {
+        while (System.nanoTime() < deadline && (cluster.runningSince(jobId) <= killedAt
+                || !cluster.allTasksRunning(jobId))) {
             Thread.sleep(50);
         }
         assertTrue(cluster.allTasksRunning(jobId), "the job recovered within 120 s of killing " + victim);

@@ -494,11 +494,9 @@ final class ClusterSupport {
         return restored.isMissingNode() || restored.isNull() ? -1 : restored.path("id").asLong(-1);
     }
 
-    long numRestarts(String jobId) throws Exception {
-        for (JsonNode metric : get("/jobs/" + jobId + "/metrics?get=numRestarts")) {
-            return metric.path("value").asLong();
-        }
-        return 0;
+    /** When the job last switched to RUNNING (epoch millis; after a restart, the restart's). */
+    long runningSince(String jobId) throws Exception {
+        return get("/jobs/" + jobId).path("timestamps").path("RUNNING").asLong(0);
     }
 
     void awaitCheckpoints(String jobId, long completed, Duration timeout) throws Exception {
