@@ -58,8 +58,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--reps", defaultValue = "5", description = "Measured repetitions. Default: ${DEFAULT-VALUE}.")
     int reps;
 
-    @Option(names = "--warmup", defaultValue = "1", description = "Unmeasured warm-up runs. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--warmup", defaultValue = "1", description = "Unmeasured warm-up runs per mode, right before its measured runs. Default: ${DEFAULT-VALUE}.")
     int warmup;
+
+    @Option(names = "--warmup-seconds", defaultValue = "5", paramLabel = "S",
+            description = "First run every mode in turn for at least this long, unmeasured, so that the JIT has "
+                    + "compiled the kernels every mode uses (a steady state, as in a long-running job). Default: ${DEFAULT-VALUE}.")
+    double warmupSeconds;
 
     @Option(names = "--shapes", paramLabel = "LIST",
             description = "With --backend cuda: model shapes, e.g. 0.1b,1.5b,7b (CudaBench's default when absent).")
@@ -84,6 +89,12 @@ final class BenchCommand implements Callable<Integer> {
         System.out.println("| mode | tokens/s (median) | runs (tokens/s) |");
         System.out.println("|---|---|---|");
         SplittableRandom rnd = new SplittableRandom(7);
+        long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+        while (System.nanoTime() < warmEnd) {
+            for (String mode : modes) {
+                workload(mode).run(m, rnd);
+            }
+        }
         for (String mode : modes) {
             Workload w = workload(mode);
             List<Double> rates = new ArrayList<>();
