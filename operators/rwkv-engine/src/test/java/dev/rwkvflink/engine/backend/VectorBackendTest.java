@@ -288,6 +288,42 @@ class VectorBackendTest {
         }
     }
 
+    /**
+     * 4- and 5-bit matrices are multiplied in their bytewise form (VectorBackend.Bytewise): one-hot inputs read
+     * every weight back through both product paths (one token and several), and each equals the original block's
+     * decoding (decodeRow, the same unpacking as Tensor.readRow) exactly.
+     */
+    @ParameterizedTest
+    @EnumSource(value = WeightType.class, names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1"})
+    void bytewiseFormHasTheSameWeights(WeightType type) {
+        Random rnd = new Random(17 + type.ordinal());
+        int rows = 37;
+        int cols = 96;
+        Tensor w = randomWeights(rnd, rows, cols, type);
+        float[] expected = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            VectorBackend.decodeRow(type, w.data(), r * w.rowBytes(), cols, expected, r * cols);
+        }
+        for (int c = 0; c < cols; c++) {
+            float[] one = new float[cols];
+            one[c] = 1;
+            float[] two = new float[2 * cols];
+            two[c] = 1;
+            two[cols + c] = 1;
+            float[] y1 = new float[rows];
+            float[] y2 = new float[2 * rows];
+            SINGLE.matmul(w, one, 1, y1);
+            SINGLE.matmul(w, two, 2, y2);
+            for (int r = 0; r < rows; r++) {
+                float e = expected[r * cols + c];
+                assertEquals(e, y1[r], 0f, type + " w[" + r + "][" + c + "], one token");
+                assertEquals(e, y2[r], 0f, type + " w[" + r + "][" + c + "], token 0 of 2");
+                assertEquals(e, y2[rows + r], 0f, type + " w[" + r + "][" + c + "], token 1 of 2");
+            }
+        }
+        assertSame(VectorBackend.Bytewise.of(w), VectorBackend.Bytewise.of(w), "repacked once");
+    }
+
     /** Only F16 tensors without an Inf or NaN element take the finite-halves path; the scan finds one anywhere. */
     @Test
     void halvesFiniteFindsInfAndNaNAnywhere() {
