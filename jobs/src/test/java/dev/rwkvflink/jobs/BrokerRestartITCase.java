@@ -21,9 +21,7 @@ import java.util.Random;
 import java.util.Set;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.JobStatus;
-import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.checkpoint.CheckpointStatsSnapshot;
 import org.apache.flink.runtime.minicluster.MiniCluster;
@@ -76,12 +74,7 @@ class BrokerRestartITCase {
             before.add(new ProducerRecord<>(chunksTopic, utf8("bad-garbage"), utf8("not an avro record")));
             after.add(new ProducerRecord<>(chunksTopic, utf8("bad-empty"), new byte[0]));
 
-            Configuration conf = new Configuration();
-            conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
-            conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpoints.toUri().toString());
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 1000);
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(500));
+            Configuration conf = EmbedJobITCase.restartingJob(checkpoints);
             StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
             Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
                     .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-broker")

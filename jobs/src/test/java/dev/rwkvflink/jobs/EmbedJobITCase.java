@@ -236,12 +236,7 @@ class EmbedJobITCase {
         after.add(after.size() / 2, new ProducerRecord<>(chunksTopic, utf8("bad-empty"), new byte[0]));
 
         FailOnceWhenArmed.reset();
-        Configuration conf = new Configuration();
-        conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
-        conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpoints.toUri().toString());
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
+        Configuration conf = restartingJob(checkpoints, 3, Duration.ofMillis(200));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
                 .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-failure")
@@ -356,6 +351,21 @@ class EmbedJobITCase {
             }
             return chunk;
         }
+    }
+
+    /** A fault test's job configuration: checkpoints in {@code dir}, fixed-delay restarts (500 ms, 1000 attempts). */
+    static Configuration restartingJob(Path dir) {
+        return restartingJob(dir, 1000, Duration.ofMillis(500));
+    }
+
+    static Configuration restartingJob(Path dir, int attempts, Duration delay) {
+        Configuration conf = new Configuration();
+        conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
+        conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, dir.toUri().toString());
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, attempts);
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, delay);
+        return conf;
     }
 
     /** Waits until the job has completed at least {@code count} checkpoints; returns the statistics then. */
