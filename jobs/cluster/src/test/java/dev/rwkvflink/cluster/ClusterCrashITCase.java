@@ -81,18 +81,14 @@ class ClusterCrashITCase {
         List<ConsumerRecord<byte[], byte[]>> deadLetters;
         String summary;
         try (EmbeddedKafka kafka = ClusterSupport.broker()) {
-            kafka.createTopics(4, "chunks");
-            kafka.createTopics(2, "embeddings");
-            kafka.createTopics("dead-letters");
+            ClusterSupport.Setup.createTopics(kafka);
             String jobId = null;
             Thread producer = null;
             Thread supervisor = null;
             AtomicReference<Throwable> producerFailure = new AtomicReference<>();
             AtomicInteger sent = new AtomicInteger();
             try {
-                ClusterSupport.clearLogs(work); // this run's logs only (diagnoseMissing reads them)
-                ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "2");
-                cluster.waitForTaskManagers(2, Duration.ofSeconds(60));
+                setup.startCluster();
                 String out = ClusterSupport.run(bin.resolve("submit.sh"), env, Duration.ofSeconds(60),
                         "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks",
                         "--embeddings-topic", "embeddings", "--dead-letters-topic", "dead-letters",

@@ -58,14 +58,10 @@ class ClusterRescaleITCase {
         List<ConsumerRecord<byte[], byte[]>> deadLetters;
         long started = System.nanoTime();
         try (EmbeddedKafka kafka = ClusterSupport.broker()) {
-            kafka.createTopics(4, "chunks");
-            kafka.createTopics(2, "embeddings");
-            kafka.createTopics("dead-letters");
+            ClusterSupport.Setup.createTopics(kafka);
             String jobId = null;
             try {
-                ClusterSupport.clearLogs(work); // this run's logs only (diagnoseMissing reads them)
-                ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "2");
-                cluster.waitForTaskManagers(2, Duration.ofSeconds(60));
+                setup.startCluster();
                 String savepoint = null;
                 for (int phase = 0; phase < parallelism.length; phase++) {
                     long t0 = System.nanoTime();

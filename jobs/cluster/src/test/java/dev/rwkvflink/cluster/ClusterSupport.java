@@ -360,6 +360,20 @@ final class ClusterSupport {
      * Skips the test (an assumption) when bash, curl, the job jar, the Flink classpath or the model is missing.
      */
     record Setup(Path bin, Path model, Path work, ClusterSupport rest, Map<String, String> env) {
+        /** The job's topics on the broker: chunks (4 partitions), embeddings (2), dead-letters (1). */
+        static void createTopics(EmbeddedKafka kafka) throws Exception {
+            kafka.createTopics(4, "chunks");
+            kafka.createTopics(2, "embeddings");
+            kafka.createTopics("dead-letters");
+        }
+
+        /** Starts the cluster with 2 TaskManagers (this run's logs only: diagnoseMissing reads them). */
+        void startCluster() throws Exception {
+            clearLogs(work);
+            run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "2");
+            rest.waitForTaskManagers(2, Duration.ofSeconds(60));
+        }
+
         static Setup of(String workName, Map<String, String> extraEnv) throws IOException {
             org.junit.jupiter.api.Assumptions.assumeTrue(onPath("bash") && onPath("curl"),
                     "bash or curl missing: skipping the cluster test");
