@@ -98,12 +98,25 @@ public final class KafkaJobs {
   /** {@link #avroSink} as a builder, to add producer properties before building. */
   public static <T extends SpecificRecord> KafkaSinkBuilder<T> avroSinkBuilder(String bootstrapServers, String topic,
       String transactionalIdPrefix, AvroCodec<T> codec, RecordFormat format, SerializableFunction<T, String> keyOf) {
+    return avroSinkBuilder(bootstrapServers, topic, transactionalIdPrefix, codec, format, keyOf,
+        DeliveryGuarantee.EXACTLY_ONCE);
+  }
+
+  /**
+   * {@link #avroSinkBuilder} with a delivery guarantee: {@link DeliveryGuarantee#EXACTLY_ONCE} (transactions
+   * committed at checkpoints) or {@link DeliveryGuarantee#AT_LEAST_ONCE} (records sent at once and flushed at every
+   * checkpoint: visible without waiting for the checkpoint, but records emitted after the last completed checkpoint
+   * are emitted again after a failure).
+   */
+  public static <T extends SpecificRecord> KafkaSinkBuilder<T> avroSinkBuilder(String bootstrapServers, String topic,
+      String transactionalIdPrefix, AvroCodec<T> codec, RecordFormat format, SerializableFunction<T, String> keyOf,
+      DeliveryGuarantee delivery) {
     SerializableFunction<T, byte[]> keyBytes = record -> {
       String key = keyOf.apply(record);
       return key == null ? null : key.getBytes(StandardCharsets.UTF_8);
     };
-    return exactlyOnceSink(bootstrapServers, transactionalIdPrefix,
-        new AvroRecordSerializationSchema<>(topic, codec, format, keyBytes));
+    return sink(bootstrapServers, transactionalIdPrefix,
+        new AvroRecordSerializationSchema<>(topic, codec, format, keyBytes), delivery);
   }
 
   /**
@@ -118,20 +131,44 @@ public final class KafkaJobs {
   /** {@link #deadLetterSink} as a builder, to add producer properties before building. */
   public static KafkaSinkBuilder<DeadLetter> deadLetterSinkBuilder(String bootstrapServers, String topic,
       String transactionalIdPrefix) {
-    SerializableFunction<DeadLetter, byte[]> originalKey = deadLetter -> bytesOf(deadLetter.getKey());
-    return exactlyOnceSink(bootstrapServers, transactionalIdPrefix, new AvroRecordSerializationSchema<>(
-        topic, AvroCodec.of(DeadLetter.class), RecordFormat.SINGLE_OBJECT, originalKey));
+    return deadLetterSinkBuilder(bootstrapServers, topic, transactionalIdPrefix, DeliveryGuarantee.EXACTLY_ONCE);
   }
 
-  private static <T> KafkaSinkBuilder<T> exactlyOnceSink(String bootstrapServers, String transactionalIdPrefix,
-      KafkaRecordSerializationSchema<T> serializer) {
-    return KafkaSink.<T>builder()
+  /** {@link #deadLetterSinkBuilder} with a delivery guarantee (see {@link #avroSinkBuilder}). */
+  public static KafkaSinkBuilder<DeadLetter> deadLetterSinkBuilder(String bootstrapServers, String topic,
+      String transactionalIdPrefix, DeliveryGuarantee delivery) {
+    SerializableFunction<DeadLetter, byte[]> originalKey = deadLetter -> bytesOf(deadLetter.getKey());
+    return sink(bootstrapServers, transactionalIdPrefix, new AvroRecordSerializationSchema<>(
+        topic, AvroCodec.of(DeadLetter.class), RecordFormat.SINGLE_OBJECT, originalKey), delivery);
+  }
+
+  private static <T> KafkaSinkBuilder<T> sink(String bootstrapServers, String transactionalIdPrefix,
+      KafkaRecordSerializationSchema<T> serializer, DeliveryGuarantee delivery) {
+    KafkaSinkBuilder<T> builder = KafkaSink.<T>builder()
         .setBootstrapServers(AvroRecordSerializationSchema.requireText(bootstrapServers, "bootstrap servers"))
         .setRecordSerializer(serializer)
-        .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        .setTransactionalIdPrefix(AvroRecordSerializationSchema.requireText(transactionalIdPrefix,
-            "transactional id prefix"))
-        .setProperty("transaction.timeout.ms", Long.toString(TRANSACTION_TIMEOUT.toMillis()));
+        .setDeliveryGuarantee(delivery);
+    if (delivery == DeliveryGuarantee.EXACTLY_ONCE) {
+      builder.setTransactionalIdPrefix(AvroRecordSerializationSchema.requireText(transactionalIdPrefix,
+              "transactional id prefix"))
+          .setProperty("transaction.timeout.ms", Long.toString(TRANSACTION_TIMEOUT.toMillis()));
+    }
+    return builder;
+  }
+
+  /**
+   * A delivery guarantee by name: {@code exactly-once} or {@code at-least-once}.
+   *
+   * @throws IllegalArgumentException for any other name, listing the two
+   */
+  public static DeliveryGuarantee delivery(String name) {
+    String key = name == null ? "" : name.strip().toLowerCase(Locale.ROOT);
+    return switch (key) {
+      case "exactly-once" -> DeliveryGuarantee.EXACTLY_ONCE;
+      case "at-least-once" -> DeliveryGuarantee.AT_LEAST_ONCE;
+      default -> throw new IllegalArgumentException("unknown delivery '" + name
+          + "': exactly-once (output at checkpoints) or at-least-once (output at once, repeats after a failure)");
+    };
   }
 
   private static byte[] bytesOf(ByteBuffer buffer) {

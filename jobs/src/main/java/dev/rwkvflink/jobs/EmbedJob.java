@@ -33,7 +33,7 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
 /**
  * The embedding job: document chunks from Kafka in, embeddings (and, with a head, classes) to Kafka out,
- * exactly once.
+ * exactly once (or, with {@code --delivery at-least-once}, at once and possibly again after a failure).
  *
  * <pre>
  *   chunks topic -> decode (malformed -> dead letters) -> TextChunk -> RWKV embed (keyed by document)
@@ -115,7 +115,7 @@ public final class EmbedJob {
                 .uid(TO_EMBEDDING_UID).name("to Embedding");
         var embeddingsSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.embeddingsTopic(),
                 s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
-                Embedding::getKey);
+                Embedding::getKey, s.delivery());
         s.kafkaProperties().forEach(embeddingsSink::setProperty);
         embeddings.sinkTo(embeddingsSink.build())
                 .uid(EMBEDDINGS_SINK_UID).name("embeddings to " + s.embeddingsTopic());
@@ -124,7 +124,7 @@ public final class EmbedJob {
             String head = Path.of(s.head()).getFileName().toString();
             var classesSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.classificationsTopic(),
                     s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class), s.format(),
-                    Classification::getKey);
+                    Classification::getKey, s.delivery());
             s.kafkaProperties().forEach(classesSink::setProperty);
             records.filter(r -> r.label != null).uid("labelled-only").name("labelled only")
                     .map(new ToClassification(labels, head)).uid(TO_CLASSIFICATION_UID).name("to Classification")
@@ -135,7 +135,7 @@ public final class EmbedJob {
         DataStream<DeadLetter> rejected = records.getSideOutput(RwkvStreams.REJECTED)
                 .map(new ToDeadLetter(s.chunksTopic(), s.format())).uid(REJECTED_UID).name("rejected to DeadLetter");
         var deadLettersSink = KafkaJobs.deadLetterSinkBuilder(s.bootstrapServers(), s.deadLettersTopic(),
-                s.transactionalIdPrefix() + "-dead-letters");
+                s.transactionalIdPrefix() + "-dead-letters", s.delivery());
         s.kafkaProperties().forEach(deadLettersSink::setProperty);
         chunks.getSideOutput(DeadLetterSplitter.DEAD_LETTERS).union(rejected)
                 .sinkTo(deadLettersSink.build())

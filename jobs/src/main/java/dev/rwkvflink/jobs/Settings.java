@@ -1,5 +1,6 @@
 package dev.rwkvflink.jobs;
 
+import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.RwkvOperatorConfig;
 import java.io.Serial;
@@ -12,6 +13,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
+import org.apache.flink.connector.base.DeliveryGuarantee;
 
 /**
  * Everything an {@link EmbedJob} needs: where Kafka is, which topics, the model, and how the job runs.
@@ -49,6 +51,11 @@ public final class Settings implements Serializable {
     private final int maxBufferedChunks;
     private final int maxChunkBytes;
     private final long hotStateBytes;
+    private final int maxBatchKeys;
+    private final int maxBatchTokens;
+    private final boolean emitEveryChunk;
+    private final int cudaDevice;
+    private final DeliveryGuarantee delivery;
     private final long checkpointIntervalMillis;
     private final int parallelism;
     private final LinkedHashMap<String, String> kafkaProperties;
@@ -91,6 +98,11 @@ public final class Settings implements Serializable {
         maxBufferedChunks = b.maxBufferedChunks;
         maxChunkBytes = b.maxChunkBytes;
         hotStateBytes = b.hotStateBytes;
+        maxBatchKeys = b.maxBatchKeys;
+        maxBatchTokens = b.maxBatchTokens;
+        emitEveryChunk = b.emitEveryChunk;
+        cudaDevice = b.cudaDevice;
+        delivery = Objects.requireNonNull(b.delivery, "delivery");
         if (b.checkpointIntervalMillis < 10) {
             throw new IllegalArgumentException("checkpoint interval must be >= 10 ms (exactly-once output appears "
                     + "at checkpoints), got " + b.checkpointIntervalMillis);
@@ -112,8 +124,8 @@ public final class Settings implements Serializable {
      * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
      * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
      * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
-     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, checkpoint-interval-ms,
-     * parallelism, and
+     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, max-batch-keys,
+     * max-batch-tokens, emit-every-chunk, cuda-device, delivery, checkpoint-interval-ms, parallelism, and
      * kafka-property {@code key=value} (repeatable).
      */
     public static Settings fromArgs(String... args) {
@@ -154,6 +166,11 @@ public final class Settings implements Serializable {
                 case "max-buffered-chunks" -> b.maxBufferedChunks(Integer.parseInt(value));
                 case "max-chunk-bytes" -> b.maxChunkBytes(Integer.parseInt(value));
                 case "hot-state-bytes" -> b.hotStateBytes(Long.parseLong(value));
+                case "max-batch-keys" -> b.maxBatchKeys(Integer.parseInt(value));
+                case "max-batch-tokens" -> b.maxBatchTokens(Integer.parseInt(value));
+                case "emit-every-chunk" -> b.emitEveryChunk(parseBoolean(name, value));
+                case "cuda-device" -> b.cudaDevice(Integer.parseInt(value));
+                case "delivery" -> b.delivery(KafkaJobs.delivery(value));
                 case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
                 case "parallelism" -> b.parallelism(Integer.parseInt(value));
                 default -> unknown.add("--" + name);
@@ -172,8 +189,9 @@ public final class Settings implements Serializable {
     public RwkvOperatorConfig operatorConfig() {
         RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).stats(stats)
                 .head(head).backend(backend).idleTimeout(idleTimeoutMillis)
-                .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes).hotStateBytes(hotStateBytes);
-        config.maxWaitMillis = maxWaitMillis;
+                .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes).hotStateBytes(hotStateBytes)
+                .batch(maxBatchKeys, maxBatchTokens, maxWaitMillis).emitEveryChunk(emitEveryChunk)
+                .cudaDevice(cudaDevice);
         return config.validate();
     }
 
@@ -204,6 +222,13 @@ public final class Settings implements Serializable {
     public long maxSeqAhead() { return maxSeqAhead; }
     public int maxBufferedChunks() { return maxBufferedChunks; }
     public long hotStateBytes() { return hotStateBytes; }
+    public int maxBatchKeys() { return maxBatchKeys; }
+    public int maxBatchTokens() { return maxBatchTokens; }
+    public boolean emitEveryChunk() { return emitEveryChunk; }
+    /** -1: automatic (Flink's gpu external resource, else rwkv.cuda.device). */
+    public int cudaDevice() { return cudaDevice; }
+    /** How the sinks deliver: exactly once (at checkpoints, the default) or at least once (at once). */
+    public DeliveryGuarantee delivery() { return delivery; }
     public int maxChunkBytes() { return maxChunkBytes; }
     public long checkpointIntervalMillis() { return checkpointIntervalMillis; }
     /** 0: the environment's default. */
@@ -217,7 +242,16 @@ public final class Settings implements Serializable {
                 + "), group " + groupId + ", model " + (model == null ? "demo" : model) + ", pooling " + pooling
                 + (stats != null ? ", stats " + stats : "") + (classifies() ? ", head " + head : "")
                 + (kafkaProperties.isEmpty() ? "" : ", kafka properties " + kafkaProperties.keySet())
-                + ", checkpoints every " + checkpointIntervalMillis + " ms}";
+                + ", checkpoints every " + checkpointIntervalMillis + " ms"
+                + (delivery == DeliveryGuarantee.EXACTLY_ONCE ? "" : ", delivery " + delivery) + "}";
+    }
+
+    private static boolean parseBoolean(String name, String value) {
+        return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new IllegalArgumentException("--" + name + " is true or false, got '" + value + "'");
+        };
     }
 
     private static String require(String value, String what) {
@@ -279,6 +313,11 @@ public final class Settings implements Serializable {
         private int maxBufferedChunks = new RwkvOperatorConfig().maxBufferedChunks;
         private int maxChunkBytes = new RwkvOperatorConfig().maxChunkBytes;
         private long hotStateBytes = new RwkvOperatorConfig().hotStateBytes;
+        private int maxBatchKeys = new RwkvOperatorConfig().maxBatchKeys;
+        private int maxBatchTokens = new RwkvOperatorConfig().maxBatchTokens;
+        private boolean emitEveryChunk;
+        private int cudaDevice = -1;
+        private DeliveryGuarantee delivery = DeliveryGuarantee.EXACTLY_ONCE;
         private long checkpointIntervalMillis = 10_000;
         private int parallelism;
         private final LinkedHashMap<String, String> kafkaProperties = new LinkedHashMap<>();
@@ -314,6 +353,16 @@ public final class Settings implements Serializable {
         public Builder maxChunkBytes(int v) { maxChunkBytes = v; return this; }
         /** Memory for states kept where the model runs between batches (default 256 MiB; 0: none). */
         public Builder hotStateBytes(long v) { hotStateBytes = v; return this; }
+        /** Most keys advanced in one engine call (default 256; a GPU runs more at once). */
+        public Builder maxBatchKeys(int v) { maxBatchKeys = v; return this; }
+        /** Most tokens in one batch over all keys (default 16,384). */
+        public Builder maxBatchTokens(int v) { maxBatchTokens = v; return this; }
+        /** Also emit an embedding (reason PROGRESS) after every chunk, not only at a document's end. */
+        public Builder emitEveryChunk(boolean v) { emitEveryChunk = v; return this; }
+        /** CUDA device for the GPU backends; -1 (default): Flink's gpu external resource, else rwkv.cuda.device. */
+        public Builder cudaDevice(int v) { cudaDevice = v; return this; }
+        /** EXACTLY_ONCE (default) or AT_LEAST_ONCE; see {@link KafkaJobs#avroSinkBuilder}. */
+        public Builder delivery(DeliveryGuarantee v) { delivery = v; return this; }
         public Builder checkpointIntervalMillis(long v) { checkpointIntervalMillis = v; return this; }
         public Builder parallelism(int v) { parallelism = v; return this; }
         /** A Kafka client property for the source and all sinks, {@code key=value}; a later one replaces an earlier. */

@@ -190,6 +190,53 @@ class EmbedJobITCase {
     }
 
     /**
+     * {@code --delivery at-least-once}: embeddings leave without waiting for a checkpoint to commit them. The sinks
+     * open no Kafka transactions (the broker lists none for the job's prefix), so a read_committed consumer sees
+     * every document's embedding as soon as it is sent, bit for bit the one-shot embedding.
+     */
+    @Test
+    void atLeastOnceDeliveryEmitsBeforeAnyCheckpoint(@InjectMiniCluster MiniCluster cluster) throws Exception {
+        Path model = tinyModel();
+        String chunksTopic = "alo-chunks";
+        String embeddingsTopic = "alo-embeddings";
+        kafka.createTopics(2, chunksTopic, embeddingsTopic);
+        kafka.createTopics("alo-dead-letters");
+        AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
+        Map<String, String> docs = new LinkedHashMap<>();
+        documents().entrySet().stream().limit(5).forEach(e -> docs.put(e.getKey(), e.getValue()));
+        Random random = new Random(11);
+        List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
+        docs.forEach((key, text) -> chunks(key, text, random).forEach(chunk -> records.add(
+                new ProducerRecord<>(chunksTopic, utf8(key), codec.encodeSingleObject(chunk)))));
+        KafkaTopics.send(kafka, records);
+        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
+                .embeddingsTopic(embeddingsTopic).deadLettersTopic("alo-dead-letters").groupId("it-alo")
+                .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(600_000)
+                .parallelism(1).maxWaitMillis(5).delivery(org.apache.flink.connector.base.DeliveryGuarantee.AT_LEAST_ONCE)
+                .build();
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        EmbedJob.build(env, settings);
+        JobClient job = env.executeAsync(EmbedJob.jobName(settings));
+        try {
+            List<ConsumerRecord<byte[], byte[]>> read = KafkaTopics.readCommittedUntil(kafka, embeddingsTopic,
+                    r -> r.size() >= docs.size(), Duration.ofSeconds(120));
+            assertEquals(docs.size(), read.size(), "every document's embedding");
+            long checkpoints = cluster.getExecutionGraph(job.getJobID()).get(30, TimeUnit.SECONDS)
+                    .getCheckpointStatsSnapshot().getCounts().getNumberOfCompletedCheckpoints();
+            System.out.println("at-least-once: all " + read.size() + " embeddings visible after " + checkpoints
+                    + " completed checkpoints");
+            try (Admin admin = Admin.create(kafka.adminProperties())) {
+                assertEquals(List.of(), admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
+                        .map(TransactionListing::transactionalId).filter(id -> id.startsWith("it-alo")).toList(),
+                        "at-least-once sinks write outside transactions");
+            }
+        } finally {
+            job.cancel().get();
+        }
+        assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic);
+    }
+
+    /**
      * The job fails once after real checkpoints and restarts from the latest: nothing in the committed output
      * changes. Phase 1 sends some documents whole and the others in part (chunks out of order, so some wait in the
      * operator's buffer state), a duplicate and a malformed record; once the whole documents' embeddings are
@@ -210,10 +257,21 @@ class EmbedJobITCase {
     @Test
     void aFailureAfterCompletedCheckpointsChangesNothing(@InjectMiniCluster MiniCluster cluster,
             @TempDir Path checkpoints) throws Exception {
+        failureAfterCompletedCheckpoints(cluster, kafka, checkpoints, "cpu", "ft", 0);
+    }
+
+    /**
+     * The body of {@link #aFailureAfterCompletedCheckpointsChangesNothing} for any backend (the GPU tests run it on
+     * {@code cuda} and {@code cuda:f32}): topics and transactional ids named after {@code prefix}; embeddings
+     * compared with the one-shot embedding on the same backend, bit for bit when {@code tolerance} is 0, else
+     * within that relative L2 error.
+     */
+    static void failureAfterCompletedCheckpoints(MiniCluster cluster, EmbeddedKafka kafka, Path checkpoints,
+            String backend, String prefix, double tolerance) throws Exception {
         Path model = tinyModel();
-        String chunksTopic = "ft-chunks";
-        String embeddingsTopic = "ft-embeddings";
-        String deadLettersTopic = "ft-dead-letters";
+        String chunksTopic = prefix + "-chunks";
+        String embeddingsTopic = prefix + "-embeddings";
+        String deadLettersTopic = prefix + "-dead-letters";
         kafka.createTopics(2, chunksTopic, embeddingsTopic);
         kafka.createTopics(deadLettersTopic);
 
@@ -239,8 +297,9 @@ class EmbedJobITCase {
         Configuration conf = restartingJob(checkpoints, 3, Duration.ofMillis(200));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-failure")
-                .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(300).parallelism(2)
+                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId(prefix + "-it-failure")
+                .startingOffsets("earliest").model(model.toString()).backend(backend).checkpointIntervalMillis(300)
+                .parallelism(2)
                 .maxWaitMillis(5).kafkaProperty("transaction.timeout.ms=120000").build();
         EmbedJob.build(env, settings, chunks -> chunks.map(new FailOnceWhenArmed())
                 .returns(TypeInformation.of(TextChunk.class)).name("fails once when armed"));
@@ -278,7 +337,7 @@ class EmbedJobITCase {
         } finally {
             job.cancel().get();
         }
-        System.out.printf("failure test: %d checkpoints completed before the failure (latest %d), restored from %s, "
+        System.out.printf("failure test (" + backend + "): %d checkpoints completed before the failure (latest %d), restored from %s, "
                 + "task attempt %d, %.1f s%n", checkpointsAtFailure, latestAtFailure,
                 restored == null ? "none" : restored.getCheckpointId(), FailOnceWhenArmed.MAX_ATTEMPT.get(),
                 (System.nanoTime() - start) / 1e9);
@@ -290,9 +349,9 @@ class EmbedJobITCase {
         assertTrue(graph.getStatusTimestamp(JobStatus.RESTARTING) > 0, "the job went through RESTARTING");
         assertTrue(FailOnceWhenArmed.MAX_ATTEMPT.get() >= 1, "tasks ran again after the failure");
 
-        assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic);
+        assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic, backend, tolerance);
         assertMalformed(deadLettersByKey(kafka, deadLettersTopic, 2), chunksTopic);
-        assertEquals(Set.of(120_000L), transactionTimeouts("it-failure-"),
+        assertEquals(Set.of(120_000L), transactionTimeouts(kafka, prefix + "-it-failure-"),
                 "the sinks' producers use the transaction.timeout.ms given as a Kafka property");
     }
 
@@ -386,7 +445,7 @@ class EmbedJobITCase {
     }
 
     /** The transaction timeouts of the broker's transactional producers whose id starts with the prefix. */
-    static Set<Long> transactionTimeouts(String prefix) throws Exception {
+    static Set<Long> transactionTimeouts(EmbeddedKafka kafka, String prefix) throws Exception {
         try (Admin admin = Admin.create(kafka.adminProperties())) {
             List<String> ids = admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
                     .map(TransactionListing::transactionalId).filter(tid -> tid.startsWith(prefix)).toList();
@@ -412,6 +471,16 @@ class EmbedJobITCase {
     static void assertOneShotEmbeddings(EmbeddedKafka kafka, Path model, Map<String, String> docs,
             String embeddingsTopic)
             throws Exception {
+        assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic, "cpu", 0);
+    }
+
+    /**
+     * {@link #assertOneShotEmbeddings(EmbeddedKafka, Path, Map, String)} with the one-shot embedding computed on
+     * {@code backend}: bit for bit when {@code tolerance} is 0, else within that relative L2 error (the GPU backends
+     * are not bit-identical across batchings).
+     */
+    static void assertOneShotEmbeddings(EmbeddedKafka kafka, Path model, Map<String, String> docs,
+            String embeddingsTopic, String backend, double tolerance) throws Exception {
         AvroCodec<Embedding> embeddingCodec = AvroCodec.of(Embedding.class);
         Map<String, Embedding> byKey = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : KafkaTopics.readCommitted(kafka, embeddingsTopic)) {
@@ -422,7 +491,8 @@ class EmbedJobITCase {
         }
         assertEquals(docs.keySet(), byKey.keySet());
 
-        try (RwkvModel m = RwkvModel.load(model, Backends.defaultBackend())) {
+        double worst = 0;
+        try (RwkvModel m = RwkvModel.load(model, Backends.byName(backend))) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), null);
             Embedder embedder = new Embedder(m.config(), Pooling.parse("hidden"), null);
             for (var doc : docs.entrySet()) {
@@ -434,7 +504,14 @@ class EmbedJobITCase {
                 for (int i = 0; i < actual.length; i++) {
                     actual[i] = e.getVector().get(i);
                 }
-                assertArrayEquals(expected, actual, "bit for bit the one-shot embedding of " + doc.getKey());
+                if (tolerance == 0) {
+                    assertArrayEquals(expected, actual, "bit for bit the one-shot embedding of " + doc.getKey());
+                } else {
+                    double err = relativeError(actual, expected);
+                    worst = Math.max(worst, err);
+                    assertTrue(err <= tolerance, doc.getKey() + ": relative error " + err + " to the one-shot "
+                            + backend + " embedding, limit " + tolerance);
+                }
                 assertEquals(expected.length, e.getDim());
                 assertEquals(tokens.length, e.getTokens(), "tokens of " + doc.getKey());
                 assertEquals(m.fingerprint().hex(), e.getModel());
@@ -442,6 +519,23 @@ class EmbedJobITCase {
                 assertTrue(e.getSeq() >= 0);
             }
         }
+        if (tolerance > 0) {
+            System.out.printf("%d embeddings on %s: worst relative error %.3g to the one-shot embedding (limit %.3g)%n",
+                    docs.size(), backend, worst, tolerance);
+        }
+    }
+
+    /** ||actual - expected|| / ||expected|| (L2). */
+    static double relativeError(float[] actual, float[] expected) {
+        assertEquals(expected.length, actual.length, "dimension");
+        double diff = 0;
+        double norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            double d = (double) actual[i] - expected[i];
+            diff += d * d;
+            norm += (double) expected[i] * expected[i];
+        }
+        return Math.sqrt(diff / norm);
     }
 
     /** The committed dead letters by original key; there must be exactly {@code count}, with distinct keys. */

@@ -57,6 +57,34 @@ class SettingsTest {
     }
 
     @Test
+    void batchingProgressGpuAndDeliverySettings() {
+        Settings defaults = Settings.fromArgs("--bootstrap-servers", "b:9092");
+        assertEquals(org.apache.flink.connector.base.DeliveryGuarantee.EXACTLY_ONCE, defaults.delivery());
+        assertEquals(-1, defaults.operatorConfig().cudaDevice);
+        assertEquals(false, defaults.operatorConfig().emitEveryChunk);
+        Settings s = Settings.fromArgs("--bootstrap-servers", "b:9092", "--max-batch-keys", "1024",
+                "--max-batch-tokens", "131072", "--emit-every-chunk", "true", "--cuda-device", "1",
+                "--delivery", "at-least-once", "--max-wait-ms", "7");
+        RwkvOperatorConfig c = s.operatorConfig();
+        assertEquals(1024, c.maxBatchKeys);
+        assertEquals(131072, c.maxBatchTokens);
+        assertEquals(7, c.maxWaitMillis);
+        assertTrue(c.emitEveryChunk);
+        assertEquals(1, c.cudaDevice);
+        assertEquals(org.apache.flink.connector.base.DeliveryGuarantee.AT_LEAST_ONCE, s.delivery());
+        IllegalArgumentException delivery = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--delivery", "at-most-once"));
+        assertTrue(delivery.getMessage().contains("exactly-once") && delivery.getMessage().contains("at-least-once"),
+                delivery.getMessage());
+        IllegalArgumentException flag = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--emit-every-chunk", "yes"));
+        assertTrue(flag.getMessage().contains("--emit-every-chunk is true or false"), flag.getMessage());
+        IllegalArgumentException keys = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--max-batch-keys", "0").operatorConfig());
+        assertTrue(keys.getMessage().contains("maxBatchKeys"), keys.getMessage());
+    }
+
+    @Test
     void statsAndHeadReachTheOperator() {
         Settings s = Settings.fromArgs("--bootstrap-servers", "b:9092", "--head", "/h.json", "--stats", "/s.json",
                 "--classifications-topic", "classes");

@@ -69,7 +69,7 @@ class CublasTest {
     /** C = alpha op(A) op(B) + beta C0 on the GPU, checked element by element against float64. */
     private static void checkGemm(Op transA, Op transB, int m, int n, int k, DataType inType, float alpha, float beta) {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         Random random = new Random(seed);
         try (Cublas blas = Cublas.create(gpu);
              Matrix a = transA == Op.N ? matrix(gpu, random, m, k, inType) : matrix(gpu, random, k, m, inType);
@@ -92,8 +92,8 @@ class CublasTest {
                     double error = Math.abs(result[i + j * m] - sum);
                     if (!(error <= TOLERANCE * magnitude + 1e-30)) {
                         throw new AssertionError(String.format("%s%s %s m=%d n=%d k=%d: C(%d,%d) = %s, expected %s"
-                                        + " (error %.3g, allowed %.3g), seed %d", transA, transB, inType, m, n, k, i, j,
-                                result[i + j * m], sum, error, TOLERANCE * magnitude, seed));
+                                        + " (error %.3g, allowed %.3g), %s", transA, transB, inType, m, n, k, i, j,
+                                result[i + j * m], sum, error, TOLERANCE * magnitude, Gpu.seedText(seed)));
                     }
                 }
             }
@@ -131,7 +131,7 @@ class CublasTest {
     @Test
     void aRowMajorLinearLayerIsTransposeANoTransposeB() {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         Random random = new Random(seed);
         int tokens = 3, in = 64, out = 40;
         float[] x = Gpu.randomFloats(random, tokens * in);   // row-major [tokens, in]
@@ -162,7 +162,8 @@ class CublasTest {
                         sum += term;
                         magnitude += Math.abs(term);
                     }
-                    assertEquals(sum, y[t * out + o], TOLERANCE * magnitude, "Y[" + t + "," + o + "], seed " + seed);
+                    assertEquals(sum, y[t * out + o], TOLERANCE * magnitude,
+                            "Y[" + t + "," + o + "], " + Gpu.seedText(seed));
                 }
             }
         }
@@ -171,7 +172,7 @@ class CublasTest {
     @Test
     void stridedBatchesAreIndependentProducts() {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         Random random = new Random(seed);
         int m = 32, n = 9, k = 64, batches = 3;
         long strideA = (long) k * m + 8, strideB = (long) k * n + 8, strideC = (long) m * n + 4; // elements, padded
@@ -195,11 +196,12 @@ class CublasTest {
                             magnitude += Math.abs(term);
                         }
                         assertEquals(sum, result[(int) (batch * strideC) + i + j * m], TOLERANCE * magnitude,
-                                "batch " + batch + " C(" + i + "," + j + "), seed " + seed);
+                                "batch " + batch + " C(" + i + "," + j + "), " + Gpu.seedText(seed));
                     }
                 }
                 for (long pad = batch * strideC + (long) m * n; pad < (batch + 1) * strideC; pad++) {
-                    assertTrue(Float.isNaN(result[(int) pad]), "padding untouched at " + pad);
+                    assertTrue(Float.isNaN(result[(int) pad]),
+                            "padding untouched at " + pad + ", " + Gpu.seedText(seed));
                 }
             }
         }
@@ -208,7 +210,7 @@ class CublasTest {
     @Test
     void aProductCanBeCapturedIntoAGraphOnAStream() {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         Random random = new Random(seed);
         int m = 64, n = 8, k = 128;
         try (Cublas blas = Cublas.create(gpu); CudaStream stream = gpu.newStream();
@@ -228,7 +230,7 @@ class CublasTest {
             try (CudaGraph graph = stream.endCapture()) {
                 stream.synchronize();
                 float[] untouched = Gpu.download(c, m * n);
-                assertEquals(0f, untouched[0], "capturing does not run the product");
+                assertEquals(0f, untouched[0], "capturing does not run the product, " + Gpu.seedText(seed));
                 graph.launch(stream);
                 graph.launch(stream);
                 stream.synchronize();
@@ -242,7 +244,8 @@ class CublasTest {
                         sum += term;
                         magnitude += Math.abs(term);
                     }
-                    assertEquals(2 * sum, result[i + j * m], 2 * TOLERANCE * magnitude, "C(" + i + "," + j + "), seed " + seed);
+                    assertEquals(2 * sum, result[i + j * m], 2 * TOLERANCE * magnitude,
+                            "C(" + i + "," + j + "), " + Gpu.seedText(seed));
                 }
             }
             blas.setStream(null);

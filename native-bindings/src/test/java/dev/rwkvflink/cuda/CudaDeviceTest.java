@@ -43,7 +43,7 @@ class CudaDeviceTest {
     @Test
     void bytesRoundTripThroughDeviceMemory() {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         int n = (1 << 20) + 3; // not a multiple of anything convenient
         byte[] data = new byte[n];
         new Random(seed).nextBytes(data);
@@ -56,14 +56,14 @@ class CudaDeviceTest {
             memory.copyFromHost(src, 100, n, stream);
             memory.copyToHost(100, dst, n, stream);
             stream.synchronize();
-            assertArrayEquals(data, dst.toArray(JAVA_BYTE), "seed " + seed);
+            assertArrayEquals(data, dst.toArray(JAVA_BYTE), Gpu.seedText(seed));
         }
     }
 
     @Test
     void pinnedMemoryCopiesAsynchronously() {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         int n = 4 << 20;
         try (PinnedMemory up = gpu.allocPinned(n); PinnedMemory down = gpu.allocPinned(n);
              DeviceMemory memory = gpu.alloc(n); CudaStream stream = gpu.newStream()) {
@@ -76,7 +76,7 @@ class CudaDeviceTest {
             memory.copyFromHost(up.segment(), 0, n, stream);
             memory.copyToHost(0, down.segment(), n, stream);
             stream.synchronize();
-            assertArrayEquals(data, down.segment().toArray(JAVA_BYTE), "seed " + seed);
+            assertArrayEquals(data, down.segment().toArray(JAVA_BYTE), Gpu.seedText(seed));
         }
         PinnedMemory freed = gpu.allocPinned(64);
         freed.close();
@@ -106,14 +106,15 @@ class CudaDeviceTest {
     @Test
     void deviceToDeviceCopiesRespectOffsets() {
         CudaDevice gpu = Gpu.device();
-        float[] values = Gpu.randomFloats(new Random(Gpu.freshSeed()), 256);
+        long seed = Gpu.seed();
+        float[] values = Gpu.randomFloats(new Random(seed), 256);
         try (DeviceMemory src = Gpu.upload(gpu, values); DeviceMemory dst = gpu.alloc(4L * 256)) {
             dst.fill32(0, 256, 0, null);
             dst.copyFromDevice(src, 4L * 16, 4L * 32, 4L * 64, null); // src[16..80) -> dst[32..96)
             float[] out = Gpu.download(dst, 256);
             for (int i = 0; i < 256; i++) {
                 float expected = i >= 32 && i < 96 ? values[i - 16] : 0f;
-                assertEquals(expected, out[i], "element " + i);
+                assertEquals(expected, out[i], "element " + i + ", " + Gpu.seedText(seed));
             }
         }
     }
@@ -155,7 +156,8 @@ class CudaDeviceTest {
     @Test
     void anyThreadMayUseTheDevice() throws InterruptedException {
         CudaDevice gpu = Gpu.device();
-        float[] values = Gpu.randomFloats(new Random(Gpu.freshSeed()), 1000);
+        long seed = Gpu.seed();
+        float[] values = Gpu.randomFloats(new Random(seed), 1000);
         for (Thread.Builder builder : new Thread.Builder[] {Thread.ofPlatform(), Thread.ofVirtual()}) {
             AtomicReference<Object> result = new AtomicReference<>();
             Thread thread = builder.start(() -> {
@@ -167,9 +169,9 @@ class CudaDeviceTest {
             });
             thread.join();
             if (result.get() instanceof Throwable t) {
-                throw new AssertionError("on " + thread, t);
+                throw new AssertionError("on " + thread + ", " + Gpu.seedText(seed), t);
             }
-            assertArrayEquals(values, (float[]) result.get());
+            assertArrayEquals(values, (float[]) result.get(), "on " + thread + ", " + Gpu.seedText(seed));
         }
     }
 }

@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.ThreadLocalRandom;
 import org.junit.jupiter.api.Assumptions;
 
 /** Helpers for the tests that need a GPU: they skip themselves, with the reason, where CUDA is unavailable. */
@@ -21,9 +22,36 @@ final class Gpu {
         return Cuda.device(0);
     }
 
-    /** A seed that differs between runs; tests put it into their failure messages. */
-    static long freshSeed() {
-        return System.nanoTime();
+    /** The system property that forces the seed of every test that asks for one (as the engine's TestSeeds). */
+    static final String SEED_PROPERTY = "rwkv.test.seed";
+
+    /**
+     * The seed of the calling test's random inputs: {@value #SEED_PROPERTY} when set (to replay a failure), else a
+     * fresh one each run; printed with the test's name either way. Tests put {@link #seedText} into every failure
+     * message.
+     */
+    static long seed() {
+        String forced = System.getProperty(SEED_PROPERTY);
+        long seed;
+        if (forced == null || forced.isBlank()) {
+            seed = ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE;
+        } else {
+            try {
+                seed = Long.parseLong(forced.strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("-D" + SEED_PROPERTY + " must be a long, not \"" + forced + "\"", e);
+            }
+        }
+        String caller = StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE)
+                .walk(frames -> frames.skip(1).findFirst()
+                        .map(f -> f.getDeclaringClass().getSimpleName() + "." + f.getMethodName()).orElse("?"));
+        System.out.println(caller + ": " + seedText(seed) + (forced == null || forced.isBlank() ? "" : ", forced"));
+        return seed;
+    }
+
+    /** "seed N (replay: -Drwkv.test.seed=N)", for failure messages. */
+    static String seedText(long seed) {
+        return "seed " + seed + " (replay: -D" + SEED_PROPERTY + "=" + seed + ")";
     }
 
     /** {@code n} uniform floats in [-1, 1). */

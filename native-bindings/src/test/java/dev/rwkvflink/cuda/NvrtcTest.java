@@ -43,7 +43,7 @@ class NvrtcTest {
     @Test
     void saxpyCompiledFromAStringComputesEveryElement() {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         Random random = new Random(seed);
         int n = (1 << 20) + 7;
         float a = random.nextFloat() * 4 - 2;
@@ -65,7 +65,8 @@ class NvrtcTest {
             float[] result = Gpu.download(out, n);
             for (int i = 0; i < n; i++) {
                 if (result[i] != Math.fma(a, x[i], y[i])) {
-                    assertEquals(Math.fma(a, x[i], y[i]), result[i], "element " + i + " of " + n + ", seed " + seed);
+                    assertEquals(Math.fma(a, x[i], y[i]), result[i],
+                            "element " + i + " of " + n + ", " + Gpu.seedText(seed));
                 }
             }
         }
@@ -133,7 +134,7 @@ class NvrtcTest {
     @Test
     void kernelsMayOptIntoLargeDynamicSharedMemory(@TempDir Path cache) {
         CudaDevice gpu = Gpu.device();
-        long seed = Gpu.freshSeed();
+        long seed = Gpu.seed();
         int n = 20_000; // 80 000 bytes: above the 48 KiB default
         float[] values = Gpu.randomFloats(new Random(seed), n);
         try (CudaModule module = Gpu.testKernels(gpu, cache);
@@ -148,7 +149,7 @@ class NvrtcTest {
             for (float v : values) {
                 expected += v; // the kernel's thread 0 adds in the same order
             }
-            assertEquals(expected, Gpu.download(out, 1)[0], "seed " + seed);
+            assertEquals(expected, Gpu.download(out, 1)[0], Gpu.seedText(seed));
         }
     }
 

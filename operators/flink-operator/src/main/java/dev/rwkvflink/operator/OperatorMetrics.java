@@ -12,7 +12,11 @@ import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
  * The operator's Flink metrics, under the group {@code rwkv}: batchKeys, batchTokens and batchLatencyMs
  * (histograms), tokens and tokensPerSecond, statesHeld and stateBytes, bufferedChunks (out of order), duplicates,
  * deadLetters, embeddings, backend (a gauge with the engine backend's name), hotStates (keys whose state stays
- * where the model runs), stateReads and stateWrites (states moved from and to Flink state).
+ * where the model runs), stateReads and stateWrites (states moved from and to Flink state), and where the time
+ * goes (cumulative nanoseconds, counters): engineNanos (the engine advancing keys), stateReadNanos (states read
+ * from Flink state into the engine), stateWriteNanos (states written back to Flink state: at barriers and on
+ * eviction), emitNanos (pooling, heads and handing records on), barrierNanos (the whole pre-barrier flush and
+ * write-back).
  */
 final class OperatorMetrics {
     private static final int WINDOW = 1024;
@@ -25,6 +29,11 @@ final class OperatorMetrics {
     final Counter emitted;
     final Counter stateReads;
     final Counter stateWrites;
+    final Counter engineNanos;
+    final Counter stateReadNanos;
+    final Counter stateWriteNanos;
+    final Counter emitNanos;
+    final Counter barrierNanos;
     private final Histogram batchKeys;
     private final Histogram batchTokens;
     private final Histogram batchLatencyMs;
@@ -45,6 +54,11 @@ final class OperatorMetrics {
         group.gauge("backend", (Gauge<String>) () -> backend);
         stateReads = group.counter("stateReads");
         stateWrites = group.counter("stateWrites");
+        engineNanos = group.counter("engineNanos");
+        stateReadNanos = group.counter("stateReadNanos");
+        stateWriteNanos = group.counter("stateWriteNanos");
+        emitNanos = group.counter("emitNanos");
+        barrierNanos = group.counter("barrierNanos");
         batchKeys = group.histogram("batchKeys", new DescriptiveStatisticsHistogram(WINDOW));
         batchTokens = group.histogram("batchTokens", new DescriptiveStatisticsHistogram(WINDOW));
         batchLatencyMs = group.histogram("batchLatencyMs", new DescriptiveStatisticsHistogram(WINDOW));

@@ -107,7 +107,14 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     @Override
     public void open() throws Exception {
         super.open();
-        loaded = SharedModels.acquire(config.modelSpec());
+        int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        int device = GpuChoice.isGpu(config.backend) ? GpuChoice.device(config.cudaDevice,
+                getRuntimeContext().getExternalResourceInfos(GpuChoice.RESOURCE), subtask) : -1;
+        loaded = SharedModels.acquire(config.modelSpec(device));
+        if (GpuChoice.isGpu(config.backend)) {
+            LOG.info("subtask {} runs on {} (CUDA device {})", subtask, loaded.model().backend().name(),
+                    device >= 0 ? device : "default, rwkv.cuda.device");
+        }
         chunkTokenizer = loaded.tokenizer().chunked();
         fingerprintHex = loaded.model().fingerprint().hex();
         progressState = getRuntimeContext().getState(
@@ -466,9 +473,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         super.prepareSnapshotPreBarrier(checkpointId);
+        long start = System.nanoTime();
         int keys = batch.keys();
         flush();
         int written = writeBackHot();
+        metrics.barrierNanos.inc(System.nanoTime() - start);
         if (LOG.isDebugEnabled()) {
             LOG.debug("barrier {} checkpoint={} flushed-keys={} written-back={} previous={}", traceId, checkpointId,
                     keys, written, lastBarrier);
@@ -532,6 +541,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             if (e == null) {
                 e = hot.admit(w.key, pinned, this::writeBack);
                 setCurrentKey(w.key);
+                long readStart = System.nanoTime();
                 KeyModelState s = modelState.value();
                 if (s == null) {
                     hot.slots().reset(e.slot);
@@ -542,6 +552,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                     e.tokens = s.tokens;
                     metrics.stateReads.inc();
                 }
+                metrics.stateReadNanos.inc(System.nanoTime() - readStart);
             }
             w.hot = e;
         }
@@ -556,13 +567,17 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             if (active.isEmpty()) {
                 break;
             }
+            long engineStart = System.nanoTime();
             tokens += advance(active, round);
+            long emitStart = System.nanoTime();
+            metrics.engineNanos.inc(emitStart - engineStart);
             for (Batch.KeyWork w : active) {
                 Batch.Segment seg = w.segments.get(round);
                 if (seg.emit != null) {
                     emit(w, seg);
                 }
             }
+            metrics.emitNanos.inc(System.nanoTime() - emitStart);
         }
         for (Batch.KeyWork w : works) {
             if (w.finishes()) {
@@ -577,11 +592,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
 
     /** Copies a hot slot into the key's Flink state (a fresh object: the heap backend keeps what it is given). */
     private void writeBack(HotStates.Entry e) throws Exception {
+        long start = System.nanoTime();
         setCurrentKey(e.key);
         RwkvState state = loaded.model().newState();
         hot.slots().store(e.slot, state);
         modelState.update(new KeyModelState(state, e.hidden, e.tokens));
         metrics.stateWrites.inc();
+        metrics.stateWriteNanos.inc(System.nanoTime() - start);
     }
 
     /** States copied to Flink state so far by this instance (for tests). */

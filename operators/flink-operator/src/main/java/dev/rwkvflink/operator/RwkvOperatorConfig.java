@@ -17,6 +17,12 @@ public final class RwkvOperatorConfig implements Serializable {
     public String vocabPath;
     /** Engine backend: cpu (Vector API), scalar, vector, or cuda when available. */
     public String backend = "cpu";
+    /**
+     * CUDA device ordinal for the GPU backends; -1 (default): the device of Flink's {@code gpu} external resource
+     * given to this TaskManager when one is configured (its {@code index} property), else system property
+     * {@code rwkv.cuda.device} (default 0). See {@link GpuChoice}.
+     */
+    public int cudaDevice = -1;
     /** Pooling of the embedding: hidden, state[:layers], both[:layers] (see dev.rwkvflink.engine.embed.Pooling). */
     public String pooling = "hidden";
     /** Per-channel normalisation statistics collected for this model and pooling; null: none. */
@@ -77,6 +83,11 @@ public final class RwkvOperatorConfig implements Serializable {
         return this;
     }
 
+    public RwkvOperatorConfig cudaDevice(int ordinal) {
+        this.cudaDevice = ordinal;
+        return this;
+    }
+
     public RwkvOperatorConfig pooling(String spec) {
         this.pooling = spec;
         return this;
@@ -133,6 +144,7 @@ public final class RwkvOperatorConfig implements Serializable {
 
     /** Checks the settings, with a message naming the bad one. */
     public RwkvOperatorConfig validate() {
+        require(cudaDevice >= -1, "cudaDevice must be a device ordinal >= 0, or -1 for automatic");
         require(maxBatchKeys >= 1, "maxBatchKeys must be >= 1");
         require(maxBatchTokens >= 1, "maxBatchTokens must be >= 1");
         require(maxWaitMillis >= 0, "maxWaitMillis must be >= 0");
@@ -153,8 +165,13 @@ public final class RwkvOperatorConfig implements Serializable {
         }
     }
 
-    /** What identifies a loaded model, so slots of one TaskManager share it. */
+    /** What identifies a loaded model, so slots of one TaskManager share it; the GPU as {@link #cudaDevice}. */
     ModelSpec modelSpec() {
-        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath, headPath);
+        return modelSpec(cudaDevice);
+    }
+
+    /** {@link #modelSpec()} on CUDA device {@code device} (-1: the engine's default). */
+    ModelSpec modelSpec(int device) {
+        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath, headPath, device);
     }
 }

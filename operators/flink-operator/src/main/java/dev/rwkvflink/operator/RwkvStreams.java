@@ -30,4 +30,15 @@ public final class RwkvStreams {
                 .uid(UID)
                 .name("RWKV embed");
     }
+
+    /**
+     * Loads the model of {@code config} in this JVM now and keeps it loaded until the returned handle is closed.
+     * Operator instances share loaded models per JVM and release a model when the last one closes, so jobs run one
+     * after another in one JVM (a MiniCluster: local runs, benchmarks) would each load it again; with this handle
+     * open they find it loaded.
+     */
+    public static AutoCloseable keepLoaded(RwkvOperatorConfig config) throws java.io.IOException {
+        SharedModels.LoadedModel loaded = SharedModels.acquire(config.validate().modelSpec());
+        return () -> SharedModels.release(loaded);
+    }
 }

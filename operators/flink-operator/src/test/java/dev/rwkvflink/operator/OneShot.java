@@ -25,7 +25,13 @@ final class OneShot implements AutoCloseable {
     final Embedder embedder;
 
     OneShot(String modelPath, String pooling) throws Exception {
-        model = RwkvModel.load(Path.of(modelPath), Backends.defaultBackend());
+        this(modelPath, pooling, null);
+    }
+
+    /** On the engine backend {@code backend} (null: the default CPU backend). */
+    OneShot(String modelPath, String pooling, String backend) throws Exception {
+        model = RwkvModel.load(Path.of(modelPath),
+                backend == null ? Backends.defaultBackend() : Backends.byName(backend));
         tokenizer = Tokenizers.forModel(model.config().vocab(), null);
         embedder = new Embedder(model.config(), Pooling.parse(pooling), null);
     }

@@ -253,7 +253,7 @@ class RwkvEmbeddingOperatorTest {
                 message);
     }
 
-    private static String rootMessages(Throwable t) {
+    static String rootMessages(Throwable t) {
         StringBuilder sb = new StringBuilder();
         for (Throwable c = t; c != null; c = c.getCause()) {
             sb.append(c.getMessage()).append(" | ");

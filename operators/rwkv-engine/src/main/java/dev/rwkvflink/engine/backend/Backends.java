@@ -38,11 +38,22 @@ public final class Backends {
      * @throws IllegalStateException for "vector" when the Vector API module is not available
      */
     public static Backend byName(String name) {
+        return byName(name, -1);
+    }
+
+    /**
+     * {@link #byName(String)} with the CUDA device to use for the GPU backends: {@code cudaDevice} >= 0 picks that
+     * device ordinal, -1 the system property {@code rwkv.cuda.device} (default 0). Ignored by the CPU backends.
+     *
+     * @throws IllegalArgumentException also for a device ordinal this machine does not have
+     */
+    public static Backend byName(String name, int cudaDevice) {
         String key = name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT);
         return switch (key) {
             case "cpu" -> defaultBackend(); // the best CPU backend present (vector, else scalar with the reason logged)
             case "scalar" -> ScalarHolder.INSTANCE;
-            case "cuda", "cuda:bf16", "cuda:f32" -> cuda(key.equals("cuda:f32") ? "f32" : "bf16");
+            case "cuda", "cuda:bf16", "cuda:f32" -> cuda(key.equals("cuda:f32") ? "f32" : "bf16",
+                    cudaDevice >= 0 ? cudaDevice : CudaBackend.defaultDevice());
             case "vector" -> {
                 Optional<String> missing = vectorUnavailableReason();
                 if (missing.isPresent()) {
@@ -78,9 +89,10 @@ public final class Backends {
      * The GPU backend (one per precision per JVM), or the best CPU backend with the reason logged when CUDA cannot
      * run here.
      */
-    private static synchronized Backend cuda(String precision) {
+    private static synchronized Backend cuda(String precision, int device) {
         Precision p = Precision.parse(precision);
-        Backend b = CUDA.get(p);
+        String key = p + "@" + device;
+        Backend b = CUDA.get(key);
         if (b != null) {
             return b;
         }
@@ -90,12 +102,13 @@ public final class Backends {
                     missing.get());
             return defaultCpu();
         }
-        b = CudaBackend.open(p, defaultCpu());
-        CUDA.put(p, b);
+        b = CudaBackend.open(p, defaultCpu(), device);
+        CUDA.put(key, b);
         return b;
     }
 
-    private static final java.util.Map<Precision, Backend> CUDA = new java.util.EnumMap<>(Precision.class);
+    /** The GPU backends opened so far, by precision and device ordinal ("BF16@0"). */
+    private static final java.util.Map<String, Backend> CUDA = new java.util.HashMap<>();
 
     /** The best CPU backend (the default backend unless that names the GPU). */
     private static Backend defaultCpu() {

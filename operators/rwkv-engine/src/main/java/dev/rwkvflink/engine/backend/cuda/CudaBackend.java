@@ -37,10 +37,29 @@ public final class CudaBackend implements Backend, Accelerator {
         return a.available() ? Optional.empty() : Optional.of(a.reason());
     }
 
-    /** A GPU backend on device 0 (system property {@code rwkv.cuda.device} picks another). */
+    /** The device ordinal used when none is given: system property {@code rwkv.cuda.device}, default 0. */
+    public static int defaultDevice() {
+        return Integer.getInteger("rwkv.cuda.device", 0);
+    }
+
+    /** A GPU backend on the {@link #defaultDevice() default device}. */
     public static CudaBackend open(Precision precision, Backend cpu) {
-        CudaDevice d = Cuda.device(Integer.getInteger("rwkv.cuda.device", 0));
-        return new CudaBackend(d, precision, cpu);
+        return open(precision, cpu, defaultDevice());
+    }
+
+    /**
+     * A GPU backend on device {@code ordinal}.
+     *
+     * @throws IllegalArgumentException when this machine has no such device (the message says how many it has)
+     */
+    public static CudaBackend open(Precision precision, Backend cpu, int ordinal) {
+        int count = Cuda.deviceCount();
+        if (ordinal < 0 || ordinal >= count) {
+            throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist: this machine has " + count
+                    + (count == 1 ? " device (ordinal 0)" : " devices (ordinals 0 to " + (count - 1) + ")")
+                    + "; set by rwkv.cuda.device, the operator's cudaDevice or Flink's gpu external resource");
+        }
+        return new CudaBackend(Cuda.device(ordinal), precision, cpu);
     }
 
     public CudaDevice device() {

@@ -25,7 +25,7 @@ import java.util.Random;
  */
 public final class CudaBench {
     private static final Rwkv7Shape S01 = Rwkv7Shape.RWKV7_0_1B;
-    private static final Rwkv7Shape S15 = new Rwkv7Shape(24, 2048, 64, 65536, 8192, 96, 96, 64, 256);
+    private static final Rwkv7Shape S15 = Rwkv7Shape.RWKV7_1_5B;
     private static final Rwkv7Shape S7 = new Rwkv7Shape(32, 4096, 64, 65536, 16384, 128, 128, 96, 480);
 
     private final CudaDevice device;

@@ -1,5 +1,8 @@
 package dev.rwkvflink.engine.backend.cuda;
 
+import static dev.rwkvflink.engine.backend.cuda.GpuParity.SMALL;
+import static dev.rwkvflink.engine.backend.cuda.GpuParity.randomTokens;
+import static dev.rwkvflink.engine.backend.cuda.GpuParity.relErr;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -11,27 +14,28 @@ import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RandomModels;
-import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.reference.Float64Rwkv;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.WeightType;
 import dev.rwkvflink.engine.testing.SharedData;
+import dev.rwkvflink.engine.testing.TestSeeds;
 import java.util.Random;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
  * The GPU runner against the CPU engine (itself checked against rwkv.cpp and a float64 evaluation). Skips itself
- * when CUDA is absent, except for {@link #withoutCudaTheCudaBackendFallsBackToTheCpu}. Inputs are drawn fresh each
- * run (the seed is printed); the runner's activation buffers are poisoned with NaN before each check, so an
- * element a kernel fails to write shows up.
+ * when CUDA is absent, except for {@link #withoutCudaTheCudaBackendFallsBackToTheCpu}. Random models have fixed
+ * seeds; the inputs are drawn fresh each run from a seed that is printed and named in every failure message
+ * ({@link TestSeeds}; {@code -Drwkv.test.seed=N} replays one). The runner's activation buffers are poisoned with
+ * NaN before each check, so an element a kernel fails to write shows up.
  *
- * <p>Tolerances (relative L2 error ||gpu - ref|| / ||ref||): fp32 matrices 1e-5 (the arithmetic is fp32 on both
- * sides, in another order); bf16 matrices and activations 2e-2 on logits and hidden vectors.
+ * <p>The comparisons and their limits (relative L2 error ||gpu - ref|| / ||ref||; fp32 matrices about 1e-5, the
+ * arithmetic being fp32 on both sides in another order) are in {@link GpuParity}, shared with
+ * {@link CudaToleranceSurvey}, which measures their distributions over many seeds.
  */
 class CudaRwkv7Test {
-    private static final Rwkv7Shape SMALL = new Rwkv7Shape(3, 256, 64, 512, 1024, 32, 32, 16, 64);
 
     private static void assumeCuda() {
         Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
@@ -56,194 +60,120 @@ class CudaRwkv7Test {
         try (WeightFile f = WeightFile.open(SharedData.tinyModel("7v0-834K", "FP32"))) {
             exact = Float64Rwkv.load(f).logitsAfter(SharedData.PROMPT);
         }
-        for (String name : new String[] {"cuda:f32", "cuda:bf16"}) {
+        for (Precision p : Precision.values()) {
+            String name = "cuda:" + p.name().toLowerCase(java.util.Locale.ROOT);
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), Backends.byName(name))) {
                 assertNotNull(m.runner(), "the GPU runs RWKV-7");
-                float[] seq = m.forward(m.newState(), SharedData.PROMPT);
-                float[] rnn = m.forwardRnn(m.newState(), SharedData.PROMPT);
-                double vsExpected = maxAbsDiff(seq, expected);
-                double vsExact = Float64Rwkv.maxAbsDiff(seq, exact);
-                double rnnVsSeq = maxAbsDiff(rnn, seq);
+                GpuParity.Tiny e = GpuParity.tiny(m, SharedData.PROMPT, exact, expected);
                 System.out.printf("tiny 7v0 %s: max|gpu - rwkv.cpp| %.3g, max|gpu - float64| %.3g, rnn vs seq %.3g%n",
-                        name, vsExpected, vsExact, rnnVsSeq);
-                double tol = name.endsWith("f32") ? 1e-4 : 5e-2;
-                assertTrue(vsExpected <= tol, name + " vs rwkv.cpp expected logits: " + vsExpected);
-                assertTrue(vsExact <= tol, name + " vs float64: " + vsExact);
-                assertTrue(rnnVsSeq <= tol, name + " rnn vs seq: " + rnnVsSeq);
+                        name, e.vsExpected(), e.vsExact(), e.rnnVsSeq());
+                double tol = GpuParity.TINY_V7_LOGITS.of(p);
+                assertTrue(e.vsExpected() <= tol, name + " vs rwkv.cpp expected logits: " + e.vsExpected());
+                assertTrue(e.vsExact() <= tol, name + " vs float64: " + e.vsExact());
+                assertTrue(e.rnnVsSeq() <= tol, name + " rnn vs seq: " + e.rnnVsSeq());
             }
         }
     }
 
+    /**
+     * Ragged multi-stream steps ({@link GpuParity#ragged}: 11 streams of 1..90 tokens through passes of 64 rows and
+     * 8 slots), hidden vectors and states against the CPU engine stream by stream, then each stream alone against
+     * its batched result. Limits: {@link GpuParity#RAGGED_HIDDEN}, {@link GpuParity#RAGGED_STATE},
+     * {@link GpuParity#RAGGED_ALONE_VS_BATCHED}.
+     */
     @Test
     void raggedMultiStreamStepsEqualTheCpuEngineStreamByStream() throws Exception {
         assumeCuda();
-        long seed = System.nanoTime();
-        System.out.println("CudaRwkv7Test seed " + seed);
-        Random rnd = new Random(seed);
+        TestSeeds.Seed seed = TestSeeds.seed();
         for (Precision p : Precision.values()) {
-            double tol = p == Precision.F32 ? 1e-5 : 2e-2;
-            try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 7, WeightType.F32);
-                 RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
-                 Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p,
-                         new Rwkv7Cuda.Limits(64, 8))) {
-                // 11 streams of 1..90 tokens (some longer than a pass: split), more streams than slots
-                int B = 11;
-                int[][] tokens = new int[B][];
-                RwkvState[] gpuStates = new RwkvState[B];
-                RwkvState[] cpuStates = new RwkvState[B];
-                RwkvState[] startStates = new RwkvState[B];
-                for (int i = 0; i < B; i++) {
-                    tokens[i] = randomTokens(rnd, 1 + rnd.nextInt(90), SMALL.vocab());
-                    // start from a state that has already seen some text
-                    cpuStates[i] = cpu.newState();
-                    cpu.hidden(cpuStates[i], randomTokens(rnd, 5, SMALL.vocab()));
-                    gpuStates[i] = cpuStates[i].copy();
-                    startStates[i] = cpuStates[i].copy();
+            try (GpuParity.Fixture f = GpuParity.Fixture.ragged(p)) {
+                GpuParity.Ragged r = GpuParity.ragged(f, seed.random());
+                for (int i = 0; i < r.hidden().length; i++) {
+                    System.out.printf("%s stream %2d (%2d tokens): hidden rel err %.3g, state rel err %.3g, alone vs"
+                            + " batched %.3g%n", p, i, r.lengths()[i], r.hidden()[i], r.state()[i],
+                            r.aloneVsBatched()[i]);
                 }
-                gpu.poisonBuffers();
-                float[][] hidden = gpu.advance(gpuStates, tokens);
-                for (int i = 0; i < B; i++) {
-                    float[] want = cpu.hidden(cpuStates[i], tokens[i]);
-                    double e = relErr(hidden[i], want);
-                    double es = relErr(gpuStates[i].data(), cpuStates[i].data());
-                    System.out.printf("%s stream %2d (%2d tokens): hidden rel err %.3g, state rel err %.3g%n",
-                            p, i, tokens[i].length, e, es);
-                    assertTrue(e <= tol, p + " stream " + i + " hidden: " + e);
-                    assertTrue(es <= tol, p + " stream " + i + " state: " + es);
-                }
-                // the same streams one at a time through the runner, from the same starting states: batching
-                // changes only the products' kernels and summation order (fp32: 1e-6; bf16: where a stream
-                // alone takes the small-batch kernels, intermediate bf16 roundings differ, within 1e-2)
-                gpu.poisonBuffers();
-                for (int i = 0; i < B; i++) {
-                    float[] alone = gpu.advance(new RwkvState[] {startStates[i].copy()}, new int[][] {tokens[i]})[0];
-                    double e = relErr(alone, hidden[i]);
-                    assertTrue(e <= (p == Precision.F32 ? 1e-6 : 1e-2), p + " stream " + i + " alone vs batched: " + e);
+                for (int i = 0; i < r.hidden().length; i++) {
+                    String what = p + " stream " + i + " (" + r.lengths()[i] + " tokens), " + seed;
+                    assertTrue(r.hidden()[i] <= GpuParity.RAGGED_HIDDEN.of(p), what + ": hidden " + r.hidden()[i]);
+                    assertTrue(r.state()[i] <= GpuParity.RAGGED_STATE.of(p), what + ": state " + r.state()[i]);
+                    assertTrue(r.aloneVsBatched()[i] <= GpuParity.RAGGED_ALONE_VS_BATCHED.of(p),
+                            what + ": alone vs batched " + r.aloneVsBatched()[i]);
                 }
             }
         }
     }
 
     /**
-     * Decode-sized steps (5 streams x 1 token, 12 steps: the small-batch products, the in-kernel shift commit and
-     * the captured graph) against the CPU engine, hidden vectors and logits. Tolerances: fp32 median 1e-5 and worst
-     * 1e-4 over the 60 vectors (usually <= 3.6e-6; one run of four in session 3 had a worst of 2.4e-5, the same
-     * GroupNorm amplification as below). bf16: median 1.5e-2 and worst 1e-1 over the 60 vectors. After one or two tokens of a
-     * random model, the per-head GroupNorm divides by a tiny norm where r.k nearly cancels, so bf16 rounding of
-     * the products' inputs is amplified for a few heads: measured medians 6e-3 to 8e-3, first-step outliers up to
-     * 5.7e-2, 2e-2 at most from the seventh step on.
+     * Decode-sized steps ({@link GpuParity#decode}: 5 streams x 1 token, 12 steps: the small-batch products, the
+     * in-kernel shift commit and the captured graph) against the CPU engine, hidden vectors and logits; the median
+     * and the worst of the 60 vectors, and the states at the end. Limits: {@link GpuParity#DECODE_MEDIAN},
+     * {@link GpuParity#DECODE_WORST} (where the bf16 outliers come from), {@link GpuParity#DECODE_STATE}.
      */
     @Test
     void decodeStepsOfSeveralStreamsEqualTheCpuEngine() throws Exception {
         assumeCuda();
-        Random rnd = new Random(System.nanoTime());
+        TestSeeds.Seed seed = TestSeeds.seed();
         for (Precision p : Precision.values()) {
-            try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 5, WeightType.F32);
-                 RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
-                 Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p,
-                         Rwkv7Cuda.Limits.defaults())) {
-                int B = 5;
-                RwkvState[] cs = new RwkvState[B];
-                RwkvState[] gs = new RwkvState[B];
-                for (int i = 0; i < B; i++) {
-                    cs[i] = cpu.newState();
-                    gs[i] = cpu.newState();
-                }
-                gpu.poisonBuffers();
-                java.util.List<Double> errors = new java.util.ArrayList<>();
-                for (int step = 0; step < 12; step++) {
-                    int[][] tokens = new int[B][];
-                    for (int i = 0; i < B; i++) {
-                        tokens[i] = randomTokens(rnd, 1, SMALL.vocab());
-                    }
-                    float[][] got = step % 3 == 2 ? gpu.advanceToLogits(gs, tokens) : gpu.advance(gs, tokens);
+            try (GpuParity.Fixture f = GpuParity.Fixture.decode(p)) {
+                GpuParity.Decode d = GpuParity.decode(f, seed.random());
+                int b = GpuParity.Decode.STREAMS;
+                for (int step = 0; step < GpuParity.Decode.STEPS; step++) {
                     StringBuilder line = new StringBuilder(p + " step " + step + ":");
-                    for (int i = 0; i < B; i++) {
-                        float[] want = step % 3 == 2 ? cpu.forward(cs[i], tokens[i]) : cpu.hidden(cs[i], tokens[i]);
-                        double e = relErr(got[i], want);
-                        line.append(String.format(" %.2g", e));
-                        errors.add(e);
+                    for (int i = 0; i < b; i++) {
+                        line.append(String.format(" %.2g", d.errors()[step * b + i]));
                     }
                     System.out.println(line);
                 }
-                java.util.Collections.sort(errors);
-                double median = errors.get(errors.size() / 2);
-                double worst = errors.get(errors.size() - 1);
-                System.out.printf("%s decode 5 streams x 12 steps: median rel err %.3g, worst %.3g%n", p, median, worst);
-                if (p == Precision.F32) {
-                    assertTrue(median <= 1e-5, "fp32 median " + median);
-                    assertTrue(worst <= 1e-4, "fp32 worst " + worst);
-                } else {
-                    assertTrue(median <= 1.5e-2, "bf16 median " + median);
-                    assertTrue(worst <= 1e-1, "bf16 worst " + worst);
-                }
-                for (int i = 0; i < B; i++) {
-                    double e = relErr(gs[i].data(), cs[i].data());
-                    assertTrue(e <= (p == Precision.F32 ? 1e-5 : 5e-2), p + " state " + i + ": " + e);
+                System.out.printf("%s decode 5 streams x 12 steps: median rel err %.3g, worst %.3g (%s)%n", p,
+                        d.median(), d.worst(), seed);
+                assertTrue(d.median() <= GpuParity.DECODE_MEDIAN.of(p), p + " median " + d.median() + ", " + seed);
+                assertTrue(d.worst() <= GpuParity.DECODE_WORST.of(p), p + " worst " + d.worst() + ", " + seed);
+                for (int i = 0; i < b; i++) {
+                    assertTrue(d.state()[i] <= GpuParity.DECODE_STATE.of(p),
+                            p + " state " + i + ": " + d.state()[i] + ", " + seed);
                 }
             }
         }
     }
 
     /**
-     * Few long streams (3 streams of 100, 37 and 250 tokens in one step) take the chunked recurrence (chunks of 32,
-     * partial last chunks): hidden vectors and states against the CPU engine, fp32 within 1e-5 and bf16 within 2e-2.
+     * Few long streams ({@link GpuParity#chunked}: 3 streams of 100, 37 and 250 tokens in one step) take the
+     * chunked recurrence (chunks of 32, partial last chunks): hidden vectors and states against the CPU engine.
+     * Limits: {@link GpuParity#CHUNKED_HIDDEN}, {@link GpuParity#CHUNKED_STATE}.
      */
     @Test
     void longStreamsThroughTheChunkedRecurrenceEqualTheCpuEngine() throws Exception {
         assumeCuda();
-        long seed = System.nanoTime();
-        Random rnd = new Random(seed);
+        TestSeeds.Seed seed = TestSeeds.seed();
         for (Precision p : Precision.values()) {
-            double tol = p == Precision.F32 ? 1e-5 : 2e-2;
-            try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 13, WeightType.F32);
-                 RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
-                 Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p,
-                         Rwkv7Cuda.Limits.defaults())) {
-                int[] lengths = {100, 37, 250};
-                int B = lengths.length;
-                int[][] tokens = new int[B][];
-                RwkvState[] gs = new RwkvState[B];
-                RwkvState[] cs = new RwkvState[B];
-                for (int i = 0; i < B; i++) {
-                    tokens[i] = randomTokens(rnd, lengths[i], SMALL.vocab());
-                    cs[i] = cpu.newState();
-                    cpu.hidden(cs[i], randomTokens(rnd, 7, SMALL.vocab()));
-                    gs[i] = cs[i].copy();
+            try (GpuParity.Fixture f = GpuParity.Fixture.chunked(p)) {
+                assertTrue(f.gpu().chunked(GpuParity.Chunked.ROWS, GpuParity.Chunked.LENGTHS.length),
+                        "this step takes the chunked recurrence");
+                GpuParity.Chunked c = GpuParity.chunked(f, seed.random());
+                for (int i = 0; i < c.hidden().length; i++) {
+                    System.out.printf("chunked %s stream %d (%d tokens): hidden %.3g, state %.3g%n", p, i,
+                            c.lengths()[i], c.hidden()[i], c.state()[i]);
                 }
-                assertTrue(gpu.chunked(387, B), "this step takes the chunked recurrence");
-                gpu.poisonBuffers();
-                float[][] hidden = gpu.advance(gs, tokens);
-                for (int i = 0; i < B; i++) {
-                    float[] want = cpu.hidden(cs[i], tokens[i]);
-                    double e = relErr(hidden[i], want);
-                    double es = relErr(gs[i].data(), cs[i].data());
-                    System.out.printf("chunked %s seed %d stream %d (%d tokens): hidden %.3g, state %.3g%n", p, seed, i,
-                            lengths[i], e, es);
-                    assertTrue(e <= tol, p + " stream " + i + " hidden: " + e);
-                    assertTrue(es <= tol, p + " stream " + i + " state: " + es);
+                for (int i = 0; i < c.hidden().length; i++) {
+                    String what = p + " stream " + i + " (" + c.lengths()[i] + " tokens), " + seed;
+                    assertTrue(c.hidden()[i] <= GpuParity.CHUNKED_HIDDEN.of(p), what + ": hidden " + c.hidden()[i]);
+                    assertTrue(c.state()[i] <= GpuParity.CHUNKED_STATE.of(p), what + ": state " + c.state()[i]);
                 }
             }
         }
     }
 
+    /** bf16 logits after a random prompt of 200 tokens ({@link GpuParity#logits}); limit {@link GpuParity#LOGITS}. */
     @Test
     void logitsAndHeadAgreeWithTheCpuEngine() throws Exception {
         assumeCuda();
-        long seed = System.nanoTime();
-        Random rnd = new Random(seed);
-        try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 11, WeightType.F32);
-             RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
-             Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.BF16,
-                     Rwkv7Cuda.Limits.defaults())) {
-            int[] prompt = randomTokens(rnd, 200, SMALL.vocab());
-            float[] want = cpu.forward(cpu.newState(), prompt);
-            gpu.poisonBuffers();
-            float[] got = gpu.advanceToLogits(new RwkvState[] {cpu.newState()}, new int[][] {prompt})[0];
-            double e = relErr(got, want);
-            System.out.printf("bf16 logits after 200 tokens (seed %d): rel err %.3g%n", seed, e);
-            assertEquals(SMALL.vocab(), got.length);
-            assertTrue(e <= 2e-2, "bf16 logits: " + e);
+        TestSeeds.Seed seed = TestSeeds.seed();
+        try (GpuParity.Fixture f = GpuParity.Fixture.logits()) {
+            GpuParity.Logits l = GpuParity.logits(f, seed.random());
+            System.out.printf("bf16 logits after 200 tokens: rel err %.3g (%s)%n", l.error(), seed);
+            assertEquals(SMALL.vocab(), l.length(), seed.toString());
+            assertTrue(l.error() <= GpuParity.LOGITS.of(Precision.BF16), "bf16 logits: " + l.error() + ", " + seed);
         }
     }
 
@@ -257,9 +187,8 @@ class CudaRwkv7Test {
     @Test
     void residentStatesEqualHostStatesAndShareThePool() throws Exception {
         assumeCuda();
-        long seed = System.nanoTime();
-        System.out.println("residentStates seed " + seed);
-        Random rnd = new Random(seed);
+        TestSeeds.Seed seed = TestSeeds.seed();
+        Random rnd = seed.random();
         try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 17, WeightType.F32);
              RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
              Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32,
@@ -305,64 +234,31 @@ class CudaRwkv7Test {
                 float[][] hostRes = gpu.advance(hostOrdered, tokens); // 3 unreserved slots: two passes
                 for (int j = 0; j < B; j++) {
                     if (tokens[j].length == 0) {
-                        assertEquals(null, res[j], "an empty token list yields null");
+                        assertEquals(null, res[j], "an empty token list yields null, " + seed);
                         continue;
                     }
                     float[] want = cpu.hidden(ref[slots[j]], tokens[j]);
                     assertTrue(relErr(res[j], want) <= 1e-5, "call " + call + " slot " + slots[j] + ": "
-                            + relErr(res[j], want));
+                            + relErr(res[j], want) + ", " + seed);
                     double vsHost = relErr(res[j], hostRes[j]);
                     assertTrue(vsHost <= 1e-5, "resident vs host API, call " + call + " slot " + slots[j] + ": "
-                            + vsHost);
+                            + vsHost + ", " + seed);
                 }
             }
             for (int i = 0; i < B; i++) {
                 RwkvState out = cpu.newState();
                 a.store(i, out);
                 double e = relErr(out.data(), ref[i].data());
-                assertTrue(e <= 1e-5, "stored state " + i + ": " + e);
-                assertTrue(relErr(out.data(), host[i].data()) <= 1e-5, "resident vs host state " + i);
+                assertTrue(e <= 1e-5, "stored state " + i + ": " + e + ", " + seed);
+                assertTrue(relErr(out.data(), host[i].data()) <= 1e-5, "resident vs host state " + i + ", " + seed);
             }
             RwkvState untouched = cpu.newState();
             c.store(1, untouched);
             assertTrue(java.util.Arrays.equals(untouched.data(), cpu.newState().data()),
-                    "the host API never wrote into another owner's slot");
+                    "the host API never wrote into another owner's slot, " + seed);
             a.close();
             c.close();
             assertEquals(8, gpu.reserve(100).capacity(), "closed reservations are given back");
         }
-    }
-
-    static int[] randomTokens(Random rnd, int n, int vocab) {
-        int[] t = new int[n];
-        for (int i = 0; i < n; i++) {
-            t[i] = rnd.nextInt(vocab);
-        }
-        return t;
-    }
-
-    static double relErr(float[] got, float[] want) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < want.length; i++) {
-            if (!Float.isFinite(got[i])) {
-                return Double.POSITIVE_INFINITY;
-            }
-            double d = got[i] - want[i];
-            num += d * d;
-            den += (double) want[i] * want[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-30));
-    }
-
-    static double maxAbsDiff(float[] a, float[] b) {
-        double m = 0;
-        for (int i = 0; i < a.length; i++) {
-            if (!Float.isFinite(a[i])) {
-                return Double.POSITIVE_INFINITY;
-            }
-            m = Math.max(m, Math.abs(a[i] - b[i]));
-        }
-        return m;
     }
 }

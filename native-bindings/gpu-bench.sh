@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The end-to-end GPU benchmarks (docs/benchmarks.md, "The whole job on the GPU"). Runs ON the GPU machine from the
+# repository root, after native-bindings/gpu-prepare.sh staged .gpu/ here and the device tool carried it
+# (carry [".gpu"]); each part is a main class run through gpu-check.sh --main, its log under $OUT when set.
+#
+#   bash native-bindings/gpu-bench.sh PART...
+#
+# Parts:
+#   operator-0.1b   OperatorBench: the operator vs the bare engine on the same batches, RWKV-7 0.1B shape, bf16,
+#                   256 and 1,024 keys x 16 and 128 tokens, heap and RocksDB state          (~2 min)
+#   operator-1.5b   the same for the 1.5B shape, heap state                                 (~3 min)
+#   pipeline-1k     PipelineBench: EmbedJob Kafka -> Kafka on a MiniCluster, 1,000 open documents, chunks of 64
+#                   tokens: checkpoints every 1 s and 10 s, parallelism 1 and 2, exactly-once and at-least-once
+#   pipeline-10k    the same with 10,000 open documents (checkpoints every 10 s and 1 s, parallelism 1)
+#   survey          CudaToleranceSurvey over 200 seeds (bf16 error distributions behind the GPU test limits)
+# Environment: BENCH_JAVA_OPTS (extra JVM options, e.g. a larger -Xmx).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+vocab=.gpu/shared/reference/rwkv_vocab_v20230424.txt
+status=0
+
+run() { # NAME HEAP CLASS ARGS...: one main class, logged to $OUT/NAME.log
+  local name=$1 heap=$2
+  shift 2
+  echo "== $name: $*"
+  local log=/dev/null
+  [[ -n ${OUT:-} ]] && log=$OUT/$name.log
+  GPU_JAVA_OPTS="-Xmx$heap -Drwkv.vocab=$vocab -Dorg.apache.avro.SERIALIZABLE_PACKAGES=dev.rwkvflink.schema -Dlog4j2.level=WARN ${BENCH_JAVA_OPTS:-}" \
+    bash native-bindings/gpu-check.sh --main "$@" 2>&1 | tee "$log" | grep -v '^\s*at \|^[0-9:.]* WARN\|^[0-9:.]* ERROR'
+  local rc=${PIPESTATUS[0]}
+  [[ $rc == 0 ]] || { echo "== $name: exit status $rc"; status=1; }
+}
+
+for part in "$@"; do
+  case $part in
+    operator-0.1b)
+      run operator-0.1b 32g dev.rwkvflink.operator.OperatorBench random:0.1b:BF16 256,1024 16,128 5 cuda heap,rocksdb ;;
+    operator-1.5b)
+      run operator-1.5b 64g dev.rwkvflink.operator.OperatorBench random:1.5b:BF16 256,1024 16,128 3 cuda heap ;;
+    pipeline-1k)
+      run pipeline-1k 48g dev.rwkvflink.jobs.bench.PipelineBench --model random:0.1b:BF16 --vocab "$vocab" \
+        --backend cuda --chunks 8 --chunk-tokens 64 --max-batch-keys 1024 --latency-seconds 10 \
+        --runs 1000:1000:1:exactly-once,1000:10000:1:exactly-once,1000:1000:2:exactly-once,1000:1000:1:at-least-once ;;
+    pipeline-10k)
+      run pipeline-10k 90g dev.rwkvflink.jobs.bench.PipelineBench --model random:0.1b:BF16 --vocab "$vocab" \
+        --backend cuda --chunks 4 --chunk-tokens 64 --max-batch-keys 1024 --latency-seconds 10 \
+        --phase-timeout-s 150 --runs 10000:10000:1:exactly-once,10000:1000:1:exactly-once ;;
+    survey)
+      run survey 16g dev.rwkvflink.engine.backend.cuda.CudaToleranceSurvey 200 ;;
+    *)
+      echo "unknown part '$part' (operator-0.1b, operator-1.5b, pipeline-1k, pipeline-10k, survey)" >&2
+      exit 2 ;;
+  esac
+done
+exit $status
