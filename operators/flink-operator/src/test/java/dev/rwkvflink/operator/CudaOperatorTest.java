@@ -221,7 +221,7 @@ class CudaOperatorTest {
      * Two operator instances of one TaskManager (subtasks 0 and 1 of parallelism 2) share one loaded model and
      * one GPU state pool: each reserves its own slots for hot states. Their documents interleave batch by batch;
      * every embedding is the one-shot one. A pool of 8 slots: the first instance holds 4, the second asks for 6
-     * and gets the 2 left (a bounded hot set: its batches of 6 keys run in groups of 2), a third finds none and
+     * and gets the 4 left (a bounded hot set: its batches of 6 keys run in groups of 4), a third finds none and
      * fails to open with a message that names the setting to raise; nothing crashes.
      */
     @Test
