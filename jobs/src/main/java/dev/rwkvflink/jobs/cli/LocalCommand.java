@@ -84,6 +84,12 @@ final class LocalCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of --shuffle-chunks and --duplicates. Default: ${DEFAULT-VALUE}.")
     long seed;
 
+    @Option(names = "--hot-state-bytes", defaultValue = "268435456", paramLabel = "N",
+            description = "Memory for keys' states kept where the model runs between batches (GPU memory with cuda, "
+                    + "else the heap); 0: every key's state goes back to Flink state after each batch (and is read "
+                    + "again for the next). Default: ${DEFAULT-VALUE}.")
+    long hotStateBytes;
+
     @Option(names = "--until-done", description = "When every document's embedding is committed, print them as JSON "
             + "lines exactly like `embed` (stdout; progress goes to stderr) and exit 0.")
     boolean untilDone;
@@ -103,6 +109,9 @@ final class LocalCommand implements Callable<Integer> {
         if (uiPort < 0 || uiPort > 65535) {
             throw new IllegalArgumentException("--ui-port must be 0..65535, got " + uiPort);
         }
+        if (hotStateBytes < 0) {
+            throw new IllegalArgumentException("--hot-state-bytes must be >= 0, got " + hotStateBytes);
+        }
         if (duplicates < 0 || duplicates > 1) {
             throw new IllegalArgumentException("--duplicates must be in [0, 1], got " + duplicates);
         }
@@ -119,7 +128,7 @@ final class LocalCommand implements Callable<Integer> {
         }
         LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling,
                 absolute(head), absolute(stats), backend, chunkBytes, uiPort, parallelism, checkpointMillis,
-                Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed);
+                Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed, hotStateBytes);
         LocalRun run = new LocalRun(options, log);
         Thread stopper = new Thread(run::close, "rwkv-local-stop");
         Runtime.getRuntime().addShutdownHook(stopper);

@@ -47,7 +47,8 @@ class LocalCommandITCase {
 
     /**
      * The checkable run: a directory of documents, chunks shuffled with 10% duplicates, {@code --until-done}
-     * prints exactly the JSON lines that {@code embed} prints for each whole file.
+     * prints exactly the JSON lines that {@code embed} prints for each whole file; with {@code --hot-state-bytes 0},
+     * so that every key's state goes to Flink state after each batch and is read back for the next.
      */
     @Test
     void untilDonePrintsExactlyWhatEmbedPrints(@TempDir Path dir) throws Exception {
@@ -56,7 +57,7 @@ class LocalCommandITCase {
         Files.writeString(docs.resolve("two.txt"), "Ünïcödé, 状態 and emoji 🙂 split across chunks of eight bytes.");
         String local = stdout(() -> RwkvFlinkCli.commandLine().execute("local", "--input", docs.toString(),
                 "--shuffle-chunks", "--duplicates", "0.1", "--until-done", "--ui-port", "0", "--chunk-bytes", "8",
-                "--checkpoint-ms", "200", "--timeout", "120"));
+                "--checkpoint-ms", "200", "--timeout", "120", "--hot-state-bytes", "0"));
         String embed = stdout(() -> {
             RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("one.txt").toString());
             RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("two.txt").toString());
