@@ -507,8 +507,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             flushTimer.cancel(false);
             flushTimer = null;
         }
-        if (batch.isEmpty()) {
-            return;
+        if (batch == null || batch.isEmpty()) {
+            return; // nothing queued, or open() failed before the batch existed (finish() still runs on close)
         }
         long start = System.nanoTime();
         Object savedKey = getCurrentKey();
