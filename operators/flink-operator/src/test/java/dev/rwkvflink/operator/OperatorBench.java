@@ -122,16 +122,7 @@ public final class OperatorBench {
                 ids[k] = k;
                 slots.reset(k);
             }
-            double[] rates = new double[batches.size() - 1];
-            for (int r = 0; r < batches.size(); r++) {
-                long start = System.nanoTime();
-                slots.advance(ids, batches.get(r));
-                double s = (System.nanoTime() - start) / 1e9;
-                if (r > 0) {
-                    rates[r - 1] = tokens(batches.get(r)) / s;
-                }
-            }
-            return median(rates);
+            return medianRate(batches, batch -> slots.advance(ids, batch));
         }
     }
 
@@ -140,10 +131,15 @@ public final class OperatorBench {
         for (int k = 0; k < keys; k++) {
             states[k] = m.newState();
         }
+        return medianRate(batches, batch -> m.advance(states, batch));
+    }
+
+    /** Median tokens/s of {@code step} over the batches after the first (a warm-up). */
+    private static double medianRate(List<int[][]> batches, java.util.function.Consumer<int[][]> step) {
         double[] rates = new double[batches.size() - 1];
         for (int r = 0; r < batches.size(); r++) {
             long start = System.nanoTime();
-            m.advance(states, batches.get(r));
+            step.accept(batches.get(r));
             double s = (System.nanoTime() - start) / 1e9;
             if (r > 0) {
                 rates[r - 1] = tokens(batches.get(r)) / s;
