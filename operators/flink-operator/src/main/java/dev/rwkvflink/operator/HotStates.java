@@ -14,28 +14,70 @@ import java.util.Set;
  * The keys whose RWKV state stays where the model runs between batches (a slot of {@link ResidentStates}: GPU
  * memory with the CUDA backend, the Java heap on the CPU), least recently used first.
  *
- * <p>A hot key's slot is newer than its Flink state while it is <em>dirty</em>. The operator writes every dirty
- * key back to Flink state before each checkpoint barrier (so a checkpoint holds exactly the states after the
- * chunks it acknowledged, as without this cache) and when a key is evicted to make room; a key whose document
- * ends leaves without a write (its state is cleared). A failure loses only hot contents newer than the last
+ * <p>A hot key's slot is newer than its Flink state while it is <em>dirty</em>: the tokens applied since its
+ * Flink state was last written (the tail) are only here. The operator writes every dirty key back before each
+ * checkpoint barrier (so a checkpoint holds exactly the states after the chunks it acknowledged, as without this
+ * cache) and when a key is evicted to make room: the tail appended to the key's token log, or a new state
+ * snapshot when the log has grown past its budget (see {@code RwkvEmbeddingOperator}); a key whose document ends
+ * leaves without a write (its state is cleared). A failure loses only hot contents newer than the last
  * checkpoint, which the restore replays anyway.
  *
- * <p>So a key advanced in many batches between two checkpoints moves its state (2.4 MB for RWKV-7 0.1B) between
- * the engine and the state backend once per checkpoint instead of twice per batch.
+ * <p>So a key advanced in many batches between two checkpoints reads its state once (when it becomes hot) and
+ * writes a few bytes per new token per checkpoint, not its whole state (2.4 MB for RWKV-7 0.1B) twice per batch.
  */
 final class HotStates implements AutoCloseable {
 
-    /** A hot key: its slot, the hidden vector and token count after its last token, and whether it is dirty. */
+    /**
+     * A hot key: its slot, the hidden vector and token count after its last token, the token count of its state
+     * snapshot in Flink state, the tokens applied since its Flink state was last written (the log's tail), and
+     * whether it is dirty (the tail is not empty).
+     */
     static final class Entry {
         final String key;
         final int slot;
         float[] hidden;
         long tokens;
+        /** Tokens covered by the key's snapshot in Flink state (0: none, the model's initial state). */
+        long snapshotTokens;
         boolean dirty;
+        private int[] tail = new int[0];
+        private int tailLength;
 
         Entry(String key, int slot) {
             this.key = key;
             this.slot = slot;
+        }
+
+        /** Records tokens just applied to the slot: they are in neither the snapshot nor the log yet. */
+        void applied(int[] tokens) {
+            if (tailLength + tokens.length > tail.length) {
+                tail = java.util.Arrays.copyOf(tail, Math.max(tailLength + tokens.length, 2 * tail.length));
+            }
+            System.arraycopy(tokens, 0, tail, tailLength, tokens.length);
+            tailLength += tokens.length;
+            this.tokens += tokens.length;
+            dirty = true;
+        }
+
+        /** Tokens since the snapshot: the log in Flink state plus the tail. */
+        long sinceSnapshot() {
+            return tokens - snapshotTokens;
+        }
+
+        /** The tail (a copy) and forgets it: it is now in Flink state. */
+        int[] takeTail() {
+            int[] t = java.util.Arrays.copyOf(tail, tailLength);
+            tailLength = 0;
+            if (tail.length > 4096) {
+                tail = new int[0]; // a long tail's buffer is not kept for the next one
+            }
+            return t;
+        }
+
+        /** After a snapshot: the log and the tail are covered by it. */
+        void snapshotted() {
+            snapshotTokens = tokens;
+            tailLength = 0;
         }
     }
 

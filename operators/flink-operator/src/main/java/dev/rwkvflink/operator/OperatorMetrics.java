@@ -12,11 +12,13 @@ import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
  * The operator's Flink metrics, under the group {@code rwkv}: batchKeys, batchTokens and batchLatencyMs
  * (histograms), tokens and tokensPerSecond, statesHeld and stateBytes, bufferedChunks (out of order), duplicates,
  * deadLetters, embeddings, backend (a gauge with the engine backend's name), hotStates (keys whose state stays
- * where the model runs), stateReads and stateWrites (states moved from and to Flink state), and where the time
- * goes (cumulative nanoseconds, counters): engineNanos (the engine advancing keys), stateReadNanos (states read
- * from Flink state into the engine), stateWriteNanos (states written back to Flink state: at barriers and on
- * eviction), emitNanos (pooling, heads and handing records on), barrierNanos (the whole pre-barrier flush and
- * write-back).
+ * where the model runs); the token log: snapshotsRead and snapshotsWritten (whole RWKV states moved from and to
+ * Flink state), logTokens (token ids appended to token logs instead), statesReplayed and replayTokens (cold keys
+ * rebuilt from snapshot + log, and the tokens that took); and where the time goes (cumulative nanoseconds,
+ * counters): engineNanos (the engine advancing keys by their new tokens), replayNanos (the engine rebuilding cold
+ * keys), stateReadNanos (snapshots and logs read from Flink state into the engine), stateWriteNanos (write-backs
+ * to Flink state: at barriers and on eviction), emitNanos (pooling, heads and handing records on), barrierNanos
+ * (the whole pre-barrier flush and write-back).
  */
 final class OperatorMetrics {
     private static final int WINDOW = 1024;
@@ -27,9 +29,13 @@ final class OperatorMetrics {
     final Counter duplicates;
     final Counter deadLetters;
     final Counter emitted;
-    final Counter stateReads;
-    final Counter stateWrites;
+    final Counter snapshotsRead;
+    final Counter snapshotsWritten;
+    final Counter logTokens;
+    final Counter statesReplayed;
+    final Counter replayTokens;
     final Counter engineNanos;
+    final Counter replayNanos;
     final Counter stateReadNanos;
     final Counter stateWriteNanos;
     final Counter emitNanos;
@@ -52,9 +58,13 @@ final class OperatorMetrics {
         deadLetters = group.counter("deadLetters");
         emitted = group.counter("embeddings");
         group.gauge("backend", (Gauge<String>) () -> backend);
-        stateReads = group.counter("stateReads");
-        stateWrites = group.counter("stateWrites");
+        snapshotsRead = group.counter("snapshotsRead");
+        snapshotsWritten = group.counter("snapshotsWritten");
+        logTokens = group.counter("logTokens");
+        statesReplayed = group.counter("statesReplayed");
+        replayTokens = group.counter("replayTokens");
         engineNanos = group.counter("engineNanos");
+        replayNanos = group.counter("replayNanos");
         stateReadNanos = group.counter("stateReadNanos");
         stateWriteNanos = group.counter("stateWriteNanos");
         emitNanos = group.counter("emitNanos");

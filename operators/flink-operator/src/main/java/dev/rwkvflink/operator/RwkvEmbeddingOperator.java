@@ -4,6 +4,9 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.ChunkTokenizer;
 import dev.rwkvflink.operator.state.KeyModelState;
 import dev.rwkvflink.operator.state.KeyModelStateSerializer;
+import dev.rwkvflink.operator.state.TokenRunSerializer;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
@@ -47,10 +50,23 @@ import java.util.concurrent.ScheduledFuture;
  * waited {@code maxWaitMillis}, before every checkpoint barrier and at end of input.
  *
  * <h2>Per batch</h2>
- * Each key's RWKV state is read once, the engine advances all keys together (one call per segment round), each
- * emission point yields an embedding, and each state is written once (or cleared when its document ended).
- * Because a batch is always flushed in {@link #prepareSnapshotPreBarrier}, a checkpoint holds exactly the states
- * after the chunks it has acknowledged, and operator state needs no in-flight work.
+ * Each key's RWKV state is taken from its hot slot ({@link HotStates}) or rebuilt from Flink state, the engine
+ * advances all keys together (one call per segment round), each emission point yields an embedding, and a key
+ * whose document ended is cleared. Because a batch is always flushed in {@link #prepareSnapshotPreBarrier}, a
+ * checkpoint holds exactly the states after the chunks it has acknowledged, and operator state needs no in-flight
+ * work.
+ *
+ * <h2>Per key in Flink state: a snapshot and a token log</h2>
+ * RWKV is a deterministic recurrence, so a key's state is its last snapshot (or the model's initial state) advanced
+ * by the tokens applied since. Flink state holds exactly that: {@code rwkv-model-state}, the snapshot (the RWKV
+ * state, the hidden vector of its last token, its token count; absent for a key that never wrote one), and
+ * {@code rwkv-token-log}, the token ids applied since, as appended runs (a list state: an append moves only the
+ * new tokens, RocksDB merges it without reading). A hot key that advanced writes back (before each barrier, and
+ * when it is evicted) only its new tokens, or a new snapshot (clearing the log) once the log holds
+ * {@code snapshotTokens} (K) tokens or more; a document shorter than K never writes a state. A key that is not hot
+ * is rebuilt when a batch needs it: the snapshot is loaded and its log replayed, for all such keys of the batch in
+ * one engine call (on the GPU a prefill over many streams). The rebuilt state is the state the key had: bit for bit
+ * on the CPU backends, within the GPU tolerance on the GPU.
  *
  * <h2>Equivalence</h2>
  * For any split of a text into chunks, any arrival order, duplicates, interleaving with other keys and any
@@ -72,6 +88,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             new OutputTag<>("rwkv-rejected", TypeInformation.of(RejectedChunk.class));
 
     static final String MODEL_STATE = "rwkv-model-state";
+    static final String TOKEN_LOG = "rwkv-token-log";
     private static final long TIMER_GRANULARITY_MS = 1000;
 
     private final RwkvOperatorConfig config;
@@ -81,6 +98,9 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private transient ValueState<DocumentProgress> progressState;
     private transient MapState<Long, TextChunk> bufferedState;
     private transient ValueState<KeyModelState> modelState;
+    private transient ListState<int[]> tokenLog;
+    /** K: tokens since a key's snapshot after which a write-back writes a new snapshot. */
+    private transient long snapshotTokens;
     private transient InternalTimerService<VoidNamespace> timers;
     private transient Batch batch;
     private transient HotStates hot;
@@ -123,6 +143,9 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
         modelState = getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
                 new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint())));
+        tokenLog = getRuntimeContext().getListState(new ListStateDescriptor<>(TOKEN_LOG, TokenRunSerializer.INSTANCE));
+        snapshotTokens = config.snapshotTokens >= 0 ? config.snapshotTokens
+                : SnapshotBudget.defaultTokens(loaded.model().config(), loaded.model().runner() != null);
         timers = getInternalTimerService("rwkv-timers", VoidNamespaceSerializer.INSTANCE, this);
         batch = new Batch();
         traceId = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask() + "/"
@@ -135,7 +158,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         hot = new HotStates(loaded.model().residentStates(hotCapacity()));
         metrics.hotStates(hot::size);
         if (LOG.isDebugEnabled()) {
-            LOG.debug("open {} hot states: {} slots", traceId, hot.capacity());
+            LOG.debug("open {} hot states: {} slots, snapshot every {} tokens", traceId, hot.capacity(),
+                    snapshotTokens);
         }
     }
 
@@ -160,13 +184,17 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         return capacity;
     }
 
-    /** States held after a restore: counted once from the keyed backend. */
+    /** States held after a restore (keys with a snapshot or a token log): counted once from the keyed backend. */
     private long countStates() {
-        try (var keys = getKeyedStateBackend().getKeys(MODEL_STATE, VoidNamespace.INSTANCE)) {
-            return keys.count();
-        } catch (Exception e) {
-            return 0;
+        java.util.Set<Object> keys = new java.util.HashSet<>();
+        for (String state : List.of(MODEL_STATE, TOKEN_LOG)) {
+            try (var stream = getKeyedStateBackend().getKeys(state, VoidNamespace.INSTANCE)) {
+                stream.forEach(keys::add);
+            } catch (Exception e) {
+                // a state never registered before this restore has no keys
+            }
         }
+        return keys.size();
     }
 
     // ---------------------------------------------------------------------------------------------- per chunk
@@ -536,26 +564,21 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         for (Batch.KeyWork w : works) {
             pinned.add(w.key);
         }
+        List<HotStates.Entry> rebuilt = new ArrayList<>();
+        List<int[]> replays = new ArrayList<>();
         for (Batch.KeyWork w : works) {
             HotStates.Entry e = hot.get(w.key);
             if (e == null) {
                 e = hot.admit(w.key, pinned, this::writeBack);
-                setCurrentKey(w.key);
-                long readStart = System.nanoTime();
-                KeyModelState s = modelState.value();
-                if (s == null) {
-                    hot.slots().reset(e.slot);
-                    metrics.states.inc();
-                } else {
-                    hot.slots().load(e.slot, s.state);
-                    e.hidden = s.hidden;
-                    e.tokens = s.tokens;
-                    metrics.stateReads.inc();
+                int[] log = readCold(e);
+                if (log.length > 0) {
+                    rebuilt.add(e);
+                    replays.add(log);
                 }
-                metrics.stateReadNanos.inc(System.nanoTime() - readStart);
             }
             w.hot = e;
         }
+        replay(rebuilt, replays);
         long tokens = 0;
         for (int round = 0; ; round++) {
             List<Batch.KeyWork> active = new ArrayList<>();
@@ -584,26 +607,120 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 hot.drop(w.key);
                 setCurrentKey(w.key);
                 modelState.clear();
+                tokenLog.clear();
                 metrics.states.dec();
             }
         }
         return tokens;
     }
 
-    /** Copies a hot slot into the key's Flink state (a fresh object: the heap backend keeps what it is given). */
+    /**
+     * Fills a freshly admitted slot from the key's Flink state: its snapshot, or the initial state when it has none.
+     * Returns the key's token log (the tokens to replay on top, in order; empty when none).
+     */
+    private int[] readCold(HotStates.Entry e) throws Exception {
+        setCurrentKey(e.key);
+        long readStart = System.nanoTime();
+        KeyModelState s = modelState.value();
+        if (s == null) {
+            hot.slots().reset(e.slot);
+        } else {
+            hot.slots().load(e.slot, s.state);
+            e.hidden = s.hidden;
+            e.tokens = s.tokens;
+            e.snapshotTokens = s.tokens;
+            metrics.snapshotsRead.inc();
+        }
+        int[] log = concat(tokenLog.get());
+        if (s == null && log.length == 0) {
+            metrics.states.inc(); // a key seen for the first time
+        }
+        metrics.stateReadNanos.inc(System.nanoTime() - readStart);
+        return log;
+    }
+
+    /** The runs of a token log in order, as one array (the list state gives null or nothing for an empty log). */
+    private static int[] concat(Iterable<int[]> runs) {
+        if (runs == null) {
+            return new int[0];
+        }
+        int n = 0;
+        for (int[] r : runs) {
+            n += r.length;
+        }
+        int[] all = new int[n];
+        int at = 0;
+        for (int[] r : runs) {
+            System.arraycopy(r, 0, all, at, r.length);
+            at += r.length;
+        }
+        return all;
+    }
+
+    /**
+     * Rebuilds cold keys: advances each one's snapshot (already in its slot) by its token log, all keys in one
+     * engine call. Their Flink state already holds these tokens, so they are not dirty afterwards.
+     */
+    private void replay(List<HotStates.Entry> keys, List<int[]> logs) {
+        if (keys.isEmpty()) {
+            return;
+        }
+        long start = System.nanoTime();
+        int[] slots = new int[keys.size()];
+        long tokens = 0;
+        for (int i = 0; i < slots.length; i++) {
+            slots[i] = keys.get(i).slot;
+            tokens += logs.get(i).length;
+        }
+        float[][] hidden = hot.slots().advance(slots, logs.toArray(int[][]::new));
+        for (int i = 0; i < slots.length; i++) {
+            HotStates.Entry e = keys.get(i);
+            e.hidden = hidden[i];
+            e.tokens += logs.get(i).length;
+        }
+        metrics.statesReplayed.inc(keys.size());
+        metrics.replayTokens.inc(tokens);
+        metrics.replayNanos.inc(System.nanoTime() - start);
+    }
+
+    /**
+     * Brings the key's Flink state up to its hot slot: a new snapshot (a fresh state object: the heap backend keeps
+     * what it is given) replacing snapshot and log, once the tokens since the last snapshot reach K; else only the
+     * tail appended to the log.
+     */
     private void writeBack(HotStates.Entry e) throws Exception {
         long start = System.nanoTime();
         setCurrentKey(e.key);
-        RwkvState state = loaded.model().newState();
-        hot.slots().store(e.slot, state);
-        modelState.update(new KeyModelState(state, e.hidden, e.tokens));
-        metrics.stateWrites.inc();
+        if (e.sinceSnapshot() >= snapshotTokens) {
+            RwkvState state = loaded.model().newState();
+            hot.slots().store(e.slot, state);
+            modelState.update(new KeyModelState(state, e.hidden, e.tokens));
+            tokenLog.clear();
+            e.snapshotted();
+            metrics.snapshotsWritten.inc();
+        } else {
+            int[] tail = e.takeTail();
+            if (tail.length > 0) {
+                tokenLog.add(tail);
+                metrics.logTokens.inc(tail.length);
+            }
+        }
         metrics.stateWriteNanos.inc(System.nanoTime() - start);
     }
 
-    /** States copied to Flink state so far by this instance (for tests). */
-    long stateWrites() {
-        return metrics.stateWrites.getCount();
+    /** Snapshots written to Flink state so far by this instance (for tests). */
+    long snapshotsWritten() {
+        return metrics.snapshotsWritten.getCount();
+    }
+
+    /** Tokens appended to token logs so far by this instance (for tests). */
+    long logTokens() {
+        return metrics.logTokens.getCount();
+    }
+
+    /** Keys rebuilt from snapshot + log so far by this instance (for tests). */
+    long statesReplayed() {
+        return metrics.statesReplayed.getCount();
     }
 
     /** Writes every dirty hot state to Flink state (before each checkpoint barrier); returns how many. */
@@ -640,8 +757,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             for (int i = 0; i < owners.size(); i++) {
                 HotStates.Entry e = owners.get(i).hot;
                 e.hidden = hidden[i];
-                e.tokens += tokens.get(i).length;
-                e.dirty = true;
+                e.applied(tokens.get(i));
             }
         }
         return count;

@@ -47,6 +47,15 @@ public final class RwkvOperatorConfig implements Serializable {
      */
     public long hotStateBytes = 256L << 20;
 
+    /**
+     * The token log's budget K: a key's Flink state is a snapshot of its RWKV state plus the token ids applied
+     * since; when a write-back finds K or more tokens since the snapshot, it writes a new snapshot instead of
+     * appending to the log. Larger K: fewer and smaller checkpoint writes, longer replays when a cold key is
+     * rebuilt. 0: a snapshot at every write-back (the layout before the token log). -1 (default): chosen per
+     * backend and model size ({@link SnapshotBudget}).
+     */
+    public long snapshotTokens = -1;
+
     /** A key without chunks for this long (checked on whole seconds) gets its final embedding and is cleared; 0 disables. */
     public long idleTimeoutMillis = 3_600_000;
     /** Emit an intermediate embedding after every chunk. */
@@ -115,6 +124,11 @@ public final class RwkvOperatorConfig implements Serializable {
         return this;
     }
 
+    public RwkvOperatorConfig snapshotTokens(long k) {
+        this.snapshotTokens = k;
+        return this;
+    }
+
     public RwkvOperatorConfig idleTimeout(long millis) {
         this.idleTimeoutMillis = millis;
         return this;
@@ -149,6 +163,7 @@ public final class RwkvOperatorConfig implements Serializable {
         require(maxBatchTokens >= 1, "maxBatchTokens must be >= 1");
         require(maxWaitMillis >= 0, "maxWaitMillis must be >= 0");
         require(hotStateBytes >= 0, "hotStateBytes must be >= 0");
+        require(snapshotTokens >= -1, "snapshotTokens must be >= 0, or -1 for automatic");
         require(idleTimeoutMillis >= 0, "idleTimeoutMillis must be >= 0");
         require(emitEveryTokens >= 0, "emitEveryTokens must be >= 0");
         require(maxSeqAhead >= 1, "maxSeqAhead must be >= 1");

@@ -171,18 +171,19 @@ class CudaOperatorTest {
 
     /**
      * Eight documents' chunks interleaved, out of order, about 10% repeated, through batches of three keys with
-     * three hot slots (every batch evicts keys and writes their states back from the device to Flink state); a
-     * checkpoint in the middle (dirty hot states written back at the barrier) restored into a fresh operator,
-     * whose keys' states are loaded from Flink state into its device slots.
+     * three hot slots (every batch evicts keys and writes them back from the device to Flink state: a snapshot
+     * or their new tokens, by the token-log budget K); a checkpoint in the middle (dirty hot states written back
+     * at the barrier) restored into a fresh operator, whose keys are rebuilt in its device slots (snapshot loaded,
+     * log replayed, many keys in one call).
      */
-    @ParameterizedTest
-    @CsvSource({"cuda:f32,heap", "cuda:f32,rocksdb", "cuda,heap", "cuda,rocksdb"})
+    @ParameterizedTest(name = "{0}, {1}, K {2}")
+    @CsvSource({"cuda:f32,heap,16", "cuda:f32,rocksdb,-1", "cuda,heap,-1", "cuda,rocksdb,16"})
     void interleavedOutOfOrderDuplicateChunksWithEvictionsAndARestoreGiveTheOneShotEmbedding(String backend,
-            String stateBackend) throws Exception {
+            String stateBackend, long k) throws Exception {
         Random rnd = new Random(SEED);
         Map<String, String> docs = texts(rnd, 8, "k");
         List<TextChunk> all = shuffledChunksWithDuplicates(docs, rnd);
-        RwkvOperatorConfig cfg = config(backend).hotStateBytes(1); // at least one batch: 3 hot slots
+        RwkvOperatorConfig cfg = config(backend).hotStateBytes(1).snapshotTokens(k); // one batch: 3 hot slots
         int cut = all.size() / 2;
         OperatorSubtaskState snapshot;
         List<EmbeddingRecord> out = new ArrayList<>();
@@ -193,12 +194,17 @@ class CudaOperatorTest {
             for (TextChunk c : all.subList(0, cut)) {
                 h.processElement(c, 0);
             }
-            writesBefore = first.stateWrites();
+            writesBefore = first.snapshotsWritten() + first.logTokens();
             h.prepareSnapshotPreBarrier(1);
             snapshot = h.snapshot(1, 1);
             out.addAll(outputs(h));
             assertTrue(writesBefore > 0, "evictions wrote states back before the barrier");
-            assertTrue(first.stateWrites() > writesBefore, "the barrier wrote the dirty hot states back");
+            assertTrue(first.snapshotsWritten() + first.logTokens() > writesBefore,
+                    "the barrier wrote the dirty hot states back");
+            if (k == 16) {
+                assertTrue(first.snapshotsWritten() > 0 && first.logTokens() > 0 && first.statesReplayed() > 0,
+                        "snapshots, logs and replays all occurred");
+            }
         }
         var second = new RwkvEmbeddingOperator(cfg);
         try (var h = harness(second, stateBackend, 1, 0)) {

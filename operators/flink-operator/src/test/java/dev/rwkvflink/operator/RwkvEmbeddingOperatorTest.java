@@ -167,8 +167,9 @@ class RwkvEmbeddingOperatorTest {
      * in the middle is restored into a fresh operator. Every document's embedding is the one-shot one, bit for bit.
      */
     @ParameterizedTest
-    @CsvSource({"heap,1", "rocksdb,1", "heap,268435456", "rocksdb,268435456", "heap,0", "rocksdb,0"})
-    void hotStatesEvictedAndWrittenBackAtCheckpointsGiveTheOneShotEmbedding(String backend, long hotBytes)
+    @CsvSource({"heap,1,-1", "rocksdb,1,-1", "heap,268435456,-1", "rocksdb,268435456,-1", "heap,0,-1",
+        "rocksdb,0,-1", "heap,0,5", "rocksdb,1,5", "rocksdb,268435456,0"})
+    void hotStatesEvictedAndWrittenBackAtCheckpointsGiveTheOneShotEmbedding(String backend, long hotBytes, long k)
             throws Exception {
         Random rnd = new Random(99);
         String[] texts = {DOC_A, DOC_B, "third text, short", "a fourth one with more words than the third one",
@@ -178,7 +179,7 @@ class RwkvEmbeddingOperatorTest {
             all.addAll(chunks("k" + d, texts[d], rnd, 6));
         }
         Collections.shuffle(all, rnd);
-        RwkvOperatorConfig cfg = config().batch(2, 4096, 10).hotStateBytes(hotBytes);
+        RwkvOperatorConfig cfg = config().batch(2, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k);
         int cut = all.size() / 2;
         OperatorSubtaskState snapshot;
         List<EmbeddingRecord> out = new ArrayList<>();
@@ -207,15 +208,22 @@ class RwkvEmbeddingOperatorTest {
     }
 
     /**
-     * A key advanced in ten batches between two checkpoints is written to Flink state once (at the checkpoint)
-     * with hot states, ten times without; its embedding is the same.
+     * A key advanced in ten batches between two checkpoints: with the token log (default K, longer than this
+     * document) it writes no snapshot, only its new tokens (once at the checkpoint when hot, after every batch
+     * when not); with K = 0 (the whole-state layout) it writes its state once per checkpoint when hot, ten times
+     * when not. The embedding is the same.
      */
-    @ParameterizedTest
-    @CsvSource({"268435456,1", "0,10"})
-    void hotStatesWriteToFlinkStateOncePerCheckpoint(long hotBytes, long expectedWrites) throws Exception {
+    @ParameterizedTest(name = "hotStateBytes {0}, K {1}")
+    @CsvSource({"268435456,-1,0", "0,-1,0", "268435456,0,1", "0,0,10"})
+    void hotStatesWriteOncePerCheckpointAndTheLogOnlyTheirNewTokens(long hotBytes, long k, long expectedSnapshots)
+            throws Exception {
         List<TextChunk> a = chunks("a", DOC_A, new Random(5), 12);
         assertTrue(a.size() > 11, "enough chunks: " + a.size());
-        var op = new RwkvEmbeddingOperator(config().batch(1, 4096, 10).hotStateBytes(hotBytes));
+        long tokens = 0;
+        for (int i = 0; i < 10; i++) {
+            tokens += a.get(i).text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length; // byte tokenizer
+        }
+        var op = new RwkvEmbeddingOperator(config().batch(1, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k));
         try (var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING)) {
             h.setStateBackend(new EmbeddedRocksDBStateBackend());
             h.open();
@@ -224,13 +232,76 @@ class RwkvEmbeddingOperatorTest {
             }
             h.prepareSnapshotPreBarrier(1);
             h.snapshot(1, 1);
-            assertEquals(expectedWrites, op.stateWrites(), "writes of the key's state to Flink state");
+            assertEquals(expectedSnapshots, op.snapshotsWritten(), "snapshots of the key's state written");
+            assertEquals(k == 0 ? 0 : tokens, op.logTokens(), "tokens appended to the key's log");
+            assertEquals(hotBytes == 0 && k != 0 ? 9 : 0, op.statesReplayed(),
+                    "rebuilds from the log (cold after every batch but the first)");
             for (int i = 10; i < a.size(); i++) {
                 h.processElement(a.get(i), 0);
             }
             h.endInput();
             assertArrayEquals(reference.embed(DOC_A), only(outputs(h), "a").vector, 0f);
         }
+    }
+
+    /**
+     * The replay path is exact on the CPU: evicting every key after every batch (each batch rebuilds its keys
+     * from snapshot + token log, with K small enough that both snapshots and logs occur) emits the same bits as
+     * never evicting, at every progress point and at the end, and both equal the one-shot embeddings.
+     */
+    @ParameterizedTest(name = "{0}, K {1}")
+    @CsvSource({"heap,24", "rocksdb,24", "heap,60", "rocksdb,-1"})
+    void rebuildingEveryKeyFromItsLogAfterEveryBatchEmitsTheSameBitsAsNeverEvicting(String backend, long k)
+            throws Exception {
+        Random rnd = new Random(2024);
+        String[] texts = {DOC_A, DOC_B, DOC_A + " " + DOC_B, "short", DOC_B + DOC_B};
+        List<TextChunk> all = new ArrayList<>();
+        for (int d = 0; d < texts.length; d++) {
+            all.addAll(chunks("k" + d, texts[d], rnd, 11));
+        }
+        Collections.shuffle(all, rnd);
+        List<List<EmbeddingRecord>> runs = new ArrayList<>();
+        long[] replayed = new long[2];
+        for (long hotBytes : new long[] {268435456L, 0L}) {
+            var op = new RwkvEmbeddingOperator(config().batch(2, 4096, 10).emitEveryTokens(16)
+                    .hotStateBytes(hotBytes).snapshotTokens(k));
+            try (var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING)) {
+                if (backend.equals("rocksdb")) {
+                    h.setStateBackend(new EmbeddedRocksDBStateBackend());
+                }
+                h.open();
+                for (int i = 0; i < all.size(); i++) {
+                    h.processElement(all.get(i), 0);
+                    if (i % 10 == 9) {
+                        h.prepareSnapshotPreBarrier(i);
+                        h.snapshot(i, i);
+                    }
+                }
+                h.endInput();
+                runs.add(outputs(h));
+                replayed[hotBytes == 0 ? 1 : 0] = op.statesReplayed();
+                if (hotBytes == 0 && k > 0 && k < 100) {
+                    assertTrue(op.snapshotsWritten() > 0 && op.logTokens() > 0,
+                            "both snapshots and logs written: " + op.snapshotsWritten() + ", " + op.logTokens());
+                }
+            }
+        }
+        assertEquals(0, replayed[0], "never evicted: nothing rebuilt");
+        assertTrue(replayed[1] >= 5, "evicted after every batch: keys rebuilt " + replayed[1]);
+        assertEquals(runs.get(0).size(), runs.get(1).size());
+        int finals = 0;
+        for (int i = 0; i < runs.get(0).size(); i++) {
+            EmbeddingRecord hot = runs.get(0).get(i);
+            EmbeddingRecord cold = runs.get(1).get(i);
+            assertEquals(hot.key + "@" + hot.tokens, cold.key + "@" + cold.tokens, "output " + i);
+            assertArrayEquals(hot.vector, cold.vector, 0f, "output " + i + " " + hot.key + "@" + hot.tokens);
+            if (hot.reason == EmbeddingRecord.Reason.LAST) {
+                int d = Integer.parseInt(hot.key.substring(1));
+                assertArrayEquals(reference.embed(texts[d]), hot.vector, 0f, hot.key);
+                finals++;
+            }
+        }
+        assertEquals(texts.length, finals);
     }
 
     @Test

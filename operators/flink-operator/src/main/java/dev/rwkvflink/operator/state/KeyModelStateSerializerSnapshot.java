@@ -15,9 +15,18 @@ import java.io.IOException;
 /**
  * What a checkpoint records about {@link KeyModelStateSerializer}: the model's shape and fingerprint. On restore,
  * a checkpoint of another model is refused (an exception naming both models), never silently reinterpreted.
+ *
+ * <p>Versions: 1, the whole-state layout (release 0.5 and before: the value was the key's state after every
+ * token); 2, the snapshot + token log layout (the value is the key's last snapshot, the tokens since are in the
+ * {@code rwkv-token-log} list state). The value's bytes are the same in both, and a version-1 value is a snapshot
+ * with an empty log, so a checkpoint or savepoint of either version restores as it is.
  */
 public final class KeyModelStateSerializerSnapshot implements TypeSerializerSnapshot<KeyModelState> {
-    private static final int VERSION = 1;
+    /** The whole-state layout of release 0.5 and before. */
+    static final int WHOLE_STATE = 1;
+    /** A snapshot plus the token log. */
+    static final int SNAPSHOT_AND_LOG = 2;
+    private static final int VERSION = SNAPSHOT_AND_LOG;
 
     private RwkvConfig config;
     private ModelFingerprint fingerprint;
@@ -52,8 +61,9 @@ public final class KeyModelStateSerializerSnapshot implements TypeSerializerSnap
 
     @Override
     public void readSnapshot(int readVersion, DataInputView in, ClassLoader classLoader) throws IOException {
-        if (readVersion != VERSION) {
-            throw new IOException("RWKV state serializer snapshot version " + readVersion + " is not supported");
+        if (readVersion != WHOLE_STATE && readVersion != SNAPSHOT_AND_LOG) {
+            throw new IOException("RWKV state serializer snapshot version " + readVersion + " is not supported "
+                    + "(this release reads " + WHOLE_STATE + " and " + SNAPSHOT_AND_LOG + ")");
         }
         RwkvVersion v = RwkvVersion.fromLabel(in.readUTF());
         config = new RwkvConfig(v, in.readInt(), in.readInt(), in.readInt(), in.readInt(), in.readInt(), in.readInt(),
