@@ -51,6 +51,7 @@ public final class Settings implements Serializable {
     private final int maxBufferedChunks;
     private final int maxChunkBytes;
     private final long hotStateBytes;
+    private final long snapshotTokens;
     private final int maxBatchKeys;
     private final int maxBatchTokens;
     private final boolean emitEveryChunk;
@@ -98,6 +99,7 @@ public final class Settings implements Serializable {
         maxBufferedChunks = b.maxBufferedChunks;
         maxChunkBytes = b.maxChunkBytes;
         hotStateBytes = b.hotStateBytes;
+        snapshotTokens = b.snapshotTokens;
         maxBatchKeys = b.maxBatchKeys;
         maxBatchTokens = b.maxBatchTokens;
         emitEveryChunk = b.emitEveryChunk;
@@ -124,7 +126,7 @@ public final class Settings implements Serializable {
      * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
      * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
      * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
-     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, max-batch-keys,
+     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, snapshot-tokens, max-batch-keys,
      * max-batch-tokens, emit-every-chunk, cuda-device, delivery, checkpoint-interval-ms, parallelism, and
      * kafka-property {@code key=value} (repeatable).
      */
@@ -166,6 +168,7 @@ public final class Settings implements Serializable {
                 case "max-buffered-chunks" -> b.maxBufferedChunks(Integer.parseInt(value));
                 case "max-chunk-bytes" -> b.maxChunkBytes(Integer.parseInt(value));
                 case "hot-state-bytes" -> b.hotStateBytes(Long.parseLong(value));
+                case "snapshot-tokens" -> b.snapshotTokens(Long.parseLong(value));
                 case "max-batch-keys" -> b.maxBatchKeys(Integer.parseInt(value));
                 case "max-batch-tokens" -> b.maxBatchTokens(Integer.parseInt(value));
                 case "emit-every-chunk" -> b.emitEveryChunk(parseBoolean(name, value));
@@ -190,7 +193,7 @@ public final class Settings implements Serializable {
         RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).stats(stats)
                 .head(head).backend(backend).idleTimeout(idleTimeoutMillis)
                 .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes).hotStateBytes(hotStateBytes)
-                .batch(maxBatchKeys, maxBatchTokens, maxWaitMillis).emitEveryChunk(emitEveryChunk)
+                .snapshotTokens(snapshotTokens).batch(maxBatchKeys, maxBatchTokens, maxWaitMillis).emitEveryChunk(emitEveryChunk)
                 .cudaDevice(cudaDevice);
         return config.validate();
     }
@@ -222,6 +225,7 @@ public final class Settings implements Serializable {
     public long maxSeqAhead() { return maxSeqAhead; }
     public int maxBufferedChunks() { return maxBufferedChunks; }
     public long hotStateBytes() { return hotStateBytes; }
+    public long snapshotTokens() { return snapshotTokens; }
     public int maxBatchKeys() { return maxBatchKeys; }
     public int maxBatchTokens() { return maxBatchTokens; }
     public boolean emitEveryChunk() { return emitEveryChunk; }
@@ -313,6 +317,7 @@ public final class Settings implements Serializable {
         private int maxBufferedChunks = new RwkvOperatorConfig().maxBufferedChunks;
         private int maxChunkBytes = new RwkvOperatorConfig().maxChunkBytes;
         private long hotStateBytes = new RwkvOperatorConfig().hotStateBytes;
+        private long snapshotTokens = new RwkvOperatorConfig().snapshotTokens;
         private int maxBatchKeys = new RwkvOperatorConfig().maxBatchKeys;
         private int maxBatchTokens = new RwkvOperatorConfig().maxBatchTokens;
         private boolean emitEveryChunk;
@@ -353,6 +358,8 @@ public final class Settings implements Serializable {
         public Builder maxChunkBytes(int v) { maxChunkBytes = v; return this; }
         /** Memory for states kept where the model runs between batches (default 256 MiB; 0: none). */
         public Builder hotStateBytes(long v) { hotStateBytes = v; return this; }
+        /** Token-log budget K: a key writes a whole-state snapshot once per K tokens (default -1: automatic). */
+        public Builder snapshotTokens(long v) { snapshotTokens = v; return this; }
         /** Most keys advanced in one engine call (default 256; a GPU runs more at once). */
         public Builder maxBatchKeys(int v) { maxBatchKeys = v; return this; }
         /** Most tokens in one batch over all keys (default 16,384). */

@@ -44,10 +44,14 @@ class SettingsTest {
         assertEquals(defaults.maxBufferedChunks, unchanged.maxBufferedChunks);
         assertEquals(defaults.maxChunkBytes, unchanged.maxChunkBytes);
         assertEquals(defaults.hotStateBytes, unchanged.hotStateBytes);
+        assertEquals(-1, unchanged.snapshotTokens, "automatic token-log budget");
         RwkvOperatorConfig config = Settings.fromArgs("--bootstrap-servers", "b:9092", "--idle-timeout-ms", "3000",
                 "--max-seq-ahead", "100", "--max-buffered-chunks", "5", "--max-chunk-bytes", "65536",
-                "--hot-state-bytes", "0").operatorConfig();
+                "--hot-state-bytes", "0", "--snapshot-tokens", "4096").operatorConfig();
         assertEquals(0, config.hotStateBytes);
+        assertEquals(4096, config.snapshotTokens);
+        assertThrows(IllegalArgumentException.class, () -> Settings.fromArgs("--bootstrap-servers", "b:9092",
+                "--snapshot-tokens", "-2").operatorConfig());
         assertEquals(3000, config.idleTimeoutMillis);
         assertEquals(100, config.maxSeqAhead);
         assertEquals(5, config.maxBufferedChunks);

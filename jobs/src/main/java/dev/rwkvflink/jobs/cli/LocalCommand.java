@@ -90,6 +90,12 @@ final class LocalCommand implements Callable<Integer> {
                     + "again for the next). Default: ${DEFAULT-VALUE}.")
     long hotStateBytes;
 
+    @Option(names = "--snapshot-tokens", defaultValue = "-1", paramLabel = "K",
+            description = "Token-log budget: a key's Flink state is a state snapshot plus the token ids applied since; "
+                    + "a new snapshot is written once K tokens have accumulated (0: at every write-back; -1: chosen "
+                    + "per backend and model size). Default: ${DEFAULT-VALUE}.")
+    long snapshotTokens;
+
     @Option(names = "--until-done", description = "When every document's embedding is committed, print them as JSON "
             + "lines exactly like `embed` (stdout; progress goes to stderr) and exit 0.")
     boolean untilDone;
@@ -112,6 +118,10 @@ final class LocalCommand implements Callable<Integer> {
         if (hotStateBytes < 0) {
             throw new IllegalArgumentException("--hot-state-bytes must be >= 0, got " + hotStateBytes);
         }
+        if (snapshotTokens < -1) {
+            throw new IllegalArgumentException("--snapshot-tokens must be >= 0, or -1 for automatic, got "
+                    + snapshotTokens);
+        }
         if (duplicates < 0 || duplicates > 1) {
             throw new IllegalArgumentException("--duplicates must be in [0, 1], got " + duplicates);
         }
@@ -128,7 +138,8 @@ final class LocalCommand implements Callable<Integer> {
         }
         LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling,
                 absolute(head), absolute(stats), backend, chunkBytes, uiPort, parallelism, checkpointMillis,
-                Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed, hotStateBytes);
+                Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed, hotStateBytes,
+                snapshotTokens);
         LocalRun run = new LocalRun(options, log);
         Thread stopper = new Thread(run::close, "rwkv-local-stop");
         Runtime.getRuntime().addShutdownHook(stopper);

@@ -55,7 +55,8 @@ public final class LocalRun implements AutoCloseable {
     /** What to run. */
     public record Options(Map<String, String> documents, String model, String vocab, String pooling, String head,
             String stats, String backend, int chunkBytes, int uiPort, int parallelism, long checkpointMillis,
-            Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed, long hotStateBytes) {}
+            Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed, long hotStateBytes,
+            long snapshotTokens) {}
 
     static final String CHUNKS = "chunks";
     static final String EMBEDDINGS = "embeddings";
@@ -107,7 +108,7 @@ public final class LocalRun implements AutoCloseable {
                 .groupId("rwkv-local").startingOffsets("earliest").model(options.model()).vocab(options.vocab())
                 .pooling(options.pooling()).head(options.head()).stats(options.stats()).backend(options.backend())
                 .maxWaitMillis(20).checkpointIntervalMillis(options.checkpointMillis()).parallelism(options.parallelism())
-                .hotStateBytes(options.hotStateBytes()).build();
+                .hotStateBytes(options.hotStateBytes()).snapshotTokens(options.snapshotTokens()).build();
         job = submit(settings);
         out.printf("  job %s submitted: %s%n", job, EmbedJob.jobName(settings));
 

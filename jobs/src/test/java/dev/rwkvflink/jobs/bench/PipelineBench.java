@@ -71,7 +71,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * Options: {@code --model random:0.1b:BF16 --vocab FILE --backend cuda --runs D:CHECKPOINT_MS:PARALLELISM:DELIVERY,...
  * --chunk-tokens 64 --chunks 8 --state hashmap|rocksdb --latency-seconds 15 --latency-load 0.5 --max-batch-keys 1024
- * --partitions 4 --phase-timeout-s 120 --token-range 65536 (token ids drawn below this)}. Random inputs from a fixed
+ * --partitions 4 --phase-timeout-s 120 --token-range 65536 (token ids drawn below this) --hot-state-bytes 64GiB
+ * --snapshot-tokens -1 (the token-log budget K; 0: a whole state at every write-back)}. Random inputs from a fixed
  * seed (1).
  */
 public final class PipelineBench {
@@ -154,6 +155,7 @@ public final class PipelineBench {
                 .maxWaitMillis(Long.parseLong(opt("max-wait-ms", "20"))).idleTimeoutMillis(0).emitEveryChunk(true)
                 .delivery(KafkaJobs.delivery(run.delivery()))
                 .hotStateBytes(Long.parseLong(opt("hot-state-bytes", Long.toString(64L << 30))))
+                .snapshotTokens(Long.parseLong(opt("snapshot-tokens", "-1")))
                 .kafkaProperty("transaction.timeout.ms=600000");
         return b.build();
     }
