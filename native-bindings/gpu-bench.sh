@@ -13,6 +13,8 @@
 #                   tokens: checkpoints every 1 s and 10 s, parallelism 1 and 2, exactly-once and at-least-once
 #   pipeline-10k    the same with 10,000 open documents (checkpoints every 10 s and 1 s, parallelism 1)
 #   survey          CudaToleranceSurvey over 200 seeds (bf16 error distributions behind the GPU test limits)
+#   budget          SnapshotBudgetBench: a cold key's snapshot read vs its log replay per token, 0.1B and 1.5B
+#                   shapes, bf16 (the GPU constant of the token-log budget K)                    (~1 min)
 # Environment: BENCH_JAVA_OPTS (extra JVM options, e.g. a larger -Xmx).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,10 +47,13 @@ for part in "$@"; do
       run pipeline-10k 90g dev.rwkvflink.jobs.bench.PipelineBench --model random:0.1b:BF16 --vocab "$vocab" \
         --backend cuda --chunks 4 --chunk-tokens 64 --max-batch-keys 1024 --latency-seconds 10 \
         --phase-timeout-s 150 --runs 10000:10000:1:exactly-once,10000:1000:1:exactly-once ;;
+    budget)
+      run budget-0.1b 16g dev.rwkvflink.operator.SnapshotBudgetBench random:0.1b:BF16 cuda 256 64 5
+      run budget-1.5b 32g dev.rwkvflink.operator.SnapshotBudgetBench random:1.5b:BF16 cuda 256 64 5 ;;
     survey)
       run survey 16g dev.rwkvflink.engine.backend.cuda.CudaToleranceSurvey 200 ;;
     *)
-      echo "unknown part '$part' (operator-0.1b, operator-1.5b, pipeline-1k, pipeline-10k, survey)" >&2
+      echo "unknown part '$part' (operator-0.1b, operator-1.5b, pipeline-1k, pipeline-10k, survey, budget)" >&2
       exit 2 ;;
   esac
 done

@@ -7,26 +7,41 @@ import dev.rwkvflink.engine.state.RwkvState;
 /**
  * The default of the token log's budget K ({@link RwkvOperatorConfig#snapshotTokens}): the number of tokens whose
  * replay costs about what reading one state snapshot from Flink state costs, so that rebuilding a cold key (read
- * the snapshot, replay at most K tokens) costs at most about two snapshot reads, while a key writes a whole state
- * only once per K tokens.
+ * the snapshot, replay fewer than K tokens) costs at most about two snapshot reads, while a key writes a whole
+ * state only once per K tokens; but never below {@link #MIN_TOKENS}.
  *
- * <p>Both costs scale with the model: a snapshot read with the state's bytes (4 per float: decode and copy), a
+ * <p>Both costs scale with the model: a snapshot read with the state's bytes (decode, copy into the engine), a
  * replayed token with the multiply-adds of one token (about one per weight of the projection matrices; the
- * embedding table is a lookup). So K = {@code bytesPerMac} x state bytes / (multiply-adds per token), where
- * {@code bytesPerMac} is the measured ratio of the engine's replay rate (multiply-adds per second, batched
- * over cold keys) to the snapshot read rate (bytes per second), one figure per backend kind (bench: {@code
- * bin/bench-operator}, "replay vs snapshot read" in docs/benchmarks.md). K is at least {@link #MIN_TOKENS}: a
- * document that short never writes a state.
+ * embedding table is a lookup). So K = {@code macsPerByte} x state bytes / (multiply-adds per token), where
+ * {@code macsPerByte} is the measured ratio of the engine's replay rate (multiply-adds per second, batched over
+ * cold keys) to the snapshot read rate (bytes per second), one figure per backend kind
+ * ({@code bin/bench-operator budget}; docs/benchmarks.md, "The token log's budget").
+ *
+ * <p>Where replay is cheap (the GPU: about a thousand tokens per snapshot read at 0.1B) the balance decides. On the
+ * CPU a dense model's token costs about what its whole state costs to read (K of 1 to 2), so the balance alone
+ * would write a snapshot at nearly every checkpoint, as before the token log; the floor keeps documents of up to
+ * {@link #MIN_TOKENS} tokens free of state writes and the checkpoints small, at the price of a longer rebuild of a
+ * cold key (at most MIN_TOKENS tokens of replay). A CPU job whose open documents do not fit in its hot states
+ * (keys rebuilt again and again: the {@code statesReplayed} metric grows with every batch) should lower
+ * {@code snapshotTokens} or raise {@code hotStateBytes}.
  */
 final class SnapshotBudget {
     /** Floor of the automatic K: documents up to this many tokens never write a snapshot. */
     static final long MIN_TOKENS = 256;
     /** Cap of the automatic K: bounds a cold key's replay (and its tokens held in Flink state). */
     static final long MAX_TOKENS = 1 << 16;
-    /** CPU backends: replay multiply-adds per snapshot byte read, measured (docs/benchmarks.md). */
-    static final double CPU_MACS_PER_BYTE = 40;
-    /** CUDA backend: the same ratio, measured on the H100 (docs/benchmarks.md). */
-    static final double GPU_MACS_PER_BYTE = 40_000;
+    /**
+     * CPU backends: replay multiply-adds per snapshot byte read. Measured (2-core EPYC, vector backend, 0.1B shape
+     * fp32, 64 keys x 64 tokens): 24 (snapshot read 1.64 ms per key, replay 2.40 ms per token).
+     */
+    static final double CPU_MACS_PER_BYTE = 24;
+    /**
+     * CUDA backend, bf16: derived from the H100 figures (docs/benchmarks.md) until the budget bench has run there:
+     * 0.1B replay over 64 streams x 128 tokens 691k tokens/s (1.45 us per token); a snapshot read is its decode on
+     * the host (1.64 ms, measured on the CPU machine) plus the host-to-device copy (0.27 ms), so K about 1,300
+     * and 1,300 x 85.0 M multiply-adds / 2.43 MB = 45,000.
+     */
+    static final double GPU_MACS_PER_BYTE = 45_000;
 
     private SnapshotBudget() {
     }
