@@ -36,8 +36,5 @@ class SnapshotBudgetTest {
         long k15 = SnapshotBudget.defaultTokens(V7_1_5B, true);
         assertEquals(Math.round(SnapshotBudget.GPU_MACS_PER_BYTE * 4.0 * RwkvState.floats(V7_1_5B)
                 / SnapshotBudget.macsPerToken(V7_1_5B)), k15);
-        RwkvConfig tinyWide = new RwkvConfig(RwkvVersion.V7, 1, 128, 1, 128, 256, 128, 64e-5f, WeightType.F32);
-        assertEquals(SnapshotBudget.MAX_TOKENS, SnapshotBudget.defaultTokens(tinyWide, true),
-                "a model whose state dwarfs its weights is capped");
     }
 }
