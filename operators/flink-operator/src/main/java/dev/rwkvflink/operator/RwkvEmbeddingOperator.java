@@ -137,8 +137,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         chunkTokenizer = loaded.tokenizer().chunked();
         fingerprintHex = loaded.model().fingerprint().hex();
-        progressState = getRuntimeContext().getState(
-                new ValueStateDescriptor<>("rwkv-progress", TypeInformation.of(DocumentProgress.class)));
+        progressState = getRuntimeContext().getState(progressDescriptor());
         bufferedState = getRuntimeContext().getMapState(
                 new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
         modelState = getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
@@ -184,17 +183,28 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         return capacity;
     }
 
-    /** States held after a restore (keys with a snapshot or a token log): counted once from the keyed backend. */
+    private static ValueStateDescriptor<DocumentProgress> progressDescriptor() {
+        return new ValueStateDescriptor<>("rwkv-progress", TypeInformation.of(DocumentProgress.class));
+    }
+
+    /**
+     * States held after a restore: the open documents, counted once from their progress records (tens of bytes
+     * each), never from the snapshots (MBs each), so that opening after a restore reads no RWKV state.
+     */
     private long countStates() {
-        java.util.Set<Object> keys = new java.util.HashSet<>();
-        for (String state : List.of(MODEL_STATE, TOKEN_LOG)) {
-            try (var stream = getKeyedStateBackend().getKeys(state, VoidNamespace.INSTANCE)) {
-                stream.forEach(keys::add);
-            } catch (Exception e) {
-                // a state never registered before this restore has no keys
-            }
+        long[] open = {0};
+        try {
+            getKeyedStateBackend().applyToAllKeys(VoidNamespace.INSTANCE, VoidNamespaceSerializer.INSTANCE,
+                    progressDescriptor(), (key, state) -> {
+                        DocumentProgress p = state.value();
+                        if (p != null && !p.finished) {
+                            open[0]++;
+                        }
+                    });
+        } catch (Exception e) {
+            LOG.warn("could not count the restored documents for the statesHeld metric", e);
         }
-        return keys.size();
+        return open[0];
     }
 
     // ---------------------------------------------------------------------------------------------- per chunk
@@ -211,6 +221,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         DocumentProgress p = progressState.value();
         if (p == null) {
             p = new DocumentProgress();
+            metrics.states.inc(); // a document opens
         }
         if (p.finished && chunk.seq < p.nextSeq) {
             metrics.duplicates.inc(); // a repeat of a chunk the finished document already applied
@@ -632,9 +643,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             metrics.snapshotsRead.inc();
         }
         int[] log = concat(tokenLog.get());
-        if (s == null && log.length == 0) {
-            metrics.states.inc(); // a key seen for the first time
-        }
         metrics.stateReadNanos.inc(System.nanoTime() - readStart);
         return log;
     }
