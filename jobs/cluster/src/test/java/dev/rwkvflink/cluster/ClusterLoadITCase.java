@@ -37,9 +37,11 @@ import org.junit.jupiter.api.Test;
  * the TaskManagers' disks per key; the checkpoint that first holds all keys (incremental: every SST file is new)
  * and one after 1% of the keys got another chunk (size, duration, from the REST API); a savepoint (stop with
  * savepoint: canonical format, all state rewritten) and its size on disk; a restore from it (submit to every task
- * RUNNING, and to the first completed checkpoint); throughput while checkpointing. Then {@value #SAMPLE} documents
- * get their last chunk, and their embeddings must be bit for bit the one-shot embedding of the whole text: states
- * that went through RocksDB, checkpoints, a savepoint and a restore are intact.
+ * RUNNING, and to the first completed checkpoint); then a restore from a retained incremental (native RocksDB)
+ * checkpoint of that job, after cancelling it (the same timings); throughput while checkpointing. Then
+ * {@value #SAMPLE} documents get their last chunk, and their embeddings must be bit for bit the one-shot embedding
+ * of the whole text: states that went through RocksDB, checkpoints, a savepoint, a retained checkpoint and two
+ * restores are intact.
  */
 class ClusterLoadITCase {
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
@@ -52,7 +54,8 @@ class ClusterLoadITCase {
         ClusterSupport.Setup setup = ClusterSupport.Setup.of("it-load", Map.of(
                 "RWKV_CLUSTER_TM_MEMORY", "2560m",
                 "RWKV_CLUSTER_CONF_EXTRA", String.join("\n", "taskmanager.load-balance.mode: SLOTS",
-                        "web.refresh-interval: 200", "execution.checkpointing.timeout: 30 min")));
+                        "web.refresh-interval: 200", "execution.checkpointing.timeout: 30 min",
+                        "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION")));
         ClusterSupport cluster = setup.rest();
         Map<String, String> env = setup.env();
         Path bin = setup.bin();
@@ -143,6 +146,22 @@ class ClusterLoadITCase {
                 report.append(String.format("restore from the savepoint: every task RUNNING %.1f s after submit, a "
                         + "checkpoint completed %.1f s after submit (%s); ", runningSeconds, seconds(t0),
                         describe(afterRestore)));
+
+                // a restore from a retained incremental checkpoint (RocksDB's native format), not from a savepoint
+                String retained = afterRestore.path("external_path").asText();
+                assertTrue(!retained.isEmpty(), "the completed checkpoint is retained: " + afterRestore);
+                cluster.cancel(jobId);
+                cluster.awaitJobState(jobId, "CANCELED", Duration.ofMinutes(5));
+                jobId = null;
+                long retainedBytes = bytesUnder(work.resolve("checkpoints"), "");
+                t0 = System.nanoTime();
+                jobId = submit(bin, env, kafka, setup.model(), retained);
+                cluster.awaitRunning(jobId, Duration.ofMinutes(30));
+                runningSeconds = seconds(t0);
+                JsonNode afterCheckpointRestore = awaitCheckpointAfter(cluster, jobId, System.currentTimeMillis());
+                report.append(String.format("restore from the retained incremental checkpoint (checkpoint directory "
+                        + "%d B): every task RUNNING %.1f s after submit, a checkpoint completed %.1f s after submit "
+                        + "(%s); ", retainedBytes, runningSeconds, seconds(t0), describe(afterCheckpointRestore)));
 
                 ClusterSupport.produce(kafka, ends, 0, new AtomicInteger());
                 ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", sample.size(),
