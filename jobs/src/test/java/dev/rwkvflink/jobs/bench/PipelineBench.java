@@ -61,8 +61,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *       embeddings on every chunk). Reported: the operator's tokens/s while it had work (its own counter, from
  *       10% to 90% of the tokens), tokens/s from the first chunk produced to the last embedding committed, chunks
  *       (= embeddings) per second and D*R*T-token documents per second; the checkpoints completed meanwhile
- *       (duration, bytes); and where the operator's time went (engine, state reads, write-back of states to
- *       Flink state, emission including Avro and the Kafka producer, the whole barrier), as shares of wall time;
+ *       (duration, bytes); and where the operator's time went (engine, replays of cold keys, state reads,
+ *       write-back to Flink state, emission including Avro and the Kafka producer, the whole barrier), as shares of
+ *       wall time;
  *       the GPU's utilisation (nvidia-smi, sampled every 200 ms, when present).</li>
  *   <li><b>latency</b>: then chunks at a fixed rate (a fraction of the measured chunk rate) for some seconds, each
  *       stamped with its produce time; latency is the time from produce to the moment a read_committed consumer
@@ -137,9 +138,9 @@ public final class PipelineBench {
         }
         System.out.println();
         System.out.println("| documents | checkpoint | p | delivery | operator tok/s | end-to-end tok/s | chunks/s"
-                + " | docs/s | latency p50 / p99 ms | checkpoints: n, median / max ms, median MB | engine | read"
-                + " | write-back | emit | barrier | GPU util |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+                + " | docs/s | latency p50 / p99 ms | checkpoints: n, median / max ms, median MB | engine | replay"
+                + " | read | write-back | emit | barrier | GPU util |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
     }
 
@@ -238,9 +239,10 @@ public final class PipelineBench {
                             all ? "" : " (not all arrived in time)");
                 }
                 rows.add(String.format(Locale.ROOT, "| %d | %d ms | %d | %s | %.0f | %.0f | %.0f | %.1f | %s | %s |"
-                        + " %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %s |", run.documents(), run.checkpointMs(),
+                        + " %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %s |", run.documents(), run.checkpointMs(),
                         run.parallelism(), run.delivery(), w.tokensPerSecond(), e2e, chunkRate, chunkRate / chunks,
-                        latency, checkpointsText, 100 * w.share("engineNanos"), 100 * w.share("stateReadNanos"),
+                        latency, checkpointsText, 100 * w.share("engineNanos"), 100 * w.share("replayNanos"),
+                        100 * w.share("stateReadNanos"),
                         100 * w.share("stateWriteNanos"), 100 * w.share("emitNanos"), 100 * w.share("barrierNanos"),
                         Double.isNaN(utilisation) ? "n/a" : String.format(Locale.ROOT, "%.0f%%", utilisation)));
                 System.out.println(rows.getLast());
@@ -427,8 +429,8 @@ public final class PipelineBench {
 
     /** Samples the operator's counters every 100 ms. */
     private static final class MetricSampler {
-        private static final String[] NAMES = {"tokens", "engineNanos", "stateReadNanos", "stateWriteNanos",
-            "emitNanos", "barrierNanos"};
+        private static final String[] NAMES = {"tokens", "engineNanos", "replayNanos", "stateReadNanos",
+            "stateWriteNanos", "emitNanos", "barrierNanos"};
         private final List<long[]> samples = new CopyOnWriteArrayList<>(); // millis, then the counters
         private final AtomicBoolean stop = new AtomicBoolean();
         private Thread thread;
