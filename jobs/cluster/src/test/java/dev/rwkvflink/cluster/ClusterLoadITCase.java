@@ -51,8 +51,9 @@ class ClusterLoadITCase {
     void manyOpenDocumentsInRocksDb() throws Exception {
         Assumptions.assumeTrue(Boolean.getBoolean("rwkv.load"), "the load test runs on demand: bin/reliability --load");
         int keys = Integer.getInteger("rwkv.load.keys", 50_000);
+        boolean big = System.getProperty("rwkv.load.model", "tiny").equals("0.1b");
         ClusterSupport.Setup setup = ClusterSupport.Setup.of("it-load", Map.of(
-                "RWKV_CLUSTER_TM_MEMORY", "2560m",
+                "RWKV_CLUSTER_TM_MEMORY", big ? "4096m" : "2560m",
                 "RWKV_CLUSTER_CONF_EXTRA", String.join("\n", "taskmanager.load-balance.mode: SLOTS",
                         "web.refresh-interval: 200", "execution.checkpointing.timeout: 30 min",
                         "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION")));
@@ -60,6 +61,7 @@ class ClusterLoadITCase {
         Map<String, String> env = setup.env();
         Path bin = setup.bin();
         Path work = setup.work();
+        ModelFiles model = big ? ModelFiles.random01b(work) : new ModelFiles(setup.model(), null, null);
         Schemas.trustGeneratedClasses();
 
         Map<String, String> docs = ClusterSupport.documents(keys);
@@ -95,7 +97,7 @@ class ClusterLoadITCase {
                 ClusterSupport.produce(kafka, open, 0, new AtomicInteger());
                 report.append(String.format("%d chunk records produced in %.1f s; ", open.size(), seconds(t0)));
 
-                jobId = submit(bin, env, kafka, setup.model(), null);
+                jobId = submit(bin, env, kafka, model, null);
                 t0 = System.nanoTime();
                 awaitRead(cluster, jobId, open.size(), Duration.ofMinutes(60));
                 double processSeconds = seconds(t0);
@@ -139,7 +141,7 @@ class ClusterLoadITCase {
                         savepointBytes));
 
                 t0 = System.nanoTime();
-                jobId = submit(bin, env, kafka, setup.model(), savepoint);
+                jobId = submit(bin, env, kafka, model, savepoint);
                 cluster.awaitRunning(jobId, Duration.ofMinutes(30));
                 double runningSeconds = seconds(t0);
                 JsonNode afterRestore = awaitCheckpointAfter(cluster, jobId, System.currentTimeMillis());
@@ -155,7 +157,7 @@ class ClusterLoadITCase {
                 jobId = null;
                 long retainedBytes = bytesUnder(work.resolve("checkpoints"), "");
                 t0 = System.nanoTime();
-                jobId = submit(bin, env, kafka, setup.model(), retained);
+                jobId = submit(bin, env, kafka, model, retained);
                 cluster.awaitRunning(jobId, Duration.ofMinutes(30));
                 runningSeconds = seconds(t0);
                 JsonNode afterCheckpointRestore = awaitCheckpointAfter(cluster, jobId, System.currentTimeMillis());
@@ -180,7 +182,7 @@ class ClusterLoadITCase {
                 ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(120), "stop");
             }
         }
-        ClusterSupport.Outcome o = ClusterSupport.compare(embeddings, sample, setup.model());
+        ClusterSupport.Outcome o = ClusterSupport.compare(embeddings, sample, model.model(), model.vocab());
         System.out.printf("load test: %d keys; %s%d sample documents ended: %d embeddings, %d missing, %d duplicated, "
                         + "%d not bit-identical; %.1f s%n", keys, report, sample.size(), embeddings.size(),
                 o.missing(), o.duplicated(), o.mismatched(), seconds(started));
@@ -199,17 +201,48 @@ class ClusterLoadITCase {
         return new ProducerRecord<>("chunks", key.getBytes(StandardCharsets.UTF_8), codec.encodeSingleObject(chunk));
     }
 
-    private static String submit(Path bin, Map<String, String> env, EmbeddedKafka kafka, Path model,
+    /**
+     * The model the load runs: rwkv.cpp's tiny RWKV-7 (byte tokenizer), or with {@code -Drwkv.load.model=0.1b}
+     * random weights of the RWKV-7 0.1B shape (seed 1, fp16 matrices) written once as an rwkv.cpp file beside the
+     * work directory, so the TaskManagers memory-map it like a real model, with the World vocabulary, and batches
+     * of at most {@code maxBatchKeys} keys (its 2.4 MB states must fit the TaskManagers' heaps).
+     */
+    record ModelFiles(Path model, Path vocab, String maxBatchKeys) {
+        static ModelFiles random01b(Path work) throws IOException {
+            Path file = work.resolveSibling("random-rwkv7-0.1b-F16-seed1.bin");
+            if (!Files.isRegularFile(file)) {
+                Files.createDirectories(file.getParent());
+                Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+                try (var w = dev.rwkvflink.engine.model.RandomModels.rwkv7(
+                        dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape.RWKV7_0_1B, 1,
+                        dev.rwkvflink.engine.tensor.WeightType.F16)) {
+                    dev.rwkvflink.engine.format.RwkvCppWriter.write(w, tmp);
+                }
+                Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+            Path vocab = Path.of(System.getProperty("rwkv.shared.dir", "../../../shared"), "reference",
+                    "rwkv_vocab_v20230424.txt").toAbsolutePath().normalize();
+            Assumptions.assumeTrue(Files.isRegularFile(vocab), "World vocabulary absent, skipping: " + vocab);
+            return new ModelFiles(file, vocab, "32");
+        }
+    }
+
+    private static String submit(Path bin, Map<String, String> env, EmbeddedKafka kafka, ModelFiles model,
             String savepoint) throws Exception {
         Map<String, String> submitEnv = new java.util.HashMap<>(env);
         if (savepoint != null) {
             submitEnv.put("RWKV_SUBMIT_OPTS", "-s " + savepoint);
         }
-        String out = ClusterSupport.run(bin.resolve("submit.sh"), submitEnv, Duration.ofSeconds(120),
+        List<String> args = new ArrayList<>(List.of(
                 "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks", "--embeddings-topic",
                 "embeddings", "--dead-letters-topic", "dead-letters", "--group-id", "load-it", "--starting-offsets",
-                "earliest", "--model", model.toString(), "--checkpoint-interval-ms", "30000", "--max-wait-ms", "20",
-                "--parallelism", "2");
+                "earliest", "--model", model.model().toString(), "--checkpoint-interval-ms", "30000",
+                "--max-wait-ms", "20", "--parallelism", "2"));
+        if (model.vocab() != null) {
+            args.addAll(List.of("--vocab", model.vocab().toString(), "--max-batch-keys", model.maxBatchKeys()));
+        }
+        String out = ClusterSupport.run(bin.resolve("submit.sh"), submitEnv, Duration.ofSeconds(120),
+                args.toArray(String[]::new));
         Matcher m = JOB_ID.matcher(out);
         assertTrue(m.find(), "submit.sh prints the JobID: " + out);
         return m.group(1);

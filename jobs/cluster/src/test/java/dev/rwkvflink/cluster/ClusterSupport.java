@@ -214,6 +214,12 @@ final class ClusterSupport {
      */
     static Outcome compare(List<ConsumerRecord<byte[], byte[]>> embeddings, Map<String, String> docs, Path model)
             throws IOException {
+        return compare(embeddings, docs, model, null);
+    }
+
+    /** As above, with the model's vocabulary file (null: the byte tokenizer of a 256-token model). */
+    static Outcome compare(List<ConsumerRecord<byte[], byte[]>> embeddings, Map<String, String> docs, Path model,
+            Path vocab) throws IOException {
         AvroCodec<Embedding> codec = AvroCodec.of(Embedding.class);
         Map<String, Embedding> byKey = new HashMap<>();
         int duplicates = 0;
@@ -227,7 +233,7 @@ final class ClusterSupport {
         int missing = (int) docs.keySet().stream().filter(k -> !byKey.containsKey(k)).count();
         int mismatched = 0;
         try (RwkvModel m = RwkvModel.load(model, Backends.byName("cpu"))) {
-            Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), null);
+            Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
             Embedder embedder = new Embedder(m.config(), Pooling.parse("hidden"), null);
             for (var doc : docs.entrySet()) {
                 Embedding e = byKey.get(doc.getKey());
