@@ -126,8 +126,17 @@ final class FitCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (holdout < 0 || holdout >= 1) {
-            throw new IllegalArgumentException("--holdout must be in [0, 1)");
+        if (!(holdout >= 0 && holdout < 1)) { // written so that NaN fails too
+            throw new IllegalArgumentException("--holdout must be in [0, 1), got " + holdout);
+        }
+        if (!(learningRate > 0) || Double.isInfinite(learningRate)) {
+            throw new IllegalArgumentException("--lr must be a finite number > 0, got " + learningRate);
+        }
+        if (!(l2 >= 0) || Double.isInfinite(l2)) {
+            throw new IllegalArgumentException("--l2 must be a finite number >= 0, got " + l2);
+        }
+        if (epochs < 1) {
+            throw new IllegalArgumentException("--epochs must be >= 1, got " + epochs);
         }
         PrintWriter stdout = spec.commandLine().getOut();
         PrintWriter stderr = spec.commandLine().getErr();

@@ -36,6 +36,15 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (!(temperature >= 0) || Float.isInfinite(temperature)) { // NaN fails too
+            throw new IllegalArgumentException("--temp must be a finite number >= 0, got " + temperature);
+        }
+        if (!(topP > 0 && topP <= 1)) {
+            throw new IllegalArgumentException("--top-p must be in (0, 1], got " + topP);
+        }
+        if (count < 0) {
+            throw new IllegalArgumentException("--tokens must be >= 0, got " + count);
+        }
         try (RwkvModel m = model.load()) {
             Tokenizer tok = model.tokenizer(m);
             int[] ids = tok.encode(prompt);

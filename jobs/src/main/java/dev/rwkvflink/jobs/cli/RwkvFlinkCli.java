@@ -19,19 +19,46 @@ public final class RwkvFlinkCli implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(commandLine().execute(args));
+        System.exit(run(commandLine(), args));
+    }
+
+    /**
+     * Runs the command line; an {@link Error} thrown by a command (OutOfMemoryError, StackOverflowError: picocli
+     * handles only exceptions) is reported in one line like any failure, exit status 1, never as a stack trace
+     * (with {@code -Drwkv.debug=true}, the trace too).
+     */
+    static int run(CommandLine cl, String... args) {
+        try {
+            return cl.execute(args);
+        } catch (Error e) {
+            report(cl.getErr(), e);
+            return 1;
+        }
     }
 
     /** The configured command line (also used by tests). */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new RwkvFlinkCli());
+        // free text is free text: "--text @notes.txt" must not read a file (nor echo it in an error message)
+        cl.setExpandAtFiles(false);
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            cmd.getErr().println("error: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
-            if (Boolean.getBoolean("rwkv.debug")) {
-                e.printStackTrace(cmd.getErr());
-            }
+            report(cmd.getErr(), e);
             return 1;
         });
         return cl;
+    }
+
+    /** One line: "error: " and the message (an Error with its type and cause, e.g. the heap space it ran out of). */
+    static void report(java.io.PrintWriter err, Throwable e) {
+        String message = e.getMessage() == null ? e.toString() : e.getMessage();
+        if (e instanceof Error) {
+            message = e.getClass().getSimpleName() + ": " + message
+                    + (e instanceof OutOfMemoryError ? " (the input or model needs more memory than -Xmx allows)" : "");
+        }
+        err.println("error: " + (e instanceof Error ? message.lines().findFirst().orElse("") : message));
+        if (Boolean.getBoolean("rwkv.debug")) {
+            e.printStackTrace(err);
+        }
+        err.flush();
     }
 }

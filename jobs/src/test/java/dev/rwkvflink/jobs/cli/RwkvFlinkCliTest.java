@@ -122,6 +122,61 @@ class RwkvFlinkCliTest {
         assertEquals(2, RwkvFlinkCli.commandLine().execute("bench", "--backend", "cuda", "--shapes", "0.1b", "--reps", "1"));
     }
 
+    /** Hostile command lines (issue 18): free text is never a file name, bad numbers are refused by name. */
+    @Test
+    void atSignTextIsTextNotAFileToRead() throws Exception {
+        Path vocab = reference("rwkv_vocab_v20230424.txt");
+        Path secret = Files.writeString(tmp.resolve("notes.txt"), "the secret content");
+        String out = stdout(() -> RwkvFlinkCli.commandLine().execute("tokenize", "--vocab", vocab.toString(),
+                "--text", "@" + secret));
+        int[] literal = dev.rwkvflink.engine.tokenizer.Tokenizers.load(vocab).encode("@" + secret);
+        assertEquals(java.util.Arrays.stream(literal).mapToObj(Integer::toString)
+                .collect(java.util.stream.Collectors.joining(",")), out.strip());
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"--lr, NaN, --lr must be a finite number > 0", "--lr, Infinity, --lr must be a finite number > 0",
+        "--lr, 0, --lr must be a finite number > 0", "--l2, NaN, --l2 must be a finite number >= 0",
+        "--l2, -1, --l2 must be a finite number >= 0", "--holdout, NaN, --holdout must be in [0, 1)",
+        "--epochs, 0, --epochs must be >= 1"})
+    void fitRefusesNonFiniteOrOutOfRangeNumbersNamingTheOption(String option, String value, String message) {
+        StringWriter err = new StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new PrintWriter(err));
+        int rc = RwkvFlinkCli.run(cl, "fit", "--data", tmp.resolve("absent.jsonl").toString(), "--out",
+                tmp.resolve("head.json").toString(), option, value);
+        assertEquals(1, rc);
+        assertTrue(err.toString().startsWith("error: " + message), err.toString());
+        assertTrue(!Files.exists(tmp.resolve("head.json")), "no head written");
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"--temp, NaN, --temp must be a finite number >= 0", "--temp, -1, --temp must be a finite number >= 0",
+        "--top-p, 0, --top-p must be in (0, 1]", "--top-p, NaN, --top-p must be in (0, 1]",
+        "--tokens, -5, --tokens must be >= 0"})
+    void generateRefusesBadSamplingNumbers(String option, String value, String message) {
+        Path file = reference("rwkv-cpp-tests/tiny-rwkv-7v0-834K-FP32.bin");
+        StringWriter err = new StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new PrintWriter(err));
+        assertEquals(1, RwkvFlinkCli.run(cl, "generate", "--model", file.toString(), "--prompt", "In the", option,
+                value));
+        assertTrue(err.toString().startsWith("error: " + message), err.toString());
+    }
+
+    /** An Error (here the OutOfMemoryError a huge input causes) is one line naming its type, never a stack trace. */
+    @Test
+    void anErrorIsReportedInOneLine() {
+        StringWriter err = new StringWriter();
+        RwkvFlinkCli.report(new PrintWriter(err), new OutOfMemoryError("Java heap space"));
+        assertEquals("error: OutOfMemoryError: Java heap space (the input or model needs more memory than -Xmx "
+                + "allows)", err.toString().strip());
+        StringWriter err2 = new StringWriter();
+        RwkvFlinkCli.report(new PrintWriter(err2), new StackOverflowError());
+        assertEquals(1, err2.toString().strip().lines().count(), err2.toString());
+        assertTrue(err2.toString().startsWith("error: StackOverflowError"), err2.toString());
+    }
+
     private static String stdout(Runnable r) {
         PrintStream old = System.out;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
