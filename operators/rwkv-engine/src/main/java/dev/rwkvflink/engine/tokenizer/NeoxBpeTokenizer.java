@@ -86,7 +86,7 @@ public final class NeoxBpeTokenizer implements Tokenizer {
     public static NeoxBpeTokenizer load(Path tokenizerJson) throws IOException {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(tokenizerJson.toFile());
+            root = new ObjectMapper().readTree(VocabularyFiles.read(tokenizerJson));
         } catch (JacksonException e) {
             throw new VocabFormatException(tokenizerJson + ": not valid JSON: " + e.getOriginalMessage(), e);
         }

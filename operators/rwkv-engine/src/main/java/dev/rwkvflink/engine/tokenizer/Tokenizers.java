@@ -27,6 +27,7 @@ public final class Tokenizers {
      * @throws VocabFormatException if the format is neither, or the file is malformed
      */
     public static Tokenizer load(Path vocab) throws IOException {
+        VocabularyFiles.check(vocab);
         String head = readHead(vocab);
         String start = head.stripLeading();
         if (start.startsWith("{")) {

@@ -40,6 +40,8 @@ public final class WorldTokenizer implements Tokenizer {
     public static final int END_OF_TEXT = 0;
 
     private static final byte[] NO_BYTES = new byte[0];
+    /** Ids below this are always allowed; above it, at most 4 x the file's token count (ids must be dense). */
+    static final int DENSE_IDS = 1 << 16;
 
     /** Bytes of each token, indexed by id; {@code null} where the file defines no such id. */
     private final TokenTable table;
@@ -63,7 +65,7 @@ public final class WorldTokenizer implements Tokenizer {
      * @throws VocabFormatException if a line is malformed; the message names the file and the line
      */
     public static WorldTokenizer load(Path vocabFile) throws IOException {
-        byte[] content = Files.readAllBytes(vocabFile);
+        byte[] content = VocabularyFiles.read(vocabFile);
         ByteTrie trie = new ByteTrie(content.length / 6);
         Map<Integer, byte[]> tokens = new HashMap<>();
         Map<Integer, Integer> lineOfId = new HashMap<>();
@@ -100,6 +102,12 @@ public final class WorldTokenizer implements Tokenizer {
             throw new VocabFormatException(vocabFile + ": no tokens in the vocabulary file");
         }
 
+        long allowed = Math.max(DENSE_IDS, 4L * (tokens.size() + 1));
+        if (maxId >= allowed) {
+            throw VocabFormatException.atLine(vocabFile, lineOfId.get(maxId), "token id " + maxId + " is far beyond "
+                    + "the file's " + tokens.size() + " tokens: ids must be dense (at most " + (allowed - 1)
+                    + " here), the decoding table is sized by the largest id");
+        }
         byte[][] tokenBytes = new byte[maxId + 1][];
         tokens.forEach((id, bytes) -> tokenBytes[id] = bytes);
         tokenBytes[END_OF_TEXT] = NO_BYTES;

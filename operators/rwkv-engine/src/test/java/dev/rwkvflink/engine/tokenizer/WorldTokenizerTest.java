@@ -186,6 +186,40 @@ class WorldTokenizerTest {
                 bytes.getMessage());
     }
 
+    /** Hostile vocabularies (issue 18): a sparse id would size the decoding table by itself; non-files block. */
+    @Test
+    void aSparseIdOrANonFileIsRefusedBeforeAllocating() throws IOException {
+        assertEquals(65_536, WorldTokenizer.load(vocab("1 'a' 1", "65535 'b' 1")).vocabSize(),
+                "ids up to 65,535 are always fine");
+        assertLoadFails(vocab("1 'a' 1", "999999999 'b' 1"), "line 2", "token id 999999999 is far beyond");
+        assertLoadFails(vocab("1 'a' 1", "70000 'b' 1"), "line 2", "ids must be dense");
+        VocabFormatException dir = assertThrows(VocabFormatException.class, () -> WorldTokenizer.load(tmp));
+        assertTrue(dir.getMessage().contains("not a regular file") && dir.getMessage().contains("directory"),
+                dir.getMessage());
+        Path zero = Path.of("/dev/zero");
+        if (Files.exists(zero)) {
+            VocabFormatException device = assertThrows(VocabFormatException.class, () -> WorldTokenizer.load(zero));
+            assertTrue(device.getMessage().contains("device or pipe"), device.getMessage());
+        }
+    }
+
+    /** A FIFO nobody writes to is refused at once (opening it to read would block forever). */
+    @Test
+    void aFifoIsRefusedWithoutBlocking() throws Exception {
+        Path fifo = tmp.resolve("vocab.fifo");
+        int rc;
+        try {
+            rc = new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor();
+        } catch (IOException e) {
+            rc = -1;
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(rc == 0, "mkfifo unavailable");
+        VocabFormatException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+                java.time.Duration.ofSeconds(10),
+                () -> assertThrows(VocabFormatException.class, () -> Tokenizers.load(fifo)));
+        assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
+    }
+
     @Test
     void structuralErrorsNameTheLine() throws IOException {
         assertLoadFails(vocab("0 'a' 1"), "line 1", "reserved");
