@@ -20,6 +20,11 @@ public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, i
     /** LayerNorm epsilon of ln0, ln1, ln2 and ln_out in every version (PyTorch's default). */
     public static final float LAYER_NORM_EPS = 1e-5f;
 
+    /** Block tensors only layer 0 has: the LayerNorm of the embeddings. */
+    private static final java.util.Set<String> LAYER0_ONLY = java.util.Set.of("ln0.weight", "ln0.bias");
+    /** Block tensors layer 0 may lack: RWKV-7's value residual (layer 0's values are the residual). */
+    private static final java.util.Set<String> LATER_LAYERS_ONLY = java.util.Set.of("att.v0", "att.v1", "att.v2");
+
     public static RwkvConfig detect(WeightFile f) {
         Tensor emb = f.get("emb.weight");
         if (emb.rank() != 2) {
@@ -34,6 +39,7 @@ public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, i
         if (layers == 0) {
             throw new IllegalArgumentException(f.path() + ": no blocks.0.ln1.weight: not an RWKV model");
         }
+        checkLayers(f, layers);
         String a0 = "blocks.0.att.";
         RwkvVersion version;
         int heads;
@@ -63,6 +69,80 @@ public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, i
                 && f.origin() == WeightFile.Origin.RWKV_CPP ? 1e-5f : 64e-5f;
         WeightType matrixType = f.get(a0 + "key.weight").type();
         return new RwkvConfig(version, layers, embd, heads, embd / heads, vocab, ffn, gnEps, matrixType);
+    }
+
+    /**
+     * Every layer 0..L-1 is whole and like the others: no block tensor beyond the L counted (a gap, e.g. a missing
+     * {@code blocks.N.ln1.weight}, would silently cut the model to N layers), and each layer has exactly layer 1's
+     * tensors with the same shapes (RWKV's layers are alike; types may differ, as in mixed quantizations; layer 0
+     * also has {@code ln0} and may lack RWKV-7's value residual), naming every missing, unexpected or misshapen
+     * tensor.
+     */
+    static void checkLayers(WeightFile f, int layers) {
+        java.util.Map<String, Tensor> first = new java.util.TreeMap<>();
+        java.util.List<String> problems = new java.util.ArrayList<>();
+        java.util.Map<Integer, java.util.Map<String, Tensor>> byLayer = new java.util.TreeMap<>();
+        java.util.TreeSet<Integer> beyond = new java.util.TreeSet<>();
+        for (var e : f.tensors().entrySet()) {
+            String name = e.getKey();
+            if (!name.startsWith("blocks.")) {
+                continue;
+            }
+            int dot = name.indexOf('.', 7);
+            int layer;
+            try {
+                layer = dot < 0 ? -1 : Integer.parseInt(name.substring(7, dot));
+            } catch (NumberFormatException ex) {
+                layer = -1;
+            }
+            if (layer < 0) {
+                problems.add("unexpected tensor " + name);
+                continue;
+            }
+            if (layer >= layers) {
+                beyond.add(layer);
+                continue;
+            }
+            byLayer.computeIfAbsent(layer, k -> new java.util.TreeMap<>()).put(name.substring(dot + 1), e.getValue());
+        }
+        if (!beyond.isEmpty()) {
+            problems.add("blocks." + layers + ".ln1.weight is missing, yet layers " + beyond + " have tensors (layers "
+                    + "must be 0.." + (beyond.last()) + " without gaps; read as it is, the model would stop after "
+                    + layers + " layers)");
+        }
+        // the reference layer: layer 1 (layer 0 alone has ln0, and RWKV-7's layer 0 has no value residual)
+        int ref = layers > 1 ? 1 : 0;
+        first.putAll(byLayer.getOrDefault(ref, java.util.Map.of()));
+        for (int l = 0; l < layers; l++) {
+            if (l == ref) {
+                continue;
+            }
+            java.util.Map<String, Tensor> mine = byLayer.getOrDefault(l, java.util.Map.of());
+            for (var e : first.entrySet()) {
+                Tensor t = mine.get(e.getKey());
+                String name = "blocks." + l + "." + e.getKey();
+                if (t == null && !(l == 0 && LATER_LAYERS_ONLY.contains(e.getKey()))) {
+                    problems.add("missing " + name + " (layer " + ref + " has it)");
+                } else if (t == null) {
+                    continue;
+                } else if (!java.util.Arrays.equals(t.shape(), e.getValue().shape())) {
+                    problems.add(name + " has shape " + java.util.Arrays.toString(t.shape()) + ", layer " + ref + "'s "
+                            + java.util.Arrays.toString(e.getValue().shape()));
+                }
+            }
+            for (String suffix : mine.keySet()) {
+                if (!first.containsKey(suffix) && !(l == 0 && LAYER0_ONLY.contains(suffix))) {
+                    problems.add("unexpected blocks." + l + "." + suffix + " (layer " + ref + " has no " + suffix
+                            + ")");
+                }
+            }
+        }
+        if (!problems.isEmpty()) {
+            int shown = Math.min(problems.size(), 8);
+            throw new IllegalArgumentException(f.path() + ": the model's layers are not whole: "
+                    + String.join("; ", problems.subList(0, shown))
+                    + (problems.size() > shown ? "; and " + (problems.size() - shown) + " more" : ""));
+        }
     }
 
     /**

@@ -1,0 +1,66 @@
+package dev.rwkvflink.engine.model;
+
+import dev.rwkvflink.engine.format.WeightFile;
+import dev.rwkvflink.engine.tensor.Tensor;
+import dev.rwkvflink.engine.tensor.WeightType;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** A model whose layers are not whole is refused naming what is wrong (issue 18), never silently cut or misread. */
+class WholeLayersTest {
+    private static final RandomModels.Rwkv7Shape SHAPE = new RandomModels.Rwkv7Shape(3, 64, 32, 256, 128, 8, 8, 8, 8);
+
+    private static WeightFile edited(Consumer<Map<String, Tensor>> edit) {
+        WeightFile original = RandomModels.rwkv7(SHAPE, 3, WeightType.F32);
+        Map<String, Tensor> tensors = new LinkedHashMap<>(original.tensors());
+        edit.accept(tensors);
+        return new WeightFile(Path.of("edited.bin"), "test", WeightFile.Origin.BLINKDL, tensors, Arena.ofAuto());
+    }
+
+    private static String refusal(WeightFile f) {
+        return assertThrows(IllegalArgumentException.class, () -> RwkvConfig.detect(f)).getMessage();
+    }
+
+    @Test
+    void aWholeModelPasses() {
+        assertEquals(3, RwkvConfig.detect(RandomModels.rwkv7(SHAPE, 3, WeightType.F32)).layers());
+    }
+
+    @Test
+    void aGapInTheLayersIsRefusedNotACutModel() {
+        String m = refusal(edited(t -> t.remove("blocks.1.ln1.weight")));
+        assertTrue(m.contains("blocks.1.ln1.weight is missing, yet layers [1, 2] have tensors"), m);
+    }
+
+    @Test
+    void aMissingTensorOfALaterLayerIsNamed() {
+        String m = refusal(edited(t -> t.remove("blocks.2.att.key.weight")));
+        assertTrue(m.contains("missing blocks.2.att.key.weight"), m);
+    }
+
+    @Test
+    void aNarrowerMatrixThanLayer0sIsRefusedWithBothShapes() {
+        String m = refusal(edited(t -> {
+            Tensor w = t.get("blocks.2.att.w1");
+            t.put("blocks.2.att.w1", Tensor.ofFloats("blocks.2.att.w1", new float[(int) w.size() / 2],
+                    w.dim(0) / 2, w.dim(1)));
+        }));
+        assertTrue(m.contains("blocks.2.att.w1 has shape") && m.contains("layer 1's"), m);
+    }
+
+    @Test
+    void anUnexpectedBlockTensorIsNamed() {
+        String m = refusal(edited(t -> t.put("blocks.2.att.extra", Tensor.ofFloats("blocks.2.att.extra",
+                new float[4], 4))));
+        assertTrue(m.contains("unexpected blocks.2.att.extra"), m);
+    }
+}
