@@ -89,7 +89,35 @@ public final class SafetensorsFile {
         if (tensors.isEmpty()) {
             throw new IOException(path + ": safetensors file holds no tensors");
         }
+        refuseOverlaps(path, tensors, data);
         return tensors;
+    }
+
+    /**
+     * Tensors may not share bytes (as the reference implementation requires): a file whose entries overlap would
+     * make a few MB of data stand for many tensors, and is malformed anyway. Sorted by start, each tensor must
+     * begin at or after the previous one's end.
+     */
+    private static void refuseOverlaps(Path path, Map<String, Tensor> tensors, MemorySegment data)
+            throws IOException {
+        record Span(String name, long begin, long end) {
+        }
+        java.util.List<Span> spans = new java.util.ArrayList<>();
+        long base = data.address();
+        for (Tensor t : tensors.values()) {
+            long begin = t.data().address() - base;
+            spans.add(new Span(t.name(), begin, begin + t.data().byteSize()));
+        }
+        spans.sort(java.util.Comparator.comparingLong(Span::begin).thenComparingLong(Span::end));
+        for (int i = 1; i < spans.size(); i++) {
+            Span a = spans.get(i - 1);
+            Span b = spans.get(i);
+            if (b.begin() < a.end() && b.end() > b.begin()) {
+                throw new IOException(path + ": tensors '" + a.name() + "' [" + a.begin() + ", " + a.end()
+                        + ") and '" + b.name() + "' [" + b.begin() + ", " + b.end() + ") overlap: tensors may not "
+                        + "share bytes");
+            }
+        }
     }
 
     private static Tensor tensor(Path path, String name, JsonNode info, MemorySegment data) throws IOException {

@@ -63,13 +63,14 @@ class SafetensorsFileTest {
     @Test
     void readsFloatTypesWithMetadata() throws IOException {
         // F16 0x3C00 = 1, 0xC000 = -2; BF16 0x3FC0 = 1.5, 0x4049 = 3.140625
-        byte[] data = concat(f32(1.5f, -2f, 3.25f, 0f, 7f, -0.5f), u16(0x3C00, 0xC000), u16(0x3FC0, 0x4049));
+        byte[] data = concat(f32(1.5f, -2f, 3.25f, 0f, 7f, -0.5f), u16(0x3C00, 0xC000), u16(0x3FC0, 0x4049),
+                f32(-0.5f));
         Path p = write("plain.safetensors", """
                 {"__metadata__":{"format":"pt"},
                  "a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},
                  "b":{"dtype":"F16","shape":[2],"data_offsets":[24,28]},
                  "c":{"dtype":"BF16","shape":[1,2],"data_offsets":[28,32]},
-                 "s":{"dtype":"F32","shape":[],"data_offsets":[20,24]}}""", data);
+                 "s":{"dtype":"F32","shape":[],"data_offsets":[32,36]}}""", data);
         try (WeightFile wf = SafetensorsFile.read(p)) {
             assertEquals("safetensors", wf.format());
             assertEquals(WeightFile.Origin.BLINKDL, wf.origin());
@@ -146,6 +147,12 @@ class SafetensorsFileTest {
                 file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", f32(1, 2)),
                 "data_offsets must be [begin, end]");
         assertRefused("empty.safetensors", file("{\"__metadata__\":{}}", new byte[0]), "no tensors");
+        // issue 18: overlapping entries (many tensors from the same bytes) are refused, naming both
+        assertRefused("overlap.safetensors", file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", f32(1, 2)),
+                "tensors 'x' [0, 8) and 'y' [4, 8) overlap");
+        assertRefused("same.safetensors", file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", f32(1, 2)), "overlap");
     }
 
     @Test
