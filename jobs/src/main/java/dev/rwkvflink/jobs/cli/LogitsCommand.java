@@ -38,6 +38,31 @@ final class LogitsCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "Where to write the logits.")
     Path out;
 
+    /**
+     * A warning line when some logits are NaN or infinite (a broken model or weights that overflow: the file is
+     * still written, as computed, but nobody should read it as a distribution), else null.
+     */
+    static String nonFiniteWarning(float[] logits) {
+        int nan = 0;
+        int inf = 0;
+        int first = -1;
+        for (int i = 0; i < logits.length; i++) {
+            if (Float.isNaN(logits[i])) {
+                nan++;
+            } else if (Float.isInfinite(logits[i])) {
+                inf++;
+            } else {
+                continue;
+            }
+            if (first < 0) {
+                first = i;
+            }
+        }
+        return nan + inf == 0 ? null : String.format("warning: %d of %d logits are not finite (%d NaN, %d infinite; "
+                + "the first at index %d): the model's weights or its arithmetic overflowed", nan + inf, logits.length,
+                nan, inf, first);
+    }
+
     @Override
     public Integer call() throws Exception {
         try (RwkvModel m = model.load()) {
@@ -61,6 +86,10 @@ final class LogitsCommand implements Callable<Integer> {
             }
             System.err.printf("%d tokens %s, %s mode, %s backend: wrote %d logits to %s (argmax %d)%n", tokens.length,
                     tokens.length <= 16 ? Arrays.toString(tokens) : "", mode, m.backend().name(), logits.length, out, argmax);
+            String warning = nonFiniteWarning(logits);
+            if (warning != null) {
+                System.err.println(warning);
+            }
             return 0;
         }
     }

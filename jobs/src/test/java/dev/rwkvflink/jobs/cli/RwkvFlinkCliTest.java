@@ -177,6 +177,39 @@ class RwkvFlinkCliTest {
         assertTrue(err2.toString().startsWith("error: StackOverflowError"), err2.toString());
     }
 
+    /** Logits that are not finite are still written, with a warning that says how many and where (issue 18). */
+    @Test
+    void logitsWarnsWhenItWritesNaN() throws Exception {
+        var shape = new dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape(2, 64, 32, 256, 128, 8, 8, 8, 8);
+        var original = dev.rwkvflink.engine.model.RandomModels.rwkv7(shape, 11,
+                dev.rwkvflink.engine.tensor.WeightType.F32);
+        var tensors = new java.util.LinkedHashMap<>(original.tensors());
+        var head = tensors.get("head.weight");
+        float[] w = head.toFloatArray();
+        w[3 * 64 + 5] = Float.NaN; // one weight of row 3: logit 3 becomes NaN
+        tensors.put("head.weight", dev.rwkvflink.engine.tensor.Tensor.ofFloats("head.weight", w, head.shape()));
+        Path file = tmp.resolve("nan-head.bin");
+        dev.rwkvflink.engine.format.RwkvCppWriter.write(new dev.rwkvflink.engine.format.WeightFile(file, "test",
+                dev.rwkvflink.engine.format.WeightFile.Origin.RWKV_CPP, tensors,
+                java.lang.foreign.Arena.ofAuto()), file);
+        Path out = tmp.resolve("logits.bin");
+        PrintStream old = System.err;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        int rc;
+        try {
+            rc = RwkvFlinkCli.commandLine().execute("logits", "--model", file.toString(), "--tokens", "1,2",
+                    "--out", out.toString());
+        } finally {
+            System.setErr(old);
+        }
+        assertEquals(0, rc);
+        assertTrue(Float.isNaN(floats(out)[3]), "logit 3 is NaN as computed");
+        String err = buf.toString(StandardCharsets.UTF_8);
+        assertTrue(err.contains("warning: 1 of 256 logits are not finite (1 NaN, 0 infinite; the first at index 3)"),
+                err);
+    }
+
     private static String stdout(Runnable r) {
         PrintStream old = System.out;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
