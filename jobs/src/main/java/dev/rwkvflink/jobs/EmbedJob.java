@@ -1,5 +1,6 @@
 package dev.rwkvflink.jobs;
 
+import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.kafka.AvroCodec;
@@ -147,7 +148,8 @@ public final class EmbedJob {
     static List<String> headLabels(Path head) throws IOException {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(head.toFile());
+            root = new ObjectMapper().readTree(InputFiles.read(head, "a head file",
+                    InputFiles.SIDE_FILE_BYTES));
         } catch (IOException e) {
             throw new IOException(head + ": not a readable classification head: " + e.getMessage(), e);
         }

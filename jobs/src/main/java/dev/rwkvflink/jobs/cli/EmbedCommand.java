@@ -1,5 +1,6 @@
 package dev.rwkvflink.jobs.cli;
 
+import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.json.JsonWriteFeature;
@@ -18,7 +19,6 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.StringWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -72,7 +72,8 @@ final class EmbedCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Pooling requested = Pooling.parse(pooling);
-        byte[] text = Files.readAllBytes(textFile);
+        byte[] text = InputFiles.read(textFile, "--text-file",
+                InputFiles.WHOLE_FILE_BYTES);
         if (text.length == 0) {
             throw new IllegalArgumentException(textFile + " is empty: there is no text to embed");
         }

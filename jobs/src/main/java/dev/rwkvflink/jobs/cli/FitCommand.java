@@ -1,5 +1,6 @@
 package dev.rwkvflink.jobs.cli;
 
+import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.engine.backend.Backends;
@@ -23,7 +24,6 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -260,7 +260,8 @@ final class FitCommand implements Callable<Integer> {
     static List<Example> read(Path file) throws IOException {
         ObjectMapper json = new ObjectMapper();
         List<Example> out = new ArrayList<>();
-        List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        List<String> lines = new String(InputFiles.read(file, "--data",
+                InputFiles.WHOLE_FILE_BYTES), StandardCharsets.UTF_8).lines().toList();
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i).strip();
             if (line.isEmpty()) {

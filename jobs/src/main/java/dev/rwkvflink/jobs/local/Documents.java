@@ -1,12 +1,12 @@
 package dev.rwkvflink.jobs.local;
 
+import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.schema.DocumentChunk;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -52,7 +52,8 @@ public final class Documents {
             if (docs.containsKey(key)) {
                 key = file.toString();
             }
-            docs.put(key, utf8(Files.readAllBytes(file), file.toString()));
+            docs.put(key, utf8(InputFiles.read(file, "an input document",
+                    InputFiles.WHOLE_FILE_BYTES), file.toString()));
         }
         return docs;
     }

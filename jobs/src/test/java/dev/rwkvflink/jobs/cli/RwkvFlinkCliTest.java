@@ -210,6 +210,27 @@ class RwkvFlinkCliTest {
                 err);
     }
 
+    /** File options are files: /dev/zero (endless), a directory or a FIFO is one line, never an OOM or a hang. */
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"embed, --text-file", "fit, --data"})
+    void endlessOrNonFileInputsAreRefusedByName(String command, String option) throws Exception {
+        Path zero = Path.of("/dev/zero");
+        Assumptions.assumeTrue(Files.exists(zero), "no /dev/zero");
+        for (Path input : new Path[] {zero, tmp}) {
+            StringWriter err = new StringWriter();
+            var cl = RwkvFlinkCli.commandLine();
+            cl.setErr(new PrintWriter(err));
+            int rc = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60),
+                    () -> command.equals("fit")
+                            ? RwkvFlinkCli.run(cl, command, option, input.toString(), "--out",
+                                    tmp.resolve("out.json").toString())
+                            : RwkvFlinkCli.run(cl, command, option, input.toString()));
+            assertEquals(1, rc, err.toString());
+            assertTrue(err.toString().startsWith("error: " + input + ": not a regular file (" + option
+                    + " must be a file"), err.toString());
+        }
+    }
+
     private static String stdout(Runnable r) {
         PrintStream old = System.out;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();

@@ -1,5 +1,6 @@
 package dev.rwkvflink.engine.embed;
 
+import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -216,8 +217,10 @@ public final class EmbeddingStats {
      */
     public static EmbeddingStats load(Path file) throws IOException {
         JsonNode root;
+        byte[] bytes = InputFiles.read(file, "a statistics file",
+                InputFiles.SIDE_FILE_BYTES);
         try {
-            root = new ObjectMapper().readTree(file.toFile());
+            root = new ObjectMapper().readTree(bytes);
         } catch (JacksonException e) {
             throw new IOException(file + ": not a JSON embedding-statistics file: " + e.getOriginalMessage(), e);
         }

@@ -1,5 +1,6 @@
 package dev.rwkvflink.engine.embed;
 
+import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -137,7 +138,8 @@ public final class LinearHead {
     public static LinearHead load(Path file, ModelFingerprint expectedModel, Pooling expectedPooling) throws IOException {
         JsonNode root;
         try {
-            root = JSON.readTree(file.toFile());
+            root = JSON.readTree(InputFiles.read(file, "a head file",
+                    InputFiles.SIDE_FILE_BYTES));
         } catch (IOException e) {
             throw new IOException(file + ": not a readable head file: " + e.getMessage(), e);
         }

@@ -1,7 +1,8 @@
 package dev.rwkvflink.engine.tokenizer;
 
+import dev.rwkvflink.engine.format.InputFiles;
+
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
@@ -16,29 +17,23 @@ final class VocabularyFiles {
     private VocabularyFiles() {
     }
 
-    /** Refuses what is not a regular file of at most {@link #MAX_BYTES}. */
-    static void check(Path file) throws VocabFormatException, IOException {
-        if (!Files.isRegularFile(file)) {
-            throw new VocabFormatException(file + ": not a regular file (a vocabulary must be a file, not a "
-                    + (Files.isDirectory(file) ? "directory" : Files.exists(file) ? "device or pipe" : "missing path")
-                    + ")");
-        }
-        long size = Files.size(file);
-        if (size > MAX_BYTES) {
-            throw new VocabFormatException(file + ": " + size + " bytes, more than the " + MAX_BYTES
-                    + " a vocabulary file may have");
+    /** Refuses what is not a regular file of at most {@link #MAX_BYTES} ({@link InputFiles}). */
+    static void check(Path file) throws IOException {
+        String problem = InputFiles.problem(file, "a vocabulary", MAX_BYTES);
+        if (problem != null) {
+            throw new VocabFormatException(problem);
         }
     }
 
     /** The bytes of a checked file, at most {@link #MAX_BYTES} even if it grows while being read. */
     static byte[] read(Path file) throws IOException {
         check(file);
-        try (var in = Files.newInputStream(file)) {
-            byte[] content = in.readNBytes((int) MAX_BYTES + 1);
-            if (content.length > MAX_BYTES) {
-                throw new VocabFormatException(file + ": grew past " + MAX_BYTES + " bytes while being read");
-            }
-            return content;
+        try {
+            return InputFiles.read(file, "a vocabulary", MAX_BYTES);
+        } catch (VocabFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new VocabFormatException(e.getMessage(), e);
         }
     }
 }

@@ -203,23 +203,6 @@ class WorldTokenizerTest {
         }
     }
 
-    /** A FIFO nobody writes to is refused at once (opening it to read would block forever). */
-    @Test
-    void aFifoIsRefusedWithoutBlocking() throws Exception {
-        Path fifo = tmp.resolve("vocab.fifo");
-        int rc;
-        try {
-            rc = new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor();
-        } catch (IOException e) {
-            rc = -1;
-        }
-        org.junit.jupiter.api.Assumptions.assumeTrue(rc == 0, "mkfifo unavailable");
-        VocabFormatException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
-                java.time.Duration.ofSeconds(10),
-                () -> assertThrows(VocabFormatException.class, () -> Tokenizers.load(fifo)));
-        assertTrue(e.getMessage().contains("not a regular file"), e.getMessage());
-    }
-
     @Test
     void structuralErrorsNameTheLine() throws IOException {
         assertLoadFails(vocab("0 'a' 1"), "line 1", "reserved");
