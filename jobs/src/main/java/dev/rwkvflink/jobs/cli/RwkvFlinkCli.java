@@ -28,12 +28,38 @@ public final class RwkvFlinkCli implements Runnable {
      * (with {@code -Drwkv.debug=true}, the trace too).
      */
     static int run(CommandLine cl, String... args) {
+        String lost = lostArguments(System.getProperty("sun.jnu.encoding", "UTF-8"), args);
+        if (lost != null) {
+            cl.getErr().println("error: " + lost);
+            cl.getErr().flush();
+            return 2;
+        }
         try {
             return cl.execute(args);
         } catch (Error e) {
             report(cl.getErr(), e);
             return 1;
         }
+    }
+
+    /**
+     * Null, or why the arguments cannot be trusted: the JVM decodes the command line with the locale's charset
+     * ({@code sun.jnu.encoding}); under a non-UTF-8 locale such as {@code LANG=C} every non-ASCII byte becomes
+     * U+FFFD, so "é" would silently be embedded as replacement characters. Then the command is refused, naming the
+     * fix ({@code bin/rwkv-flink} itself switches to {@code C.UTF-8} when the locale is not UTF-8).
+     */
+    static String lostArguments(String argumentCharset, String... args) {
+        if (argumentCharset.equalsIgnoreCase("UTF-8") || argumentCharset.equalsIgnoreCase("UTF8")) {
+            return null;
+        }
+        for (String a : args) {
+            if (a.indexOf('\uFFFD') >= 0) {
+                return "the command line was decoded as " + argumentCharset + " (the locale's charset), which lost "
+                        + "its non-ASCII characters (in '" + a.replace('\uFFFD', '?') + "'): run under a UTF-8 "
+                        + "locale, e.g. LC_ALL=C.UTF-8";
+            }
+        }
+        return null;
     }
 
     /** The configured command line (also used by tests). */

@@ -231,6 +231,19 @@ class RwkvFlinkCliTest {
         }
     }
 
+    /**
+     * Under a non-UTF-8 locale the JVM turns non-ASCII argument bytes into U+FFFD (checked: LANG=C, "é" arrives as
+     * two U+FFFD); such a command line is refused naming the fix, never embedded as replacement characters.
+     */
+    @Test
+    void argumentsMangledByANonUtf8LocaleAreRefused() {
+        assertEquals(null, RwkvFlinkCli.lostArguments("UTF-8", "caf\u00e9", "\uFFFD"));
+        assertEquals(null, RwkvFlinkCli.lostArguments("ANSI_X3.4-1968", "--text", "plain ascii"));
+        String why = RwkvFlinkCli.lostArguments("ANSI_X3.4-1968", "--text", "caf\uFFFD\uFFFD");
+        assertTrue(why != null && why.contains("decoded as ANSI_X3.4-1968") && why.contains("'caf??'")
+                && why.contains("LC_ALL=C.UTF-8"), why);
+    }
+
     private static String stdout(Runnable r) {
         PrintStream old = System.out;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
