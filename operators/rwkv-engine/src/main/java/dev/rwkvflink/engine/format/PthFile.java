@@ -24,14 +24,14 @@ import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
 /**
- * Reader for PyTorch checkpoints ({@code torch.save} of a state dict, torch 1.6 and later), memory-mapped where the
- * archive allows, converted to the canonical form by {@link BlinkDlCanonicalizer}.
+ * Reader for PyTorch checkpoints ({@code torch.save} of a state dict, torch 1.6 and later), used in place (read into
+ * memory or mapped, {@link WeightFile.Access}) where the archive allows, converted to the canonical form by {@link BlinkDlCanonicalizer}.
  *
  * <p>The file is a ZIP archive (zip64 for large files) whose entries all sit under one folder {@code <prefix>/}:
  * <pre>
  * &lt;prefix&gt;/data.pkl      the state dict as a pickle (protocol 2 by default)
  * &lt;prefix&gt;/data/&lt;key&gt;    one entry per storage: its raw bytes, little-endian, normally STORED
- *                        (uncompressed) at a 64-byte aligned offset, so it can be memory-mapped in place
+ *                        (uncompressed) at a 64-byte aligned offset, so it can be used in place
  * &lt;prefix&gt;/version       serialization version; &lt;prefix&gt;/byteorder ("little" or "big", torch 2.1+); others
  * </pre>
  * In the pickle a tensor is {@code torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride,
@@ -52,15 +52,16 @@ public final class PthFile {
     }
 
     public static WeightFile read(Path path) throws IOException {
-        return WeightFile.mapped(path, "pth", WeightFile.Origin.BLINKDL,
-                (file, arena) -> BlinkDlCanonicalizer.canonicalize(path, readStateDict(path, file, arena)));
+        return WeightFile.load(path, "pth", WeightFile.Origin.BLINKDL,
+                (file, budget) -> BlinkDlCanonicalizer.canonicalize(path, readStateDict(path, file, budget)));
     }
 
     /**
      * The state dict's tensors as stored (BlinkDL's raw names, shapes and types); heap copies go to {@code arena}.
-     * Values of the top-level dict that are not tensors (strings, nested dicts) are skipped.
+     * Values of the top-level dict that are not tensors (strings, nested dicts) are skipped. The tensors may declare
+     * no more bytes, all together, than the file's {@link LoadBudget}, which every copy is also charged to.
      */
-    static Map<String, Tensor> readStateDict(Path path, MemorySegment file, Arena arena) throws IOException {
+    static Map<String, Tensor> readStateDict(Path path, MemorySegment file, LoadBudget arena) throws IOException {
         Zip zip = Zip.open(path, file);
         String prefix = findPrefix(path, zip);
         Zip.Entry order = zip.entry(prefix + "byteorder");
@@ -76,6 +77,7 @@ public final class PthFile {
         if (!(root instanceof Map<?, ?> dict)) {
             throw new IOException(path + ": data.pkl holds " + Unpickler.describe(root) + ", not a state dict");
         }
+        checkDeclaredBytes(path, dict, arena);
         Map<String, MemorySegment> storages = new HashMap<>();
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         for (Map.Entry<?, ?> e : dict.entrySet()) {
@@ -91,6 +93,32 @@ public final class PthFile {
             throw new IOException(path + ": the state dict holds no tensors at its top level");
         }
         return tensors;
+    }
+
+    /**
+     * The bytes all the state dict's tensors declare (elements x element size, views counted in full, for every
+     * name: tied weights count twice), refused past the budget before any storage is read.
+     */
+    private static void checkDeclaredBytes(Path path, Map<?, ?> dict, LoadBudget budget) throws IOException {
+        long total = 0;
+        try {
+            for (Object value : dict.values()) {
+                if (value instanceof Unpickler.TensorRef ref) {
+                    long numel = 1;
+                    for (long d : ref.shape()) {
+                        numel = Math.multiplyExact(numel, Math.max(d, 0));
+                    }
+                    total = Math.addExact(total, Math.multiplyExact(numel, 4)); // widest accepted type: fp32
+                }
+            }
+        } catch (ArithmeticException e) {
+            total = -1;
+        }
+        try {
+            budget.checkDeclared(total);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(path + ": " + e.getMessage(), e);
+        }
     }
 
     /** "&lt;prefix&gt;/" of the one {@code data.pkl} entry (torch writes the archive name as the prefix). */
@@ -109,7 +137,7 @@ public final class PthFile {
     }
 
     private static Tensor tensor(Path path, String name, Unpickler.TensorRef ref, Zip zip, String prefix,
-                                 Map<String, MemorySegment> storages, Arena arena) throws IOException {
+                                 Map<String, MemorySegment> storages, LoadBudget arena) throws IOException {
         String where = path + ": tensor '" + name + "'";
         Unpickler.StorageRef storage = ref.storage();
         String dtype = ref.dtype() != null ? ref.dtype() : storage.type();
@@ -192,7 +220,12 @@ public final class PthFile {
             throw new IOException(where + ": strides " + Arrays.toString(stride) + " reuse storage elements "
                     + "(an expanded tensor); save a contiguous copy instead");
         }
-        MemorySegment copy = arena.allocate(numel * es, 64);
+        MemorySegment copy;
+        try {
+            copy = arena.allocate(numel * es, 64);
+        } catch (IllegalArgumentException tooMuch) {
+            throw new IOException(where + ": copying its strided view: " + tooMuch.getMessage(), tooMuch);
+        }
         long[] index = new long[shape.length];
         for (long i = 0; i < numel; i++) {
             long src = offset;
@@ -305,7 +338,33 @@ public final class PthFile {
                 }
                 p += 46L + nameLen + extraLen + commentLen;
             }
-            return new Zip(path, file, cdOffset, entries);
+            Zip zip = new Zip(path, file, cdOffset, entries);
+            zip.checkDisjoint();
+            return zip;
+        }
+
+        /**
+         * Refuses entries whose bytes (local header to end of data) overlap: torch never writes such archives, and
+         * entries that share one compressed blob let a small file inflate to any size, or take any time.
+         */
+        private void checkDisjoint() throws IOException {
+            List<long[]> ranges = new ArrayList<>(); // {start, end, index}
+            List<Entry> list = new ArrayList<>(entries.values());
+            for (int i = 0; i < list.size(); i++) {
+                Entry e = list.get(i);
+                ranges.add(new long[] {e.localHeader(), dataStart(e) + e.compressedSize(), i});
+            }
+            ranges.sort((a, b) -> Long.compare(a[0], b[0]));
+            for (int i = 1; i < ranges.size(); i++) {
+                long[] before = ranges.get(i - 1);
+                long[] here = ranges.get(i);
+                if (here[0] < before[1]) {
+                    throw new IOException(path + ": zip entries " + list.get((int) before[2]).name() + " (bytes "
+                            + before[0] + ".." + before[1] + ") and " + list.get((int) here[2]).name() + " (bytes "
+                            + here[0] + ".." + here[1] + ") overlap; an archive that reuses bytes for several "
+                            + "entries is refused");
+                }
+            }
         }
 
         /** Replaces the 0xFFFFFFFF fields of {@code vals} (usize, csize, local offset) from a zip64 extra field. */
@@ -344,8 +403,9 @@ public final class PthFile {
         }
 
         /**
-         * The entry's stored bytes, CRC-checked: a slice of the mapped file for STORED entries, an inflated copy
-         * otherwise (allocated only after a first pass has shown that the data inflates to the stated size).
+         * The entry's stored bytes, CRC-checked: a slice of the file for STORED entries, an inflated copy otherwise,
+         * allocated from {@code arena} (a {@link LoadBudget} refuses a size past the file's budget before any
+         * inflating is done).
          */
         MemorySegment data(Entry e, Arena arena) throws IOException {
             long start = dataStart(e);
@@ -371,13 +431,13 @@ public final class PthFile {
                 throw new IOException(path + ": zip entry " + e.name() + " claims " + e.size() + " bytes from "
                         + e.compressedSize() + " compressed");
             }
-            // inflate once without keeping the output: only a size that the data really has gets allocated
-            long actual = inflatedSize(e, raw);
-            if (actual != e.size()) {
-                throw new IOException(path + ": zip entry " + e.name() + " does not inflate to the " + e.size()
-                        + " bytes its header gives (" + (actual > e.size() ? "more" : actual + " bytes") + ")");
+            MemorySegment out;
+            try {
+                out = arena.allocate(Math.max(1, e.size()), 64).asSlice(0, e.size());
+            } catch (IllegalArgumentException tooMuch) {
+                throw new IOException(path + ": inflating zip entry " + e.name() + ": " + tooMuch.getMessage(),
+                        tooMuch);
             }
-            MemorySegment out = arena.allocate(Math.max(1, e.size()), 64).asSlice(0, e.size());
             Inflater inflater = new Inflater(true);
             try {
                 inflater.setInput(raw.asByteBuffer());
@@ -390,7 +450,8 @@ public final class PthFile {
                 }
                 if (!inflater.finished() || dst.hasRemaining()) {
                     throw new IOException(path + ": zip entry " + e.name() + " does not inflate to the "
-                            + e.size() + " bytes its header gives");
+                            + e.size() + " bytes its header gives (" + (dst.hasRemaining()
+                            ? dst.position() + " bytes" : "more") + ")");
                 }
             } catch (DataFormatException ex) {
                 throw new IOException(path + ": zip entry " + e.name() + " is corrupt: " + ex.getMessage(), ex);
@@ -399,28 +460,6 @@ public final class PthFile {
             }
             checkCrc(e, out);
             return out;
-        }
-
-        /** The number of bytes {@code raw} inflates to, counting at most one past the entry's stated size. */
-        private long inflatedSize(Entry e, MemorySegment raw) throws IOException {
-            Inflater inflater = new Inflater(true);
-            try {
-                inflater.setInput(raw.asByteBuffer());
-                byte[] scratch = new byte[64 << 10];
-                long total = 0;
-                while (!inflater.finished() && total <= e.size()) {
-                    int n = inflater.inflate(scratch);
-                    if (n == 0 && (inflater.needsInput() || inflater.needsDictionary())) {
-                        break;
-                    }
-                    total += n;
-                }
-                return total;
-            } catch (DataFormatException ex) {
-                throw new IOException(path + ": zip entry " + e.name() + " is corrupt: " + ex.getMessage(), ex);
-            } finally {
-                inflater.end();
-            }
         }
 
         /** The entry's bytes on the heap (CRC-checked), refusing entries larger than {@code limit}. */

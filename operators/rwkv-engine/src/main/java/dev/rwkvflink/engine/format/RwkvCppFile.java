@@ -13,7 +13,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Reader for rwkv.cpp model files (its {@code docs/FILE_FORMAT.md}), memory-mapped.
+ * Reader for rwkv.cpp model files (its {@code docs/FILE_FORMAT.md}), read into memory or mapped
+ * ({@link WeightFile.Access}).
  *
  * <pre>
  * header : int32 magic 0x67676d66 ("ggmf"), version (100 or 101), n_vocab, n_embed, n_layer, data_type
@@ -31,7 +32,7 @@ public final class RwkvCppFile {
     }
 
     public static WeightFile read(Path path) throws IOException {
-        return WeightFile.mapped(path, "rwkv.cpp", WeightFile.Origin.RWKV_CPP, (file, arena) -> parse(path, file));
+        return WeightFile.load(path, "rwkv.cpp", WeightFile.Origin.RWKV_CPP, (file, arena) -> parse(path, file));
     }
 
     static Map<String, Tensor> parse(Path path, MemorySegment file) throws IOException {

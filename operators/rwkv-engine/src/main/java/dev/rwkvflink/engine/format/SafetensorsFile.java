@@ -18,7 +18,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Reader for safetensors files (Hugging Face's format), memory-mapped, converted to the canonical form.
+ * Reader for safetensors files (Hugging Face's format), read into memory or mapped ({@link WeightFile.Access}),
+ * converted to the canonical form.
  *
  * <pre>
  * u64 LE  N                  header length
@@ -42,7 +43,7 @@ public final class SafetensorsFile {
     }
 
     public static WeightFile read(Path path) throws IOException {
-        return WeightFile.mapped(path, "safetensors", WeightFile.Origin.BLINKDL, (file, arena) -> {
+        return WeightFile.load(path, "safetensors", WeightFile.Origin.BLINKDL, (file, arena) -> {
             Map<String, Tensor> raw = parse(path, file);
             try {
                 if (FlaRwkv7Names.isFla(raw.keySet())) {

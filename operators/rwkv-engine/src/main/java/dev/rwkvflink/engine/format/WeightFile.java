@@ -17,7 +17,8 @@ import java.util.Map;
 
 /**
  * The tensors of one model file, in the project's canonical naming and conventions, plus the arena that owns
- * their memory (memory-mapped file or heap copies). Closing it unmaps the file.
+ * their memory (the file's bytes read into memory, or memory-mapped, see {@link Access}; plus heap copies).
+ * Closing it frees that memory.
  *
  * <p>Canonical form = the BlinkDL state-dict names ({@code blocks.N.att.key.weight}, ...) with the load-time
  * transforms that BlinkDL's reference loaders and rwkv.cpp's converter apply, so that the model code needs one
@@ -43,6 +44,36 @@ public final class WeightFile implements AutoCloseable {
         BLINKDL
     }
 
+    /**
+     * How a model file's bytes reach memory. {@link #READ} (the default) copies the file into memory owned by the
+     * process: a file replaced, truncated or overwritten in place while a job runs (a {@code cp new.bin model.bin}
+     * during a rolling update) cannot touch the loaded weights. {@link #MAP} memory-maps the file instead: no copy,
+     * pages shared with other processes that map the same file; but the file must then never change in place while
+     * it is loaded: a truncated mapped file kills the JVM with SIGBUS inside a compiled kernel, which no Java code
+     * can catch. Deployment rule for MAP: publish a new model as a new file and rename it over the old name (the
+     * old inode stays intact for its readers), never copy over it. Chosen with {@code -Drwkv.model.access=map}.
+     */
+    public enum Access {
+        READ,
+        MAP;
+
+        /** The system property that chooses the access of {@link #open(Path)}: {@code read} or {@code map}. */
+        public static final String PROPERTY = "rwkv.model.access";
+
+        /** The access the property names; READ when it is not set; a clear error for any other value. */
+        public static Access configured() {
+            String v = System.getProperty(PROPERTY, "read").trim();
+            return switch (v.toLowerCase(java.util.Locale.ROOT)) {
+                case "read" -> READ;
+                case "map" -> MAP;
+                default -> throw new IllegalArgumentException("-D" + PROPERTY + "=" + v + ": expected read or map");
+            };
+        }
+    }
+
+    /** Bytes read per call when a file is read into memory (a ByteBuffer view is at most 2 GiB). */
+    private static final long READ_SLICE = 1L << 30;
+
     private final Path path;
     private final String format;
     private final Origin origin;
@@ -57,24 +88,35 @@ public final class WeightFile implements AutoCloseable {
         this.arena = arena;
     }
 
-    /** Reads the tensors of a memory-mapped file; heap copies, if any, go to {@code arena}. */
+    /**
+     * Reads the tensors of a file's bytes (in memory or mapped); copies, if any, go to {@code arena}, which
+     * refuses more than the file's {@link LoadBudget}.
+     */
     @FunctionalInterface
-    interface MappedReader {
-        Map<String, Tensor> read(MemorySegment file, Arena arena) throws IOException;
+    interface BytesReader {
+        Map<String, Tensor> read(MemorySegment file, LoadBudget arena) throws IOException;
     }
 
     /**
-     * Memory-maps {@code path} into a new shared arena and builds a WeightFile from what {@code reader} finds in it;
-     * the arena is closed again if reading fails.
+     * Brings {@code path} into a new shared arena ({@link Access#configured()}: read or mapped) and builds a
+     * WeightFile from what {@code reader} finds in it; the arena is closed again if reading fails.
      */
-    static WeightFile mapped(Path path, String format, Origin origin, MappedReader reader) throws IOException {
+    static WeightFile load(Path path, String format, Origin origin, BytesReader reader) throws IOException {
+        return load(path, format, origin, reader, Access.configured());
+    }
+
+    static WeightFile load(Path path, String format, Origin origin, BytesReader reader, Access access)
+            throws IOException {
         Arena arena = Arena.ofShared();
         try {
             MemorySegment file;
             try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-                file = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+                file = access == Access.MAP
+                        ? ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena)
+                        : readAll(path, ch, arena);
             }
-            return new WeightFile(path, format, origin, reader.read(file, arena), arena);
+            LoadBudget budget = new LoadBudget(arena, format + " file", file.byteSize());
+            return new WeightFile(path, format, origin, reader.read(file, budget), arena);
         } catch (IOException e) {
             arena.close();
             throw e;
@@ -86,6 +128,32 @@ public final class WeightFile implements AutoCloseable {
             arena.close();
             throw new IOException(path + ": malformed " + format + " file (" + e + ")", e);
         }
+    }
+
+    /**
+     * Copies the whole file into memory of {@code arena}, in slices; a file that shrinks or grows while it is read
+     * (being replaced) is refused rather than loaded half old, half new.
+     */
+    private static MemorySegment readAll(Path path, FileChannel ch, Arena arena) throws IOException {
+        long size = ch.size();
+        MemorySegment bytes = arena.allocate(Math.max(size, 1), 64).asSlice(0, size);
+        long at = 0;
+        while (at < size) {
+            java.nio.ByteBuffer slice = bytes.asSlice(at, Math.min(READ_SLICE, size - at)).asByteBuffer();
+            while (slice.hasRemaining()) {
+                int n = ch.read(slice, at + slice.position());
+                if (n < 0) {
+                    throw new IOException(path + ": the file shrank while it was read (" + (at + slice.position())
+                            + " of " + size + " bytes): it is being replaced; load it again once it is complete");
+                }
+            }
+            at += slice.capacity();
+        }
+        if (ch.size() != size) {
+            throw new IOException(path + ": the file changed size while it was read (" + size + " -> " + ch.size()
+                    + " bytes): it is being replaced; load it again once it is complete");
+        }
+        return bytes;
     }
 
     /** Opens a model file, choosing the reader from the file's first bytes (not its name). */

@@ -508,6 +508,45 @@ class HostileModelFilesTest {
         }
     }
 
+    @Test
+    void pthFilesThatAskForMoreMemoryThanTheirSizeAllowsAreRefused() throws Exception {
+        Path out = Files.createDirectories(dir.resolve("budget"));
+        PythonFixtures.run("torch", "make_budget_pth.py", out.toString());
+        // 96 x 4 MiB declared by a 4 MiB file: strided views (each would be copied) and one storage under 96 names
+        assertRefused(out.resolve("strided-views.pth"), "its tensors declare 402653184 bytes");
+        assertRefused(out.resolve("shared-storage.pth"), "its tensors declare 402653184 bytes");
+        // 3 deflated storages of 96 MiB of zeros in a 0.3 MB file: each entry's ratio is possible, their sum is not
+        Path zeros = out.resolve("deflated-zeros.pth");
+        assertTrue(Files.size(zeros) < 1 << 20, "deflated-zeros.pth is " + Files.size(zeros) + " bytes");
+        assertRefused(zeros, "inflating zip entry");
+        assertRefused(zeros, "more than the " + LoadBudget.limitFor(Files.size(zeros)));
+    }
+
+    @Test
+    void pthArchivesWhoseEntriesShareBytesAreRefused() throws Exception {
+        Path model = pyFixtures().resolve("tiny-rwkv-7v0-834K-FP32.pth");
+        Path deflated = rezip("deflated-shared", model, true);
+        // point every storage's central-directory entry at the first storage's local header and data
+        byte[] b = Files.readAllBytes(deflated);
+        ByteBuffer buf = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+        int first = -1;
+        int forged = 0;
+        for (int p = 0; p + 46 <= b.length; p++) {
+            if (buf.getInt(p) == 0x02014b50 && buf.getShort(p + 10) == 8) {
+                if (first < 0) {
+                    first = buf.getInt(p + 42);
+                } else {
+                    buf.putInt(p + 42, first);
+                    forged++;
+                }
+            }
+        }
+        assertTrue(forged > 10, "forged " + forged + " offsets");
+        Path shared = dir.resolve("shared-data.pth");
+        Files.write(shared, b);
+        assertRefused(shared, "overlap; an archive that reuses bytes for several entries is refused");
+    }
+
     // ------------------------------------------------------------------ pickles that run code under Python
 
     @Test
