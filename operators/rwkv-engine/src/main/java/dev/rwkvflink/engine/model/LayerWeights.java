@@ -37,9 +37,17 @@ final class LayerWeights {
         return t;
     }
 
-    /** A matrix whose shape is read from the file (LoRA ranks vary by model size). */
-    Tensor mat(String name) {
-        return file.get(prefix + name);
+    /**
+     * The first matrix of a low-rank (LoRA) pair, "rank x in": its rank is read from the file (ranks vary by model
+     * size), its input width must be {@code in} (a narrower matrix would be read past its rows).
+     */
+    Tensor lora(String name, int in) {
+        Tensor t = file.get(prefix + name);
+        if (t.rank() != 2 || t.rows() < 1 || t.cols() != in) {
+            throw new IllegalArgumentException(file.path() + ": " + t + " is not rank x " + in
+                    + " (a low-rank matrix over the model's width " + in + ")");
+        }
+        return t;
     }
 
     boolean has(String name) {

@@ -43,21 +43,18 @@ final class Rwkv6Block extends RwkvBlock {
         for (int i = 0; i < 5; i++) {
             System.arraycopy(w.vec("att.time_maa_" + names[i], C), 0, maa, i * C, C);
         }
-        maaW1 = w.mat("att.time_maa_w1");
+        maaW1 = w.lora("att.time_maa_w1", C);
         int rank = maaW1.rows() / 5;
         if (maaW1.cols() != C || rank * 5 != maaW1.rows()) {
             throw new IllegalArgumentException(maaW1 + " is not (5 x rank) x " + C);
         }
-        Tensor w2 = w.mat("att.time_maa_w2");
-        if (w2.rows() != 5 * C || w2.cols() != rank) {
-            throw new IllegalArgumentException(w2 + " is not 5 x " + C + " x " + rank);
-        }
+        Tensor w2 = w.mat("att.time_maa_w2", 5 * C, rank); // (5, C, rank), read as 5C rows
         maaW2 = new Tensor[5];
         for (int i = 0; i < 5; i++) {
             maaW2[i] = w2.rowSlice(i * C, C);
         }
         decayBase = w.vec("att.time_decay", C);
-        decayW1 = w.mat("att.time_decay_w1");
+        decayW1 = w.lora("att.time_decay_w1", C);
         decayW2 = w.mat("att.time_decay_w2", C, decayW1.rows());
         first = w.vec("att.time_faaaa", C);
         lnxW = w.vec("att.ln_x.weight", C);

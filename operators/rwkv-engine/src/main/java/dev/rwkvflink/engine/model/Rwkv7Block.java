@@ -58,15 +58,15 @@ final class Rwkv7Block extends RwkvBlock {
         rk = w.vec("att.r_k", C);
         lnxW = w.vec("att.ln_x.weight", C);
         lnxB = w.vec("att.ln_x.bias", C);
-        w1 = w.mat("att.w1");
+        w1 = w.lora("att.w1", C);
         w2 = w.mat("att.w2", C, w1.rows());
-        a1 = w.mat("att.a1");
+        a1 = w.lora("att.a1", C);
         a2 = w.mat("att.a2", C, a1.rows());
-        g1 = w.mat("att.g1");
+        g1 = w.lora("att.g1", C);
         g2 = w.mat("att.g2", C, g1.rows());
         if (layer > 0) {
             v0 = w.vec("att.v0", C);
-            v1 = w.mat("att.v1");
+            v1 = w.lora("att.v1", C);
             v2 = w.mat("att.v2", C, v1.rows());
         } else {
             v0 = null;

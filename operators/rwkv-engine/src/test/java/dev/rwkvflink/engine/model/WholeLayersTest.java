@@ -58,6 +58,26 @@ class WholeLayersTest {
     }
 
     @Test
+    void aLowRankMatrixNarrowerThanTheModelInEveryLayerIsRefused() {
+        // every layer alike, so the layers agree with each other: the model's width (64) is what it must match
+        for (String lora : new String[] {"att.w1", "att.a1", "att.g1", "att.v1"}) {
+            WeightFile f = edited(t -> {
+                for (int layer = 0; layer < SHAPE.layers(); layer++) {
+                    String name = "blocks." + layer + "." + lora;
+                    Tensor w = t.get(name);
+                    if (w != null) {
+                        t.put(name, Tensor.ofFloats(name, new float[(int) w.size() / 2], w.dim(0), w.dim(1) / 2));
+                    }
+                }
+            });
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> RwkvModel.of(f, new dev.rwkvflink.engine.backend.ScalarBackend()));
+            assertTrue(e.getMessage().contains(lora) && e.getMessage().contains("is not rank x 64"),
+                    lora + ": " + e.getMessage());
+        }
+    }
+
+    @Test
     void anUnexpectedBlockTensorIsNamed() {
         String m = refusal(edited(t -> t.put("blocks.2.att.extra", Tensor.ofFloats("blocks.2.att.extra",
                 new float[4], 4))));
