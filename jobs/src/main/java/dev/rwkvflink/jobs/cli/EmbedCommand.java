@@ -1,6 +1,5 @@
 package dev.rwkvflink.jobs.cli;
 
-import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.json.JsonWriteFeature;
@@ -20,11 +19,14 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.io.StringWriter;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /**
- * Embeds one text file: its bytes, tokenized as a whole, advance a fresh state in one engine call
- * ({@code model.hidden(state, tokens)}); the hidden vector and the final state are pooled, standardized with
+ * Embeds one text file: its bytes, read and tokenized piece by piece ({@link ChunkTokenizer}: exactly the tokens
+ * of the whole text), advance a fresh state ({@code model.hidden(state, tokens)} per piece: the same bits as one
+ * call over all tokens), so memory stays bounded whatever the file's size, and a terminal sees progress. The
+ * hidden vector and the final state are pooled, standardized with
  * {@code --stats} if given, and L2-normalised ({@link Embedder}). Prints one JSON line:
  * <pre>{"key":"&lt;file name&gt;","dim":N,"vector":[f1,f2,...]}</pre>
  * Each float is written as {@link Float#toString(float)} writes it, which reads back to the same float; the key is
@@ -69,34 +71,45 @@ final class EmbedCommand implements Callable<Integer> {
                     + "Default: ${DEFAULT-VALUE}.")
     String backend;
 
+    @Option(names = "--progress", negatable = true, paramLabel = "",
+            description = "Show progress on stderr (--no-progress: never). Default: when stderr is a terminal.")
+    Boolean progress;
+
+    /** Bytes read per piece (hidden: tests make it tiny to check that pieces change nothing). */
+    @Option(names = "--read-bytes", hidden = true, defaultValue = "65536")
+    int readBytes;
+
     @Override
     public Integer call() throws Exception {
         Pooling requested = Pooling.parse(pooling);
-        byte[] text = InputFiles.read(textFile, "--text-file",
-                InputFiles.WHOLE_FILE_BYTES);
-        if (text.length == 0) {
-            throw new IllegalArgumentException(textFile + " is empty: there is no text to embed");
-        }
+        TextPieces text = new TextPieces(textFile, "--text-file", readBytes);
+        long size = text.size();
         Backend be = Backends.byName(backend);
         try (RwkvModel m = openModel(be)) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
-            // The whole file as the last (and only) piece: the chunked tokenizer then equals encodeBytes.
-            int[] tokens = tokenizer.chunked().feed(new byte[0], text, true).tokens();
-            if (tokens.length == 0) {
+            Embedder embedder = embedder(m, requested);
+            TerminalProgress shown = new TerminalProgress(System.err, progress);
+            RwkvState state = m.newState();
+            float[][] hidden = new float[1][];
+            long tokens = text.tokenize(tokenizer.chunked(), (pieceTokens, read) -> {
+                hidden[0] = m.hidden(state, pieceTokens);
+                shown.update(String.format(Locale.ROOT, "embedding %s: %s of %s (%.0f%%)", textFile.getFileName(),
+                        TerminalProgress.megabytes(read), TerminalProgress.megabytes(size), 100.0 * read / size));
+            });
+            shown.done();
+            if (tokens == 0) {
                 throw new IllegalArgumentException(textFile + ": the text gives no tokens to embed");
             }
-            Embedder embedder = embedder(m, requested);
-
-            long start = System.nanoTime();
-            RwkvState state = m.newState();
-            float[] hidden = m.hidden(state, tokens);
-            float[] vector = embedder.embed(hidden, state);
-            double seconds = (System.nanoTime() - start) / 1e9;
+            float[] vector = embedder.embed(hidden[0], state);
 
             System.out.println(jsonLine(textFile.getFileName().toString(), vector));
             System.err.printf("embedded %d bytes (%d tokens) in %.2f s on the %s backend: pooling %s%s, dim %d%n",
-                    text.length, tokens.length, seconds, m.backend().name(), embedder.pooling(),
+                    size, tokens, shown.seconds(), m.backend().name(), embedder.pooling(),
                     stats != null ? " standardized" : "", vector.length);
+            if (text.grew()) {
+                System.err.printf("warning: %s grew while it was read; its first %d bytes (its size when embedding"
+                        + " began) were embedded%n", textFile, size);
+            }
             return 0;
         }
     }

@@ -128,6 +128,79 @@ class EmbedCommandTest {
         }
     }
 
+    /**
+     * A file read in pieces (1, 5 and 64 Ki bytes: pieces end inside multi-byte characters and inside World tokens)
+     * embeds to the bits of one engine call over the whole text, on the byte-level demo model and on a World model.
+     */
+    @Test
+    void aTextReadInPiecesEmbedsToTheBitsOfOneCall() throws Exception {
+        Path file = tmp.resolve("pieces.txt");
+        byte[] text = TEXT.repeat(7).getBytes(StandardCharsets.UTF_8);
+        Files.write(file, text);
+        try (RwkvModel demo = RandomModels.demo(Backends.defaultBackend())) {
+            float[] expected = expectedEmbedding(demo, text, new Embedder(demo.config(), Pooling.HIDDEN, null));
+            for (String piece : new String[] {"1", "5", "65536"}) {
+                Run r = run("embed", "--text-file", file.toString(), "--read-bytes", piece, "--no-progress");
+                assertEquals(0, r.rc(), r.err());
+                assertJsonLine(r.out(), "pieces.txt", expected);
+            }
+        }
+        Path vocab = reference("rwkv_vocab_v20230424.txt");
+        // a small random model over the World vocabulary (65,536 tokens), written as an rwkv.cpp file
+        Path model = tmp.resolve("world-random.bin");
+        try (var weights = RandomModels.rwkv7(new RandomModels.Rwkv7Shape(2, 32, 32, 65536, 64, 8, 8, 8, 8), 11,
+                dev.rwkvflink.engine.tensor.WeightType.F32)) {
+            dev.rwkvflink.engine.format.RwkvCppWriter.write(weights, model);
+        }
+        String whole = run("embed", "--text-file", file.toString(), "--model", model.toString(), "--vocab",
+                vocab.toString(), "--read-bytes", String.valueOf(text.length)).out();
+        assertTrue(whole.startsWith("{\"key\":\"pieces.txt\""), whole);
+        for (String piece : new String[] {"1", "5"}) {
+            assertEquals(whole, run("embed", "--text-file", file.toString(), "--model", model.toString(), "--vocab",
+                    vocab.toString(), "--read-bytes", piece).out(), "pieces of " + piece + " bytes");
+        }
+    }
+
+    /**
+     * Reading and tokenizing run in bounded memory: a child JVM with a 32 MiB heap reads a 200 MB file (seeded
+     * random bytes) in pieces and counts its tokens; read whole, the bytes alone would need 200 MB of heap.
+     */
+    @Test
+    void a200MbTextIsReadInBoundedMemory() throws Exception {
+        Path file = tmp.resolve("big.txt");
+        long size = 200_000_000L;
+        java.util.Random rnd = new java.util.Random(20261207L);
+        byte[] block = new byte[1 << 20];
+        int lastByte = 0;
+        try (java.io.OutputStream out = Files.newOutputStream(file)) {
+            for (long written = 0; written < size; written += block.length) {
+                rnd.nextBytes(block);
+                int n = (int) Math.min(block.length, size - written);
+                out.write(block, 0, n);
+                lastByte = block[n - 1] & 0xFF;
+            }
+        }
+        Process p = new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx32m", "-cp", System.getProperty("java.class.path"), CountTokens.class.getName(), file.toString())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), out);
+        assertEquals(0, p.exitValue(), out);
+        assertEquals("tokens " + size + " last " + lastByte + " maxHeap<=32MiB true", out.strip());
+    }
+
+    /** The child of {@link #a200MbTextIsReadInBoundedMemory}: byte tokens of a file, counted piece by piece. */
+    public static final class CountTokens {
+        public static void main(String[] args) throws Exception {
+            TextPieces pieces = new TextPieces(Path.of(args[0]), "--text-file", 65536);
+            int[] last = {-1};
+            long n = pieces.tokenize(new dev.rwkvflink.engine.tokenizer.ByteTokenizer().chunked(),
+                    (tokens, read) -> last[0] = tokens[tokens.length - 1]);
+            System.out.println("tokens " + n + " last " + last[0] + " maxHeap<=32MiB "
+                    + (Runtime.getRuntime().maxMemory() <= 32L << 20));
+        }
+    }
+
     /** A real model file and standardization statistics computed here. */
     @Test
     void embedsWithAModelFileAndStatistics() throws Exception {

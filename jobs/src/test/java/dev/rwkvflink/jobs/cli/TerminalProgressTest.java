@@ -1,0 +1,48 @@
+package dev.rwkvflink.jobs.cli;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The progress line: rewritten in place at most twice a second, cleared at the end, silent when not shown. */
+class TerminalProgressTest {
+
+    @Test
+    void theLineIsRewrittenAtMostTwiceASecondAndClearedAtTheEnd() {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        long[] now = {0};
+        TerminalProgress p = new TerminalProgress(new PrintStream(buf, true, StandardCharsets.UTF_8), true,
+                () -> now[0]);
+        p.update("a"); // t = 0: too soon
+        now[0] = 400_000_000L;
+        p.update("b"); // 0.4 s: too soon
+        now[0] = 600_000_000L;
+        p.update("step 1");
+        now[0] = 800_000_000L;
+        p.update("c"); // 0.2 s after the last print: too soon
+        now[0] = 2_000_000_000L;
+        p.update("s2");
+        p.done();
+        String line1 = "step 1 (1 s)"; // 0.6 s rounds to 1
+        String line2 = "s2 (2 s)";
+        assertEquals("\r" + line1 + "\r" + line2 + " ".repeat(line1.length() - line2.length())
+                + "\r" + " ".repeat(line2.length()) + "\r", buf.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void nothingIsPrintedWhenNotShown() {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        long[] now = {0};
+        TerminalProgress p = new TerminalProgress(new PrintStream(buf, true, StandardCharsets.UTF_8), false,
+                () -> now[0]);
+        now[0] = 5_000_000_000L;
+        p.update("x");
+        p.done();
+        assertEquals("", buf.toString(StandardCharsets.UTF_8));
+        assertEquals(5.0, p.seconds());
+    }
+}
