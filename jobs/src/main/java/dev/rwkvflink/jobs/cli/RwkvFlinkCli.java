@@ -76,7 +76,8 @@ public final class RwkvFlinkCli implements Runnable {
 
     /** One line: "error: " and the message (an Error with its type and cause, e.g. the heap space it ran out of). */
     static void report(java.io.PrintWriter err, Throwable e) {
-        String message = e.getMessage() == null ? e.toString() : e.getMessage();
+        String message = e instanceof java.nio.file.FileSystemException fs ? fileProblem(fs)
+                : e.getMessage() == null ? e.toString() : e.getMessage();
         if (e instanceof Error) {
             message = e.getClass().getSimpleName() + ": " + message
                     + (e instanceof OutOfMemoryError ? " (the input or model needs more memory than -Xmx allows)" : "");
@@ -86,5 +87,35 @@ public final class RwkvFlinkCli implements Runnable {
             e.printStackTrace(err);
         }
         err.flush();
+    }
+
+    /**
+     * A file-system failure as a sentence: NIO's messages are often the bare path ({@code NoSuchFileException:
+     * /out/h.json}), which names neither the problem nor, for an output, the folder that is missing.
+     */
+    static String fileProblem(java.nio.file.FileSystemException e) {
+        String file = e.getFile();
+        if (file == null) {
+            return String.valueOf(e.getMessage());
+        }
+        java.nio.file.Path path = java.nio.file.Path.of(file);
+        java.nio.file.Path parent = path.toAbsolutePath().getParent();
+        String other = e.getOtherFile() != null ? " -> " + e.getOtherFile() : "";
+        if (e instanceof java.nio.file.NoSuchFileException) {
+            if (parent != null && !java.nio.file.Files.isDirectory(parent)) {
+                return file + other + ": no such directory " + parent + " (create it first)";
+            }
+            return file + other + ": no such file";
+        }
+        if (e instanceof java.nio.file.AccessDeniedException) {
+            return file + other + ": permission denied";
+        }
+        if (e instanceof java.nio.file.FileAlreadyExistsException) {
+            return file + other + ": already exists";
+        }
+        if (e instanceof java.nio.file.NotDirectoryException) {
+            return file + other + ": not a directory";
+        }
+        return file + other + ": " + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName());
     }
 }

@@ -210,6 +210,23 @@ class RwkvFlinkCliTest {
                 err);
     }
 
+    /** An output in a folder that does not exist is named as such, not as a bare path (NIO's message). */
+    @Test
+    void aMissingOutputDirectoryIsNamedAsSuch() throws Exception {
+        Path missing = tmp.resolve("no-such-dir");
+        Path model = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", "rwkv-cpp-tests",
+                "tiny-rwkv-7v0-834K-FP32.bin");
+        Assumptions.assumeTrue(Files.isRegularFile(model), "reference model absent: " + model);
+        StringWriter err = new StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new PrintWriter(err));
+        int rc = RwkvFlinkCli.run(cl, "logits", "--model", model.toString(), "--tokens", "3", "--out",
+                missing.resolve("l.bin").toString());
+        assertEquals(1, rc, err.toString());
+        assertEquals("error: " + missing.resolve("l.bin") + ": no such directory " + missing + " (create it first)",
+                err.toString().strip());
+    }
+
     /** File options are files: /dev/zero (endless), a directory or a FIFO is one line, never an OOM or a hang. */
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({"embed, --text-file", "fit, --data"})
