@@ -27,6 +27,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -105,8 +106,30 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--holdout", defaultValue = "0.2", description = "Fraction held out for accuracy. Default: ${DEFAULT-VALUE}.")
     double holdout;
 
-    @Option(names = "--epochs", defaultValue = "300", description = "Default: ${DEFAULT-VALUE}.")
-    int epochs;
+    @Option(names = "--epochs", paramLabel = "N",
+            description = "Passes over the training examples. Default: " + SoftmaxTrainer.DEFAULT_FULL_BATCH_EPOCHS
+                    + " full-batch steps for small problems, else " + SoftmaxTrainer.DEFAULT_MINI_BATCH_EPOCHS
+                    + " epochs of mini-batches.")
+    Integer epochs;
+
+    @Option(names = "--batch-size", paramLabel = "N",
+            description = "Examples per Adam step; 0: all (full batch). Default: full batch for small problems, "
+                    + "else " + SoftmaxTrainer.DEFAULT_BATCH + " (see --max-train-work).")
+    Integer batchSize;
+
+    @Option(names = "--negatives", paramLabel = "N",
+            description = "With mini-batches, labels sampled per step besides the batch's own (0: all labels). "
+                    + "Default: " + SoftmaxTrainer.DEFAULT_NEGATIVES + ".")
+    Integer negatives;
+
+    @Option(names = "--max-train-work", defaultValue = "3e11", paramLabel = "MACS",
+            description = "Refuse a training plan of more multiply-adds than this (about 1e9 per second on one "
+                    + "core). Default: ${DEFAULT-VALUE}.")
+    double maxTrainWork;
+
+    @Option(names = "--progress", negatable = true, paramLabel = "",
+            description = "Show progress on stderr (--no-progress: never). Default: when stderr is a terminal.")
+    Boolean progress;
 
     @Option(names = "--lr", defaultValue = "0.05", description = "Adam learning rate. Default: ${DEFAULT-VALUE}.")
     double learningRate;
@@ -114,7 +137,8 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--l2", defaultValue = "1e-4", description = "L2 penalty on the weights. Default: ${DEFAULT-VALUE}.")
     double l2;
 
-    @Option(names = "--seed", defaultValue = "1", description = "Seed of the train/held-out split. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the train/held-out split, the mini-batch order and the sampled labels. "
+            + "Default: ${DEFAULT-VALUE}.")
     long seed;
 
     /** A labelled text, or labelled token ids (from a topic whose chunks carry token ids). */
@@ -135,8 +159,17 @@ final class FitCommand implements Callable<Integer> {
         if (!(l2 >= 0) || Double.isInfinite(l2)) {
             throw new IllegalArgumentException("--l2 must be a finite number >= 0, got " + l2);
         }
-        if (epochs < 1) {
+        if (epochs != null && epochs < 1) {
             throw new IllegalArgumentException("--epochs must be >= 1, got " + epochs);
+        }
+        if (batchSize != null && batchSize < 0) {
+            throw new IllegalArgumentException("--batch-size must be >= 0, got " + batchSize);
+        }
+        if (negatives != null && negatives < 0) {
+            throw new IllegalArgumentException("--negatives must be >= 0, got " + negatives);
+        }
+        if (!(maxTrainWork >= 1)) {
+            throw new IllegalArgumentException("--max-train-work must be a number >= 1, got " + maxTrainWork);
         }
         PrintWriter stdout = spec.commandLine().getOut();
         PrintWriter stderr = spec.commandLine().getErr();
@@ -146,13 +179,26 @@ final class FitCommand implements Callable<Integer> {
         if (labels.size() < 2) {
             throw new IllegalArgumentException(source + ": needs at least two different labels, found " + labels);
         }
+        Map<String, Integer> labelIndex = new HashMap<>();
+        for (String label : labels) {
+            labelIndex.put(label, labelIndex.size());
+        }
         try (RwkvModel m = ModelSources.open(model, Backends.byName(backend))) {
             Tokenizer tok = Tokenizers.forModel(m.config().vocab(), vocab);
             Pooling p = Pooling.parse(pooling);
             Embedder raw = new Embedder(m.config(), p, null);
+            int trainCount = examples.size() - (int) Math.round(examples.size() * holdout);
+            if (trainCount < 1) {
+                throw new IllegalArgumentException(source + ": " + examples.size() + " examples leave none to train on"
+                        + " with --holdout " + holdout);
+            }
+            SoftmaxTrainer.Plan plan = plan(trainCount, labels.size(), raw.dimension());
+            checkAffordable(source, plan, examples.size(), raw.dimension());
+            TerminalProgress shown = new TerminalProgress(System.err, progress);
             long start = System.nanoTime();
             float[][] pooled = new float[examples.size()][];
             for (int i = 0; i < pooled.length; i++) {
+                shown.update("embedding example " + (i + 1) + " of " + pooled.length);
                 Example example = examples.get(i);
                 int[] ids = example.tokens() != null ? example.tokens()
                         : tok.encodeBytes(example.text().getBytes(StandardCharsets.UTF_8));
@@ -168,6 +214,7 @@ final class FitCommand implements Callable<Integer> {
                 RwkvState s = m.newState();
                 pooled[i] = raw.pool(m.hidden(s, ids), s);
             }
+            shown.done();
             stderr.printf("embedded %d texts in %.1f s%n", pooled.length, (System.nanoTime() - start) / 1e9);
 
             boolean[] test = split(pooled.length, holdout, seed);
@@ -184,25 +231,113 @@ final class FitCommand implements Callable<Integer> {
             List<Integer> testY = new ArrayList<>();
             for (int i = 0; i < pooled.length; i++) {
                 float[] e = embedder.finish(pooled[i]);
-                int y = labels.indexOf(examples.get(i).label());
+                int y = labelIndex.get(examples.get(i).label());
                 (test[i] ? testX : trainX).add(e);
                 (test[i] ? testY : trainY).add(y);
             }
-            LinearHead head = new SoftmaxTrainer(epochs, learningRate, l2).fit(trainX.toArray(float[][]::new),
-                    trainY.stream().mapToInt(Integer::intValue).toArray(), labels, m.fingerprint(), raw.pooling());
+            stderr.printf("training: %s (%.2g multiply-adds)%n", plan.describe(), (double) plan.work());
+            long trainStart = System.nanoTime();
+            LinearHead head = new SoftmaxTrainer(learningRate, l2, seed).fit(plan, trainX.toArray(float[][]::new),
+                    trainY.stream().mapToInt(Integer::intValue).toArray(), labels, m.fingerprint(), raw.pooling(),
+                    epoch -> shown.update("training epoch " + epoch + " of " + plan.epochs()));
+            shown.done();
+            stderr.printf("trained in %.1f s%n", (System.nanoTime() - trainStart) / 1e9);
             head.save(out);
             if (statsOut != null) {
                 stats.save(statsOut);
             }
-            double trainAcc = SoftmaxTrainer.accuracy(head, trainX.toArray(float[][]::new),
-                    trainY.stream().mapToInt(Integer::intValue).toArray());
-            double testAcc = SoftmaxTrainer.accuracy(head, testX.toArray(float[][]::new),
-                    testY.stream().mapToInt(Integer::intValue).toArray());
-            stdout.printf(Locale.ROOT,
-                    "labels %s; %d training, %d held out; training accuracy %.3f, held-out accuracy %s%n", labels, trainX.size(), testX.size(), trainAcc,
-                    testX.isEmpty() ? "n/a" : String.format(Locale.ROOT, "%.3f", testAcc));
+            // accuracy costs examples x labels x dimension: with many of both it is measured on a seeded sample
+            Sample trainSample = Sample.of(trainX, trainY, seed);
+            Sample testSample = Sample.of(testX, testY, seed + 1);
+            double trainAcc = SoftmaxTrainer.accuracy(head, trainSample.x(), trainSample.y());
+            double testAcc = SoftmaxTrainer.accuracy(head, testSample.x(), testSample.y());
+            stdout.printf(Locale.ROOT, "labels %s; %d training, %d held out; training accuracy %.3f%s, held-out "
+                            + "accuracy %s%n", labelList(labels), trainX.size(), testX.size(), trainAcc,
+                    trainSample.of(trainX.size()),
+                    testX.isEmpty() ? "n/a" : String.format(Locale.ROOT, "%.3f", testAcc) + testSample.of(testX.size()));
             stdout.printf("head written to %s%s%n", out, statsOut != null ? ", statistics to " + statsOut : "");
             return 0;
+        }
+    }
+
+    /** Examples scored for accuracy at most (scoring costs examples x labels x dimension multiply-adds). */
+    static final int ACCURACY_SAMPLE = 10_000;
+
+    /** At most {@link #ACCURACY_SAMPLE} examples of a split, drawn by a seeded shuffle when there are more. */
+    record Sample(float[][] x, int[] y) {
+        static Sample of(List<float[]> x, List<Integer> y, long seed) {
+            int[] pick = new int[x.size()];
+            java.util.Arrays.setAll(pick, i -> i);
+            if (pick.length > ACCURACY_SAMPLE) {
+                SplittableRandom rnd = new SplittableRandom(seed);
+                for (int i = 0; i < ACCURACY_SAMPLE; i++) {
+                    int j = i + rnd.nextInt(pick.length - i);
+                    int t = pick[i];
+                    pick[i] = pick[j];
+                    pick[j] = t;
+                }
+                pick = java.util.Arrays.copyOf(pick, ACCURACY_SAMPLE);
+            }
+            float[][] xs = new float[pick.length][];
+            int[] ys = new int[pick.length];
+            for (int i = 0; i < pick.length; i++) {
+                xs[i] = x.get(pick[i]);
+                ys[i] = y.get(pick[i]);
+            }
+            return new Sample(xs, ys);
+        }
+
+        /** " (on N of M)" when this is a sample, else nothing. */
+        String of(int total) {
+            return x.length < total ? " (on " + x.length + " of " + total + ")" : "";
+        }
+    }
+
+    /** The labels, or their count and the first ten when there are many. */
+    static String labelList(List<String> labels) {
+        if (labels.size() <= 20) {
+            return labels.toString();
+        }
+        return labels.size() + " " + labels.subList(0, 10).toString().replace("]", ", ...]");
+    }
+
+    /** The training plan: the options' batch size and negatives, or the automatic plan of this problem's size. */
+    SoftmaxTrainer.Plan plan(int trainExamples, int labelCount, int dim) {
+        if (batchSize == null && negatives == null) {
+            return epochs == null ? SoftmaxTrainer.Plan.auto(trainExamples, labelCount, dim)
+                    : SoftmaxTrainer.Plan.auto(epochs, trainExamples, labelCount, dim);
+        }
+        int batch = batchSize != null ? batchSize : SoftmaxTrainer.DEFAULT_BATCH;
+        int sampled = negatives != null ? negatives : SoftmaxTrainer.DEFAULT_NEGATIVES;
+        boolean full = batch == 0 || batch >= trainExamples;
+        int passes = epochs != null ? epochs
+                : full ? SoftmaxTrainer.DEFAULT_FULL_BATCH_EPOCHS : SoftmaxTrainer.DEFAULT_MINI_BATCH_EPOCHS;
+        return new SoftmaxTrainer.Plan(passes, batch, sampled, trainExamples, labelCount, dim);
+    }
+
+    /**
+     * Refuses, before anything is embedded, a plan whose training would take more than --max-train-work
+     * multiply-adds or whose weights, moments and embeddings would not fit the heap, saying what to change.
+     */
+    private void checkAffordable(String source, SoftmaxTrainer.Plan plan, int exampleCount, int dim) {
+        if (plan.work() > maxTrainWork) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%s: training %d examples over %d labels "
+                    + "(dimension %d; %s) takes %.2g multiply-adds, more than --max-train-work %.2g (about %.0f min "
+                    + "at 1e9/s): use fewer --epochs%s, or raise --max-train-work", source, plan.examples(),
+                    plan.labels(), dim, plan.describe(), (double) plan.work(), maxTrainWork, plan.work() / 1e9 / 60,
+                    plan.fullBatch() ? ", mini-batches with sampled labels (--batch-size 256 --negatives 256)"
+                            : ", fewer --negatives or a smaller --batch-size"));
+        }
+        Runtime rt = Runtime.getRuntime();
+        long embeddings = 2L * exampleCount * dim * Float.BYTES; // pooled and normalised copies
+        long needed = plan.memoryBytes() + embeddings;
+        long available = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (needed > available) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%s: training %d examples over %d labels "
+                    + "(dimension %d) needs about %d MiB of heap (weights and Adam moments %d MiB, embeddings %d MiB),"
+                    + " %d MiB are available: give the JVM more (RWKV_JAVA_OPTS=-Xmx...) or use fewer labels",
+                    source, exampleCount, plan.labels(), dim, needed >> 20, plan.memoryBytes() >> 20,
+                    embeddings >> 20, available >> 20));
         }
     }
 

@@ -102,6 +102,69 @@ class FitCommandTest {
         assertTrue(!Files.exists(dir.resolve("h.json")), "nothing written");
     }
 
+    /** {@code n} examples of 8 random letters (seeded), each with its own label (n labels). */
+    private Path uniqueLabels(int n, long seed) throws Exception {
+        Random rnd = new Random(seed);
+        List<String> lines = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            StringBuilder sb = new StringBuilder();
+            for (int j = 0; j < 8; j++) {
+                sb.append((char) ('a' + rnd.nextInt(26)));
+            }
+            lines.add("{\"text\": \"" + sb + "\", \"label\": \"L" + i + "\"}");
+        }
+        Path data = dir.resolve("unique-" + n + ".jsonl");
+        Files.write(data, lines, StandardCharsets.UTF_8);
+        return data;
+    }
+
+    /**
+     * 10^5 examples with 10^5 labels: a plan past --max-train-work is refused before anything is embedded, naming
+     * its cost and what to change (300 epochs of mini-batches: 7.9e11 multiply-adds on the demo model's 32 wide
+     * embeddings); nothing is written.
+     */
+    @Test
+    void aTrainingPlanPastTheWorkLimitIsRefusedBeforeEmbedding() throws Exception {
+        Path data = uniqueLabels(100_000, 21);
+        String out = dir.resolve("h.json").toString();
+        String err = fitError("--data", data.toString(), "--out", out, "--epochs", "300");
+        assertEquals("error: " + data + ": training 80000 examples over 100000 labels (dimension 32; mini-batches of "
+                + "256, 256 sampled labels per step, 300 epochs) takes 7.9e+11 multiply-adds, more than "
+                + "--max-train-work 3.0e+11 (about 13 min at 1e9/s): use fewer --epochs, fewer --negatives or a "
+                + "smaller --batch-size, or raise --max-train-work", err);
+        assertTrue(!Files.exists(Path.of(out)), "nothing written");
+        // full batch over all labels is refused the same way, suggesting mini-batches
+        String full = fitError("--data", data.toString(), "--out", out, "--batch-size", "0", "--epochs", "1");
+        assertTrue(full.contains("full batch, 1 epochs) takes 5.1e+11 multiply-adds") && full.contains(
+                "mini-batches with sampled labels (--batch-size 256 --negatives 256)"), full);
+    }
+
+    /**
+     * 20,000 examples with 20,000 labels on the default plan (mini-batches with sampled labels, measured at 10^5 x
+     * 10^5 in docs/reliability.md): it trains, reports accuracy on a sample, and the head has every label.
+     */
+    @Test
+    void manyExamplesWithManyLabelsTrainOnMiniBatches() throws Exception {
+        Path data = uniqueLabels(20_000, 22);
+        Path head = dir.resolve("head.json");
+        var out = new java.io.StringWriter();
+        var err = new java.io.StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setOut(new java.io.PrintWriter(out));
+        cl.setErr(new java.io.PrintWriter(err));
+        assertEquals(0, cl.execute("fit", "--data", data.toString(), "--out", head.toString(), "--holdout", "0.1"),
+                err.toString());
+        assertTrue(err.toString().contains("training: mini-batches of 256, 256 sampled labels per step, 10 epochs"),
+                err.toString());
+        assertTrue(out.toString().startsWith("labels 20000 [L0, L1, L10, L100, L1000, L10000, L10001, L10002, L10003, "
+                + "L10004, ...]; 18000 training, 2000 held out; training accuracy "), out.toString());
+        assertTrue(out.toString().contains("(on 10000 of 18000), held-out accuracy 0.000\n"), out.toString());
+        try (RwkvModel demo = dev.rwkvflink.engine.model.RandomModels.demo(Backends.defaultBackend())) {
+            LinearHead h = LinearHead.load(head, demo.fingerprint(), Pooling.HIDDEN);
+            assertEquals(20_000, h.labels().size());
+        }
+    }
+
     /** Runs fit expecting exit code 1 and returns its first stderr line. */
     private static String fitError(String... args) {
         var err = new java.io.StringWriter();
