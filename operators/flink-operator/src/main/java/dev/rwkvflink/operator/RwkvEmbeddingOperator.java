@@ -130,7 +130,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
         int device = GpuChoice.isGpu(config.backend) ? GpuChoice.device(config.cudaDevice,
                 getRuntimeContext().getExternalResourceInfos(GpuChoice.RESOURCE), subtask) : -1;
-        loaded = SharedModels.acquire(config.modelSpec(device));
+        loaded = acquireModel(device);
         if (GpuChoice.isGpu(config.backend)) {
             LOG.info("subtask {} runs on {} (CUDA device {})", subtask, loaded.model().backend().name(),
                     device >= 0 ? device : "default, rwkv.cuda.device");
@@ -159,6 +159,23 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         if (LOG.isDebugEnabled()) {
             LOG.debug("open {} hot states: {} slots, snapshot every {} tokens", traceId, hot.capacity(),
                     snapshotTokens);
+        }
+    }
+
+    /**
+     * The shared model, or a failure that ends the job without restarts when the model file itself is refused
+     * (malformed, hostile, over a loader's budget, not a whole model): restarting cannot fix a file, and a restart
+     * loop would only hide the reason. A file that is missing or unreadable (a mount not there yet, permissions)
+     * fails the task normally, so the restart strategy retries it.
+     */
+    private SharedModels.LoadedModel acquireModel(int device) throws Exception {
+        try {
+            return SharedModels.acquire(config.modelSpec(device));
+        } catch (java.nio.file.NoSuchFileException | java.nio.file.AccessDeniedException e) {
+            throw e;
+        } catch (java.io.IOException | IllegalArgumentException e) {
+            LOG.error("model {} refused, failing the job without restarts: {}", config.modelPath, e.getMessage());
+            throw new org.apache.flink.runtime.execution.SuppressRestartsException(e);
         }
     }
 
