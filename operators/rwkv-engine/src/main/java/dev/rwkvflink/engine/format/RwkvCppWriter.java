@@ -36,13 +36,17 @@ public final class RwkvCppWriter {
             o.write(ints(RwkvCppFile.MAGIC, VERSION, (int) emb.dim(0), (int) emb.dim(1), layers,
                     ggmlId(matrices, "blocks.0.att.key.weight")));
             for (Tensor t : weights.tensors().values()) {
+                if (LAYER0_UNUSED.contains(t.name())) {
+                    continue;
+                }
                 byte[] key = t.name().getBytes(StandardCharsets.UTF_8);
-                int[] header = new int[3 + t.rank()];
-                header[0] = t.rank();
+                long[] shape = rwkvCppShape(t);
+                int[] header = new int[3 + shape.length];
+                header[0] = shape.length;
                 header[1] = key.length;
                 header[2] = ggmlId(t.type(), t.name());
-                for (int i = 0; i < t.rank(); i++) {
-                    header[3 + i] = Math.toIntExact(t.dim(t.rank() - 1 - i)); // ggml order is reversed
+                for (int i = 0; i < shape.length; i++) {
+                    header[3 + i] = Math.toIntExact(shape[shape.length - 1 - i]); // ggml order is reversed
                 }
                 o.write(ints(header));
                 o.write(key);
@@ -56,6 +60,33 @@ public final class RwkvCppWriter {
             }
         }
     }
+
+    /**
+     * rwkv.cpp's own shape for a tensor: its converter keeps RWKV-7's mixing and per-channel vectors with the
+     * broadcast axes of BlinkDL's checkpoints ({@code x_rwkvag} (6, 1, C); {@code w0, a0, v0, k_k, k_a, ffn.x_k}
+     * (1, 1, C)), and its graph relies on them. Our canonical form drops those axes (the reader accepts both).
+     */
+    static long[] rwkvCppShape(Tensor t) {
+        String n = t.name();
+        if (n.endsWith(".att.x_rwkvag") && t.rank() == 2) {
+            return new long[] {t.dim(0), 1, t.dim(1)};
+        }
+        if (t.rank() == 1 && V7_VECTORS.stream().anyMatch(n::endsWith)) {
+            return new long[] {1, 1, t.dim(0)};
+        }
+        return t.shape();
+    }
+
+    /** RWKV-7 per-channel vectors that rwkv.cpp stores as (1, 1, C). */
+    private static final java.util.List<String> V7_VECTORS =
+            java.util.List.of(".att.w0", ".att.a0", ".att.v0", ".att.k_k", ".att.k_a", ".ffn.x_k");
+
+    /**
+     * RWKV-7's value residual of layer 0, which the math never reads (layer 0's values are the residual); rwkv.cpp
+     * files do not have it, and its loader fails on tensors it did not expect.
+     */
+    private static final java.util.Set<String> LAYER0_UNUSED =
+            java.util.Set.of("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2");
 
     private static int ggmlId(WeightType type, String tensor) throws IOException {
         if (type.ggmlId < 0) {

@@ -52,4 +52,30 @@ class RwkvCppWriterTest {
             assertEquals(memory.config(), mapped.config());
         }
     }
+
+    /**
+     * A model built in memory is written as rwkv.cpp writes its own: the same tensor names as rwkv.cpp's converted
+     * tiny RWKV-7 (no value residual in layer 0) with the same ranks (x_rwkvag (6, 1, C), per-channel vectors
+     * (1, 1, C)), so rwkv.cpp itself can load it.
+     */
+    @Test
+    void aRandomModelIsWrittenWithRwkvCppsNamesAndRanks() throws Exception {
+        Path reference = PythonFixtures.rwkvCppModel("tiny-rwkv-7v0-834K-FP32.bin");
+        var shape = new RandomModels.Rwkv7Shape(2, 64, 32, 256, 128, 8, 8, 8, 8);
+        Path file = dir.resolve("random.bin");
+        RwkvCppWriter.write(RandomModels.rwkv7(shape, 5, WeightType.F32), file);
+        java.util.Map<String, Integer> expected = new java.util.TreeMap<>();
+        try (WeightFile ref = RwkvCppFile.read(reference)) {
+            ref.tensors().forEach((name, t) -> {
+                if (!name.startsWith("blocks.") || name.startsWith("blocks.0.") || name.startsWith("blocks.1.")) {
+                    expected.put(name, t.rank());
+                }
+            });
+        }
+        java.util.Map<String, Integer> written = new java.util.TreeMap<>();
+        try (WeightFile w = RwkvCppFile.read(file)) {
+            w.tensors().forEach((name, t) -> written.put(name, t.rank()));
+        }
+        assertEquals(expected, written);
+    }
 }
