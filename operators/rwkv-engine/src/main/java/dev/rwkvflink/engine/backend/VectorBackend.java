@@ -832,9 +832,52 @@ public final class VectorBackend implements Backend, AutoCloseable {
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
         int cols = w.cols();
+        if (w.type() == WeightType.F16 && F16_ROWS) {
+            streamF16Rows(seg, rowBytes, cols, x, y, from, to);
+            return;
+        }
         RowDot dot = mins == null ? rowDot(w) : (sg, off, n, v) -> dotQ8Min(sg, off, n, v, mins);
         for (int r = from; r < to; r++) {
             y[r] = dot.dot(seg, r * rowBytes, cols, x);
+        }
+    }
+
+    /**
+     * Whether one-token fp16 products convert rows first ({@link #streamF16Rows}) rather than load halves in
+     * registers ({@link #dotFiniteF16}): chosen by lane count, from measurement (0.1B fp16 decode, 2 threads, this
+     * session's Xeon): at 8 lanes (256-bit) rows 32.1 tokens/s vs registers 26.0; at 16 lanes (512-bit) rows 34.6
+     * vs registers 42.9. {@code -Drwkv.f16.rows=true|false} forces either (both give the same bits).
+     */
+    private static final boolean F16_ROWS = System.getProperty("rwkv.f16.rows") != null
+            ? Boolean.getBoolean("rwkv.f16.rows") : L <= 8;
+
+    /**
+     * {@link #streamRows} for fp16 weights, converting each row first: its halves are copied into a short array
+     * and widened by a plain {@link Float#float16ToFloat} loop, which C2 compiles to the CPU's own conversion
+     * (F16C {@code vcvtph2ps}, one instruction per vector) instead of the four-operation bit arithmetic of
+     * {@link #loadFiniteF16}; then the same one-accumulator fma over the columns, fold and tail as
+     * {@link #dotFiniteF16}. Both conversions are exact, so every output has the same bits. Pays at 8 lanes, not
+     * at 16 ({@link #F16_ROWS}).
+     */
+    static void streamF16Rows(MemorySegment seg, long rowBytes, int cols, float[] x, float[] y, int from,
+                                      int to) {
+        short[] halves = new short[cols];
+        float[] row = new float[cols];
+        for (int r = from; r < to; r++) {
+            MemorySegment.copy(seg, U16, r * rowBytes, halves, 0, cols);
+            for (int c = 0; c < cols; c++) {
+                row[c] = Float.float16ToFloat(halves[c]);
+            }
+            FloatVector a = FloatVector.zero(FS);
+            int c = 0;
+            for (; c + L <= cols; c += L) {
+                a = FloatVector.fromArray(FS, row, c).fma(FloatVector.fromArray(FS, x, c), a);
+            }
+            float sum = sum(a);
+            for (; c < cols; c++) {
+                sum += row[c] * x[c];
+            }
+            y[r] = sum;
         }
     }
 
@@ -867,7 +910,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
         return s;
     }
 
-    private static float dotF16(MemorySegment seg, long off, int cols, float[] x) {
+    static float dotF16(MemorySegment seg, long off, int cols, float[] x) {
         FloatVector a = FloatVector.zero(FS);
         int c = 0;
         for (; c + L <= cols; c += L) {
@@ -876,7 +919,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
         return f16Tail(sum(a), seg, off, c, cols, x);
     }
 
-    private static float dotFiniteF16(MemorySegment seg, long off, int cols, float[] x) {
+    static float dotFiniteF16(MemorySegment seg, long off, int cols, float[] x) {
         FloatVector a = FloatVector.zero(FS);
         int c = 0;
         for (; c + L <= cols; c += L) {
