@@ -504,4 +504,11 @@ class VectorBackendTest {
             }
         }
     }
+
+    /** The surefire execution "vector-256" runs these tests at 8 float lanes: checked, so it cannot silently not. */
+    @Test
+    void theVectorWidthIsTheOneThisRunAsksFor() {
+        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        assertEquals(Integer.getInteger("rwkv.test.lanes", lanes), lanes, "float lanes of this JVM");
+    }
 }
