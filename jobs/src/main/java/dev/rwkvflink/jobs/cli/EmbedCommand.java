@@ -14,6 +14,7 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -71,9 +72,8 @@ final class EmbedCommand implements Callable<Integer> {
                     + "Default: ${DEFAULT-VALUE}.")
     String backend;
 
-    @Option(names = "--progress", negatable = true, paramLabel = "",
-            description = "Show progress on stderr (--no-progress: never). Default: when stderr is a terminal.")
-    Boolean progress;
+    @Mixin
+    ProgressOption progress = new ProgressOption();
 
     /** Bytes read per piece (hidden: tests make it tiny to check that pieces change nothing). */
     @Option(names = "--read-bytes", hidden = true, defaultValue = "65536")
@@ -88,7 +88,7 @@ final class EmbedCommand implements Callable<Integer> {
         try (RwkvModel m = openModel(be)) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
             Embedder embedder = embedder(m, requested);
-            TerminalProgress shown = new TerminalProgress(System.err, progress);
+            TerminalProgress shown = progress.on(System.err);
             RwkvState state = m.newState();
             float[][] hidden = new float[1][];
             long tokens = text.tokenize(tokenizer.chunked(), (pieceTokens, read) -> {

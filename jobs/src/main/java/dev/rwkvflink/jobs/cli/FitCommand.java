@@ -18,6 +18,7 @@ import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.kafka.RecordFormat;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -127,9 +128,8 @@ final class FitCommand implements Callable<Integer> {
                     + "core). Default: ${DEFAULT-VALUE}.")
     double maxTrainWork;
 
-    @Option(names = "--progress", negatable = true, paramLabel = "",
-            description = "Show progress on stderr (--no-progress: never). Default: when stderr is a terminal.")
-    Boolean progress;
+    @Mixin
+    ProgressOption progress = new ProgressOption();
 
     @Option(names = "--lr", defaultValue = "0.05", description = "Adam learning rate. Default: ${DEFAULT-VALUE}.")
     double learningRate;
@@ -194,7 +194,7 @@ final class FitCommand implements Callable<Integer> {
             }
             SoftmaxTrainer.Plan plan = plan(trainCount, labels.size(), raw.dimension());
             checkAffordable(source, plan, examples.size(), raw.dimension());
-            TerminalProgress shown = new TerminalProgress(System.err, progress);
+            TerminalProgress shown = progress.on(System.err);
             long start = System.nanoTime();
             float[][] pooled = new float[examples.size()][];
             for (int i = 0; i < pooled.length; i++) {
@@ -309,9 +309,8 @@ final class FitCommand implements Callable<Integer> {
         }
         int batch = batchSize != null ? batchSize : SoftmaxTrainer.DEFAULT_BATCH;
         int sampled = negatives != null ? negatives : SoftmaxTrainer.DEFAULT_NEGATIVES;
-        boolean full = batch == 0 || batch >= trainExamples;
         int passes = epochs != null ? epochs
-                : full ? SoftmaxTrainer.DEFAULT_FULL_BATCH_EPOCHS : SoftmaxTrainer.DEFAULT_MINI_BATCH_EPOCHS;
+                : SoftmaxTrainer.Plan.defaultEpochs(batch == 0 || batch >= trainExamples);
         return new SoftmaxTrainer.Plan(passes, batch, sampled, trainExamples, labelCount, dim);
     }
 

@@ -35,10 +35,6 @@ final class TerminalProgress {
         this.lastPrint = start;
     }
 
-    boolean shown() {
-        return shown;
-    }
-
     /** Seconds since this report began. */
     double seconds() {
         return (clock.getAsLong() - start) / 1e9;

@@ -11,12 +11,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /** The progress line: rewritten in place at most twice a second, cleared at the end, silent when not shown. */
 class TerminalProgressTest {
 
+    private final ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    private final long[] now = {0};
+
+    /** A progress report on {@link #buf} whose clock reads {@link #now}. */
+    private TerminalProgress progress(boolean shown) {
+        return new TerminalProgress(new PrintStream(buf, true, StandardCharsets.UTF_8), shown, () -> now[0]);
+    }
+
     @Test
     void theLineIsRewrittenAtMostTwiceASecondAndClearedAtTheEnd() {
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        long[] now = {0};
-        TerminalProgress p = new TerminalProgress(new PrintStream(buf, true, StandardCharsets.UTF_8), true,
-                () -> now[0]);
+        TerminalProgress p = progress(true);
         p.update("a"); // t = 0: too soon
         now[0] = 400_000_000L;
         p.update("b"); // 0.4 s: too soon
@@ -35,10 +40,7 @@ class TerminalProgressTest {
 
     @Test
     void nothingIsPrintedWhenNotShown() {
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        long[] now = {0};
-        TerminalProgress p = new TerminalProgress(new PrintStream(buf, true, StandardCharsets.UTF_8), false,
-                () -> now[0]);
+        TerminalProgress p = progress(false);
         now[0] = 5_000_000_000L;
         p.update("x");
         p.done();

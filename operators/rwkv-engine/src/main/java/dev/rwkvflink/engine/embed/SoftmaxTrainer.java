@@ -61,9 +61,14 @@ public final class SoftmaxTrainer {
          * {@link #DEFAULT_MINI_BATCH_EPOCHS} epochs of mini-batches with sampled labels.
          */
         public static Plan auto(int examples, int labels, int dim) {
-            Plan full = new Plan(DEFAULT_FULL_BATCH_EPOCHS, 0, 0, examples, labels, dim);
+            Plan full = new Plan(defaultEpochs(true), 0, 0, examples, labels, dim);
             return full.work() <= FULL_BATCH_WORK ? full
-                    : new Plan(DEFAULT_MINI_BATCH_EPOCHS, DEFAULT_BATCH, DEFAULT_NEGATIVES, examples, labels, dim);
+                    : new Plan(defaultEpochs(false), DEFAULT_BATCH, DEFAULT_NEGATIVES, examples, labels, dim);
+        }
+
+        /** Epochs when none are asked for: {@link #DEFAULT_FULL_BATCH_EPOCHS} or {@link #DEFAULT_MINI_BATCH_EPOCHS}. */
+        public static int defaultEpochs(boolean fullBatch) {
+            return fullBatch ? DEFAULT_FULL_BATCH_EPOCHS : DEFAULT_MINI_BATCH_EPOCHS;
         }
 
         /** Full batch for small problems; mini-batches with sampled labels past {@link #FULL_BATCH_WORK}. */
