@@ -14,8 +14,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Writes canonical tensors as an rwkv.cpp model file (version 101), the layout {@link RwkvCppFile} reads and
- * memory-maps: so a model built in memory (e.g. {@code RandomModels}) can be loaded from a file like a real one.
+ * Writes canonical tensors as an rwkv.cpp model file (version 101), the layout {@link RwkvCppFile} reads (and
+ * rwkv.cpp itself): so a model built in memory (e.g. {@code RandomModels}) can be loaded from a file like a real one.
  * Only types with a ggml id (F32, F16, the ggml block types) can be written.
  */
 public final class RwkvCppWriter {

@@ -20,7 +20,7 @@ import java.util.Set;
  *   hidden = LayerNorm_ln_out(x_last);   logits = W_head hidden
  * </pre>
  * The model is immutable and thread-safe; all per-text memory is in {@link RwkvState}. It owns its weights'
- * memory (often a memory-mapped file) until {@link #close()}.
+ * memory (the file read into memory, or mapped: {@code WeightFile.Access}) until {@link #close()}.
  */
 public final class RwkvModel implements AutoCloseable {
     /** Longest run of tokens pushed through the layers at once (bounds activation memory; results unchanged). */

@@ -7,7 +7,7 @@ import java.util.Arrays;
 
 /**
  * A named weight tensor: a shape in PyTorch order (row-major, last dimension contiguous), an element type and the
- * raw bytes in a {@link MemorySegment} (often a slice of a memory-mapped model file). A tensor of any rank is also
+ * raw bytes in a {@link MemorySegment} (often a slice of a model file read into memory or mapped). A tensor of any rank is also
  * seen as a matrix of {@link #rows()} x {@link #cols()} where {@code cols} is the last dimension; matrices used in
  * projections are "out x in", so output {@code r} is the dot product of row {@code r} with the input.
  */

@@ -39,7 +39,7 @@ class RwkvCppWriterTest {
         assertArrayEquals(a, b, model + ": the same bytes apart from the version");
     }
 
-    /** A model built in memory, written and loaded from the file (memory-mapped), computes the same bits. */
+    /** A model built in memory, written and loaded from the file, computes the same bits. */
     @Test
     void aRandomModelWrittenAndLoadedComputesTheSameHiddenVectors() throws Exception {
         var shape = new RandomModels.Rwkv7Shape(2, 64, 32, 256, 128, 8, 8, 8, 8);
