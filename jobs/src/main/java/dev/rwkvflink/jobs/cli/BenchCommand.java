@@ -47,12 +47,12 @@ final class BenchCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--modes", split = ",", defaultValue = "decode,seq64/16,seq512,streams64x16/16",
-            description = "decode (1 token per call, logits every token); seqN (N tokens in one call) or seqN/K "
+            description = "decode (1 token per call, logits every token); head (the output head alone, one token per product, also in GB/s); seqN (N tokens in one call) or seqN/K "
                     + "(in calls of K), logits of the last; streamsKxT[/B] (K keys x T tokens, B keys per call, "
                     + "hidden vectors only). Default: ${DEFAULT-VALUE}.")
     List<String> modes;
 
-    @Option(names = "--decode-tokens", defaultValue = "16", description = "Tokens per decode run. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--decode-tokens", defaultValue = "16", description = "Tokens per decode run (products per head run). Default: ${DEFAULT-VALUE}.")
     int decodeTokens;
 
     @Option(names = "--reps", defaultValue = "5", description = "Measured repetitions. Default: ${DEFAULT-VALUE}.")
@@ -89,6 +89,7 @@ final class BenchCommand implements Callable<Integer> {
         System.out.println("| mode | tokens/s (median) | runs (tokens/s) |");
         System.out.println("|---|---|---|");
         SplittableRandom rnd = new SplittableRandom(7);
+        String headNote = null;
         long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
         while (System.nanoTime() < warmEnd) {
             for (String mode : modes) {
@@ -109,6 +110,15 @@ final class BenchCommand implements Callable<Integer> {
                     : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
             System.out.printf("| %s | %.1f | %s |%n", mode, median,
                     Arrays.toString(rates.stream().mapToLong(Math::round).toArray()));
+            if (w instanceof Workload.Head) {
+                long bytes = m.weights().get("head.weight").data().byteSize();
+                headNote = String.format("head: %d x %d %s, %.1f MB read per product: %.2f GB/s at the median",
+                        m.config().vocab(), m.config().embd(), m.weights().get("head.weight").type(), bytes / 1e6,
+                        median * bytes / 1e9);
+            }
+        }
+        if (headNote != null) {
+            System.out.println(headNote);
         }
         m.close();
         return 0;
@@ -134,6 +144,9 @@ final class BenchCommand implements Callable<Integer> {
         if (mode.equals("decode")) {
             return new Workload.Decode(decodeTokens);
         }
+        if (mode.equals("head")) {
+            return new Workload.Head(decodeTokens);
+        }
         Matcher s = SEQ.matcher(mode);
         if (s.matches()) {
             int n = Integer.parseInt(s.group(1));
@@ -145,7 +158,7 @@ final class BenchCommand implements Callable<Integer> {
             return new Workload.Streams(keys, Integer.parseInt(k.group(2)),
                     k.group(3) == null ? keys : Integer.parseInt(k.group(3)));
         }
-        throw new IllegalArgumentException("unknown mode " + mode + " (decode, seqN, seqN/K, streamsKxT, streamsKxT/B)");
+        throw new IllegalArgumentException("unknown mode " + mode + " (decode, head, seqN, seqN/K, streamsKxT, streamsKxT/B)");
     }
 
     /** One measured run: fresh states, random token ids, wall time in seconds. */
@@ -163,6 +176,25 @@ final class BenchCommand implements Callable<Integer> {
                 long start = System.nanoTime();
                 for (int id : ids) {
                     m.forward(s, new int[] {id});
+                }
+                return (System.nanoTime() - start) / 1e9;
+            }
+        }
+
+        /**
+         * The output head alone, {@code tokens} one-token products (vocab x embd, the largest matrix): the
+         * one-token kernel at memory speed, reported also in GB/s of weights read.
+         */
+        record Head(int tokens) implements Workload {
+            @Override
+            public double run(RwkvModel m, SplittableRandom rnd) {
+                float[] hidden = new float[m.config().embd()];
+                for (int i = 0; i < hidden.length; i++) {
+                    hidden[i] = (float) (rnd.nextDouble() * 2 - 1);
+                }
+                long start = System.nanoTime();
+                for (int t = 0; t < tokens; t++) {
+                    m.head(hidden);
                 }
                 return (System.nanoTime() - start) / 1e9;
             }

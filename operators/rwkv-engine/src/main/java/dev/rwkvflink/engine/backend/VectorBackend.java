@@ -18,7 +18,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Collections;
+import java.util.EnumSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.WeakHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -361,16 +363,53 @@ public final class VectorBackend implements Backend, AutoCloseable {
      * block minimums of a Q8_0-shaped {@link Bytewise} form (w = d * q + m), else null.
      */
     static void computeRows(Tensor w, float[] mins, float[] x, int tokens, float[] y, int from, int to) {
+        if (tokens == 1 && !ONE_TOKEN_TILES.contains(w.type())) {
+            streamRows(w, mins, x, y, from, to);
+        } else {
+            tileRows(w, mins, x, tokens, y, from, to);
+        }
+    }
+
+    /**
+     * The weight types whose one-token products take the several-token path ({@link #tileRows}: four rows decoded
+     * into a float tile, then {@link #dot4x1}) instead of {@link #streamRows}; chosen by lane count, from
+     * measurement. At 8 lanes, fp32 and fp16: the four rows are consecutive in memory, so the tile is still filled
+     * by one sequential stream, fp16 is converted by the CPU's own instruction ({@link #decodeF16}), and
+     * {@link #dot4x1}'s four accumulators share each x load and hide the fma latency that one accumulator per row
+     * leaves exposed at 8 lanes. On this project's 2-vCPU Xeon (issue 19, 2 threads, a 65536 x 768 matrix from
+     * DRAM, `MatProbe`): fp32 15.8 -> 18.1 GB/s (the machine reads 20.6), fp16 10.1 -> 12.9-16.5 GB/s; 0.1B fp16
+     * decode 28.6 -> 40.1 tokens/s. Not at 16 lanes (fp32 20.5 either way, fp16 16.0 streamed vs 11.7 tiled),
+     * nor for bf16 (14.3 streamed vs 11.2 tiled at 8 lanes) or Q8_0 and the bytewise forms (8.2 vs 8.2; 12.0 vs
+     * 9.5 at 16 lanes). Either path gives an output the same bits (one accumulator in column order, the same fold
+     * and tail). {@code -Drwkv.decode.tiles=F32,F16} (or {@code none}) overrides the choice.
+     */
+    static final Set<WeightType> ONE_TOKEN_TILES = oneTokenTiles(System.getProperty("rwkv.decode.tiles"));
+
+    static Set<WeightType> oneTokenTiles(String override) {
+        EnumSet<WeightType> types = EnumSet.noneOf(WeightType.class);
+        if (override == null) {
+            if (L <= 8) {
+                types.add(WeightType.F32);
+                types.add(WeightType.F16);
+            }
+        } else if (!override.isBlank() && !override.equals("none")) {
+            for (String t : override.split(",")) {
+                types.add(WeightType.valueOf(t.strip()));
+            }
+        }
+        return Collections.unmodifiableSet(types);
+    }
+
+    /**
+     * Output rows [from, to) for all tokens from decoded row tiles; {@code from} is a multiple of
+     * {@link #ROW_TILE}.
+     */
+    static void tileRows(Tensor w, float[] mins, float[] x, int tokens, float[] y, int from, int to) {
         int rows = w.rows();
         int cols = w.cols();
         WeightType type = w.type();
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
-        if (tokens == 1) {
-            streamRows(w, mins, x, y, from, to);
-            return;
-        }
-        boolean finite = type == WeightType.F16 && w.halvesFinite();
         float[] acc = ACCUMULATORS.get();
         float[] tile = TILE.get();
         if (tile.length < ROW_TILE * cols) {
@@ -386,7 +425,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
                 int n = Math.min(ROW_TILE, to - r0);
                 for (int i = 0; i < n; i++) {
                     if (mins == null) {
-                        decodeRow(type, finite, seg, (r0 + i) * rowBytes, cols, tile, i * cols);
+                        decodeRow(type, seg, (r0 + i) * rowBytes, cols, tile, i * cols);
                     } else {
                         decodeQ8Min(seg, (r0 + i) * rowBytes, cols / QK, mins, tile, i * cols);
                     }
@@ -510,16 +549,10 @@ public final class VectorBackend implements Backend, AutoCloseable {
      * zero code under a negative scale reads as -0.0 where readRow gives +0.0).
      */
     static void decodeRow(WeightType type, MemorySegment seg, long rowOff, int cols, float[] dst, int dOff) {
-        decodeRow(type, false, seg, rowOff, cols, dst, dOff);
-    }
-
-    /** {@link #decodeRow}; {@code finiteHalves}: an F16 row known to hold no Inf/NaN ({@link #loadFiniteF16}). */
-    static void decodeRow(WeightType type, boolean finiteHalves, MemorySegment seg, long rowOff, int cols, float[] dst,
-                          int dOff) {
         int blocks = cols / QK;
         switch (type) {
             case F32 -> MemorySegment.copy(seg, F32, rowOff, dst, dOff, cols);
-            case F16 -> decodeF16(finiteHalves, seg, rowOff, cols, dst, dOff);
+            case F16 -> decodeF16(seg, rowOff, cols, dst, dOff);
             case BF16 -> decodeBF16(seg, rowOff, cols, dst, dOff);
             case Q4_0 -> decodeQ4_0(seg, rowOff, blocks, dst, dOff);
             case Q4_1 -> decodeQ4_1(seg, rowOff, blocks, dst, dOff);
@@ -529,17 +562,14 @@ public final class VectorBackend implements Backend, AutoCloseable {
         }
     }
 
-    private static void decodeF16(boolean finite, MemorySegment seg, long off, int cols, float[] dst, int o) {
-        int c = 0;
-        if (finite) {
-            for (; c + L <= cols; c += L) {
-                loadFiniteF16(seg, off + 2L * c).intoArray(dst, o + c);
-            }
-        }
-        for (; c + L <= cols; c += L) {
-            loadF16(seg, off + 2L * c).intoArray(dst, o + c);
-        }
-        for (; c < cols; c++) {
+    /**
+     * fp16 row to floats by a plain {@link Float#float16ToFloat} loop, which C2 compiles to the CPU's own
+     * conversion (F16C {@code vcvtph2ps}, one instruction per vector, exact for every bit pattern) rather than the
+     * bit arithmetic of {@link #loadF16}/{@link #loadFiniteF16}. Measured (issue 19, this project's Xeon, 0.1B fp16,
+     * 2 threads): seq512 351 -> 431 tokens/s at 8 lanes, 404 -> 457 at 16 lanes.
+     */
+    private static void decodeF16(MemorySegment seg, long off, int cols, float[] dst, int o) {
+        for (int c = 0; c < cols; c++) {
             dst[o + c] = Float.float16ToFloat(seg.get(U16, off + 2L * c));
         }
     }
@@ -828,56 +858,13 @@ public final class VectorBackend implements Backend, AutoCloseable {
      * row streams of a 65536 x 768 matrix read 12 GB/s (f32) and 7 GB/s (fp16) on one core, a single stream
      * 18-20 GB/s.
      */
-    private static void streamRows(Tensor w, float[] mins, float[] x, float[] y, int from, int to) {
+    static void streamRows(Tensor w, float[] mins, float[] x, float[] y, int from, int to) {
         MemorySegment seg = w.data();
         long rowBytes = w.rowBytes();
         int cols = w.cols();
-        if (w.type() == WeightType.F16 && F16_ROWS) {
-            streamF16Rows(seg, rowBytes, cols, x, y, from, to);
-            return;
-        }
         RowDot dot = mins == null ? rowDot(w) : (sg, off, n, v) -> dotQ8Min(sg, off, n, v, mins);
         for (int r = from; r < to; r++) {
             y[r] = dot.dot(seg, r * rowBytes, cols, x);
-        }
-    }
-
-    /**
-     * Whether one-token fp16 products convert rows first ({@link #streamF16Rows}) rather than load halves in
-     * registers ({@link #dotFiniteF16}): chosen by lane count, from measurement (0.1B fp16 decode, 2 threads, this
-     * session's Xeon): at 8 lanes (256-bit) rows 32.1 tokens/s vs registers 26.0; at 16 lanes (512-bit) rows 34.6
-     * vs registers 42.9. {@code -Drwkv.f16.rows=true|false} forces either (both give the same bits).
-     */
-    private static final boolean F16_ROWS = System.getProperty("rwkv.f16.rows") != null
-            ? Boolean.getBoolean("rwkv.f16.rows") : L <= 8;
-
-    /**
-     * {@link #streamRows} for fp16 weights, converting each row first: its halves are copied into a short array
-     * and widened by a plain {@link Float#float16ToFloat} loop, which C2 compiles to the CPU's own conversion
-     * (F16C {@code vcvtph2ps}, one instruction per vector) instead of the four-operation bit arithmetic of
-     * {@link #loadFiniteF16}; then the same one-accumulator fma over the columns, fold and tail as
-     * {@link #dotFiniteF16}. Both conversions are exact, so every output has the same bits. Pays at 8 lanes, not
-     * at 16 ({@link #F16_ROWS}).
-     */
-    static void streamF16Rows(MemorySegment seg, long rowBytes, int cols, float[] x, float[] y, int from,
-                                      int to) {
-        short[] halves = new short[cols];
-        float[] row = new float[cols];
-        for (int r = from; r < to; r++) {
-            MemorySegment.copy(seg, U16, r * rowBytes, halves, 0, cols);
-            for (int c = 0; c < cols; c++) {
-                row[c] = Float.float16ToFloat(halves[c]);
-            }
-            FloatVector a = FloatVector.zero(FS);
-            int c = 0;
-            for (; c + L <= cols; c += L) {
-                a = FloatVector.fromArray(FS, row, c).fma(FloatVector.fromArray(FS, x, c), a);
-            }
-            float sum = sum(a);
-            for (; c < cols; c++) {
-                sum += row[c] * x[c];
-            }
-            y[r] = sum;
         }
     }
 

@@ -250,13 +250,26 @@ class VectorBackendTest {
             assertEquals(h << 16, Float.floatToRawIntBits(bf16[h]), "bf16 0x" + Integer.toHexString(h));
         }
         assertEquals(2 * 1023, subnormals);
-        // the fast path for tensors without Inf/NaN: every finite pattern, bit for bit
-        float[] fast = new float[65536];
-        VectorBackend.decodeRow(WeightType.F16, true, seg, 0, 65536, fast, 0);
-        for (int h = 0; h < 65536; h++) {
-            if ((h & 0x7C00) != 0x7C00) {
-                assertEquals(Float.floatToRawIntBits(Float.float16ToFloat((short) h)), Float.floatToRawIntBits(fast[h]),
-                        "finite fp16 0x" + Integer.toHexString(h));
+        // the in-register loads of the one-token kernels (bit arithmetic, not F16C): every pattern, bit for bit,
+        // read back by a dot product with x = (1, 0, ..., 0) (which turns -0.0 into +0.0: w * 1 + 0)
+        int lanes = VectorBackend.vectorLanes();
+        float[] first = new float[lanes];
+        first[0] = 1;
+        for (int h = 0; h + lanes <= 65536; h++) {
+            float expected = Float.float16ToFloat((short) h) + 0f;
+            if (Float.isNaN(expected)) {
+                assertTrue(Float.isNaN(VectorBackend.dotF16(seg, 2L * h, lanes, first)), "fp16 0x" + Integer.toHexString(h));
+                continue;
+            }
+            boolean finite = (h & 0x7C00) != 0x7C00;
+            for (boolean fast : finite ? new boolean[] {false, true} : new boolean[] {false}) {
+                float got = fast ? VectorBackend.dotFiniteF16(seg, 2L * h, lanes, first)
+                        : VectorBackend.dotF16(seg, 2L * h, lanes, first);
+                // a later lane holding Inf makes 0 * Inf = NaN: only patterns whose whole vector is finite count
+                if (!Float.isNaN(got)) {
+                    assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(got),
+                            (fast ? "finite" : "general") + " fp16 load 0x" + Integer.toHexString(h));
+                }
             }
         }
         // and the kernel: a row of 35 subnormals of both signs (sum ~1e-5), then with -65504 and -Inf
@@ -473,36 +486,56 @@ class VectorBackendTest {
 
 
     /**
-     * fp16 rows converted first ({@code streamF16Rows}, the 8-lane decode path) give exactly the bits of the
-     * in-register loads ({@code dotFiniteF16}, {@code dotF16}): seeded random halves (seed 20261207) over the whole
-     * finite range (normals, subnormals, signed zeros), 768 columns and 771 (a scalar tail).
+     * A one-token product gives the same bits on either path, streamed ({@code streamRows}) or from decoded row
+     * tiles ({@code tileRows}), so the per-lane-count choice between them ({@code ONE_TOKEN_TILES}) cannot change a
+     * result: every type, seeded random weights (seed 20261207), 771 or 768 columns (a scalar tail where the type
+     * allows one), 4 x 16 + 3 rows (a partial last tile), at this run's vector width; fp16 also with an Inf.
      */
-    @Test
-    void fp16RowsConvertedFirstGiveTheBitsOfInRegisterLoads() {
-        Random rnd = new Random(20261207L);
-        for (int cols : new int[] {768, 771}) {
-            int rows = 64;
-            java.lang.foreign.MemorySegment w = java.lang.foreign.Arena.ofAuto().allocate(2L * rows * cols, 64);
-            for (long i = 0; i < (long) rows * cols; i++) {
-                short h;
-                do {
-                    h = (short) rnd.nextInt(1 << 16);
-                } while ((h & 0x7C00) == 0x7C00); // finite halves only (exponent field below 31)
-                w.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2 * i, h);
-            }
-            float[] x = new float[cols];
-            for (int c = 0; c < cols; c++) {
-                x[c] = (float) rnd.nextGaussian();
-            }
-            float[] y = new float[rows];
-            VectorBackend.streamF16Rows(w, 2L * cols, cols, x, y, 0, rows);
-            for (int r = 0; r < rows; r++) {
-                float finite = VectorBackend.dotFiniteF16(w, 2L * r * cols, cols, x);
-                float general = VectorBackend.dotF16(w, 2L * r * cols, cols, x);
-                assertEquals(Float.floatToRawIntBits(finite), Float.floatToRawIntBits(y[r]), "row " + r + ", " + cols);
-                assertEquals(Float.floatToRawIntBits(general), Float.floatToRawIntBits(y[r]), "row " + r + ", " + cols);
-            }
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void oneTokenGivesTheSameBitsStreamedOrTiled(WeightType type) {
+        Random rnd = new Random(20261207L + type.ordinal());
+        int cols = type.isQuantized() ? 768 : 771;
+        int rows = 67;
+        Tensor w = randomWeights(rnd, rows, cols, type);
+        float[] x = gaussian(rnd, cols, 1);
+        VectorBackend.Bytewise b = VectorBackend.Bytewise.of(w);
+        Tensor q = b == null ? w : b.q8();
+        float[] mins = b == null ? null : b.mins();
+        float[] streamed = new float[rows];
+        float[] tiled = new float[rows];
+        VectorBackend.streamRows(q, mins, x, streamed, 0, rows);
+        VectorBackend.tileRows(q, mins, x, 1, tiled, 0, rows);
+        for (int r = 0; r < rows; r++) {
+            assertEquals(Float.floatToRawIntBits(streamed[r]), Float.floatToRawIntBits(tiled[r]), type + " row " + r);
         }
+        if (type == WeightType.F16) { // a tensor with an Inf takes the general fp16 loads when streamed
+            MemorySegment copy = Arena.ofAuto().allocate(w.data().byteSize(), 64);
+            copy.copyFrom(w.data());
+            copy.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * (5 * cols + 7), (short) 0x7C00);
+            Tensor withInf = Tensor.of("w", type, w.shape(), copy);
+            assertFalse(withInf.halvesFinite());
+            VectorBackend.streamRows(withInf, null, x, streamed, 0, rows);
+            VectorBackend.tileRows(withInf, null, x, 1, tiled, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                assertEquals(Float.floatToRawIntBits(streamed[r]), Float.floatToRawIntBits(tiled[r]), "Inf, row " + r);
+            }
+            assertTrue(Float.isInfinite(tiled[5]) || Float.isNaN(tiled[5]), "row 5 holds the Inf: " + tiled[5]);
+        }
+    }
+
+    /** The per-lane-count choice and its override. */
+    @Test
+    void oneTokenTilesAreChosenByLaneCount() {
+        java.util.Set<WeightType> byWidth = VectorBackend.oneTokenTiles(null);
+        if (VectorBackend.vectorLanes() <= 8) {
+            assertEquals(java.util.EnumSet.of(WeightType.F32, WeightType.F16), byWidth);
+        } else {
+            assertTrue(byWidth.isEmpty(), byWidth.toString());
+        }
+        assertEquals(java.util.EnumSet.of(WeightType.F16, WeightType.Q8_0), VectorBackend.oneTokenTiles("F16, Q8_0"));
+        assertTrue(VectorBackend.oneTokenTiles("none").isEmpty());
+        assertThrows(IllegalArgumentException.class, () -> VectorBackend.oneTokenTiles("F17"));
     }
 
     /** The surefire execution "vector-256" runs these tests at 8 float lanes: checked, so it cannot silently not. */
