@@ -4,6 +4,7 @@ import dev.rwkvflink.cuda.Availability;
 import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.backend.MemoryProbe;
 import dev.rwkvflink.engine.backend.cuda.CudaBench;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
@@ -47,7 +48,7 @@ final class BenchCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--modes", split = ",", defaultValue = "decode,seq64/16,seq512,streams64x16/16",
-            description = "decode (1 token per call, logits every token); head (the output head alone, one token per product, also in GB/s); seqN (N tokens in one call) or seqN/K "
+            description = "decode (1 token per call, logits every token); head (the output head alone, one token per product, also in GB/s); memory (the read bandwidth the kernels can reach, GB/s); seqN (N tokens in one call) or seqN/K "
                     + "(in calls of K), logits of the last; streamsKxT[/B] (K keys x T tokens, B keys per call, "
                     + "hidden vectors only). Default: ${DEFAULT-VALUE}.")
     List<String> modes;
@@ -90,6 +91,7 @@ final class BenchCommand implements Callable<Integer> {
         System.out.println("|---|---|---|");
         SplittableRandom rnd = new SplittableRandom(7);
         String headNote = null;
+        String memoryNote = null;
         long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
         while (System.nanoTime() < warmEnd) {
             for (String mode : modes) {
@@ -110,6 +112,10 @@ final class BenchCommand implements Callable<Integer> {
                     : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
             System.out.printf("| %s | %.1f | %s |%n", mode, median,
                     Arrays.toString(rates.stream().mapToLong(Math::round).toArray()));
+            if (w instanceof Workload.Memory(MemoryProbe probe)) {
+                memoryNote = String.format("memory: %d MiB read with the backend's threads: %.2f GB/s at the median",
+                        probe.bytes() >> 20, median * probe.bytes() / 1e9);
+            }
             if (w instanceof Workload.Head) {
                 long bytes = m.weights().get("head.weight").data().byteSize();
                 headNote = String.format("head: %d x %d %s, %.1f MB read per product: %.2f GB/s at the median",
@@ -117,8 +123,13 @@ final class BenchCommand implements Callable<Integer> {
                         median * bytes / 1e9);
             }
         }
-        if (headNote != null) {
-            System.out.println(headNote);
+        for (String note : new String[] {headNote, memoryNote}) {
+            if (note != null) {
+                System.out.println(note);
+            }
+        }
+        if (memoryProbe != null) {
+            memoryProbe.close();
         }
         m.close();
         return 0;
@@ -140,12 +151,22 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** The buffer of the memory mode: 512 MiB, far beyond any cache here. */
+    private static final long MEMORY_PROBE_BYTES = 512L << 20;
+    private MemoryProbe memoryProbe;
+
     private Workload workload(String mode) {
         if (mode.equals("decode")) {
             return new Workload.Decode(decodeTokens);
         }
         if (mode.equals("head")) {
             return new Workload.Head(decodeTokens);
+        }
+        if (mode.equals("memory")) {
+            if (memoryProbe == null) {
+                memoryProbe = new MemoryProbe(MEMORY_PROBE_BYTES);
+            }
+            return new Workload.Memory(memoryProbe);
         }
         Matcher s = SEQ.matcher(mode);
         if (s.matches()) {
@@ -158,7 +179,7 @@ final class BenchCommand implements Callable<Integer> {
             return new Workload.Streams(keys, Integer.parseInt(k.group(2)),
                     k.group(3) == null ? keys : Integer.parseInt(k.group(3)));
         }
-        throw new IllegalArgumentException("unknown mode " + mode + " (decode, head, seqN, seqN/K, streamsKxT, streamsKxT/B)");
+        throw new IllegalArgumentException("unknown mode " + mode + " (decode, head, memory, seqN, seqN/K, streamsKxT, streamsKxT/B)");
     }
 
     /** One measured run: fresh states, random token ids, wall time in seconds. */
@@ -197,6 +218,19 @@ final class BenchCommand implements Callable<Integer> {
                     m.head(hidden);
                 }
                 return (System.nanoTime() - start) / 1e9;
+            }
+        }
+
+        /** One read of a buffer larger than the caches ({@link MemoryProbe}): the rate one-token products can reach. */
+        record Memory(MemoryProbe probe) implements Workload {
+            @Override
+            public int tokens() {
+                return 1;
+            }
+
+            @Override
+            public double run(RwkvModel m, SplittableRandom rnd) {
+                return probe.readOnce(m.backend());
             }
         }
 

@@ -106,7 +106,7 @@ class RwkvFlinkCliTest {
         Path file = reference("rwkv-cpp-tests/tiny-rwkv-7v0-834K-FP32.bin");
         int[] rc = new int[1];
         String out = stdout(() -> rc[0] = RwkvFlinkCli.commandLine().execute("bench", "--model", file.toString(),
-                "--modes", "decode,head,seq8,seq8/3,streams4x3/2", "--decode-tokens", "2", "--reps", "1", "--warmup", "0",
+                "--modes", "decode,head,memory,seq8,seq8/3,streams4x3/2", "--decode-tokens", "2", "--reps", "1", "--warmup", "0",
                 "--warmup-seconds", "0.2"));
         assertEquals(0, rc[0], out);
         for (String mode : new String[] {"| decode |", "| head |", "| seq8 |", "| seq8/3 |", "| streams4x3/2 |"}) {
@@ -114,6 +114,7 @@ class RwkvFlinkCliTest {
         }
         // the tiny model's head: 256 x 64 fp32 = 65,536 bytes per product
         assertTrue(out.contains("head: 256 x 64 F32, 0.1 MB read per product: "), out);
+        assertTrue(out.contains("| memory |") && out.contains("memory: 512 MiB read with the backend's threads: "), out);
         assertTrue(RwkvFlinkCli.commandLine().execute("bench", "--model", file.toString(), "--modes", "sequence") != 0,
                 "an unknown mode fails");
     }
