@@ -106,8 +106,15 @@ public final class VectorBackend implements Backend, AutoCloseable {
     static final int ROW_TILE = 4;
     /** Input floats per token block of the several-token kernel (128 KiB). */
     static final int TOKEN_BLOCK_FLOATS = 32 * 1024;
-    /** Below this many multiply-adds (rows x cols x tokens) a call stays on the caller's thread. */
-    static final long PARALLEL_MIN_MACS = 1L << 18;
+    /**
+     * Below this many multiply-adds (rows x cols x tokens) a call stays on the caller's thread. Low enough that a
+     * token's small LoRA products (768 x 64 in the 0.1B shape: 49,152) are shared too: a helper idle during them
+     * is bandwidth lost. Measured (issue 19, this project's 2-vCPU Xeon, 0.1B decode, 2 threads, 2 runs each):
+     * 2^18 -> 2^14 took fp32 28.6/27.4 -> 29.9/29.6 tokens/s, fp16 38.4/38.5 -> 42.8/43.1 (8 lanes) and
+     * 39.9/38.0 -> 42.6/41.2 (16 lanes), Q8_0 41.3/43.3 -> 46.9/45.0 and 46.4/46.1 -> 49.0/53.3; 2^16 keeps the
+     * LoRA products serial (fp16 39.2/38.9) and 2^12 gains nothing more (41.4/41.1 vs 41.6/40.9).
+     */
+    static final long PARALLEL_MIN_MACS = 1L << 14;
 
     /** Per-thread decoded row tile, grown on demand. */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
