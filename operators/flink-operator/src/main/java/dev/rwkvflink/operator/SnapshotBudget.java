@@ -17,7 +17,9 @@ import dev.rwkvflink.engine.state.RwkvState;
  * cold keys) to the snapshot read rate (bytes per second), one figure per backend kind
  * ({@code bin/bench-operator budget}; docs/benchmarks.md, "The token log's budget").
  *
- * <p>Where replay is cheap (the GPU: about a thousand tokens per snapshot read at 0.1B) the balance decides. On the
+ * <p>On the GPU the measured balance is about the same number of tokens at every size ({@link #GPU_TOKENS}): a
+ * replayed token there does not cost in proportion to its multiply-adds (small models leave the device
+ * underused), so K is that measured token count rather than the formula. On the
  * CPU a dense model's token costs about what its whole state costs to read (K of 1 to 2), so the balance alone
  * would write a snapshot at nearly every checkpoint, as before the token log; the floor keeps documents of up to
  * {@link #MIN_TOKENS} tokens free of state writes and the checkpoints small, at the price of a longer rebuild of a
@@ -36,12 +38,13 @@ final class SnapshotBudget {
      */
     static final double CPU_MACS_PER_BYTE = 24;
     /**
-     * CUDA backend, bf16: derived from the H100 figures (docs/benchmarks.md) until the budget bench has run there:
-     * 0.1B replay over 64 streams x 128 tokens 691k tokens/s (1.45 us per token); a snapshot read is its decode on
-     * the host (1.64 ms, measured on the CPU machine) plus the host-to-device copy (0.27 ms), so K about 1,300
-     * and 1,300 x 85.0 M multiply-adds / 2.43 MB = 45,000.
+     * CUDA backend, bf16: K in tokens. Measured on an H100 (2026-12-07, {@code native-bindings/gpu-bench.sh
+     * budget}: 256 keys x 64 tokens, random RWKV-7 weights): 0.1B snapshot read 1.239 ms per key, replay 1.34 us
+     * per token, K = 922 (32,193 multiply-adds per snapshot byte); 1.5B 6.263 ms and 7.39 us, K = 847 (78,863 per
+     * byte). The per-byte ratio differs 2.4x between the shapes while K differs 8%, so the GPU's K is a token
+     * count: 900.
      */
-    static final double GPU_MACS_PER_BYTE = 45_000;
+    static final long GPU_TOKENS = 900;
 
     private SnapshotBudget() {
     }
@@ -49,7 +52,7 @@ final class SnapshotBudget {
     /** K for a model of this shape on a GPU ({@code gpu}) or the CPU. */
     static long defaultTokens(RwkvConfig c, boolean gpu) {
         double stateBytes = 4.0 * RwkvState.floats(c);
-        double k = (gpu ? GPU_MACS_PER_BYTE : CPU_MACS_PER_BYTE) * stateBytes / macsPerToken(c);
+        double k = gpu ? GPU_TOKENS : CPU_MACS_PER_BYTE * stateBytes / macsPerToken(c);
         return Math.max(MIN_TOKENS, Math.min(MAX_TOKENS, Math.round(k)));
     }
 

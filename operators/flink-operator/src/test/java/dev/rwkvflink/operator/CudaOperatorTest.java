@@ -191,8 +191,10 @@ class CudaOperatorTest {
         var first = new RwkvEmbeddingOperator(cfg);
         try (var h = harness(first, stateBackend, 1, 0)) {
             h.open();
+            long time = 0;
             for (TextChunk c : all.subList(0, cut)) {
                 h.processElement(c, 0);
+                h.setProcessingTime(time += 5); // the 10 ms flush timer fires every other chunk: batches before the barrier
             }
             writesBefore = first.snapshotsWritten() + first.logTokens();
             h.prepareSnapshotPreBarrier(1);
@@ -202,8 +204,7 @@ class CudaOperatorTest {
             assertTrue(first.snapshotsWritten() + first.logTokens() > writesBefore,
                     "the barrier wrote the dirty hot states back");
             if (k == 16) {
-                assertTrue(first.snapshotsWritten() > 0 && first.logTokens() > 0 && first.statesReplayed() > 0,
-                        "snapshots, logs and replays all occurred");
+                assertTrue(first.snapshotsWritten() > 0 && first.logTokens() > 0, "snapshots and logs both written");
             }
         }
         var second = new RwkvEmbeddingOperator(cfg);
@@ -215,6 +216,7 @@ class CudaOperatorTest {
             }
             h.endInput();
             out.addAll(outputs(h));
+            assertTrue(second.statesReplayed() > 0, "restored keys rebuilt by replaying their token logs");
             assertTrue(h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
                     || h.getSideOutput(RwkvEmbeddingOperator.REJECTED).isEmpty(), "nothing rejected");
         }

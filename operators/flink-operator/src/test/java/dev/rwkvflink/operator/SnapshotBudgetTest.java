@@ -7,6 +7,7 @@ import dev.rwkvflink.engine.tensor.WeightType;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class SnapshotBudgetTest {
     private static final RwkvConfig V7_0_1B =
@@ -24,17 +25,15 @@ class SnapshotBudgetTest {
     }
 
     @Test
-    void theGpuBalancesReplayAgainstReadAndTheCpuStaysAtTheFloor() {
-        // K = macs/byte x state bytes / macs per token
-        double k01 = SnapshotBudget.GPU_MACS_PER_BYTE * 4.0 * RwkvState.floats(V7_0_1B)
+    void theGpuUsesItsMeasuredTokenCountAndTheCpuStaysAtTheFloor() {
+        assertEquals(900, SnapshotBudget.defaultTokens(V7_0_1B, true), "0.1B on the GPU: measured 922 on an H100");
+        assertEquals(900, SnapshotBudget.defaultTokens(V7_1_5B, true), "1.5B on the GPU: measured 847 on an H100");
+        // the CPU: K = macs/byte x state bytes / macs per token, about 1 token, below the floor
+        double k01 = SnapshotBudget.CPU_MACS_PER_BYTE * 4.0 * RwkvState.floats(V7_0_1B)
                 / SnapshotBudget.macsPerToken(V7_0_1B);
-        assertEquals(Math.round(k01), SnapshotBudget.defaultTokens(V7_0_1B, true));
-        assertEquals(1_289, SnapshotBudget.defaultTokens(V7_0_1B, true), 1, "0.1B on the GPU: about 1,300");
+        assertTrue(k01 < 2, "the CPU's balance at 0.1B: " + k01);
         assertEquals(SnapshotBudget.MIN_TOKENS, SnapshotBudget.defaultTokens(V7_0_1B, false),
                 "the CPU's balance (about 1 token) is below the floor");
         assertEquals(SnapshotBudget.MIN_TOKENS, SnapshotBudget.defaultTokens(V7_1_5B, false));
-        long k15 = SnapshotBudget.defaultTokens(V7_1_5B, true);
-        assertEquals(Math.round(SnapshotBudget.GPU_MACS_PER_BYTE * 4.0 * RwkvState.floats(V7_1_5B)
-                / SnapshotBudget.macsPerToken(V7_1_5B)), k15);
     }
 }

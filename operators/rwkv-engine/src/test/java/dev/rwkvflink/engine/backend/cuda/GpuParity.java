@@ -21,6 +21,11 @@ import java.util.Random;
  *
  * <p>Metric, unless said otherwise: the relative L2 error {@link #relErr ||gpu - ref|| / ||ref||}. Each limit is
  * one constant per comparison, fp32 and bf16 side by side ({@link Limit}).
+ *
+ * <p>How the bf16 limits were chosen: {@link CudaToleranceSurvey} over seeds 1..200 on an H100 (2026-12-07,
+ * driver 13000, cuBLAS 13.1; {@code native-bindings/gpu-bench.sh survey}, log in docs/gpu/), then each limit is
+ * the smallest of 1, 1.2, 1.5, 2 or 5 x 10^n that is at least 1.25 x the largest error of the 200 runs (for the
+ * fixed-input tiny-model comparisons, 1.25 x the one measurement). "survey: max M" below is that largest error.
  */
 final class GpuParity {
     private GpuParity() {
@@ -40,47 +45,51 @@ final class GpuParity {
 
     /**
      * {@link #ragged}: each stream's hidden vector after its tokens (worst of 11 streams). fp32: the arithmetic is
-     * fp32 on both sides, in another order. bf16 chosen from the survey: ... (set after the H100 survey run).
+     * fp32 on both sides, in another order. bf16 survey: median 8.9e-3, p99 1.3e-2, max 1.54e-2.
      */
     static final Limit RAGGED_HIDDEN = new Limit(1e-5, 2e-2);
-    /** {@link #ragged}: each stream's state after its tokens (worst of 11). bf16 chosen from the survey: ... */
-    static final Limit RAGGED_STATE = new Limit(1e-5, 2e-2);
+    /** {@link #ragged}: each stream's state after its tokens (worst of 11). bf16 survey: max 7.63e-3. */
+    static final Limit RAGGED_STATE = new Limit(1e-5, 1e-2);
     /**
      * {@link #ragged}: each stream advanced alone through the runner vs in the batch (GPU against GPU): batching
      * changes only the products' kernels and summation order (fp32: 1e-6; bf16: where a stream alone takes the
-     * small-batch kernels, intermediate bf16 roundings differ). bf16 chosen from the survey: ...
+     * small-batch kernels, intermediate bf16 roundings differ). bf16 survey: median 5.4e-3, max 8.41e-3.
      */
-    static final Limit RAGGED_ALONE_VS_BATCHED = new Limit(1e-6, 1e-2);
+    static final Limit RAGGED_ALONE_VS_BATCHED = new Limit(1e-6, 1.2e-2);
     /**
      * {@link #decode}: median over the 60 vectors (5 streams x 12 steps; hidden vectors, logits every third step).
-     * bf16 chosen from the survey: ...
+     * bf16 survey: median 6.8e-3, max 7.85e-3.
      */
-    static final Limit DECODE_MEDIAN = new Limit(1e-5, 1.5e-2);
+    static final Limit DECODE_MEDIAN = new Limit(1e-5, 1e-2);
     /**
      * {@link #decode}: worst of the 60 vectors. After one or two tokens of a random model the per-head GroupNorm
      * divides by a tiny norm where r.k nearly cancels, so bf16 rounding of the products' inputs is amplified for a
      * few heads: bf16 medians 6e-3 to 8e-3, first-step outliers up to 5.7e-2, 2e-2 at most from the seventh step on
      * (earlier runs). fp32 sees the same amplification of its rounding: usually <= 3.6e-6, one run of four 2.4e-5.
      * bf16 was 1e-1, exceeded once on an H100 on 2026-12-07 (0.108, median 0.007, seed from System.nanoTime(), not
-     * printed). bf16 chosen from the survey: ...
+     * printed). The survey shows why: a heavy tail, median 2.1e-2, p90 6.1e-2, p99 0.188, max 0.356 (seed 37),
+     * 9 of 200 seeds above 0.1. So the worst vector's bf16 limit is 0.5: it still fails a broken kernel (errors of
+     * order 1), while {@link #DECODE_MEDIAN} (1e-2) and {@link #DECODE_STATE} hold the precision.
      */
-    static final Limit DECODE_WORST = new Limit(1e-4, 1e-1);
-    /** {@link #decode}: each stream's state after the 12 steps (worst of 5). bf16 chosen from the survey: ... */
-    static final Limit DECODE_STATE = new Limit(1e-5, 5e-2);
-    /** {@link #chunked}: hidden vectors of 3 long streams (worst of 3). bf16 chosen from the survey: ... */
+    static final Limit DECODE_WORST = new Limit(1e-4, 0.5);
+    /** {@link #decode}: each stream's state after the 12 steps (worst of 5). bf16 survey: p99 1.3e-2, max 1.49e-2. */
+    static final Limit DECODE_STATE = new Limit(1e-5, 2e-2);
+    /** {@link #chunked}: hidden vectors of 3 long streams (worst of 3). bf16 survey: max 1.23e-2. */
     static final Limit CHUNKED_HIDDEN = new Limit(1e-5, 2e-2);
-    /** {@link #chunked}: states of the 3 long streams (worst of 3). bf16 chosen from the survey: ... */
-    static final Limit CHUNKED_STATE = new Limit(1e-5, 2e-2);
-    /** {@link #logits}: bf16 only (the test runs no fp32 case). bf16 chosen from the survey: ... */
-    static final Limit LOGITS = new Limit(Double.NaN, 2e-2);
+    /** {@link #chunked}: states of the 3 long streams (worst of 3). bf16 survey: max 7.20e-3. */
+    static final Limit CHUNKED_STATE = new Limit(1e-5, 1e-2);
+    /** {@link #logits}: bf16 only (the test runs no fp32 case). bf16 survey: max 1.18e-2. */
+    static final Limit LOGITS = new Limit(Double.NaN, 1.5e-2);
     /**
      * {@link #tiny} on rwkv.cpp's tiny RWKV-7 model (fixed prompt, no seed): max |difference| per logit against
-     * rwkv.cpp's expected logits, against float64, and rnn vs sequence mode. bf16 chosen from the survey: ...
+     * rwkv.cpp's expected logits, against float64, and rnn vs sequence mode. bf16 survey: 2.19e-3 (rnn vs seq;
+     * 2.13e-3 against rwkv.cpp and float64).
      */
-    static final Limit TINY_V7_LOGITS = new Limit(1e-4, 5e-2);
+    static final Limit TINY_V7_LOGITS = new Limit(1e-4, 5e-3);
     /**
      * {@link #tiny} on rwkv.cpp's tiny RWKV-4/5/6 models (fixed prompt, no seed), as {@link #TINY_V7_LOGITS}; bf16
-     * measured 1.4e-2 to 4.0e-2 on these models, whose logits span about +-10. bf16 chosen from the survey: ...
+     * measured 1.4e-2 to 4.0e-2 on these models, whose logits span about +-10. bf16 survey: 3.39e-2 (v4), 2.43e-2
+     * (v5.1), 3.95e-2 (v5.2), 1.39e-2 (v6 Q5_1).
      */
     static final Limit TINY_V456_LOGITS = new Limit(1e-4, 5e-2);
 
