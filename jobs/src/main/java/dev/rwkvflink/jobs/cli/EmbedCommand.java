@@ -68,7 +68,8 @@ final class EmbedCommand implements Callable<Integer> {
     Path stats;
 
     @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
-            description = "cpu (fastest CPU backend), vector, scalar, or cuda (not in this build). "
+            description = "cpu (fastest CPU backend), vector, scalar, or cuda (an NVIDIA GPU; falls back to the CPU, "
+                    + "saying why, where CUDA is absent). "
                     + "Default: ${DEFAULT-VALUE}.")
     String backend;
 

@@ -46,14 +46,19 @@ final class OperatorMetrics {
 
     private final MetricGroup group;
 
-    OperatorMetrics(MetricGroup group, String backend, long bytesPerState, long statesAtStart) {
+    /** Counts a restore brought back: open documents, and chunks buffered for a missing predecessor. */
+    record Restored(long openDocuments, long bufferedChunks) {
+    }
+
+    OperatorMetrics(MetricGroup group, String backend, long bytesPerState, Restored restored) {
         this.group = group;
         tokens = group.counter("tokens");
         group.meter("tokensPerSecond", new MeterView(tokens));
-        states.inc(statesAtStart);
+        states.inc(restored.openDocuments());
         group.gauge("statesHeld", (Gauge<Long>) states::getCount);
         group.gauge("stateBytes", (Gauge<Long>) () -> states.getCount() * bytesPerState);
         buffered = group.counter("bufferedChunks");
+        buffered.inc(restored.bufferedChunks());
         duplicates = group.counter("duplicates");
         deadLetters = group.counter("deadLetters");
         emitted = group.counter("embeddings");
@@ -77,6 +82,11 @@ final class OperatorMetrics {
     void hotStates(Gauge<Integer> held) {
         // registered once the hot states exist (after the model is loaded)
         this.group.gauge("hotStates", held);
+    }
+
+    /** Batches run so far (engine calls of whole batches). */
+    long batches() {
+        return batchKeys.getCount();
     }
 
     void batch(int keys, long tokenCount, long nanos) {

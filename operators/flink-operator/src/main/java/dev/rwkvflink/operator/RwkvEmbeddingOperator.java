@@ -144,7 +144,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint())));
         tokenLog = getRuntimeContext().getListState(new ListStateDescriptor<>(TOKEN_LOG, TokenRunSerializer.INSTANCE));
         snapshotTokens = config.snapshotTokens >= 0 ? config.snapshotTokens
-                : SnapshotBudget.defaultTokens(loaded.model().config(), loaded.model().runner() != null);
+                : SnapshotBudget.defaultTokens(loaded.model().config(), loaded.model().onAccelerator());
         timers = getInternalTimerService("rwkv-timers", VoidNamespaceSerializer.INSTANCE, this);
         batch = new Batch();
         traceId = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask() + "/"
@@ -153,7 +153,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             LOG.debug("open {} restored-from-checkpoint={}", traceId, lastBarrier);
         }
         metrics = new OperatorMetrics(getMetricGroup().addGroup("rwkv"), loaded.model().backend().name(),
-                4 * RwkvState.floats(loaded.model().config()), countStates());
+                4 * RwkvState.floats(loaded.model().config()), countRestored());
         hot = new HotStates(loaded.model().residentStates(hotCapacity()));
         metrics.hotStates(hot::size);
         if (LOG.isDebugEnabled()) {
@@ -184,8 +184,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         long perState = 4 * RwkvState.floats(loaded.model().config()) + 4L * loaded.model().config().embd();
         int taskSlots = getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration()
                 .get(org.apache.flink.configuration.TaskManagerOptions.NUM_TASK_SLOTS);
-        var runner = loaded.model().runner();
-        int deviceSlots = runner == null ? 0 : runner.slots();
+        int deviceSlots = loaded.model().residentStateLimit();
         long maxHeap = Runtime.getRuntime().maxMemory();
         int capacity = HotStates.capacity(config.hotStateBytes, perState, config.maxBatchKeys, taskSlots,
                 deviceSlots, maxHeap);
@@ -193,7 +192,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         if (config.hotStateBytes > 0 && capacity < asked) {
             LOG.info("hot states {}: {} keys ({} MiB) of the {} asked for by hotStateBytes={}: bounded by {}",
                     traceId, capacity, capacity * perState >> 20, asked, config.hotStateBytes,
-                    runner == null ? "a " + HotStates.HEAP_SHARE + " share of the " + (maxHeap >> 20)
+                    deviceSlots == 0 ? "a " + HotStates.HEAP_SHARE + " share of the " + (maxHeap >> 20)
                             + " MiB heap over " + taskSlots + " task slots"
                             : "the GPU pool's " + deviceSlots + " slots over " + taskSlots + " task slots");
         }
@@ -205,23 +204,38 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     }
 
     /**
-     * States held after a restore: the open documents, counted once from their progress records (tens of bytes
-     * each), never from the snapshots (MBs each), so that opening after a restore reads no RWKV state.
+     * What a restore brought back, for the gauges that count from it: the open documents (statesHeld) and the
+     * chunks waiting for a predecessor (bufferedChunks, which the restored keys' successors then count down),
+     * counted once from the progress records (tens of bytes each), never from the snapshots (MBs each), so that
+     * opening after a restore reads no RWKV state.
      */
-    private long countStates() {
-        long[] open = {0};
+    private OperatorMetrics.Restored countRestored() {
+        long[] counts = {0, 0};
         try {
             getKeyedStateBackend().applyToAllKeys(VoidNamespace.INSTANCE, VoidNamespaceSerializer.INSTANCE,
                     progressDescriptor(), (key, state) -> {
                         DocumentProgress p = state.value();
                         if (p != null && !p.finished) {
-                            open[0]++;
+                            counts[0]++;
+                        }
+                        if (p != null) {
+                            counts[1] += p.buffered;
                         }
                     });
         } catch (Exception e) {
-            LOG.warn("could not count the restored documents for the statesHeld metric", e);
+            LOG.warn("could not count the restored documents for the statesHeld and bufferedChunks metrics", e);
         }
-        return open[0];
+        return new OperatorMetrics.Restored(counts[0], counts[1]);
+    }
+
+    /** Batches run so far (for tests). */
+    long batchesRun() {
+        return metrics.batches();
+    }
+
+    /** Chunks buffered for a missing predecessor, as the bufferedChunks metric says (for tests). */
+    long bufferedChunks() {
+        return metrics.buffered.getCount();
     }
 
     // ---------------------------------------------------------------------------------------------- per chunk
@@ -273,6 +287,15 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         progressState.update(p);
         scheduleTimeout(p);
+        flushWhenDue(now);
+    }
+
+    /**
+     * Runs the batch when it is full; otherwise makes sure it runs within {@code maxWaitMillis} of {@code now}. Both
+     * new chunks and idle timeouts go through here, so keys that time out together (their timers are rounded to
+     * the same second) end in one engine call, not one call each.
+     */
+    private void flushWhenDue(long now) throws Exception {
         if (batch.keys() >= config.maxBatchKeys || batch.tokens() >= config.maxBatchTokens) {
             flush();
         } else if (!batch.isEmpty() && flushTimer == null) {
@@ -516,7 +539,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         batch.countTokens(rest.length);
         progressState.update(p);
         scheduleTimeout(p);
-        flush();
+        flushWhenDue(now);
     }
 
     @Override

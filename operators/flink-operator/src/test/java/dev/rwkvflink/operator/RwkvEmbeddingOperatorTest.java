@@ -324,6 +324,35 @@ class RwkvEmbeddingOperatorTest {
                 message);
     }
 
+    /**
+     * Chunks buffered before a checkpoint are counted again after the restore: the metric says 2 while seq 2 and 3
+     * wait for seq 0 and 1, and 0 once they arrive (it went to -2 when the counter started at 0 after a restore).
+     */
+    @Test
+    void bufferedChunksAreCountedAfterARestore() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h = harness(config(), "heap")) {
+            h.open();
+            h.processElement(new TextChunk("a", 2, " gamma", false, 0), 0);
+            h.processElement(new TextChunk("a", 3, " delta", true, 0), 0);
+            assertEquals(2, ((RwkvEmbeddingOperator) h.getOperator()).bufferedChunks());
+            h.prepareSnapshotPreBarrier(1);
+            snapshot = h.snapshot(1, 1);
+        }
+        try (var h = harness(config(), "heap")) {
+            h.initializeState(snapshot);
+            h.open();
+            RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+            assertEquals(2, op.bufferedChunks(), "the restored waiting chunks");
+            h.processElement(new TextChunk("a", 0, "alpha", false, 0), 0);
+            h.processElement(new TextChunk("a", 1, " beta", false, 0), 0);
+            h.endInput();
+            assertEquals(0, op.bufferedChunks(), "all applied after the restore");
+            EmbeddingRecord last = outputs(h).getLast();
+            assertArrayEquals(reference.embed("alpha beta gamma delta"), last.vector, 0f, "the whole document");
+        }
+    }
+
     static String rootMessages(Throwable t) {
         StringBuilder sb = new StringBuilder();
         for (Throwable c = t; c != null; c = c.getCause()) {
@@ -346,6 +375,7 @@ class RwkvEmbeddingOperatorTest {
             h.setProcessingTime(30_000);
             assertTrue(outputs(h).isEmpty(), "not idle yet");
             h.setProcessingTime(62_000); // deadline 61,000, timers fire on the next full second
+            h.setProcessingTime(62_010); // and the timed-out key's batch runs within maxWait (10 ms)
             EmbeddingRecord r = only(outputs(h), "a");
             assertEquals(EmbeddingRecord.Reason.IDLE, r.reason);
             assertArrayEquals(reference.embed(seen), r.vector, 0f);
@@ -354,6 +384,33 @@ class RwkvEmbeddingOperatorTest {
             var rejected = h.getSideOutput(RwkvEmbeddingOperator.REJECTED);
             assertEquals(1, rejected.size());
             assertTrue(rejected.peek().getValue().reason.contains("already ended"), rejected.peek().getValue().reason);
+        }
+    }
+
+    /** Keys that time out together end in one batch (one engine call), not one batch each. */
+    @Test
+    void keysThatTimeOutTogetherRunInOneBatch() throws Exception {
+        RwkvOperatorConfig cfg = config().idleTimeout(60_000);
+        try (var h = harness(cfg, "heap")) {
+            h.open();
+            h.setProcessingTime(1_000);
+            String[] keys = {"a", "b", "c"};
+            for (String k : keys) {
+                h.processElement(new TextChunk(k, 0, "open " + k, false, 0), 0);
+            }
+            h.setProcessingTime(1_010);
+            RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+            long before = op.batchesRun();
+            assertEquals(1, before, "the three first chunks in one batch");
+            h.setProcessingTime(62_000); // all three deadlines (61,000) fire on the same second
+            h.setProcessingTime(62_010);
+            assertEquals(before + 1, op.batchesRun(), "the three timeouts in one batch");
+            List<EmbeddingRecord> out = outputs(h);
+            for (String k : keys) {
+                EmbeddingRecord r = out.stream().filter(e -> e.key.equals(k) && e.reason == EmbeddingRecord.Reason.IDLE)
+                        .findFirst().orElseThrow(() -> new AssertionError("no idle embedding of " + k));
+                assertArrayEquals(reference.embed("open " + k), r.vector, 0f, k);
+            }
         }
     }
 

@@ -378,17 +378,18 @@ public final class VectorBackend implements Backend, AutoCloseable {
     }
 
     /**
-     * The weight types whose one-token products take the several-token path ({@link #tileRows}: four rows decoded
-     * into a float tile, then {@link #dot4x1}) instead of {@link #streamRows}; chosen by lane count, from
-     * measurement. At 8 lanes, fp32 and fp16: the four rows are consecutive in memory, so the tile is still filled
-     * by one sequential stream, fp16 is converted by the CPU's own instruction ({@link #decodeF16}), and
-     * {@link #dot4x1}'s four accumulators share each x load and hide the fma latency that one accumulator per row
-     * leaves exposed at 8 lanes. On this project's 2-vCPU Xeon (issue 19, 2 threads, a 65536 x 768 matrix from
-     * DRAM, `MatProbe`): fp32 15.8 -> 18.1 GB/s (the machine reads 20.6), fp16 10.1 -> 12.9-16.5 GB/s; 0.1B fp16
-     * decode 28.6 -> 40.1 tokens/s. Not at 16 lanes (fp32 20.5 either way, fp16 16.0 streamed vs 11.7 tiled),
-     * nor for bf16 (14.3 streamed vs 11.2 tiled at 8 lanes) or Q8_0 and the bytewise forms (8.2 vs 8.2; 12.0 vs
-     * 9.5 at 16 lanes). Either path gives an output the same bits (one accumulator in column order, the same fold
-     * and tail). {@code -Drwkv.decode.tiles=F32,F16} (or {@code none}) overrides the choice.
+     * The weight types whose one-token products take the several-token path ({@link #tileRows}: four rows decoded into
+     * a float tile, then {@link #dot4x1}) instead of {@link #streamRows}; chosen by lane count, from measurement. At 8
+     * lanes, fp32 and fp16: the four rows are consecutive in memory, so the tile is still filled by one sequential
+     * stream, fp16 is converted by the CPU's own instruction ({@link #decodeF16}), and {@link #dot4x1}'s four
+     * accumulators share each x load and hide the fma latency that one accumulator per row leaves exposed at 8 lanes
+     * (4 lanes: not measured, same reasoning). On this project's 2-vCPU Xeon (issue 19, 2 threads, a 65536 x 768
+     * matrix from DRAM, a probe like {@code bench --modes head}): fp32 15.8 -> 18.1 GB/s (the machine reads 21.6-26.1
+     * GB/s, {@code bench --modes memory}), fp16 10.1 -> 12.9-16.5 GB/s; 0.1B fp16 decode 28.6 -> 40.1 tokens/s. Not at
+     * 16 lanes (fp32 20.5 either way, fp16 16.0 streamed vs 11.7 tiled), nor for bf16 (14.3 streamed vs 11.2 tiled at
+     * 8 lanes) or Q8_0 and the bytewise forms (8.2 vs 8.2; 12.0 vs 9.5 at 16 lanes). Either path gives an output the
+     * same bits (one accumulator in column order, the same fold and tail). {@code -Drwkv.decode.tiles=F32,F16} (or
+     * {@code none}) overrides the choice.
      */
     static final Set<WeightType> ONE_TOKEN_TILES = oneTokenTiles(System.getProperty("rwkv.decode.tiles"));
 
@@ -573,7 +574,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
      * fp16 row to floats by a plain {@link Float#float16ToFloat} loop, which C2 compiles to the CPU's own
      * conversion (F16C {@code vcvtph2ps}, one instruction per vector, exact for every bit pattern) rather than the
      * bit arithmetic of {@link #loadF16}/{@link #loadFiniteF16}. Measured (issue 19, this project's Xeon, 0.1B fp16,
-     * 2 threads): seq512 351 -> 431 tokens/s at 8 lanes, 404 -> 457 at 16 lanes.
+     * 2 threads): seq512 351-358 -> 427-431 tokens/s at 8 lanes, 402-407 -> 439-476 at 16 lanes.
      */
     private static void decodeF16(MemorySegment seg, long off, int cols, float[] dst, int o) {
         for (int c = 0; c < cols; c++) {

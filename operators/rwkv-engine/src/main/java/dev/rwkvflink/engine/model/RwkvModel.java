@@ -250,6 +250,24 @@ public final class RwkvModel implements AutoCloseable {
     }
 
     /**
+     * Whether an accelerator (a GPU runner) runs this model, rather than the CPU path: the engine's own costs
+     * differ (replay is cheap on a GPU), so callers that balance replay against state reads ask this.
+     */
+    public boolean onAccelerator() {
+        return runner() != null;
+    }
+
+    /**
+     * How many {@link #residentStates resident states} this model can hold where it runs, over all owners in the
+     * process: the slots of the accelerator's state pool, or 0 when states live on the Java heap (bounded by the
+     * heap, not by the model).
+     */
+    public int residentStateLimit() {
+        ModelRunner r = runner();
+        return r == null ? 0 : r.slots();
+    }
+
+    /**
      * The accelerator's runner for this model (opened on first use), or null when the model runs on the CPU path:
      * the backend is no {@link Accelerator}, or it declined this model (the reason is logged once).
      */

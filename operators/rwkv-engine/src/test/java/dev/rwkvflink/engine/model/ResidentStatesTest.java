@@ -2,6 +2,7 @@ package dev.rwkvflink.engine.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -74,6 +75,19 @@ class ResidentStatesTest {
         try (WeightFile f = RandomModels.rwkv7(new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1,
                 WeightType.F32); RwkvModel m = RwkvModel.of(f, Backends.byName("cpu"))) {
             assertThrows(IllegalArgumentException.class, () -> m.residentStates(0));
+        }
+    }
+
+    /** On the CPU path states live on the heap: no accelerator, no pool limit, and a heap pool of any size. */
+    @Test
+    void theCpuPathHasNoStatePoolLimit() throws Exception {
+        try (WeightFile f = RandomModels.rwkv7(new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1,
+                WeightType.F32); RwkvModel m = RwkvModel.of(f, Backends.byName("cpu"))) {
+            assertFalse(m.onAccelerator());
+            assertEquals(0, m.residentStateLimit());
+            try (ResidentStates s = m.residentStates(3)) {
+                assertEquals(3, s.capacity());
+            }
         }
     }
 
