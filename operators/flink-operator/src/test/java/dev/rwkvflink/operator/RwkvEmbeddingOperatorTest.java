@@ -306,13 +306,7 @@ class RwkvEmbeddingOperatorTest {
 
     @Test
     void restoringStatesOfAnotherModelIsRefusedNamingBoth() throws Exception {
-        OperatorSubtaskState snapshot;
-        try (var h = harness(config(), "heap")) {
-            h.open();
-            h.processElement(new TextChunk("a", 0, "hello", false, 0), 0);
-            h.prepareSnapshotPreBarrier(1);
-            snapshot = h.snapshot(1, 1);
-        }
+        OperatorSubtaskState snapshot = checkpointAfter(new TextChunk("a", 0, "hello", false, 0));
         RwkvOperatorConfig other = config().model(OneShot.tinyModel("FP16"));
         var h = harness(other, "heap");
         Exception e = assertThrows(Exception.class, () -> {
@@ -330,15 +324,8 @@ class RwkvEmbeddingOperatorTest {
      */
     @Test
     void bufferedChunksAreCountedAfterARestore() throws Exception {
-        OperatorSubtaskState snapshot;
-        try (var h = harness(config(), "heap")) {
-            h.open();
-            h.processElement(new TextChunk("a", 2, " gamma", false, 0), 0);
-            h.processElement(new TextChunk("a", 3, " delta", true, 0), 0);
-            assertEquals(2, ((RwkvEmbeddingOperator) h.getOperator()).bufferedChunks());
-            h.prepareSnapshotPreBarrier(1);
-            snapshot = h.snapshot(1, 1);
-        }
+        OperatorSubtaskState snapshot = checkpointAfter(new TextChunk("a", 2, " gamma", false, 0),
+                new TextChunk("a", 3, " delta", true, 0));
         try (var h = harness(config(), "heap")) {
             h.initializeState(snapshot);
             h.open();
@@ -350,6 +337,18 @@ class RwkvEmbeddingOperatorTest {
             assertEquals(0, op.bufferedChunks(), "all applied after the restore");
             EmbeddingRecord last = outputs(h).getLast();
             assertArrayEquals(reference.embed("alpha beta gamma delta"), last.vector, 0f, "the whole document");
+        }
+    }
+
+    /** A fresh operator (default config, heap state) given {@code chunks}, then checkpoint 1 of it. */
+    private static OperatorSubtaskState checkpointAfter(TextChunk... chunks) throws Exception {
+        try (var h = harness(config(), "heap")) {
+            h.open();
+            for (TextChunk c : chunks) {
+                h.processElement(c, 0);
+            }
+            h.prepareSnapshotPreBarrier(1);
+            return h.snapshot(1, 1);
         }
     }
 
