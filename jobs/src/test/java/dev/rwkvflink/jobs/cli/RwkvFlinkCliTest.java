@@ -153,6 +153,24 @@ class RwkvFlinkCliTest {
         assertTrue(!Files.exists(tmp.resolve("head.json")), "no head written");
     }
 
+    /**
+     * A backend or pooling name that does not exist stops {@code local} before Kafka and Flink start (within
+     * seconds), naming the option and the allowed values: a typo must not reach a TaskManager.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"--backend, nonsense, '--backend: unknown backend \"nonsense\"; allowed: cpu, scalar, vector, cuda, cuda:bf16, cuda:f32'",
+        "--pooling, mean, '--pooling: unknown pooling \"mean\": '"})
+    void localRefusesUnknownNamesBeforeStartingAnything(String option, String value, String message) throws Exception {
+        StringWriter err = new StringWriter();
+        var cl = RwkvFlinkCli.commandLine();
+        cl.setErr(new PrintWriter(err));
+        int[] rc = new int[1];
+        String out = stdout(() -> rc[0] = RwkvFlinkCli.run(cl, "local", option, value));
+        assertEquals(1, rc[0]);
+        assertTrue(err.toString().startsWith("error: " + message), err.toString());
+        assertEquals("", out, "nothing started: no demo-model notice, no broker or cluster lines");
+    }
+
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({"--temp, NaN, --temp must be a finite number >= 0", "--temp, -1, --temp must be a finite number >= 0",
         "--top-p, 0, --top-p must be in (0, 1]", "--top-p, NaN, --top-p must be in (0, 1]",
