@@ -1,5 +1,7 @@
 package dev.rwkvflink.jobs;
 
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.RwkvOperatorConfig;
@@ -85,6 +87,7 @@ public final class Settings implements Serializable {
         head = b.head;
         stats = b.stats;
         backend = require(b.backend, "backend");
+        checkNames(backend, pooling, "");
         classificationsTopic = b.classificationsTopic;
         if (head != null && (classificationsTopic == null || classificationsTopic.isBlank())) {
             throw new IllegalArgumentException("a classification head is set (" + head
@@ -116,6 +119,24 @@ public final class Settings implements Serializable {
         }
         parallelism = b.parallelism;
         kafkaProperties = new LinkedHashMap<>(b.kafkaProperties);
+    }
+
+    /**
+     * Refuses an unknown backend or pooling name where the job is built (the client), not when the operator opens
+     * on a TaskManager, where the job would restart in a loop; the message names the option ({@code prefix}
+     * "--" for command-line flags) and the allowed values.
+     */
+    public static void checkNames(String backend, String pooling, String prefix) {
+        try {
+            Backends.checkName(backend);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(prefix + "backend: " + e.getMessage(), e);
+        }
+        try {
+            Pooling.parse(pooling);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(prefix + "pooling: " + e.getMessage(), e);
+        }
     }
 
     public static Builder builder() {

@@ -151,4 +151,18 @@ class SettingsTest {
         assertThrows(IllegalArgumentException.class,
                 () -> Settings.builder().bootstrapServers("x").checkpointIntervalMillis(0).build());
     }
+
+    /** EmbedJob's client refuses unknown names before submitting (the job would restart in a loop otherwise). */
+    @Test
+    void unknownBackendOrPoolingIsRefusedWhereTheJobIsBuilt() {
+        var backend = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b:9092", "--backend", "gpu"));
+        assertTrue(backend.getMessage().startsWith("backend: unknown backend \"gpu\"; known: cpu, scalar, vector, cuda"),
+                backend.getMessage());
+        var pooling = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b:9092", "--pooling", "state:x"));
+        assertTrue(pooling.getMessage().startsWith("pooling: pooling \"state:x\": \"x\" is not a layer number"),
+                pooling.getMessage());
+        Settings.fromArgs("--bootstrap-servers", "b:9092", "--backend", "CUDA:F32", "--pooling", "both:0,2");
+    }
 }

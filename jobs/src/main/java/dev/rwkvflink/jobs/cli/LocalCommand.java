@@ -1,14 +1,12 @@
 package dev.rwkvflink.jobs.cli;
 
-import dev.rwkvflink.engine.backend.Backends;
-import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.engine.model.RandomModels;
+import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.jobs.local.Documents;
 import dev.rwkvflink.jobs.local.LocalRun;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -111,15 +109,7 @@ final class LocalCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // names are checked here, before Kafka and Flink start: a typo would otherwise surface only when the
         // operator opens on a TaskManager, and the job would restart in a loop
-        if (!Backends.NAMES.contains(backend.strip().toLowerCase(Locale.ROOT))) {
-            throw new IllegalArgumentException("--backend: unknown backend \"" + backend + "\"; allowed: "
-                    + String.join(", ", Backends.NAMES));
-        }
-        try {
-            Pooling.parse(pooling);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("--pooling: " + e.getMessage(), e);
-        }
+        Settings.checkNames(backend, pooling, "--");
         if (chunkBytes < 1) {
             throw new IllegalArgumentException("--chunk-bytes must be >= 1, got " + chunkBytes);
         }

@@ -158,7 +158,7 @@ class RwkvFlinkCliTest {
      * seconds), naming the option and the allowed values: a typo must not reach a TaskManager.
      */
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"--backend, nonsense, '--backend: unknown backend \"nonsense\"; allowed: cpu, scalar, vector, cuda, cuda:bf16, cuda:f32'",
+    @CsvSource({"--backend, nonsense, '--backend: unknown backend \"nonsense\"; known: cpu, scalar, vector, cuda, cuda:bf16, cuda:f32'",
         "--pooling, mean, '--pooling: unknown pooling \"mean\": '"})
     void localRefusesUnknownNamesBeforeStartingAnything(String option, String value, String message) throws Exception {
         StringWriter err = new StringWriter();

@@ -61,9 +61,24 @@ public final class Backends {
                 }
                 yield VectorHolder.INSTANCE;
             }
-            default -> throw new IllegalArgumentException("unknown backend \"" + name + "\"; known: "
-                    + String.join(", ", NAMES));
+            default -> throw unknown(name);
         };
+    }
+
+    /**
+     * Checks a backend name without opening the backend (no native library is loaded), so that a client can refuse
+     * a typo before it submits a job.
+     *
+     * @throws IllegalArgumentException for an unknown name (the message lists the known ones)
+     */
+    public static void checkName(String name) {
+        if (name == null || !NAMES.contains(name.strip().toLowerCase(java.util.Locale.ROOT))) {
+            throw unknown(name);
+        }
+    }
+
+    private static IllegalArgumentException unknown(String name) {
+        return new IllegalArgumentException("unknown backend \"" + name + "\"; known: " + String.join(", ", NAMES));
     }
 
     /**
