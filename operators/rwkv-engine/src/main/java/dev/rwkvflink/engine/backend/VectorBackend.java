@@ -22,25 +22,15 @@ import java.util.EnumSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.WeakHashMap;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * A SIMD, multi-threaded backend on the (incubating) Java Vector API.
  *
  * <h2>Work split</h2>
  * Output rows are independent, so they are cut into chunks that the calling thread and up to
- * {@code threads() - 1} helper threads of this backend claim one by one ({@link #threads()}: constructor argument, default system
- * property {@code rwkv.threads}, default {@code availableProcessors()}). Calls with fewer than
- * {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone. An idle
- * helper, and a caller waiting for its helpers, may spin for {@code rwkv.spinMicros} microseconds before they
- * park (default {@value #DEFAULT_SPIN_MICROS}). A forward pass is a run of projections with short single-threaded
- * work between them, and waking a parked thread costs 10-50 microseconds in a VM, longer than a 768 x 768
- * product takes: without the spin, one-token decode of RWKV-7 0.1B on 2 threads ran at 73 (fp16) and 82 (Q8_0)
- * tokens/s, with 100 microseconds 84 and 93-100 (quiet 2-vCPU EPYC; rwkv.cpp's ggml threads spin too). The spin
- * is bounded, so between batches or calls an idle helper parks within 100 microseconds; on a machine
- * oversubscribed by other processes, 0 gives their threads those turns.
+ * {@code threads() - 1} helper threads ({@link WorkerPool}) claim one by one ({@link #threads()}: constructor
+ * argument, default system property {@code rwkv.threads}, default {@code availableProcessors()}). Calls with fewer
+ * than {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone.
  *
  * <h2>Kernel</h2>
  * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16/bf16 widened and
@@ -119,16 +109,8 @@ public final class VectorBackend implements Backend, AutoCloseable {
     /** Per-thread decoded row tile, grown on demand. */
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
 
-    /** Default spin before parking, microseconds. */
-    static final int DEFAULT_SPIN_MICROS = 100;
-    private static final long SPIN_NANOS = 1000L * Integer.getInteger("rwkv.spinMicros", DEFAULT_SPIN_MICROS);
-
-    private final int threads;
-    /** Work for the helpers; null when single-threaded. */
-    private final LinkedBlockingQueue<Runnable> queue;
-    private final Thread[] helpers;
-    /** Tells a helper to stop ({@link #close}). */
-    private static final Runnable STOP = () -> { };
+    /** The caller's helpers ({@code threads - 1} of them). */
+    private final WorkerPool pool;
 
     /** Threads from system property {@code rwkv.threads}, default the number of available processors. */
     public VectorBackend() {
@@ -136,43 +118,10 @@ public final class VectorBackend implements Backend, AutoCloseable {
     }
 
     public VectorBackend(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
-        }
         if (L < 4 || 16 % L != 0) { // half a quant block (16 elements) must be a whole number of vectors
             throw new UnsupportedOperationException("unsupported float vector length " + L + " lanes");
         }
-        this.threads = threads;
-        this.queue = threads == 1 ? null : new LinkedBlockingQueue<>();
-        this.helpers = new Thread[threads - 1];
-        for (int i = 0; i < helpers.length; i++) {
-            helpers[i] = Thread.ofPlatform().daemon().name("rwkv-vector-" + i).start(this::helperLoop);
-        }
-    }
-
-    /** A helper: runs queued work; spins a while when the queue is empty, then blocks. */
-    private void helperLoop() {
-        try {
-            while (true) {
-                Runnable r = queue.poll();
-                if (r == null) {
-                    long until = System.nanoTime() + SPIN_NANOS;
-                    while (r == null && System.nanoTime() < until) {
-                        Thread.onSpinWait();
-                        r = queue.poll();
-                    }
-                    if (r == null) {
-                        r = queue.take();
-                    }
-                }
-                if (r == STOP) {
-                    return;
-                }
-                r.run();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        this.pool = new WorkerPool(threads, "rwkv-vector-");
     }
 
     @Override
@@ -181,7 +130,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
     }
 
     public int threads() {
-        return threads;
+        return pool.threads();
     }
 
     /** The float vector width in lanes, for logs. */
@@ -192,9 +141,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
     /** Stops the helper threads (daemons) once they finish the work already queued. */
     @Override
     public void close() {
-        for (int i = 0; i < helpers.length; i++) {
-            queue.add(STOP);
-        }
+        pool.close();
     }
 
     @Override
@@ -209,13 +156,13 @@ public final class VectorBackend implements Backend, AutoCloseable {
         Tensor q = b == null ? w : b.q8();
         float[] mins = b == null ? null : b.mins();
         long macs = (long) rows * cols * tokens;
-        if (queue == null || macs < PARALLEL_MIN_MACS || rows < 2 * ROW_TILE) {
+        if (pool.threads() == 1 || macs < PARALLEL_MIN_MACS || rows < 2 * ROW_TILE) {
             computeRows(q, mins, x, tokens, y, 0, rows);
             return;
         }
         // about 4 chunks per thread for load balance, each a whole number of row tiles
-        int grain = roundUp(Math.max(1, rows / (threads * 4)), ROW_TILE);
-        inParallel(rows, grain, (from, to) -> computeRows(q, mins, x, tokens, y, from, to));
+        int grain = roundUp(Math.max(1, rows / (pool.threads() * 4)), ROW_TILE);
+        pool.run(rows, grain, (from, to) -> computeRows(q, mins, x, tokens, y, from, to));
     }
 
     /**
@@ -290,79 +237,11 @@ public final class VectorBackend implements Backend, AutoCloseable {
     /** Row-wise work of the blocks (activations, the recurrence's inputs) over the helpers too, when it pays. */
     @Override
     public void forRows(int rows, int rowWork, RowRange body) {
-        if (queue == null || (long) rows * rowWork < PARALLEL_MIN_MACS || rows < 2) {
+        if (pool.threads() == 1 || (long) rows * rowWork < PARALLEL_MIN_MACS || rows < 2) {
             body.run(0, rows);
             return;
         }
-        inParallel(rows, Math.max(1, rows / (threads * 4)), body);
-    }
-
-    /** Runs body over [0, n) in chunks of {@code grain}, claimed by the caller and the helpers. */
-    private void inParallel(int n, int grain, RowRange body) {
-        ParallelCall call = new ParallelCall(n, grain, body);
-        for (int i = 1; i < Math.min(threads, call.chunks); i++) {
-            queue.add(call);
-        }
-        call.run();
-        call.awaitAll();
-    }
-
-    /**
-     * One multi-threaded call (a matmul's output rows, or row-wise work). The caller and the helpers run
-     * {@link #run}, claiming chunks of rows from a shared counter until none are left; whoever finishes the last
-     * chunk wakes the caller. A helper that starts late finds nothing to claim and returns at once, and the caller
-     * never waits for it.
-     */
-    private static final class ParallelCall implements Runnable {
-        private final int n;
-        private final int grain;
-        private final RowRange body;
-        final int chunks;
-        private final AtomicInteger next = new AtomicInteger();
-        private final AtomicInteger unfinished;
-        private final Thread caller = Thread.currentThread();
-        private volatile Throwable failure;
-
-        ParallelCall(int n, int grain, RowRange body) {
-            this.n = n;
-            this.grain = grain;
-            this.body = body;
-            this.chunks = (n + grain - 1) / grain;
-            this.unfinished = new AtomicInteger(chunks);
-        }
-
-        @Override
-        public void run() {
-            for (int c = next.getAndIncrement(); c < chunks; c = next.getAndIncrement()) {
-                try {
-                    body.run(c * grain, Math.min(n, (c + 1) * grain));
-                } catch (Throwable e) {
-                    failure = e;
-                }
-                if (unfinished.decrementAndGet() == 0) {
-                    LockSupport.unpark(caller);
-                }
-            }
-        }
-
-        /** Blocks the caller until every chunk is done (spinning first); rethrows a helper's failure. */
-        void awaitAll() {
-            long until = System.nanoTime() + SPIN_NANOS;
-            while (unfinished.get() > 0 && System.nanoTime() < until) {
-                Thread.onSpinWait();
-            }
-            while (unfinished.get() > 0) {
-                LockSupport.park(this);
-            }
-            Throwable e = failure;
-            if (e instanceof RuntimeException re) {
-                throw re;
-            } else if (e instanceof Error err) {
-                throw err;
-            } else if (e != null) {
-                throw new IllegalStateException(e);
-            }
-        }
+        pool.run(rows, Math.max(1, rows / (pool.threads() * 4)), body);
     }
 
     /**
