@@ -274,14 +274,14 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             buffer(chunk, p, now);
         } else {
             apply(chunk, p, now);
-            TextChunk next;
-            while (!p.finished && (next = bufferedState.get(p.nextSeq)) != null) {
+            TextChunk next; // (p.buffered counts the entries of bufferedState: an in-order document reads none)
+            while (p.buffered > 0 && !p.finished && (next = bufferedState.get(p.nextSeq)) != null) {
                 bufferedState.remove(p.nextSeq);
                 p.buffered--;
                 metrics.buffered.dec();
                 apply(next, p, now);
             }
-            if (p.finished) {
+            if (p.finished && p.buffered > 0) {
                 rejectBufferedAfterEnd(p, now);
             }
         }
