@@ -3,7 +3,6 @@ package dev.rwkvflink.cuda;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -16,6 +15,8 @@ import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Loads device code from CUDA C++ source, compiling with {@link Nvrtc} only when the disk cache has no CUBIN for
@@ -32,7 +33,7 @@ public final class KernelCache {
     /** Environment variable naming the cache directory when the property is unset. */
     public static final String DIR_ENV = "RWKV_CUDA_CACHE_DIR";
 
-    private static final System.Logger LOG = System.getLogger(KernelCache.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(KernelCache.class);
     private static final String ARCH_OPTION = "--gpu-architecture=";
 
     private KernelCache() {
@@ -61,16 +62,16 @@ public final class KernelCache {
         if (cached != null) {
             try {
                 CudaModule module = device.loadModule(cached);
-                LOG.log(Level.DEBUG, "loaded {0} from {1}", programName, file);
+                LOG.debug("loaded {} from {}", programName, file);
                 return module;
             } catch (CudaException e) {
-                LOG.log(Level.WARNING, "cached {0} is unusable, compiling again: {1}", file, e.getMessage());
+                LOG.warn("cached {} is unusable, compiling again: {}", file, e.getMessage());
                 deleteQuietly(file);
             }
         }
         long start = System.nanoTime();
         byte[] image = Nvrtc.compile(source, programName, allOptions);
-        LOG.log(Level.DEBUG, "compiled {0} for {1} in {2} ms", programName, device.arch(),
+        LOG.debug("compiled {} for {} in {} ms", programName, device.arch(),
                 (System.nanoTime() - start) / 1_000_000);
         store(file, image);
         return device.loadModule(image);
@@ -152,7 +153,7 @@ public final class KernelCache {
         } catch (NoSuchFileException e) {
             return null;
         } catch (IOException e) {
-            LOG.log(Level.WARNING, "cannot read cached {0}: {1}", file, e.toString());
+            LOG.warn("cannot read cached {}: {}", file, e.toString());
             return null;
         }
     }
@@ -169,7 +170,7 @@ public final class KernelCache {
                 Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
             }
         } catch (IOException e) {
-            LOG.log(Level.WARNING, "cannot write kernel cache {0}: {1}", file, e.toString());
+            LOG.warn("cannot write kernel cache {}: {}", file, e.toString());
             if (tmp != null) {
                 deleteQuietly(tmp);
             }
@@ -180,7 +181,7 @@ public final class KernelCache {
         try {
             Files.deleteIfExists(file);
         } catch (IOException e) {
-            LOG.log(Level.WARNING, "cannot delete {0}: {1}", file, e.toString());
+            LOG.warn("cannot delete {}: {}", file, e.toString());
         }
     }
 }

@@ -5,6 +5,8 @@ import dev.rwkvflink.engine.backend.cuda.Precision;
 
 import java.util.List;
 import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Picks a {@link Backend} by name. Backends are shared, one instance per name per JVM (the vector backend owns a
@@ -25,7 +27,7 @@ public final class Backends {
     /** System property naming the default backend. */
     public static final String PROPERTY = "rwkv.backend";
 
-    private static final System.Logger LOG = System.getLogger(Backends.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(Backends.class);
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
 
     private Backends() {
@@ -92,7 +94,7 @@ public final class Backends {
         if ("vector".equalsIgnoreCase(name.strip())) {
             Optional<String> missing = vectorUnavailableReason();
             if (missing.isPresent()) {
-                LOG.log(System.Logger.Level.WARNING, "rwkv: vector backend unavailable ({0}); using the scalar"
+                LOG.warn("rwkv: vector backend unavailable ({}); using the scalar"
                         + " backend, which is several times slower", missing.get());
                 return ScalarHolder.INSTANCE;
             }
@@ -113,7 +115,7 @@ public final class Backends {
         }
         Optional<String> missing = CudaBackend.unavailableReason();
         if (missing.isPresent()) {
-            LOG.log(System.Logger.Level.WARNING, "rwkv: CUDA backend unavailable ({0}); using the CPU backend",
+            LOG.warn("rwkv: CUDA backend unavailable ({}); using the CPU backend",
                     missing.get());
             return defaultCpu();
         }

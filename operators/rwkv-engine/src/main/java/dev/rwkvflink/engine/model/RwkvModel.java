@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * An RWKV language model of any supported version, ready to advance states.
@@ -40,7 +42,7 @@ public final class RwkvModel implements AutoCloseable {
     /** The accelerator's runner once asked for; {@link #NO_RUNNER} when the CPU path runs this model. */
     private volatile Object runner;
     private static final Object NO_RUNNER = new Object();
-    private static final System.Logger LOG = System.getLogger(RwkvModel.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(RwkvModel.class);
 
     private RwkvModel(WeightFile file, Backend backend) {
         this.file = file;
@@ -279,8 +281,8 @@ public final class RwkvModel implements AutoCloseable {
                 if (r == null) {
                     r = NO_RUNNER;
                     if (backend instanceof Accelerator a) {
-                        r = a.open(this, why -> LOG.log(System.Logger.Level.WARNING,
-                                "rwkv: {0} runs this model on the CPU: {1}", backend.name(), why))
+                        r = a.open(this, why -> LOG.warn("rwkv: {} runs this model on the CPU: {}",
+                                backend.name(), why))
                                 .map(Object.class::cast).orElse(NO_RUNNER);
                     }
                     runner = r;
