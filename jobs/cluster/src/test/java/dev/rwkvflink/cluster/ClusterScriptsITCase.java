@@ -3,6 +3,7 @@ package dev.rwkvflink.cluster;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.EmbeddedKafka;
 import dev.rwkvflink.schema.DocumentChunk;
@@ -15,6 +16,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -25,6 +27,7 @@ import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -39,7 +42,10 @@ import org.junit.jupiter.api.Test;
 /**
  * The scripts end to end: {@code bin/cluster.sh start 1} (a JobManager and a TaskManager JVM on
  * flink-lib.classpath), an embedded Kafka broker, {@code bin/submit.sh} with the shaded job jar, one committed
- * LAST embedding per document, then REST cancel and {@code cluster.sh stop} (always).
+ * LAST embedding per document, then REST cancel and {@code cluster.sh stop} (always). The job asks for
+ * {@code --backend cuda}: where CUDA is absent (CI) the operator runs on the CPU, and the reason is in the
+ * TaskManager's log file (the engine logs through SLF4J, so it lands where Flink's logs do); where CUDA is present,
+ * the log names the device the subtask runs on.
  */
 class ClusterScriptsITCase {
 
@@ -73,7 +79,8 @@ class ClusterScriptsITCase {
                         "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks",
                         "--embeddings-topic", "embeddings", "--dead-letters-topic", "dead-letters",
                         "--group-id", "cluster-it", "--starting-offsets", "earliest", "--model", model.toString(),
-                        "--checkpoint-interval-ms", "500", "--max-wait-ms", "5", "--parallelism", "2");
+                        "--checkpoint-interval-ms", "500", "--max-wait-ms", "5", "--parallelism", "2",
+                        "--backend", "cuda");
                 Matcher m = JOB_ID.matcher(out);
                 assertTrue(m.find(), "submit.sh prints the JobID: " + out);
                 jobId = m.group(1);
@@ -83,6 +90,12 @@ class ClusterScriptsITCase {
                 for (Embedding e : last.values()) {
                     assertTrue(e.getDim() > 0 && e.getVector().size() == e.getDim(), "vector of " + e.getKey());
                 }
+                String tmLogs = taskManagerLogs(work);
+                String expected = Cuda.availability().available() ? "runs on cuda"
+                        : "rwkv: CUDA backend unavailable (unavailable: ";
+                assertTrue(tmLogs.contains(expected) && (Cuda.availability().available()
+                        || tmLogs.contains("); using the CPU backend")),
+                        "the TaskManager's log file says where the operator runs and why: " + expected);
             } catch (Throwable t) {
                 System.err.println(ClusterSupport.logTails(work));
                 throw t;
@@ -94,6 +107,18 @@ class ClusterScriptsITCase {
             }
         }
         System.out.printf("cluster test took %.1f s%n", (System.nanoTime() - started) / 1e9);
+    }
+
+    /** The TaskManagers' log files ({@code log/taskmanager-*.log} of the cluster's work directory), concatenated. */
+    private static String taskManagerLogs(Path work) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        try (Stream<Path> logs = Files.list(work.resolve("log"))) {
+            for (Path log : logs.filter(f -> f.getFileName().toString().matches("taskmanager.*\\.log")).sorted()
+                    .toList()) {
+                sb.append(Files.readString(log));
+            }
+        }
+        return sb.toString();
     }
 
     private static void produce(EmbeddedKafka kafka, Map<String, String> docs) throws Exception {
