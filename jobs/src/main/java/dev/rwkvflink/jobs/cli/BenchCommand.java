@@ -9,6 +9,7 @@ import dev.rwkvflink.engine.backend.cuda.CudaBench;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -48,12 +49,14 @@ final class BenchCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--modes", split = ",", defaultValue = "decode,seq64/16,seq512,streams64x16/16",
-            description = "decode (1 token per call, logits every token); head (the output head alone, one token per product, also in GB/s); memory (the read bandwidth the kernels can reach, GB/s); seqN (N tokens in one call) or seqN/K "
-                    + "(in calls of K), logits of the last; streamsKxT[/B] (K keys x T tokens, B keys per call, "
-                    + "hidden vectors only). Default: ${DEFAULT-VALUE}.")
+            description = "decode (1 token per call, logits every token); head (the output head alone, one token per "
+                    + "product, also in GB/s); memory (the read bandwidth the kernels can reach, GB/s); seqN (N tokens "
+                    + "in one call) or seqN/K (in calls of K), logits of the last; streamsKxT[/B] (K keys x T tokens, "
+                    + "B keys per call, hidden vectors only). Default: ${DEFAULT-VALUE}.")
     List<String> modes;
 
-    @Option(names = "--decode-tokens", defaultValue = "16", description = "Tokens per decode run (products per head run). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--decode-tokens", defaultValue = "16",
+            description = "Tokens per decode run (products per head run). Default: ${DEFAULT-VALUE}.")
     int decodeTokens;
 
     @Option(names = "--reps", defaultValue = "5", description = "Measured repetitions. Default: ${DEFAULT-VALUE}.")
@@ -117,10 +120,10 @@ final class BenchCommand implements Callable<Integer> {
                         probe.bytes() >> 20, median * probe.bytes() / 1e9);
             }
             if (w instanceof Workload.Head) {
-                long bytes = m.weights().get("head.weight").data().byteSize();
+                Tensor head = m.weights().get("head.weight");
+                long bytes = head.data().byteSize();
                 headNote = String.format("head: %d x %d %s, %.1f MB read per product: %.2f GB/s at the median",
-                        m.config().vocab(), m.config().embd(), m.weights().get("head.weight").type(), bytes / 1e6,
-                        median * bytes / 1e9);
+                        head.rows(), head.cols(), head.type(), bytes / 1e6, median * bytes / 1e9);
             }
         }
         for (String note : new String[] {headNote, memoryNote}) {
@@ -179,7 +182,8 @@ final class BenchCommand implements Callable<Integer> {
             return new Workload.Streams(keys, Integer.parseInt(k.group(2)),
                     k.group(3) == null ? keys : Integer.parseInt(k.group(3)));
         }
-        throw new IllegalArgumentException("unknown mode " + mode + " (decode, head, memory, seqN, seqN/K, streamsKxT, streamsKxT/B)");
+        throw new IllegalArgumentException("unknown mode " + mode
+                + " (decode, head, memory, seqN, seqN/K, streamsKxT, streamsKxT/B)");
     }
 
     /** One measured run: fresh states, random token ids, wall time in seconds. */

@@ -33,12 +33,15 @@ import java.util.WeakHashMap;
  * than {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone.
  *
  * <h2>Kernel</h2>
- * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16/bf16 widened and
- * quant blocks unpacked in registers), then multiplied with every token's input, four tokens at a time
+ * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16 converted by the
+ * CPU's F16C instruction, bf16 widened and quant blocks unpacked in registers), then multiplied with every token's
+ * input, four tokens at a time
  * ({@link #dot4x4}: 4 row vectors and 4 input vectors per step, 16 independent fused multiply-adds), then two,
  * then one. Tokens go in blocks of about 128 KiB of input ({@link #tokenBlock}; the tile is decoded again per
- * block), so the inputs stay in L2 while the chunk's tiles pass over them. One token uses the same tile kernel
- * (4 independent chains), so that the arithmetic of an output never depends on how many tokens came with it.
+ * block), so the inputs stay in L2 while the chunk's tiles pass over them. One token takes the same tile kernel
+ * ({@link #dot4x1}, 4 independent chains) where that reads faster ({@link #ONE_TOKEN_TILES}), else streams its rows
+ * ({@link #streamRows}) with the same arithmetic per output, so that an output never depends on how many tokens
+ * came with it.
  *
  * <h2>Determinism</h2>
  * Row tiles start at multiples of {@value #ROW_TILE} counted from row 0 and chunk borders fall on tile borders,
