@@ -114,6 +114,9 @@ public final class EmbedJob {
 
         SingleOutputStreamOperator<Embedding> embeddings = records.map(new ToEmbedding())
                 .uid(TO_EMBEDDING_UID).name("to Embedding");
+        if (s.separateSinks()) {
+            embeddings.startNewChain(); // Avro and the producer on their own thread, overlapping the next batch
+        }
         var embeddingsSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.embeddingsTopic(),
                 s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
                 Embedding::getKey, s.delivery());
@@ -127,9 +130,13 @@ public final class EmbedJob {
                     s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class), s.format(),
                     Classification::getKey, s.delivery());
             s.kafkaProperties().forEach(classesSink::setProperty);
-            records.filter(r -> r.label != null).uid("labelled-only").name("labelled only")
-                    .map(new ToClassification(labels, head)).uid(TO_CLASSIFICATION_UID).name("to Classification")
-                    .sinkTo(classesSink.build())
+            SingleOutputStreamOperator<Classification> classes = records.filter(r -> r.label != null)
+                    .uid("labelled-only").name("labelled only")
+                    .map(new ToClassification(labels, head)).uid(TO_CLASSIFICATION_UID).name("to Classification");
+            if (s.separateSinks()) {
+                classes.startNewChain();
+            }
+            classes.sinkTo(classesSink.build())
                     .uid(CLASSIFICATIONS_SINK_UID).name("classes to " + s.classificationsTopic());
         }
 

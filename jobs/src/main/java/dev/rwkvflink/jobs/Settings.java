@@ -57,6 +57,7 @@ public final class Settings implements Serializable {
     private final int maxBatchKeys;
     private final int maxBatchTokens;
     private final boolean emitEveryChunk;
+    private final boolean separateSinks;
     private final int cudaDevice;
     private final DeliveryGuarantee delivery;
     private final long checkpointIntervalMillis;
@@ -106,6 +107,7 @@ public final class Settings implements Serializable {
         maxBatchKeys = b.maxBatchKeys;
         maxBatchTokens = b.maxBatchTokens;
         emitEveryChunk = b.emitEveryChunk;
+        separateSinks = b.separateSinks;
         cudaDevice = b.cudaDevice;
         delivery = Objects.requireNonNull(b.delivery, "delivery");
         if (b.checkpointIntervalMillis < 10) {
@@ -148,7 +150,7 @@ public final class Settings implements Serializable {
      * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
      * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
      * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, snapshot-tokens, max-batch-keys,
-     * max-batch-tokens, emit-every-chunk, cuda-device, delivery, checkpoint-interval-ms, parallelism, and
+     * max-batch-tokens, emit-every-chunk, separate-sinks, cuda-device, delivery, checkpoint-interval-ms, parallelism, and
      * kafka-property {@code key=value} (repeatable).
      */
     public static Settings fromArgs(String... args) {
@@ -193,6 +195,7 @@ public final class Settings implements Serializable {
                 case "max-batch-keys" -> b.maxBatchKeys(Integer.parseInt(value));
                 case "max-batch-tokens" -> b.maxBatchTokens(Integer.parseInt(value));
                 case "emit-every-chunk" -> b.emitEveryChunk(parseBoolean(name, value));
+                case "separate-sinks" -> b.separateSinks(parseBoolean(name, value));
                 case "cuda-device" -> b.cudaDevice(Integer.parseInt(value));
                 case "delivery" -> b.delivery(KafkaJobs.delivery(value));
                 case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
@@ -250,6 +253,8 @@ public final class Settings implements Serializable {
     public int maxBatchKeys() { return maxBatchKeys; }
     public int maxBatchTokens() { return maxBatchTokens; }
     public boolean emitEveryChunk() { return emitEveryChunk; }
+    /** Whether the output conversions and Kafka sinks run in a task of their own (see {@link Builder#separateSinks}). */
+    public boolean separateSinks() { return separateSinks; }
     /** -1: automatic (Flink's gpu external resource, else rwkv.cuda.device). */
     public int cudaDevice() { return cudaDevice; }
     /** How the sinks deliver: exactly once (at checkpoints, the default) or at least once (at once). */
@@ -342,6 +347,7 @@ public final class Settings implements Serializable {
         private int maxBatchKeys = new RwkvOperatorConfig().maxBatchKeys;
         private int maxBatchTokens = new RwkvOperatorConfig().maxBatchTokens;
         private boolean emitEveryChunk;
+        private boolean separateSinks = true;
         private int cudaDevice = -1;
         private DeliveryGuarantee delivery = DeliveryGuarantee.EXACTLY_ONCE;
         private long checkpointIntervalMillis = 10_000;
@@ -387,6 +393,12 @@ public final class Settings implements Serializable {
         public Builder maxBatchTokens(int v) { maxBatchTokens = v; return this; }
         /** Also emit an embedding (reason PROGRESS) after every chunk, not only at a document's end. */
         public Builder emitEveryChunk(boolean v) { emitEveryChunk = v; return this; }
+        /**
+         * Run the Avro conversion and the Kafka sinks of embeddings and classes in a task (thread) of their own
+         * (default true), so that serialising and sending a batch's embeddings overlaps the model's next batch;
+         * false chains them to the operator (one thread, no hand-over between tasks).
+         */
+        public Builder separateSinks(boolean v) { separateSinks = v; return this; }
         /** CUDA device for the GPU backends; -1 (default): Flink's gpu external resource, else rwkv.cuda.device. */
         public Builder cudaDevice(int v) { cudaDevice = v; return this; }
         /** EXACTLY_ONCE (default) or AT_LEAST_ONCE; see {@link KafkaJobs#avroSinkBuilder}. */

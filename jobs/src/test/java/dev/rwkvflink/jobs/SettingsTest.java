@@ -66,6 +66,9 @@ class SettingsTest {
         assertEquals(org.apache.flink.connector.base.DeliveryGuarantee.EXACTLY_ONCE, defaults.delivery());
         assertEquals(-1, defaults.operatorConfig().cudaDevice);
         assertEquals(false, defaults.operatorConfig().emitEveryChunk);
+        assertTrue(defaults.separateSinks());
+        assertEquals(false, Settings.fromArgs("--bootstrap-servers", "b:9092", "--separate-sinks", "false")
+                .separateSinks());
         Settings s = Settings.fromArgs("--bootstrap-servers", "b:9092", "--max-batch-keys", "1024",
                 "--max-batch-tokens", "131072", "--emit-every-chunk", "true", "--cuda-device", "1",
                 "--delivery", "at-least-once", "--max-wait-ms", "7");

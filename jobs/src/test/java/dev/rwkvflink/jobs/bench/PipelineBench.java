@@ -54,7 +54,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * state backend, checkpoints and sinks. Not a unit test: {@code native-bindings/gpu-check.sh --main
  * dev.rwkvflink.jobs.bench.PipelineBench ...} on the GPU machine, or on the CPU with the test classpath.
  *
- * <p>Each run (documents D, checkpoint interval, parallelism, delivery):
+ * <p>Each run (documents D, checkpoint interval, parallelism, delivery, and the sinks: in a task of their own,
+ * "separate", the default, or "chained" to the operator, as EmbedJob's --separate-sinks):
  * <ol>
  *   <li><b>sustained throughput</b>: D open documents, each sent as R chunks of T random token ids (a backlog,
  *       produced as fast as the broker takes it while the job runs); every chunk yields an embedding (progress
@@ -70,7 +71,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *       sees its embedding (for exactly-once: after the checkpoint that commits it).</li>
  * </ol>
  *
- * Options: {@code --model random:0.1b:BF16 --vocab FILE --backend cuda --runs D:CHECKPOINT_MS:PARALLELISM:DELIVERY,...
+ * Options: {@code --model random:0.1b:BF16 --vocab FILE --backend cuda --runs D:CHECKPOINT_MS:PARALLELISM:DELIVERY[:SINKS],...
  * --chunk-tokens 64 --chunks 8 --state hashmap|rocksdb --latency-seconds 15 --latency-load 0.5 --max-batch-keys 1024
  * --partitions 4 --phase-timeout-s 120 --token-range 65536 (token ids drawn below this) --hot-state-bytes 64GiB
  * --snapshot-tokens -1 (the token-log budget K; 0: a whole state at every write-back)}. Random inputs from a fixed
@@ -78,11 +79,15 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  */
 public final class PipelineBench {
 
-    private record Run(int documents, long checkpointMs, int parallelism, String delivery) {
+    private record Run(int documents, long checkpointMs, int parallelism, String delivery, String sinks) {
         static Run parse(String s) {
             String[] p = s.strip().split(":");
+            String sinks = p.length > 4 ? p[4] : "separate";
+            if (!sinks.equals("separate") && !sinks.equals("chained")) {
+                throw new IllegalArgumentException("sinks are 'separate' or 'chained', got '" + sinks + "'");
+            }
             return new Run(Integer.parseInt(p[0]), Long.parseLong(p[1]), Integer.parseInt(p[2]),
-                    p.length > 3 ? p[3] : "exactly-once");
+                    p.length > 3 ? p[3] : "exactly-once", sinks);
         }
     }
 
@@ -137,10 +142,10 @@ public final class PipelineBench {
             kafka.close();
         }
         System.out.println();
-        System.out.println("| documents | checkpoint | p | delivery | operator tok/s | end-to-end tok/s | chunks/s"
-                + " | docs/s | latency p50 / p99 ms | checkpoints: n, median / max ms, median MB | engine | replay"
-                + " | read | write-back | emit | barrier | GPU util |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        System.out.println("| documents | checkpoint | p | delivery | sinks | operator tok/s | end-to-end tok/s"
+                + " | chunks/s | docs/s | latency p50 / p99 ms | checkpoints: n, median / max ms, median MB | engine"
+                + " | replay | read | write-back | emit | emit us / embedding | barrier | GPU util |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
     }
 
@@ -154,7 +159,7 @@ public final class PipelineBench {
                 .backend(opt("backend", "cuda")).checkpointIntervalMillis(run.checkpointMs())
                 .parallelism(run.parallelism()).maxBatchKeys(maxKeys).maxBatchTokens(maxKeys * chunkTokens * 2)
                 .maxWaitMillis(Long.parseLong(opt("max-wait-ms", "20"))).idleTimeoutMillis(0).emitEveryChunk(true)
-                .delivery(KafkaJobs.delivery(run.delivery()))
+                .delivery(KafkaJobs.delivery(run.delivery())).separateSinks(run.sinks().equals("separate"))
                 .hotStateBytes(Long.parseLong(opt("hot-state-bytes", Long.toString(64L << 30))))
                 .snapshotTokens(Long.parseLong(opt("snapshot-tokens", "-1")))
                 .kafkaProperty("transaction.timeout.ms=600000");
@@ -238,12 +243,13 @@ public final class PipelineBench {
                             percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), percentile(lat, 100),
                             all ? "" : " (not all arrived in time)");
                 }
-                rows.add(String.format(Locale.ROOT, "| %d | %d ms | %d | %s | %.0f | %.0f | %.0f | %.1f | %s | %s |"
-                        + " %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %s |", run.documents(), run.checkpointMs(),
-                        run.parallelism(), run.delivery(), w.tokensPerSecond(), e2e, chunkRate, chunkRate / chunks,
-                        latency, checkpointsText, 100 * w.share("engineNanos"), 100 * w.share("replayNanos"),
-                        100 * w.share("stateReadNanos"),
-                        100 * w.share("stateWriteNanos"), 100 * w.share("emitNanos"), 100 * w.share("barrierNanos"),
+                rows.add(String.format(Locale.ROOT, "| %d | %d ms | %d | %s | %s | %.0f | %.0f | %.0f | %.1f | %s | %s |"
+                        + " %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.1f | %.0f%% | %s |", run.documents(),
+                        run.checkpointMs(), run.parallelism(), run.delivery(), run.sinks(), w.tokensPerSecond(), e2e,
+                        chunkRate, chunkRate / chunks, latency, checkpointsText, 100 * w.share("engineNanos"),
+                        100 * w.share("replayNanos"), 100 * w.share("stateReadNanos"),
+                        100 * w.share("stateWriteNanos"), 100 * w.share("emitNanos"), w.microsPer("emitNanos", "embeddings"),
+                        100 * w.share("barrierNanos"),
                         Double.isNaN(utilisation) ? "n/a" : String.format(Locale.ROOT, "%.0f%%", utilisation)));
                 System.out.println(rows.getLast());
             } finally {
@@ -430,7 +436,7 @@ public final class PipelineBench {
     /** Samples the operator's counters every 100 ms. */
     private static final class MetricSampler {
         private static final String[] NAMES = {"tokens", "engineNanos", "replayNanos", "stateReadNanos",
-            "stateWriteNanos", "emitNanos", "barrierNanos"};
+            "stateWriteNanos", "emitNanos", "barrierNanos", "embeddings"};
         private final List<long[]> samples = new CopyOnWriteArrayList<>(); // millis, then the counters
         private final AtomicBoolean stop = new AtomicBoolean();
         private Thread thread;
@@ -494,6 +500,13 @@ public final class PipelineBench {
             double share(String name) {
                 int i = Arrays.asList(NAMES).indexOf(name) + 1;
                 return (b[i] - a[i]) / 1e9 / seconds();
+            }
+
+            /** Microseconds of counter {@code nanos} per increment of counter {@code count} in the window. */
+            double microsPer(String nanos, String count) {
+                int i = Arrays.asList(NAMES).indexOf(nanos) + 1;
+                int j = Arrays.asList(NAMES).indexOf(count) + 1;
+                return (b[i] - a[i]) / 1e3 / Math.max(1, b[j] - a[j]);
             }
 
             long startMillis() {
