@@ -96,6 +96,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private transient SharedModels.LoadedModel loaded;
     private transient ChunkTokenizer chunkTokenizer;
     private transient ValueState<DocumentProgress> progressState;
+    /** The progress records between checkpoints (written back before each barrier): see {@link ProgressCache}. */
+    private transient ProgressCache progress;
     private transient MapState<Long, TextChunk> bufferedState;
     private transient ValueState<KeyModelState> modelState;
     private transient ListState<int[]> tokenLog;
@@ -138,6 +140,24 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         chunkTokenizer = loaded.tokenizer().chunked();
         fingerprintHex = loaded.model().fingerprint().hex();
         progressState = getRuntimeContext().getState(progressDescriptor());
+        progress = new ProgressCache(new ProgressCache.Store() {
+            @Override
+            public DocumentProgress read(String key) throws Exception {
+                return withKey(key, () -> progressState.value());
+            }
+
+            @Override
+            public void write(String key, DocumentProgress p) throws Exception {
+                withKey(key, () -> {
+                    if (p == null) {
+                        progressState.clear();
+                    } else {
+                        progressState.update(p);
+                    }
+                    return null;
+                });
+            }
+        });
         bufferedState = getRuntimeContext().getMapState(
                 new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
         modelState = getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
@@ -249,7 +269,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             reject(chunk, problem, now);
             return;
         }
-        DocumentProgress p = progressState.value();
+        String key = (String) getCurrentKey();
+        DocumentProgress p = progress.get(key);
         if (p == null) {
             p = new DocumentProgress();
             metrics.states.inc(); // a document opens
@@ -285,7 +306,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 rejectBufferedAfterEnd(p, now);
             }
         }
-        progressState.update(p);
+        progress.put(key, p);
         scheduleTimeout(p);
         flushWhenDue(now);
     }
@@ -503,21 +524,21 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     /** Idle timeout (final embedding, then clear) or the end of a finished document's tombstone. */
     @Override
     public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
-        DocumentProgress p = progressState.value();
+        String key = timer.getKey();
+        DocumentProgress p = progress.get(key);
         if (p == null) {
             return;
         }
         long now = timer.getTimestamp();
         if (p.finished) {
             if (now >= p.lastActivity + config.finishedRetentionMillis) {
-                progressState.clear();
+                progress.clear(key);
             }
             return;
         }
         if (config.idleTimeoutMillis <= 0 || now < p.lastActivity + config.idleTimeoutMillis) {
             return; // a newer chunk moved the deadline; its own timer will fire
         }
-        String key = timer.getKey();
         for (Map.Entry<Long, TextChunk> e : bufferedState.entries()) {
             reject(e.getValue(), "idle timeout: chunk " + p.nextSeq + " never arrived, so chunk " + e.getKey()
                     + " could not be applied", now);
@@ -537,7 +558,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         Batch.KeyWork work = batch.forKey(key);
         work.add(rest, p.nextSeq - 1, p.eventTime, EmbeddingRecord.Reason.IDLE);
         batch.countTokens(rest.length);
-        progressState.update(p);
+        progress.put(key, p);
         scheduleTimeout(p);
         flushWhenDue(now);
     }
@@ -556,6 +577,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         int keys = batch.keys();
         flush();
         int written = writeBackHot();
+        progress.writeBack();
         metrics.barrierNanos.inc(System.nanoTime() - start);
         if (LOG.isDebugEnabled()) {
             LOG.debug("barrier {} checkpoint={} flushed-keys={} written-back={} previous={}", traceId, checkpointId,
@@ -769,6 +791,22 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     /** Keys rebuilt from snapshot + log so far by this instance (for tests). */
     long statesReplayed() {
         return metrics.statesReplayed.getCount();
+    }
+
+    /** Runs {@code action} with {@code key} as the current key, then restores the current key. */
+    private <T> T withKey(String key, java.util.concurrent.Callable<T> action) throws Exception {
+        Object saved = getCurrentKey();
+        boolean switchKey = !key.equals(saved);
+        if (switchKey) {
+            setCurrentKey(key);
+        }
+        try {
+            return action.call();
+        } finally {
+            if (switchKey && saved != null) {
+                setCurrentKey(saved);
+            }
+        }
     }
 
     /** Writes every dirty hot state to Flink state (before each checkpoint barrier); returns how many. */
