@@ -14,6 +14,8 @@
 #   pipeline-10k    the same with 10,000 open documents (checkpoints every 10 s and 1 s, parallelism 1)
 #   pipeline-sinks  10,000 open documents, checkpoints every 1 s: the sinks chained to the operator vs in a task
 #                   of their own (EmbedJob --separate-sinks), alternating, twice each; then the same job on RocksDB
+#   goal-10k        issue 14's GPU goal in one call: the bare engine (and the operator) at the job's batch shape,
+#                   1,024 keys x 64 tokens, then the job with 10,000 open documents, checkpoints every 1 s, twice
 #   survey          CudaToleranceSurvey over 200 seeds (bf16 error distributions behind the GPU test limits)
 #   budget          SnapshotBudgetBench: a cold key's snapshot read vs its log replay per token, 0.1B and 1.5B
 #                   shapes, bf16 (the GPU constant of the token-log budget K)                    (~1 min)
@@ -56,13 +58,18 @@ for part in "$@"; do
       run pipeline-10k-rocksdb 90g dev.rwkvflink.jobs.bench.PipelineBench --model random:0.1b:BF16 --vocab "$vocab" \
         --backend cuda --state rocksdb --chunks 4 --chunk-tokens 64 --max-batch-keys 1024 --latency-seconds 5 \
         --phase-timeout-s 150 --runs 10000:1000:1:exactly-once:separate ;;
+    goal-10k)
+      run goal-engine 32g dev.rwkvflink.operator.OperatorBench random:0.1b:BF16 1024 64 5 cuda heap
+      run goal-pipeline 90g dev.rwkvflink.jobs.bench.PipelineBench --model random:0.1b:BF16 --vocab "$vocab" \
+        --backend cuda --chunks 4 --chunk-tokens 64 --max-batch-keys 1024 --latency-seconds 10 \
+        --phase-timeout-s 150 --runs 10000:1000:1:exactly-once,10000:1000:1:exactly-once ;;
     budget)
       run budget-0.1b 16g dev.rwkvflink.operator.SnapshotBudgetBench random:0.1b:BF16 cuda 256 64 5
       run budget-1.5b 32g dev.rwkvflink.operator.SnapshotBudgetBench random:1.5b:BF16 cuda 256 64 5 ;;
     survey)
       run survey 16g dev.rwkvflink.engine.backend.cuda.CudaToleranceSurvey 200 ;;
     *)
-      echo "unknown part '$part' (operator-0.1b, operator-1.5b, pipeline-1k, pipeline-10k, pipeline-sinks, survey, budget)" >&2
+      echo "unknown part '$part' (operator-0.1b, operator-1.5b, pipeline-1k, pipeline-10k, pipeline-sinks, goal-10k, survey, budget)" >&2
       exit 2 ;;
   esac
 done

@@ -228,7 +228,7 @@ public final class AvroCodec<T extends SpecificRecord> implements Serializable {
     }
     writerSchemas = Map.copyOf(known);
     readers = new ConcurrentHashMap<>();
-    writer = new SpecificDatumWriter<>(schema, SpecificData.getForClass(type));
+    writer = new UnboxedFloatsDatumWriter<>(schema, SpecificData.getForClass(type));
   }
 
   @Serial

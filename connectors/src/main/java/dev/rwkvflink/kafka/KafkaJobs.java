@@ -120,6 +120,22 @@ public final class KafkaJobs {
   }
 
   /**
+   * {@link #avroSinkBuilder(String, String, String, AvroCodec, RecordFormat, SerializableFunction, DeliveryGuarantee)}
+   * for a sink that receives the job's own records and converts each to its Avro record while serialising it
+   * ({@code conversion}), not in an operator before the sink.
+   */
+  public static <I, T extends SpecificRecord> KafkaSinkBuilder<I> avroSinkBuilder(String bootstrapServers,
+      String topic, String transactionalIdPrefix, AvroCodec<T> codec, RecordFormat format,
+      AvroConversion<I, T> conversion, SerializableFunction<T, String> keyOf, DeliveryGuarantee delivery) {
+    SerializableFunction<T, byte[]> keyBytes = record -> {
+      String key = keyOf.apply(record);
+      return key == null ? null : key.getBytes(StandardCharsets.UTF_8);
+    };
+    return sink(bootstrapServers, transactionalIdPrefix, new ConvertingSerializationSchema<>(conversion,
+        new AvroRecordSerializationSchema<>(topic, codec, format, keyBytes)), delivery);
+  }
+
+  /**
    * An exactly-once sink of dead letters, single-object encoded (so that any reader can tell what they are), keyed
    * by the rejected record's original key bytes.
    */

@@ -4,6 +4,7 @@ import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.kafka.AvroCodec;
+import dev.rwkvflink.kafka.AvroConversion;
 import dev.rwkvflink.kafka.AvroRecordTypeInfo;
 import dev.rwkvflink.kafka.DeadLetterSplitter;
 import dev.rwkvflink.kafka.KafkaJobs;
@@ -29,6 +30,7 @@ import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamSink;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
@@ -53,9 +55,7 @@ public final class EmbedJob {
     public static final String SOURCE_UID = "chunks-source";
     public static final String SPLIT_UID = "split-dead-letters";
     public static final String TO_TEXT_CHUNK_UID = "to-text-chunk";
-    public static final String TO_EMBEDDING_UID = "to-embedding";
     public static final String EMBEDDINGS_SINK_UID = "embeddings-sink";
-    public static final String TO_CLASSIFICATION_UID = "to-classification";
     public static final String CLASSIFICATIONS_SINK_UID = "classifications-sink";
     public static final String REJECTED_UID = "rejected-to-dead-letter";
     public static final String DEAD_LETTERS_SINK_UID = "dead-letters-sink";
@@ -79,9 +79,9 @@ public final class EmbedJob {
     /**
      * Wires the pipeline into {@code env} (checkpointing and parallelism included); the caller executes it.
      *
-     * @return the embeddings stream, before its sink
+     * @return the embeddings sink
      */
-    public static DataStream<Embedding> build(StreamExecutionEnvironment env, Settings s) throws IOException {
+    public static DataStreamSink<EmbeddingRecord> build(StreamExecutionEnvironment env, Settings s) throws IOException {
         return build(env, s, chunks -> chunks);
     }
 
@@ -90,7 +90,7 @@ public final class EmbedJob {
      * stream just before the RWKV operator. For tests that must act inside the running job (e.g. inject a failure
      * after some checkpoints); the function must pass every chunk on unchanged.
      */
-    public static DataStream<Embedding> build(StreamExecutionEnvironment env, Settings s,
+    public static DataStreamSink<EmbeddingRecord> build(StreamExecutionEnvironment env, Settings s,
             UnaryOperator<DataStream<TextChunk>> beforeEmbedding) throws IOException {
         Schemas.trustGeneratedClasses();
         env.enableCheckpointing(s.checkpointIntervalMillis());
@@ -112,32 +112,31 @@ public final class EmbedJob {
                         .uid(TO_TEXT_CHUNK_UID).name("to TextChunk"));
         SingleOutputStreamOperator<EmbeddingRecord> records = RwkvStreams.embed(textChunks, s.operatorConfig());
 
-        SingleOutputStreamOperator<Embedding> embeddings = records.map(new ToEmbedding())
-                .uid(TO_EMBEDDING_UID).name("to Embedding");
-        if (s.separateSinks()) {
-            embeddings.startNewChain(); // Avro and the producer on their own thread, overlapping the next batch
-        }
+        // The sinks convert to Avro while serialising (no operator between, so no deep copy of each record); with
+        // separateSinks they run in a task of their own, so Avro and the producer overlap the model's next batch.
         var embeddingsSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.embeddingsTopic(),
                 s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
-                Embedding::getKey, s.delivery());
+                new ToEmbedding(), Embedding::getKey, s.delivery());
         s.kafkaProperties().forEach(embeddingsSink::setProperty);
-        embeddings.sinkTo(embeddingsSink.build())
+        DataStreamSink<EmbeddingRecord> embeddings = records.sinkTo(embeddingsSink.build())
                 .uid(EMBEDDINGS_SINK_UID).name("embeddings to " + s.embeddingsTopic());
+        if (s.separateSinks()) {
+            embeddings.disableChaining();
+        }
 
         if (s.classifies()) {
             String head = Path.of(s.head()).getFileName().toString();
             var classesSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.classificationsTopic(),
                     s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class), s.format(),
-                    Classification::getKey, s.delivery());
+                    new ToClassification(labels, head), Classification::getKey, s.delivery());
             s.kafkaProperties().forEach(classesSink::setProperty);
-            SingleOutputStreamOperator<Classification> classes = records.filter(r -> r.label != null)
+            DataStreamSink<EmbeddingRecord> classes = records.filter(r -> r.label != null)
                     .uid("labelled-only").name("labelled only")
-                    .map(new ToClassification(labels, head)).uid(TO_CLASSIFICATION_UID).name("to Classification");
-            if (s.separateSinks()) {
-                classes.startNewChain();
-            }
-            classes.sinkTo(classesSink.build())
+                    .sinkTo(classesSink.build())
                     .uid(CLASSIFICATIONS_SINK_UID).name("classes to " + s.classificationsTopic());
+            if (s.separateSinks()) {
+                classes.disableChaining();
+            }
         }
 
         DataStream<DeadLetter> rejected = records.getSideOutput(RwkvStreams.REJECTED)
@@ -168,31 +167,24 @@ public final class EmbedJob {
         return labels;
     }
 
-    /** EmbeddingRecord to the Avro Embedding. */
-    static final class ToEmbedding extends RichMapFunction<EmbeddingRecord, Embedding>
-            implements ResultTypeQueryable<Embedding> {
+    /** EmbeddingRecord to the Avro Embedding, in the embeddings sink. */
+    static final class ToEmbedding implements AvroConversion<EmbeddingRecord, Embedding> {
         @Serial
         private static final long serialVersionUID = 1L;
 
         @Override
-        public void open(OpenContext context) {
+        public void open() {
             Schemas.trustGeneratedClasses();
         }
 
         @Override
-        public Embedding map(EmbeddingRecord record) {
+        public Embedding convert(EmbeddingRecord record) {
             return Records.embedding(record, Instant.now());
-        }
-
-        @Override
-        public TypeInformation<Embedding> getProducedType() {
-            return new AvroRecordTypeInfo<>(Embedding.class);
         }
     }
 
-    /** A labelled EmbeddingRecord to the Avro Classification. */
-    static final class ToClassification extends RichMapFunction<EmbeddingRecord, Classification>
-            implements ResultTypeQueryable<Classification> {
+    /** A labelled EmbeddingRecord to the Avro Classification, in the classifications sink. */
+    static final class ToClassification implements AvroConversion<EmbeddingRecord, Classification> {
         @Serial
         private static final long serialVersionUID = 1L;
         private final ArrayList<String> labels;
@@ -204,18 +196,13 @@ public final class EmbedJob {
         }
 
         @Override
-        public void open(OpenContext context) {
+        public void open() {
             Schemas.trustGeneratedClasses();
         }
 
         @Override
-        public Classification map(EmbeddingRecord record) {
+        public Classification convert(EmbeddingRecord record) {
             return Records.classification(record, labels, head, Instant.now());
-        }
-
-        @Override
-        public TypeInformation<Classification> getProducedType() {
-            return new AvroRecordTypeInfo<>(Classification.class);
         }
     }
 

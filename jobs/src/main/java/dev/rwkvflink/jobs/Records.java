@@ -2,6 +2,7 @@ package dev.rwkvflink.jobs;
 
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.DeadLetters;
+import dev.rwkvflink.kafka.UnboxedFloatsDatumWriter;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
@@ -21,6 +22,11 @@ public final class Records {
 
     /** The error class a dead letter of a chunk the operator rejected carries. */
     public static final String REJECTED_BY_OPERATOR = RejectedChunk.class.getName();
+
+    /** The schemas of the float arrays, for arrays the codec writes without boxing each element. */
+    private static final org.apache.avro.Schema VECTOR_SCHEMA = Embedding.getClassSchema().getField("vector").schema();
+    private static final org.apache.avro.Schema PROBABILITIES_SCHEMA =
+            Classification.getClassSchema().getField("probabilities").schema();
 
     private Records() {}
 
@@ -50,10 +56,7 @@ public final class Records {
 
     /** An embedding for the embeddings topic. */
     public static Embedding embedding(EmbeddingRecord r, Instant emittedAt) {
-        List<Float> vector = new ArrayList<>(r.vector.length);
-        for (float f : r.vector) {
-            vector.add(f);
-        }
+        List<Float> vector = UnboxedFloatsDatumWriter.floats(r.vector, VECTOR_SCHEMA);
         return Embedding.newBuilder().setKey(r.key).setModel(r.model).setSeq(r.seq).setTokens(r.tokens)
                 .setDim(r.vector.length).setVector(vector).setPooling(r.pooling)
                 .setReason(EmitReason.valueOf(r.reason.name())).setEventTime(Instant.ofEpochMilli(r.eventTime))
@@ -70,10 +73,7 @@ public final class Records {
             throw new IllegalStateException("head " + head + " names " + labels.size() + " labels but the operator "
                     + "gave " + r.probabilities.length + " probabilities");
         }
-        List<Float> probabilities = new ArrayList<>(r.probabilities.length);
-        for (float p : r.probabilities) {
-            probabilities.add(p);
-        }
+        List<Float> probabilities = UnboxedFloatsDatumWriter.floats(r.probabilities, PROBABILITIES_SCHEMA);
         return Classification.newBuilder().setKey(r.key).setModel(r.model).setSeq(r.seq).setLabel(r.label)
                 .setLabels(labels).setProbabilities(probabilities).setHead(head)
                 .setEventTime(Instant.ofEpochMilli(r.eventTime)).setEmittedAt(emittedAt).build();
