@@ -11,6 +11,8 @@
 # Environment: RWKV_CLUSTER_DIR (work dir, default jobs/cluster/target/cluster), RWKV_CLUSTER_REST_PORT (8081),
 # RWKV_CLUSTER_RPC_PORT (6123), RWKV_CLUSTER_SLOTS (slots per TaskManager, 2), RWKV_CLUSTER_TM_MEMORY (1728m),
 # RWKV_CLUSTER_JM_MEMORY (1600m), RWKV_CLUSTER_START_TIMEOUT (s to wait for the REST endpoint, 60), RWKV_FLINK_LIB_CLASSPATH (classpath file, default target/flink-lib.classpath),
+# RWKV_CLUSTER_METRICS_PORTS (Prometheus endpoints: each process takes the first free port of this range, 9250-9299;
+# its log says which: "Started PrometheusReporter HTTP server on port N"),
 # RWKV_CLUSTER_CONF_EXTRA (lines appended to config.yaml, e.g. "heartbeat.timeout: 6000"),
 # RWKV_CLUSTER_LOG_EXTRA (lines appended to log4j.properties, e.g. "logger.rwkv.name = dev.rwkvflink" and
 # "logger.rwkv.level = DEBUG").
@@ -42,6 +44,8 @@ execution.checkpointing.incremental: true
 execution.checkpointing.dir: file://$WORK/checkpoints
 execution.checkpointing.savepoint-dir: file://$WORK/savepoints
 env.java.opts.all: "$CLUSTER_JVM_OPTS"
+metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
+metrics.reporter.prom.port: ${RWKV_CLUSTER_METRICS_PORTS:-9250-9299}
 ${RWKV_CLUSTER_CONF_EXTRA:-}
 YAML
   cat > "$CONF_DIR/log4j.properties" <<'PROPS'
@@ -153,10 +157,20 @@ stop() {
   [[ $any == 1 ]] || echo "no cluster running in $WORK"
 }
 
+# The Prometheus endpoint a process opened, from its log ("" before it has).
+metrics_url() {
+  local port
+  port=$(grep -o 'Started PrometheusReporter HTTP server on port [0-9]*' "$LOG_DIR/$1.log" 2>/dev/null | tail -n1 \
+    | grep -o '[0-9]*$' || true)
+  [[ -n $port ]] && echo ", metrics http://127.0.0.1:$port/metrics"
+}
+
 status() {
   for f in "$PID_DIR"/*.pid; do
     [[ -f $f ]] || continue
-    if alive "$f"; then echo "$(basename "$f" .pid): running (pid $(cat "$f"))"; else echo "$(basename "$f" .pid): dead"; fi
+    local name
+    name=$(basename "$f" .pid)
+    if alive "$f"; then echo "$name: running (pid $(cat "$f")$(metrics_url "$name"))"; else echo "$name: dead"; fi
   done
   if curl -fsS "$REST_URL/overview"; then echo; else echo "no answer from $REST_URL/overview" >&2; return 1; fi
 }

@@ -96,6 +96,22 @@ class ClusterScriptsITCase {
                 assertTrue(tmLogs.contains(expected) && (Cuda.availability().available()
                         || tmLogs.contains("); using the CPU backend")),
                         "the TaskManager's log file says where the operator runs and why: " + expected);
+
+                // the Prometheus endpoint of the TaskManager, as `cluster.sh status` names it, serves the rwkv metrics
+                String status = ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(30), "status");
+                Matcher url = Pattern.compile("taskmanager-1: running \\(pid \\d+, metrics (http://\\S+/metrics)\\)")
+                        .matcher(status);
+                assertTrue(url.find(), "cluster.sh status names the TaskManager's metrics endpoint: " + status);
+                String page = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create(url.group(1))).timeout(Duration.ofSeconds(10)).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+                Matcher embeddings = Pattern.compile(
+                        "(?m)^flink_taskmanager_job_task_operator_rwkv_embeddings\\{[^}]*\\} ([0-9.eE+]+)$").matcher(page);
+                double emitted = 0;
+                while (embeddings.find()) {
+                    emitted += Double.parseDouble(embeddings.group(1));
+                }
+                assertEquals(docs.size(), emitted, 0.0, "the rwkv embeddings counter over both subtasks");
             } catch (Throwable t) {
                 System.err.println(ClusterSupport.logTails(work));
                 throw t;

@@ -59,6 +59,11 @@ final class LocalCommand implements Callable<Integer> {
             description = "Port of the Flink web UI (0: any free port). Default: ${DEFAULT-VALUE}.")
     int uiPort;
 
+    @Option(names = "--metrics-port", defaultValue = "9249", paramLabel = "PORT",
+            description = "Port of the Prometheus metrics endpoint (0: any free port, -1: none). "
+                    + "Default: ${DEFAULT-VALUE}.")
+    int metricsPort;
+
     @Option(names = "--parallelism", defaultValue = "2", paramLabel = "N",
             description = "Job parallelism (slots of the MiniCluster). Default: ${DEFAULT-VALUE}.")
     int parallelism;
@@ -119,6 +124,9 @@ final class LocalCommand implements Callable<Integer> {
         if (uiPort < 0 || uiPort > 65535) {
             throw new IllegalArgumentException("--ui-port must be 0..65535, got " + uiPort);
         }
+        if (metricsPort < -1 || metricsPort > 65535) {
+            throw new IllegalArgumentException("--metrics-port must be 0..65535, or -1 for none, got " + metricsPort);
+        }
         if (hotStateBytes < 0) {
             throw new IllegalArgumentException("--hot-state-bytes must be >= 0, got " + hotStateBytes);
         }
@@ -141,7 +149,7 @@ final class LocalCommand implements Callable<Integer> {
                     .formatted(RandomModels.DEMO_SEED));
         }
         LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling,
-                absolute(head), absolute(stats), backend, chunkBytes, uiPort, parallelism, checkpointMillis,
+                absolute(head), absolute(stats), backend, chunkBytes, uiPort, metricsPort, parallelism, checkpointMillis,
                 Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed, hotStateBytes,
                 snapshotTokens);
         LocalRun run = new LocalRun(options, log);

@@ -54,9 +54,12 @@ public final class LocalRun implements AutoCloseable {
 
     /** What to run. */
     public record Options(Map<String, String> documents, String model, String vocab, String pooling, String head,
-            String stats, String backend, int chunkBytes, int uiPort, int parallelism, long checkpointMillis,
-            Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed, long hotStateBytes,
-            long snapshotTokens) {}
+            String stats, String backend, int chunkBytes, int uiPort, int metricsPort, int parallelism,
+            long checkpointMillis, Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed,
+            long hotStateBytes, long snapshotTokens) {}
+
+    /** Flink's Prometheus reporter, the metrics endpoint of {@code local}. */
+    static final String PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory";
 
     static final String CHUNKS = "chunks";
     static final String EMBEDDINGS = "embeddings";
@@ -69,6 +72,7 @@ public final class LocalRun implements AutoCloseable {
     private MiniCluster flink;
     private JobID job;
     private URI webUi;
+    private URI metrics;
 
     public LocalRun(Options options, PrintStream out) {
         this.options = options;
@@ -78,6 +82,11 @@ public final class LocalRun implements AutoCloseable {
     /** The web UI's address once the cluster runs. */
     public URI webUi() {
         return webUi;
+    }
+
+    /** The Prometheus endpoint once the cluster runs (null when {@code metricsPort} is -1). */
+    public URI metrics() {
+        return metrics;
     }
 
     /**
@@ -102,6 +111,10 @@ public final class LocalRun implements AutoCloseable {
 
         startFlink();
         out.printf("  Flink web UI: %s%n", webUi);
+        if (metrics != null) {
+            out.printf("  Prometheus metrics: %s (the operator's under flink_taskmanager_job_task_operator_rwkv_*)%n",
+                    metrics);
+        }
 
         Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(CHUNKS)
                 .embeddingsTopic(EMBEDDINGS).deadLettersTopic(DEAD_LETTERS).classificationsTopic(CLASSIFICATIONS)
@@ -131,6 +144,12 @@ public final class LocalRun implements AutoCloseable {
         conf.set(RestOptions.BIND_ADDRESS, "127.0.0.1");
         conf.set(RestOptions.PORT, options.uiPort());
         conf.set(RestOptions.BIND_PORT, Integer.toString(options.uiPort()));
+        if (options.metricsPort() >= 0) {
+            int port = options.metricsPort() > 0 ? checkFree(options.metricsPort()) : freePort();
+            conf.setString("metrics.reporter.prom.factory.class", PROMETHEUS_FACTORY);
+            conf.setString("metrics.reporter.prom.port", Integer.toString(port));
+            metrics = URI.create("http://127.0.0.1:" + port + "/metrics");
+        }
         flink = new MiniCluster(new MiniClusterConfiguration.Builder().setConfiguration(conf).setNumTaskManagers(1)
                 .setNumSlotsPerTaskManager(options.parallelism()).build());
         try {
@@ -140,6 +159,26 @@ public final class LocalRun implements AutoCloseable {
                     + " (in use? pick another with --ui-port, 0 for any free port): " + rootMessage(e), e);
         }
         webUi = flink.getRestAddress().get(30, TimeUnit.SECONDS);
+    }
+
+    /**
+     * The given metrics port, refused with a clear message when taken: Flink's reporter would only log that it
+     * could not bind, and the URL printed would lead to whatever holds the port.
+     */
+    private static int checkFree(int port) {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(port)) {
+            return socket.getLocalPort();
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("the Prometheus port " + port + " is in use (pick another with "
+                    + "--metrics-port, 0 for any free port, -1 for none): " + e.getMessage(), e);
+        }
+    }
+
+    /** A port free now (the reporter binds it a moment later; another process taking it first is unlikely). */
+    private static int freePort() throws java.io.IOException {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+            return socket.getLocalPort();
+        }
     }
 
     private JobID submit(Settings settings) throws Exception {

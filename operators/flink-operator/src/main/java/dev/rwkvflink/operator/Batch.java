@@ -23,6 +23,8 @@ final class Batch {
         EmbeddingRecord.Reason emit;
         long seq;
         long eventTime;
+        /** Processing time when the segment's first tokens were queued (its chunk reached the operator). */
+        long queuedAt;
 
         int[] tokenArray() {
             int[] all = new int[tokens];
@@ -49,8 +51,14 @@ final class Batch {
         }
 
         /** Appends tokens of chunk {@code seq}; {@code emit} non-null closes the segment with an emission. */
-        void add(int[] tokens, long seq, long eventTime, EmbeddingRecord.Reason emit) {
-            Segment s = segments.isEmpty() || segments.getLast().emit != null ? newSegment() : segments.getLast();
+        void add(int[] tokens, long seq, long eventTime, EmbeddingRecord.Reason emit, long now) {
+            Segment s;
+            if (segments.isEmpty() || segments.getLast().emit != null) {
+                s = newSegment();
+                s.queuedAt = now;
+            } else {
+                s = segments.getLast();
+            }
             if (tokens.length > 0) {
                 s.pieces.add(tokens);
                 s.tokens += tokens.length;

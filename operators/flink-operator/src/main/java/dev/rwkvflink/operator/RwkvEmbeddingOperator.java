@@ -253,6 +253,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         return metrics.batches();
     }
 
+    /** The arrivalToEmitMs and eventTimeToEmitMs histograms (for tests). */
+    org.apache.flink.metrics.Histogram[] latencyHistograms() {
+        return new org.apache.flink.metrics.Histogram[] {metrics.arrivalToEmitMs(), metrics.eventTimeToEmitMs()};
+    }
+
     /** Chunks buffered for a missing predecessor, as the bufferedChunks metric says (for tests). */
     long bufferedChunks() {
         return metrics.buffered.getCount();
@@ -407,12 +412,12 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         EmbeddingRecord.Reason emit = chunk.last ? EmbeddingRecord.Reason.LAST : null;
         Batch.KeyWork work = batch.forKey(chunk.key);
         if (config.emitEveryTokens > 0) {
-            addWithInterval(work, tokens, p, chunk, emit);
+            addWithInterval(work, tokens, p, chunk, emit, now);
         } else {
             if (emit == null && config.emitEveryChunk) {
                 emit = EmbeddingRecord.Reason.PROGRESS;
             }
-            work.add(tokens, chunk.seq, chunk.eventTime, emit);
+            work.add(tokens, chunk.seq, chunk.eventTime, emit, now);
         }
         batch.countTokens(tokens.length);
         if (chunk.last) {
@@ -426,7 +431,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
      * reason (the last chunk) closes the chunk, taking the place of a progress point at the same token.
      */
     private void addWithInterval(Batch.KeyWork work, int[] tokens, DocumentProgress p, TextChunk chunk,
-                                 EmbeddingRecord.Reason finalReason) {
+                                 EmbeddingRecord.Reason finalReason, long now) {
         long n = config.emitEveryTokens;
         long before = p.tokens - tokens.length;
         int from = 0;
@@ -435,7 +440,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             int to = (int) Math.min(tokens.length, from + toBoundary);
             boolean boundary = (before + to) % n == 0;
             work.add(Arrays.copyOfRange(tokens, from, to), chunk.seq, chunk.eventTime,
-                    boundary ? EmbeddingRecord.Reason.PROGRESS : null);
+                    boundary ? EmbeddingRecord.Reason.PROGRESS : null, now);
             from = to;
         }
         boolean endsOnBoundary = tokens.length > 0 && p.tokens % n == 0;
@@ -444,7 +449,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             if (endsOnBoundary && finalReason != null) {
                 work.segments.getLast().emit = finalReason;
             } else {
-                work.add(new int[0], chunk.seq, chunk.eventTime, last);
+                work.add(new int[0], chunk.seq, chunk.eventTime, last, now);
             }
         }
     }
@@ -556,7 +561,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         p.finished = true;
         p.lastActivity = now;
         Batch.KeyWork work = batch.forKey(key);
-        work.add(rest, p.nextSeq - 1, p.eventTime, EmbeddingRecord.Reason.IDLE);
+        work.add(rest, p.nextSeq - 1, p.eventTime, EmbeddingRecord.Reason.IDLE, now);
         batch.countTokens(rest.length);
         progress.put(key, p);
         scheduleTimeout(p);
@@ -879,7 +884,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             r.label = loaded.head().label(r.probabilities);
         }
         output.collect(new StreamRecord<>(r, seg.eventTime));
-        metrics.emitted.inc();
+        metrics.recordEmission(getProcessingTimeService().getCurrentProcessingTime(), seg.queuedAt, seg.eventTime);
         if (LOG.isDebugEnabled()) {
             LOG.debug("emit {} key={} seq={} reason={} tokens={} after-checkpoint={}", traceId, r.key, r.seq, r.reason,
                     r.tokens, lastBarrier);

@@ -340,6 +340,38 @@ class RwkvEmbeddingOperatorTest {
         }
     }
 
+    /**
+     * The latency histograms: a chunk that reaches the operator at 1,000 ms (event time 400) and waits for the
+     * 10 ms batch timer is emitted at 1,010 (10 ms after arrival, 610 after its event time); a chunk that waited
+     * 25 ms for its predecessor counts from when the gap filled (its tokens were queued then), while its event time
+     * counts as stamped.
+     */
+    @Test
+    void latencyIsMeasuredFromArrivalAndFromEventTime() throws Exception {
+        try (var h = harness(config().emitEveryChunk(true), "heap")) {
+            h.open();
+            RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+            h.setProcessingTime(1_000);
+            h.processElement(new TextChunk("a", 0, "alpha", true, 400), 0);
+            h.setProcessingTime(1_010); // the batch timer: maxWait 10 ms
+            h.setProcessingTime(2_000);
+            h.processElement(new TextChunk("b", 1, " beta", true, 1_990), 0); // waits for seq 0
+            h.setProcessingTime(2_025);
+            h.processElement(new TextChunk("b", 0, "alpha", false, 1_950), 0);
+            h.setProcessingTime(2_035);
+            assertEquals(3, outputs(h).size(), "a: last; b: progress after seq 0, last after seq 1");
+            var fromArrival = op.latencyHistograms()[0].getStatistics();
+            var fromEvent = op.latencyHistograms()[1].getStatistics();
+            assertEquals(3, op.latencyHistograms()[0].getCount());
+            // b's two segments were both queued at 2,025 (seq 1 was applied when seq 0 filled the gap)
+            assertEquals(10, fromArrival.getMin());
+            assertEquals(10, fromArrival.getMax());
+            assertEquals(3, op.latencyHistograms()[1].getCount());
+            assertEquals(45, fromEvent.getMin(), "b's last: 2,035 - 1,990");
+            assertEquals(610, fromEvent.getMax(), "a: 1,010 - 400");
+        }
+    }
+
     /** A fresh operator (default config, heap state) given {@code chunks}, then checkpoint 1 of it. */
     private static OperatorSubtaskState checkpointAfter(TextChunk... chunks) throws Exception {
         try (var h = harness(config(), "heap")) {
