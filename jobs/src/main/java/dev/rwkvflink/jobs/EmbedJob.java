@@ -62,11 +62,15 @@ public final class EmbedJob {
 
     private EmbedJob() {}
 
-    /** Runs the job on the environment of the cluster it is submitted to. Arguments: see {@link Settings#fromArgs}. */
+    /**
+     * Runs the job on the environment of the cluster it is submitted to. Settings: the flags ({@link Settings#FLAGS})
+     * over the cluster's Flink configuration ({@code config.yaml}, {@code -D} on {@code flink run}), where every
+     * {@code rwkv.*} option can be set too.
+     */
     public static void main(String[] args) throws Exception {
         Schemas.trustGeneratedClasses();
-        Settings settings = Settings.fromArgs(args);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        Settings settings = Settings.fromArgs(env.getConfiguration(), args);
         build(env, settings);
         env.execute(jobName(settings));
     }

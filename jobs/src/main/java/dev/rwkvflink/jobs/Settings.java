@@ -5,21 +5,31 @@ import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.RwkvOperatorConfig;
+import dev.rwkvflink.operator.RwkvOptions;
 import java.io.Serial;
 import java.io.Serializable;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.stream.Stream;
+import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.CoreOptions;
+import org.apache.flink.configuration.MemorySize;
+import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 
 /**
- * Everything an {@link EmbedJob} needs: where Kafka is, which topics, the model, and how the job runs.
- * Built with {@link #builder()} or read from {@code --name value} arguments ({@link #fromArgs}).
+ * Everything an {@link EmbedJob} needs: where Kafka is, which topics, the model, and how the job runs. Every
+ * setting is a Flink option ({@link JobOptions}, {@code RwkvOptions}, two of Flink's own); built with
+ * {@link #builder()}, read from a Flink configuration ({@link #from}: {@code config.yaml}, {@code -D} on
+ * {@code flink run}), or from {@code --name value} flags over one ({@link #fromArgs(ReadableConfig, String...)}).
  *
  * <p>With a {@link Builder#head head}, the job also classifies: each embedding with a label goes to
  * {@link #classificationsTopic()} as well.
@@ -30,38 +40,60 @@ import org.apache.flink.connector.base.DeliveryGuarantee;
 public final class Settings implements Serializable {
 
     @Serial
-    private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 2L;
 
-    private final String bootstrapServers;
-    private final String chunksTopic;
-    private final String embeddingsTopic;
-    private final String deadLettersTopic;
-    private final String classificationsTopic;
-    private final String groupId;
-    private final String startingOffsets;
-    private final RecordFormat format;
-    private final String transactionalIdPrefix;
-    private final String model;
-    private final String vocab;
-    private final String pooling;
-    private final String head;
-    private final String stats;
-    private final String backend;
-    private final long maxWaitMillis;
-    private final long idleTimeoutMillis;
-    private final long maxSeqAhead;
-    private final int maxBufferedChunks;
-    private final int maxChunkBytes;
-    private final long hotStateBytes;
-    private final long snapshotTokens;
-    private final int maxBatchKeys;
-    private final int maxBatchTokens;
-    private final boolean emitEveryChunk;
-    private final boolean separateSinks;
-    private final int cudaDevice;
-    private final DeliveryGuarantee delivery;
-    private final long checkpointIntervalMillis;
-    private final int parallelism;
+    /** The checkpoint interval when neither a flag nor Flink's configuration sets one. */
+    public static final Duration DEFAULT_CHECKPOINT_INTERVAL = Duration.ofSeconds(10);
+
+    /** A command-line flag ({@code --name value}) and the option it sets. */
+    public record Flag(String name, ConfigOption<?> option) {}
+
+    /**
+     * EmbedJob's flags, each setting one option: the job's ({@link JobOptions}), the operator's
+     * ({@code RwkvOptions}) and Flink's checkpoint interval and default parallelism. Durations without a unit are
+     * milliseconds and sizes without one bytes (Flink's parsing), so {@code --max-wait-ms 50} reads as before.
+     * Options without a flag (e.g. {@code rwkv.emit.every-tokens}) are set in Flink's configuration.
+     */
+    public static final List<Flag> FLAGS = List.of(
+            new Flag("bootstrap-servers", JobOptions.BOOTSTRAP_SERVERS),
+            new Flag("chunks-topic", JobOptions.CHUNKS_TOPIC),
+            new Flag("embeddings-topic", JobOptions.EMBEDDINGS_TOPIC),
+            new Flag("dead-letters-topic", JobOptions.DEAD_LETTERS_TOPIC),
+            new Flag("classifications-topic", JobOptions.CLASSIFICATIONS_TOPIC),
+            new Flag("group-id", JobOptions.GROUP_ID),
+            new Flag("starting-offsets", JobOptions.STARTING_OFFSETS),
+            new Flag("format", JobOptions.FORMAT),
+            new Flag("transactional-id-prefix", JobOptions.TRANSACTIONAL_ID_PREFIX),
+            new Flag("model", RwkvOptions.MODEL),
+            new Flag("vocab", RwkvOptions.VOCAB),
+            new Flag("pooling", RwkvOptions.POOLING),
+            new Flag("head", RwkvOptions.HEAD),
+            new Flag("stats", RwkvOptions.STATS),
+            new Flag("backend", RwkvOptions.BACKEND),
+            new Flag("max-wait-ms", RwkvOptions.BATCH_MAX_WAIT),
+            new Flag("idle-timeout-ms", RwkvOptions.IDLE_TIMEOUT),
+            new Flag("max-seq-ahead", RwkvOptions.MAX_SEQ_AHEAD),
+            new Flag("max-buffered-chunks", RwkvOptions.MAX_BUFFERED_CHUNKS),
+            new Flag("max-chunk-bytes", RwkvOptions.MAX_CHUNK_BYTES),
+            new Flag("hot-state-bytes", RwkvOptions.HOT_STATES_SIZE),
+            new Flag("snapshot-tokens", RwkvOptions.SNAPSHOT_TOKENS),
+            new Flag("max-batch-keys", RwkvOptions.BATCH_MAX_KEYS),
+            new Flag("max-batch-tokens", RwkvOptions.BATCH_MAX_TOKENS),
+            new Flag("emit-every-chunk", RwkvOptions.EMIT_EVERY_CHUNK),
+            new Flag("emit-every-tokens", RwkvOptions.EMIT_EVERY_TOKENS),
+            new Flag("separate-sinks", JobOptions.SEPARATE_SINKS),
+            new Flag("cuda-device", RwkvOptions.CUDA_DEVICE),
+            new Flag("delivery", JobOptions.DELIVERY),
+            new Flag("checkpoint-interval-ms", CheckpointingOptions.CHECKPOINTING_INTERVAL),
+            new Flag("parallelism", CoreOptions.DEFAULT_PARALLELISM));
+
+    /** Every option the job reads, its own and the operator's (the configuration reference lists these). */
+    public static final List<ConfigOption<?>> OPTIONS = Stream.concat(JobOptions.ALL.stream(),
+            RwkvOptions.ALL.stream()).toList();
+
+    /** What the job was given: every option set, by key (Flink's configuration, then the flags over it). */
+    private final Configuration conf;
+    private final RwkvOperatorConfig operatorConfig;
     private final LinkedHashMap<String, String> kafkaProperties;
 
     /**
@@ -73,54 +105,39 @@ public final class Settings implements Serializable {
             "key.deserializer", "value.deserializer", "key.serializer", "value.serializer", "isolation.level",
             "transactional.id", "enable.auto.commit");
 
-    private Settings(Builder b) {
-        bootstrapServers = require(b.bootstrapServers, "bootstrap servers");
-        chunksTopic = require(b.chunksTopic, "chunks topic");
-        embeddingsTopic = require(b.embeddingsTopic, "embeddings topic");
-        deadLettersTopic = require(b.deadLettersTopic, "dead-letters topic");
-        groupId = require(b.groupId, "group id");
-        startingOffsets = require(b.startingOffsets, "starting offsets");
-        format = Objects.requireNonNull(b.format, "format");
-        transactionalIdPrefix = b.transactionalIdPrefix != null ? b.transactionalIdPrefix : groupId;
-        model = b.model;
-        vocab = b.vocab;
-        pooling = require(b.pooling, "pooling");
-        head = b.head;
-        stats = b.stats;
-        backend = require(b.backend, "backend");
-        checkNames(backend, pooling, "");
-        classificationsTopic = b.classificationsTopic;
-        if (head != null && (classificationsTopic == null || classificationsTopic.isBlank())) {
-            throw new IllegalArgumentException("a classification head is set (" + head
+    private Settings(Configuration conf, Map<String, String> kafkaProperties) {
+        this.conf = conf;
+        require(conf.getOptional(JobOptions.BOOTSTRAP_SERVERS).orElse(null), "bootstrap servers");
+        for (ConfigOption<String> o : List.of(JobOptions.CHUNKS_TOPIC, JobOptions.EMBEDDINGS_TOPIC,
+                JobOptions.DEAD_LETTERS_TOPIC, JobOptions.GROUP_ID, JobOptions.STARTING_OFFSETS,
+                RwkvOptions.POOLING, RwkvOptions.BACKEND)) {
+            require(conf.get(o), o.key());
+        }
+        RecordFormat.parse(conf.get(JobOptions.FORMAT)); // both refuse an unknown name, listing the known ones
+        KafkaJobs.delivery(conf.get(JobOptions.DELIVERY));
+        checkNames(backend(), pooling(), "");
+        if (head() != null && (classificationsTopic() == null || classificationsTopic().isBlank())) {
+            throw new IllegalArgumentException("a classification head is set (" + head()
                     + ") but no classifications topic: set one to write the classes to");
         }
-        if (b.maxWaitMillis < 0) {
-            throw new IllegalArgumentException("max wait must be >= 0 ms, got " + b.maxWaitMillis);
+        if (conf.get(RwkvOptions.BATCH_MAX_WAIT).isNegative()) {
+            throw new IllegalArgumentException("max wait must be >= 0 ms, got " + maxWaitMillis());
         }
-        maxWaitMillis = b.maxWaitMillis;
-        idleTimeoutMillis = b.idleTimeoutMillis;
-        maxSeqAhead = b.maxSeqAhead;
-        maxBufferedChunks = b.maxBufferedChunks;
-        maxChunkBytes = b.maxChunkBytes;
-        hotStateBytes = b.hotStateBytes;
-        snapshotTokens = b.snapshotTokens;
-        maxBatchKeys = b.maxBatchKeys;
-        maxBatchTokens = b.maxBatchTokens;
-        emitEveryChunk = b.emitEveryChunk;
-        separateSinks = b.separateSinks;
-        cudaDevice = b.cudaDevice;
-        delivery = Objects.requireNonNull(b.delivery, "delivery");
-        if (b.checkpointIntervalMillis < 10) {
+        if (checkpointIntervalMillis() < 10) {
             throw new IllegalArgumentException("checkpoint interval must be >= 10 ms (exactly-once output appears "
-                    + "at checkpoints), got " + b.checkpointIntervalMillis);
+                    + "at checkpoints), got " + checkpointIntervalMillis());
         }
-        checkpointIntervalMillis = b.checkpointIntervalMillis;
-        if (b.parallelism < 0) {
+        if (parallelism() < 0) {
             throw new IllegalArgumentException("parallelism must be >= 1 (or 0 for the environment's default), got "
-                    + b.parallelism);
+                    + parallelism());
         }
-        parallelism = b.parallelism;
-        kafkaProperties = new LinkedHashMap<>(b.kafkaProperties);
+        this.operatorConfig = RwkvOperatorConfig.from(conf);
+        this.kafkaProperties = new LinkedHashMap<>(kafkaProperties);
+    }
+
+    /** The job's settings from a Flink configuration (e.g. {@code config.yaml} and {@code -D} of {@code flink run}). */
+    public static Settings from(ReadableConfig flinkConfiguration) {
+        return new Settings(copy(flinkConfiguration), Map.of());
     }
 
     /**
@@ -145,143 +162,129 @@ public final class Settings implements Serializable {
         return new Builder();
     }
 
-    /**
-     * Settings from {@code --name value} pairs, e.g. {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}.
-     * Names: bootstrap-servers, chunks-topic, embeddings-topic, dead-letters-topic, classifications-topic, group-id,
-     * starting-offsets, format, transactional-id-prefix, model, vocab, pooling, head, stats, backend, max-wait-ms,
-     * idle-timeout-ms, max-seq-ahead, max-buffered-chunks, max-chunk-bytes, hot-state-bytes, snapshot-tokens, max-batch-keys,
-     * max-batch-tokens, emit-every-chunk, separate-sinks, cuda-device, delivery, checkpoint-interval-ms, parallelism, and
-     * kafka-property {@code key=value} (repeatable).
-     */
+    /** Settings from {@code --name value} pairs alone (no Flink configuration under them): see {@link #fromArgs(ReadableConfig, String...)}. */
     public static Settings fromArgs(String... args) {
-        Map<String, String> values = new LinkedHashMap<>();
-        Builder b = builder();
+        return fromArgs(new Configuration(), args);
+    }
+
+    /**
+     * Settings from {@code --name value} pairs over a Flink configuration: a flag ({@link #FLAGS}, e.g.
+     * {@code --bootstrap-servers 127.0.0.1:9092 --model m.bin}) wins over its option in {@code base}; options
+     * without a flag come from {@code base} (e.g. {@code -Drwkv.emit.every-tokens=512} on {@code flink run}), the
+     * rest are defaults. {@code --kafka-property key=value} is repeatable. An unknown flag or a value that does not
+     * parse is refused naming the flag.
+     */
+    public static Settings fromArgs(ReadableConfig base, String... args) {
+        Configuration conf = copy(base);
+        Map<String, Flag> byName = new LinkedHashMap<>();
+        FLAGS.forEach(f -> byName.put(f.name(), f));
+        LinkedHashMap<String, String> kafka = new LinkedHashMap<>();
+        List<String> unknown = new ArrayList<>();
         for (int i = 0; i < args.length; i += 2) {
             if (!args[i].startsWith("--") || i + 1 >= args.length) {
                 throw new IllegalArgumentException("expected --name value pairs, got '" + args[i] + "'"
                         + (i + 1 >= args.length ? " without a value" : ""));
             }
-            if (args[i].equals("--kafka-property")) {
-                b.kafkaProperty(args[i + 1]);
-            } else {
-                values.put(args[i].substring(2), args[i + 1]);
+            String name = args[i].substring(2);
+            String value = args[i + 1];
+            if (name.equals("kafka-property")) {
+                Map.Entry<String, String> e = kafkaProperty(value);
+                kafka.put(e.getKey(), e.getValue());
+                continue;
+            }
+            Flag flag = byName.get(name);
+            if (flag == null) {
+                unknown.add(args[i]);
+                continue;
+            }
+            conf.setString(flag.option().key(), value);
+            try {
+                conf.get(flag.option());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--" + name + " (" + flag.option().key() + "): '" + value
+                        + "' is not a valid value: " + rootMessage(e), e);
             }
         }
-        List<String> unknown = new ArrayList<>();
-        values.forEach((name, value) -> {
-            switch (name) {
-                case "bootstrap-servers" -> b.bootstrapServers(value);
-                case "chunks-topic" -> b.chunksTopic(value);
-                case "embeddings-topic" -> b.embeddingsTopic(value);
-                case "dead-letters-topic" -> b.deadLettersTopic(value);
-                case "classifications-topic" -> b.classificationsTopic(value);
-                case "group-id" -> b.groupId(value);
-                case "starting-offsets" -> b.startingOffsets(value);
-                case "format" -> b.format(RecordFormat.parse(value));
-                case "transactional-id-prefix" -> b.transactionalIdPrefix(value);
-                case "model" -> b.model(value);
-                case "vocab" -> b.vocab(value);
-                case "pooling" -> b.pooling(value);
-                case "head" -> b.head(value);
-                case "stats" -> b.stats(value);
-                case "backend" -> b.backend(value);
-                case "max-wait-ms" -> b.maxWaitMillis(Long.parseLong(value));
-                case "idle-timeout-ms" -> b.idleTimeoutMillis(Long.parseLong(value));
-                case "max-seq-ahead" -> b.maxSeqAhead(Long.parseLong(value));
-                case "max-buffered-chunks" -> b.maxBufferedChunks(Integer.parseInt(value));
-                case "max-chunk-bytes" -> b.maxChunkBytes(Integer.parseInt(value));
-                case "hot-state-bytes" -> b.hotStateBytes(Long.parseLong(value));
-                case "snapshot-tokens" -> b.snapshotTokens(Long.parseLong(value));
-                case "max-batch-keys" -> b.maxBatchKeys(Integer.parseInt(value));
-                case "max-batch-tokens" -> b.maxBatchTokens(Integer.parseInt(value));
-                case "emit-every-chunk" -> b.emitEveryChunk(parseBoolean(name, value));
-                case "separate-sinks" -> b.separateSinks(parseBoolean(name, value));
-                case "cuda-device" -> b.cudaDevice(Integer.parseInt(value));
-                case "delivery" -> b.delivery(KafkaJobs.delivery(value));
-                case "checkpoint-interval-ms" -> b.checkpointIntervalMillis(Long.parseLong(value));
-                case "parallelism" -> b.parallelism(Integer.parseInt(value));
-                default -> unknown.add("--" + name);
-            }
-        });
         if (!unknown.isEmpty()) {
-            throw new IllegalArgumentException("unknown settings " + unknown);
+            throw new IllegalArgumentException("unknown settings " + unknown + "; known: --"
+                    + String.join(", --", byName.keySet()) + ", --kafka-property");
         }
-        return b.build();
+        return new Settings(conf, kafka);
     }
 
-    /**
-     * The operator's settings: model, vocabulary, pooling, statistics, head, backend, batching wait, idle timeout
-     * the limits on out-of-order buffering and chunk size, and the hot-state memory.
-     */
+    /** The operator's settings (every {@code RwkvOptions} option), validated. */
     public RwkvOperatorConfig operatorConfig() {
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).pooling(pooling).stats(stats)
-                .head(head).backend(backend).idleTimeout(idleTimeoutMillis)
-                .limits(maxSeqAhead, maxBufferedChunks, maxChunkBytes).hotStateBytes(hotStateBytes)
-                .snapshotTokens(snapshotTokens).batch(maxBatchKeys, maxBatchTokens, maxWaitMillis).emitEveryChunk(emitEveryChunk)
-                .cudaDevice(cudaDevice);
-        return config.validate();
+        return operatorConfig;
     }
 
-    public String bootstrapServers() { return bootstrapServers; }
-    public String chunksTopic() { return chunksTopic; }
-    public String embeddingsTopic() { return embeddingsTopic; }
-    public String deadLettersTopic() { return deadLettersTopic; }
-    /** Null unless the job classifies. */
-    public String classificationsTopic() { return classificationsTopic; }
-    public String groupId() { return groupId; }
-    public String startingOffsets() { return startingOffsets; }
-    public RecordFormat format() { return format; }
-    public String transactionalIdPrefix() { return transactionalIdPrefix; }
+    public String bootstrapServers() { return conf.get(JobOptions.BOOTSTRAP_SERVERS); }
+    public String chunksTopic() { return conf.get(JobOptions.CHUNKS_TOPIC); }
+    public String embeddingsTopic() { return conf.get(JobOptions.EMBEDDINGS_TOPIC); }
+    public String deadLettersTopic() { return conf.get(JobOptions.DEAD_LETTERS_TOPIC); }
+    /** Where classes go (used only when the job classifies). */
+    public String classificationsTopic() { return conf.get(JobOptions.CLASSIFICATIONS_TOPIC); }
+    public String groupId() { return conf.get(JobOptions.GROUP_ID).strip(); }
+    public String startingOffsets() { return conf.get(JobOptions.STARTING_OFFSETS).strip(); }
+    public RecordFormat format() { return RecordFormat.parse(conf.get(JobOptions.FORMAT)); }
+    public String transactionalIdPrefix() { return conf.getOptional(JobOptions.TRANSACTIONAL_ID_PREFIX).orElse(groupId()); }
     /** Model file, or null / "demo" for the built-in demo model. */
-    public String model() { return model; }
-    public String vocab() { return vocab; }
-    public String pooling() { return pooling; }
+    public String model() { return conf.getOptional(RwkvOptions.MODEL).orElse(null); }
+    public String vocab() { return conf.getOptional(RwkvOptions.VOCAB).orElse(null); }
+    public String pooling() { return conf.get(RwkvOptions.POOLING).strip(); }
     /** Classification head file, or null. */
-    public String head() { return head; }
+    public String head() { return conf.getOptional(RwkvOptions.HEAD).orElse(null); }
     /** Normalisation statistics file (from {@code fit --stats-out}), or null. */
-    public String stats() { return stats; }
+    public String stats() { return conf.getOptional(RwkvOptions.STATS).orElse(null); }
     /** Extra Kafka client properties for the source and the sinks, in the order given (unmodifiable). */
     public Map<String, String> kafkaProperties() { return Collections.unmodifiableMap(kafkaProperties); }
-    public String backend() { return backend; }
-    public long maxWaitMillis() { return maxWaitMillis; }
+    public String backend() { return conf.get(RwkvOptions.BACKEND).strip(); }
+    public long maxWaitMillis() { return conf.get(RwkvOptions.BATCH_MAX_WAIT).toMillis(); }
     /** A document without a new chunk for this long gets its final (IDLE) embedding; buffered chunks are rejected. */
-    public long idleTimeoutMillis() { return idleTimeoutMillis; }
-    public long maxSeqAhead() { return maxSeqAhead; }
-    public int maxBufferedChunks() { return maxBufferedChunks; }
-    public long hotStateBytes() { return hotStateBytes; }
-    public long snapshotTokens() { return snapshotTokens; }
-    public int maxBatchKeys() { return maxBatchKeys; }
-    public int maxBatchTokens() { return maxBatchTokens; }
-    public boolean emitEveryChunk() { return emitEveryChunk; }
-    /** Whether the output conversions and Kafka sinks run in a task of their own (see {@link Builder#separateSinks}). */
-    public boolean separateSinks() { return separateSinks; }
+    public long idleTimeoutMillis() { return operatorConfig.idleTimeoutMillis; }
+    public long maxSeqAhead() { return operatorConfig.maxSeqAhead; }
+    public int maxBufferedChunks() { return operatorConfig.maxBufferedChunks; }
+    public long hotStateBytes() { return operatorConfig.hotStateBytes; }
+    public long snapshotTokens() { return operatorConfig.snapshotTokens; }
+    public int maxBatchKeys() { return operatorConfig.maxBatchKeys; }
+    public int maxBatchTokens() { return operatorConfig.maxBatchTokens; }
+    public boolean emitEveryChunk() { return operatorConfig.emitEveryChunk; }
+    /** Whether the output conversions and Kafka sinks run in a task of their own ({@link JobOptions#SEPARATE_SINKS}). */
+    public boolean separateSinks() { return conf.get(JobOptions.SEPARATE_SINKS); }
     /** -1: automatic (Flink's gpu external resource, else rwkv.cuda.device). */
-    public int cudaDevice() { return cudaDevice; }
+    public int cudaDevice() { return operatorConfig.cudaDevice; }
     /** How the sinks deliver: exactly once (at checkpoints, the default) or at least once (at once). */
-    public DeliveryGuarantee delivery() { return delivery; }
-    public int maxChunkBytes() { return maxChunkBytes; }
-    public long checkpointIntervalMillis() { return checkpointIntervalMillis; }
+    public DeliveryGuarantee delivery() { return KafkaJobs.delivery(conf.get(JobOptions.DELIVERY)); }
+    public int maxChunkBytes() { return operatorConfig.maxChunkBytes; }
+    public long checkpointIntervalMillis() {
+        return conf.getOptional(CheckpointingOptions.CHECKPOINTING_INTERVAL).orElse(DEFAULT_CHECKPOINT_INTERVAL)
+                .toMillis();
+    }
     /** 0: the environment's default. */
-    public int parallelism() { return parallelism; }
-    public boolean classifies() { return head != null; }
+    public int parallelism() { return conf.getOptional(CoreOptions.DEFAULT_PARALLELISM).orElse(0); }
+    public boolean classifies() { return head() != null; }
 
     @Override
     public String toString() {
-        return "Settings{kafka " + bootstrapServers + ", " + chunksTopic + " -> " + embeddingsTopic
-                + (classifies() ? " + " + classificationsTopic : "") + " (dead letters " + deadLettersTopic
-                + "), group " + groupId + ", model " + (model == null ? "demo" : model) + ", pooling " + pooling
-                + (stats != null ? ", stats " + stats : "") + (classifies() ? ", head " + head : "")
+        return "Settings{kafka " + bootstrapServers() + ", " + chunksTopic() + " -> " + embeddingsTopic()
+                + (classifies() ? " + " + classificationsTopic() : "") + " (dead letters " + deadLettersTopic()
+                + "), group " + groupId() + ", model " + (model() == null ? "demo" : model()) + ", pooling "
+                + pooling() + (stats() != null ? ", stats " + stats() : "") + (classifies() ? ", head " + head() : "")
                 + (kafkaProperties.isEmpty() ? "" : ", kafka properties " + kafkaProperties.keySet())
-                + ", checkpoints every " + checkpointIntervalMillis + " ms"
-                + (delivery == DeliveryGuarantee.EXACTLY_ONCE ? "" : ", delivery " + delivery) + "}";
+                + ", checkpoints every " + checkpointIntervalMillis() + " ms"
+                + (delivery() == DeliveryGuarantee.EXACTLY_ONCE ? "" : ", delivery " + delivery()) + "}";
     }
 
-    private static boolean parseBoolean(String name, String value) {
-        return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
-            case "true" -> true;
-            case "false" -> false;
-            default -> throw new IllegalArgumentException("--" + name + " is true or false, got '" + value + "'");
-        };
+    /** A mutable copy of {@code config}: every key it sets, as text, so that flags can be laid over it. */
+    private static Configuration copy(ReadableConfig config) {
+        return Configuration.fromMap(config.toMap());
+    }
+
+    private static String rootMessage(Throwable t) {
+        Throwable root = t;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        return root == t ? t.getMessage() : t.getMessage() + " (" + root.getMessage() + ")";
     }
 
     private static String require(String value, String what) {
@@ -320,91 +323,71 @@ public final class Settings implements Serializable {
         return Map.entry(k, value);
     }
 
-    /** Defaults: topics chunks / embeddings / chunks-dead-letters / classifications, group rwkv-embed. */
+    /** Settings in code; defaults as the options say ({@link JobOptions}, {@code RwkvOptions}). */
     public static final class Builder {
-        private String bootstrapServers;
-        private String chunksTopic = "chunks";
-        private String embeddingsTopic = "embeddings";
-        private String deadLettersTopic = "chunks-dead-letters";
-        private String classificationsTopic = "classifications";
-        private String groupId = "rwkv-embed";
-        private String startingOffsets = "committed";
-        private RecordFormat format = RecordFormat.SINGLE_OBJECT;
-        private String transactionalIdPrefix;
-        private String model;
-        private String vocab;
-        private String pooling = "hidden";
-        private String head;
-        private String stats;
-        private String backend = "cpu";
-        private long maxWaitMillis = 50;
-        private long idleTimeoutMillis = new RwkvOperatorConfig().idleTimeoutMillis;
-        private long maxSeqAhead = new RwkvOperatorConfig().maxSeqAhead;
-        private int maxBufferedChunks = new RwkvOperatorConfig().maxBufferedChunks;
-        private int maxChunkBytes = new RwkvOperatorConfig().maxChunkBytes;
-        private long hotStateBytes = new RwkvOperatorConfig().hotStateBytes;
-        private long snapshotTokens = new RwkvOperatorConfig().snapshotTokens;
-        private int maxBatchKeys = new RwkvOperatorConfig().maxBatchKeys;
-        private int maxBatchTokens = new RwkvOperatorConfig().maxBatchTokens;
-        private boolean emitEveryChunk;
-        private boolean separateSinks = true;
-        private int cudaDevice = -1;
-        private DeliveryGuarantee delivery = DeliveryGuarantee.EXACTLY_ONCE;
-        private long checkpointIntervalMillis = 10_000;
-        private int parallelism;
+        private final Configuration conf = new Configuration();
         private final LinkedHashMap<String, String> kafkaProperties = new LinkedHashMap<>();
 
         private Builder() {}
 
-        public Builder bootstrapServers(String v) { bootstrapServers = v; return this; }
-        public Builder chunksTopic(String v) { chunksTopic = v; return this; }
-        public Builder embeddingsTopic(String v) { embeddingsTopic = v; return this; }
-        public Builder deadLettersTopic(String v) { deadLettersTopic = v; return this; }
-        public Builder classificationsTopic(String v) { classificationsTopic = v; return this; }
-        public Builder groupId(String v) { groupId = v; return this; }
+        /** Sets an option; null unsets it (a text option with a default becomes empty: "none"). */
+        private <T> Builder set(ConfigOption<T> option, T value) {
+            if (value == null && option.hasDefaultValue()) {
+                conf.setString(option.key(), "");
+            } else if (value == null) {
+                conf.removeConfig(option);
+            } else {
+                conf.set(option, value);
+            }
+            return this;
+        }
+
+        public Builder bootstrapServers(String v) { return set(JobOptions.BOOTSTRAP_SERVERS, v); }
+        public Builder chunksTopic(String v) { return set(JobOptions.CHUNKS_TOPIC, v); }
+        public Builder embeddingsTopic(String v) { return set(JobOptions.EMBEDDINGS_TOPIC, v); }
+        public Builder deadLettersTopic(String v) { return set(JobOptions.DEAD_LETTERS_TOPIC, v); }
+        public Builder classificationsTopic(String v) { return set(JobOptions.CLASSIFICATIONS_TOPIC, v); }
+        public Builder groupId(String v) { return set(JobOptions.GROUP_ID, v); }
         /** earliest, latest or committed (default; earliest where the group has no offset yet). */
-        public Builder startingOffsets(String v) { startingOffsets = v; return this; }
-        public Builder format(RecordFormat v) { format = v; return this; }
+        public Builder startingOffsets(String v) { return set(JobOptions.STARTING_OFFSETS, v); }
+        public Builder format(RecordFormat v) { return set(JobOptions.FORMAT, v.toString()); }
         /** Prefix of the sinks' transactional ids, unique per job on the cluster; default: the group id. */
-        public Builder transactionalIdPrefix(String v) { transactionalIdPrefix = v; return this; }
-        public Builder model(String v) { model = v; return this; }
-        public Builder vocab(String v) { vocab = v; return this; }
-        public Builder pooling(String v) { pooling = v; return this; }
-        public Builder head(String v) { head = v; return this; }
+        public Builder transactionalIdPrefix(String v) { return set(JobOptions.TRANSACTIONAL_ID_PREFIX, v); }
+        public Builder model(String v) { return set(RwkvOptions.MODEL, v); }
+        public Builder vocab(String v) { return set(RwkvOptions.VOCAB, v); }
+        public Builder pooling(String v) { return set(RwkvOptions.POOLING, v); }
+        public Builder head(String v) { return set(RwkvOptions.HEAD, v); }
         /** Normalisation statistics (from {@code fit --stats-out}); a head from {@code fit} needs them too. */
-        public Builder stats(String v) { stats = v; return this; }
-        public Builder backend(String v) { backend = v; return this; }
-        public Builder maxWaitMillis(long v) { maxWaitMillis = v; return this; }
-        /** Idle timeout per document (default 1 h; 0: none). */
-        public Builder idleTimeoutMillis(long v) { idleTimeoutMillis = v; return this; }
-        /** A chunk more than this many seqs ahead of the next expected one is rejected (default 10,000). */
-        public Builder maxSeqAhead(long v) { maxSeqAhead = v; return this; }
-        /** Chunks held per document while waiting for a gap to fill; more are rejected (default 1,000). */
-        public Builder maxBufferedChunks(int v) { maxBufferedChunks = v; return this; }
-        /** Longest chunk accepted, in UTF-8 bytes (text) or tokens (default 4 MiB); longer ones are rejected. */
-        public Builder maxChunkBytes(int v) { maxChunkBytes = v; return this; }
-        /** Memory for states kept where the model runs between batches (default 256 MiB; 0: none). */
-        public Builder hotStateBytes(long v) { hotStateBytes = v; return this; }
-        /** Token-log budget K: a key writes a whole-state snapshot once per K tokens (default -1: automatic). */
-        public Builder snapshotTokens(long v) { snapshotTokens = v; return this; }
-        /** Most keys advanced in one engine call (default 256; a GPU runs more at once). */
-        public Builder maxBatchKeys(int v) { maxBatchKeys = v; return this; }
-        /** Most tokens in one batch over all keys (default 16,384). */
-        public Builder maxBatchTokens(int v) { maxBatchTokens = v; return this; }
-        /** Also emit an embedding (reason PROGRESS) after every chunk, not only at a document's end. */
-        public Builder emitEveryChunk(boolean v) { emitEveryChunk = v; return this; }
-        /**
-         * Run the Avro conversion and the Kafka sinks of embeddings and classes in a task (thread) of their own
-         * (default true), so that serialising and sending a batch's embeddings overlaps the model's next batch;
-         * false chains them to the operator (one thread, no hand-over between tasks).
-         */
-        public Builder separateSinks(boolean v) { separateSinks = v; return this; }
-        /** CUDA device for the GPU backends; -1 (default): Flink's gpu external resource, else rwkv.cuda.device. */
-        public Builder cudaDevice(int v) { cudaDevice = v; return this; }
+        public Builder stats(String v) { return set(RwkvOptions.STATS, v); }
+        public Builder backend(String v) { return set(RwkvOptions.BACKEND, v); }
+        public Builder maxWaitMillis(long v) { return set(RwkvOptions.BATCH_MAX_WAIT, Duration.ofMillis(v)); }
+        public Builder idleTimeoutMillis(long v) { return set(RwkvOptions.IDLE_TIMEOUT, Duration.ofMillis(v)); }
+        public Builder maxSeqAhead(long v) { return set(RwkvOptions.MAX_SEQ_AHEAD, v); }
+        public Builder maxBufferedChunks(int v) { return set(RwkvOptions.MAX_BUFFERED_CHUNKS, v); }
+        public Builder maxChunkBytes(int v) { return set(RwkvOptions.MAX_CHUNK_BYTES, v); }
+        public Builder hotStateBytes(long v) { return set(RwkvOptions.HOT_STATES_SIZE, new MemorySize(v)); }
+        public Builder snapshotTokens(long v) { return set(RwkvOptions.SNAPSHOT_TOKENS, v); }
+        public Builder maxBatchKeys(int v) { return set(RwkvOptions.BATCH_MAX_KEYS, v); }
+        public Builder maxBatchTokens(int v) { return set(RwkvOptions.BATCH_MAX_TOKENS, v); }
+        public Builder emitEveryChunk(boolean v) { return set(RwkvOptions.EMIT_EVERY_CHUNK, v); }
+        /** See {@link JobOptions#SEPARATE_SINKS}. */
+        public Builder separateSinks(boolean v) { return set(JobOptions.SEPARATE_SINKS, v); }
+        public Builder cudaDevice(int v) { return set(RwkvOptions.CUDA_DEVICE, v); }
         /** EXACTLY_ONCE (default) or AT_LEAST_ONCE; see {@link KafkaJobs#avroSinkBuilder}. */
-        public Builder delivery(DeliveryGuarantee v) { delivery = v; return this; }
-        public Builder checkpointIntervalMillis(long v) { checkpointIntervalMillis = v; return this; }
-        public Builder parallelism(int v) { parallelism = v; return this; }
+        public Builder delivery(DeliveryGuarantee v) {
+            return set(JobOptions.DELIVERY, v == DeliveryGuarantee.EXACTLY_ONCE ? "exactly-once" : "at-least-once");
+        }
+        public Builder checkpointIntervalMillis(long v) {
+            return set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(v));
+        }
+        /** 0: the environment's default. */
+        public Builder parallelism(int v) {
+            if (v == 0) {
+                conf.removeConfig(CoreOptions.DEFAULT_PARALLELISM);
+                return this;
+            }
+            return set(CoreOptions.DEFAULT_PARALLELISM, v);
+        }
         /** A Kafka client property for the source and all sinks, {@code key=value}; a later one replaces an earlier. */
         public Builder kafkaProperty(String keyEqualsValue) {
             Map.Entry<String, String> e = Settings.kafkaProperty(keyEqualsValue);
@@ -419,7 +402,7 @@ public final class Settings implements Serializable {
         }
 
         public Settings build() {
-            return new Settings(this);
+            return new Settings(copy(conf), kafkaProperties);
         }
     }
 }

@@ -85,7 +85,8 @@ class SettingsTest {
                 delivery.getMessage());
         IllegalArgumentException flag = assertThrows(IllegalArgumentException.class,
                 () -> Settings.fromArgs("--bootstrap-servers", "b", "--emit-every-chunk", "yes"));
-        assertTrue(flag.getMessage().contains("--emit-every-chunk is true or false"), flag.getMessage());
+        assertTrue(flag.getMessage().contains("--emit-every-chunk (rwkv.emit.every-chunk): 'yes'")
+                && flag.getMessage().contains("true or false"), flag.getMessage());
         IllegalArgumentException keys = assertThrows(IllegalArgumentException.class,
                 () -> Settings.fromArgs("--bootstrap-servers", "b", "--max-batch-keys", "0").operatorConfig());
         assertTrue(keys.getMessage().contains("maxBatchKeys"), keys.getMessage());
@@ -140,6 +141,44 @@ class SettingsTest {
                 isolation.getMessage());
     }
 
+    /**
+     * Flink's configuration (config.yaml, -D on flink run) sets every option, including those without a flag; a
+     * flag wins over its option; defaults come from the options.
+     */
+    @Test
+    void theFlinkConfigurationSetsEveryOptionAndFlagsWin() {
+        org.apache.flink.configuration.Configuration flink = org.apache.flink.configuration.Configuration.fromMap(
+                Map.of("rwkv.kafka.bootstrap-servers", "cluster:9092", "rwkv.emit.every-tokens", "512",
+                        "rwkv.batch.max-keys", "1024", "rwkv.hot-states.size", "2gb", "rwkv.batch.max-wait", "20ms",
+                        "execution.checkpointing.interval", "3s", "rwkv.sinks.separate", "false",
+                        "rwkv.limits.max-key-bytes", "100"));
+        Settings s = Settings.fromArgs(flink, "--max-batch-keys", "64", "--model", "/m.bin");
+        assertEquals("cluster:9092", s.bootstrapServers());
+        RwkvOperatorConfig c = s.operatorConfig();
+        assertEquals(512, c.emitEveryTokens, "an option without a flag");
+        assertEquals(64, c.maxBatchKeys, "the flag wins");
+        assertEquals(2L << 30, c.hotStateBytes);
+        assertEquals(20, c.maxWaitMillis);
+        assertEquals(100, c.maxKeyBytes);
+        assertEquals("/m.bin", c.modelPath);
+        assertEquals(3000, s.checkpointIntervalMillis(), "Flink's own checkpoint interval");
+        assertTrue(!s.separateSinks());
+        assertEquals(1024, Settings.from(flink).operatorConfig().maxBatchKeys, "from() alone: the configuration's");
+        // defaults: the operator's field initialisers and the options agree (one place: the options)
+        RwkvOperatorConfig defaults = Settings.fromArgs("--bootstrap-servers", "b").operatorConfig();
+        RwkvOperatorConfig plain = new RwkvOperatorConfig();
+        assertEquals(plain.maxBatchKeys, defaults.maxBatchKeys);
+        assertEquals(plain.hotStateBytes, defaults.hotStateBytes);
+        assertEquals(plain.idleTimeoutMillis, defaults.idleTimeoutMillis);
+        assertEquals(plain.finishedRetentionMillis, defaults.finishedRetentionMillis);
+        assertEquals(Settings.DEFAULT_CHECKPOINT_INTERVAL.toMillis(),
+                Settings.fromArgs("--bootstrap-servers", "b").checkpointIntervalMillis());
+        IllegalArgumentException size = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "b", "--hot-state-bytes", "lots"));
+        assertTrue(size.getMessage().startsWith("--hot-state-bytes (rwkv.hot-states.size): 'lots'"),
+                size.getMessage());
+    }
+
     @Test
     void clearErrors() {
         IllegalArgumentException missing = assertThrows(IllegalArgumentException.class,
@@ -147,7 +186,8 @@ class SettingsTest {
         assertEquals("missing setting: bootstrap servers", missing.getMessage());
         IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
                 () -> Settings.fromArgs("--bootstrap-servers", "x", "--modle", "m"));
-        assertEquals("unknown settings [--modle]", unknown.getMessage());
+        assertTrue(unknown.getMessage().startsWith("unknown settings [--modle]; known: --bootstrap-servers"),
+                unknown.getMessage());
         IllegalArgumentException noTopic = assertThrows(IllegalArgumentException.class,
                 () -> Settings.builder().bootstrapServers("x").head("h.json").classificationsTopic(null).build());
         assertTrue(noTopic.getMessage().contains("no classifications topic"), noTopic.getMessage());

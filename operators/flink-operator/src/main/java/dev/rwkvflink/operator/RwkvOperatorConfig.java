@@ -1,9 +1,11 @@
 package dev.rwkvflink.operator;
 
 import java.io.Serializable;
+import org.apache.flink.configuration.ReadableConfig;
 
 /**
- * Settings of the RWKV operator, with defaults for a CPU deployment. Fluent setters; shipped with the job graph.
+ * Settings of the RWKV operator, with defaults for a CPU deployment. Fluent setters, or {@link #from} a Flink
+ * configuration ({@link RwkvOptions}: keys, defaults and descriptions); shipped with the job graph.
  */
 public final class RwkvOperatorConfig implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -16,26 +18,26 @@ public final class RwkvOperatorConfig implements Serializable {
     /** Vocabulary file; null for byte-level models. */
     public String vocabPath;
     /** Engine backend: cpu (Vector API), scalar, vector, or cuda when available. */
-    public String backend = "cpu";
+    public String backend = RwkvOptions.BACKEND.defaultValue();
     /**
      * CUDA device ordinal for the GPU backends; -1 (default): the device of Flink's {@code gpu} external resource
      * given to this TaskManager when one is configured (its {@code index} property), else system property
      * {@code rwkv.cuda.device} (default 0). See {@link GpuChoice}.
      */
-    public int cudaDevice = -1;
+    public int cudaDevice = RwkvOptions.CUDA_DEVICE.defaultValue();
     /** Pooling of the embedding: hidden, state[:layers], both[:layers] (see dev.rwkvflink.engine.embed.Pooling). */
-    public String pooling = "hidden";
+    public String pooling = RwkvOptions.POOLING.defaultValue();
     /** Per-channel normalisation statistics collected for this model and pooling; null: none. */
     public String statsPath;
     /** A classification head (from the fit job) for this model and pooling; null: embeddings only. */
     public String headPath;
 
     /** Most keys advanced in one engine call. */
-    public int maxBatchKeys = 256;
+    public int maxBatchKeys = RwkvOptions.BATCH_MAX_KEYS.defaultValue();
     /** Most tokens in one batch (over all keys). */
-    public int maxBatchTokens = 16_384;
+    public int maxBatchTokens = RwkvOptions.BATCH_MAX_TOKENS.defaultValue();
     /** Longest a chunk waits in a batch before the batch runs anyway (processing time). */
-    public long maxWaitMillis = 50;
+    public long maxWaitMillis = RwkvOptions.BATCH_MAX_WAIT.defaultValue().toMillis();
 
     /**
      * Memory for states kept where the model runs between batches (GPU memory with the CUDA backend, else the
@@ -45,7 +47,7 @@ public final class RwkvOperatorConfig implements Serializable {
      * this slot's share of a quarter of the JVM heap (HotStates.capacity; logged when it bounds). 0: states go back
      * to Flink state after every batch.
      */
-    public long hotStateBytes = 256L << 20;
+    public long hotStateBytes = RwkvOptions.HOT_STATES_SIZE.defaultValue().getBytes();
 
     /**
      * The token log's budget K: a key's Flink state is a snapshot of its RWKV state plus the token ids applied
@@ -54,28 +56,57 @@ public final class RwkvOperatorConfig implements Serializable {
      * rebuilt. 0: a snapshot at every write-back (the layout before the token log). -1 (default): chosen per
      * backend and model size ({@link SnapshotBudget}).
      */
-    public long snapshotTokens = -1;
+    public long snapshotTokens = RwkvOptions.SNAPSHOT_TOKENS.defaultValue();
 
     /** A key without chunks for this long (checked on whole seconds) gets its final embedding and is cleared; 0 disables. */
-    public long idleTimeoutMillis = 3_600_000;
+    public long idleTimeoutMillis = RwkvOptions.IDLE_TIMEOUT.defaultValue().toMillis();
     /** Emit an intermediate embedding after every chunk. */
-    public boolean emitEveryChunk;
+    public boolean emitEveryChunk = RwkvOptions.EMIT_EVERY_CHUNK.defaultValue();
     /** Emit an intermediate embedding every N tokens; 0 disables. */
-    public long emitEveryTokens;
+    public long emitEveryTokens = RwkvOptions.EMIT_EVERY_TOKENS.defaultValue();
 
     /** Chunks further ahead of the next expected seq than this are rejected (side output). */
-    public long maxSeqAhead = 10_000;
+    public long maxSeqAhead = RwkvOptions.MAX_SEQ_AHEAD.defaultValue();
     /** Most out-of-order chunks buffered per key. */
-    public int maxBufferedChunks = 1_000;
+    public int maxBufferedChunks = RwkvOptions.MAX_BUFFERED_CHUNKS.defaultValue();
     /** Largest chunk text accepted, in UTF-8 bytes. */
-    public int maxChunkBytes = 4 << 20;
+    public int maxChunkBytes = RwkvOptions.MAX_CHUNK_BYTES.defaultValue();
     /**
      * Longest document key accepted, in UTF-8 bytes: the key is the Kafka key and a field of every output record,
      * so an unbounded one could make an output too large for the topic and fail the job.
      */
-    public int maxKeyBytes = 4096;
+    public int maxKeyBytes = RwkvOptions.MAX_KEY_BYTES.defaultValue();
     /** How long a finished document's tombstone is kept to reject late chunks for it. */
-    public long finishedRetentionMillis = 3_600_000;
+    public long finishedRetentionMillis = RwkvOptions.FINISHED_RETENTION.defaultValue().toMillis();
+
+    /**
+     * The settings {@code conf} sets ({@link RwkvOptions}), the defaults for the rest; validated. A value that does
+     * not parse as its option's type is refused naming the key.
+     */
+    public static RwkvOperatorConfig from(ReadableConfig conf) {
+        RwkvOperatorConfig c = new RwkvOperatorConfig();
+        c.modelPath = conf.getOptional(RwkvOptions.MODEL).orElse(null);
+        c.vocabPath = conf.getOptional(RwkvOptions.VOCAB).orElse(null);
+        c.backend = conf.get(RwkvOptions.BACKEND);
+        c.cudaDevice = conf.get(RwkvOptions.CUDA_DEVICE);
+        c.pooling = conf.get(RwkvOptions.POOLING);
+        c.statsPath = conf.getOptional(RwkvOptions.STATS).orElse(null);
+        c.headPath = conf.getOptional(RwkvOptions.HEAD).orElse(null);
+        c.maxBatchKeys = conf.get(RwkvOptions.BATCH_MAX_KEYS);
+        c.maxBatchTokens = conf.get(RwkvOptions.BATCH_MAX_TOKENS);
+        c.maxWaitMillis = conf.get(RwkvOptions.BATCH_MAX_WAIT).toMillis();
+        c.hotStateBytes = conf.get(RwkvOptions.HOT_STATES_SIZE).getBytes();
+        c.snapshotTokens = conf.get(RwkvOptions.SNAPSHOT_TOKENS);
+        c.idleTimeoutMillis = conf.get(RwkvOptions.IDLE_TIMEOUT).toMillis();
+        c.emitEveryChunk = conf.get(RwkvOptions.EMIT_EVERY_CHUNK);
+        c.emitEveryTokens = conf.get(RwkvOptions.EMIT_EVERY_TOKENS);
+        c.maxSeqAhead = conf.get(RwkvOptions.MAX_SEQ_AHEAD);
+        c.maxBufferedChunks = conf.get(RwkvOptions.MAX_BUFFERED_CHUNKS);
+        c.maxChunkBytes = conf.get(RwkvOptions.MAX_CHUNK_BYTES);
+        c.maxKeyBytes = conf.get(RwkvOptions.MAX_KEY_BYTES);
+        c.finishedRetentionMillis = conf.get(RwkvOptions.FINISHED_RETENTION).toMillis();
+        return c.validate();
+    }
 
     public RwkvOperatorConfig model(String path) {
         this.modelPath = path;
