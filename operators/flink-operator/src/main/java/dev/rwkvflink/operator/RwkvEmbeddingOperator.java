@@ -2,10 +2,8 @@ package dev.rwkvflink.operator;
 
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.ChunkTokenizer;
-import dev.rwkvflink.operator.state.KeyModelState;
 import dev.rwkvflink.operator.state.KeyModelStateSerializer;
 import dev.rwkvflink.operator.state.TokenRunSerializer;
-import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
@@ -27,11 +25,6 @@ import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.nio.ByteBuffer;
-import java.nio.CharBuffer;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -95,14 +88,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
 
     private transient SharedModels.LoadedModel loaded;
     private transient ChunkTokenizer chunkTokenizer;
+    private transient ChunkValidation validation;
     private transient ValueState<DocumentProgress> progressState;
     /** The progress records between checkpoints (written back before each barrier): see {@link ProgressCache}. */
     private transient ProgressCache progress;
     private transient MapState<Long, TextChunk> bufferedState;
-    private transient ValueState<KeyModelState> modelState;
-    private transient ListState<int[]> tokenLog;
-    /** K: tokens since a key's snapshot after which a write-back writes a new snapshot. */
-    private transient long snapshotTokens;
+    /** Each key's RWKV state in Flink state: snapshot + token log ({@link KeyStateStore}). */
+    private transient KeyStateStore store;
     private transient InternalTimerService<VoidNamespace> timers;
     private transient Batch batch;
     private transient HotStates hot;
@@ -138,6 +130,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                     device >= 0 ? device : "default, rwkv.cuda.device");
         }
         chunkTokenizer = loaded.tokenizer().chunked();
+        validation = new ChunkValidation(config.maxKeyBytes, config.maxChunkBytes, loaded.model().config().vocab());
         fingerprintHex = loaded.model().fingerprint().hex();
         progressState = getRuntimeContext().getState(progressDescriptor());
         progress = new ProgressCache(new ProgressCache.Store() {
@@ -160,10 +153,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         });
         bufferedState = getRuntimeContext().getMapState(
                 new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
-        modelState = getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
-                new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint())));
-        tokenLog = getRuntimeContext().getListState(new ListStateDescriptor<>(TOKEN_LOG, TokenRunSerializer.INSTANCE));
-        snapshotTokens = config.snapshotTokens >= 0 ? config.snapshotTokens
+        long snapshotTokens = config.snapshotTokens >= 0 ? config.snapshotTokens
                 : SnapshotBudget.defaultTokens(loaded.model().config(), loaded.model().onAccelerator());
         timers = getInternalTimerService("rwkv-timers", VoidNamespaceSerializer.INSTANCE, this);
         batch = new Batch();
@@ -176,9 +166,14 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 4 * RwkvState.floats(loaded.model().config()), countRestored());
         hot = new HotStates(loaded.model().residentStates(hotCapacity()));
         metrics.hotStates(hot::size);
+        store = new KeyStateStore(
+                getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
+                        new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint()))),
+                getRuntimeContext().getListState(new ListStateDescriptor<>(TOKEN_LOG, TokenRunSerializer.INSTANCE)),
+                snapshotTokens, loaded.model(), hot.slots(), metrics, this::setCurrentKey);
         if (LOG.isDebugEnabled()) {
             LOG.debug("open {} hot states: {} slots, snapshot every {} tokens", traceId, hot.capacity(),
-                    snapshotTokens);
+                    store.snapshotTokens());
         }
     }
 
@@ -269,7 +264,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     public void processElement(StreamRecord<TextChunk> element) throws Exception {
         TextChunk chunk = element.getValue();
         long now = getProcessingTimeService().getCurrentProcessingTime();
-        String problem = validate(chunk);
+        String problem = validation.problem(chunk);
         if (problem != null) {
             reject(chunk, problem, now);
             return;
@@ -332,35 +327,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
     }
 
-    private String validate(TextChunk c) {
-        if (c.key == null || c.key.isEmpty()) {
-            return "chunk has no key";
-        }
-        if (c.key.length() > config.maxKeyBytes / 3 && utf8Length(c.key) > config.maxKeyBytes) {
-            return "key of " + utf8Length(c.key) + " bytes exceeds the limit of " + config.maxKeyBytes + " bytes";
-        }
-        if (c.seq < 0) {
-            return "negative seq " + c.seq;
-        }
-        if ((c.text == null) == (c.tokens == null)) {
-            return c.text == null ? "chunk has neither text nor tokens" : "chunk has both text and tokens";
-        }
-        if (c.tokens != null) {
-            int vocab = loaded.model().config().vocab();
-            for (int t : c.tokens) {
-                if (t < 0 || t >= vocab) {
-                    return "token id " + t + " outside the model's vocabulary [0, " + vocab + ")";
-                }
-            }
-            if (c.tokens.length > config.maxChunkBytes) {
-                return "chunk of " + c.tokens.length + " tokens exceeds the limit of " + config.maxChunkBytes;
-            }
-        } else if (c.text.length() > config.maxChunkBytes / 3 && utf8Length(c.text) > config.maxChunkBytes) {
-            return "chunk text of " + utf8Length(c.text) + " bytes exceeds the limit of " + config.maxChunkBytes
-                    + " bytes";
-        }
-        return null;
-    }
 
     private void buffer(TextChunk chunk, DocumentProgress p, long now) throws Exception {
         if (chunk.seq - p.nextSeq > config.maxSeqAhead) {
@@ -397,7 +363,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             reject(chunk, "chunk carries text but earlier chunks of the document carried token ids", now);
             tokens = new int[0];
         } else {
-            byte[] utf8 = utf8(chunk.text);
+            byte[] utf8 = ChunkValidation.utf8(chunk.text);
             if (utf8 == null) {
                 reject(chunk, "text is not valid Unicode (unpaired surrogate)", now);
                 utf8 = new byte[0];
@@ -489,39 +455,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private void reject(TextChunk chunk, String reason, long now) {
         metrics.deadLetters.inc();
         output.collect(REJECTED, new StreamRecord<>(new RejectedChunk(chunk, reason, now)));
-    }
-
-    /** UTF-8 length of {@code s} (an unpaired surrogate counts as the 3 bytes of its replacement). */
-    private static long utf8Length(String s) {
-        long n = 0;
-        for (int i = 0; i < s.length(); i++) {
-            char ch = s.charAt(i);
-            if (ch < 0x80) {
-                n += 1;
-            } else if (ch < 0x800) {
-                n += 2;
-            } else if (Character.isHighSurrogate(ch) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
-                n += 4;
-                i++;
-            } else {
-                n += 3;
-            }
-        }
-        return n;
-    }
-
-    private static byte[] utf8(String text) {
-        try {
-            ByteBuffer b = StandardCharsets.UTF_8.newEncoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .encode(CharBuffer.wrap(text));
-            byte[] out = new byte[b.remaining()];
-            b.get(out);
-            return out;
-        } catch (CharacterCodingException e) {
-            return null;
-        }
     }
 
     // ----------------------------------------------------------------------------------------------- timers
@@ -625,7 +558,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 tokens += run(works.subList(from, Math.min(works.size(), from + hot.capacity())));
             }
             if (config.hotStateBytes == 0) {
-                hot.evictAll(this::writeBack);
+                hot.evictAll(store::writeBack);
             }
             metrics.batch(works.size(), tokens, System.nanoTime() - start);
         } finally {
@@ -647,8 +580,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         for (Batch.KeyWork w : works) {
             HotStates.Entry e = hot.get(w.key);
             if (e == null) {
-                e = hot.admit(w.key, pinned, this::writeBack);
-                int[] log = readCold(e);
+                e = hot.admit(w.key, pinned, store::writeBack);
+                int[] log = store.load(e);
                 if (log.length > 0) {
                     rebuilt.add(e);
                     replays.add(log);
@@ -656,7 +589,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             }
             w.hot = e;
         }
-        replay(rebuilt, replays);
+        store.replay(rebuilt, replays);
         long tokens = 0;
         for (int round = 0; ; round++) {
             List<Batch.KeyWork> active = new ArrayList<>();
@@ -683,104 +616,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         for (Batch.KeyWork w : works) {
             if (w.finishes()) {
                 hot.drop(w.key);
-                setCurrentKey(w.key);
-                modelState.clear();
-                tokenLog.clear();
+                store.clear(w.key);
                 metrics.states.dec();
             }
         }
         return tokens;
-    }
-
-    /**
-     * Fills a freshly admitted slot from the key's Flink state: its snapshot, or the initial state when it has none.
-     * Returns the key's token log (the tokens to replay on top, in order; empty when none).
-     */
-    private int[] readCold(HotStates.Entry e) throws Exception {
-        setCurrentKey(e.key);
-        long readStart = System.nanoTime();
-        KeyModelState s = modelState.value();
-        if (s == null) {
-            hot.slots().reset(e.slot);
-        } else {
-            hot.slots().load(e.slot, s.state);
-            e.hidden = s.hidden;
-            e.tokens = s.tokens;
-            e.snapshotTokens = s.tokens;
-            metrics.snapshotsRead.inc();
-        }
-        int[] log = concat(tokenLog.get());
-        metrics.stateReadNanos.inc(System.nanoTime() - readStart);
-        return log;
-    }
-
-    /** The runs of a token log in order, as one array (the list state gives null or nothing for an empty log). */
-    private static int[] concat(Iterable<int[]> runs) {
-        if (runs == null) {
-            return new int[0];
-        }
-        int n = 0;
-        for (int[] r : runs) {
-            n += r.length;
-        }
-        int[] all = new int[n];
-        int at = 0;
-        for (int[] r : runs) {
-            System.arraycopy(r, 0, all, at, r.length);
-            at += r.length;
-        }
-        return all;
-    }
-
-    /**
-     * Rebuilds cold keys: advances each one's snapshot (already in its slot) by its token log, all keys in one
-     * engine call. Their Flink state already holds these tokens, so they are not dirty afterwards.
-     */
-    private void replay(List<HotStates.Entry> keys, List<int[]> logs) {
-        if (keys.isEmpty()) {
-            return;
-        }
-        long start = System.nanoTime();
-        int[] slots = new int[keys.size()];
-        long tokens = 0;
-        for (int i = 0; i < slots.length; i++) {
-            slots[i] = keys.get(i).slot;
-            tokens += logs.get(i).length;
-        }
-        float[][] hidden = hot.slots().advance(slots, logs.toArray(int[][]::new));
-        for (int i = 0; i < slots.length; i++) {
-            HotStates.Entry e = keys.get(i);
-            e.hidden = hidden[i];
-            e.tokens += logs.get(i).length;
-        }
-        metrics.statesReplayed.inc(keys.size());
-        metrics.replayTokens.inc(tokens);
-        metrics.replayNanos.inc(System.nanoTime() - start);
-    }
-
-    /**
-     * Brings the key's Flink state up to its hot slot: a new snapshot (a fresh state object: the heap backend keeps
-     * what it is given) replacing snapshot and log, once the tokens since the last snapshot reach K; else only the
-     * tail appended to the log.
-     */
-    private void writeBack(HotStates.Entry e) throws Exception {
-        long start = System.nanoTime();
-        setCurrentKey(e.key);
-        if (e.sinceSnapshot() >= snapshotTokens) {
-            RwkvState state = loaded.model().newState();
-            hot.slots().store(e.slot, state);
-            modelState.update(new KeyModelState(state, e.hidden, e.tokens));
-            tokenLog.clear();
-            e.snapshotted();
-            metrics.snapshotsWritten.inc();
-        } else {
-            int[] tail = e.takeTail();
-            if (tail.length > 0) {
-                tokenLog.add(tail);
-                metrics.logTokens.inc(tail.length);
-            }
-        }
-        metrics.stateWriteNanos.inc(System.nanoTime() - start);
     }
 
     /** Snapshots written to Flink state so far by this instance (for tests). */
@@ -818,7 +658,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private int writeBackHot() throws Exception {
         Object savedKey = getCurrentKey();
         try {
-            return hot.writeBackDirty(this::writeBack);
+            return hot.writeBackDirty(store::writeBack);
         } finally {
             if (savedKey != null) {
                 setCurrentKey(savedKey);
