@@ -12,6 +12,7 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -44,9 +45,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "Matrix type of the random model: F32, F16, BF16, Q8_0, Q5_1, ... Default: ${DEFAULT-VALUE}.")
     WeightType type;
 
-    @Option(names = "--backend", defaultValue = "cpu",
-            description = "cpu, vector, scalar, or cuda (runs the GPU benchmark, see --shapes). Default: ${DEFAULT-VALUE}.")
-    String backend;
+    @Mixin
+    BackendOption backend = new BackendOption();
 
     @Option(names = "--modes", split = ",", defaultValue = "decode,seq64/16,seq512,streams64x16/16",
             description = "decode (1 token per call, logits every token); head (the output head alone, one token per "
@@ -76,13 +76,13 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (backend.equalsIgnoreCase("cuda")) {
+        if (backend.name.equalsIgnoreCase("cuda")) {
             return cuda();
         }
         for (String mode : modes) { // fail before loading anything
             workload(mode);
         }
-        Backend be = Backends.byName(backend);
+        Backend be = Backends.byName(backend.name);
         long t0 = System.nanoTime();
         RwkvModel m = model != null ? RwkvModel.load(model, be)
                 : RwkvModel.of(RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, type), be);

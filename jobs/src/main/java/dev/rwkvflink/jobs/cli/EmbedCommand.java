@@ -58,20 +58,15 @@ final class EmbedCommand implements Callable<Integer> {
             description = "The text to embed, read as bytes (UTF-8 expected).")
     Path textFile;
 
-    @Option(names = "--pooling", defaultValue = "hidden", paramLabel = "NAME",
-            description = "hidden, state, both, or with layers state:0,11 / both:11 (default layer: the last). "
-                    + "Default: ${DEFAULT-VALUE}.")
-    String pooling;
+    @Mixin
+    PoolingOption pooling = new PoolingOption();
 
     @Option(names = "--stats", paramLabel = "FILE",
             description = "Embedding statistics (JSON) of this model and pooling, to standardize channels with.")
     Path stats;
 
-    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
-            description = "cpu (fastest CPU backend), vector, scalar, or cuda (an NVIDIA GPU; falls back to the CPU, "
-                    + "saying why, where CUDA is absent). "
-                    + "Default: ${DEFAULT-VALUE}.")
-    String backend;
+    @Mixin
+    BackendOption backend = new BackendOption();
 
     @Mixin
     ProgressOption progress = new ProgressOption();
@@ -82,10 +77,10 @@ final class EmbedCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Pooling requested = Pooling.parse(pooling);
+        Pooling requested = Pooling.parse(pooling.name);
         TextPieces text = new TextPieces(textFile, "--text-file", readBytes);
         long size = text.size();
-        Backend be = Backends.byName(backend);
+        Backend be = Backends.byName(backend.name);
         try (RwkvModel m = openModel(be)) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
             Embedder embedder = embedder(m, requested);

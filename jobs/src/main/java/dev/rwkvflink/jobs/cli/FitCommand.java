@@ -62,8 +62,8 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--vocab", paramLabel = "FILE", description = "Vocabulary (not needed for byte-level models).")
     Path vocab;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu, vector or scalar. Default: ${DEFAULT-VALUE}.")
-    String backend;
+    @Mixin
+    BackendOption backend = new BackendOption();
 
     @Option(names = "--data", paramLabel = "FILE",
             description = "JSONL, one {\"text\": ..., \"label\": ...} per line. Exactly one of --data and --topic.")
@@ -95,8 +95,8 @@ final class FitCommand implements Callable<Integer> {
             description = "Give up if the topic's end offsets are not reached by then. Default: ${DEFAULT-VALUE}.")
     long readTimeoutSeconds;
 
-    @Option(names = "--pooling", defaultValue = "hidden", description = "hidden, state[:layers], both[:layers]. Default: ${DEFAULT-VALUE}.")
-    String pooling;
+    @Mixin
+    PoolingOption pooling = new PoolingOption();
 
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "Where to write the head (JSON).")
     Path out;
@@ -183,9 +183,9 @@ final class FitCommand implements Callable<Integer> {
         for (String label : labels) {
             labelIndex.put(label, labelIndex.size());
         }
-        try (RwkvModel m = ModelSources.open(model, Backends.byName(backend))) {
+        try (RwkvModel m = ModelSources.open(model, Backends.byName(backend.name))) {
             Tokenizer tok = Tokenizers.forModel(m.config().vocab(), vocab);
-            Pooling p = Pooling.parse(pooling);
+            Pooling p = Pooling.parse(pooling.name);
             Embedder raw = new Embedder(m.config(), p, null);
             int trainCount = examples.size() - (int) Math.round(examples.size() * holdout);
             if (trainCount < 1) {

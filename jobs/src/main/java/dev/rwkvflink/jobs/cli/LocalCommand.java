@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -30,9 +31,8 @@ final class LocalCommand implements Callable<Integer> {
     @Option(names = "--vocab", paramLabel = "FILE", description = "Vocabulary; not needed for byte-level models.")
     Path vocab;
 
-    @Option(names = "--pooling", defaultValue = "hidden", paramLabel = "NAME",
-            description = "hidden, state, both (with layers: state:0,11). Default: ${DEFAULT-VALUE}.")
-    String pooling;
+    @Mixin
+    PoolingOption pooling = new PoolingOption();
 
     @Option(names = "--head", paramLabel = "FILE",
             description = "A classification head (from `fit`): also classify, to the classifications topic.")
@@ -42,9 +42,8 @@ final class LocalCommand implements Callable<Integer> {
             description = "Normalisation statistics (from `fit --stats-out`); a head from `fit` needs them.")
     Path stats;
 
-    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
-            description = "Engine backend: cpu, vector, scalar, cuda (cuda:bf16), cuda:f32. Default: ${DEFAULT-VALUE}.")
-    String backend;
+    @Mixin
+    BackendOption backend = new BackendOption();
 
     @Option(names = "--input", arity = "1..*", paramLabel = "FILE",
             description = "Text files, or a directory of them, to embed, one document each (key: the file name); "
@@ -114,7 +113,7 @@ final class LocalCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // names are checked here, before Kafka and Flink start: a typo would otherwise surface only when the
         // operator opens on a TaskManager, and the job would restart in a loop
-        Settings.checkNames(backend, pooling, "--");
+        Settings.checkNames(backend.name, pooling.name, "--");
         if (chunkBytes < 1) {
             throw new IllegalArgumentException("--chunk-bytes must be >= 1, got " + chunkBytes);
         }
@@ -148,8 +147,8 @@ final class LocalCommand implements Callable<Integer> {
                     ******************************************************************************************"""
                     .formatted(RandomModels.DEMO_SEED));
         }
-        LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling,
-                absolute(head), absolute(stats), backend, chunkBytes, uiPort, metricsPort, parallelism, checkpointMillis,
+        LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling.name,
+                absolute(head), absolute(stats), backend.name, chunkBytes, uiPort, metricsPort, parallelism, checkpointMillis,
                 Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed, hotStateBytes,
                 snapshotTokens);
         LocalRun run = new LocalRun(options, log);

@@ -5,6 +5,7 @@ import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -21,12 +22,11 @@ final class ModelOptions {
                     + "Not needed for 256-token byte-level models.")
     Path vocab;
 
-    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
-            description = "cpu (fastest CPU backend, Vector API), vector, or scalar (the reference). Default: ${DEFAULT-VALUE}.")
-    String backend;
+    @Mixin
+    BackendOption backend = new BackendOption();
 
     Backend backend() {
-        return Backends.byName(backend);
+        return Backends.byName(backend.name);
     }
 
     RwkvModel load() throws IOException {

@@ -27,21 +27,26 @@ public final class RwkvOptions {
             .withDescription("Vocabulary file (World vocabulary .txt or a tokenizer .json); unset for byte-level "
                     + "models.");
 
+    /** What {@link #BACKEND} means; also the command line's {@code --backend} help (a constant for annotations). */
+    public static final String BACKEND_DESCRIPTION = "Engine backend: cpu (the Vector API, fastest on the CPU), "
+            + "vector, scalar (the plain reference), cuda (bf16 on an NVIDIA GPU) or cuda:f32; a GPU backend falls "
+            + "back to the CPU, saying why in the log, where no GPU is usable.";
+
     public static final ConfigOption<String> BACKEND = ConfigOptions.key("rwkv.backend").stringType()
-            .defaultValue("cpu")
-            .withDescription("Engine backend: cpu (the Vector API), scalar, vector, cuda (bf16 on an NVIDIA GPU) or "
-                    + "cuda:f32; a GPU backend falls back to the CPU, saying why in the TaskManager's log, where no "
-                    + "GPU is usable.");
+            .defaultValue("cpu").withDescription(BACKEND_DESCRIPTION);
 
     public static final ConfigOption<Integer> CUDA_DEVICE = ConfigOptions.key("rwkv.cuda.device").intType()
             .defaultValue(-1)
             .withDescription("CUDA device ordinal for the GPU backends; -1: the index of Flink's gpu external "
                     + "resource given to the TaskManager, else the JVM property rwkv.cuda.device (default 0).");
 
+    /** What {@link #POOLING} means; also the command line's {@code --pooling} help. */
+    public static final String POOLING_DESCRIPTION = "How a document's state becomes its embedding: hidden (the "
+            + "last token's hidden vector), state or both, optionally with layers (state:0,11, both:11; default: "
+            + "the last layer).";
+
     public static final ConfigOption<String> POOLING = ConfigOptions.key("rwkv.pooling").stringType()
-            .defaultValue("hidden")
-            .withDescription("How a document's state becomes its embedding: hidden (the last token's hidden "
-                    + "vector), state[:layers] or both[:layers].");
+            .defaultValue("hidden").withDescription(POOLING_DESCRIPTION);
 
     public static final ConfigOption<String> STATS = ConfigOptions.key("rwkv.stats").stringType().noDefaultValue()
             .withDescription("Per-channel normalisation statistics for this model and pooling (from fit "
