@@ -14,9 +14,11 @@ import java.io.IOException;
 import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -27,6 +29,7 @@ import org.apache.avro.generic.GenericDatumWriter;
 import org.apache.avro.generic.GenericRecord;
 import org.apache.avro.io.BinaryEncoder;
 import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -79,7 +82,7 @@ class AvroCodecTest {
     // and Avro's own generic writer, which knows nothing of the fast path, writes the same bytes
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(out, null);
-    new GenericDatumWriter<Embedding>(Embedding.getClassSchema(), org.apache.avro.specific.SpecificData.get())
+    new GenericDatumWriter<Embedding>(Embedding.getClassSchema(), SpecificData.get())
         .write(plain, encoder);
     encoder.flush();
     assertArrayEquals(out.toByteArray(), fast);
@@ -99,8 +102,8 @@ class AvroCodecTest {
     assertEquals(binary.length + 10, single.length);
     assertEquals((byte) 0xC3, single[0]);
     assertEquals((byte) 0x01, single[1]);
-    assertEquals(fingerprint, ByteBuffer.wrap(single, 2, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong());
-    assertArrayEquals(binary, java.util.Arrays.copyOfRange(single, 10, single.length));
+    assertEquals(fingerprint, ByteBuffer.wrap(single, 2, 8).order(ByteOrder.LITTLE_ENDIAN).getLong());
+    assertArrayEquals(binary, Arrays.copyOfRange(single, 10, single.length));
   }
 
   @Test
@@ -156,7 +159,7 @@ class AvroCodecTest {
   void everyTruncationIsRefused() {
     byte[] whole = chunks.encodeBinary(Chunks.text("doc-1", 7, "some text"));
     for (int length = 0; length < whole.length; length++) {
-      byte[] prefix = java.util.Arrays.copyOf(whole, length);
+      byte[] prefix = Arrays.copyOf(whole, length);
       assertThrows(AvroDecodingException.class, () -> chunks.decodeBinary(prefix), "prefix of " + length);
     }
     AvroDecodingException error = assertThrows(AvroDecodingException.class,
@@ -168,7 +171,7 @@ class AvroCodecTest {
   @Test
   void bytesAfterTheRecordAreRefused() {
     byte[] whole = chunks.encodeBinary(Chunks.text("doc", 0, "x"));
-    byte[] longer = java.util.Arrays.copyOf(whole, whole.length + 2);
+    byte[] longer = Arrays.copyOf(whole, whole.length + 2);
     AvroDecodingException error = assertThrows(AvroDecodingException.class, () -> chunks.decodeBinary(longer));
     assertEquals("2 bytes left over after the record ends at byte " + whole.length, error.reason());
   }
@@ -254,7 +257,7 @@ class AvroCodecTest {
     old.put("eventTime", 1000L);
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     out.writeBytes(new byte[] {(byte) 0xC3, 0x01});
-    out.writeBytes(ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+    out.writeBytes(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN)
         .putLong(SchemaNormalization.parsingFingerprint64(older)).array());
     BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(out, null);
     new GenericDatumWriter<GenericRecord>(older).write(old, encoder);

@@ -9,6 +9,8 @@ import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.RwkvOperatorConfig;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.junit.jupiter.api.Test;
 
 class SettingsTest {
@@ -63,7 +65,7 @@ class SettingsTest {
     @Test
     void batchingProgressGpuAndDeliverySettings() {
         Settings defaults = Settings.fromArgs("--bootstrap-servers", "b:9092");
-        assertEquals(org.apache.flink.connector.base.DeliveryGuarantee.EXACTLY_ONCE, defaults.delivery());
+        assertEquals(DeliveryGuarantee.EXACTLY_ONCE, defaults.delivery());
         assertEquals(-1, defaults.operatorConfig().cudaDevice);
         assertEquals(false, defaults.operatorConfig().emitEveryChunk);
         assertTrue(defaults.separateSinks());
@@ -78,7 +80,7 @@ class SettingsTest {
         assertEquals(7, c.maxWaitMillis);
         assertTrue(c.emitEveryChunk);
         assertEquals(1, c.cudaDevice);
-        assertEquals(org.apache.flink.connector.base.DeliveryGuarantee.AT_LEAST_ONCE, s.delivery());
+        assertEquals(DeliveryGuarantee.AT_LEAST_ONCE, s.delivery());
         IllegalArgumentException delivery = assertThrows(IllegalArgumentException.class,
                 () -> Settings.fromArgs("--bootstrap-servers", "b", "--delivery", "at-most-once"));
         assertTrue(delivery.getMessage().contains("exactly-once") && delivery.getMessage().contains("at-least-once"),
@@ -147,7 +149,7 @@ class SettingsTest {
      */
     @Test
     void theFlinkConfigurationSetsEveryOptionAndFlagsWin() {
-        org.apache.flink.configuration.Configuration flink = org.apache.flink.configuration.Configuration.fromMap(
+        Configuration flink = Configuration.fromMap(
                 Map.of("rwkv.kafka.bootstrap-servers", "cluster:9092", "rwkv.emit.every-tokens", "512",
                         "rwkv.batch.max-keys", "1024", "rwkv.hot-states.size", "2gb", "rwkv.batch.max-wait", "20ms",
                         "execution.checkpointing.interval", "3s", "rwkv.sinks.separate", "false",

@@ -7,8 +7,8 @@ import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.EmbeddedKafka;
 import dev.rwkvflink.schema.DocumentChunk;
-import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Schemas;
 import java.io.IOException;
 import java.net.URI;
@@ -102,9 +102,9 @@ class ClusterScriptsITCase {
                 Matcher url = Pattern.compile("taskmanager-1: running \\(pid \\d+, metrics (http://\\S+/metrics)\\)")
                         .matcher(status);
                 assertTrue(url.find(), "cluster.sh status names the TaskManager's metrics endpoint: " + status);
-                String page = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
-                        java.net.URI.create(url.group(1))).timeout(Duration.ofSeconds(10)).build(),
-                        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+                String page = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                        URI.create(url.group(1))).timeout(Duration.ofSeconds(10)).build(),
+                        HttpResponse.BodyHandlers.ofString()).body();
                 Matcher embeddings = Pattern.compile(
                         "(?m)^flink_taskmanager_job_task_operator_rwkv_embeddings\\{[^}]*\\} ([0-9.eE+]+)$").matcher(page);
                 double emitted = 0;

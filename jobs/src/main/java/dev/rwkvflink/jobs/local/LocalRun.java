@@ -7,20 +7,25 @@ import dev.rwkvflink.kafka.EmbeddedKafka;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
-import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.EmitReason;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.api.common.JobID;
@@ -166,17 +171,17 @@ public final class LocalRun implements AutoCloseable {
      * could not bind, and the URL printed would lead to whatever holds the port.
      */
     private static int checkFree(int port) {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(port)) {
+        try (ServerSocket socket = new ServerSocket(port)) {
             return socket.getLocalPort();
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             throw new IllegalStateException("the Prometheus port " + port + " is in use (pick another with "
                     + "--metrics-port, 0 for any free port, -1 for none): " + e.getMessage(), e);
         }
     }
 
     /** A port free now (the reporter binds it a moment later; another process taking it first is unlikely). */
-    private static int freePort() throws java.io.IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0)) {
             return socket.getLocalPort();
         }
     }
@@ -217,13 +222,13 @@ public final class LocalRun implements AutoCloseable {
                 break;
             }
         }
-        java.util.Random rnd = new java.util.Random(options.seed());
+        Random rnd = new Random(options.seed());
         int repeats = (int) Math.round(order.size() * options.duplicates());
         for (int i = 0; i < repeats; i++) {
             order.add(order.get(rnd.nextInt(order.size())));
         }
         if (options.shuffleChunks()) {
-            java.util.Collections.shuffle(order, rnd);
+            Collections.shuffle(order, rnd);
         }
         AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
         Properties p = new Properties();
@@ -246,7 +251,7 @@ public final class LocalRun implements AutoCloseable {
         AvroCodec<DeadLetter> deadLetters = AvroCodec.of(DeadLetter.class);
         AvroCodec<Classification> classes = AvroCodec.of(Classification.class);
         Set<String> expected = options.documents().keySet();
-        Map<String, Embedding> finals = new java.util.LinkedHashMap<>();
+        Map<String, Embedding> finals = new LinkedHashMap<>();
         Set<String> rejected = new HashSet<>();
         Set<String> classified = new HashSet<>();
         Properties p = new Properties();

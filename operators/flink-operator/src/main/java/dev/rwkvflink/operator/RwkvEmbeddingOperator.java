@@ -4,6 +4,17 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.ChunkTokenizer;
 import dev.rwkvflink.operator.state.KeyModelStateSerializer;
 import dev.rwkvflink.operator.state.TokenRunSerializer;
+import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ScheduledFuture;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
@@ -11,6 +22,9 @@ import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.configuration.TaskManagerOptions;
+import org.apache.flink.metrics.Histogram;
+import org.apache.flink.runtime.execution.SuppressRestartsException;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
@@ -24,12 +38,6 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ScheduledFuture;
 
 /**
  * The keyed RWKV operator: one RWKV state per key in Flink state, chunks applied in seq order, many keys advanced
@@ -186,11 +194,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private SharedModels.LoadedModel acquireModel(int device) throws Exception {
         try {
             return SharedModels.acquire(config.modelSpec(device));
-        } catch (java.nio.file.NoSuchFileException | java.nio.file.AccessDeniedException e) {
+        } catch (NoSuchFileException | AccessDeniedException e) {
             throw e;
-        } catch (java.io.IOException | IllegalArgumentException e) {
+        } catch (IOException | IllegalArgumentException e) {
             LOG.error("model {} refused, failing the job without restarts: {}", config.modelPath, e.getMessage());
-            throw new org.apache.flink.runtime.execution.SuppressRestartsException(e);
+            throw new SuppressRestartsException(e);
         }
     }
 
@@ -198,7 +206,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private int hotCapacity() {
         long perState = 4 * RwkvState.floats(loaded.model().config()) + 4L * loaded.model().config().embd();
         int taskSlots = getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration()
-                .get(org.apache.flink.configuration.TaskManagerOptions.NUM_TASK_SLOTS);
+                .get(TaskManagerOptions.NUM_TASK_SLOTS);
         int deviceSlots = loaded.model().residentStateLimit();
         long maxHeap = Runtime.getRuntime().maxMemory();
         int capacity = HotStates.capacity(config.hotStateBytes, perState, config.maxBatchKeys, taskSlots,
@@ -249,8 +257,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     }
 
     /** The arrivalToEmitMs and eventTimeToEmitMs histograms (for tests). */
-    org.apache.flink.metrics.Histogram[] latencyHistograms() {
-        return new org.apache.flink.metrics.Histogram[] {metrics.arrivalToEmitMs(), metrics.eventTimeToEmitMs()};
+    Histogram[] latencyHistograms() {
+        return new Histogram[] {metrics.arrivalToEmitMs(), metrics.eventTimeToEmitMs()};
     }
 
     /** Chunks buffered for a missing predecessor, as the bufferedChunks metric says (for tests). */
@@ -571,7 +579,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
 
     /** One group of keys (at most the hot capacity): admit, advance round by round, emit, retire ended keys. */
     private long run(List<Batch.KeyWork> works) throws Exception {
-        java.util.Set<String> pinned = new java.util.HashSet<>();
+        Set<String> pinned = new HashSet<>();
         for (Batch.KeyWork w : works) {
             pinned.add(w.key);
         }
@@ -639,7 +647,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     }
 
     /** Runs {@code action} with {@code key} as the current key, then restores the current key. */
-    private <T> T withKey(String key, java.util.concurrent.Callable<T> action) throws Exception {
+    private <T> T withKey(String key, Callable<T> action) throws Exception {
         Object saved = getCurrentKey();
         boolean switchKey = !key.equals(saved);
         if (switchKey) {
