@@ -1,5 +1,15 @@
 package dev.rwkvflink.engine.backend;
 
+import static dev.rwkvflink.engine.backend.Lanes.ACCUMULATORS;
+import static dev.rwkvflink.engine.backend.Lanes.B16;
+import static dev.rwkvflink.engine.backend.Lanes.FS;
+import static dev.rwkvflink.engine.backend.Lanes.HS;
+import static dev.rwkvflink.engine.backend.Lanes.IS;
+import static dev.rwkvflink.engine.backend.Lanes.L;
+import static dev.rwkvflink.engine.backend.Lanes.LANE_OF;
+import static dev.rwkvflink.engine.backend.Lanes.sum;
+import static dev.rwkvflink.engine.backend.Lanes.sumLanes16;
+
 import dev.rwkvflink.engine.tensor.QuantBlock;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
@@ -9,9 +19,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
-import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -56,36 +63,6 @@ import java.util.WeakHashMap;
  * files put tensors at arbitrary byte offsets). Thread-safe: the only mutable state is per-thread scratch.
  */
 public final class VectorBackend implements Backend, AutoCloseable {
-    private static final VectorSpecies<Float> FS = FloatVector.SPECIES_PREFERRED;
-    /** Float lanes per vector (16 with AVX-512, 8 with AVX2). */
-    private static final int L = FS.length();
-    /** Same lane count, 16-bit lanes (fp16/bf16 loads) and 32-bit lanes (their widening). */
-    private static final VectorSpecies<Short> HS = ShortVector.SPECIES_PREFERRED.withShape(
-            VectorShape.forBitSize(FS.vectorBitSize() / 2));
-    private static final VectorSpecies<Integer> IS = IntVector.SPECIES_PREFERRED.withShape(FS.vectorShape());
-    /** 16 byte lanes: half a quant block. */
-    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
-
-    /** Lane i takes lane (i + L/2^k) mod L: the folding steps of {@link #sum}. */
-    private static final VectorShuffle<Float> ROTATE_HALF = VectorShuffle.iota(FS, L / 2, 1, true);
-    private static final VectorShuffle<Float> ROTATE_QUARTER = VectorShuffle.iota(FS, Math.max(1, L / 4), 1, true);
-    private static final VectorShuffle<Float> ROTATE_EIGHTH = VectorShuffle.iota(FS, Math.max(1, L / 8), 1, true);
-    private static final VectorShuffle<Float> ROTATE_SIXTEENTH = VectorShuffle.iota(FS, Math.max(1, L / 16), 1, true);
-    /** Lane i takes lane (i - s) mod L, s = 4, 2, 1 (the other direction of the quarter, eighth, sixteenth). */
-    private static final VectorShuffle<Float> ROTATE_BACK_QUARTER = VectorShuffle.iota(FS, L - Math.max(1, L / 4), 1, true);
-    private static final VectorShuffle<Float> ROTATE_BACK_EIGHTH = VectorShuffle.iota(FS, L - Math.max(1, L / 8), 1, true);
-    private static final VectorShuffle<Float> ROTATE_BACK_SIXTEENTH = VectorShuffle.iota(FS, L - Math.max(1, L / 16), 1, true);
-    /** Lanes whose index has bit s set, s = 8, 4, 2, 1: where {@link #sumLanes16} takes the pair's second vector. */
-    private static final VectorMask<Float> BIT_8 = laneBit(8);
-    private static final VectorMask<Float> BIT_4 = laneBit(4);
-    private static final VectorMask<Float> BIT_2 = laneBit(2);
-    private static final VectorMask<Float> BIT_1 = laneBit(1);
-    /** Accumulators {@link #sumLanes16} folds at once. */
-    static final int SUMS = 16;
-    /** Where {@link #sumLanes16} leaves accumulator a's sum: at offset LANE_OF[a]. */
-    private static final int[] LANE_OF = lanesOfSums();
-    /** Per-thread stored accumulators for {@link #sumLanes16}. */
-    private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[SUMS * L]);
 
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -672,69 +649,6 @@ public final class VectorBackend implements Backend, AutoCloseable {
         return s;
     }
 
-    /**
-     * The lane sums of the {@value #SUMS} vectors stored in {@code acc} (vector a at a*L), each folded exactly as
-     * {@link #sum} folds it, left at {@code acc[LANE_OF[a]]}. With 16 lanes the 16 folds run side by side: each
-     * level pairs vectors p, q and computes in one vector
-     * <pre>
-     * p.blend(q.rearrange(back s), lanes with bit s) + p.rearrange(forward s).blend(q, lanes with bit s)
-     * </pre>
-     * which holds p_i + p_(i+s) where bit s of i is clear and q_(i-s) + q_i where it is set: the additions of
-     * sum's fold step s, for both vectors at once (the partial sums of each accumulator stay in lanes whose lower
-     * bits match its own). Four levels (s = 8, 4, 2, 1: 15 pairings) give all 16 sums in one vector, instead of
-     * 16 folds of 4 dependent steps. Other lane counts fold one vector at a time.
-     */
-    static void sumLanes16(float[] acc) {
-        if (L != 16) {
-            for (int a = 0; a < SUMS; a++) { // result a lands at a <= a*L, in a vector already read
-                acc[a] = sum(FloatVector.fromArray(FS, acc, a * L));
-            }
-            return;
-        }
-        for (int j = 0; j < 8; j++) {
-            FloatVector p = FloatVector.fromArray(FS, acc, 2 * j * L);
-            FloatVector q = FloatVector.fromArray(FS, acc, (2 * j + 1) * L);
-            p.blend(q.rearrange(ROTATE_HALF), BIT_8).add(p.rearrange(ROTATE_HALF).blend(q, BIT_8)).intoArray(acc, j * L);
-        }
-        for (int j = 0; j < 4; j++) {
-            FloatVector p = FloatVector.fromArray(FS, acc, 2 * j * L);
-            FloatVector q = FloatVector.fromArray(FS, acc, (2 * j + 1) * L);
-            p.blend(q.rearrange(ROTATE_BACK_QUARTER), BIT_4).add(p.rearrange(ROTATE_QUARTER).blend(q, BIT_4))
-                    .intoArray(acc, j * L);
-        }
-        for (int j = 0; j < 2; j++) {
-            FloatVector p = FloatVector.fromArray(FS, acc, 2 * j * L);
-            FloatVector q = FloatVector.fromArray(FS, acc, (2 * j + 1) * L);
-            p.blend(q.rearrange(ROTATE_BACK_EIGHTH), BIT_2).add(p.rearrange(ROTATE_EIGHTH).blend(q, BIT_2))
-                    .intoArray(acc, j * L);
-        }
-        FloatVector p = FloatVector.fromArray(FS, acc, 0);
-        FloatVector q = FloatVector.fromArray(FS, acc, L);
-        p.blend(q.rearrange(ROTATE_BACK_SIXTEENTH), BIT_1).add(p.rearrange(ROTATE_SIXTEENTH).blend(q, BIT_1))
-                .intoArray(acc, 0);
-    }
-
-    private static VectorMask<Float> laneBit(int bit) {
-        boolean[] set = new boolean[L];
-        for (int i = 0; i < L; i++) {
-            set[i] = (i & bit) != 0;
-        }
-        return VectorMask.fromArray(FS, set, 0);
-    }
-
-    /** LANE_OF, found by folding vectors whose only nonzero lane is lane 0 = a + 1 (exact sums). */
-    private static int[] lanesOfSums() {
-        float[] acc = new float[SUMS * L];
-        for (int a = 0; a < SUMS; a++) {
-            acc[a * L] = a + 1;
-        }
-        sumLanes16(acc);
-        int[] laneOf = new int[SUMS];
-        for (int i = 0; i < SUMS; i++) {
-            laneOf[(int) acc[i] - 1] = i;
-        }
-        return laneOf;
-    }
 
     /**
      * One token: each output row's dot product with the weights decoded in registers straight from the segment,
@@ -904,16 +818,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
         y[y0 + 3] = s3;
     }
 
-    // =========================================================================================================
-    // RWKV-7's WKV recurrence, vectorised over the key index j
-
-    /**
-     * {@link Backend#wkv7} with each state row {@code S[i][.]} loaded once: {@code sa_i} (one accumulator,
-     * folded), then the updated row {@code fma(S, w, fma(kk a, sa_i, v_i k))}, stored, and {@code out_i}
-     * (one accumulator, folded). Every token's arithmetic is the same whatever the call, so results are
-     * bit-identical across T, threads and runs (but differ from the scalar loop by summation order). Head sizes
-     * that are not a multiple of the vector length take the scalar loop.
-     */
+    /** {@link Backend#wkv7} vectorised over the key index: {@link Wkv7Kernel}. */
     @Override
     public void wkv7(float[] s, int sOff, int heads, int n, float[] r, float[] w, float[] k, float[] v,
                      float[] kk, float[] a, int row, float[] out) {
@@ -921,40 +826,9 @@ public final class VectorBackend implements Backend, AutoCloseable {
             Backend.super.wkv7(s, sOff, heads, n, r, w, k, v, kk, a, row, out);
             return;
         }
-        float[] kka = KKA.get();
-        if (kka.length < n) {
-            kka = new float[n];
-            KKA.set(kka);
-        }
-        for (int h = 0; h < heads; h++) {
-            int q = row + h * n;
-            for (int c = 0; c < n; c += L) {
-                FloatVector.fromArray(FS, kk, q + c).mul(FloatVector.fromArray(FS, a, q + c)).intoArray(kka, c);
-            }
-            int base = sOff + h * n * n;
-            for (int i = 0; i < n; i++) {
-                int si = base + i * n;
-                FloatVector acc = FloatVector.zero(FS);
-                for (int c = 0; c < n; c += L) {
-                    acc = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, kk, q + c), acc);
-                }
-                FloatVector sa = FloatVector.broadcast(FS, -sum(acc));
-                float vi = v[q + i];
-                FloatVector o = FloatVector.zero(FS);
-                for (int c = 0; c < n; c += L) {
-                    FloatVector add = FloatVector.fromArray(FS, kka, c)
-                            .fma(sa, FloatVector.fromArray(FS, k, q + c).mul(vi));
-                    FloatVector sij = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, w, q + c), add);
-                    sij.intoArray(s, si + c);
-                    o = sij.fma(FloatVector.fromArray(FS, r, q + c), o);
-                }
-                out[q + i] = sum(o);
-            }
-        }
+        Wkv7Kernel.apply(s, sOff, heads, n, r, w, k, v, kk, a, row, out);
     }
 
-    /** Per-thread kk * a of one head. */
-    private static final ThreadLocal<float[]> KKA = ThreadLocal.withInitial(() -> new float[64]);
 
     /**
      * {@code sum_c a[ao + c] * b[bo + c]} with one vector accumulator, folded, then the scalar tail: the same
@@ -973,25 +847,6 @@ public final class VectorBackend implements Backend, AutoCloseable {
         return sum;
     }
 
-    /**
-     * Sum of the lanes, by folding halves: v + (v rotated by L/2), then by L/4, ..., by 1; lane 0 then holds the
-     * total. Written out instead of {@code reduceLanes(ADD)}, whose float summation order is unspecified and
-     * differs between the interpreter's fallback and C2's intrinsic: with explicit lane-wise adds every tier
-     * computes the same bits, which the determinism promise above needs.
-     */
-    private static float sum(FloatVector v) {
-        v = v.add(v.rearrange(ROTATE_HALF));
-        if (L >= 4) {
-            v = v.add(v.rearrange(ROTATE_QUARTER));
-        }
-        if (L >= 8) {
-            v = v.add(v.rearrange(ROTATE_EIGHTH));
-        }
-        if (L >= 16) {
-            v = v.add(v.rearrange(ROTATE_SIXTEENTH));
-        }
-        return v.lane(0);
-    }
 
     private static int roundUp(int n, int multiple) {
         return (n + multiple - 1) / multiple * multiple;
