@@ -111,12 +111,7 @@ public final class KafkaJobs {
   public static <T extends SpecificRecord> KafkaSinkBuilder<T> avroSinkBuilder(String bootstrapServers, String topic,
       String transactionalIdPrefix, AvroCodec<T> codec, RecordFormat format, SerializableFunction<T, String> keyOf,
       DeliveryGuarantee delivery) {
-    SerializableFunction<T, byte[]> keyBytes = record -> {
-      String key = keyOf.apply(record);
-      return key == null ? null : key.getBytes(StandardCharsets.UTF_8);
-    };
-    return sink(bootstrapServers, transactionalIdPrefix,
-        new AvroRecordSerializationSchema<>(topic, codec, format, keyBytes), delivery);
+    return sink(bootstrapServers, transactionalIdPrefix, avroSchema(topic, codec, format, keyOf), delivery);
   }
 
   /**
@@ -127,12 +122,18 @@ public final class KafkaJobs {
   public static <I, T extends SpecificRecord> KafkaSinkBuilder<I> avroSinkBuilder(String bootstrapServers,
       String topic, String transactionalIdPrefix, AvroCodec<T> codec, RecordFormat format,
       AvroConversion<I, T> conversion, SerializableFunction<T, String> keyOf, DeliveryGuarantee delivery) {
+    return sink(bootstrapServers, transactionalIdPrefix,
+        new ConvertingSerializationSchema<>(conversion, avroSchema(topic, codec, format, keyOf)), delivery);
+  }
+
+  /** Avro values in {@code format} to {@code topic}, keyed by the UTF-8 bytes of {@code keyOf} (null: no key). */
+  private static <T extends SpecificRecord> AvroRecordSerializationSchema<T> avroSchema(String topic,
+      AvroCodec<T> codec, RecordFormat format, SerializableFunction<T, String> keyOf) {
     SerializableFunction<T, byte[]> keyBytes = record -> {
       String key = keyOf.apply(record);
       return key == null ? null : key.getBytes(StandardCharsets.UTF_8);
     };
-    return sink(bootstrapServers, transactionalIdPrefix, new ConvertingSerializationSchema<>(conversion,
-        new AvroRecordSerializationSchema<>(topic, codec, format, keyBytes)), delivery);
+    return new AvroRecordSerializationSchema<>(topic, codec, format, keyBytes);
   }
 
   /**

@@ -115,13 +115,11 @@ public final class Settings implements Serializable {
         }
         RecordFormat.parse(conf.get(JobOptions.FORMAT)); // both refuse an unknown name, listing the known ones
         KafkaJobs.delivery(conf.get(JobOptions.DELIVERY));
-        checkNames(backend(), pooling(), "");
+        checkNames(text(RwkvOptions.BACKEND), text(RwkvOptions.POOLING), "");
+        this.operatorConfig = RwkvOperatorConfig.from(conf); // validated: the operator's own limits
         if (head() != null && (classificationsTopic() == null || classificationsTopic().isBlank())) {
             throw new IllegalArgumentException("a classification head is set (" + head()
                     + ") but no classifications topic: set one to write the classes to");
-        }
-        if (conf.get(RwkvOptions.BATCH_MAX_WAIT).isNegative()) {
-            throw new IllegalArgumentException("max wait must be >= 0 ms, got " + maxWaitMillis());
         }
         if (checkpointIntervalMillis() < 10) {
             throw new IllegalArgumentException("checkpoint interval must be >= 10 ms (exactly-once output appears "
@@ -131,7 +129,6 @@ public final class Settings implements Serializable {
             throw new IllegalArgumentException("parallelism must be >= 1 (or 0 for the environment's default), got "
                     + parallelism());
         }
-        this.operatorConfig = RwkvOperatorConfig.from(conf);
         this.kafkaProperties = new LinkedHashMap<>(kafkaProperties);
     }
 
@@ -217,28 +214,28 @@ public final class Settings implements Serializable {
         return operatorConfig;
     }
 
-    public String bootstrapServers() { return conf.get(JobOptions.BOOTSTRAP_SERVERS); }
-    public String chunksTopic() { return conf.get(JobOptions.CHUNKS_TOPIC); }
-    public String embeddingsTopic() { return conf.get(JobOptions.EMBEDDINGS_TOPIC); }
-    public String deadLettersTopic() { return conf.get(JobOptions.DEAD_LETTERS_TOPIC); }
+    public String bootstrapServers() { return text(JobOptions.BOOTSTRAP_SERVERS); }
+    public String chunksTopic() { return text(JobOptions.CHUNKS_TOPIC); }
+    public String embeddingsTopic() { return text(JobOptions.EMBEDDINGS_TOPIC); }
+    public String deadLettersTopic() { return text(JobOptions.DEAD_LETTERS_TOPIC); }
     /** Where classes go (used only when the job classifies). */
     public String classificationsTopic() { return conf.get(JobOptions.CLASSIFICATIONS_TOPIC); }
-    public String groupId() { return conf.get(JobOptions.GROUP_ID).strip(); }
-    public String startingOffsets() { return conf.get(JobOptions.STARTING_OFFSETS).strip(); }
+    public String groupId() { return text(JobOptions.GROUP_ID); }
+    public String startingOffsets() { return text(JobOptions.STARTING_OFFSETS); }
     public RecordFormat format() { return RecordFormat.parse(conf.get(JobOptions.FORMAT)); }
     public String transactionalIdPrefix() { return conf.getOptional(JobOptions.TRANSACTIONAL_ID_PREFIX).orElse(groupId()); }
     /** Model file, or null / "demo" for the built-in demo model. */
-    public String model() { return conf.getOptional(RwkvOptions.MODEL).orElse(null); }
-    public String vocab() { return conf.getOptional(RwkvOptions.VOCAB).orElse(null); }
-    public String pooling() { return conf.get(RwkvOptions.POOLING).strip(); }
+    public String model() { return operatorConfig.modelPath; }
+    public String vocab() { return operatorConfig.vocabPath; }
+    public String pooling() { return operatorConfig.pooling; }
     /** Classification head file, or null. */
-    public String head() { return conf.getOptional(RwkvOptions.HEAD).orElse(null); }
+    public String head() { return operatorConfig.headPath; }
     /** Normalisation statistics file (from {@code fit --stats-out}), or null. */
-    public String stats() { return conf.getOptional(RwkvOptions.STATS).orElse(null); }
+    public String stats() { return operatorConfig.statsPath; }
     /** Extra Kafka client properties for the source and the sinks, in the order given (unmodifiable). */
     public Map<String, String> kafkaProperties() { return Collections.unmodifiableMap(kafkaProperties); }
-    public String backend() { return conf.get(RwkvOptions.BACKEND).strip(); }
-    public long maxWaitMillis() { return conf.get(RwkvOptions.BATCH_MAX_WAIT).toMillis(); }
+    public String backend() { return operatorConfig.backend; }
+    public long maxWaitMillis() { return operatorConfig.maxWaitMillis; }
     /** A document without a new chunk for this long gets its final (IDLE) embedding; buffered chunks are rejected. */
     public long idleTimeoutMillis() { return operatorConfig.idleTimeoutMillis; }
     public long maxSeqAhead() { return operatorConfig.maxSeqAhead; }
@@ -272,6 +269,11 @@ public final class Settings implements Serializable {
                 + (kafkaProperties.isEmpty() ? "" : ", kafka properties " + kafkaProperties.keySet())
                 + ", checkpoints every " + checkpointIntervalMillis() + " ms"
                 + (delivery() == DeliveryGuarantee.EXACTLY_ONCE ? "" : ", delivery " + delivery()) + "}";
+    }
+
+    /** A required text setting, without surrounding blanks (checked present in the constructor). */
+    private String text(ConfigOption<String> option) {
+        return conf.get(option).strip();
     }
 
     /** A mutable copy of {@code config}: every key it sets, as text, so that flags can be laid over it. */

@@ -150,7 +150,7 @@ public final class LocalRun implements AutoCloseable {
         conf.set(RestOptions.PORT, options.uiPort());
         conf.set(RestOptions.BIND_PORT, Integer.toString(options.uiPort()));
         if (options.metricsPort() >= 0) {
-            int port = options.metricsPort() > 0 ? checkFree(options.metricsPort()) : freePort();
+            int port = freeMetricsPort(options.metricsPort());
             conf.setString("metrics.reporter.prom.factory.class", PROMETHEUS_FACTORY);
             conf.setString("metrics.reporter.prom.port", Integer.toString(port));
             metrics = URI.create("http://127.0.0.1:" + port + "/metrics");
@@ -167,22 +167,16 @@ public final class LocalRun implements AutoCloseable {
     }
 
     /**
-     * The given metrics port, refused with a clear message when taken: Flink's reporter would only log that it
-     * could not bind, and the URL printed would lead to whatever holds the port.
+     * A port for the metrics endpoint that is free now: {@code port}, or any free one for 0 (the reporter binds it a
+     * moment later; another process taking it first is unlikely). A taken port is refused with a clear message:
+     * Flink's reporter would only log that it could not bind, and the URL printed would lead to whatever holds it.
      */
-    private static int checkFree(int port) {
+    private static int freeMetricsPort(int port) {
         try (ServerSocket socket = new ServerSocket(port)) {
             return socket.getLocalPort();
         } catch (IOException e) {
             throw new IllegalStateException("the Prometheus port " + port + " is in use (pick another with "
                     + "--metrics-port, 0 for any free port, -1 for none): " + e.getMessage(), e);
-        }
-    }
-
-    /** A port free now (the reporter binds it a moment later; another process taking it first is unlikely). */
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0)) {
-            return socket.getLocalPort();
         }
     }
 

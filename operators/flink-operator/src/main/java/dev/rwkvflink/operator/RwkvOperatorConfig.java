@@ -87,9 +87,9 @@ public final class RwkvOperatorConfig implements Serializable {
         RwkvOperatorConfig c = new RwkvOperatorConfig();
         c.modelPath = conf.getOptional(RwkvOptions.MODEL).orElse(null);
         c.vocabPath = conf.getOptional(RwkvOptions.VOCAB).orElse(null);
-        c.backend = conf.get(RwkvOptions.BACKEND);
+        c.backend = conf.get(RwkvOptions.BACKEND).strip();
         c.cudaDevice = conf.get(RwkvOptions.CUDA_DEVICE);
-        c.pooling = conf.get(RwkvOptions.POOLING);
+        c.pooling = conf.get(RwkvOptions.POOLING).strip();
         c.statsPath = conf.getOptional(RwkvOptions.STATS).orElse(null);
         c.headPath = conf.getOptional(RwkvOptions.HEAD).orElse(null);
         c.maxBatchKeys = conf.get(RwkvOptions.BATCH_MAX_KEYS);
