@@ -19,6 +19,12 @@
 #   survey          CudaToleranceSurvey over 200 seeds (bf16 error distributions behind the GPU test limits)
 #   budget          SnapshotBudgetBench: a cold key's snapshot read vs its log replay per token, 0.1B and 1.5B
 #                   shapes, bf16 (the GPU constant of the token-log budget K)                    (~1 min)
+#   engine          CudaBench, the rows of issue 15 (prefill 1 x 4096, 256 x 16, 1,024 x 128, decode), 0.1B and
+#                   1.5B shapes, with the ceilings of the same run                                  (~1 min)
+#   engine-ab       the same twice: first the engine classes of .gpu/baseline-engine.jar (an earlier build, staged
+#                   by hand: see docs/benchmarks.md), then this build's                             (~2 min)
+#   decode-kernels  Nsight Compute: every kernel's device time in 4 decode steps (hidden, logits, 8 streams),
+#                   summed per kernel name, 0.1B and 1.5B                                            (~2 min)
 # Environment: BENCH_JAVA_OPTS (extra JVM options, e.g. a larger -Xmx).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,8 +43,27 @@ run() { # NAME HEAP CLASS ARGS...: one main class, logged to $OUT/NAME.log
   [[ $rc == 0 ]] || { echo "== $name: exit status $rc"; status=1; }
 }
 
+engine_rows=(--shapes 0.1b,1.5b --reps 5 --rows prefill,256x16,1024x128,decode)
+ncu_bin=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+
 for part in "$@"; do
   case $part in
+    engine)
+      run engine 16g dev.rwkvflink.engine.backend.cuda.CudaBench "${engine_rows[@]}" ;;
+    engine-ab)
+      if [[ -f .gpu/baseline-engine.jar ]]; then
+        GPU_CLASSPATH_PREPEND=$PWD/.gpu/baseline-engine.jar \
+          run engine-baseline 16g dev.rwkvflink.engine.backend.cuda.CudaBench "${engine_rows[@]}"
+      else
+        echo "== engine-ab: no .gpu/baseline-engine.jar, measuring this build only"
+      fi
+      run engine 16g dev.rwkvflink.engine.backend.cuda.CudaBench "${engine_rows[@]}" ;;
+    decode-kernels)
+      for shape in 0.1b 1.5b; do
+        GPU_JAVA_LAUNCHER="$ncu_bin --clock-control none --graph-profiling node --metrics gpu__time_duration.sum --print-summary per-kernel" \
+          run "decode-kernels-$shape" 16g dev.rwkvflink.engine.backend.cuda.CudaBench --no-ceilings --shapes "$shape" \
+          --rows decode --reps 3 --decode-reps 3
+      done ;;
     operator-0.1b)
       run operator-0.1b 32g dev.rwkvflink.operator.OperatorBench random:0.1b:BF16 256,1024 16,128 5 cuda heap,rocksdb ;;
     operator-1.5b)

@@ -16,7 +16,9 @@
 # under -Drwkv.shared.dir=GPU_BUNDLE_DIR/shared (reference/rwkv-cpp-tests/, reference/rwkv_vocab_v20230424.txt).
 # JUnit XML reports go to $OUT/junit/<module> when OUT is set. Exit status: non-zero when a test failed or none ran.
 # Environment: GPU_BUNDLE_DIR (where the archives are unpacked, default ${GPU_JRE_ROOT:-/tmp}/rwkv-gpu),
-# GPU_JAVA_OPTS (extra JVM options), GPU_TESTS (the selection above),
+# GPU_JAVA_OPTS (extra JVM options), GPU_TESTS (the selection above), GPU_CLASSPATH_PREPEND (with --main: class path
+# entries ahead of the bundle's, e.g. a jar of an earlier build's engine classes for a same-run A/B benchmark),
+# GPU_JAVA_LAUNCHER (with --main: a command in front of java, e.g. Nsight Compute's ncu with its options),
 # GPU_ALLOW_NO_CUDA=1 (run the tests even where CUDA is unavailable, e.g. to check the bundle on a CPU machine; by
 # default that fails at once).
 set -uo pipefail
@@ -72,7 +74,8 @@ flags+=(${GPU_JAVA_OPTS:-})
 if [[ ${1:-} == --main ]]; then
   shift
   [[ $# -ge 1 ]] || { echo "usage: gpu-check.sh --main CLASS [ARGS...]" >&2; exit 2; }
-  exec "$java" "${flags[@]}" -cp "$(classpath main)" "$@"
+  # shellcheck disable=SC2086  # GPU_JAVA_LAUNCHER is a command line (a profiler, say) put in front of java
+  exec ${GPU_JAVA_LAUNCHER:-} "$java" "${flags[@]}" -cp "${GPU_CLASSPATH_PREPEND:+$GPU_CLASSPATH_PREPEND:}$(classpath main)" "$@"
 fi
 
 echo "== $(uname -n): $(command -v nvidia-smi >/dev/null && nvidia-smi -L | head -4 | tr '\n' ' ')"

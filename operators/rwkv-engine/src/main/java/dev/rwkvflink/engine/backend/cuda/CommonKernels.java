@@ -19,6 +19,8 @@ class CommonKernels implements AutoCloseable {
     /** Threads per block of the row kernels (LayerNorm over C channels). */
     static final int ROW_THREADS = 256;
     private static final int STRIDE_BLOCKS = 1024;
+    /** Steps of fewer rows than this run the LayerNorm + mix kernel with each row cut into channel slices. */
+    static final int SLICED_ROWS = 64;
 
     final CudaModule module;
     final Precision precision;
@@ -64,7 +66,9 @@ class CommonKernels implements AutoCloseable {
     void lnShiftMix(CudaStream s, int rows, long x, DeviceMemory lnw, DeviceMemory lnb, float eps, long pool,
                     long slotFloats, int shiftOff, long rowStream, long start, long slot, long mix, int mixes,
                     long delta, long out, long outStride, int C, boolean commit) {
-        lnShiftMix.launch(s, rows, 1, 1, ROW_THREADS, 1, 1, 0, x, lnw, lnb, eps, pool, slotFloats, shiftOff,
+        // few rows: each row in slices of ROW_THREADS channels, one block each (each computes the row's statistics)
+        int slices = rows < SLICED_ROWS ? (C + ROW_THREADS - 1) / ROW_THREADS : 1;
+        lnShiftMix.launch(s, rows, slices, 1, ROW_THREADS, 1, 1, 0, x, lnw, lnb, eps, pool, slotFloats, shiftOff,
                 rowStream, start, slot, mix, mixes, delta, out, outStride, C, commit ? 1 : 0);
     }
 

@@ -21,7 +21,10 @@ import java.util.Random;
  * pool), single-stream decode and host/device state transfer per key. Medians of the repetitions; wall time
  * around each step (which ends with the hidden vectors copied to the host), so host overhead is included.
  *
- * <pre>java ... dev.rwkvflink.engine.backend.cuda.CudaBench [--shapes 0.1b,1.5b,7b] [--reps 5] [--quick]</pre>
+ * <pre>java ... dev.rwkvflink.engine.backend.cuda.CudaBench [--shapes 0.1b,1.5b,7b] [--reps 5] [--quick]
+ *     [--rows prefill,256x16,1024x128,decode,batch,transfer] [--no-ceilings] [--decode-reps 200]</pre>
+ * {@code --rows} picks the rows to measure (default: all; {@code BxT} a multi-stream step of B keys x T tokens);
+ * {@code --no-ceilings} skips the two ceilings (profiling runs: MFU is then not printed).
  */
 public final class CudaBench {
     private static final Rwkv7Shape S01 = Rwkv7Shape.RWKV7_0_1B;
@@ -34,22 +37,37 @@ public final class CudaBench {
     private double peakFlops;
     private double copyBytesPerSecond;
     private final Random rnd = new Random(1);
+    /** Steps per decode measurement (--decode-reps; a profiler wants few). */
+    private static int decodeReps = 200;
 
-    private CudaBench(CudaDevice device, int reps, boolean quick) {
+    /** The rows to measure, null for all. */
+    private final java.util.Set<String> rows;
+
+    private CudaBench(CudaDevice device, int reps, boolean quick, java.util.Set<String> rows) {
         this.device = device;
         this.reps = reps;
         this.quick = quick;
+        this.rows = rows;
+    }
+
+    private boolean wants(String row) {
+        return rows == null || rows.contains(row);
     }
 
     public static void main(String[] args) {
         String shapes = "0.1b,1.5b,7b";
         int reps = 5;
         boolean quick = false;
+        boolean ceilings = true;
+        java.util.Set<String> rows = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--shapes" -> shapes = args[++i];
                 case "--reps" -> reps = Integer.parseInt(args[++i]);
                 case "--quick" -> quick = true;
+                case "--no-ceilings" -> ceilings = false;
+                case "--decode-reps" -> decodeReps = Integer.parseInt(args[++i]);
+                case "--rows" -> rows = new java.util.LinkedHashSet<>(Arrays.asList(args[++i].split(",")));
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -60,8 +78,13 @@ public final class CudaBench {
         CudaDevice d = Cuda.device(0);
         System.out.printf("device: %s (%s, %d SMs, %.1f GiB)%n", d.name(), d.arch(), d.multiprocessors(),
                 d.totalMemory() / (double) (1L << 30));
-        CudaBench b = new CudaBench(d, reps, quick);
-        b.ceilings();
+        CudaBench b = new CudaBench(d, reps, quick, rows);
+        if (ceilings) {
+            b.ceilings();
+        } else {
+            b.peakFlops = Double.NaN;
+            b.copyBytesPerSecond = Double.NaN;
+        }
         for (String s : shapes.split(",")) {
             Rwkv7Shape shape = switch (s.strip().toLowerCase(Locale.ROOT)) {
                 case "0.1b" -> S01;
@@ -142,14 +165,19 @@ public final class CudaBench {
             }
             // prefill, one stream
             int T = 4096;
-            double ms = time(r, 1, T);
-            report("prefill 1 x " + T, T / (ms / 1e3), flopsPerToken, ms);
-            stages(r, 1, T);
+            if (wants("prefill")) {
+                double ms = time(r, 1, T);
+                report("prefill 1 x " + T, T / (ms / 1e3), flopsPerToken, ms);
+                stages(r, 1, T);
+            }
             // multi-stream
             int[] bs = quick ? new int[] {256} : new int[] {64, 256, 1024, 4096};
             int[] ts = quick ? new int[] {16} : new int[] {16, 128};
             for (int B : bs) {
                 for (int t : ts) {
+                    if (!wants(B + "x" + t)) {
+                        continue;
+                    }
                     if (B > slots) {
                         System.out.printf("%-22s skipped: needs %d slots (%.1f GB of state), the pool holds %d%n",
                                 "streams " + B + " x " + t, B, B * stateBytes / 1e9, slots);
@@ -157,10 +185,14 @@ public final class CudaBench {
                     }
                     double m = time(r, B, t);
                     report("streams " + B + " x " + t, (double) B * t / (m / 1e3), flopsPerToken, m);
-                    if (B == 1024 && t == 128 || quick) {
+                    if (B == 1024 && t == 128 || quick || rows != null) {
                         stages(r, B, t);
                     }
                 }
+            }
+            if (!wants("decode")) {
+                transfers(r, s, slots, stateBytes);
+                return;
             }
             // decode, one stream, one token per step
             double dm = time(r, 1, 1, false);
@@ -177,10 +209,17 @@ public final class CudaBench {
                     "decode + logits", 1e3 / dl, dl, (body + head) / 1e9, boundL, 100 * (1e3 / dl) / boundL);
             double d8 = time(r, 8, 1, false);
             System.out.printf("%-22s %10.0f tok/s   %.3f ms/step%n", "decode 8 x 1", 8e3 / d8, d8);
+            transfers(r, s, slots, stateBytes);
+        }
+    }
+
+    /** The rows "batch" (an operator's batch, states via the host vs resident) and "transfer" (per key). */
+    private void transfers(Rwkv7Cuda r, Rwkv7Shape s, int slots, long stateBytes) {
+        {
             // an operator's batch: K keys x 16 tokens, with the keys' states moved host <-> device around every
             // batch (the host-state API) or kept resident in reserved pool slots (what the operator does)
             int K = Math.min(256, slots / 2);
-            if (K >= 1) {
+            if (K >= 1 && wants("batch")) {
                 RwkvState[] hostStates = new RwkvState[K];
                 int[] ids = new int[K];
                 int[][] batch = new int[K][];
@@ -216,6 +255,9 @@ public final class CudaBench {
                         K * 16e3 / median(resident), median(viaHost) / median(resident));
             }
             // state transfer host <-> device per key
+            if (!wants("transfer")) {
+                return;
+            }
             RwkvState st = RwkvState.initial(r.config());
             int n = 16;
             double[] up = new double[reps];
@@ -254,7 +296,7 @@ public final class CudaBench {
                 tokens[i][t] = rnd.nextInt(r.config().vocab());
             }
         }
-        int n = T == 1 ? Math.max(reps, 200) : reps;
+        int n = T == 1 ? Math.max(reps, decodeReps) : reps;
         double[] ms = new double[n];
         r.step(slotIds, tokens, logits);
         for (int i = 0; i < n; i++) {

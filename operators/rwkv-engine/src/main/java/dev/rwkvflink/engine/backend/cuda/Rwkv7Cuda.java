@@ -223,7 +223,7 @@ public final class Rwkv7Cuda extends CudaModelRunner {
                 k.prep(stream, R, H, dw.address(), da.address(), kA, kk.address(), vA, vFirst.address(), dvl.address(),
                         y, l == 0, C);
                 long sc = chunkScratch().address();
-                mark("lora");
+                mark("prep");
                 k.chunkLocal(stream, chunkCount, H, rA, dw.address(), kA, kk.address(), da.address(), dChunkRow0,
                         dChunkLen, sc, C);
                 mark("chunks: local");
@@ -241,6 +241,10 @@ public final class Rwkv7Cuda extends CudaModelRunner {
                         slotFloats, wkvOff, dStart, dCount, dSlot, C);
                 k.gate(stream, R, H, att.address(), rA, kA, vA, dg.address(), y, config.groupNormEps(),
                         gated.address(), C);
+            } else if (oneRowEach) {
+                k.timeMixOne(stream, B, H, rA, kA, vA, dw.address(), da.address(), dg.address(), dvl.address(),
+                        vFirst.address(), y, l == 0, config.groupNormEps(), gated.address(), poolA, slotFloats, wkvOff,
+                        dStart, dSlot, C);
             } else {
                 k.timeMix(stream, B, H, rA, kA, vA, dw.address(), da.address(), dg.address(), dvl.address(),
                         vFirst.address(), y, l == 0, config.groupNormEps(), gated.address(), poolA, slotFloats, wkvOff,

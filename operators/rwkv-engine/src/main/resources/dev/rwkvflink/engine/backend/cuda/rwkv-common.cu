@@ -88,7 +88,9 @@ extern "C" __global__ void embed_ln0(const int* tokens, const float* emb, const 
 // delta (M blocks of R x C fp32, like out) is v6's data-dependent part of the mix; null elsewhere.
 // The state's shift is written afterwards by commit_shift (other blocks may still read it), except when every
 // stream has exactly one row (commit = 1, decode): then each row's block saves its own row.
-//                                                                                          grid R, block 256
+// A row may be cut into gridDim.y slices of channels (few rows, decode): each slice's block computes the row's
+// statistics itself and writes its own channels, so a short step is not one block's serial loop.
+//                                                                                  grid (R, slices), block 256
 template <typename T>
 __device__ void ln_shift_mix(const float* x, const float* lnw, const float* lnb, float eps, float* pool,
                              long long slot_floats, int shift_off, const int* row_stream, const int* start,
@@ -107,7 +109,7 @@ __device__ void ln_shift_mix(const float* x, const float* lnw, const float* lnb,
         row_stats(xp, C, eps, scratch, &pmean, &pinv);
     }
     float* saved = pool + (long long) slot[s] * slot_floats + shift_off;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+    for (int i = blockIdx.y * blockDim.x + threadIdx.x; i < C; i += gridDim.y * blockDim.x) {
         float xx = (xr[i] - mean) * inv * lnw[i] + lnb[i];
         float pv = first ? saved[i] : (xp[i] - pmean) * pinv * lnw[i] + lnb[i];
         if (commit) {
@@ -177,6 +179,14 @@ extern "C" __global__ void activate_f32(const float* in, float* out, long long n
 
 extern "C" __global__ void activate_bf16(const float* in, bf16_t* out, long long n, int mode) {
     activate<bf16_t>(in, out, n, mode);
+}
+
+// Sum over a warp: every lane gets the total.
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
 }
 
 // Two sums over the block at once (blockDim.x a multiple of 32). `scratch` holds 64 floats.

@@ -136,36 +136,193 @@ TIME_MIX_ENTRY(rwkv7_time_mix_64_f32, 64, float)
 TIME_MIX_ENTRY(rwkv7_time_mix_32_bf16, 32, bf16_t)
 TIME_MIX_ENTRY(rwkv7_time_mix_64_bf16, 64, bf16_t)
 
+// The same fused time mix for steps where every stream has exactly one token (decode). There the head's state is
+// read and written once per step, so its 16 KiB move in 16-byte pieces over 4 N threads: thread (i, q) holds
+// columns [q N / 4, (q + 1) N / 4) of row i, and the row's sums are reduced over its 4 threads (shuffles).
+// Threads t < N first compute channel t's per-channel values, as rwkv7_time_mix does.   grid (H, B), block 4 N
+template <int N, typename T>
+__device__ void rwkv7_time_mix_one(const float* r, const float* k, const float* v, const float* w_l,
+                                   const float* a_l, const float* g, const float* v_l, float* v_first,
+                                   const float* w0, const float* a0, const float* v0, const float* k_k,
+                                   const float* k_a, const float* r_k, const float* lnw, const float* lnb,
+                                   float gn_eps, int first_layer, T* y, float* pool, long long slot_floats,
+                                   int wkv_off, const int* start, const int* slot, int C) {
+    constexpr int J = N / 4;                  // columns per thread
+    __shared__ __align__(16) float rs[N];
+    __shared__ __align__(16) float ws[N];
+    __shared__ __align__(16) float ks[N];
+    __shared__ __align__(16) float kks[N];
+    __shared__ __align__(16) float bs[N];
+    __shared__ float vs[N];
+    __shared__ float scratch[64];
+    int h = blockIdx.x;
+    int s = blockIdx.y;
+    int tid = threadIdx.x;
+    int i = tid >> 2;
+    int q = tid & 3;
+    float4* S = (float4*) (pool + (long long) slot[s] * slot_floats + wkv_off + (long long) h * N * N
+                           + (long long) i * N + q * J);
+    float4 st[J / 4];
+#pragma unroll
+    for (int u = 0; u < J / 4; u++) {
+        st[u] = S[u];
+    }
+    long long idx = (long long) start[s] * C + h * N;
+    float norm2 = 0.0f, bonus = 0.0f, e = 0.0f, rt = 0.0f, wt = 0.0f, kn = 0.0f, at = 0.0f, vt = 0.0f;
+    if (tid < N) {
+        int c = h * N + tid;
+        long long j = idx + tid;
+        rt = r[j];
+        float kt = k[j];
+        vt = v[j];
+        wt = expf(-0.60653065971263342f * sigmoidf(w0[c] + w_l[j]));
+        at = sigmoidf(a0[c] + a_l[j]);
+        if (first_layer) {
+            v_first[j] = vt;
+        } else {
+            vt = vt + (v_first[j] - vt) * sigmoidf(v0[c] + v_l[j]);
+        }
+        e = kt * k_k[c];
+        kn = kt * (1.0f + (at - 1.0f) * k_a[c]);
+        norm2 = e * e;
+        bonus = rt * kn * r_k[c];
+    }
+    block_sum2(&norm2, &bonus, scratch);
+    if (tid < N) {
+        float kkt = e / fmaxf(sqrtf(norm2), 1e-12f);
+        rs[tid] = rt;
+        ws[tid] = wt;
+        ks[tid] = kn;
+        kks[tid] = kkt;
+        bs[tid] = kkt * at;
+        vs[tid] = vt;
+    }
+    __syncthreads();
+    // sa_i = sum_j S_ij (-kk_j);  S_ij <- S_ij w_j + sa_i b_j + v_i k_j;  o_i = sum_j S_ij r_j
+    const float4* kk4 = (const float4*) (kks + q * J);
+    float sa = 0.0f;
+#pragma unroll
+    for (int u = 0; u < J / 4; u++) {
+        float4 a4 = kk4[u];
+        sa -= st[u].x * a4.x + st[u].y * a4.y + st[u].z * a4.z + st[u].w * a4.w;
+    }
+    sa += __shfl_xor_sync(0xffffffffu, sa, 1);
+    sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+    float vi = vs[i];
+    const float4* w4 = (const float4*) (ws + q * J);
+    const float4* b4 = (const float4*) (bs + q * J);
+    const float4* k4 = (const float4*) (ks + q * J);
+    const float4* r4 = (const float4*) (rs + q * J);
+    float o = 0.0f;
+#pragma unroll
+    for (int u = 0; u < J / 4; u++) {
+        float4 wq = w4[u], bq = b4[u], kq = k4[u], rq = r4[u];
+        st[u].x = st[u].x * wq.x + sa * bq.x + vi * kq.x;
+        st[u].y = st[u].y * wq.y + sa * bq.y + vi * kq.y;
+        st[u].z = st[u].z * wq.z + sa * bq.z + vi * kq.z;
+        st[u].w = st[u].w * wq.w + sa * bq.w + vi * kq.w;
+        o += st[u].x * rq.x + st[u].y * rq.y + st[u].z * rq.z + st[u].w * rq.w;
+        S[u] = st[u];
+    }
+    o += __shfl_xor_sync(0xffffffffu, o, 1);
+    o += __shfl_xor_sync(0xffffffffu, o, 2);
+    // GroupNorm over the head's N outputs (each row's o counted once: by its thread q = 0)
+    float sum = q == 0 ? o : 0.0f;
+    float sq = q == 0 ? o * o : 0.0f;
+    block_sum2(&sum, &sq, scratch);
+    if (q == 0) {
+        float mean = sum / N;
+        float var = fmaxf(sq / N - mean * mean, 0.0f);
+        int c = h * N + i;
+        float gn = (o - mean) * rsqrtf(var + gn_eps) * lnw[c] + lnb[c];
+        store(y + idx + i, (gn + bonus * vi) * g[idx + i]);
+    }
+}
+
+#define TIME_MIX_ONE_ENTRY(NAME, N, T)                                                                             \
+    extern "C" __global__ void NAME(const float* r, const float* k, const float* v, const float* w_l,             \
+            const float* a_l, const float* g, const float* v_l, float* v_first, const float* w0, const float* a0,  \
+            const float* v0, const float* k_k, const float* k_a, const float* r_k, const float* lnw,              \
+            const float* lnb, float gn_eps, int first_layer, T* y, float* pool, long long slot_floats,            \
+            int wkv_off, const int* start, const int* slot, int C) {                                              \
+        rwkv7_time_mix_one<N, T>(r, k, v, w_l, a_l, g, v_l, v_first, w0, a0, v0, k_k, k_a, r_k, lnw, lnb, gn_eps,  \
+                                 first_layer, y, pool, slot_floats, wkv_off, start, slot, C);                      \
+    }
+
+TIME_MIX_ONE_ENTRY(rwkv7_time_mix_one_32_f32, 32, float)
+TIME_MIX_ONE_ENTRY(rwkv7_time_mix_one_64_f32, 64, float)
+TIME_MIX_ONE_ENTRY(rwkv7_time_mix_one_32_bf16, 32, bf16_t)
+TIME_MIX_ONE_ENTRY(rwkv7_time_mix_one_64_bf16, 64, bf16_t)
+
 // ---------------------------------------------------------------------------------------------------------------
 // The same time mix in three kernels, for steps of few streams (a long prefill): the per-channel work and the
 // output's GroupNorm run in parallel over all rows, and only the recurrence itself is scanned token by token.
 
 // Per channel of one head of one row: decay, learning rate, value residual, kk, k (formulas as in
 // rwkv7_time_mix). In place: w_l -> w, a_l -> b = kk * a, k -> k * (1 + (a - 1) k_a), v -> mixed v;
-// kk written.                                                                            grid (H, R), block N
-extern "C" __global__ void rwkv7_prep(float* w, float* a, float* k, float* kk, float* v, float* v_first,
-                                      const float* v_lora, const float* w0, const float* a0, const float* v0,
-                                      const float* k_k, const float* k_a, int first_layer, int C, int N) {
-    __shared__ float scratch[32];
-    int c = blockIdx.x * N + threadIdx.x;
-    long long j = (long long) blockIdx.y * C + c;
-    float wj = expf(-0.60653065971263342f * sigmoidf(w0[c] + w[j]));
-    float aj = sigmoidf(a0[c] + a[j]);
-    float vj = v[j];
-    if (first_layer) {
-        v_first[j] = vj;
-    } else {
-        vj = vj + (v_first[j] - vj) * sigmoidf(v0[c] + v_lora[j]);
+// kk written. One warp per (row, head), lane l holding channels l + 32 e of the head: the norm is a warp sum,
+// no barrier.                                                             grid ceil(R H / 8), block 256
+template <int N>
+__device__ void rwkv7_prep(float* w, float* a, float* k, float* kk, float* v, float* v_first, const float* v_lora,
+                           const float* w0, const float* a0, const float* v0, const float* k_k, const float* k_a,
+                           int first_layer, int C, int rows) {
+    constexpr int E = N / 32;
+    int H = C / N;
+    int pair = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (pair >= rows * H) {
+        return;
     }
-    float kj = k[j];
-    float e = kj * k_k[c];
-    float norm = sqrtf(block_sum(e * e, scratch));
-    float kkj = e / fmaxf(norm, 1e-12f);
-    kk[j] = kkj;
-    k[j] = kj * (1.0f + (aj - 1.0f) * k_a[c]);
-    w[j] = wj;
-    a[j] = kkj * aj;
-    v[j] = vj;
+    int lane = threadIdx.x & 31;
+    long long row = pair / H;
+    int h = pair % H;
+    // every input loaded before the norm's reduction: one memory latency, not two
+    float kj[E], ej[E], wl[E], al[E], vj[E], vf[E], vl[E];
+    float sq = 0.0f;
+#pragma unroll
+    for (int u = 0; u < E; u++) {
+        int c = h * N + lane + 32 * u;
+        long long j = row * C + c;
+        kj[u] = k[j];
+        wl[u] = w[j];
+        al[u] = a[j];
+        vj[u] = v[j];
+        vf[u] = first_layer ? 0.0f : v_first[j];
+        vl[u] = first_layer ? 0.0f : v_lora[j];
+        ej[u] = kj[u] * k_k[c];
+        sq += ej[u] * ej[u];
+    }
+    float norm = sqrtf(warp_sum(sq));
+#pragma unroll
+    for (int u = 0; u < E; u++) {
+        int c = h * N + lane + 32 * u;
+        long long j = row * C + c;
+        float wj = expf(-0.60653065971263342f * sigmoidf(w0[c] + wl[u]));
+        float aj = sigmoidf(a0[c] + al[u]);
+        float vv = vj[u];
+        if (first_layer) {
+            v_first[j] = vv;
+        } else {
+            vv = vv + (vf[u] - vv) * sigmoidf(v0[c] + vl[u]);
+        }
+        float kkj = ej[u] / fmaxf(norm, 1e-12f);
+        kk[j] = kkj;
+        k[j] = kj[u] * (1.0f + (aj - 1.0f) * k_a[c]);
+        w[j] = wj;
+        a[j] = kkj * aj;
+        v[j] = vv;
+    }
+}
+
+extern "C" __global__ void rwkv7_prep_32(float* w, float* a, float* k, float* kk, float* v, float* v_first,
+        const float* v_lora, const float* w0, const float* a0, const float* v0, const float* k_k, const float* k_a,
+        int first_layer, int C, int rows) {
+    rwkv7_prep<32>(w, a, k, kk, v, v_first, v_lora, w0, a0, v0, k_k, k_a, first_layer, C, rows);
+}
+
+extern "C" __global__ void rwkv7_prep_64(float* w, float* a, float* k, float* kk, float* v, float* v_first,
+        const float* v_lora, const float* w0, const float* a0, const float* v0, const float* k_k, const float* k_a,
+        int first_layer, int C, int rows) {
+    rwkv7_prep<64>(w, a, k, kk, v, v_first, v_lora, w0, a0, v0, k_k, k_a, first_layer, C, rows);
 }
 
 // The recurrence alone, one head of one stream per block, thread i owning row i of S:
@@ -239,33 +396,58 @@ extern "C" __global__ void rwkv7_scan_64(const float* r, const float* w, const f
 }
 
 // Per head of one row: y = (GroupNorm(out) + (sum_j r_j k_j r_k_j) v) * g, into the act type for W_o.
-//                                                                                        grid (H, R), block N
-template <typename T>
+// One warp per (row, head), lane l holding channels l + 32 e; sums are warp sums.   grid ceil(R H / 8), block 256
+template <int N, typename T>
 __device__ void rwkv7_gate(const float* out, const float* r, const float* k, const float* v, const float* g,
-                           const float* r_k, const float* lnw, const float* lnb, float eps, T* y, int C, int N) {
-    __shared__ float scratch[64];
-    int c = blockIdx.x * N + threadIdx.x;
-    long long j = (long long) blockIdx.y * C + c;
-    float o = out[j];
-    float sum = o;
-    float bonus = r[j] * k[j] * r_k[c];
-    block_sum2(&sum, &bonus, scratch);
-    float mean = sum / N;
-    float d = o - mean;
-    float var = block_sum(d * d, scratch) / N;
-    float gn = d * rsqrtf(var + eps) * lnw[c] + lnb[c];
-    store(y + j, (gn + bonus * v[j]) * g[j]);
+                           const float* r_k, const float* lnw, const float* lnb, float eps, T* y, int C, int rows) {
+    constexpr int E = N / 32;
+    int H = C / N;
+    int pair = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (pair >= rows * H) {
+        return;
+    }
+    int lane = threadIdx.x & 31;
+    long long row = pair / H;
+    int h = pair % H;
+    float o[E];
+    float sum = 0.0f, bonus = 0.0f;
+#pragma unroll
+    for (int u = 0; u < E; u++) {
+        int c = h * N + lane + 32 * u;
+        long long j = row * C + c;
+        o[u] = out[j];
+        sum += o[u];
+        bonus += r[j] * k[j] * r_k[c];
+    }
+    float mean = warp_sum(sum) / N;
+    bonus = warp_sum(bonus);
+    float sq = 0.0f;
+#pragma unroll
+    for (int u = 0; u < E; u++) {
+        float d = o[u] - mean;
+        sq += d * d;
+    }
+    float inv = rsqrtf(warp_sum(sq) / N + eps);
+#pragma unroll
+    for (int u = 0; u < E; u++) {
+        int c = h * N + lane + 32 * u;
+        long long j = row * C + c;
+        float gn = (o[u] - mean) * inv * lnw[c] + lnb[c];
+        store(y + j, (gn + bonus * v[j]) * g[j]);
+    }
 }
 
-extern "C" __global__ void rwkv7_gate_f32(const float* out, const float* r, const float* k, const float* v,
-        const float* g, const float* r_k, const float* lnw, const float* lnb, float eps, float* y, int C, int N) {
-    rwkv7_gate<float>(out, r, k, v, g, r_k, lnw, lnb, eps, y, C, N);
-}
+#define GATE_ENTRY(N, T, SUFFIX)                                                                                   \
+    extern "C" __global__ void rwkv7_gate_##N##_##SUFFIX(const float* out, const float* r, const float* k,         \
+            const float* v, const float* g, const float* r_k, const float* lnw, const float* lnb, float eps, T* y, \
+            int C, int rows) {                                                                                     \
+        rwkv7_gate<N, T>(out, r, k, v, g, r_k, lnw, lnb, eps, y, C, rows);                                         \
+    }
 
-extern "C" __global__ void rwkv7_gate_bf16(const float* out, const float* r, const float* k, const float* v,
-        const float* g, const float* r_k, const float* lnw, const float* lnb, float eps, bf16_t* y, int C, int N) {
-    rwkv7_gate<bf16_t>(out, r, k, v, g, r_k, lnw, lnb, eps, y, C, N);
-}
+GATE_ENTRY(32, float, f32)
+GATE_ENTRY(64, float, f32)
+GATE_ENTRY(32, bf16_t, bf16)
+GATE_ENTRY(64, bf16_t, bf16)
 
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -279,18 +461,22 @@ extern "C" __global__ void rwkv7_gate_bf16(const float* out, const float* r, con
 // zero until token tau adds k_tau (giving K~ and A).
 // Per (chunk, head) scratch: P (N x N), K~ (L x N), Z (L x N), A (L x L), S_start (N x N) floats.
 #define CHUNK_L 32
+#define CHUNK_RB 8    // state rows per block of rwkv7_chunk_state
 
 template <int N>
 __device__ __forceinline__ long long chunk_scratch(int chunk, int h, int heads) {
     return ((long long) chunk * heads + h) * (2LL * N * N + 2LL * CHUNK_L * N + CHUNK_L * CHUNK_L);
 }
 
-// Phase 1.                                                              grid (H, chunks), block N + L
+// Phase 1. The chunk's inputs (r, w, k, kk, b of up to L tokens: 40 KiB for N = 64) are copied into shared memory
+// first, so the token loop reads only shared memory that no thread writes: no barrier and no memory latency inside
+// it (measured: no faster than loading token by token; the loop's arithmetic, (N + L) rows x 4 N per token, is
+// what this phase costs).                                                                    grid (H, chunks), block N + L
 template <int N>
 __device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k, const float* kk, const float* b,
                                   const int* chunk_row0, const int* chunk_len, float* scratch, int C) {
     constexpr int L = CHUNK_L;
-    __shared__ __align__(16) float rs[N], ws[N], ks[N], kks[N], bs[N];
+    __shared__ __align__(16) float in[5][L][N];   // r, w, k, kk, b
     int h = blockIdx.x;
     int c = blockIdx.y;
     int q = threadIdx.x;                      // q < N: identity row q; else the row of token tau = q - N
@@ -301,6 +487,19 @@ __device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k
     float* Kt = P + N * N;
     float* Z = Kt + L * N;
     float* A = Z + L * N;
+    constexpr int V4 = N / 4;                 // float4s per token and vector
+    for (int e = q; e < 5 * L * V4; e += N + L) {
+        int u = e / (L * V4);
+        int t = (e / V4) % L;
+        int j4 = e % V4;
+        const float* src = u == 0 ? r : u == 1 ? w : u == 2 ? k : u == 3 ? kk : b;
+        float4 val = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (t < len) {
+            val = *(const float4*) (src + (row0 + t) * C + h * N + 4 * j4);
+        }
+        *(float4*) &in[u][t][4 * j4] = val;
+    }
+    __syncthreads();
     float row[N];
 #pragma unroll
     for (int j = 0; j < N; j++) {
@@ -308,18 +507,8 @@ __device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k
     }
     int tau = q - N;
     for (int t = 0; t < len; t++) {
-        long long idx = (row0 + t) * C + h * N;
-        __syncthreads();              // everyone is done with the previous token's vectors
-        if (q < N) {
-            rs[q] = r[idx + q];
-            ws[q] = w[idx + q];
-            ks[q] = k[idx + q];
-            kks[q] = kk[idx + q];
-            bs[q] = b[idx + q];
-        }
-        __syncthreads();
         float vt = (q >= N && t == tau) ? 1.0f : 0.0f;
-        float o = delta_rule_step<N>(row, kks, ws, bs, ks, rs, vt);
+        float o = delta_rule_step<N>(row, in[3][t], in[1][t], in[4][t], in[2][t], in[0][t], vt);
         if (q < N) {
             Z[t * N + q] = o;
         } else {
@@ -333,98 +522,118 @@ __device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k
     }
 }
 
-// Phase 2: per (stream, head), the state S (N x N, in shared memory, rows padded by one float against bank
-// conflicts) carried across the stream's chunks: for each chunk in order, save S as the chunk's S_start, then
-// S <- S P + V^T K~. Four threads per row: thread (i, q) computes the columns j = 4 jj + q of row i (consecutive
-// threads read consecutive columns of P and K~).                                       grid (H, B), block 4 N
-template <int N>
-__device__ void rwkv7_chunk_state(const float* v, float* pool, long long slot_floats, int wkv_off, const int* slot,
-                                  const int* stream_chunk0, const int* stream_chunks, const int* chunk_row0,
-                                  const int* chunk_len, float* scratch, int C) {
+// Phase 2: per (stream, head), the state carried across the stream's chunks: for each chunk in order, save S as
+// the chunk's S_start, then S <- S P + V^T K~. Rows of the state evolve independently (row i: s_i <- s_i P + v_i K~),
+// so a block carries RB rows of one (stream, head), and N / RB blocks share the head: for few streams many more
+// blocks than (stream, head) pairs (one block per head took 61% of a 0.1B prefill; split: 11-22%). Thread j owns
+// column j of the block's rows (in registers) and reads column j of the chunk's P and K~ straight into registers,
+// the next chunk's while this one is computed; the rows (and their values v) go through shared memory for the
+// product.                                                                         grid (H, B, N / RB), block N
+template <int N, int RB>
+__device__ void rwkv7_chunk_state(const float* v, float* pool, long long slot_floats, int wkv_off,
+                                       const int* slot, const int* stream_chunk0, const int* stream_chunks,
+                                       const int* chunk_row0, const int* chunk_len, float* scratch, int C) {
     constexpr int L = CHUNK_L;
-    constexpr int J = N / 4;
-    __shared__ float Ss[N * (N + 1)];
-    __shared__ __align__(16) float Ps[N * N];
-    __shared__ __align__(16) float Ks[L * N];
+    constexpr int VE = RB * L / N;            // values v of the block's rows per thread and chunk
+    __shared__ __align__(16) float Ss[RB][N];
+    __shared__ float Vs[L][RB];
     int h = blockIdx.x;
     int s = blockIdx.y;
-    int tid = threadIdx.x;
-    int i = tid >> 2;
-    int q = tid & 3;
+    int i0 = blockIdx.z * RB;
+    int j = threadIdx.x;
     float* S = pool + (long long) slot[s] * slot_floats + wkv_off + (long long) h * N * N;
-    for (int e = tid; e < N * N; e += 4 * N) {
-        Ss[(e / N) * (N + 1) + e % N] = S[e];
+    float st[RB];
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        st[r] = S[(i0 + r) * N + j];
     }
     int c0 = stream_chunk0[s];
     int n = stream_chunks[s];
-    for (int c = c0; c < c0 + n; c++) {
-        float* base = scratch + chunk_scratch<N>(c, h, gridDim.x);
-        const float* P = base;
-        const float* Kt = base + N * N;
-        float* Sstart = base + N * N + 2 * L * N + L * L;
-        __syncthreads();              // S is complete; the previous chunk's P and K~ are no longer read
-        // 16-byte loads, all issued before the first store: one memory latency per chunk, not one per element
-        constexpr int PV = N * N / 4 / (4 * N);   // float4s of P per thread (N / 16)
-        constexpr int KV = L * N / 4 / (4 * N);   // float4s of K~ per thread (L / 16)
-        float4 pv[PV], kv[KV];
+    float pc[N], kc[L], vc[VE];
+    auto load = [&](int c, float (&p)[N], float (&kt)[L], float (&vv)[VE]) {
+        const float* base = scratch + chunk_scratch<N>(c, h, gridDim.x);
 #pragma unroll
-        for (int u = 0; u < PV; u++) {
-            pv[u] = ((const float4*) P)[tid + u * 4 * N];
+        for (int m = 0; m < N; m++) {
+            p[m] = base[m * N + j];
         }
-#pragma unroll
-        for (int u = 0; u < KV; u++) {
-            kv[u] = ((const float4*) Kt)[tid + u * 4 * N];
-        }
-#pragma unroll
-        for (int u = 0; u < PV; u++) {
-            int e = 4 * (tid + u * 4 * N);
-            const float* sr = &Ss[(e / N) * (N + 1) + e % N];
-            ((float4*) Sstart)[tid + u * 4 * N] = make_float4(sr[0], sr[1], sr[2], sr[3]);
-            ((float4*) Ps)[tid + u * 4 * N] = pv[u];
-        }
-#pragma unroll
-        for (int u = 0; u < KV; u++) {
-            ((float4*) Ks)[tid + u * 4 * N] = kv[u];
-        }
-        int len = chunk_len[c];
-        long long vrow = (long long) chunk_row0[c] * C + h * N + i;
-        float vv[L];                  // this row's values of the chunk's tokens, all loads in flight at once
 #pragma unroll
         for (int t = 0; t < L; t++) {
-            vv[t] = t < len ? v[vrow + (long long) t * C] : 0.0f;
+            kt[t] = base[N * N + t * N + j];
+        }
+        int len = chunk_len[c];
+        long long vrow = (long long) chunk_row0[c] * C + h * N + i0;
+#pragma unroll
+        for (int u = 0; u < VE; u++) {
+            int e = j + u * N;                // e = t * RB + r
+            int t = e / RB;
+            vv[u] = t < len ? v[vrow + (long long) t * C + e % RB] : 0.0f;
+        }
+    };
+    if (n > 0) {
+        load(c0, pc, kc, vc);
+    }
+    for (int c = c0; c < c0 + n; c++) {
+        float* Sstart = scratch + chunk_scratch<N>(c, h, gridDim.x) + N * N + 2 * L * N + L * L;
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            Sstart[(i0 + r) * N + j] = st[r];
+        }
+        __syncthreads();              // the previous chunk's products are done with Ss and Vs
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            Ss[r][j] = st[r];
+        }
+#pragma unroll
+        for (int u = 0; u < VE; u++) {
+            int e = j + u * N;
+            Vs[e / RB][e % RB] = vc[u];
         }
         __syncthreads();
-        float acc[J];
-#pragma unroll
-        for (int jj = 0; jj < J; jj++) {
-            acc[jj] = 0.0f;
+        float pn[N], kn[L], vn[VE];
+        if (c + 1 < c0 + n) {
+            load(c + 1, pn, kn, vn);
         }
-        const float* srow = &Ss[i * (N + 1)];
-#pragma unroll 8
+        float acc[RB];
+#pragma unroll
+        for (int r = 0; r < RB; r++) {
+            acc[r] = 0.0f;
+        }
+#pragma unroll
         for (int m = 0; m < N; m++) {
-            float sm = srow[m];
+            float pm = pc[m];
 #pragma unroll
-            for (int jj = 0; jj < J; jj++) {
-                acc[jj] += sm * Ps[m * N + 4 * jj + q];
+            for (int r = 0; r < RB; r++) {
+                acc[r] += Ss[r][m] * pm;
             }
         }
 #pragma unroll
-        for (int t = 0; t < L; t++) {  // rows of K~ past the chunk's end are zero, as are their vv
-            float vt = vv[t];
+        for (int t = 0; t < L; t++) {  // rows of K~ past the chunk's end are zero, as are their values
+            float kt = kc[t];
 #pragma unroll
-            for (int jj = 0; jj < J; jj++) {
-                acc[jj] += vt * Ks[t * N + 4 * jj + q];
+            for (int r = 0; r < RB; r++) {
+                acc[r] += Vs[t][r] * kt;
             }
         }
-        __syncthreads();              // every thread has read the old S
 #pragma unroll
-        for (int jj = 0; jj < J; jj++) {
-            Ss[i * (N + 1) + 4 * jj + q] = acc[jj];
+        for (int r = 0; r < RB; r++) {
+            st[r] = acc[r];
+        }
+#pragma unroll
+        for (int m = 0; m < N; m++) {
+            pc[m] = pn[m];
+        }
+#pragma unroll
+        for (int t = 0; t < L; t++) {
+            kc[t] = kn[t];
+        }
+#pragma unroll
+        for (int u = 0; u < VE; u++) {
+            vc[u] = vn[u];
         }
     }
-    __syncthreads();
-    for (int e = tid; e < N * N; e += 4 * N) {
-        S[e] = Ss[(e / N) * (N + 1) + e % N];
+#pragma unroll
+    for (int r = 0; r < RB; r++) {
+        S[(i0 + r) * N + j] = st[r];
     }
 }
 
@@ -487,11 +696,11 @@ __device__ void rwkv7_chunk_out(const float* v, const int* chunk_row0, const int
             const float* kk, const float* b, const int* chunk_row0, const int* chunk_len, float* scratch, int C) { \
         rwkv7_chunk_local<N>(r, w, k, kk, b, chunk_row0, chunk_len, scratch, C);                                  \
     }                                                                                                              \
-    extern "C" __global__ void rwkv7_chunk_state_##N(const float* v, float* pool, long long slot_floats,          \
+    extern "C" __global__ void rwkv7_chunk_state_##N(const float* v, float* pool, long long slot_floats,     \
             int wkv_off, const int* slot, const int* stream_chunk0, const int* stream_chunks,                     \
             const int* chunk_row0, const int* chunk_len, float* scratch, int C) {                                 \
-        rwkv7_chunk_state<N>(v, pool, slot_floats, wkv_off, slot, stream_chunk0, stream_chunks, chunk_row0,       \
-                             chunk_len, scratch, C);                                                               \
+        rwkv7_chunk_state<N, CHUNK_RB>(v, pool, slot_floats, wkv_off, slot, stream_chunk0, stream_chunks,         \
+                                       chunk_row0, chunk_len, scratch, C);                                        \
     }                                                                                                              \
     extern "C" __global__ void rwkv7_chunk_out_##N(const float* v, const int* chunk_row0, const int* chunk_len,   \
             const float* scratch, float* out, int C) {                                                             \
