@@ -23,6 +23,8 @@
 #                   1.5B shapes, with the ceilings of the same run                                  (~1 min)
 #   engine-ab       the same twice: first the engine classes of .gpu/baseline-engine.jar (an earlier build, staged
 #                   by hand: see docs/benchmarks.md), then this build's                             (~2 min)
+#   decode-pdl      the decode rows with the kernels of a step launched plainly and as programmatic dependent
+#                   launches (-Drwkv.cuda.dependentLaunches=false, then the default)                     (~1 min)
 #   decode-kernels  Nsight Compute: every kernel's device time in 4 decode steps (hidden, logits, 8 streams),
 #                   summed per kernel name, 0.1B and 1.5B                                            (~2 min)
 # Environment: BENCH_JAVA_OPTS (extra JVM options, e.g. a larger -Xmx).
@@ -58,6 +60,11 @@ for part in "$@"; do
         echo "== engine-ab: no .gpu/baseline-engine.jar, measuring this build only"
       fi
       run engine 16g dev.rwkvflink.engine.backend.cuda.CudaBench "${engine_rows[@]}" ;;
+    decode-pdl)
+      for opts in -Drwkv.cuda.dependentLaunches=false ""; do
+        BENCH_JAVA_OPTS="${BENCH_JAVA_OPTS:-} $opts" run "decode-pdl${opts//[^a-zA-Z0-9]/_}" 16g \
+          dev.rwkvflink.engine.backend.cuda.CudaBench --no-ceilings --shapes 0.1b,1.5b --rows decode
+      done ;;
     decode-kernels)
       for shape in 0.1b 1.5b; do
         GPU_JAVA_LAUNCHER="$ncu_bin --clock-control none --graph-profiling node --metrics gpu__time_duration.sum --print-summary per-kernel" \

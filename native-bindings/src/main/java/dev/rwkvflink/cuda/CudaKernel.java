@@ -75,6 +75,25 @@ public final class CudaKernel {
      */
     public void launch(CudaStream stream, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
                        int sharedBytes, Object... args) {
+        launch(false, stream, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, args);
+    }
+
+    /**
+     * Queues the kernel as a <em>programmatic dependent launch</em> (compute capability 9.0 and later;
+     * {@code cuLaunchKernelEx} with {@code CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION}): it may start while
+     * the kernel before it on the stream still runs, once every block of that kernel has executed
+     * {@code griddepcontrol.launch_dependents} (or exited). The kernel must therefore execute
+     * {@code griddepcontrol.wait} before it reads what the kernel before it wrote, and before it writes what that
+     * kernel may read; before the wait it may only read data that no unfinished kernel writes (weights). Arguments
+     * as {@link #launch}. Captured into graphs like any launch.
+     */
+    public void launchDependent(CudaStream stream, int gridX, int gridY, int gridZ, int blockX, int blockY,
+                                int blockZ, int sharedBytes, Object... args) {
+        launch(true, stream, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, args);
+    }
+
+    private void launch(boolean dependent, CudaStream stream, int gridX, int gridY, int gridZ, int blockX, int blockY,
+                        int blockZ, int sharedBytes, Object... args) {
         device.ensureCurrent();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = MemorySegment.NULL;
@@ -87,8 +106,13 @@ public final class CudaKernel {
                     params.setAtIndex(ADDRESS, i, slot);
                 }
             }
-            DriverApi.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes,
-                    CudaStream.handleOf(stream), params, name);
+            if (dependent) {
+                DriverApi.cuLaunchKernelProgrammatic(function, gridX, gridY, gridZ, blockX, blockY, blockZ,
+                        sharedBytes, CudaStream.handleOf(stream), params, name);
+            } else {
+                DriverApi.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes,
+                        CudaStream.handleOf(stream), params, name);
+            }
         }
     }
 

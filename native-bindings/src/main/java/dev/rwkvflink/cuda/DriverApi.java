@@ -645,4 +645,48 @@ final class DriverApi {
                     + ", block " + blockX + "x" + blockY + "x" + blockZ + ", " + sharedBytes + " shared bytes]");
         }
     }
+
+    // CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra);
+    // CUlaunchConfig: 7 unsigned ints (grid x y z, block x y z, shared bytes) at 0..27, CUstream at 32,
+    // CUlaunchAttribute *attrs at 40, unsigned int numAttrs at 48 (56 bytes). CUlaunchAttribute: the id (an enum)
+    // at 0, 4 bytes of padding, a 64-byte value union at 8 (72 bytes).
+    private static final MethodHandle CU_LAUNCH_KERNEL_EX = LIB.downcall(FunctionDescriptor.of(JAVA_INT,
+            ADDRESS, ADDRESS, ADDRESS, ADDRESS), "cuLaunchKernelEx");
+    /** {@code CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION}. */
+    static final int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+    private static final long LAUNCH_CONFIG_BYTES = 56;
+    private static final long LAUNCH_ATTRIBUTE_BYTES = 72;
+
+    /**
+     * {@code cuLaunchKernelEx} with one attribute, {@code CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 1}:
+     * the kernel may start while the previous kernel on the stream still runs, once that kernel allows it
+     * ({@code griddepcontrol.launch_dependents}); it must wait ({@code griddepcontrol.wait}) before it reads that
+     * kernel's results.
+     */
+    static void cuLaunchKernelProgrammatic(MemorySegment function, int gridX, int gridY, int gridZ, int blockX,
+                                           int blockY, int blockZ, int sharedBytes, MemorySegment stream,
+                                           MemorySegment params, String kernel) {
+        int status;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment attr = arena.allocate(LAUNCH_ATTRIBUTE_BYTES, 8);
+            attr.set(JAVA_INT, 0, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+            attr.set(JAVA_INT, 8, 1);
+            MemorySegment config = arena.allocate(LAUNCH_CONFIG_BYTES, 8);
+            int[] dims = {gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes};
+            for (int i = 0; i < dims.length; i++) {
+                config.set(JAVA_INT, 4L * i, dims[i]);
+            }
+            config.set(ADDRESS, 32, stream);
+            config.set(ADDRESS, 40, attr);
+            config.set(JAVA_INT, 48, 1);
+            status = (int) CU_LAUNCH_KERNEL_EX.invokeExact(config, function, params, MemorySegment.NULL);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+        if (status != 0) {
+            check("cuLaunchKernelEx", status, "[kernel \"" + kernel + "\", programmatic, grid " + gridX + "x" + gridY
+                    + "x" + gridZ + ", block " + blockX + "x" + blockY + "x" + blockZ + ", " + sharedBytes
+                    + " shared bytes]");
+        }
+    }
 }

@@ -22,6 +22,12 @@ class CommonKernels implements AutoCloseable {
     /** Steps of fewer rows than this run the LayerNorm + mix kernel with each row cut into channel slices. */
     static final int SLICED_ROWS = 64;
 
+    /**
+     * Whether the kernels of short steps (decode) are launched as programmatic dependent launches (compute
+     * capability 9.0+; property {@code rwkv.cuda.dependentLaunches}, default true): each may start, and prefetch its
+     * weights, while the kernel before it still runs (see rwkv-common.cu, {@link CudaKernel#launchDependent}).
+     */
+    final boolean dependentLaunches;
     final CudaModule module;
     final Precision precision;
     final CudaKernel embedLn0;
@@ -42,6 +48,8 @@ class CommonKernels implements AutoCloseable {
                 + KernelCache.loadResource(CommonKernels.class, "/dev/rwkvflink/engine/backend/cuda/" + versionSource);
         this.module = KernelCache.load(device, versionSource, source, List.of("--std=c++17", "-lineinfo"));
         this.precision = precision;
+        this.dependentLaunches = device.computeMajor() >= 9
+                && Boolean.parseBoolean(System.getProperty("rwkv.cuda.dependentLaunches", "true"));
         String t = precision.suffix;
         embedLn0 = module.kernel("embed_ln0");
         lnShiftMix = module.kernel("ln_shift_mix_" + t);
@@ -68,8 +76,8 @@ class CommonKernels implements AutoCloseable {
                     long delta, long out, long outStride, int C, boolean commit) {
         // few rows: each row in slices of ROW_THREADS channels, one block each (each computes the row's statistics)
         int slices = rows < SLICED_ROWS ? (C + ROW_THREADS - 1) / ROW_THREADS : 1;
-        lnShiftMix.launch(s, rows, slices, 1, ROW_THREADS, 1, 1, 0, x, lnw, lnb, eps, pool, slotFloats, shiftOff,
-                rowStream, start, slot, mix, mixes, delta, out, outStride, C, commit ? 1 : 0);
+        launch(lnShiftMix, rows < SLICED_ROWS, s, rows, slices, ROW_THREADS, x, lnw, lnb, eps, pool, slotFloats,
+                shiftOff, rowStream, start, slot, mix, mixes, delta, out, outStride, C, commit ? 1 : 0);
     }
 
     void commitShift(CudaStream s, int streams, long x, DeviceMemory lnw, DeviceMemory lnb, float eps, long pool,
@@ -121,17 +129,30 @@ class CommonKernels implements AutoCloseable {
             outputs += g.m();
         }
         int warps = 4;
-        gemv4.launch(s, (int) ((outputs + warps - 1) / warps), 1, 1, 32 * warps, 1, 1, 0, args);
+        launch(gemv4, true, s, (int) ((outputs + warps - 1) / warps), 1, 32 * warps, args);
     }
 
     /** x = max(x, 0)^2 in place on n values of the act type. */
     void reluSq(CudaStream s, long x, long n) {
-        reluSq.launch(s, blocks(n), 1, 1, ROW_THREADS, 1, 1, 0, x, n);
+        launch(reluSq, false, s, blocks(n), 1, ROW_THREADS, x, n);
     }
 
     void lnOutLast(CudaStream s, int streams, long x, DeviceMemory w, DeviceMemory b, float eps, long start,
                    long count, long hidden, long hiddenAct, int C) {
-        lnOutLast.launch(s, streams, 1, 1, ROW_THREADS, 1, 1, 0, x, w, b, eps, start, count, hidden, hiddenAct, C);
+        launch(lnOutLast, true, s, streams, 1, ROW_THREADS, x, w, b, eps, start, count, hidden, hiddenAct, C);
+    }
+
+    /**
+     * Launches a kernel that begins with {@code follow_previous_kernel()} (rwkv-common.cu): as a programmatic
+     * dependent launch when {@code small} (a short step, where the gaps between kernels are much of the time) and
+     * {@link #dependentLaunches}, else as a plain launch.
+     */
+    void launch(CudaKernel kernel, boolean small, CudaStream s, int gridX, int gridY, int block, Object... args) {
+        if (small && dependentLaunches) {
+            kernel.launchDependent(s, gridX, gridY, 1, block, 1, 1, 0, args);
+        } else {
+            kernel.launch(s, gridX, gridY, 1, block, 1, 1, 0, args);
+        }
     }
 
     void convertBf16(CudaStream s, DeviceMemory in, DeviceMemory out, long n) {

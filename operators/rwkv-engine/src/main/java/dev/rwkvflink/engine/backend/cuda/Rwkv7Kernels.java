@@ -81,9 +81,9 @@ final class Rwkv7Kernels extends CommonKernels {
     void timeMixOne(CudaStream s, int streams, int heads, long r, long k, long v, long wLora, long aLora, long g,
                     long vLora, long vFirst, Rwkv7Weights.Layer y, boolean firstLayer, float gnEps, long out,
                     long pool, long slotFloats, int wkvOff, long start, long slot, int C) {
-        timeMixOne.launch(s, heads, streams, 1, 4 * headSize, 1, 1, 0, r, k, v, wLora, aLora, g, vLora, vFirst, y.w0,
-                y.a0, y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, y.rk, y.lnxw, y.lnxb, gnEps, firstLayer ? 1 : 0,
-                out, pool, slotFloats, wkvOff, start, slot, C);
+        launch(timeMixOne, true, s, heads, streams, 4 * headSize, r, k, v, wLora, aLora, g, vLora, vFirst, y.w0, y.a0,
+                y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, y.rk, y.lnxw, y.lnxb, gnEps, firstLayer ? 1 : 0, out,
+                pool, slotFloats, wkvOff, start, slot, C);
     }
 
     /** The split time mix, step 1: per-channel preparation over all rows (see rwkv7.cu). */

@@ -30,6 +30,44 @@ __device__ __forceinline__ void store(bf16_t* p, float v) { *p = f32_to_bf16(v);
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// Programmatic dependent launch (compute capability 9.0+; no-ops before): the kernels of a short step are launched
+// so that each may start while the one before it still runs (CudaKernel.launchDependent). Such a kernel may first
+// read what no unfinished kernel writes (its weights: prefetched into L2), then waits until the kernel before it
+// has finished and its writes are visible, then lets the kernel after it start (so at most one waits ahead).
+// Every kernel launched that way calls both, in this order, before it touches activations or state.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_next_kernel() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void follow_previous_kernel() {
+    wait_for_previous_kernel();
+    allow_next_kernel();
+}
+
+// Asks L2 to fetch `bytes` from p, one 128-byte line per lane of the calling warp and step (a hint: no waiting).
+__device__ __forceinline__ void prefetch_l2_warp(const void* p, long long bytes, int lane) {
+    const char* c = (const char*) p;
+    for (long long o = (long long) lane * 128; o < bytes; o += 32 * 128) {
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(c + o));
+    }
+}
+
+// Sum over a warp: every lane gets the total.
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
 // Sum over the block (any blockDim.x that is a multiple of 32, up to 1024). `scratch` holds 32 floats.
 // Every thread gets the total. Safe to call repeatedly.
 __device__ float block_sum(float v, float* scratch) {
@@ -97,6 +135,7 @@ __device__ void ln_shift_mix(const float* x, const float* lnw, const float* lnb,
                              const int* slot, const float* mix, int M, const float* delta, T* out,
                              long long out_stride, int C, int commit) {
     __shared__ float scratch[32];
+    follow_previous_kernel();
     int r = blockIdx.x;
     int s = row_stream[r];
     bool first = r == start[s];
@@ -181,14 +220,6 @@ extern "C" __global__ void activate_bf16(const float* in, bf16_t* out, long long
     activate<bf16_t>(in, out, n, mode);
 }
 
-// Sum over a warp: every lane gets the total.
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) {
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    }
-    return v;
-}
-
 // Two sums over the block at once (blockDim.x a multiple of 32). `scratch` holds 64 floats.
 __device__ void block_sum2(float* a, float* b, float* scratch) {
     float x = *a, y = *b;
@@ -230,6 +261,7 @@ __device__ void relu_sq(T* x, long long n);
 
 template <>
 __device__ void relu_sq<float>(float* x, long long n) {
+    follow_previous_kernel();
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float v = fmaxf(x[i], 0.0f);
         x[i] = v * v;
@@ -238,6 +270,7 @@ __device__ void relu_sq<float>(float* x, long long n) {
 
 template <>
 __device__ void relu_sq<bf16_t>(bf16_t* x, long long n) {
+    follow_previous_kernel();
     // eight values per thread and 16-byte accesses; each 32-bit word holds two bf16 (low half first)
     long long n8 = n >> 3;
     uint4* x8 = (uint4*) x;
@@ -294,8 +327,8 @@ template <typename T>
 __device__ __forceinline__ void gemv_finish(float (&sum)[8], const GemvProblem& p, int m, int R, int lane) {
 #pragma unroll
     for (int r = 0; r < 8; r++) {
-        for (int o = 16; o > 0; o >>= 1) {
-            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], o);
+        if (r < R) {                   // R is the same for the whole warp
+            sum[r] = warp_sum(sum[r]);
         }
     }
     if (lane == 0) {
@@ -383,6 +416,10 @@ __device__ void gemv4(int R, int count, const GemvProblem* ps) {
         }
     }
     if (found) {
+        prefetch_l2_warp((const T*) p.w + (long long) m * p.k, (long long) p.k * sizeof(T), lane);
+    }
+    follow_previous_kernel();
+    if (found) {
         gemv_row<T>(p, m, R, lane);
     }
 }
@@ -407,6 +444,7 @@ template <typename T>
 __device__ void ln_out_last(const float* x, const float* w, const float* b, float eps, const int* start,
                             const int* count, float* hidden, T* hidden_act, int C) {
     __shared__ float scratch[32];
+    follow_previous_kernel();
     int s = blockIdx.x;
     const float* xr = x + (long long) (start[s] + count[s] - 1) * C;
     float mean, inv;

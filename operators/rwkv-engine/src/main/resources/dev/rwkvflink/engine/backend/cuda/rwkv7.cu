@@ -155,6 +155,7 @@ __device__ void rwkv7_time_mix_one(const float* r, const float* k, const float* 
     __shared__ __align__(16) float bs[N];
     __shared__ float vs[N];
     __shared__ float scratch[64];
+    follow_previous_kernel();
     int h = blockIdx.x;
     int s = blockIdx.y;
     int tid = threadIdx.x;
