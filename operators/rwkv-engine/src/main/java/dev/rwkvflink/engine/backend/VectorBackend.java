@@ -42,9 +42,9 @@ import java.util.WeakHashMap;
  * <h2>Kernel</h2>
  * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16 converted by the
  * CPU's F16C instruction, bf16 widened and quant blocks unpacked in registers), then multiplied with every token's
- * input, four tokens at a time
- * ({@link #dot4x4}: 4 row vectors and 4 input vectors per step, 16 independent fused multiply-adds), then two,
- * then one. Tokens go in blocks of about 128 KiB of input ({@link #tokenBlock}; the tile is decoded again per
+ * input, four tokens at a time where the CPU has 32 vector registers
+ * ({@link #dot4x4}: 4 row vectors and 4 input vectors per step, 16 independent fused multiply-adds), three at a time
+ * where it has 16 ({@link #dot4x3}, AVX2: see {@link #TOKEN_TILE}), then two, then one. Tokens go in blocks of about 128 KiB of input ({@link #tokenBlock}; the tile is decoded again per
  * block), so the inputs stay in L2 while the chunk's tiles pass over them. One token takes the same tile kernel
  * ({@link #dot4x1}, 4 independent chains) where that reads faster ({@link #ONE_TOKEN_TILES}), else streams its rows
  * ({@link #streamRows}) with the same arithmetic per output, so that an output never depends on how many tokens
@@ -55,7 +55,7 @@ import java.util.WeakHashMap;
  * so each output element is computed by the same operations in the same order whatever the thread count, and
  * whatever the number of tokens (rows) in the call or the row's position among them, hence whatever other
  * streams share a batched call (one vector accumulator over the columns, folded, then the scalar tail:
- * {@link #dot4x4}, {@link #dot4x2}, {@link #dot4x1}, {@link #dot1} and {@link #streamRows} agree), and
+ * {@link #dot4x4}, {@link #dot4x3}, {@link #dot4x2}, {@link #dot4x1}, {@link #dot1} and {@link #streamRows} agree), and
  * lane sums use explicit folding (see {@link #sum}) so the interpreter and every JIT tier agree too: results are
  * bit-identical across thread counts and runs (but differ from {@link ScalarBackend} by summation order).
  *
@@ -74,6 +74,15 @@ public final class VectorBackend implements Backend, AutoCloseable {
     private static final int Q8_BLOCK = 34;
     /** Rows decoded together in the several-token kernel; chunk borders are multiples of it. */
     static final int ROW_TILE = 4;
+    /**
+     * Tokens per register tile of the several-token kernel, by vector width: 4 ({@link #dot4x4}: 16 accumulators,
+     * 4 inputs and a weight vector) where vectors are 16 floats, which only CPUs with AVX-512 and its 32 vector
+     * registers have; else 3 ({@link #dot4x3}: 12 accumulators, 3 inputs and a weight vector fill the 16 registers
+     * of AVX2 exactly, where 4 x 4 spills). Measured with {@code -XX:UseAVX=2} on the project's 2-vCPU Xeon
+     * (docs/benchmarks.md, issue 19): 0.1B fp32 seq512 256-265 -> 318-319 tokens/s, 4 x 2 alone 301-308.
+     * Property {@code rwkv.tokenTile} (2, 3 or 4) overrides. Every output gets the same bits whichever tile.
+     */
+    static final int TOKEN_TILE = Integer.getInteger("rwkv.tokenTile", L >= 16 ? 4 : 3);
     /** Input floats per token block of the several-token kernel (128 KiB). */
     static final int TOKEN_BLOCK_FLOATS = 32 * 1024;
     /**
@@ -272,6 +281,11 @@ public final class VectorBackend implements Backend, AutoCloseable {
      * {@link #ROW_TILE}.
      */
     static void tileRows(Tensor w, float[] mins, float[] x, int tokens, float[] y, int from, int to) {
+        tileRows(w, mins, x, tokens, y, from, to, TOKEN_TILE);
+    }
+
+    /** {@link #tileRows} with {@code tokenTile} tokens per register tile: 4, 3 or 2 (the same bits each way). */
+    static void tileRows(Tensor w, float[] mins, float[] x, int tokens, float[] y, int from, int to, int tokenTile) {
         int rows = w.rows();
         int cols = w.cols();
         WeightType type = w.type();
@@ -299,8 +313,14 @@ public final class VectorBackend implements Backend, AutoCloseable {
                 }
                 if (n == ROW_TILE) {
                     int t = t0;
-                    for (; t + 3 < t1; t += 4) {
-                        dot4x4(tile, cols, x, t, y, rows, r0, acc);
+                    if (tokenTile == 4) {
+                        for (; t + 3 < t1; t += 4) {
+                            dot4x4(tile, cols, x, t, y, rows, r0, acc);
+                        }
+                    } else if (tokenTile == 3) {
+                        for (; t + 2 < t1; t += 3) {
+                            dot4x3(tile, cols, x, t, y, rows, r0, acc);
+                        }
                     }
                     for (; t + 1 < t1; t += 2) {
                         dot4x2(tile, cols, x, t, y, rows, r0, acc);
@@ -572,6 +592,62 @@ public final class VectorBackend implements Backend, AutoCloseable {
         for (int i = 0; i < ROW_TILE; i++) {
             for (int tt = 0; tt < 2; tt++) {
                 y[(t + tt) * rows + r0 + i] = tail(acc[LANE_OF[2 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
+            }
+        }
+    }
+
+    /**
+     * Four decoded rows times three tokens (t .. t+2): 12 accumulators, 7 loads per 12 fma, 16 vector registers in
+     * all. Each output's operations are those of {@link #dot4x1} (one accumulator over the columns, folded, then the
+     * tail).
+     */
+    private static void dot4x3(float[] tile, int cols, float[] x, int t, float[] y, int rows, int r0, float[] acc) {
+        int x0 = t * cols;
+        int x1 = x0 + cols;
+        int x2 = x1 + cols;
+        FloatVector a00 = FloatVector.zero(FS), a01 = FloatVector.zero(FS), a02 = FloatVector.zero(FS);
+        FloatVector a10 = FloatVector.zero(FS), a11 = FloatVector.zero(FS), a12 = FloatVector.zero(FS);
+        FloatVector a20 = FloatVector.zero(FS), a21 = FloatVector.zero(FS), a22 = FloatVector.zero(FS);
+        FloatVector a30 = FloatVector.zero(FS), a31 = FloatVector.zero(FS), a32 = FloatVector.zero(FS);
+        int c = 0;
+        for (; c + L <= cols; c += L) {
+            FloatVector v0 = FloatVector.fromArray(FS, x, x0 + c);
+            FloatVector v1 = FloatVector.fromArray(FS, x, x1 + c);
+            FloatVector v2 = FloatVector.fromArray(FS, x, x2 + c);
+            FloatVector w = FloatVector.fromArray(FS, tile, c);
+            a00 = w.fma(v0, a00);
+            a01 = w.fma(v1, a01);
+            a02 = w.fma(v2, a02);
+            w = FloatVector.fromArray(FS, tile, cols + c);
+            a10 = w.fma(v0, a10);
+            a11 = w.fma(v1, a11);
+            a12 = w.fma(v2, a12);
+            w = FloatVector.fromArray(FS, tile, 2 * cols + c);
+            a20 = w.fma(v0, a20);
+            a21 = w.fma(v1, a21);
+            a22 = w.fma(v2, a22);
+            w = FloatVector.fromArray(FS, tile, 3 * cols + c);
+            a30 = w.fma(v0, a30);
+            a31 = w.fma(v1, a31);
+            a32 = w.fma(v2, a32);
+        }
+        // accumulator 4i + t' is row i, token t' (slots 4i + 3 hold leftovers, summed and ignored)
+        a00.intoArray(acc, 0);
+        a01.intoArray(acc, L);
+        a02.intoArray(acc, 2 * L);
+        a10.intoArray(acc, 4 * L);
+        a11.intoArray(acc, 5 * L);
+        a12.intoArray(acc, 6 * L);
+        a20.intoArray(acc, 8 * L);
+        a21.intoArray(acc, 9 * L);
+        a22.intoArray(acc, 10 * L);
+        a30.intoArray(acc, 12 * L);
+        a31.intoArray(acc, 13 * L);
+        a32.intoArray(acc, 14 * L);
+        sumLanes16(acc);
+        for (int i = 0; i < ROW_TILE; i++) {
+            for (int tt = 0; tt < 3; tt++) {
+                y[(t + tt) * rows + r0 + i] = tail(acc[LANE_OF[4 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
             }
         }
     }

@@ -116,6 +116,30 @@ class VectorBackendTest {
         }
     }
 
+    /**
+     * The register tiles of the several-token kernel (4, 3 or 2 tokens; which one runs depends on the vector width)
+     * give every output the same bits, at this machine's width: 13 tokens cross every tile's border and the odd
+     * token kernel. Seeded.
+     */
+    @ParameterizedTest
+    @EnumSource(WeightType.class)
+    void everyTokenTileGivesTheSameBits(WeightType type) {
+        Random rnd = new Random(19);
+        int rows = 12;
+        int cols = type.isQuantized() ? 96 : 37;   // scalar tails for the float types
+        Tensor w = randomWeights(rnd, rows, cols, type);
+        for (int tokens : new int[] {1, 2, 3, 5, 13}) {
+            float[] x = gaussian(rnd, tokens * cols, 1.0);
+            float[] four = new float[tokens * rows];
+            VectorBackend.tileRows(w, null, x, tokens, four, 0, rows, 4);
+            for (int tile : new int[] {3, 2}) {
+                float[] other = new float[tokens * rows];
+                VectorBackend.tileRows(w, null, x, tokens, other, 0, rows, tile);
+                assertArrayEquals(four, other, type + ", " + tokens + " tokens, tiles of " + tile + " vs 4");
+            }
+        }
+    }
+
     private static void eachTokenIsComputedAsIfAlone(WeightType type, Random rnd, int rows, int cols) {
         Tensor w = randomWeights(rnd, rows, cols, type);
         for (VectorBackend backend : new VectorBackend[] {SINGLE, MULTI}) {

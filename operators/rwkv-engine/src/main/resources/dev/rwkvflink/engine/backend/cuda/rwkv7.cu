@@ -259,6 +259,16 @@ TIME_MIX_ONE_ENTRY(rwkv7_time_mix_one_64_bf16, 64, bf16_t)
 // The same time mix in three kernels, for steps of few streams (a long prefill): the per-channel work and the
 // output's GroupNorm run in parallel over all rows, and only the recurrence itself is scanned token by token.
 
+// The (row, head) pair of the calling warp in kernels that give each warp one pair (blocks of 8 warps); false for a
+// warp past the last pair.
+__device__ __forceinline__ bool warp_row_head(int C, int N, int rows, long long* row, int* h) {
+    int H = C / N;
+    int pair = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    *row = pair / H;
+    *h = pair % H;
+    return pair < rows * H;
+}
+
 // Per channel of one head of one row: decay, learning rate, value residual, kk, k (formulas as in
 // rwkv7_time_mix). In place: w_l -> w, a_l -> b = kk * a, k -> k * (1 + (a - 1) k_a), v -> mixed v;
 // kk written. One warp per (row, head), lane l holding channels l + 32 e of the head: the norm is a warp sum,
@@ -268,14 +278,12 @@ __device__ void rwkv7_prep(float* w, float* a, float* k, float* kk, float* v, fl
                            const float* w0, const float* a0, const float* v0, const float* k_k, const float* k_a,
                            int first_layer, int C, int rows) {
     constexpr int E = N / 32;
-    int H = C / N;
-    int pair = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (pair >= rows * H) {
+    long long row;
+    int h;
+    if (!warp_row_head(C, N, rows, &row, &h)) {
         return;
     }
     int lane = threadIdx.x & 31;
-    long long row = pair / H;
-    int h = pair % H;
     // every input loaded before the norm's reduction: one memory latency, not two
     float kj[E], ej[E], wl[E], al[E], vj[E], vf[E], vl[E];
     float sq = 0.0f;
@@ -402,14 +410,12 @@ template <int N, typename T>
 __device__ void rwkv7_gate(const float* out, const float* r, const float* k, const float* v, const float* g,
                            const float* r_k, const float* lnw, const float* lnb, float eps, T* y, int C, int rows) {
     constexpr int E = N / 32;
-    int H = C / N;
-    int pair = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (pair >= rows * H) {
+    long long row;
+    int h;
+    if (!warp_row_head(C, N, rows, &row, &h)) {
         return;
     }
     int lane = threadIdx.x & 31;
-    long long row = pair / H;
-    int h = pair % H;
     float o[E];
     float sum = 0.0f, bonus = 0.0f;
 #pragma unroll
@@ -523,6 +529,15 @@ __device__ void rwkv7_chunk_local(const float* r, const float* w, const float* k
     }
 }
 
+// dst = src for register arrays (fully unrolled, so both stay in registers).
+template <int n>
+__device__ __forceinline__ void copy_registers(float (&dst)[n], const float (&src)[n]) {
+#pragma unroll
+    for (int i = 0; i < n; i++) {
+        dst[i] = src[i];
+    }
+}
+
 // Phase 2: per (stream, head), the state carried across the stream's chunks: for each chunk in order, save S as
 // the chunk's S_start, then S <- S P + V^T K~. Rows of the state evolve independently (row i: s_i <- s_i P + v_i K~),
 // so a block carries RB rows of one (stream, head), and N / RB blocks share the head: for few streams many more
@@ -615,22 +630,10 @@ __device__ void rwkv7_chunk_state(const float* v, float* pool, long long slot_fl
                 acc[r] += Vs[t][r] * kt;
             }
         }
-#pragma unroll
-        for (int r = 0; r < RB; r++) {
-            st[r] = acc[r];
-        }
-#pragma unroll
-        for (int m = 0; m < N; m++) {
-            pc[m] = pn[m];
-        }
-#pragma unroll
-        for (int t = 0; t < L; t++) {
-            kc[t] = kn[t];
-        }
-#pragma unroll
-        for (int u = 0; u < VE; u++) {
-            vc[u] = vn[u];
-        }
+        copy_registers(st, acc);
+        copy_registers(pc, pn);
+        copy_registers(kc, kn);
+        copy_registers(vc, vn);
     }
 #pragma unroll
     for (int r = 0; r < RB; r++) {
