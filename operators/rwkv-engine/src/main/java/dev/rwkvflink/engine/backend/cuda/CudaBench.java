@@ -50,6 +50,21 @@ public final class CudaBench {
         this.rows = rows;
     }
 
+    /** The rows CudaBench measures: prefill, BxT for the multi-stream steps, decode, batch, transfer. */
+    static final java.util.List<String> ROWS = java.util.List.of("prefill", "64x16", "64x128", "256x16", "256x128",
+            "1024x16", "1024x128", "4096x16", "4096x128", "decode", "batch", "transfer");
+
+    /** A --rows list, checked against {@link #ROWS} (a typo would otherwise measure nothing without a word). */
+    static java.util.Set<String> rows(String list) {
+        java.util.Set<String> picked = new java.util.LinkedHashSet<>(Arrays.asList(list.split(",")));
+        for (String r : picked) {
+            if (!ROWS.contains(r)) {
+                throw new IllegalArgumentException("unknown row " + r + " (rows: " + String.join(",", ROWS) + ")");
+            }
+        }
+        return picked;
+    }
+
     private boolean wants(String row) {
         return rows == null || rows.contains(row);
     }
@@ -67,7 +82,7 @@ public final class CudaBench {
                 case "--quick" -> quick = true;
                 case "--no-ceilings" -> ceilings = false;
                 case "--decode-reps" -> decodeReps = Integer.parseInt(args[++i]);
-                case "--rows" -> rows = new java.util.LinkedHashSet<>(Arrays.asList(args[++i].split(",")));
+                case "--rows" -> rows = rows(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
