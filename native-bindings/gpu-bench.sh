@@ -21,8 +21,9 @@
 #                   shapes, bf16 (the GPU constant of the token-log budget K)                    (~1 min)
 #   engine          CudaBench, the rows of issue 15 (prefill 1 x 4096, 256 x 16, 1,024 x 128, decode), 0.1B and
 #                   1.5B shapes, with the ceilings of the same run                                  (~1 min)
-#   engine-ab       the same twice: first the engine classes of .gpu/baseline-engine.jar (an earlier build, staged
-#                   by hand: see docs/benchmarks.md), then this build's                             (~2 min)
+#   engine-ab       the same twice: first with .gpu/baseline-engine.jar ahead of this build's classes (an earlier
+#                   build's dev/rwkvflink/engine/backend/cuda/ classes and .cu files without CudaBench*.class,
+#                   staged by hand: see docs/benchmarks.md), then this build alone                  (~2 min)
 #   decode-pdl      the decode rows with the kernels of a step launched plainly and as programmatic dependent
 #                   launches (-Drwkv.cuda.dependentLaunches=false, then the default)                     (~1 min)
 #   decode-kernels  Nsight Compute: every kernel's device time in 4 decode steps (hidden, logits, 8 streams),

@@ -641,9 +641,16 @@ final class DriverApi {
             throw Native.rethrow(t);
         }
         if (status != 0) {
-            check("cuLaunchKernel", status, "[kernel \"" + kernel + "\", grid " + gridX + "x" + gridY + "x" + gridZ
-                    + ", block " + blockX + "x" + blockY + "x" + blockZ + ", " + sharedBytes + " shared bytes]");
+            check("cuLaunchKernel", status, launchDetail(kernel, "", gridX, gridY, gridZ, blockX, blockY, blockZ,
+                    sharedBytes));
         }
+    }
+
+    /** What an error names about a launch: {@code [kernel "k", grid XxYxZ, block XxYxZ, N shared bytes]}. */
+    private static String launchDetail(String kernel, String kind, int gridX, int gridY, int gridZ, int blockX,
+                                       int blockY, int blockZ, int sharedBytes) {
+        return "[kernel \"" + kernel + "\"" + kind + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX
+                + "x" + blockY + "x" + blockZ + ", " + sharedBytes + " shared bytes]";
     }
 
     // CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra);
@@ -684,9 +691,8 @@ final class DriverApi {
             throw Native.rethrow(t);
         }
         if (status != 0) {
-            check("cuLaunchKernelEx", status, "[kernel \"" + kernel + "\", programmatic, grid " + gridX + "x" + gridY
-                    + "x" + gridZ + ", block " + blockX + "x" + blockY + "x" + blockZ + ", " + sharedBytes
-                    + " shared bytes]");
+            check("cuLaunchKernelEx", status, launchDetail(kernel, ", programmatic", gridX, gridY, gridZ, blockX,
+                    blockY, blockZ, sharedBytes));
         }
     }
 }

@@ -40,24 +40,24 @@ import java.util.WeakHashMap;
  * than {@value #PARALLEL_MIN_MACS} multiply-adds (rows x cols x tokens) run on the caller's thread alone.
  *
  * <h2>Kernel</h2>
- * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16 converted by the
- * CPU's F16C instruction, bf16 widened and quant blocks unpacked in registers), then multiplied with every token's
- * input, four tokens at a time where the CPU has 32 vector registers
- * ({@link #dot4x4}: 4 row vectors and 4 input vectors per step, 16 independent fused multiply-adds), three at a time
- * where it has 16 ({@link #dot4x3}, AVX2: see {@link #TOKEN_TILE}), then two, then one. Tokens go in blocks of about 128 KiB of input ({@link #tokenBlock}; the tile is decoded again per
- * block), so the inputs stay in L2 while the chunk's tiles pass over them. One token takes the same tile kernel
- * ({@link #dot4x1}, 4 independent chains) where that reads faster ({@link #ONE_TOKEN_TILES}), else streams its rows
- * ({@link #streamRows}) with the same arithmetic per output, so that an output never depends on how many tokens
- * came with it.
+ * A tile of {@value #ROW_TILE} rows is decoded once into a float scratch array (per thread: fp16 converted by the CPU's
+ * F16C instruction, bf16 widened and quant blocks unpacked in registers), then multiplied with every token's input,
+ * four tokens at a time where the CPU has 32 vector registers ({@link #dot4x4}: 4 row vectors and 4 input vectors per
+ * step, 16 independent fused multiply-adds), three at a time where it has 16 ({@link #dot4x3}, AVX2: see
+ * {@link #TOKEN_TILE}), then two, then one. Tokens go in blocks of about 128 KiB of input ({@link #tokenBlock}; the
+ * tile is decoded again per block), so the inputs stay in L2 while the chunk's tiles pass over them. One token takes
+ * the same tile kernel ({@link #dot4x1}, 4 independent chains) where that reads faster ({@link #ONE_TOKEN_TILES}), else
+ * streams its rows ({@link #streamRows}) with the same arithmetic per output, so that an output never depends on how
+ * many tokens came with it.
  *
  * <h2>Determinism</h2>
- * Row tiles start at multiples of {@value #ROW_TILE} counted from row 0 and chunk borders fall on tile borders,
- * so each output element is computed by the same operations in the same order whatever the thread count, and
- * whatever the number of tokens (rows) in the call or the row's position among them, hence whatever other
- * streams share a batched call (one vector accumulator over the columns, folded, then the scalar tail:
- * {@link #dot4x4}, {@link #dot4x3}, {@link #dot4x2}, {@link #dot4x1}, {@link #dot1} and {@link #streamRows} agree), and
- * lane sums use explicit folding (see {@link #sum}) so the interpreter and every JIT tier agree too: results are
- * bit-identical across thread counts and runs (but differ from {@link ScalarBackend} by summation order).
+ * Row tiles start at multiples of {@value #ROW_TILE} counted from row 0 and chunk borders fall on tile borders, so each
+ * output element is computed by the same operations in the same order whatever the thread count, and whatever the
+ * number of tokens (rows) in the call or the row's position among them, hence whatever other streams share a batched
+ * call (one vector accumulator over the columns, folded, then the scalar tail: {@link #dot4x4}, {@link #dot4x3},
+ * {@link #dot4x2}, {@link #dot4x1}, {@link #dot1} and {@link #streamRows} agree), and lane sums use explicit folding
+ * (see {@link #sum}) so the interpreter and every JIT tier agree too: results are bit-identical across thread counts
+ * and runs (but differ from {@link ScalarBackend} by summation order).
  *
  * <p>The weights are read through their {@link MemorySegment} with little-endian, unaligned vector loads (rwkv.cpp
  * files put tensors at arbitrary byte offsets). Thread-safe: the only mutable state is per-thread scratch.

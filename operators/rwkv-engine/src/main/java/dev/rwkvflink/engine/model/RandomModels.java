@@ -34,6 +34,12 @@ public final class RandomModels {
          * about 6 s on two cores with this shape, 11 s with D64 and over a minute with D256.
          */
         public static final Rwkv7Shape DEMO_BYTES = new Rwkv7Shape(4, 32, 32, 256, 128, 8, 8, 8, 8);
+
+        /** The configuration of a model of this shape with {@code matrixType} matrices (GroupNorm eps 64e-5). */
+        public RwkvConfig config(WeightType matrixType) {
+            return new RwkvConfig(RwkvVersion.V7, layers, embd, embd / headSize, headSize, vocab, ffn, 64e-5f,
+                    matrixType);
+        }
     }
 
     /**

@@ -8,11 +8,18 @@ import dev.rwkvflink.cuda.CudaEvent;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
 import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
+import dev.rwkvflink.engine.model.ResidentStates;
 import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tensor.WeightType;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 /**
  * GPU benchmark of the RWKV-7 runner on random weights of real shapes (drawn on the device), bf16 matrices:
@@ -38,25 +45,38 @@ public final class CudaBench {
     private double copyBytesPerSecond;
     private final Random rnd = new Random(1);
     /** Steps per decode measurement (--decode-reps; a profiler wants few). */
-    private static int decodeReps = 200;
-
+    private final int decodeReps;
     /** The rows to measure, null for all. */
-    private final java.util.Set<String> rows;
+    private final Set<String> rows;
 
-    private CudaBench(CudaDevice device, int reps, boolean quick, java.util.Set<String> rows) {
+    /** Keys and tokens per key of the multi-stream rows; --quick measures 256 x 16 only. */
+    private static final int[] STREAMS = {64, 256, 1024, 4096};
+    private static final int[] STREAM_TOKENS = {16, 128};
+    /** The rows CudaBench measures: prefill, BxT for the multi-stream steps, decode, batch, transfer. */
+    static final List<String> ROWS = rowNames();
+
+    private CudaBench(CudaDevice device, int reps, boolean quick, int decodeReps, Set<String> rows) {
         this.device = device;
         this.reps = reps;
         this.quick = quick;
+        this.decodeReps = decodeReps;
         this.rows = rows;
     }
 
-    /** The rows CudaBench measures: prefill, BxT for the multi-stream steps, decode, batch, transfer. */
-    static final java.util.List<String> ROWS = java.util.List.of("prefill", "64x16", "64x128", "256x16", "256x128",
-            "1024x16", "1024x128", "4096x16", "4096x128", "decode", "batch", "transfer");
+    private static List<String> rowNames() {
+        List<String> names = new ArrayList<>(List.of("prefill"));
+        for (int b : STREAMS) {
+            for (int t : STREAM_TOKENS) {
+                names.add(b + "x" + t);
+            }
+        }
+        names.addAll(List.of("decode", "batch", "transfer"));
+        return List.copyOf(names);
+    }
 
     /** A --rows list, checked against {@link #ROWS} (a typo would otherwise measure nothing without a word). */
-    static java.util.Set<String> rows(String list) {
-        java.util.Set<String> picked = new java.util.LinkedHashSet<>(Arrays.asList(list.split(",")));
+    static Set<String> rows(String list) {
+        Set<String> picked = new LinkedHashSet<>(Arrays.asList(list.split(",")));
         for (String r : picked) {
             if (!ROWS.contains(r)) {
                 throw new IllegalArgumentException("unknown row " + r + " (rows: " + String.join(",", ROWS) + ")");
@@ -74,7 +94,8 @@ public final class CudaBench {
         int reps = 5;
         boolean quick = false;
         boolean ceilings = true;
-        java.util.Set<String> rows = null;
+        int decodeReps = 200;
+        Set<String> rows = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--shapes" -> shapes = args[++i];
@@ -93,7 +114,7 @@ public final class CudaBench {
         CudaDevice d = Cuda.device(0);
         System.out.printf("device: %s (%s, %d SMs, %.1f GiB)%n", d.name(), d.arch(), d.multiprocessors(),
                 d.totalMemory() / (double) (1L << 30));
-        CudaBench b = new CudaBench(d, reps, quick, rows);
+        CudaBench b = new CudaBench(d, reps, quick, decodeReps, rows);
         if (ceilings) {
             b.ceilings();
         } else {
@@ -158,9 +179,7 @@ public final class CudaBench {
     }
 
     private void shape(String name, Rwkv7Shape s) {
-        long stateBytes = 4L * RwkvState.floats(new dev.rwkvflink.engine.model.RwkvConfig(
-                dev.rwkvflink.engine.model.RwkvVersion.V7, s.layers(), s.embd(), s.embd() / s.headSize(), s.headSize(),
-                s.vocab(), s.ffn(), 64e-5f, dev.rwkvflink.engine.tensor.WeightType.BF16));
+        long stateBytes = 4L * RwkvState.floats(s.config(WeightType.BF16));
         long[] mem = device.memoryInfo();
         long weightGuess = 2L * 14 * s.layers() * (long) s.embd() * s.embd() + 6L * s.vocab() * s.embd();
         long rowBytes = 62L * s.embd() + 6L * s.ffn();
@@ -186,8 +205,8 @@ public final class CudaBench {
                 stages(r, 1, T);
             }
             // multi-stream
-            int[] bs = quick ? new int[] {256} : new int[] {64, 256, 1024, 4096};
-            int[] ts = quick ? new int[] {16} : new int[] {16, 128};
+            int[] bs = quick ? new int[] {256} : STREAMS;
+            int[] ts = quick ? new int[] {16} : STREAM_TOKENS;
             for (int B : bs) {
                 for (int t : ts) {
                     if (!wants(B + "x" + t)) {
@@ -238,7 +257,7 @@ public final class CudaBench {
                 RwkvState[] hostStates = new RwkvState[K];
                 int[] ids = new int[K];
                 int[][] batch = new int[K][];
-                java.util.Random rnd = new java.util.Random(5);
+                Random rnd = new Random(5);
                 for (int i = 0; i < K; i++) {
                     hostStates[i] = RwkvState.initial(r.config());
                     ids[i] = i;
@@ -249,7 +268,7 @@ public final class CudaBench {
                 }
                 double[] viaHost = new double[reps];
                 double[] resident = new double[reps];
-                try (dev.rwkvflink.engine.model.ResidentStates res = r.reserve(K)) {
+                try (ResidentStates res = r.reserve(K)) {
                     for (int i = 0; i < K; i++) {
                         res.reset(i);
                     }
@@ -334,7 +353,7 @@ public final class CudaBench {
         }
         r.profile(true);
         r.step(slotIds, tokens, false);
-        java.util.Map<String, Double> p = r.profile();
+        Map<String, Double> p = r.profile();
         r.profile(false);
         double total = p.values().stream().mapToDouble(Double::doubleValue).sum();
         StringBuilder sb = new StringBuilder(String.format("    stages of %d x %d (device %.2f ms):", B, T, total));

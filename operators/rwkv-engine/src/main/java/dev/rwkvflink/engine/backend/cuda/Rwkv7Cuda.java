@@ -9,6 +9,7 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
+import dev.rwkvflink.engine.tensor.WeightType;
 
 /**
  * RWKV-7 on one GPU (the machinery of steps, passes, state pool and graphs is {@link CudaModelRunner}'s).
@@ -94,8 +95,7 @@ public final class Rwkv7Cuda extends CudaModelRunner {
 
     /** A runner over random weights of {@code shape} drawn on the device (benchmarks). */
     public static Rwkv7Cuda random(CudaDevice device, Rwkv7Shape shape, long seed, Precision precision, Limits limits) {
-        RwkvConfig config = new RwkvConfig(RwkvVersion.V7, shape.layers(), shape.embd(), shape.embd() / shape.headSize(),
-                shape.headSize(), shape.vocab(), shape.ffn(), 64e-5f, dev.rwkvflink.engine.tensor.WeightType.BF16);
+        RwkvConfig config = shape.config(WeightType.BF16);
         return build(device, config, precision, limits, (res, kern) -> Rwkv7Weights.random(shape, seed, precision,
                 device, res.stream(), kern));
     }

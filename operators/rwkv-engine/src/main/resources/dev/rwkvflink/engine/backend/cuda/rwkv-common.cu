@@ -35,21 +35,11 @@ __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(
 // read what no unfinished kernel writes (its weights: prefetched into L2), then waits until the kernel before it
 // has finished and its writes are visible, then lets the kernel after it start (so at most one waits ahead).
 // Every kernel launched that way calls both, in this order, before it touches activations or state.
-__device__ __forceinline__ void wait_for_previous_kernel() {
+__device__ __forceinline__ void follow_previous_kernel() {
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void allow_next_kernel() {
-#if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-}
-
-__device__ __forceinline__ void follow_previous_kernel() {
-    wait_for_previous_kernel();
-    allow_next_kernel();
 }
 
 // Asks L2 to fetch `bytes` from p, one 128-byte line per lane of the calling warp and step (a hint: no waiting).

@@ -1,5 +1,21 @@
 // RWKV-7 "Goose": the time mix (compiled after rwkv-common.cu). CPU reference: Rwkv7Block.
 
+// The per-channel formulas of the time mix, one place for each (the CPU reference: Rwkv7Block).
+// Decay w = exp(-e^{-1/2} sigmoid(w0 + w_l)).
+__device__ __forceinline__ float decay(float w0, float w_l) {
+    return expf(-0.60653065971263342f * sigmoidf(w0 + w_l));
+}
+
+// Value residual (layers > 0): v + (v_first - v) sigmoid(v0 + v_l).
+__device__ __forceinline__ float value_residual(float v, float v_first, float v0, float v_l) {
+    return v + (v_first - v) * sigmoidf(v0 + v_l);
+}
+
+// The key the state takes in: k (1 + (a - 1) k_a), a the in-context learning rate.
+__device__ __forceinline__ float key_scaled(float k, float a, float k_a) {
+    return k * (1.0f + (a - 1.0f) * k_a);
+}
+
 // One token of the delta rule for one state row (row i, the value index) held in registers:
 //   sa = sum_j row_j (-kk_j);  row_j <- row_j w_j + sa b_j + v k_j;  returns sum_j row_j r_j (after the update)
 // Four partial sums each (short dependency chains on the sequential path); 16-byte reads of the token's vectors.
@@ -87,15 +103,15 @@ __device__ void rwkv7_time_mix(const float* r, const float* k, const float* v, c
                 nvf = v_first[nx];
             }
         }
-        float wt = expf(-0.60653065971263342f * sigmoidf(cw0 + wlt));
+        float wt = decay(cw0, wlt);
         float at = sigmoidf(ca0 + alt);
         if (first_layer) {
             v_first[idx] = vt;
         } else {
-            vt = vt + (vft - vt) * sigmoidf(cv0 + vlt);
+            vt = value_residual(vt, vft, cv0, vlt);
         }
         float e = kt * ckk;
-        float kn = kt * (1.0f + (at - 1.0f) * cka);
+        float kn = key_scaled(kt, at, cka);
         float norm2 = e * e;
         float bonus = rt * kn * crk;
         block_sum2(&norm2, &bonus, scratch);   // also: every thread is done with the previous token's vectors
@@ -176,15 +192,15 @@ __device__ void rwkv7_time_mix_one(const float* r, const float* k, const float* 
         rt = r[j];
         float kt = k[j];
         vt = v[j];
-        wt = expf(-0.60653065971263342f * sigmoidf(w0[c] + w_l[j]));
+        wt = decay(w0[c], w_l[j]);
         at = sigmoidf(a0[c] + a_l[j]);
         if (first_layer) {
             v_first[j] = vt;
         } else {
-            vt = vt + (v_first[j] - vt) * sigmoidf(v0[c] + v_l[j]);
+            vt = value_residual(vt, v_first[j], v0[c], v_l[j]);
         }
         e = kt * k_k[c];
-        kn = kt * (1.0f + (at - 1.0f) * k_a[c]);
+        kn = key_scaled(kt, at, k_a[c]);
         norm2 = e * e;
         bonus = rt * kn * r_k[c];
     }
@@ -305,17 +321,17 @@ __device__ void rwkv7_prep(float* w, float* a, float* k, float* kk, float* v, fl
     for (int u = 0; u < E; u++) {
         int c = h * N + lane + 32 * u;
         long long j = row * C + c;
-        float wj = expf(-0.60653065971263342f * sigmoidf(w0[c] + wl[u]));
+        float wj = decay(w0[c], wl[u]);
         float aj = sigmoidf(a0[c] + al[u]);
         float vv = vj[u];
         if (first_layer) {
             v_first[j] = vv;
         } else {
-            vv = vv + (vf[u] - vv) * sigmoidf(v0[c] + vl[u]);
+            vv = value_residual(vv, vf[u], v0[c], vl[u]);
         }
         float kkj = ej[u] / fmaxf(norm, 1e-12f);
         kk[j] = kkj;
-        k[j] = kj[u] * (1.0f + (aj - 1.0f) * k_a[c]);
+        k[j] = key_scaled(kj[u], aj, k_a[c]);
         w[j] = wj;
         a[j] = kkj * aj;
         v[j] = vv;
