@@ -14,6 +14,7 @@ import dev.rwkvflink.engine.tensor.WeightType;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -89,23 +90,64 @@ public final class CudaBench {
         return rows == null || rows.contains(row);
     }
 
-    public static void main(String[] args) {
-        String shapes = "0.1b,1.5b,7b";
-        int reps = 5;
-        boolean quick = false;
-        boolean ceilings = true;
-        int decodeReps = 200;
-        Set<String> rows = null;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--shapes" -> shapes = args[++i];
-                case "--reps" -> reps = Integer.parseInt(args[++i]);
-                case "--quick" -> quick = true;
-                case "--no-ceilings" -> ceilings = false;
-                case "--decode-reps" -> decodeReps = Integer.parseInt(args[++i]);
-                case "--rows" -> rows = rows(args[++i]);
-                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+    /** The command line's settings; shapes by the name given, in order. */
+    record Options(Map<String, Rwkv7Shape> shapes, int reps, boolean quick, boolean ceilings, int decodeReps,
+                   Set<String> rows) {
+        static Options parse(String[] args) {
+            String shapes = "0.1b,1.5b,7b";
+            int reps = 5;
+            boolean quick = false;
+            boolean ceilings = true;
+            int decodeReps = 200;
+            Set<String> rows = null;
+            for (int i = 0; i < args.length; i++) {
+                String arg = args[i];
+                switch (arg) {
+                    case "--shapes" -> shapes = value(args, ++i, arg);
+                    case "--reps" -> reps = number(value(args, ++i, arg), arg);
+                    case "--quick" -> quick = true;
+                    case "--no-ceilings" -> ceilings = false;
+                    case "--decode-reps" -> decodeReps = number(value(args, ++i, arg), arg);
+                    case "--rows" -> rows = CudaBench.rows(value(args, ++i, arg));
+                    default -> throw new IllegalArgumentException("unknown argument " + arg);
+                }
             }
+            Map<String, Rwkv7Shape> picked = new LinkedHashMap<>();
+            for (String s : shapes.split(",")) {
+                picked.put(s.strip(), switch (s.strip().toLowerCase(Locale.ROOT)) {
+                    case "0.1b" -> S01;
+                    case "1.5b" -> S15;
+                    case "7b" -> S7;
+                    default -> throw new IllegalArgumentException("unknown shape " + s + " (0.1b, 1.5b, 7b)");
+                });
+            }
+            return new Options(picked, reps, quick, ceilings, decodeReps, rows);
+        }
+
+        private static String value(String[] args, int i, String option) {
+            if (i >= args.length) {
+                throw new IllegalArgumentException(option + " needs a value");
+            }
+            return args[i];
+        }
+
+        private static int number(String v, String option) {
+            try {
+                return Integer.parseInt(v);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(option + " takes a whole number, not " + v);
+            }
+        }
+    }
+
+    public static void main(String[] args) {
+        Options o;
+        try {
+            o = Options.parse(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("CudaBench: " + e.getMessage());
+            System.exit(2);
+            return;
         }
         if (!Cuda.availability().available()) {
             System.err.println("CUDA unavailable: " + Cuda.availability().reason());
@@ -114,22 +156,14 @@ public final class CudaBench {
         CudaDevice d = Cuda.device(0);
         System.out.printf("device: %s (%s, %d SMs, %.1f GiB)%n", d.name(), d.arch(), d.multiprocessors(),
                 d.totalMemory() / (double) (1L << 30));
-        CudaBench b = new CudaBench(d, reps, quick, decodeReps, rows);
-        if (ceilings) {
+        CudaBench b = new CudaBench(d, o.reps(), o.quick(), o.decodeReps(), o.rows());
+        if (o.ceilings()) {
             b.ceilings();
         } else {
             b.peakFlops = Double.NaN;
             b.copyBytesPerSecond = Double.NaN;
         }
-        for (String s : shapes.split(",")) {
-            Rwkv7Shape shape = switch (s.strip().toLowerCase(Locale.ROOT)) {
-                case "0.1b" -> S01;
-                case "1.5b" -> S15;
-                case "7b" -> S7;
-                default -> throw new IllegalArgumentException("unknown shape " + s + " (0.1b, 1.5b, 7b)");
-            };
-            b.shape(s.strip(), shape);
-        }
+        o.shapes().forEach(b::shape);
     }
 
     /** bf16 GEMM 8192^3 on random data, and a 2 GiB device-to-device copy (bytes read + written). */
