@@ -29,6 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * A model file the loaders refuse fails the whole job at start, with the loader's reason in its causes, and no
  * restart: with a restart strategy of 10 attempts, the tasks are opened once. A missing file, by contrast, is left
  * to the restart strategy (a mount may appear): all 1 + 2 attempts are made.
+ *
+ * <p>Attempts are counted by a map chained after the RWKV operator: Flink opens a chain from its tail, so the
+ * counter opens in the failing task itself, just before the model is loaded. (A counter in the upstream task raced
+ * with the cancellation that each failure sends there, and could miss an attempt.)
  */
 class ModelRefusedITCase {
     @RegisterExtension
@@ -49,8 +53,9 @@ class ModelRefusedITCase {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.setParallelism(1);
         var chunks = env.fromSource(new NumberSequenceSource(0, 9), WatermarkStrategy.noWatermarks(), "numbers")
-                .map(new CountingChunks()).name("chunks");
+                .map(i -> new TextChunk("doc-" + i, 0, "text " + i, true, 0L)).returns(TextChunk.class).name("chunks");
         RwkvStreams.embed(chunks, new RwkvOperatorConfig().model(model.toString()).batch(8, 1024, 10))
+                .map(new CountingOpens()).name("count attempts")
                 .sinkTo(new DiscardingSink<>());
         return assertThrows(Exception.class, () -> env.execute("model refused"));
     }
@@ -78,16 +83,16 @@ class ModelRefusedITCase {
         assertEquals(3, OPENS.get(), "the first attempt and 2 restarts; cause " + e);
     }
 
-    /** Turns numbers into one-chunk documents and counts how often the task is opened (attempts). */
-    static final class CountingChunks extends RichMapFunction<Long, TextChunk> {
+    /** Passes embeddings through and counts how often its task is opened (attempts). */
+    static final class CountingOpens extends RichMapFunction<EmbeddingRecord, EmbeddingRecord> {
         @Override
         public void open(OpenContext context) {
             OPENS.incrementAndGet();
         }
 
         @Override
-        public TextChunk map(Long i) {
-            return new TextChunk("doc-" + i, 0, "text " + i, true, 0L);
+        public EmbeddingRecord map(EmbeddingRecord e) {
+            return e;
         }
     }
 }
