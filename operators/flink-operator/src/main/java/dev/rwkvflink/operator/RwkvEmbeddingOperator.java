@@ -97,6 +97,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private transient SharedModels.LoadedModel loaded;
     private transient ChunkTokenizer chunkTokenizer;
     private transient ChunkValidation validation;
+    private transient ChunkOrder order;
     private transient ValueState<DocumentProgress> progressState;
     /** The progress records between checkpoints (written back before each barrier): see {@link ProgressCache}. */
     private transient ProgressCache progress;
@@ -139,6 +140,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         chunkTokenizer = loaded.tokenizer().chunked();
         validation = new ChunkValidation(config.maxKeyBytes, config.maxChunkBytes, loaded.model().config().vocab());
+        order = new ChunkOrder(config.maxSeqAhead, config.maxBufferedChunks);
         fingerprintHex = loaded.model().fingerprint().hex();
         progressState = getRuntimeContext().getState(progressDescriptor());
         progress = new ProgressCache(new ProgressCache.Store() {
@@ -278,41 +280,42 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             return;
         }
         String key = (String) getCurrentKey();
-        DocumentProgress p = progress.get(key);
-        if (p == null) {
-            p = new DocumentProgress();
-            metrics.states.inc(); // a document opens
-        }
-        if (p.finished && chunk.seq < p.nextSeq) {
-            metrics.duplicates.inc(); // a repeat of a chunk the finished document already applied
-            traceDuplicate(chunk, "finished");
-            return;
-        }
-        if (p.finished) {
-            reject(chunk, "document '" + chunk.key + "' already ended before chunk " + chunk.seq
-                    + " (its last chunk was " + (p.nextSeq - 1) + ")", now);
-            return;
-        }
-        if (chunk.seq < p.nextSeq) {
-            metrics.duplicates.inc();
-            traceDuplicate(chunk, "applied");
-            return;
-        }
-        p.lastActivity = now;
-        if (chunk.seq > p.nextSeq) {
-            buffer(chunk, p, now);
-        } else {
-            apply(chunk, p, now);
-            TextChunk next; // (p.buffered counts the entries of bufferedState: an in-order document reads none)
-            while (p.buffered > 0 && !p.finished && (next = bufferedState.get(p.nextSeq)) != null) {
-                bufferedState.remove(p.nextSeq);
-                p.buffered--;
-                metrics.buffered.dec();
-                apply(next, p, now);
+        DocumentProgress stored = progress.get(key);
+        DocumentProgress p = stored != null ? stored : new DocumentProgress();
+        ChunkOrder.Verdict verdict = order.arrive(p, chunk, bufferedState::contains);
+        switch (verdict.kind()) {
+            case DUPLICATE -> {
+                metrics.duplicates.inc();
+                traceDuplicate(chunk, verdict.why());
+                return;
             }
-            if (p.finished && p.buffered > 0) {
-                rejectBufferedAfterEnd(p, now);
+            case REJECT -> {
+                reject(chunk, verdict.why(), now);
+                return;
             }
+            case BUFFER -> {
+                p.lastActivity = now;
+                bufferedState.put(chunk.seq, chunk);
+                p.buffered++;
+                metrics.buffered.inc();
+            }
+            case APPLY -> {
+                p.lastActivity = now;
+                apply(chunk, p, now);
+                TextChunk next; // (p.buffered counts the entries of bufferedState: an in-order document reads none)
+                while (p.buffered > 0 && !p.finished && (next = bufferedState.get(p.nextSeq)) != null) {
+                    bufferedState.remove(p.nextSeq);
+                    p.buffered--;
+                    metrics.buffered.dec();
+                    apply(next, p, now);
+                }
+                if (p.finished && p.buffered > 0) {
+                    rejectBufferedAfterEnd(p, now);
+                }
+            }
+        }
+        if (stored == null) {
+            metrics.states.inc(); // a document opens (not for a first chunk that was rejected)
         }
         progress.put(key, p);
         scheduleTimeout(p);
@@ -336,53 +339,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     }
 
 
-    private void buffer(TextChunk chunk, DocumentProgress p, long now) throws Exception {
-        if (chunk.seq - p.nextSeq > config.maxSeqAhead) {
-            reject(chunk, "seq " + chunk.seq + " is more than " + config.maxSeqAhead + " ahead of the next expected seq "
-                    + p.nextSeq, now);
-            return;
-        }
-        if (bufferedState.contains(chunk.seq)) {
-            metrics.duplicates.inc();
-            traceDuplicate(chunk, "buffered");
-            return;
-        }
-        if (p.buffered >= config.maxBufferedChunks) {
-            reject(chunk, p.buffered + " chunks already wait for seq " + p.nextSeq, now);
-            return;
-        }
-        bufferedState.put(chunk.seq, chunk);
-        p.buffered++;
-        metrics.buffered.inc();
-    }
-
     /** Tokenizes the chunk with the next seq and queues its tokens. */
     private void apply(TextChunk chunk, DocumentProgress p, long now) throws Exception {
-        int[] tokens;
-        if (chunk.tokens != null) {
-            if (p.carry.length > 0 || (p.nextSeq > 0 && !p.tokenInput)) {
-                reject(chunk, "chunk carries token ids but earlier chunks of the document carried text", now);
-                tokens = new int[0];
-            } else {
-                p.tokenInput = true;
-                tokens = chunk.tokens;
-            }
-        } else if (p.tokenInput) {
-            reject(chunk, "chunk carries text but earlier chunks of the document carried token ids", now);
-            tokens = new int[0];
-        } else {
-            byte[] utf8 = ChunkValidation.utf8(chunk.text);
-            if (utf8 == null) {
-                reject(chunk, "text is not valid Unicode (unpaired surrogate)", now);
-                utf8 = new byte[0];
-            }
-            ChunkTokenizer.Step step = chunkTokenizer.feed(p.carry, utf8, chunk.last);
-            p.carry = step.carry();
-            tokens = step.tokens();
+        ChunkOrder.Applied applied = ChunkOrder.apply(p, chunk, chunkTokenizer);
+        if (applied.rejection() != null) {
+            reject(chunk, applied.rejection(), now);
         }
-        p.nextSeq = chunk.seq + 1;
-        p.tokens += tokens.length;
-        p.eventTime = Math.max(p.eventTime, chunk.eventTime);
+        int[] tokens = applied.tokens();
         EmbeddingRecord.Reason emit = chunk.last ? EmbeddingRecord.Reason.LAST : null;
         Batch.KeyWork work = batch.forKey(chunk.key);
         if (config.emitEveryTokens > 0) {
@@ -395,7 +358,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         batch.countTokens(tokens.length);
         if (chunk.last) {
-            p.finished = true;
             work.lastChunk = chunk;
         }
     }
@@ -492,14 +454,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
         bufferedState.clear();
         p.buffered = 0;
-        int[] rest = new int[0];
-        if (!p.tokenInput) {
-            ChunkTokenizer.Step step = chunkTokenizer.feed(p.carry, new byte[0], true);
-            rest = step.tokens();
-            p.carry = step.carry();
-        }
-        p.tokens += rest.length;
-        p.finished = true;
+        int[] rest = ChunkOrder.end(p, chunkTokenizer);
         p.lastActivity = now;
         Batch.KeyWork work = batch.forKey(key);
         work.add(rest, p.nextSeq - 1, p.eventTime, EmbeddingRecord.Reason.IDLE, now);

@@ -51,7 +51,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class RwkvEmbeddingITCase {
     private static final int DOCUMENTS = 2000;
-    private static final String[] WORDS = {"stream", "state", "token", "flink", "kafka", "rwkv", "recurrent", "model",
+    static final String[] WORDS = {"stream", "state", "token", "flink", "kafka", "rwkv", "recurrent", "model",
             "checkpoint", "embedding", "the", "a", "of", "and", "to", "in", "is", "for", "with", "données", "状態", "🙂"};
 
     @RegisterExtension
@@ -112,14 +112,7 @@ class RwkvEmbeddingITCase {
         REJECTED.clear();
         FAILED.set(false);
         CHECKPOINTS.set(0);
-        Configuration conf = new Configuration();
-        conf.set(StateBackendOptions.STATE_BACKEND, stateBackend);
-        conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
-        conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpoints.toUri().toString());
-        conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(200));
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
+        Configuration conf = checkpointsAndRestarts(stateBackend, checkpoints, Duration.ofMillis(200));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.setParallelism(2);
         env.setMaxParallelism(128);
@@ -147,6 +140,19 @@ class RwkvEmbeddingITCase {
         long replayed = seen.values().stream().filter(n -> n > 1).count();
         System.out.printf("%s: %d embeddings for %d documents (%d re-emitted after the restart), %d checkpoints%n",
                 stateBackend, RESULTS.size(), seen.size(), replayed, CHECKPOINTS.get());
+    }
+
+    /** Checkpoints every {@code interval} to {@code directory} on {@code stateBackend}; 3 restarts 200 ms apart. */
+    static Configuration checkpointsAndRestarts(String stateBackend, Path directory, Duration interval) {
+        Configuration conf = new Configuration();
+        conf.set(StateBackendOptions.STATE_BACKEND, stateBackend);
+        conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
+        conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, directory.toUri().toString());
+        conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, interval);
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
+        return conf;
     }
 
     /** Maps a sequence number to its chunk, slowly enough for checkpoints to complete, and fails once. */
