@@ -17,6 +17,9 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  * offset, the raw key and value bytes, the error class and the reason. It never throws, so a malformed record neither
  * fails the job nor disappears.
  *
+ * <p>A schema registry that cannot be reached (the Confluent format) is the one failure that is thrown, not
+ * dead-lettered: it says nothing about the record, and the job's restart strategy retries it.
+ *
  * <p>Only decoding is checked here (Avro structure, schema fingerprint, UTF-8 of every string including the text);
  * what a chunk means (key present, seq order, text or tokens) is checked by the operator that uses it.
  */
@@ -28,10 +31,19 @@ public final class ChunkDeserializer implements KafkaRecordDeserializationSchema
   private final RecordFormat format;
   private final AvroCodec<DocumentChunk> codec;
 
-  /** A deserializer for values written in the given format. */
+  /**
+   * A deserializer for values written in the given format.
+   *
+   * @throws IllegalArgumentException for {@link RecordFormat#CONFLUENT}, which needs a codec with its registry
+   */
   public ChunkDeserializer(RecordFormat format) {
+    this(format, AvroCodec.forTopic(DocumentChunk.class, "", format, null));
+  }
+
+  /** A deserializer for values written in the given format, decoded by {@code codec} (with its registry). */
+  public ChunkDeserializer(RecordFormat format, AvroCodec<DocumentChunk> codec) {
     this.format = Objects.requireNonNull(format, "format");
-    this.codec = AvroCodec.of(DocumentChunk.class);
+    this.codec = Objects.requireNonNull(codec, "codec");
   }
 
   /** The format values are read in. */
@@ -50,6 +62,8 @@ public final class ChunkDeserializer implements KafkaRecordDeserializationSchema
       return Decoded.chunk(codec.decode(record.value(), format));
     } catch (AvroDecodingException e) {
       return Decoded.deadLetter(deadLetter(record, e.getClass().getName(), e.getMessage()));
+    } catch (SchemaRegistryClient.SchemaRegistryException e) {
+      throw e; // the registry is down or failing, not the record: fail, and let the restart strategy retry
     } catch (RuntimeException e) {
       return Decoded.deadLetter(deadLetter(record, e.getClass().getName(),
           "unexpected error while decoding a " + format + " DocumentChunk: " + e));

@@ -85,7 +85,7 @@ public final class EmbeddedKafka implements AutoCloseable {
 
   /** The broker's log so far ({@code broker.log}): handy in assertion messages. */
   public String logTail() {
-    return tail(directory.resolve("broker.log"), LOG_TAIL_LINES);
+    return ChildJvm.tail(directory.resolve("broker.log"), LOG_TAIL_LINES);
   }
 
   /** True while the broker's JVM runs. */
@@ -183,7 +183,7 @@ public final class EmbeddedKafka implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    deleteRecursively(directory);
+    ChildJvm.deleteRecursively(directory);
   }
 
   @Override
@@ -254,11 +254,11 @@ public final class EmbeddedKafka implements AutoCloseable {
       try {
         directory = parentDirectory == null ? Files.createTempDirectory("rwkv-kafka-")
             : Files.createTempDirectory(Files.createDirectories(parentDirectory), "rwkv-kafka-");
-        int[] ports = freePorts(2);
+        int[] ports = ChildJvm.freePorts(2);
         Path config = directory.resolve("server.properties");
         Files.writeString(config, serverProperties(directory, ports[0], ports[1]));
         Files.writeString(directory.resolve("log4j2.properties"), LOG4J_CONFIG);
-        String classpath = classpath(directory, jars);
+        String classpath = ChildJvm.launcherClasspath(directory, jars);
         Path log = directory.resolve("broker.log");
 
         format(directory, classpath, config);
@@ -278,7 +278,7 @@ public final class EmbeddedKafka implements AutoCloseable {
           process.destroyForcibly();
         }
         if (directory != null) {
-          deleteRecursively(directory);
+          ChildJvm.deleteRecursively(directory);
         }
         if (e instanceof RuntimeException runtime) {
           throw runtime;
@@ -339,7 +339,7 @@ public final class EmbeddedKafka implements AutoCloseable {
         format.destroyForcibly();
         String why = finished ? "exited with " + format.exitValue() : "did not finish within " + startupTimeout;
         throw new IllegalStateException("formatting the Kafka storage failed (" + why + ") in " + directory
-            + "; its output:\n" + tail(output, LOG_TAIL_LINES));
+            + "; its output:\n" + ChildJvm.tail(output, LOG_TAIL_LINES));
       }
     }
 
@@ -389,63 +389,6 @@ public final class EmbeddedKafka implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while waiting for the Kafka broker", e);
-    }
-  }
-
-  /**
-   * The child's classpath: a copy of {@link BrokerLauncher}'s class file (whatever jar this class came from), then
-   * the broker's jars.
-   */
-  private static String classpath(Path directory, List<Path> jars) throws IOException {
-    Path launcherRoot = directory.resolve("launcher");
-    String classFile = BrokerLauncher.class.getName().replace('.', '/') + ".class";
-    Path target = launcherRoot.resolve(classFile);
-    Files.createDirectories(target.getParent());
-    try (InputStream in = BrokerLauncher.class.getClassLoader().getResourceAsStream(classFile)) {
-      if (in == null) {
-        throw new IOException("cannot find " + classFile + " on the classpath");
-      }
-      Files.copy(in, target);
-    }
-    return Stream.concat(Stream.of(launcherRoot), jars.stream()).map(Path::toString)
-        .collect(Collectors.joining(File.pathSeparator));
-  }
-
-  /** Ports free on 127.0.0.1 right now (all held open together so they differ). */
-  private static int[] freePorts(int count) throws IOException {
-    List<ServerSocket> sockets = new ArrayList<>();
-    try {
-      for (int i = 0; i < count; i++) {
-        ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        socket.setReuseAddress(true);
-        sockets.add(socket);
-      }
-      return sockets.stream().mapToInt(ServerSocket::getLocalPort).toArray();
-    } finally {
-      for (ServerSocket socket : sockets) {
-        socket.close();
-      }
-    }
-  }
-
-  /** The last lines of a text file, or a note that it cannot be read. */
-  static String tail(Path file, int lines) {
-    try {
-      List<String> all = Files.readAllLines(file, StandardCharsets.UTF_8);
-      return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
-    } catch (IOException e) {
-      return "(cannot read " + file + ": " + e.getMessage() + ")";
-    }
-  }
-
-  private static void deleteRecursively(Path root) {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(root)) {
-      paths.sorted(Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-    } catch (IOException | UncheckedIOException e) {
-      // best effort: a temp directory left behind is not worth failing a close
     }
   }
 

@@ -1,6 +1,7 @@
 package dev.rwkvflink.kafka;
 
 import dev.rwkvflink.schema.DeadLetter;
+import dev.rwkvflink.schema.DocumentChunk;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -56,12 +57,22 @@ public final class KafkaJobs {
   /** {@link #chunkSource} as a builder, to add properties before building. */
   public static KafkaSourceBuilder<Decoded> chunkSourceBuilder(String bootstrapServers, String topic, String groupId,
       RecordFormat format, OffsetsInitializer startingOffsets) {
+    return chunkSourceBuilder(bootstrapServers, topic, groupId, format, null, startingOffsets);
+  }
+
+  /**
+   * {@link #chunkSourceBuilder} for any format: {@code registryUrl} is the schema registry of the
+   * {@link RecordFormat#CONFLUENT} format (null for the others).
+   */
+  public static KafkaSourceBuilder<Decoded> chunkSourceBuilder(String bootstrapServers, String topic, String groupId,
+      RecordFormat format, String registryUrl, OffsetsInitializer startingOffsets) {
     return KafkaSource.<Decoded>builder()
         .setBootstrapServers(AvroRecordSerializationSchema.requireText(bootstrapServers, "bootstrap servers"))
         .setTopics(AvroRecordSerializationSchema.requireText(topic, "topic"))
         .setGroupId(AvroRecordSerializationSchema.requireText(groupId, "group id"))
         .setStartingOffsets(startingOffsets)
-        .setDeserializer(new ChunkDeserializer(format))
+        .setDeserializer(new ChunkDeserializer(format,
+            AvroCodec.forTopic(DocumentChunk.class, topic, format, registryUrl)))
         .setProperty("isolation.level", "read_committed");
   }
 

@@ -14,7 +14,15 @@ public enum RecordFormat {
    * Avro single-object encoding: the marker bytes {@code C3 01}, the writer schema's 8-byte CRC-64-AVRO fingerprint
    * (little-endian), then the binary record. A reader can tell which schema wrote the record and refuse others.
    */
-  SINGLE_OBJECT("single-object");
+  SINGLE_OBJECT("single-object"),
+
+  /**
+   * The Confluent Schema Registry wire format: a zero byte, the writer schema's 4-byte id in a schema registry
+   * (big-endian), then the binary record. Writers register their schema under the subject {@code <topic>-value};
+   * readers fetch the writer's schema by id and resolve it to their own, so producers of older compatible schema
+   * versions are read.
+   */
+  CONFLUENT("confluent");
 
   private final String id;
 
@@ -22,13 +30,13 @@ public enum RecordFormat {
     this.id = id;
   }
 
-  /** The name used in configuration: {@code binary} or {@code single-object}. */
+  /** The name used in configuration: {@code binary}, {@code single-object} or {@code confluent}. */
   public String id() {
     return id;
   }
 
   /**
-   * The format with the given name ({@code binary} or {@code single-object}, case-insensitive; {@code single_object}
+   * The format with the given name ({@code binary}, {@code single-object} or {@code confluent}, case-insensitive; {@code single_object}
    * is accepted too).
    *
    * @throws IllegalArgumentException for any other name, listing the valid ones

@@ -3,7 +3,11 @@ package dev.rwkvflink.kafka;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericRecord;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
@@ -65,5 +69,28 @@ final class Chunks {
       return i;
     }
     return -1;
+  }
+
+  /** The DocumentChunk schema as an older producer had it: without the {@code attributes} field added since. */
+  static Schema olderChunkSchema() {
+    Schema current = DocumentChunk.getClassSchema();
+    List<Schema.Field> fields = new ArrayList<>();
+    for (Schema.Field field : current.getFields()) {
+      if (!field.name().equals("attributes")) {
+        fields.add(new Schema.Field(field, field.schema()));
+      }
+    }
+    return Schema.createRecord(current.getName(), null, current.getNamespace(), false, fields);
+  }
+
+  /** A chunk of the {@link #olderChunkSchema()}: key "doc", seq 4, event time 1000 ms. */
+  static GenericRecord olderChunk(Schema older, String text, boolean last) {
+    GenericRecord old = new GenericData.Record(older);
+    old.put("key", "doc");
+    old.put("seq", 4L);
+    old.put("text", text);
+    old.put("last", last);
+    old.put("eventTime", 1000L);
+    return old;
   }
 }

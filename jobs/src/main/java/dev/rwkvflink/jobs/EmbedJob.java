@@ -8,6 +8,7 @@ import dev.rwkvflink.kafka.AvroConversion;
 import dev.rwkvflink.kafka.AvroRecordTypeInfo;
 import dev.rwkvflink.kafka.DeadLetterSplitter;
 import dev.rwkvflink.kafka.KafkaJobs;
+import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.EmbeddingRecord;
 import dev.rwkvflink.operator.RejectedChunk;
 import dev.rwkvflink.operator.RwkvStreams;
@@ -104,7 +105,7 @@ public final class EmbedJob {
         List<String> labels = s.classifies() ? headLabels(Path.of(s.head())) : List.of();
 
         var source = KafkaJobs.chunkSourceBuilder(s.bootstrapServers(), s.chunksTopic(), s.groupId(), s.format(),
-                KafkaJobs.startingOffsets(s.startingOffsets()));
+                s.schemaRegistryUrl(), KafkaJobs.startingOffsets(s.startingOffsets()));
         s.kafkaProperties().forEach(source::setProperty);
         SingleOutputStreamOperator<DocumentChunk> chunks = env
                 .fromSource(source.build(), WatermarkStrategy.noWatermarks(), "chunks")
@@ -119,7 +120,7 @@ public final class EmbedJob {
         // The sinks convert to Avro while serialising (no operator between, so no deep copy of each record); with
         // separateSinks they run in a task of their own, so Avro and the producer overlap the model's next batch.
         var embeddingsSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.embeddingsTopic(),
-                s.transactionalIdPrefix() + "-embeddings", AvroCodec.of(Embedding.class), s.format(),
+                s.transactionalIdPrefix() + "-embeddings", s.codec(Embedding.class, s.embeddingsTopic()), s.format(),
                 new ToEmbedding(), Embedding::getKey, s.delivery());
         s.kafkaProperties().forEach(embeddingsSink::setProperty);
         DataStreamSink<EmbeddingRecord> embeddings = records.sinkTo(embeddingsSink.build())
@@ -131,7 +132,8 @@ public final class EmbedJob {
         if (s.classifies()) {
             String head = Path.of(s.head()).getFileName().toString();
             var classesSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.classificationsTopic(),
-                    s.transactionalIdPrefix() + "-classifications", AvroCodec.of(Classification.class), s.format(),
+                    s.transactionalIdPrefix() + "-classifications",
+                    s.codec(Classification.class, s.classificationsTopic()), s.format(),
                     new ToClassification(labels, head), Classification::getKey, s.delivery());
             s.kafkaProperties().forEach(classesSink::setProperty);
             DataStreamSink<EmbeddingRecord> classes = records.filter(r -> r.label != null)
@@ -144,7 +146,8 @@ public final class EmbedJob {
         }
 
         DataStream<DeadLetter> rejected = records.getSideOutput(RwkvStreams.REJECTED)
-                .map(new ToDeadLetter(s.chunksTopic(), s.format())).uid(REJECTED_UID).name("rejected to DeadLetter");
+                .map(new ToDeadLetter(s.chunksTopic(), s.format(), s.codec(DocumentChunk.class, s.chunksTopic())))
+                .uid(REJECTED_UID).name("rejected to DeadLetter");
         var deadLettersSink = KafkaJobs.deadLetterSinkBuilder(s.bootstrapServers(), s.deadLettersTopic(),
                 s.transactionalIdPrefix() + "-dead-letters", s.delivery());
         s.kafkaProperties().forEach(deadLettersSink::setProperty);
@@ -216,18 +219,18 @@ public final class EmbedJob {
         @Serial
         private static final long serialVersionUID = 1L;
         private final String chunksTopic;
-        private final dev.rwkvflink.kafka.RecordFormat format;
-        private transient AvroCodec<DocumentChunk> codec;
+        private final RecordFormat format;
+        private final AvroCodec<DocumentChunk> codec;
 
-        ToDeadLetter(String chunksTopic, dev.rwkvflink.kafka.RecordFormat format) {
+        ToDeadLetter(String chunksTopic, RecordFormat format, AvroCodec<DocumentChunk> codec) {
             this.chunksTopic = chunksTopic;
             this.format = format;
+            this.codec = codec;
         }
 
         @Override
         public void open(OpenContext context) {
             Schemas.trustGeneratedClasses();
-            codec = AvroCodec.of(DocumentChunk.class);
         }
 
         @Override

@@ -44,11 +44,26 @@ public final class JobOptions {
             .withDescription("Where the source starts without restored state: earliest, latest, or committed "
                     + "(earliest where the group has none); ignored when restoring.");
 
+    /** The text of {@link #FORMAT} (and of the CLI's --format). */
+    public static final String FORMAT_DESCRIPTION = "Layout of the Avro records of chunks in and embeddings and "
+            + "classes out: single-object (marker, schema fingerprint, record), binary (the record alone) or "
+            + "confluent (zero byte, schema id in the schema registry of rwkv.kafka.schema-registry-url, record; "
+            + "writers register under <topic>-value, readers resolve older schema versions); dead letters are "
+            + "always single-object.";
+
     public static final ConfigOption<String> FORMAT = ConfigOptions.key("rwkv.kafka.format").stringType()
             .defaultValue("single-object")
-            .withDescription("Layout of the Avro records of chunks in and embeddings and classes out: "
-                    + "single-object (marker, schema fingerprint, record) or binary (the record alone); dead "
-                    + "letters are always single-object.");
+            .withDescription(FORMAT_DESCRIPTION);
+
+    /** The text of {@link #SCHEMA_REGISTRY_URL} (and of the CLI's --schema-registry-url). */
+    public static final String SCHEMA_REGISTRY_URL_DESCRIPTION = "Base URL of the Confluent Schema Registry API "
+            + "that the confluent format uses, e.g. http://registry:8081 (Confluent, Karapace, Redpanda) or "
+            + "http://host:8080/apis/ccompat/v7 (Apicurio Registry); local starts one when the format is confluent "
+            + "and none is given.";
+
+    public static final ConfigOption<String> SCHEMA_REGISTRY_URL = ConfigOptions
+            .key("rwkv.kafka.schema-registry-url").stringType().noDefaultValue()
+            .withDescription(SCHEMA_REGISTRY_URL_DESCRIPTION);
 
     public static final ConfigOption<String> TRANSACTIONAL_ID_PREFIX = ConfigOptions
             .key("rwkv.kafka.transactional-id-prefix").stringType().noDefaultValue()
@@ -67,6 +82,6 @@ public final class JobOptions {
 
     /** Every option above, in the order of the configuration reference. */
     public static final List<ConfigOption<?>> ALL = List.of(BOOTSTRAP_SERVERS, CHUNKS_TOPIC, EMBEDDINGS_TOPIC,
-            DEAD_LETTERS_TOPIC, CLASSIFICATIONS_TOPIC, GROUP_ID, STARTING_OFFSETS, FORMAT, TRANSACTIONAL_ID_PREFIX,
-            DELIVERY, SEPARATE_SINKS);
+            DEAD_LETTERS_TOPIC, CLASSIFICATIONS_TOPIC, GROUP_ID, STARTING_OFFSETS, FORMAT, SCHEMA_REGISTRY_URL,
+            TRANSACTIONAL_ID_PREFIX, DELIVERY, SEPARATE_SINKS);
 }

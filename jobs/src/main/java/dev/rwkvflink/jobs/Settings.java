@@ -2,6 +2,7 @@ package dev.rwkvflink.jobs;
 
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.embed.Pooling;
+import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.operator.RwkvOperatorConfig;
@@ -17,6 +18,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Stream;
+import org.apache.avro.specific.SpecificRecord;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
@@ -63,6 +65,7 @@ public final class Settings implements Serializable {
             new Flag("group-id", JobOptions.GROUP_ID),
             new Flag("starting-offsets", JobOptions.STARTING_OFFSETS),
             new Flag("format", JobOptions.FORMAT),
+            new Flag("schema-registry-url", JobOptions.SCHEMA_REGISTRY_URL),
             new Flag("transactional-id-prefix", JobOptions.TRANSACTIONAL_ID_PREFIX),
             new Flag("model", RwkvOptions.MODEL),
             new Flag("vocab", RwkvOptions.VOCAB),
@@ -113,7 +116,11 @@ public final class Settings implements Serializable {
                 RwkvOptions.POOLING, RwkvOptions.BACKEND)) {
             require(conf.get(o), o.key());
         }
-        RecordFormat.parse(conf.get(JobOptions.FORMAT)); // both refuse an unknown name, listing the known ones
+        RecordFormat format = RecordFormat.parse(conf.get(JobOptions.FORMAT)); // refuses an unknown name
+        if (format == RecordFormat.CONFLUENT && schemaRegistryUrl() == null) {
+            throw new IllegalArgumentException("the confluent format needs a schema registry: set "
+                    + JobOptions.SCHEMA_REGISTRY_URL.key() + " (--schema-registry-url)");
+        }
         KafkaJobs.delivery(conf.get(JobOptions.DELIVERY));
         checkNames(text(RwkvOptions.BACKEND), text(RwkvOptions.POOLING), "");
         this.operatorConfig = RwkvOperatorConfig.from(conf); // validated: the operator's own limits
@@ -223,6 +230,12 @@ public final class Settings implements Serializable {
     public String groupId() { return text(JobOptions.GROUP_ID); }
     public String startingOffsets() { return text(JobOptions.STARTING_OFFSETS); }
     public RecordFormat format() { return RecordFormat.parse(conf.get(JobOptions.FORMAT)); }
+    /** The schema registry of the confluent format, or null. */
+    public String schemaRegistryUrl() { return conf.getOptional(JobOptions.SCHEMA_REGISTRY_URL).orElse(null); }
+    /** The codec of {@code type} records on {@code topic} in this job's format (with its registry when confluent). */
+    public <T extends SpecificRecord> AvroCodec<T> codec(Class<T> type, String topic) {
+        return AvroCodec.forTopic(type, topic, format(), schemaRegistryUrl());
+    }
     public String transactionalIdPrefix() { return conf.getOptional(JobOptions.TRANSACTIONAL_ID_PREFIX).orElse(groupId()); }
     /** Model file, or null / "demo" for the built-in demo model. */
     public String model() { return operatorConfig.modelPath; }
@@ -353,6 +366,7 @@ public final class Settings implements Serializable {
         /** earliest, latest or committed (default; earliest where the group has no offset yet). */
         public Builder startingOffsets(String v) { return set(JobOptions.STARTING_OFFSETS, v); }
         public Builder format(RecordFormat v) { return set(JobOptions.FORMAT, v.toString()); }
+        public Builder schemaRegistryUrl(String v) { return set(JobOptions.SCHEMA_REGISTRY_URL, v); }
         /** Prefix of the sinks' transactional ids, unique per job on the cluster; default: the group id. */
         public Builder transactionalIdPrefix(String v) { return set(JobOptions.TRANSACTIONAL_ID_PREFIX, v); }
         public Builder model(String v) { return set(RwkvOptions.MODEL, v); }

@@ -82,10 +82,8 @@ final class FitCommand implements Callable<Integer> {
             description = "The chunk attribute holding a document's label (with --topic). Default: ${DEFAULT-VALUE}.")
     String labelAttribute;
 
-    @Option(names = "--format", defaultValue = "single-object", paramLabel = "FORMAT",
-            description = "Avro layout of the topic's values: single-object or binary (with --topic). "
-                    + "Default: ${DEFAULT-VALUE}.")
-    String format;
+    @Mixin
+    FormatOptions format = new FormatOptions();
 
     @Option(names = "--kafka-property", paramLabel = "KEY=VALUE",
             description = "A Kafka consumer property, e.g. security.protocol=SASL_SSL (with --topic; repeatable).")
@@ -363,8 +361,8 @@ final class FitCommand implements Callable<Integer> {
             Map.Entry<String, String> e = Settings.kafkaProperty(property);
             properties.put(e.getKey(), e.getValue());
         }
-        return LabelledTopic.read(bootstrapServers, topic, RecordFormat.parse(format), labelAttribute, properties,
-                Duration.ofSeconds(readTimeoutSeconds), err);
+        return LabelledTopic.read(bootstrapServers, topic, format.parsed(), format.schemaRegistryUrl, labelAttribute,
+                properties, Duration.ofSeconds(readTimeoutSeconds), err);
     }
 
     /**

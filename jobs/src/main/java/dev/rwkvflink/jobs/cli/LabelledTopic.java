@@ -1,6 +1,7 @@
 package dev.rwkvflink.jobs.cli;
 
 import dev.rwkvflink.jobs.Settings;
+import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.ChunkDeserializer;
 import dev.rwkvflink.kafka.Decoded;
 import dev.rwkvflink.kafka.RecordFormat;
@@ -57,7 +58,7 @@ final class LabelledTopic {
      * @throws IllegalStateException when the end offsets are not reached within {@code timeout}
      */
     static List<FitCommand.Example> read(String bootstrapServers, String topic, RecordFormat format,
-            String labelAttribute, Map<String, String> kafkaProperties, Duration timeout, PrintWriter err) {
+            String registryUrl, String labelAttribute, Map<String, String> kafkaProperties, Duration timeout, PrintWriter err) {
         Schemas.trustGeneratedClasses();
         Properties p = new Properties();
         kafkaProperties.forEach((k, v) -> {
@@ -68,7 +69,8 @@ final class LabelledTopic {
         p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        ChunkDeserializer decoder = new ChunkDeserializer(format);
+        ChunkDeserializer decoder = new ChunkDeserializer(format,
+                AvroCodec.forTopic(DocumentChunk.class, topic, format, registryUrl));
         TreeMap<String, Document> documents = new TreeMap<>();
         List<String> malformed = new ArrayList<>();
         long records = 0;

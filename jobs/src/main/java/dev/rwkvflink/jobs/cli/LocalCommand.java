@@ -101,6 +101,9 @@ final class LocalCommand implements Callable<Integer> {
                     + "per backend and model size). Default: ${DEFAULT-VALUE}.")
     long snapshotTokens;
 
+    @Mixin
+    FormatOptions format = new FormatOptions();
+
     @Option(names = "--until-done", description = "When every document's embedding is committed, print them as JSON "
             + "lines exactly like `embed` (stdout; progress goes to stderr) and exit 0.")
     boolean untilDone;
@@ -114,6 +117,7 @@ final class LocalCommand implements Callable<Integer> {
         // names are checked here, before Kafka and Flink start: a typo would otherwise surface only when the
         // operator opens on a TaskManager, and the job would restart in a loop
         Settings.checkNames(backend.name, pooling.name, "--");
+        format.parsed();
         if (chunkBytes < 1) {
             throw new IllegalArgumentException("--chunk-bytes must be >= 1, got " + chunkBytes);
         }
@@ -150,7 +154,7 @@ final class LocalCommand implements Callable<Integer> {
         LocalRun.Options options = new LocalRun.Options(documents, absolute(model), absolute(vocab), pooling.name,
                 absolute(head), absolute(stats), backend.name, chunkBytes, uiPort, metricsPort, parallelism, checkpointMillis,
                 Duration.ofSeconds(timeoutSeconds), dims, shuffleChunks, duplicates, seed, hotStateBytes,
-                snapshotTokens);
+                snapshotTokens, format.parsed(), format.schemaRegistryUrl);
         LocalRun run = new LocalRun(options, log);
         Thread stopper = new Thread(run::close, "rwkv-local-stop");
         Runtime.getRuntime().addShutdownHook(stopper);

@@ -4,6 +4,8 @@ import dev.rwkvflink.jobs.EmbedJob;
 import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.EmbeddedSchemaRegistry;
+import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
@@ -61,7 +63,7 @@ public final class LocalRun implements AutoCloseable {
     public record Options(Map<String, String> documents, String model, String vocab, String pooling, String head,
             String stats, String backend, int chunkBytes, int uiPort, int metricsPort, int parallelism,
             long checkpointMillis, Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed,
-            long hotStateBytes, long snapshotTokens) {}
+            long hotStateBytes, long snapshotTokens, RecordFormat format, String schemaRegistryUrl) {}
 
     /** Flink's Prometheus reporter, the metrics endpoint of {@code local}. */
     static final String PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory";
@@ -74,6 +76,9 @@ public final class LocalRun implements AutoCloseable {
     private final Options options;
     private final PrintStream out;
     private EmbeddedKafka kafka;
+    /** Started for the confluent format when no registry URL is given; else null. */
+    private EmbeddedSchemaRegistry registry;
+    private String registryUrl;
     private MiniCluster flink;
     private JobID job;
     private URI webUi;
@@ -114,6 +119,15 @@ public final class LocalRun implements AutoCloseable {
         out.printf("  Kafka at %s (%.1f s): topics %s -> %s%s, dead letters %s%n", kafka.bootstrapServers(),
                 seconds(start), CHUNKS, EMBEDDINGS, classify ? " + " + CLASSIFICATIONS : "", DEAD_LETTERS);
 
+        registryUrl = options.schemaRegistryUrl();
+        if (options.format() == RecordFormat.CONFLUENT && registryUrl == null) {
+            long registryStart = System.nanoTime();
+            out.printf("Starting a schema registry (embedded Apicurio Registry, in memory)...%n");
+            registry = EmbeddedSchemaRegistry.start();
+            registryUrl = registry.url();
+            out.printf("  schema registry at %s (%.1f s)%n", registryUrl, seconds(registryStart));
+        }
+
         startFlink();
         out.printf("  Flink web UI: %s%n", webUi);
         if (metrics != null) {
@@ -126,7 +140,8 @@ public final class LocalRun implements AutoCloseable {
                 .groupId("rwkv-local").startingOffsets("earliest").model(options.model()).vocab(options.vocab())
                 .pooling(options.pooling()).head(options.head()).stats(options.stats()).backend(options.backend())
                 .maxWaitMillis(20).checkpointIntervalMillis(options.checkpointMillis()).parallelism(options.parallelism())
-                .hotStateBytes(options.hotStateBytes()).snapshotTokens(options.snapshotTokens()).build();
+                .hotStateBytes(options.hotStateBytes()).snapshotTokens(options.snapshotTokens())
+                .format(options.format()).schemaRegistryUrl(registryUrl).build();
         job = submit(settings);
         out.printf("  job %s submitted: %s%n", job, EmbedJob.jobName(settings));
 
@@ -224,7 +239,7 @@ public final class LocalRun implements AutoCloseable {
         if (options.shuffleChunks()) {
             Collections.shuffle(order, rnd);
         }
-        AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
+        AvroCodec<DocumentChunk> codec = AvroCodec.forTopic(DocumentChunk.class, CHUNKS, options.format(), registryUrl);
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         p.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -232,7 +247,7 @@ public final class LocalRun implements AutoCloseable {
                 new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
             for (DocumentChunk c : order) {
                 producer.send(new ProducerRecord<>(CHUNKS, c.getKey().getBytes(StandardCharsets.UTF_8),
-                        codec.encodeSingleObject(c)));
+                        codec.encode(c, options.format())));
             }
             producer.flush();
         }
@@ -241,9 +256,11 @@ public final class LocalRun implements AutoCloseable {
 
     /** Prints committed output until every document has a final embedding or a dead letter. */
     private Map<String, Embedding> follow(boolean classify, long start) throws Exception {
-        AvroCodec<Embedding> embeddings = AvroCodec.of(Embedding.class);
-        AvroCodec<DeadLetter> deadLetters = AvroCodec.of(DeadLetter.class);
-        AvroCodec<Classification> classes = AvroCodec.of(Classification.class);
+        RecordFormat format = options.format();
+        AvroCodec<Embedding> embeddings = AvroCodec.forTopic(Embedding.class, EMBEDDINGS, format, registryUrl);
+        AvroCodec<DeadLetter> deadLetters = AvroCodec.of(DeadLetter.class); // always single-object
+        AvroCodec<Classification> classes = AvroCodec.forTopic(Classification.class, CLASSIFICATIONS, format,
+                registryUrl);
         Set<String> expected = options.documents().keySet();
         Map<String, Embedding> finals = new LinkedHashMap<>();
         Set<String> rejected = new HashSet<>();
@@ -273,7 +290,7 @@ public final class LocalRun implements AutoCloseable {
                 for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
                     switch (record.topic()) {
                         case EMBEDDINGS -> {
-                            Embedding e = embeddings.decodeSingleObject(record.value());
+                            Embedding e = embeddings.decode(record.value(), format);
                             boolean last = e.getReason() != EmitReason.PROGRESS;
                             if (last && expected.contains(e.getKey())) {
                                 finals.put(e.getKey(), e);
@@ -283,7 +300,7 @@ public final class LocalRun implements AutoCloseable {
                                     seconds(start));
                         }
                         case CLASSIFICATIONS -> {
-                            Classification c = classes.decodeSingleObject(record.value());
+                            Classification c = classes.decode(record.value(), format);
                             int best = c.getLabels().indexOf(c.getLabel());
                             classified.add(c.getKey());
                             out.printf("        %-12s class %s (p %.3f)%n", c.getKey(), c.getLabel(),
@@ -367,6 +384,10 @@ public final class LocalRun implements AutoCloseable {
         if (kafka != null) {
             kafka.close();
             kafka = null;
+        }
+        if (registry != null) {
+            registry.close();
+            registry = null;
         }
     }
 }

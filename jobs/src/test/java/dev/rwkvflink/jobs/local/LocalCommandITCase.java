@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code rwkv-flink local} end to end: broker, MiniCluster with web UI, job, two small files, clean stop. */
 class LocalCommandITCase {
@@ -48,16 +50,19 @@ class LocalCommandITCase {
     /**
      * The checkable run: a directory of documents, chunks shuffled with 10% duplicates, {@code --until-done}
      * prints exactly the JSON lines that {@code embed} prints for each whole file; with {@code --hot-state-bytes 0},
-     * so that every key's state goes to Flink state after each batch and is read back for the next.
+     * so that every key's state goes to Flink state after each batch and is read back for the next. In each record
+     * format; with {@code confluent}, {@code local} starts a schema registry (a real one, in a child JVM) and every
+     * chunk and embedding goes through it.
      */
-    @Test
-    void untilDonePrintsExactlyWhatEmbedPrints(@TempDir Path dir) throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"single-object", "confluent"})
+    void untilDonePrintsExactlyWhatEmbedPrints(String format, @TempDir Path dir) throws Exception {
         Path docs = Files.createDirectory(dir.resolve("docs"));
         Files.writeString(docs.resolve("one.txt"), "Streams of text become embeddings, chunk by chunk.");
         Files.writeString(docs.resolve("two.txt"), "Ünïcödé, 状態 and emoji 🙂 split across chunks of eight bytes.");
         String local = stdout(() -> RwkvFlinkCli.commandLine().execute("local", "--input", docs.toString(),
                 "--shuffle-chunks", "--duplicates", "0.1", "--until-done", "--ui-port", "0", "--chunk-bytes", "8",
-                "--checkpoint-ms", "200", "--timeout", "120", "--hot-state-bytes", "0"));
+                "--checkpoint-ms", "200", "--timeout", "120", "--hot-state-bytes", "0", "--format", format));
         String embed = stdout(() -> {
             RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("one.txt").toString());
             RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("two.txt").toString());
@@ -67,20 +72,26 @@ class LocalCommandITCase {
         assertTrue(json.startsWith("{\"key\":\"one.txt\""), local);
         assertEquals(2, json.lines().count(), local);
         assertEquals(jsonLines(embed), json);
+        assertEquals(format.equals("confluent"), local.contains("schema registry at http://127.0.0.1:"), local);
     }
 
     private static String jsonLines(String out) {
         return out.lines().filter(l -> l.startsWith("{")).collect(java.util.stream.Collectors.joining("\n"));
     }
 
+    /** What {@code r} prints, standard output and error together (the JSON lines are told apart by their brace). */
     private static String stdout(Runnable r) {
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
         PrintStream original = System.out;
-        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        PrintStream originalErr = System.err;
+        PrintStream both = new PrintStream(captured, true, StandardCharsets.UTF_8);
+        System.setOut(both);
+        System.setErr(both);
         try {
             r.run();
         } finally {
             System.setOut(original);
+            System.setErr(originalErr);
         }
         return captured.toString(StandardCharsets.UTF_8);
     }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.kafka.RecordFormat;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.net.URI;
@@ -29,7 +30,7 @@ class LocalMetricsITCase {
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
         LocalRun.Options options = new LocalRun.Options(documents, null, null, "hidden", null, null, "cpu", 16, 0, 0,
                 1, 200, Duration.ofSeconds(120), 4, false, 0, 1, new dev.rwkvflink.operator.RwkvOperatorConfig()
-                .hotStateBytes, -1);
+                .hotStateBytes, -1, RecordFormat.SINGLE_OBJECT, null);
         try (LocalRun run = new LocalRun(options, new PrintStream(captured, true, StandardCharsets.UTF_8))) {
             assertEquals(2, run.run().size());
             URI metrics = run.metrics();

@@ -196,10 +196,11 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
                 }
             }
         }
-        if (time.time() != null) {
+        if (time.time() != null) { // with on_time: the key's next deadline, from the newest event time it saw
             long wait = progress.finished ? config.finishedRetentionMillis : config.idleTimeoutMillis;
             if (wait > 0 || progress.finished) {
-                time.registerOnTime(progress.finished ? RETENTION_TIMER : IDLE_TIMER, time.time() + wait);
+                time.registerOnTime(progress.finished ? RETENTION_TIMER : IDLE_TIMER,
+                        Math.max(time.time(), progress.eventTime) + wait);
             }
         }
     }

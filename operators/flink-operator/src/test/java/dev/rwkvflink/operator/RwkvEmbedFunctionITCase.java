@@ -23,6 +23,7 @@ import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.table.api.Schema;
 import org.apache.flink.table.api.TableEnvironment;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
@@ -167,6 +168,48 @@ class RwkvEmbedFunctionITCase {
         assertEquals(Row.of("b", -1L, null, null, "REJECTED", "negative seq -1"), rows.get(2));
         assertEquals(Row.of("c", 0L, 0L, null, "REJECTED", "document 'c' has no tokens: nothing to embed"),
                 rows.get(3));
+    }
+
+    /**
+     * With event time ({@code on_time}): when the watermark passes a document's newest chunk by the idle timeout,
+     * the document ends with what it has (an IDLE embedding), and chunks still waiting for a predecessor are dead
+     * letters; at the end of a bounded input the watermark passes everything.
+     */
+    @Test
+    void withEventTimeAnIdleDocumentEndsWithWhatItHas() throws Exception {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        env.setParallelism(1);
+        StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
+        DataStream<Row> rows = env.fromData(List.of(
+                        Row.of("a", 0L, "hello ", false, 1_000L),
+                        Row.of("b", 0L, "x y", false, 1_500L),
+                        Row.of("a", 1L, "world", false, 2_000L), // a never gets a last chunk
+                        Row.of("b", 1L, "z", true, 2_500L),
+                        Row.of("c", 1L, "late", false, 3_000L)), // c's chunk 0 never comes
+                        Types.ROW_NAMED(new String[] {"doc", "seq", "text", "last", "ts"},
+                                Types.STRING, Types.LONG, Types.STRING, Types.BOOLEAN, Types.LONG))
+                .assignTimestampsAndWatermarks(WatermarkStrategy.<Row>forMonotonousTimestamps()
+                        .withTimestampAssigner((r, t) -> (Long) r.getField("ts")));
+        tEnv.createTemporaryView("chunks", tEnv.fromDataStream(rows, Schema.newBuilder()
+                .columnByMetadata("rowtime", "TIMESTAMP_LTZ(3)").watermark("rowtime", "SOURCE_WATERMARK()").build()));
+        tEnv.createTemporarySystemFunction("RWKV_EMBED", new RwkvEmbedFunction(
+                new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).idleTimeout(10_000)));
+        List<Row> out = new ArrayList<>();
+        try (CloseableIterator<Row> it = tEnv.executeSql("SELECT doc, seq, tokens, embedding, reason, error "
+                + "FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc, on_time => DESCRIPTOR(rowtime))").collect()) {
+            it.forEachRemaining(out::add);
+        }
+        out.sort((x, y) -> x.toString().compareTo(y.toString()));
+        assertEquals(4, out.size(), out.toString());
+        assertEquals("IDLE", out.get(0).getField(4), out.get(0).toString());
+        assertEquals(1L, out.get(0).getField(1));
+        assertArrayEquals(reference.embed("hello world"), unboxed((Float[]) out.get(0).getField(3)), 0f);
+        assertEquals("LAST", out.get(1).getField(4));
+        assertArrayEquals(reference.embed("x yz"), unboxed((Float[]) out.get(1).getField(3)), 0f);
+        assertEquals(Row.of("c", -1L, 0L, null, "REJECTED", "document 'c' has no tokens: nothing to embed"),
+                out.get(2));
+        assertEquals(Row.of("c", 1L, null, null, "REJECTED",
+                "idle timeout: chunk 0 never arrived, so chunk 1 could not be applied"), out.get(3));
     }
 
     /** Passes rows through; throws once, at the first row after a checkpoint completed. */

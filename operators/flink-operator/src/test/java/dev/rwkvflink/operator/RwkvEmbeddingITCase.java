@@ -3,9 +3,6 @@ package dev.rwkvflink.operator;
 import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
-import org.apache.flink.api.connector.sink2.Sink;
-import org.apache.flink.api.connector.sink2.SinkWriter;
-import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.api.connector.source.lib.NumberSequenceSource;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
@@ -58,8 +55,8 @@ class RwkvEmbeddingITCase {
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
             .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
 
-    static final ConcurrentLinkedQueue<EmbeddingRecord> RESULTS = new ConcurrentLinkedQueue<>();
-    static final ConcurrentLinkedQueue<RejectedChunk> REJECTED = new ConcurrentLinkedQueue<>();
+    static final ConcurrentLinkedQueue<EmbeddingRecord> RESULTS = QueueSink.queue("results");
+    static final ConcurrentLinkedQueue<RejectedChunk> REJECTED = QueueSink.queue("rejected");
     static final AtomicBoolean FAILED = new AtomicBoolean();
     static final AtomicLong CHECKPOINTS = new AtomicLong();
 
@@ -181,35 +178,6 @@ class RwkvEmbeddingITCase {
             if (checkpointId >= 1) {
                 armed = true;
             }
-        }
-    }
-
-    /** Collects into one of this JVM's static queues (the MiniCluster runs in the test JVM), chosen by name. */
-    static final class QueueSink<T> implements Sink<T> {
-        private final String queue;
-
-        QueueSink(String queue) {
-            this.queue = queue;
-        }
-
-        @Override
-        public SinkWriter<T> createWriter(WriterInitContext context) {
-            @SuppressWarnings("unchecked")
-            ConcurrentLinkedQueue<T> target = (ConcurrentLinkedQueue<T>) (queue.equals("results") ? RESULTS : REJECTED);
-            return new SinkWriter<>() {
-                @Override
-                public void write(T element, Context ctx) {
-                    target.add(element);
-                }
-
-                @Override
-                public void flush(boolean endOfInput) {
-                }
-
-                @Override
-                public void close() {
-                }
-            };
         }
     }
 }
