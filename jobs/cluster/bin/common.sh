@@ -15,6 +15,7 @@ RPC_PORT=${RWKV_CLUSTER_RPC_PORT:-6123}
 REST_URL=http://127.0.0.1:$REST_PORT
 LIB_CLASSPATH_FILE=${RWKV_FLINK_LIB_CLASSPATH:-$CLUSTER_MODULE/target/flink-lib.classpath}
 JOB_JAR=${RWKV_JOB_JAR:-$CLUSTER_MODULE/target/rwkv-flink-job.jar}
+SQL_CLIENT_CLASSPATH_FILE=${RWKV_SQL_CLIENT_CLASSPATH:-$CLUSTER_MODULE/target/sql-client.classpath}
 # Every JVM of the cluster: the project's flags (Vector API, native access), Avro's trusted packages, and the
 # --add-opens Flink's own config.yaml sets for Java 17+ (env.java.default-opts.all).
 CLUSTER_JVM_OPTS="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \

@@ -492,37 +492,52 @@ class EmbedJobITCase {
         assertEquals(docs.keySet(), byKey.keySet());
 
         double worst = 0;
+        Map<String, OneShot> oneShot = oneShot(model, backend, docs);
+        for (var doc : docs.entrySet()) {
+            OneShot expected = oneShot.get(doc.getKey());
+            Embedding e = byKey.get(doc.getKey());
+            float[] actual = new float[e.getVector().size()];
+            for (int i = 0; i < actual.length; i++) {
+                actual[i] = e.getVector().get(i);
+            }
+            if (tolerance == 0) {
+                assertArrayEquals(expected.vector(), actual, "bit for bit the one-shot embedding of " + doc.getKey());
+            } else {
+                double err = relativeError(actual, expected.vector());
+                worst = Math.max(worst, err);
+                assertTrue(err <= tolerance, doc.getKey() + ": relative error " + err + " to the one-shot "
+                        + backend + " embedding, limit " + tolerance);
+            }
+            assertEquals(expected.vector().length, e.getDim());
+            assertEquals(expected.tokens(), e.getTokens(), "tokens of " + doc.getKey());
+            assertEquals(expected.model(), e.getModel());
+            assertEquals("hidden", e.getPooling());
+            assertTrue(e.getSeq() >= 0);
+        }
+        if (tolerance > 0) {
+            System.out.printf("%d embeddings on %s: worst relative error %.3g to the one-shot embedding (limit %.3g)%n",
+                    docs.size(), backend, worst, tolerance);
+        }
+    }
+
+    /** A document's embedding computed in one engine call from a fresh state, its token count, the model's id. */
+    record OneShot(float[] vector, int tokens, String model) {
+    }
+
+    /** Each document's {@link OneShot} embedding ("hidden" pooling) on {@code backend}. */
+    static Map<String, OneShot> oneShot(Path model, String backend, Map<String, String> docs) throws Exception {
+        Map<String, OneShot> out = new HashMap<>();
         try (RwkvModel m = RwkvModel.load(model, Backends.byName(backend))) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), null);
             Embedder embedder = new Embedder(m.config(), Pooling.parse("hidden"), null);
             for (var doc : docs.entrySet()) {
                 int[] tokens = tokenizer.encodeBytes(doc.getValue().getBytes(StandardCharsets.UTF_8));
                 RwkvState state = m.newState();
-                float[] expected = embedder.embed(m.hidden(state, tokens), state);
-                Embedding e = byKey.get(doc.getKey());
-                float[] actual = new float[e.getVector().size()];
-                for (int i = 0; i < actual.length; i++) {
-                    actual[i] = e.getVector().get(i);
-                }
-                if (tolerance == 0) {
-                    assertArrayEquals(expected, actual, "bit for bit the one-shot embedding of " + doc.getKey());
-                } else {
-                    double err = relativeError(actual, expected);
-                    worst = Math.max(worst, err);
-                    assertTrue(err <= tolerance, doc.getKey() + ": relative error " + err + " to the one-shot "
-                            + backend + " embedding, limit " + tolerance);
-                }
-                assertEquals(expected.length, e.getDim());
-                assertEquals(tokens.length, e.getTokens(), "tokens of " + doc.getKey());
-                assertEquals(m.fingerprint().hex(), e.getModel());
-                assertEquals("hidden", e.getPooling());
-                assertTrue(e.getSeq() >= 0);
+                out.put(doc.getKey(), new OneShot(embedder.embed(m.hidden(state, tokens), state), tokens.length,
+                        m.fingerprint().hex()));
             }
         }
-        if (tolerance > 0) {
-            System.out.printf("%d embeddings on %s: worst relative error %.3g to the one-shot embedding (limit %.3g)%n",
-                    docs.size(), backend, worst, tolerance);
-        }
+        return out;
     }
 
     /** ||actual - expected|| / ||expected|| (L2). */

@@ -221,33 +221,43 @@ final class ClusterSupport {
     static Outcome compare(List<ConsumerRecord<byte[], byte[]>> embeddings, Map<String, String> docs, Path model,
             Path vocab) throws IOException {
         AvroCodec<Embedding> codec = AvroCodec.of(Embedding.class);
-        Map<String, Embedding> byKey = new HashMap<>();
+        Map<String, Emitted> byKey = new HashMap<>();
         int duplicates = 0;
         for (ConsumerRecord<byte[], byte[]> r : embeddings) {
             Embedding e = codec.decodeSingleObject(r.value());
             assertEquals(EmitReason.LAST, e.getReason(), "only LAST embeddings: " + e.getKey());
-            if (byKey.put(e.getKey(), e) != null) {
+            float[] vector = new float[e.getDim()];
+            for (int i = 0; i < vector.length; i++) {
+                vector[i] = e.getVector().get(i);
+            }
+            if (byKey.put(e.getKey(), new Emitted(vector, e.getTokens())) != null) {
                 duplicates++;
             }
         }
+        return compare(byKey, duplicates, docs, model, vocab);
+    }
+
+    /** A final embedding as some output carried it: the vector and the document's token count. */
+    record Emitted(float[] vector, long tokens) {
+    }
+
+    /** {@link #compare} of final embeddings already read, {@code duplicates} of them dropped. */
+    static Outcome compare(Map<String, Emitted> byKey, int duplicates, Map<String, String> docs, Path model,
+            Path vocab) throws IOException {
         int missing = (int) docs.keySet().stream().filter(k -> !byKey.containsKey(k)).count();
         int mismatched = 0;
         try (RwkvModel m = RwkvModel.load(model, Backends.byName("cpu"))) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
             Embedder embedder = new Embedder(m.config(), Pooling.parse("hidden"), null);
             for (var doc : docs.entrySet()) {
-                Embedding e = byKey.get(doc.getKey());
+                Emitted e = byKey.get(doc.getKey());
                 if (e == null) {
                     continue;
                 }
                 int[] tokens = tokenizer.encodeBytes(doc.getValue().getBytes(StandardCharsets.UTF_8));
                 RwkvState state = m.newState();
                 float[] expected = embedder.embed(m.hidden(state, tokens), state);
-                float[] actual = new float[e.getDim()];
-                for (int i = 0; i < actual.length; i++) {
-                    actual[i] = e.getVector().get(i);
-                }
-                if (!java.util.Arrays.equals(expected, actual) || e.getTokens() != tokens.length) {
+                if (!java.util.Arrays.equals(expected, e.vector()) || e.tokens() != tokens.length) {
                     mismatched++;
                 }
             }
