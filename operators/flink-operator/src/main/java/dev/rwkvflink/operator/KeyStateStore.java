@@ -4,6 +4,8 @@ import dev.rwkvflink.engine.model.ResidentStates;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.operator.state.KeyModelState;
+import dev.rwkvflink.operator.state.KeyModelStateSerializer;
+import dev.rwkvflink.operator.state.TokenRunSerializer;
 import java.util.List;
 import java.util.function.Consumer;
 import org.apache.flink.api.common.state.ListState;
@@ -26,6 +28,8 @@ final class KeyStateStore {
     private final ResidentStates pool;
     private final OperatorMetrics metrics;
     private final Consumer<String> currentKey;
+    /** The serialized size of a snapshot, for the state I/O metrics. */
+    private final KeyModelStateSerializer snapshotBytes;
 
     KeyStateStore(ValueState<KeyModelState> modelState, ListState<int[]> tokenLog, long snapshotTokens,
             RwkvModel model, ResidentStates slots, OperatorMetrics metrics, Consumer<String> keys) {
@@ -36,6 +40,7 @@ final class KeyStateStore {
         this.pool = slots;
         this.metrics = metrics;
         this.currentKey = keys;
+        this.snapshotBytes = new KeyModelStateSerializer(model.config(), model.fingerprint());
     }
 
     long snapshotTokens() {
@@ -58,6 +63,7 @@ final class KeyStateStore {
             e.tokens = s.tokens;
             e.snapshotTokens = s.tokens;
             metrics.snapshotsRead.inc();
+            metrics.stateBytesRead.inc(snapshotBytes.serializedBytes(s.hidden));
         }
         int[] log = concat(tokenLog.get());
         metrics.stateReadNanos.inc(System.nanoTime() - readStart);
@@ -65,14 +71,17 @@ final class KeyStateStore {
     }
 
     /** The runs of a token log in order, as one array (the list state gives null or nothing for an empty log). */
-    private static int[] concat(Iterable<int[]> runs) {
+    private int[] concat(Iterable<int[]> runs) {
         if (runs == null) {
             return new int[0];
         }
         int n = 0;
+        long bytes = 0;
         for (int[] r : runs) {
             n += r.length;
+            bytes += TokenRunSerializer.serializedBytes(r);
         }
+        metrics.stateBytesRead.inc(bytes);
         int[] all = new int[n];
         int at = 0;
         for (int[] r : runs) {
@@ -120,6 +129,7 @@ final class KeyStateStore {
             RwkvState state = model.newState();
             pool.store(e.slot, state);
             modelState.update(new KeyModelState(state, e.hidden, e.tokens));
+            metrics.stateBytesWritten.inc(snapshotBytes.serializedBytes(e.hidden));
             tokenLog.clear();
             e.snapshotted();
             metrics.snapshotsWritten.inc();
@@ -128,6 +138,7 @@ final class KeyStateStore {
             if (tail.length > 0) {
                 tokenLog.add(tail);
                 metrics.logTokens.inc(tail.length);
+                metrics.stateBytesWritten.inc(TokenRunSerializer.serializedBytes(tail));
             }
         }
         metrics.stateWriteNanos.inc(System.nanoTime() - start);

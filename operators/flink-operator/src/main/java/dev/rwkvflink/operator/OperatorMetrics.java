@@ -14,13 +14,17 @@ import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
  * deadLetters, embeddings, backend (a gauge with the engine backend's name), hotStates (keys whose state stays
  * where the model runs); the token log: snapshotsRead and snapshotsWritten (whole RWKV states moved from and to
  * Flink state), logTokens (token ids appended to token logs instead), statesReplayed and replayTokens (cold keys
- * rebuilt from snapshot + log, and the tokens that took); and where the time goes (cumulative nanoseconds,
+ * rebuilt from snapshot + log, and the tokens that took); state I/O in bytes (the RWKV states' entries, snapshots and
+ * token-log runs, as serialized; progress records of tens of bytes are not counted): stateBytesRead and
+ * stateBytesWritten (cumulative counters), checkpointStateBytesRead and checkpointStateBytesWritten (gauges: the
+ * bytes between the last two checkpoint barriers, i.e. what the last checkpoint's increment carried); and where the time goes (cumulative nanoseconds,
  * counters): engineNanos (the engine advancing keys by their new tokens), replayNanos (the engine rebuilding cold
  * keys), stateReadNanos (snapshots and logs read from Flink state into the engine), stateWriteNanos (write-backs
  * to Flink state: at barriers and on eviction), emitNanos (pooling, heads and handing records on), barrierNanos
  * (the whole pre-barrier flush and write-back); latency, as histograms of each emitted embedding:
  * arrivalToEmitMs (from when the operator queued the tokens of the chunk that completed it, to its emission:
- * batching and the engine; a chunk that waited for a missing predecessor counts from when the gap filled) and eventTimeToEmitMs (from the newest event time it includes, the producer's stamp, to
+ * batching and the engine; a chunk that waited for a missing predecessor counts from when the gap filled) and
+ * eventTimeToEmitMs (from the newest event time it includes, the producer's stamp, to
  * its emission; on the operator's processing-time clock, so skew between the machines counts; negative values are
  * counted as 0). Under exactly-once, consumers see an embedding after the next checkpoint on top of this.
  */
@@ -36,6 +40,12 @@ final class OperatorMetrics {
     final Counter snapshotsRead;
     final Counter snapshotsWritten;
     final Counter logTokens;
+    final Counter stateBytesRead;
+    final Counter stateBytesWritten;
+    private volatile long checkpointBytesRead;
+    private volatile long checkpointBytesWritten;
+    private long bytesReadAtBarrier;
+    private long bytesWrittenAtBarrier;
     final Counter statesReplayed;
     final Counter replayTokens;
     final Counter engineNanos;
@@ -72,6 +82,10 @@ final class OperatorMetrics {
         snapshotsRead = group.counter("snapshotsRead");
         snapshotsWritten = group.counter("snapshotsWritten");
         logTokens = group.counter("logTokens");
+        stateBytesRead = group.counter("stateBytesRead");
+        stateBytesWritten = group.counter("stateBytesWritten");
+        group.gauge("checkpointStateBytesRead", (Gauge<Long>) () -> checkpointBytesRead);
+        group.gauge("checkpointStateBytesWritten", (Gauge<Long>) () -> checkpointBytesWritten);
         statesReplayed = group.counter("statesReplayed");
         replayTokens = group.counter("replayTokens");
         engineNanos = group.counter("engineNanos");
@@ -94,6 +108,22 @@ final class OperatorMetrics {
         if (eventTime > 0) {
             eventTimeToEmitMs.update(Math.max(0, now - eventTime));
         }
+    }
+
+    /**
+     * A checkpoint barrier: the RWKV-state bytes read and written since the previous one become the
+     * checkpointStateBytes gauges (what the checkpoint's increment carries, and what building it cost in reads).
+     */
+    void checkpoint() {
+        checkpointBytesRead = stateBytesRead.getCount() - bytesReadAtBarrier;
+        checkpointBytesWritten = stateBytesWritten.getCount() - bytesWrittenAtBarrier;
+        bytesReadAtBarrier = stateBytesRead.getCount();
+        bytesWrittenAtBarrier = stateBytesWritten.getCount();
+    }
+
+    /** RWKV-state bytes read and written between the last two barriers (for tests). */
+    long[] checkpointStateBytes() {
+        return new long[] {checkpointBytesRead, checkpointBytesWritten};
     }
 
     /** The latency histograms (for tests). */

@@ -479,6 +479,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         flush();
         int written = writeBackHot();
         progress.writeBack();
+        metrics.checkpoint();
         metrics.barrierNanos.inc(System.nanoTime() - start);
         if (LOG.isDebugEnabled()) {
             LOG.debug("barrier {} checkpoint={} flushed-keys={} written-back={} previous={}", traceId, checkpointId,
@@ -594,6 +595,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     /** Tokens appended to token logs so far by this instance (for tests). */
     long logTokens() {
         return metrics.logTokens.getCount();
+    }
+
+    /** RWKV-state bytes read and written between the last two barriers (for tests). */
+    long[] checkpointStateBytes() {
+        return metrics.checkpointStateBytes();
     }
 
     /** Keys rebuilt from snapshot + log so far by this instance (for tests). */

@@ -1,6 +1,13 @@
 package dev.rwkvflink.operator;
 
+import dev.rwkvflink.engine.model.RwkvConfig;
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.operator.state.KeyModelState;
+import dev.rwkvflink.operator.state.KeyModelStateSerializer;
+import dev.rwkvflink.operator.state.TokenRunSerializer;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -12,7 +19,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
@@ -72,6 +82,29 @@ class RwkvEmbeddingOperatorTest {
             pos = end;
         }
         return out;
+    }
+
+    /** The bytes {@code serializer} writes for {@code value}. */
+    private static <T> long serializedLength(TypeSerializer<T> serializer, T value) throws IOException {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        serializer.serialize(value, out);
+        return out.length();
+    }
+
+    /** The token-log bytes of these chunks' tokens: one run per chunk ({@code perChunk}) or one run of them all. */
+    private static long logBytes(List<TextChunk> chunks, boolean perChunk) throws IOException {
+        List<int[]> runs = new ArrayList<>();
+        for (TextChunk ch : chunks) {
+            runs.add(reference.tokenizer.encodeBytes(ch.text.getBytes(StandardCharsets.UTF_8)));
+        }
+        if (!perChunk) {
+            runs = List.of(runs.stream().flatMapToInt(Arrays::stream).toArray());
+        }
+        long bytes = 0;
+        for (int[] run : runs) {
+            bytes += serializedLength(TokenRunSerializer.INSTANCE, run);
+        }
+        return bytes;
     }
 
     private static List<EmbeddingRecord> outputs(KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> h) {
@@ -236,6 +269,12 @@ class RwkvEmbeddingOperatorTest {
             assertEquals(k == 0 ? 0 : tokens, op.logTokens(), "tokens appended to the key's log");
             assertEquals(hotBytes == 0 && k != 0 ? 9 : 0, op.statesReplayed(),
                     "rebuilds from the log (cold after every batch but the first)");
+            // the state I/O metrics, against the bytes Flink's serializers write for what was written
+            RwkvConfig c = reference.model.config();
+            long snapshot = serializedLength(new KeyModelStateSerializer(c, reference.model.fingerprint()),
+                    new KeyModelState(RwkvState.initial(c), new float[c.embd()], 1));
+            long written = expectedSnapshots * snapshot + (k == 0 ? 0 : logBytes(a.subList(0, 10), hotBytes == 0));
+            assertEquals(written, op.checkpointStateBytes()[1], "bytes the checkpoint's increment carries");
             for (int i = 10; i < a.size(); i++) {
                 h.processElement(a.get(i), 0);
             }

@@ -77,6 +77,11 @@ public final class KeyModelStateSerializer extends TypeSerializer<KeyModelState>
         return -1;
     }
 
+    /** How many bytes {@link #serialize} writes for a state of this model whose hidden vector is {@code hidden}. */
+    public long serializedBytes(float[] hidden) {
+        return 4 + StateCodec.encodedBytes(config) + 8 + 4 + (hidden == null ? 0 : 4L * hidden.length);
+    }
+
     @Override
     public void serialize(KeyModelState record, DataOutputView out) throws IOException {
         byte[] bytes = StateCodec.encode(record.state, fingerprint());

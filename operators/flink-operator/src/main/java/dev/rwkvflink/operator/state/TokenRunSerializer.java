@@ -87,6 +87,24 @@ public final class TokenRunSerializer extends TypeSerializerSingleton<int[]> {
         serialize(deserialize(in), out);
     }
 
+    /** How many bytes {@link #serialize} writes for {@code run}. */
+    public static long serializedBytes(int[] run) {
+        long n = varintBytes(run.length);
+        for (int t : run) {
+            n += varintBytes(t);
+        }
+        return n;
+    }
+
+    private static int varintBytes(int v) {
+        int n = 1;
+        while ((v & ~0x7F) != 0) {
+            v >>>= 7;
+            n++;
+        }
+        return n;
+    }
+
     /** Unsigned LEB128: 7 bits per byte, low bits first, the high bit set on every byte but the last. */
     static void writeVarint(int v, DataOutputView out) throws IOException {
         while ((v & ~0x7F) != 0) {

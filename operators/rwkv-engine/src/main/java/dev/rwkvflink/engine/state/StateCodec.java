@@ -42,6 +42,11 @@ public final class StateCodec {
         return b.array();
     }
 
+    /** The length of {@link #encode}'s bytes for a state of a model with {@code c}. */
+    public static long encodedBytes(RwkvConfig c) {
+        return headerBytes(c.version().label().getBytes(StandardCharsets.US_ASCII).length) + 4 * RwkvState.floats(c);
+    }
+
     private static int headerBytes(int labelLength) {
         return 4 + 2 + 2 + labelLength + 16 + ModelFingerprint.BYTES + 4;
     }
