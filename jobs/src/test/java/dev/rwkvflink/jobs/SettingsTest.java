@@ -195,6 +195,12 @@ class SettingsTest {
         assertTrue(noTopic.getMessage().contains("no classifications topic"), noTopic.getMessage());
         assertThrows(IllegalArgumentException.class,
                 () -> Settings.builder().bootstrapServers("x").checkpointIntervalMillis(0).build());
+        IllegalArgumentException noRegistry = assertThrows(IllegalArgumentException.class,
+                () -> Settings.fromArgs("--bootstrap-servers", "x", "--format", "confluent"));
+        assertEquals("the confluent format needs a schema registry: set rwkv.kafka.schema-registry-url "
+                + "(--schema-registry-url)", noRegistry.getMessage());
+        assertEquals("http://r:8081", Settings.fromArgs("--bootstrap-servers", "x", "--format", "confluent",
+                "--schema-registry-url", "http://r:8081").schemaRegistryUrl());
     }
 
     /** EmbedJob's client refuses unknown names before submitting (the job would restart in a loop otherwise). */

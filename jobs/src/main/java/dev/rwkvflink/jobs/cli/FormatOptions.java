@@ -17,8 +17,12 @@ final class FormatOptions {
             description = JobOptions.SCHEMA_REGISTRY_URL_DESCRIPTION)
     String schemaRegistryUrl;
 
-    /** The format, refusing an unknown name with the known ones. */
+    /** The format, refusing an unknown name with the option's name and the known ones. */
     RecordFormat parsed() {
-        return RecordFormat.parse(format);
+        try {
+            return RecordFormat.parse(format);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--format: " + e.getMessage(), e);
+        }
     }
 }

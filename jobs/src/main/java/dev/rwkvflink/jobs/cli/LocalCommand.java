@@ -118,6 +118,10 @@ final class LocalCommand implements Callable<Integer> {
         // operator opens on a TaskManager, and the job would restart in a loop
         Settings.checkNames(backend.name, pooling.name, "--");
         format.parsed();
+        requireFile("--model", model);
+        requireFile("--vocab", vocab);
+        requireFile("--head", head);
+        requireFile("--stats", stats);
         if (chunkBytes < 1) {
             throw new IllegalArgumentException("--chunk-bytes must be >= 1, got " + chunkBytes);
         }
@@ -214,6 +218,19 @@ final class LocalCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--input " + inputs + " holds no files");
         }
         return Documents.files(files);
+    }
+
+    /**
+     * A file option names a file that is there: checked before anything starts (in a local run the TaskManager
+     * reads the same files). The built-in model names ({@code demo}, {@code random:...}) are not files.
+     */
+    private static void requireFile(String option, Path file) {
+        if (file == null || file.toString().equals("demo") || file.toString().startsWith("random:")) {
+            return;
+        }
+        if (!java.nio.file.Files.isRegularFile(file)) {
+            throw new IllegalArgumentException(option + ": no such file: " + file.toAbsolutePath());
+        }
     }
 
     private static String absolute(Path p) {

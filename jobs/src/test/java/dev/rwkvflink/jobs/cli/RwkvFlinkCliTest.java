@@ -154,12 +154,16 @@ class RwkvFlinkCliTest {
     }
 
     /**
-     * A backend or pooling name that does not exist stops {@code local} before Kafka and Flink start (within
-     * seconds), naming the option and the allowed values: a typo must not reach a TaskManager.
+     * A backend, pooling or format name that does not exist, or a model, vocabulary, head or statistics file that
+     * is not there, stops {@code local} before Kafka and Flink start (within seconds), naming the option and the
+     * allowed values: a typo must not reach a TaskManager.
      */
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({"--backend, nonsense, '--backend: unknown backend \"nonsense\"; known: cpu, scalar, vector, cuda, cuda:bf16, cuda:f32'",
-        "--pooling, mean, '--pooling: unknown pooling \"mean\": '"})
+        "--pooling, mean, '--pooling: unknown pooling \"mean\": '",
+        "--format, json, '--format: unknown record format ''json'': expected one of binary, single-object, confluent'",
+        "--model, /nonexistent/model.bin, '--model: no such file: /nonexistent/model.bin'",
+        "--vocab, /nonexistent/vocab.txt, '--vocab: no such file: /nonexistent/vocab.txt'"})
     void localRefusesUnknownNamesBeforeStartingAnything(String option, String value, String message) throws Exception {
         StringWriter err = new StringWriter();
         var cl = RwkvFlinkCli.commandLine();

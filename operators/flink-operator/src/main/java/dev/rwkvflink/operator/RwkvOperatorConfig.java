@@ -1,11 +1,13 @@
 package dev.rwkvflink.operator;
 
 import java.io.Serializable;
+import java.util.function.Consumer;
 import org.apache.flink.configuration.ReadableConfig;
 
 /**
- * Settings of the RWKV operator, with defaults for a CPU deployment. Fluent setters, or {@link #from} a Flink
- * configuration ({@link RwkvOptions}: keys, defaults and descriptions); shipped with the job graph.
+ * Settings of the RWKV operator, with defaults for a CPU deployment; immutable: each fluent setter returns a changed
+ * copy. Made with the setters or {@link #from} a Flink configuration ({@link RwkvOptions}: keys, defaults and
+ * descriptions), validated on the client, shipped with the job graph.
  */
 public final class RwkvOperatorConfig implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -14,30 +16,30 @@ public final class RwkvOperatorConfig implements Serializable {
      * Model file (rwkv.cpp .bin, .pth, .safetensors) present on every TaskManager, or "demo" / null for the built-in
      * demo model, or "random:0.1b[:TYPE]" for benchmarks (see dev.rwkvflink.engine.model.ModelSources).
      */
-    public String modelPath;
+    public final String modelPath;
     /** Vocabulary file; null for byte-level models. */
-    public String vocabPath;
+    public final String vocabPath;
     /** Engine backend: cpu (Vector API), scalar, vector, or cuda when available. */
-    public String backend = RwkvOptions.BACKEND.defaultValue();
+    public final String backend;
     /**
      * CUDA device ordinal for the GPU backends; -1 (default): the device of Flink's {@code gpu} external resource
      * given to this TaskManager when one is configured (its {@code index} property), else system property
      * {@code rwkv.cuda.device} (default 0). See {@link GpuChoice}.
      */
-    public int cudaDevice = RwkvOptions.CUDA_DEVICE.defaultValue();
+    public final int cudaDevice;
     /** Pooling of the embedding: hidden, state[:layers], both[:layers] (see dev.rwkvflink.engine.embed.Pooling). */
-    public String pooling = RwkvOptions.POOLING.defaultValue();
+    public final String pooling;
     /** Per-channel normalisation statistics collected for this model and pooling; null: none. */
-    public String statsPath;
+    public final String statsPath;
     /** A classification head (from the fit job) for this model and pooling; null: embeddings only. */
-    public String headPath;
+    public final String headPath;
 
     /** Most keys advanced in one engine call. */
-    public int maxBatchKeys = RwkvOptions.BATCH_MAX_KEYS.defaultValue();
+    public final int maxBatchKeys;
     /** Most tokens in one batch (over all keys). */
-    public int maxBatchTokens = RwkvOptions.BATCH_MAX_TOKENS.defaultValue();
+    public final int maxBatchTokens;
     /** Longest a chunk waits in a batch before the batch runs anyway (processing time). */
-    public long maxWaitMillis = RwkvOptions.BATCH_MAX_WAIT.defaultValue().toMillis();
+    public final long maxWaitMillis;
 
     /**
      * Memory for states kept where the model runs between batches (GPU memory with the CUDA backend, else the
@@ -47,7 +49,7 @@ public final class RwkvOperatorConfig implements Serializable {
      * this slot's share of a quarter of the JVM heap (HotStates.capacity; logged when it bounds). 0: states go back
      * to Flink state after every batch.
      */
-    public long hotStateBytes = RwkvOptions.HOT_STATES_SIZE.defaultValue().getBytes();
+    public final long hotStateBytes;
 
     /**
      * The token log's budget K: a key's Flink state is a snapshot of its RWKV state plus the token ids applied
@@ -56,35 +58,114 @@ public final class RwkvOperatorConfig implements Serializable {
      * rebuilt. 0: a snapshot at every write-back (the layout before the token log). -1 (default): chosen per
      * backend and model size ({@link SnapshotBudget}).
      */
-    public long snapshotTokens = RwkvOptions.SNAPSHOT_TOKENS.defaultValue();
+    public final long snapshotTokens;
 
     /** A key without chunks for this long (checked on whole seconds) gets its final embedding and is cleared; 0 disables. */
-    public long idleTimeoutMillis = RwkvOptions.IDLE_TIMEOUT.defaultValue().toMillis();
+    public final long idleTimeoutMillis;
     /** Emit an intermediate embedding after every chunk. */
-    public boolean emitEveryChunk = RwkvOptions.EMIT_EVERY_CHUNK.defaultValue();
+    public final boolean emitEveryChunk;
     /** Emit an intermediate embedding every N tokens; 0 disables. */
-    public long emitEveryTokens = RwkvOptions.EMIT_EVERY_TOKENS.defaultValue();
+    public final long emitEveryTokens;
 
     /** Chunks further ahead of the next expected seq than this are rejected (side output). */
-    public long maxSeqAhead = RwkvOptions.MAX_SEQ_AHEAD.defaultValue();
+    public final long maxSeqAhead;
     /** Most out-of-order chunks buffered per key. */
-    public int maxBufferedChunks = RwkvOptions.MAX_BUFFERED_CHUNKS.defaultValue();
+    public final int maxBufferedChunks;
     /** Largest chunk text accepted, in UTF-8 bytes. */
-    public int maxChunkBytes = RwkvOptions.MAX_CHUNK_BYTES.defaultValue();
+    public final int maxChunkBytes;
     /**
      * Longest document key accepted, in UTF-8 bytes: the key is the Kafka key and a field of every output record,
      * so an unbounded one could make an output too large for the topic and fail the job.
      */
-    public int maxKeyBytes = RwkvOptions.MAX_KEY_BYTES.defaultValue();
+    public final int maxKeyBytes;
     /** How long a finished document's tombstone is kept to reject late chunks for it. */
-    public long finishedRetentionMillis = RwkvOptions.FINISHED_RETENTION.defaultValue().toMillis();
+    public final long finishedRetentionMillis;
+
+    /** The defaults ({@link RwkvOptions}). */
+    public RwkvOperatorConfig() {
+        this(new Values());
+    }
+
+    private RwkvOperatorConfig(Values v) {
+        this.modelPath = v.modelPath;
+        this.vocabPath = v.vocabPath;
+        this.backend = v.backend;
+        this.cudaDevice = v.cudaDevice;
+        this.pooling = v.pooling;
+        this.statsPath = v.statsPath;
+        this.headPath = v.headPath;
+        this.maxBatchKeys = v.maxBatchKeys;
+        this.maxBatchTokens = v.maxBatchTokens;
+        this.maxWaitMillis = v.maxWaitMillis;
+        this.hotStateBytes = v.hotStateBytes;
+        this.snapshotTokens = v.snapshotTokens;
+        this.idleTimeoutMillis = v.idleTimeoutMillis;
+        this.emitEveryChunk = v.emitEveryChunk;
+        this.emitEveryTokens = v.emitEveryTokens;
+        this.maxSeqAhead = v.maxSeqAhead;
+        this.maxBufferedChunks = v.maxBufferedChunks;
+        this.maxChunkBytes = v.maxChunkBytes;
+        this.maxKeyBytes = v.maxKeyBytes;
+        this.finishedRetentionMillis = v.finishedRetentionMillis;
+    }
+
+    /** A copy with {@code change} applied to its values: the setters' one way to change anything. */
+    private RwkvOperatorConfig with(Consumer<Values> change) {
+        Values v = new Values();
+        v.modelPath = modelPath;
+        v.vocabPath = vocabPath;
+        v.backend = backend;
+        v.cudaDevice = cudaDevice;
+        v.pooling = pooling;
+        v.statsPath = statsPath;
+        v.headPath = headPath;
+        v.maxBatchKeys = maxBatchKeys;
+        v.maxBatchTokens = maxBatchTokens;
+        v.maxWaitMillis = maxWaitMillis;
+        v.hotStateBytes = hotStateBytes;
+        v.snapshotTokens = snapshotTokens;
+        v.idleTimeoutMillis = idleTimeoutMillis;
+        v.emitEveryChunk = emitEveryChunk;
+        v.emitEveryTokens = emitEveryTokens;
+        v.maxSeqAhead = maxSeqAhead;
+        v.maxBufferedChunks = maxBufferedChunks;
+        v.maxChunkBytes = maxChunkBytes;
+        v.maxKeyBytes = maxKeyBytes;
+        v.finishedRetentionMillis = finishedRetentionMillis;
+        change.accept(v);
+        return new RwkvOperatorConfig(v);
+    }
+
+    /** The values a configuration is made of, mutable while one is made; the defaults are {@link RwkvOptions}'. */
+    private static final class Values {
+        String modelPath;
+        String vocabPath;
+        String backend = RwkvOptions.BACKEND.defaultValue();
+        int cudaDevice = RwkvOptions.CUDA_DEVICE.defaultValue();
+        String pooling = RwkvOptions.POOLING.defaultValue();
+        String statsPath;
+        String headPath;
+        int maxBatchKeys = RwkvOptions.BATCH_MAX_KEYS.defaultValue();
+        int maxBatchTokens = RwkvOptions.BATCH_MAX_TOKENS.defaultValue();
+        long maxWaitMillis = RwkvOptions.BATCH_MAX_WAIT.defaultValue().toMillis();
+        long hotStateBytes = RwkvOptions.HOT_STATES_SIZE.defaultValue().getBytes();
+        long snapshotTokens = RwkvOptions.SNAPSHOT_TOKENS.defaultValue();
+        long idleTimeoutMillis = RwkvOptions.IDLE_TIMEOUT.defaultValue().toMillis();
+        boolean emitEveryChunk = RwkvOptions.EMIT_EVERY_CHUNK.defaultValue();
+        long emitEveryTokens = RwkvOptions.EMIT_EVERY_TOKENS.defaultValue();
+        long maxSeqAhead = RwkvOptions.MAX_SEQ_AHEAD.defaultValue();
+        int maxBufferedChunks = RwkvOptions.MAX_BUFFERED_CHUNKS.defaultValue();
+        int maxChunkBytes = RwkvOptions.MAX_CHUNK_BYTES.defaultValue();
+        int maxKeyBytes = RwkvOptions.MAX_KEY_BYTES.defaultValue();
+        long finishedRetentionMillis = RwkvOptions.FINISHED_RETENTION.defaultValue().toMillis();
+    }
 
     /**
      * The settings {@code conf} sets ({@link RwkvOptions}), the defaults for the rest; validated. A value that does
      * not parse as its option's type is refused naming the key.
      */
     public static RwkvOperatorConfig from(ReadableConfig conf) {
-        RwkvOperatorConfig c = new RwkvOperatorConfig();
+        Values c = new Values();
         c.modelPath = conf.getOptional(RwkvOptions.MODEL).orElse(null);
         c.vocabPath = conf.getOptional(RwkvOptions.VOCAB).orElse(null);
         c.backend = conf.get(RwkvOptions.BACKEND).strip();
@@ -105,86 +186,101 @@ public final class RwkvOperatorConfig implements Serializable {
         c.maxChunkBytes = conf.get(RwkvOptions.MAX_CHUNK_BYTES);
         c.maxKeyBytes = conf.get(RwkvOptions.MAX_KEY_BYTES);
         c.finishedRetentionMillis = conf.get(RwkvOptions.FINISHED_RETENTION).toMillis();
-        return c.validate();
+        return new RwkvOperatorConfig(c).validate();
     }
 
     public RwkvOperatorConfig model(String path) {
-        this.modelPath = path;
-        return this;
+        return with(v -> {
+            v.modelPath = path;
+        });
     }
 
     public RwkvOperatorConfig vocab(String path) {
-        this.vocabPath = path;
-        return this;
+        return with(v -> {
+            v.vocabPath = path;
+        });
     }
 
     public RwkvOperatorConfig backend(String name) {
-        this.backend = name;
-        return this;
+        return with(v -> {
+            v.backend = name;
+        });
     }
 
     public RwkvOperatorConfig cudaDevice(int ordinal) {
-        this.cudaDevice = ordinal;
-        return this;
+        return with(v -> {
+            v.cudaDevice = ordinal;
+        });
     }
 
     public RwkvOperatorConfig pooling(String spec) {
-        this.pooling = spec;
-        return this;
+        return with(v -> {
+            v.pooling = spec;
+        });
     }
 
     public RwkvOperatorConfig stats(String path) {
-        this.statsPath = path;
-        return this;
+        return with(v -> {
+            v.statsPath = path;
+        });
     }
 
     public RwkvOperatorConfig head(String path) {
-        this.headPath = path;
-        return this;
+        return with(v -> {
+            v.headPath = path;
+        });
     }
 
     public RwkvOperatorConfig batch(int maxKeys, int maxTokens, long maxWaitMillis) {
-        this.maxBatchKeys = maxKeys;
-        this.maxBatchTokens = maxTokens;
-        this.maxWaitMillis = maxWaitMillis;
-        return this;
+        return with(v -> {
+            v.maxBatchKeys = maxKeys;
+            v.maxBatchTokens = maxTokens;
+            v.maxWaitMillis = maxWaitMillis;
+        });
     }
 
     public RwkvOperatorConfig hotStateBytes(long bytes) {
-        this.hotStateBytes = bytes;
-        return this;
+        return with(v -> {
+            v.hotStateBytes = bytes;
+        });
     }
 
     public RwkvOperatorConfig snapshotTokens(long k) {
-        this.snapshotTokens = k;
-        return this;
+        return with(v -> {
+            v.snapshotTokens = k;
+        });
     }
 
     public RwkvOperatorConfig idleTimeout(long millis) {
-        this.idleTimeoutMillis = millis;
-        return this;
+        return with(v -> {
+            v.idleTimeoutMillis = millis;
+        });
     }
 
     public RwkvOperatorConfig emitEveryChunk(boolean on) {
-        this.emitEveryChunk = on;
-        return this;
+        return with(v -> {
+            v.emitEveryChunk = on;
+        });
     }
 
     public RwkvOperatorConfig emitEveryTokens(long n) {
-        this.emitEveryTokens = n;
-        return this;
+        return with(v -> {
+            v.emitEveryTokens = n;
+        });
     }
 
     public RwkvOperatorConfig limits(long maxSeqAhead, int maxBufferedChunks, int maxChunkBytes) {
-        this.maxSeqAhead = maxSeqAhead;
-        this.maxBufferedChunks = maxBufferedChunks;
-        this.maxChunkBytes = maxChunkBytes;
-        return this;
+        return with(v -> {
+            v.maxSeqAhead = maxSeqAhead;
+            v.maxBufferedChunks = maxBufferedChunks;
+            v.maxChunkBytes = maxChunkBytes;
+        });
     }
 
     public RwkvOperatorConfig finishedRetention(long millis) {
-        this.finishedRetentionMillis = millis;
-        return this;
+        return with(v -> {
+            v.finishedRetentionMillis = millis;
+        });
     }
 
     /** Checks the settings, with a message naming the bad one. */
