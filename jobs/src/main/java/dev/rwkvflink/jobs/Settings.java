@@ -86,6 +86,8 @@ public final class Settings implements Serializable {
             new Flag("emit-every-tokens", RwkvOptions.EMIT_EVERY_TOKENS),
             new Flag("separate-sinks", JobOptions.SEPARATE_SINKS),
             new Flag("cuda-device", RwkvOptions.CUDA_DEVICE),
+            new Flag("threads", RwkvOptions.THREADS),
+            new Flag("cuda-slots", RwkvOptions.CUDA_SLOTS),
             new Flag("delivery", JobOptions.DELIVERY),
             new Flag("checkpoint-interval-ms", CheckpointingOptions.CHECKPOINTING_INTERVAL),
             new Flag("parallelism", CoreOptions.DEFAULT_PARALLELISM));

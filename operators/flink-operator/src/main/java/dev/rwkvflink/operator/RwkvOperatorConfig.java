@@ -1,5 +1,6 @@
 package dev.rwkvflink.operator;
 
+import dev.rwkvflink.engine.backend.EngineSettings;
 import java.io.Serializable;
 import java.util.function.Consumer;
 import org.apache.flink.configuration.ReadableConfig;
@@ -27,6 +28,11 @@ public final class RwkvOperatorConfig implements Serializable {
      * {@code rwkv.cuda.device} (default 0). See {@link GpuChoice}.
      */
     public final int cudaDevice;
+    /**
+     * How the TaskManager's shared backends are sized (CPU threads, GPU pool slots and rows per pass; 0: defaults),
+     * applied by the first instance that loads a model: see dev.rwkvflink.engine.backend.EngineSettings.
+     */
+    public final EngineSettings engine;
     /** Pooling of the embedding: hidden, state[:layers], both[:layers] (see dev.rwkvflink.engine.embed.Pooling). */
     public final String pooling;
     /** Per-channel normalisation statistics collected for this model and pooling; null: none. */
@@ -91,6 +97,7 @@ public final class RwkvOperatorConfig implements Serializable {
         this.vocabPath = v.vocabPath;
         this.backend = v.backend;
         this.cudaDevice = v.cudaDevice;
+        this.engine = v.engine;
         this.pooling = v.pooling;
         this.statsPath = v.statsPath;
         this.headPath = v.headPath;
@@ -116,6 +123,7 @@ public final class RwkvOperatorConfig implements Serializable {
         v.vocabPath = vocabPath;
         v.backend = backend;
         v.cudaDevice = cudaDevice;
+        v.engine = engine;
         v.pooling = pooling;
         v.statsPath = statsPath;
         v.headPath = headPath;
@@ -142,6 +150,8 @@ public final class RwkvOperatorConfig implements Serializable {
         String vocabPath;
         String backend = RwkvOptions.BACKEND.defaultValue();
         int cudaDevice = RwkvOptions.CUDA_DEVICE.defaultValue();
+        EngineSettings engine = new EngineSettings(RwkvOptions.THREADS.defaultValue(),
+                RwkvOptions.CUDA_SLOTS.defaultValue(), RwkvOptions.CUDA_MAX_ROWS.defaultValue());
         String pooling = RwkvOptions.POOLING.defaultValue();
         String statsPath;
         String headPath;
@@ -170,6 +180,8 @@ public final class RwkvOperatorConfig implements Serializable {
         c.vocabPath = conf.getOptional(RwkvOptions.VOCAB).orElse(null);
         c.backend = conf.get(RwkvOptions.BACKEND).strip();
         c.cudaDevice = conf.get(RwkvOptions.CUDA_DEVICE);
+        c.engine = new EngineSettings(conf.get(RwkvOptions.THREADS), conf.get(RwkvOptions.CUDA_SLOTS),
+                conf.get(RwkvOptions.CUDA_MAX_ROWS));
         c.pooling = conf.get(RwkvOptions.POOLING).strip();
         c.statsPath = conf.getOptional(RwkvOptions.STATS).orElse(null);
         c.headPath = conf.getOptional(RwkvOptions.HEAD).orElse(null);
@@ -210,6 +222,13 @@ public final class RwkvOperatorConfig implements Serializable {
     public RwkvOperatorConfig cudaDevice(int ordinal) {
         return with(v -> {
             v.cudaDevice = ordinal;
+        });
+    }
+
+    /** The TaskManager's engine sizing (see {@link #engine}). */
+    public RwkvOperatorConfig engine(EngineSettings settings) {
+        return with(v -> {
+            v.engine = settings;
         });
     }
 
@@ -314,6 +333,6 @@ public final class RwkvOperatorConfig implements Serializable {
 
     /** {@link #modelSpec()} on CUDA device {@code device} (-1: the engine's default). */
     ModelSpec modelSpec(int device) {
-        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath, headPath, device);
+        return new ModelSpec(modelPath, vocabPath, backend, pooling, statsPath, headPath, device, engine);
     }
 }

@@ -40,6 +40,23 @@ public final class RwkvOptions {
             .withDescription("CUDA device ordinal for the GPU backends; -1: the index of Flink's gpu external "
                     + "resource given to the TaskManager, else the JVM property rwkv.cuda.device (default 0).");
 
+    public static final ConfigOption<Integer> THREADS = ConfigOptions.key("rwkv.threads").intType()
+            .defaultValue(0)
+            .withDescription("Worker threads of the CPU backend, shared by every operator instance of a TaskManager "
+                    + "(the first instance to load a model sizes it); 0: the JVM property rwkv.threads, else the "
+                    + "available processors.");
+
+    public static final ConfigOption<Integer> CUDA_SLOTS = ConfigOptions.key("rwkv.cuda.slots").intType()
+            .defaultValue(0)
+            .withDescription("States a GPU model keeps resident on the device (its state pool, shared by the "
+                    + "operator instances of a TaskManager that use the model); 0: the JVM property "
+                    + "rwkv.cuda.slots, else 256.");
+
+    public static final ConfigOption<Integer> CUDA_MAX_ROWS = ConfigOptions.key("rwkv.cuda.max-rows").intType()
+            .defaultValue(0)
+            .withDescription("Tokens (over all keys) one GPU pass takes, which sizes its activation buffers; 0: the "
+                    + "JVM property rwkv.cuda.maxRows, else 16384.");
+
     /** What {@link #POOLING} means; also the command line's {@code --pooling} help. */
     public static final String POOLING_DESCRIPTION = "How a document's state becomes its embedding: hidden (the "
             + "last token's hidden vector), state or both, optionally with layers (state:0,11, both:11; default: "
@@ -123,7 +140,8 @@ public final class RwkvOptions {
             .withDescription("How long a finished document's tombstone rejects late chunks for it.");
 
     /** Every option above, in the order of the configuration reference. */
-    public static final List<ConfigOption<?>> ALL = List.of(MODEL, VOCAB, BACKEND, CUDA_DEVICE, POOLING, STATS, HEAD,
+    public static final List<ConfigOption<?>> ALL = List.of(MODEL, VOCAB, BACKEND, CUDA_DEVICE, THREADS, CUDA_SLOTS,
+            CUDA_MAX_ROWS, POOLING, STATS, HEAD,
             BATCH_MAX_KEYS, BATCH_MAX_TOKENS, BATCH_MAX_WAIT, HOT_STATES_SIZE, SNAPSHOT_TOKENS, IDLE_TIMEOUT,
             EMIT_EVERY_CHUNK, EMIT_EVERY_TOKENS, MAX_SEQ_AHEAD, MAX_BUFFERED_CHUNKS, MAX_CHUNK_BYTES, MAX_KEY_BYTES,
             FINISHED_RETENTION);

@@ -73,7 +73,7 @@ final class SharedModels {
 
     private static LoadedModel load(ModelSpec spec) throws IOException {
         long start = System.nanoTime();
-        Backend backend = Backends.byName(spec.backend(), spec.cudaDevice());
+        Backend backend = Backends.byName(spec.backend(), spec.cudaDevice(), spec.engine());
         RwkvModel model = ModelSources.open(spec.modelPath(), backend);
         try {
             Tokenizer tokenizer = Tokenizers.forModel(model.config().vocab(),

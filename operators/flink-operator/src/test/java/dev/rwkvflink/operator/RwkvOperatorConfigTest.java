@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.rwkvflink.engine.backend.EngineSettings;
 import java.time.Duration;
 import org.apache.flink.configuration.Configuration;
 import org.junit.jupiter.api.Test;
@@ -41,6 +42,12 @@ class RwkvOperatorConfigTest {
         assertEquals(fromSetters.modelSpec(), fromConf.modelSpec());
         assertEquals(fromSetters.maxBatchKeys, fromConf.maxBatchKeys);
         assertEquals(fromSetters.idleTimeoutMillis, fromConf.idleTimeoutMillis);
+        conf.set(RwkvOptions.THREADS, 3);
+        conf.set(RwkvOptions.CUDA_SLOTS, 1024);
+        assertEquals(new EngineSettings(3, 1024, 0), RwkvOperatorConfig.from(conf).engine);
+        assertEquals(new EngineSettings(3, 1024, 0), RwkvOperatorConfig.from(conf).modelSpec().engine(),
+                "the engine sizing travels with the model spec to the TaskManager");
+        assertEquals(EngineSettings.DEFAULTS, new RwkvOperatorConfig().engine);
         conf.set(RwkvOptions.BATCH_MAX_KEYS, 0);
         IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> RwkvOperatorConfig.from(conf));
         assertEquals("maxBatchKeys must be >= 1", bad.getMessage());

@@ -1,6 +1,7 @@
 package dev.rwkvflink.engine.backend;
 
 import dev.rwkvflink.engine.backend.cuda.CudaBackend;
+import dev.rwkvflink.engine.backend.cuda.CudaModelRunner;
 import dev.rwkvflink.engine.backend.cuda.Precision;
 
 import java.util.List;
@@ -10,7 +11,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Picks a {@link Backend} by name. Backends are shared, one instance per name per JVM (the vector backend owns a
- * worker pool, sized by system property {@code rwkv.threads}).
+ * worker pool), sized by the {@link EngineSettings} of the first request.
  *
  * <ul>
  *   <li>{@code "scalar"}: {@link ScalarBackend}, the plain-Java reference;</li>
@@ -50,18 +51,27 @@ public final class Backends {
      * @throws IllegalArgumentException also for a device ordinal this machine does not have
      */
     public static Backend byName(String name, int cudaDevice) {
+        return byName(name, cudaDevice, EngineSettings.DEFAULTS);
+    }
+
+    /**
+     * {@link #byName(String, int)} sized by {@code settings} when this request makes the backend (the CPU backend's
+     * threads, the GPU backend's pool slots and rows per pass); a backend already made keeps its size, and a
+     * different explicit request is logged.
+     */
+    public static Backend byName(String name, int cudaDevice, EngineSettings settings) {
         String key = name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT);
         return switch (key) {
-            case "cpu" -> defaultBackend(); // the best CPU backend present (vector, else scalar with the reason logged)
+            case "cpu" -> defaultBackend(settings); // the best CPU backend (vector, else scalar with the reason logged)
             case "scalar" -> ScalarHolder.INSTANCE;
             case "cuda", "cuda:bf16", "cuda:f32" -> cuda(key.equals("cuda:f32") ? "f32" : "bf16",
-                    cudaDevice >= 0 ? cudaDevice : CudaBackend.defaultDevice());
+                    cudaDevice >= 0 ? cudaDevice : CudaBackend.defaultDevice(), settings);
             case "vector" -> {
                 Optional<String> missing = vectorUnavailableReason();
                 if (missing.isPresent()) {
                     throw new IllegalStateException("backend \"vector\" is not available: " + missing.get());
                 }
-                yield VectorHolder.INSTANCE;
+                yield vector(settings);
             }
             default -> throw unknown(name);
         };
@@ -90,6 +100,10 @@ public final class Backends {
      * @throws IllegalArgumentException if the property names an unknown backend
      */
     public static Backend defaultBackend() {
+        return defaultBackend(EngineSettings.DEFAULTS);
+    }
+
+    private static Backend defaultBackend(EngineSettings settings) {
         String name = System.getProperty(PROPERTY, "vector");
         if ("vector".equalsIgnoreCase(name.strip())) {
             Optional<String> missing = vectorUnavailableReason();
@@ -99,27 +113,33 @@ public final class Backends {
                 return ScalarHolder.INSTANCE;
             }
         }
-        return byName(name);
+        return byName(name, -1, settings);
     }
 
     /**
      * The GPU backend (one per precision per JVM), or the best CPU backend with the reason logged when CUDA cannot
      * run here.
      */
-    private static synchronized Backend cuda(String precision, int device) {
+    private static synchronized Backend cuda(String precision, int device, EngineSettings settings) {
         Precision p = Precision.parse(precision);
         String key = p + "@" + device;
+        CudaModelRunner.Limits limits = new CudaModelRunner.Limits(settings.cudaMaxRowsOrDefault(), settings.cudaSlotsOrDefault());
         Backend b = CUDA.get(key);
         if (b != null) {
+            if (b instanceof CudaBackend made && !made.limits().equals(limits)
+                    && (settings.cudaSlots() > 0 || settings.cudaMaxRows() > 0)) {
+                LOG.warn("rwkv: the {} backend of this JVM was made with {}; {} asked for later is ignored", key,
+                        made.limits(), limits);
+            }
             return b;
         }
         Optional<String> missing = CudaBackend.unavailableReason();
         if (missing.isPresent()) {
             LOG.warn("rwkv: CUDA backend unavailable ({}); using the CPU backend",
                     missing.get());
-            return defaultCpu();
+            return defaultCpu(settings);
         }
-        b = CudaBackend.open(p, defaultCpu(), device);
+        b = CudaBackend.open(p, defaultCpu(settings), device, limits);
         CUDA.put(key, b);
         return b;
     }
@@ -128,10 +148,25 @@ public final class Backends {
     private static final java.util.Map<String, Backend> CUDA = new java.util.HashMap<>();
 
     /** The best CPU backend (the default backend unless that names the GPU). */
-    private static Backend defaultCpu() {
+    private static Backend defaultCpu(EngineSettings settings) {
         Optional<String> missing = vectorUnavailableReason();
-        return missing.isPresent() ? ScalarHolder.INSTANCE : VectorHolder.INSTANCE;
+        return missing.isPresent() ? ScalarHolder.INSTANCE : vector(settings);
     }
+
+    /** The vector backend of this JVM, made with {@code settings}' threads on first use. */
+    private static synchronized VectorBackend vector(EngineSettings settings) {
+        int threads = settings.threadsOrDefault();
+        if (vector == null) {
+            vector = new VectorBackend(threads);
+        } else if (settings.threads() > 0 && vector.threads() != threads) {
+            LOG.warn("rwkv: the vector backend of this JVM runs {} threads; {} asked for later is ignored",
+                    vector.threads(), threads);
+        }
+        return vector;
+    }
+
+    /** Made on first use only, so that merely loading this class never touches the Vector API. */
+    private static VectorBackend vector;
 
     /** Empty when the vector backend can run here; otherwise why not. */
     static Optional<String> vectorUnavailableReason() {
@@ -140,16 +175,11 @@ public final class Backends {
                     + VECTOR_MODULE);
         }
         try {
-            VectorHolder.INSTANCE.name(); // runs VectorBackend's static initialisation
+            VectorBackend.vectorLanes(); // runs VectorBackend's static initialisation
             return Optional.empty();
         } catch (LinkageError | RuntimeException e) { // e.g. an unsupported vector shape on this CPU
             return Optional.of("VectorBackend failed to initialise: " + e);
         }
-    }
-
-    /** Created on first use only, so that merely loading this class never touches the Vector API. */
-    private static final class VectorHolder {
-        static final VectorBackend INSTANCE = new VectorBackend();
     }
 
     private static final class ScalarHolder {

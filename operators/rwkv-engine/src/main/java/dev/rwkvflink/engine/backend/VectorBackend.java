@@ -103,7 +103,7 @@ public final class VectorBackend implements Backend, AutoCloseable {
 
     /** Threads from system property {@code rwkv.threads}, default the number of available processors. */
     public VectorBackend() {
-        this(Integer.getInteger("rwkv.threads", Runtime.getRuntime().availableProcessors()));
+        this(EngineSettings.DEFAULTS.threadsOrDefault());
     }
 
     public VectorBackend(int threads) {

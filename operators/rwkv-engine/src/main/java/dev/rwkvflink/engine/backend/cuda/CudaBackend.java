@@ -24,11 +24,14 @@ public final class CudaBackend implements Backend, Accelerator {
     private final CudaDevice device;
     private final Precision precision;
     private final Backend cpu;
+    /** Sizing of each model's runner: rows per pass, state-pool slots. */
+    private final CudaModelRunner.Limits limits;
 
-    private CudaBackend(CudaDevice device, Precision precision, Backend cpu) {
+    private CudaBackend(CudaDevice device, Precision precision, Backend cpu, CudaModelRunner.Limits limits) {
         this.device = device;
         this.precision = precision;
         this.cpu = cpu;
+        this.limits = limits;
     }
 
     /** Why the GPU backend cannot run here, or empty when it can. */
@@ -53,13 +56,23 @@ public final class CudaBackend implements Backend, Accelerator {
      * @throws IllegalArgumentException when this machine has no such device (the message says how many it has)
      */
     public static CudaBackend open(Precision precision, Backend cpu, int ordinal) {
+        return open(precision, cpu, ordinal, CudaModelRunner.Limits.defaults());
+    }
+
+    /** {@link #open(Precision, Backend, int)} with each model's runner sized by {@code limits}. */
+    public static CudaBackend open(Precision precision, Backend cpu, int ordinal, CudaModelRunner.Limits limits) {
         int count = Cuda.deviceCount();
         if (ordinal < 0 || ordinal >= count) {
             throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist: this machine has " + count
                     + (count == 1 ? " device (ordinal 0)" : " devices (ordinals 0 to " + (count - 1) + ")")
                     + "; set by rwkv.cuda.device, the operator's cudaDevice or Flink's gpu external resource");
         }
-        return new CudaBackend(Cuda.device(ordinal), precision, cpu);
+        return new CudaBackend(Cuda.device(ordinal), precision, cpu, limits);
+    }
+
+    /** How each model's runner is sized. */
+    public CudaModelRunner.Limits limits() {
+        return limits;
     }
 
     public CudaDevice device() {
@@ -91,7 +104,6 @@ public final class CudaBackend implements Backend, Accelerator {
                     + ")");
             return Optional.empty();
         }
-        CudaModelRunner.Limits limits = CudaModelRunner.Limits.defaults();
         return Optional.of(v7 ? Rwkv7Cuda.open(device, model.weights(), model.config(), precision, limits)
                 : Rwkv456Cuda.open(device, model.weights(), model.config(), precision, limits));
     }

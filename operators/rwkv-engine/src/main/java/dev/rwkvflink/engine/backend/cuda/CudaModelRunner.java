@@ -7,6 +7,7 @@ import dev.rwkvflink.cuda.CudaGraph;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
 import dev.rwkvflink.cuda.PinnedMemory;
+import dev.rwkvflink.engine.backend.EngineSettings;
 import dev.rwkvflink.engine.backend.cuda.CommonKernels.Gemv;
 import dev.rwkvflink.engine.model.ModelRunner;
 import dev.rwkvflink.engine.model.RwkvConfig;
@@ -103,8 +104,9 @@ public abstract class CudaModelRunner implements ModelRunner {
             }
         }
 
+        /** From the system properties, else the built-in values ({@link EngineSettings#DEFAULTS}). */
         public static Limits defaults() {
-            return new Limits(Integer.getInteger("rwkv.cuda.maxRows", 16_384), Integer.getInteger("rwkv.cuda.slots", 256));
+            return new Limits(EngineSettings.DEFAULTS.cudaMaxRowsOrDefault(), EngineSettings.DEFAULTS.cudaSlotsOrDefault());
         }
     }
 
