@@ -96,7 +96,7 @@ fresh() { # ARCHIVE KEY: whether ARCHIVE exists and was made from KEY
 echo "== building ${modules[*]} (classes and test classes, tests not run) and their test class paths"
 mvn -B -ntp -q -Drwkv.build.dir="$build" -pl "$(IFS=,; echo "${modules[*]}")" -am -DskipTests \
   test-compile "$dependency_plugin:build-classpath" -DincludeScope=test -Dmdep.outputFile="$build/gpu-test.classpath"
-broker_list=connectors/$build/classes/dev/rwkvflink/kafka/kafka-broker.classpath
+broker_list=connectors/$build/classes/dev/rwkvflink/kafka/local/kafka-broker.classpath
 [[ -f $broker_list ]] || { echo "gpu-prepare: $broker_list is missing (connectors not built?)" >&2; exit 2; }
 
 # The console launcher of the JUnit Platform that goes with the root pom's JUnit (5.x.y -> platform 1.x.y).

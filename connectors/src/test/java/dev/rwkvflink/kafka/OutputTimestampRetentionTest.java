@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.Embedding;
 import dev.rwkvflink.schema.Schemas;
 import java.time.Duration;

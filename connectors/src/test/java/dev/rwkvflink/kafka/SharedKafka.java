@@ -1,5 +1,6 @@
 package dev.rwkvflink.kafka;
 
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.ParameterContext;
 import org.junit.jupiter.api.extension.ParameterResolver;
@@ -9,7 +10,7 @@ import org.junit.jupiter.api.extension.ParameterResolver;
  * for the whole test run, started on first use and closed when JUnit finishes. Tests share it, so each uses its own
  * topics.
  */
-final class SharedKafka implements ParameterResolver {
+public final class SharedKafka implements ParameterResolver {
 
   @Override
   public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {

@@ -1,5 +1,6 @@
 package dev.rwkvflink.kafka;
 
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

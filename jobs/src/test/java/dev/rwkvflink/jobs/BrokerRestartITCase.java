@@ -11,7 +11,7 @@ import static dev.rwkvflink.jobs.EmbedJobITCase.utf8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Collections;

@@ -8,7 +8,7 @@ import static dev.rwkvflink.jobs.EmbedJobITCase.tinyModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;

@@ -1,7 +1,7 @@
 package dev.rwkvflink.jobs;
 
 import dev.rwkvflink.cuda.Cuda;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import java.nio.file.Path;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;

@@ -15,7 +15,7 @@ import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.AvroDecodingException;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.operator.TextChunk;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;

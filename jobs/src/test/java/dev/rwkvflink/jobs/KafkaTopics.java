@@ -1,6 +1,6 @@
 package dev.rwkvflink.jobs;
 
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;

@@ -15,7 +15,7 @@ import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.AvroDecodingException;
 import dev.rwkvflink.kafka.DeadLetters;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.EmitReason;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.Schemas;
 import java.nio.file.Files;
 import java.nio.file.Path;

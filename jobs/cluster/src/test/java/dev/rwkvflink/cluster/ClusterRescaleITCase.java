@@ -3,7 +3,7 @@ package dev.rwkvflink.cluster;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.Schemas;
 import java.nio.file.Path;
 import java.time.Duration;

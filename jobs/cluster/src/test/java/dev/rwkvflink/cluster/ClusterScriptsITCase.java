@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.kafka.AvroCodec;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.Embedding;
 import dev.rwkvflink.schema.EmitReason;

@@ -13,7 +13,7 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import dev.rwkvflink.kafka.AvroCodec;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;

@@ -3,7 +3,7 @@ package dev.rwkvflink.jobs.bench;
 import dev.rwkvflink.jobs.EmbedJob;
 import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.kafka.AvroCodec;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.operator.RwkvStreams;
 import dev.rwkvflink.schema.DocumentChunk;

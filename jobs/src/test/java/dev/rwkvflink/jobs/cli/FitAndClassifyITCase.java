@@ -16,7 +16,7 @@ import dev.rwkvflink.jobs.EmbedJob;
 import dev.rwkvflink.jobs.KafkaTopics;
 import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.kafka.AvroCodec;
-import dev.rwkvflink.kafka.EmbeddedKafka;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.Schemas;

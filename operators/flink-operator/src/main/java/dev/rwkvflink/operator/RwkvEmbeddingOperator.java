@@ -9,10 +9,8 @@ import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ScheduledFuture;
 import org.apache.flink.api.common.state.ListStateDescriptor;
@@ -107,8 +105,8 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private transient InternalTimerService<VoidNamespace> timers;
     private transient Batch batch;
     private transient HotStates hot;
-    /** Receives a hot state for pooling that reads the state (allocated on first use). */
-    private transient RwkvState poolingScratch;
+    /** Runs the batch's keys through the engine and makes their emissions. */
+    private transient BatchRunner runner;
     private transient ScheduledFuture<?> flushTimer;
     private transient OperatorMetrics metrics;
     private transient String fingerprintHex;
@@ -181,6 +179,26 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                         new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint()))),
                 getRuntimeContext().getListState(new ListStateDescriptor<>(TOKEN_LOG, TokenRunSerializer.INSTANCE)),
                 snapshotTokens, loaded.model(), hot.slots(), metrics, this::setCurrentKey);
+        runner = new BatchRunner(hot, store, metrics, loaded, config.pooling, new BatchRunner.Emissions() {
+            @Override
+            public void embedding(EmbeddingRecord r) {
+                output.collect(new StreamRecord<>(r, r.eventTime));
+                if (LOG.isDebugEnabled()) {
+                    LOG.debug("emit {} key={} seq={} reason={} tokens={} after-checkpoint={}", traceId, r.key, r.seq,
+                            r.reason, r.tokens, lastBarrier);
+                }
+            }
+
+            @Override
+            public void rejected(TextChunk chunk, String reason) {
+                reject(chunk, reason, now());
+            }
+
+            @Override
+            public long now() {
+                return getProcessingTimeService().getCurrentProcessingTime();
+            }
+        });
         if (LOG.isDebugEnabled()) {
             LOG.debug("open {} hot states: {} slots, snapshot every {} tokens", traceId, hot.capacity(),
                     store.snapshotTokens());
@@ -519,7 +537,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         try {
             long tokens = 0;
             for (int from = 0; from < works.size(); from += hot.capacity()) {
-                tokens += run(works.subList(from, Math.min(works.size(), from + hot.capacity())));
+                tokens += runner.run(works.subList(from, Math.min(works.size(), from + hot.capacity())));
             }
             if (config.hotStateBytes == 0) {
                 hot.evictAll(store::writeBack);
@@ -531,60 +549,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 setCurrentKey(savedKey);
             }
         }
-    }
-
-    /** One group of keys (at most the hot capacity): admit, advance round by round, emit, retire ended keys. */
-    private long run(List<Batch.KeyWork> works) throws Exception {
-        Set<String> pinned = new HashSet<>();
-        for (Batch.KeyWork w : works) {
-            pinned.add(w.key);
-        }
-        List<HotStates.Entry> rebuilt = new ArrayList<>();
-        List<int[]> replays = new ArrayList<>();
-        for (Batch.KeyWork w : works) {
-            HotStates.Entry e = hot.get(w.key);
-            if (e == null) {
-                e = hot.admit(w.key, pinned, store::writeBack);
-                int[] log = store.load(e);
-                if (log.length > 0) {
-                    rebuilt.add(e);
-                    replays.add(log);
-                }
-            }
-            w.hot = e;
-        }
-        store.replay(rebuilt, replays);
-        long tokens = 0;
-        for (int round = 0; ; round++) {
-            List<Batch.KeyWork> active = new ArrayList<>();
-            for (Batch.KeyWork w : works) {
-                if (round < w.segments.size()) {
-                    active.add(w);
-                }
-            }
-            if (active.isEmpty()) {
-                break;
-            }
-            long engineStart = System.nanoTime();
-            tokens += advance(active, round);
-            long emitStart = System.nanoTime();
-            metrics.engineNanos.inc(emitStart - engineStart);
-            for (Batch.KeyWork w : active) {
-                Batch.Segment seg = w.segments.get(round);
-                if (seg.emit != null) {
-                    emit(w, seg);
-                }
-            }
-            metrics.emitNanos.inc(System.nanoTime() - emitStart);
-        }
-        for (Batch.KeyWork w : works) {
-            if (w.finishes()) {
-                hot.drop(w.key);
-                store.clear(w.key);
-                metrics.states.dec();
-            }
-        }
-        return tokens;
     }
 
     /** Snapshots written to Flink state so far by this instance (for tests). */
@@ -632,71 +596,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             if (savedKey != null) {
                 setCurrentKey(savedKey);
             }
-        }
-    }
-
-    /** One engine call for segment {@code round} of every active key. */
-    private long advance(List<Batch.KeyWork> active, int round) {
-        List<int[]> tokens = new ArrayList<>();
-        List<Batch.KeyWork> owners = new ArrayList<>();
-        long count = 0;
-        for (Batch.KeyWork w : active) {
-            Batch.Segment seg = w.segments.get(round);
-            if (seg.tokens > 0) {
-                tokens.add(seg.tokenArray());
-                owners.add(w);
-                count += seg.tokens;
-            }
-        }
-        if (!owners.isEmpty()) {
-            int[] slots = new int[owners.size()];
-            for (int i = 0; i < slots.length; i++) {
-                slots[i] = owners.get(i).hot.slot;
-            }
-            float[][] hidden = hot.slots().advance(slots, tokens.toArray(int[][]::new));
-            for (int i = 0; i < owners.size(); i++) {
-                HotStates.Entry e = owners.get(i).hot;
-                e.hidden = hidden[i];
-                e.applied(tokens.get(i));
-            }
-        }
-        return count;
-    }
-
-    private void emit(Batch.KeyWork w, Batch.Segment seg) {
-        HotStates.Entry s = w.hot;
-        if (s.hidden == null) {
-            if (seg.emit != EmbeddingRecord.Reason.PROGRESS) {
-                TextChunk last = w.lastChunk != null ? w.lastChunk : new TextChunk(w.key, seg.seq, "", true, seg.eventTime);
-                reject(last, "document '" + w.key + "' has no tokens: nothing to embed",
-                        getProcessingTimeService().getCurrentProcessingTime());
-            }
-            return;
-        }
-        EmbeddingRecord r = new EmbeddingRecord();
-        r.key = w.key;
-        r.seq = seg.seq;
-        r.tokens = s.tokens;
-        if (poolingScratch == null) {
-            poolingScratch = loaded.model().newState();
-        }
-        if (loaded.embedder().pooling().usesState()) {
-            hot.slots().store(s.slot, poolingScratch);
-        }
-        r.vector = loaded.embedder().embed(s.hidden, poolingScratch);
-        r.pooling = config.pooling;
-        r.reason = seg.emit;
-        r.model = fingerprintHex;
-        r.eventTime = seg.eventTime;
-        if (loaded.head() != null) {
-            r.probabilities = loaded.head().probabilities(r.vector);
-            r.label = loaded.head().label(r.probabilities);
-        }
-        output.collect(new StreamRecord<>(r, seg.eventTime));
-        metrics.recordEmission(getProcessingTimeService().getCurrentProcessingTime(), seg.queuedAt, seg.eventTime);
-        if (LOG.isDebugEnabled()) {
-            LOG.debug("emit {} key={} seq={} reason={} tokens={} after-checkpoint={}", traceId, r.key, r.seq, r.reason,
-                    r.tokens, lastBarrier);
         }
     }
 

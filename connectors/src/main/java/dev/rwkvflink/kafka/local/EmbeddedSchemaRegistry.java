@@ -1,4 +1,4 @@
-package dev.rwkvflink.kafka;
+package dev.rwkvflink.kafka.local;
 
 import java.io.IOException;
 import java.io.InputStream;
