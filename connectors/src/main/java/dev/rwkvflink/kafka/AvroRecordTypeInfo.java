@@ -10,7 +10,6 @@ import org.apache.avro.SchemaNormalization;
 import org.apache.avro.specific.SpecificData;
 import org.apache.avro.specific.SpecificRecord;
 import org.apache.flink.api.common.serialization.SerializerConfig;
-import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSchemaCompatibility;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
@@ -25,71 +24,24 @@ import org.apache.flink.core.memory.DataOutputView;
  * OutputTag<DeadLetter> tag = new OutputTag<>("dead-letters", new AvroRecordTypeInfo<>(DeadLetter.class));
  * }</pre>
  */
-public final class AvroRecordTypeInfo<T extends SpecificRecord> extends TypeInformation<T> {
+public final class AvroRecordTypeInfo<T extends SpecificRecord> extends OpaqueTypeInfo<T> {
 
   @Serial
   private static final long serialVersionUID = 1L;
 
-  private final Class<T> type;
-
   /** Type information for a generated record class. */
   public AvroRecordTypeInfo(Class<T> type) {
-    this.type = Objects.requireNonNull(type, "type");
-  }
-
-  @Override
-  public boolean isBasicType() {
-    return false;
-  }
-
-  @Override
-  public boolean isTupleType() {
-    return false;
-  }
-
-  @Override
-  public int getArity() {
-    return 1;
-  }
-
-  @Override
-  public int getTotalFields() {
-    return 1;
-  }
-
-  @Override
-  public Class<T> getTypeClass() {
-    return type;
-  }
-
-  @Override
-  public boolean isKeyType() {
-    return false;
+    super(type);
   }
 
   @Override
   public TypeSerializer<T> createSerializer(SerializerConfig config) {
-    return new Serializer<>(type, null);
+    return new Serializer<>(getTypeClass(), null);
   }
 
   @Override
   public String toString() {
-    return "AvroRecord<" + type.getName() + ">";
-  }
-
-  @Override
-  public boolean equals(Object other) {
-    return other instanceof AvroRecordTypeInfo<?> info && info.canEqual(this) && info.type == type;
-  }
-
-  @Override
-  public int hashCode() {
-    return type.hashCode();
-  }
-
-  @Override
-  public boolean canEqual(Object other) {
-    return other instanceof AvroRecordTypeInfo;
+    return "AvroRecord<" + getTypeClass().getName() + ">";
   }
 
   /**

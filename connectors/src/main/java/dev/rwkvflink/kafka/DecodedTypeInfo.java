@@ -5,7 +5,6 @@ import dev.rwkvflink.schema.DocumentChunk;
 import java.io.IOException;
 import java.io.Serial;
 import org.apache.flink.api.common.serialization.SerializerConfig;
-import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
@@ -17,39 +16,13 @@ import org.apache.flink.core.memory.DataOutputView;
  * {@link AvroRecordTypeInfo}. Decoded values live between the source and the operator that splits them; they are not
  * meant for state.
  */
-public final class DecodedTypeInfo extends TypeInformation<Decoded> {
+public final class DecodedTypeInfo extends OpaqueTypeInfo<Decoded> {
 
   @Serial
   private static final long serialVersionUID = 1L;
 
-  @Override
-  public boolean isBasicType() {
-    return false;
-  }
-
-  @Override
-  public boolean isTupleType() {
-    return false;
-  }
-
-  @Override
-  public int getArity() {
-    return 1;
-  }
-
-  @Override
-  public int getTotalFields() {
-    return 1;
-  }
-
-  @Override
-  public Class<Decoded> getTypeClass() {
-    return Decoded.class;
-  }
-
-  @Override
-  public boolean isKeyType() {
-    return false;
+  public DecodedTypeInfo() {
+    super(Decoded.class);
   }
 
   @Override
@@ -60,21 +33,6 @@ public final class DecodedTypeInfo extends TypeInformation<Decoded> {
   @Override
   public String toString() {
     return "Decoded<DocumentChunk | DeadLetter>";
-  }
-
-  @Override
-  public boolean equals(Object other) {
-    return other instanceof DecodedTypeInfo;
-  }
-
-  @Override
-  public int hashCode() {
-    return DecodedTypeInfo.class.hashCode();
-  }
-
-  @Override
-  public boolean canEqual(Object other) {
-    return other instanceof DecodedTypeInfo;
   }
 
   /** Tag byte, then the chunk or the dead letter. */

@@ -1,10 +1,13 @@
 package dev.rwkvflink.kafka;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.schema.DocumentChunk;
+import dev.rwkvflink.schema.Embedding;
 import java.io.ByteArrayOutputStream;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,6 +31,19 @@ class AvroRecordTypeInfoTest {
 
   private final TypeSerializer<DocumentChunk> serializer =
       new AvroRecordTypeInfo<>(DocumentChunk.class).createSerializer(new SerializerConfigImpl());
+
+  @Test
+  void typeInformationIsEqualForTheSameTypeOnly() {
+    assertEquals(new AvroRecordTypeInfo<>(DocumentChunk.class), new AvroRecordTypeInfo<>(DocumentChunk.class));
+    assertEquals(new AvroRecordTypeInfo<>(DocumentChunk.class).hashCode(),
+        new AvroRecordTypeInfo<>(DocumentChunk.class).hashCode());
+    assertNotEquals(new AvroRecordTypeInfo<>(DocumentChunk.class), new AvroRecordTypeInfo<>(Embedding.class));
+    assertEquals(new DecodedTypeInfo(), new DecodedTypeInfo());
+    assertNotEquals(new DecodedTypeInfo(), new AvroRecordTypeInfo<>(DocumentChunk.class));
+    assertEquals(1, new DecodedTypeInfo().getArity());
+    assertEquals(Decoded.class, new DecodedTypeInfo().getTypeClass());
+    assertFalse(new AvroRecordTypeInfo<>(DocumentChunk.class).isKeyType());
+  }
 
   @Test
   void roundTripsAndCopies() throws Exception {
