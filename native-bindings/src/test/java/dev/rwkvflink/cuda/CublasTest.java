@@ -38,8 +38,8 @@ class CublasTest {
     private static float round(float v, DataType type) {
         return switch (type) {
             case F32 -> v;
-            case BF16 -> Bf16.round(v);
-            case F16 -> Fp16.round(v);
+            case BF16 -> HalfFloat.BF16.round(v);
+            case F16 -> HalfFloat.FP16.round(v);
         };
     }
 
@@ -53,8 +53,8 @@ class CublasTest {
             MemorySegment host = arena.allocate((long) type.bytes() * values.length);
             switch (type) {
                 case F32 -> MemorySegment.copy(values, 0, host, JAVA_FLOAT, 0, values.length);
-                case BF16 -> Bf16.write(values, host, 0);
-                case F16 -> Fp16.write(values, host, 0);
+                case BF16 -> HalfFloat.BF16.write(values, host, 0);
+                case F16 -> HalfFloat.FP16.write(values, host, 0);
             }
             memory.copyFromHost(host, 0, host.byteSize(), null);
             gpu.synchronize();
@@ -137,18 +137,18 @@ class CublasTest {
         float[] x = Gpu.randomFloats(random, tokens * in);   // row-major [tokens, in]
         float[] w = Gpu.randomFloats(random, out * in);      // row-major [out, in]
         for (int i = 0; i < w.length; i++) {
-            w[i] = Bf16.round(w[i]);
+            w[i] = HalfFloat.BF16.round(w[i]);
         }
         for (int i = 0; i < x.length; i++) {
-            x[i] = Bf16.round(x[i]);
+            x[i] = HalfFloat.BF16.round(x[i]);
         }
         try (Arena arena = Arena.ofConfined(); Cublas blas = Cublas.create(gpu);
              DeviceMemory dx = gpu.alloc(2L * x.length); DeviceMemory dw = gpu.alloc(2L * w.length);
              DeviceMemory dy = gpu.alloc(4L * tokens * out)) {
             MemorySegment hx = arena.allocate(2L * x.length);
             MemorySegment hw = arena.allocate(2L * w.length);
-            Bf16.write(x, hx, 0);
-            Bf16.write(w, hw, 0);
+            HalfFloat.BF16.write(x, hx, 0);
+            HalfFloat.BF16.write(w, hw, 0);
             dx.copyFromHost(hx, 0, hx.byteSize(), null);
             dw.copyFromHost(hw, 0, hw.byteSize(), null);
             blas.gemmEx(Op.T, Op.N, out, tokens, in, 1f, dw.address(), DataType.BF16, in,

@@ -82,7 +82,7 @@ class KernelCacheTest {
     void kernelSourcesAreReadFromTheClassPath() {
         String source = KernelCache.loadResource(KernelCacheTest.class, "test-kernels.cu");
         assertTrue(source.contains("extern \"C\" __global__ void axpy_in_place("), source);
-        assertEquals(source, KernelCache.loadResource(Bf16Test.class, "/dev/rwkvflink/cuda/test-kernels.cu"));
+        assertEquals(source, KernelCache.loadResource(HalfFloatTest.class, "/dev/rwkvflink/cuda/test-kernels.cu"));
         assertThrows(IllegalArgumentException.class, () -> KernelCache.loadResource(KernelCacheTest.class, "nope.cu"));
     }
 

@@ -1,5 +1,6 @@
 package dev.rwkvflink.engine.tensor;
 
+import dev.rwkvflink.cuda.HalfFloat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -83,7 +84,7 @@ public final class Quantizer {
             }
             case BF16 -> {
                 for (int i = 0; i < count; i++) {
-                    dst.set(U16, dstOff + 2L * i, floatToBf16(src[from + i]));
+                    dst.set(U16, dstOff + 2L * i, HalfFloat.BF16.fromFloat(src[from + i]));
                 }
             }
             default -> {
@@ -106,23 +107,6 @@ public final class Quantizer {
         }
     }
 
-    /**
-     * fp32 -> bf16 with round-to-nearest-even on the 16 dropped bits: add 0x7FFF plus the lowest kept bit, then
-     * truncate. A NaN keeps its sign and top payload bits and gets the quiet bit (0x0040) so it stays a NaN.
-     */
-    public static short floatToBf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if (Float.isNaN(f)) {
-            return (short) ((bits >>> 16) | 0x0040);
-        }
-        int lsb = (bits >>> 16) & 1;
-        return (short) ((bits + 0x7FFF + lsb) >>> 16);
-    }
-
-    /** bf16 -> fp32 (exact: the bf16 bits are the top half of the fp32 pattern). */
-    public static float bf16ToFloat(short h) {
-        return Float.intBitsToFloat((h & 0xFFFF) << 16);
-    }
 
     // ---------------------------------------------------------------------------------------------------------
     // The block quantizers. Each reads x[xo .. xo + 32) and writes one block at dst[off].

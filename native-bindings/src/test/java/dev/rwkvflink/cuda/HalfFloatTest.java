@@ -9,10 +9,10 @@ import java.lang.foreign.MemorySegment;
 import org.junit.jupiter.api.Test;
 
 /** bfloat16 and half conversions against known bit patterns. Runs on every machine. */
-class Bf16Test {
+class HalfFloatTest {
 
     private static short bf16(float f) {
-        return Bf16.fromFloat(f);
+        return HalfFloat.BF16.fromFloat(f);
     }
 
     private static float bits(int b) {
@@ -57,7 +57,7 @@ class Bf16Test {
 
     @Test
     void nanStaysNanEvenWhenRoundingWouldCarryIntoInfinity() {
-        assertTrue(Float.isNaN(Bf16.toFloat(bf16(Float.NaN))));
+        assertTrue(Float.isNaN(HalfFloat.BF16.toFloat(bf16(Float.NaN))));
         assertEquals((short) 0x7FC0, bf16(Float.NaN));
         assertEquals((short) 0x7FC0, bf16(bits(0x7F800001)));      // signalling NaN with only low bits set
         assertEquals((short) 0xFFC0, bf16(bits(0xFF800001)));      // sign kept
@@ -67,9 +67,9 @@ class Bf16Test {
     @Test
     void everyBfloat16SurvivesARoundTrip() {
         for (int b = 0; b < 0x10000; b++) {
-            float f = Bf16.toFloat((short) b);
+            float f = HalfFloat.BF16.toFloat((short) b);
             if (Float.isNaN(f)) {
-                assertTrue(Float.isNaN(Bf16.toFloat(bf16(f))));
+                assertTrue(Float.isNaN(HalfFloat.BF16.toFloat(bf16(f))));
             } else {
                 assertEquals((short) b, bf16(f), "bits " + Integer.toHexString(b));
             }
@@ -81,20 +81,20 @@ class Bf16Test {
         float[] values = {1.0f, -2.5f, 3.140625f};
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment segment = arena.allocate(8);
-            Bf16.write(values, segment, 2);
+            HalfFloat.BF16.write(values, segment, 2);
             assertEquals((byte) 0x80, segment.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 2));
             assertEquals((byte) 0x3F, segment.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 3));
-            assertArrayEquals(values, Bf16.read(segment, 2, 3));
+            assertArrayEquals(values, HalfFloat.BF16.read(segment, 2, 3));
         }
     }
 
     @Test
     void halfPrecisionRoundsToNearestEven() {
-        assertEquals((short) 0x3C00, Fp16.fromFloat(1.0f));
-        assertEquals((short) 0x3C00, Fp16.fromFloat(1.0f + 0x1p-11f));         // tie: to even
-        assertEquals((short) 0x3C02, Fp16.fromFloat(1.0f + 3 * 0x1p-11f));     // tie: to even (up)
-        assertEquals((short) 0x7C00, Fp16.fromFloat(65520f));                   // overflow to infinity
-        assertEquals(65504f, Fp16.round(65504f));
-        assertTrue(Float.isNaN(Fp16.toFloat(Fp16.fromFloat(Float.NaN))));
+        assertEquals((short) 0x3C00, HalfFloat.FP16.fromFloat(1.0f));
+        assertEquals((short) 0x3C00, HalfFloat.FP16.fromFloat(1.0f + 0x1p-11f));         // tie: to even
+        assertEquals((short) 0x3C02, HalfFloat.FP16.fromFloat(1.0f + 3 * 0x1p-11f));     // tie: to even (up)
+        assertEquals((short) 0x7C00, HalfFloat.FP16.fromFloat(65520f));                   // overflow to infinity
+        assertEquals(65504f, HalfFloat.FP16.round(65504f));
+        assertTrue(Float.isNaN(HalfFloat.FP16.toFloat(HalfFloat.FP16.fromFloat(Float.NaN))));
     }
 }
