@@ -6,13 +6,11 @@ import java.lang.foreign.MemorySegment;
  * A marker in a stream ({@code CUevent}) from {@link CudaDevice#newEvent()}: to wait for the work before it, to
  * order streams ({@link CudaStream#waitFor(CudaEvent)}), or to time the device work between two events.
  */
-public final class CudaEvent implements AutoCloseable {
-    private final CudaDevice device;
+public final class CudaEvent extends DeviceResource {
     private final MemorySegment event;
-    private boolean closed; // guarded by this
 
     CudaEvent(CudaDevice device, MemorySegment event) {
-        this.device = device;
+        super(device);
         this.event = event;
     }
 
@@ -43,14 +41,7 @@ public final class CudaEvent implements AutoCloseable {
 
     /** Destroys the event ({@code cuEventDestroy_v2}); idempotent. */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        device.ensureCurrent();
+    void release() {
         DriverApi.cuEventDestroy(event);
     }
 }

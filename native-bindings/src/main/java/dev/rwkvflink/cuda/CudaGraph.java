@@ -7,13 +7,11 @@ import java.lang.foreign.MemorySegment;
  * {@link CudaStream#endCapture()}: the captured copies and kernels replayed by one launch, with the same
  * arguments and addresses each time (change data in place, not pointers).
  */
-public final class CudaGraph implements AutoCloseable {
-    private final CudaDevice device;
+public final class CudaGraph extends DeviceResource {
     private final MemorySegment exec;
-    private boolean closed; // guarded by this
 
     CudaGraph(CudaDevice device, MemorySegment exec) {
-        this.device = device;
+        super(device);
         this.exec = exec;
     }
 
@@ -25,14 +23,7 @@ public final class CudaGraph implements AutoCloseable {
 
     /** Destroys the executable graph ({@code cuGraphExecDestroy}); idempotent. */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        device.ensureCurrent();
+    void release() {
         DriverApi.cuGraphExecDestroy(exec);
     }
 }

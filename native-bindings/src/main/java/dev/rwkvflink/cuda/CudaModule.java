@@ -8,14 +8,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * Loaded device code ({@code CUmodule}) from {@link CudaDevice#loadModule(byte[])} or {@link KernelCache}; hands
  * out its kernels by name.
  */
-public final class CudaModule implements AutoCloseable {
-    private final CudaDevice device;
+public final class CudaModule extends DeviceResource {
     private final MemorySegment module;
     private final Map<String, CudaKernel> kernels = new ConcurrentHashMap<>();
-    private boolean closed; // guarded by this
 
     CudaModule(CudaDevice device, MemorySegment module) {
-        this.device = device;
+        super(device);
         this.module = module;
     }
 
@@ -34,7 +32,7 @@ public final class CudaModule implements AutoCloseable {
         CudaKernel kernel = kernels.get(name);
         if (kernel == null) {
             synchronized (this) {
-                if (closed) {
+                if (isClosed()) {
                     throw new IllegalStateException("module already unloaded");
                 }
             }
@@ -47,15 +45,8 @@ public final class CudaModule implements AutoCloseable {
 
     /** Unloads the module ({@code cuModuleUnload}); its kernels become unusable. Idempotent. */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
+    void release() {
         kernels.clear();
-        device.ensureCurrent();
         DriverApi.cuModuleUnload(module);
     }
 }

@@ -7,16 +7,14 @@ import java.lang.foreign.MemorySegment;
  * wait for the legacy default stream. Also records work into a {@link CudaGraph}: {@link #beginCapture()}, queue
  * copies, kernels and cuBLAS calls as usual (nothing runs), then {@link #endCapture()}.
  */
-public final class CudaStream implements AutoCloseable {
+public final class CudaStream extends DeviceResource {
     /** {@code CU_STREAM_CAPTURE_MODE_THREAD_LOCAL}: other threads stay free to allocate during a capture. */
     private static final int CAPTURE_MODE = DriverApi.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
 
-    private final CudaDevice device;
     private final MemorySegment stream;
-    private boolean closed; // guarded by this
 
     CudaStream(CudaDevice device, MemorySegment stream) {
-        this.device = device;
+        super(device);
         this.stream = stream;
     }
 
@@ -72,14 +70,7 @@ public final class CudaStream implements AutoCloseable {
 
     /** Destroys the stream ({@code cuStreamDestroy_v2}); queued work still completes. Idempotent. */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        device.ensureCurrent();
+    void release() {
         DriverApi.cuStreamDestroy(stream);
     }
 }

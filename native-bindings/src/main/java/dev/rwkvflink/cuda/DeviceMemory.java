@@ -12,14 +12,12 @@ import java.util.Objects;
  * alive and unchanged until the stream is synchronised. With ordinary (pageable) memory the driver stages the
  * data, and a device-to-host copy returns only when it is done.
  */
-public final class DeviceMemory implements AutoCloseable {
-    private final CudaDevice device;
+public final class DeviceMemory extends DeviceResource {
     private final long address;
     private final long bytes;
-    private volatile boolean closed;
 
     DeviceMemory(CudaDevice device, long address, long bytes) {
-        this.device = device;
+        super(device);
         this.address = address;
         this.bytes = bytes;
     }
@@ -104,19 +102,12 @@ public final class DeviceMemory implements AutoCloseable {
 
     /** Frees the memory ({@code cuMemFree_v2}); idempotent. Work still queued that uses it must be finished. */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
-        device.ensureCurrent();
+    void release() {
         DriverApi.cuMemFree(address);
     }
 
     private void checkOpen() {
-        if (closed) {
+        if (isClosed()) {
             throw new IllegalStateException("device memory already freed: " + this);
         }
     }

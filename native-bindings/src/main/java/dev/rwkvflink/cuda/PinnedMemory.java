@@ -8,16 +8,14 @@ import java.lang.foreign.MemorySegment;
  * overlap with kernels. Read and written through {@link #segment()}, which becomes unusable once the memory is
  * freed by {@link #close()}.
  */
-public final class PinnedMemory implements AutoCloseable {
-    private final CudaDevice device;
+public final class PinnedMemory extends DeviceResource {
     private final MemorySegment pointer;
     private final Arena arena;
     private final MemorySegment segment;
-    private boolean closed; // guarded by this
 
     @SuppressWarnings("restricted") // gives the driver's pointer its size and a lifetime
     PinnedMemory(CudaDevice device, MemorySegment pointer, long bytes) {
-        this.device = device;
+        super(device);
         this.pointer = pointer;
         this.arena = Arena.ofShared();
         this.segment = pointer.reinterpret(bytes, arena, null);
@@ -35,15 +33,8 @@ public final class PinnedMemory implements AutoCloseable {
 
     /** Invalidates {@link #segment()} and frees the memory ({@code cuMemFreeHost}); idempotent. */
     @Override
-    public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-        }
+    void release() {
         arena.close();
-        device.ensureCurrent();
         DriverApi.cuMemFreeHost(pointer);
     }
 }
