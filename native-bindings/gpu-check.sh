@@ -66,7 +66,9 @@ java=$bundle/jre/bin/java
 classpath() { # NAME: the class path of a module (or kafka-broker, main), absolute, joined with ':'
   sed "/^$/d; s:^:$bundle/:" "$bundle/classes/classpath/$1" | paste -sd:
 }
-flags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector --sun-misc-unsafe-memory-access=allow
+# the project's JVM flags from their one place, pom.xml's rwkv.jvm.flags (the working directory is the checkout's root)
+# shellcheck disable=SC2207  # the flags are words without blanks
+flags=($(sed -n 's:.*<rwkv.jvm.flags>\(.*\)</rwkv.jvm.flags>.*:\1:p' pom.xml)
        -Xmx16g "-Drwkv.shared.dir=$bundle/shared" "-Drwkv.kafka.classpath=$(classpath kafka-broker)")
 # shellcheck disable=SC2206  # GPU_JAVA_OPTS is a list of options
 flags+=(${GPU_JAVA_OPTS:-})

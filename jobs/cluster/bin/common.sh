@@ -16,10 +16,9 @@ REST_URL=http://127.0.0.1:$REST_PORT
 LIB_CLASSPATH_FILE=${RWKV_FLINK_LIB_CLASSPATH:-$CLUSTER_MODULE/target/flink-lib.classpath}
 JOB_JAR=${RWKV_JOB_JAR:-$CLUSTER_MODULE/target/rwkv-flink-job.jar}
 SQL_CLIENT_CLASSPATH_FILE=${RWKV_SQL_CLIENT_CLASSPATH:-$CLUSTER_MODULE/target/sql-client.classpath}
-# Every JVM of the cluster: the project's flags (Vector API, native access), Avro's trusted packages, and the
-# --add-opens Flink's own config.yaml sets for Java 17+ (env.java.default-opts.all).
-CLUSTER_JVM_OPTS="--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
---sun-misc-unsafe-memory-access=allow -Dorg.apache.avro.SERIALIZABLE_PACKAGES=dev.rwkvflink.schema \
+# Every JVM of the cluster: the project's flags (Vector API, native access; bin/java-env.sh), Avro's trusted packages,
+# and the --add-opens Flink's own config.yaml sets for Java 17+ (env.java.default-opts.all).
+CLUSTER_JVM_OPTS="$RWKV_BASE_FLAGS -Dorg.apache.avro.SERIALIZABLE_PACKAGES=dev.rwkvflink.schema \
 --add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED \
 --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED \
 --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED \
