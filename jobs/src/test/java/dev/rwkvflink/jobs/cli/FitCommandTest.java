@@ -98,7 +98,7 @@ class FitCommandTest {
                 "isolation.level=read_uncommitted", "--out", out)
                 .startsWith("error: Kafka property isolation.level is set by the job itself"));
         assertTrue(fitError("--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--format", "json", "--out", out)
-                .startsWith("error: unknown record format 'json'"));
+                .startsWith("error: --format: unknown record format 'json'"));
         assertTrue(!Files.exists(dir.resolve("h.json")), "nothing written");
     }
 

@@ -93,7 +93,7 @@ final class BatchRunner {
             if (w.finishes()) {
                 hot.drop(w.key);
                 store.clear(w.key);
-                metrics.states.dec();
+                metrics.documents.documentEnded(w.key);
             }
         }
         return tokens;

@@ -5,7 +5,6 @@ import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MeterView;
 import org.apache.flink.metrics.MetricGroup;
-import org.apache.flink.metrics.SimpleCounter;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 
 /**
@@ -32,8 +31,8 @@ final class OperatorMetrics {
     private static final int WINDOW = 1024;
 
     final Counter tokens;
-    final Counter states = new SimpleCounter();
-    final Counter buffered;
+    /** Open documents and buffered chunks (statesHeld, bufferedChunks), per key group. */
+    final DocumentCounts documents;
     final Counter duplicates;
     final Counter deadLetters;
     final Counter emitted;
@@ -62,19 +61,14 @@ final class OperatorMetrics {
 
     private final MetricGroup group;
 
-    /** Counts a restore brought back: open documents, and chunks buffered for a missing predecessor. */
-    record Restored(long openDocuments, long bufferedChunks) {
-    }
-
-    OperatorMetrics(MetricGroup group, String backend, long bytesPerState, Restored restored) {
+    OperatorMetrics(MetricGroup group, String backend, long bytesPerState, DocumentCounts documents) {
         this.group = group;
+        this.documents = documents;
         tokens = group.counter("tokens");
         group.meter("tokensPerSecond", new MeterView(tokens));
-        states.inc(restored.openDocuments());
-        group.gauge("statesHeld", (Gauge<Long>) states::getCount);
-        group.gauge("stateBytes", (Gauge<Long>) () -> states.getCount() * bytesPerState);
-        buffered = group.counter("bufferedChunks");
-        buffered.inc(restored.bufferedChunks());
+        group.gauge("statesHeld", (Gauge<Long>) documents::openDocuments);
+        group.gauge("stateBytes", (Gauge<Long>) () -> documents.openDocuments() * bytesPerState);
+        group.gauge("bufferedChunks", (Gauge<Long>) documents::bufferedChunks);
         duplicates = group.counter("duplicates");
         deadLetters = group.counter("deadLetters");
         emitted = group.counter("embeddings");

@@ -13,17 +13,22 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ScheduledFuture;
+import org.apache.flink.api.common.TaskInfo;
+import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.runtime.execution.SuppressRestartsException;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -88,6 +93,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
 
     static final String MODEL_STATE = "rwkv-model-state";
     static final String TOKEN_LOG = "rwkv-token-log";
+    static final String DOCUMENT_COUNTS = "rwkv-document-counts";
     private static final long TIMER_GRANULARITY_MS = 1000;
 
     private final RwkvOperatorConfig config;
@@ -100,6 +106,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     /** The progress records between checkpoints (written back before each barrier): see {@link ProgressCache}. */
     private transient ProgressCache progress;
     private transient MapState<Long, TextChunk> bufferedState;
+    /** Open documents and buffered chunks per key group, checkpointed (see {@link DocumentCounts}). */
+    private transient DocumentCounts documents;
+    private transient ListState<long[]> documentCounts;
+    /** Restored from a checkpoint without {@link #documentCounts}: count once from the progress records. */
+    private transient boolean countOnOpen;
     /** Each key's RWKV state in Flink state: snapshot + token log ({@link KeyStateStore}). */
     private transient KeyStateStore store;
     private transient InternalTimerService<VoidNamespace> timers;
@@ -123,6 +134,28 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
         lastBarrier = context.getRestoredCheckpointId().orElse(-1L);
+        TaskInfo task = getRuntimeContext().getTaskInfo();
+        int keyGroups = task.getMaxNumberOfParallelSubtasks();
+        documents = new DocumentCounts(KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(keyGroups,
+                task.getNumberOfParallelSubtasks(), task.getIndexOfThisSubtask()), keyGroups);
+        documentCounts = context.getOperatorStateStore().getUnionListState(
+                new ListStateDescriptor<>(DOCUMENT_COUNTS, PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
+        boolean counted = false;
+        for (long[] ignored : documentCounts.get()) {
+            counted = true;
+            break;
+        }
+        if (counted) {
+            documents.restore(documentCounts.get());
+        }
+        // a checkpoint from before the counts were checkpointed: count its documents once, in open()
+        countOnOpen = context.isRestored() && !counted;
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        documentCounts.update(documents.entries());
     }
 
     @Override
@@ -170,8 +203,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         if (LOG.isDebugEnabled()) {
             LOG.debug("open {} restored-from-checkpoint={}", traceId, lastBarrier);
         }
+        if (countOnOpen) {
+            countRestored();
+        }
         metrics = new OperatorMetrics(getMetricGroup().addGroup("rwkv"), loaded.model().backend().name(),
-                4 * RwkvState.floats(loaded.model().config()), countRestored());
+                4 * RwkvState.floats(loaded.model().config()), documents);
         hot = new HotStates(loaded.model().residentStates(hotCapacity()));
         metrics.hotStates(hot::size);
         store = new KeyStateStore(
@@ -247,28 +283,21 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     }
 
     /**
-     * What a restore brought back, for the gauges that count from it: the open documents (statesHeld) and the
-     * chunks waiting for a predecessor (bufferedChunks, which the restored keys' successors then count down),
-     * counted once from the progress records (tens of bytes each), never from the snapshots (MBs each), so that
-     * opening after a restore reads no RWKV state.
+     * Counts the open documents and buffered chunks of a checkpoint written before the counts were part of it:
+     * once, from the progress records (tens of bytes each), never from the snapshots (MBs each).
      */
-    private OperatorMetrics.Restored countRestored() {
-        long[] counts = {0, 0};
+    private void countRestored() {
         try {
             getKeyedStateBackend().applyToAllKeys(VoidNamespace.INSTANCE, VoidNamespaceSerializer.INSTANCE,
                     progressDescriptor(), (key, state) -> {
                         DocumentProgress p = state.value();
-                        if (p != null && !p.finished) {
-                            counts[0]++;
-                        }
                         if (p != null) {
-                            counts[1] += p.buffered;
+                            documents.count(key, p);
                         }
                     });
         } catch (Exception e) {
             LOG.warn("could not count the restored documents for the statesHeld and bufferedChunks metrics", e);
         }
-        return new OperatorMetrics.Restored(counts[0], counts[1]);
     }
 
     /** Batches run so far (for tests). */
@@ -283,7 +312,12 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
 
     /** Chunks buffered for a missing predecessor, as the bufferedChunks metric says (for tests). */
     long bufferedChunks() {
-        return metrics.buffered.getCount();
+        return documents.bufferedChunks();
+    }
+
+    /** Open documents, as the statesHeld metric says (for tests). */
+    long openDocuments() {
+        return documents.openDocuments();
     }
 
     // ---------------------------------------------------------------------------------------------- per chunk
@@ -315,7 +349,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 p.lastActivity = now;
                 bufferedState.put(chunk.seq, chunk);
                 p.buffered++;
-                metrics.buffered.inc();
+                documents.buffered(key, 1);
             }
             case APPLY -> {
                 p.lastActivity = now;
@@ -324,7 +358,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 while (p.buffered > 0 && !p.finished && (next = bufferedState.get(p.nextSeq)) != null) {
                     bufferedState.remove(p.nextSeq);
                     p.buffered--;
-                    metrics.buffered.dec();
+                    documents.buffered(key, -1);
                     apply(next, p, now);
                 }
                 if (p.finished && p.buffered > 0) {
@@ -333,7 +367,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             }
         }
         if (stored == null) {
-            metrics.states.inc(); // a document opens (not for a first chunk that was rejected)
+            documents.documentOpened(key); // a document opens (not for a first chunk that was rejected)
         }
         progress.put(key, p);
         scheduleTimeout(p);
@@ -417,7 +451,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         for (Long s : seqs) {
             bufferedState.remove(s);
             p.buffered--;
-            metrics.buffered.dec();
+            documents.buffered(getCurrentKey(), -1);
         }
     }
 
@@ -468,7 +502,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         for (Map.Entry<Long, TextChunk> e : bufferedState.entries()) {
             reject(e.getValue(), "idle timeout: chunk " + p.nextSeq + " never arrived, so chunk " + e.getKey()
                     + " could not be applied", now);
-            metrics.buffered.dec();
+            documents.buffered(key, -1);
         }
         bufferedState.clear();
         p.buffered = 0;

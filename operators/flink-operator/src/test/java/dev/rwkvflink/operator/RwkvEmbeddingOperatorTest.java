@@ -9,8 +9,10 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.KeyGroupRangeAssignment;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.AbstractStreamOperatorTestHarness;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -412,6 +414,82 @@ class RwkvEmbeddingOperatorTest {
     }
 
     /** A fresh operator (default config, heap state) given {@code chunks}, then checkpoint 1 of it. */
+    /**
+     * The statesHeld and bufferedChunks counts are checkpointed per key group, so after a rescale each subtask
+     * knows those of its keys without reading keyed state: 12 documents open (every third with two chunks waiting
+     * for their predecessor), restored into two subtasks; each counts exactly the documents whose key group it
+     * owns (by Flink's own assignment), and the two add up to the whole.
+     */
+    @Test
+    void documentCountsFollowTheirKeyGroupsThroughARescale() throws Exception {
+        List<TextChunk> input = new ArrayList<>();
+        int buffered = 0;
+        for (int d = 0; d < 12; d++) {
+            input.add(new TextChunk("doc-" + d, 0, "open ", false, 0));
+            if (d % 3 == 0) {
+                input.add(new TextChunk("doc-" + d, 2, "later ", false, 0));
+                input.add(new TextChunk("doc-" + d, 3, "end", true, 0));
+                buffered += 2;
+            }
+        }
+        int maxParallelism = 128;
+        OperatorSubtaskState snapshot;
+        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config()),
+                (TextChunk c) -> c.key, Types.STRING, maxParallelism, 1, 0)) {
+            h.open();
+            for (TextChunk c : input) {
+                h.processElement(c, 0);
+            }
+            h.prepareSnapshotPreBarrier(1);
+            snapshot = h.snapshot(1, 1);
+        }
+        long open = 0;
+        long waiting = 0;
+        for (int subtask = 0; subtask < 2; subtask++) {
+            var range = KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(maxParallelism, 2, subtask);
+            long mine = 0;
+            long mineWaiting = 0;
+            for (int d = 0; d < 12; d++) {
+                if (range.contains(KeyGroupRangeAssignment.assignToKeyGroup("doc-" + d, maxParallelism))) {
+                    mine++;
+                    mineWaiting += d % 3 == 0 ? 2 : 0;
+                }
+            }
+            try (var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config()),
+                    (TextChunk c) -> c.key, Types.STRING, maxParallelism, 2, subtask)) {
+                h.initializeState(AbstractStreamOperatorTestHarness.repartitionOperatorState(snapshot, maxParallelism,
+                        1, 2, subtask));
+                h.open();
+                RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+                assertEquals(mine, op.openDocuments(), "open documents of subtask " + subtask);
+                assertEquals(mineWaiting, op.bufferedChunks(), "waiting chunks of subtask " + subtask);
+                open += op.openDocuments();
+                waiting += op.bufferedChunks();
+            }
+        }
+        assertEquals(12, open);
+        assertEquals(buffered, waiting);
+    }
+
+    /**
+     * A checkpoint written before the counts were checkpointed (its operator state left out here) is counted once
+     * from the progress records on open, so the gauges start right and never go below zero.
+     */
+    @Test
+    void aCheckpointWithoutCountsIsCountedOnceOnOpen() throws Exception {
+        OperatorSubtaskState full = checkpointAfter(new TextChunk("a", 2, " gamma", false, 0),
+                new TextChunk("a", 3, " delta", true, 0), new TextChunk("b", 0, "open", false, 0));
+        OperatorSubtaskState legacy = OperatorSubtaskState.builder().setManagedKeyedState(full.getManagedKeyedState())
+                .build();
+        try (var h = harness(config(), "heap")) {
+            h.initializeState(legacy);
+            h.open();
+            RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+            assertEquals(2, op.openDocuments());
+            assertEquals(2, op.bufferedChunks());
+        }
+    }
+
     private static OperatorSubtaskState checkpointAfter(TextChunk... chunks) throws Exception {
         try (var h = harness(config(), "heap")) {
             h.open();
