@@ -111,7 +111,7 @@ class VectorBackendTest {
         int rows = 70; // 17 full tiles and a partial one
         // narrow rows: all tokens in one block; wide rows: blocks of 6 tokens (odd counts cross block borders)
         for (int cols : type.isQuantized() ? new int[] {96, 4128} : new int[] {101, 4133}) {
-            assertTrue(cols < 1000 || VectorBackend.tokenBlock(cols) == 6, "wide rows must split 13 tokens");
+            assertTrue(cols < 1000 || TileKernels.tokenBlock(cols) == 6, "wide rows must split 13 tokens");
             eachTokenIsComputedAsIfAlone(type, rnd, rows, cols);
         }
     }
@@ -131,10 +131,10 @@ class VectorBackendTest {
         for (int tokens : new int[] {1, 2, 3, 5, 13}) {
             float[] x = gaussian(rnd, tokens * cols, 1.0);
             float[] four = new float[tokens * rows];
-            VectorBackend.tileRows(w, null, x, tokens, four, 0, rows, 4);
+            TileKernels.tileRows(w, null, x, tokens, four, 0, rows, 4);
             for (int tile : new int[] {3, 2}) {
                 float[] other = new float[tokens * rows];
-                VectorBackend.tileRows(w, null, x, tokens, other, 0, rows, tile);
+                TileKernels.tileRows(w, null, x, tokens, other, 0, rows, tile);
                 assertArrayEquals(four, other, type + ", " + tokens + " tokens, tiles of " + tile + " vs 4");
             }
         }
@@ -240,7 +240,7 @@ class VectorBackendTest {
         float[] ours = new float[cols + 5];
         float[] ref = new float[cols + 5];
         for (int r = 0; r < 6; r++) {
-            VectorBackend.decodeRow(type, w.data(), r * w.rowBytes(), cols, ours, 5);
+            RowDecoder.decodeRow(type, w.data(), r * w.rowBytes(), cols, ours, 5);
             w.readRow(r, ref, 5);
             for (int c = 0; c < ours.length; c++) { // == : the same numbers, +0.0 and -0.0 alike
                 assertTrue(ours[c] == ref[c], type + " row " + r + " col " + c + ": " + ours[c] + " vs " + ref[c]);
@@ -257,8 +257,8 @@ class VectorBackendTest {
         }
         float[] f16 = new float[65536];
         float[] bf16 = new float[65536];
-        VectorBackend.decodeRow(WeightType.F16, seg, 0, 65536, f16, 0);
-        VectorBackend.decodeRow(WeightType.BF16, seg, 0, 65536, bf16, 0);
+        RowDecoder.decodeRow(WeightType.F16, seg, 0, 65536, f16, 0);
+        RowDecoder.decodeRow(WeightType.BF16, seg, 0, 65536, bf16, 0);
         int subnormals = 0;
         for (int h = 0; h < 65536; h++) {
             float f = Float.float16ToFloat((short) h);
@@ -282,13 +282,13 @@ class VectorBackendTest {
         for (int h = 0; h + lanes <= 65536; h++) {
             float expected = Float.float16ToFloat((short) h) + 0f;
             if (Float.isNaN(expected)) {
-                assertTrue(Float.isNaN(VectorBackend.dotF16(seg, 2L * h, lanes, first)), "fp16 0x" + Integer.toHexString(h));
+                assertTrue(Float.isNaN(RowKernels.dotF16(seg, 2L * h, lanes, first)), "fp16 0x" + Integer.toHexString(h));
                 continue;
             }
             boolean finite = (h & 0x7C00) != 0x7C00;
             for (boolean fast : finite ? new boolean[] {false, true} : new boolean[] {false}) {
-                float got = fast ? VectorBackend.dotFiniteF16(seg, 2L * h, lanes, first)
-                        : VectorBackend.dotF16(seg, 2L * h, lanes, first);
+                float got = fast ? RowKernels.dotFiniteF16(seg, 2L * h, lanes, first)
+                        : RowKernels.dotF16(seg, 2L * h, lanes, first);
                 // a later lane holding Inf makes 0 * Inf = NaN: only patterns whose whole vector is finite count
                 if (!Float.isNaN(got)) {
                     assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(got),
@@ -326,7 +326,7 @@ class VectorBackendTest {
     }
 
     /**
-     * 4- and 5-bit matrices are multiplied in their bytewise form (VectorBackend.Bytewise): one-hot inputs read
+     * 4- and 5-bit matrices are multiplied in their bytewise form (Bytewise): one-hot inputs read
      * every weight back through both product paths (one token and several), and each equals the original block's
      * decoding (decodeRow, the same unpacking as Tensor.readRow) exactly.
      */
@@ -339,7 +339,7 @@ class VectorBackendTest {
         Tensor w = randomWeights(rnd, rows, cols, type);
         float[] expected = new float[rows * cols];
         for (int r = 0; r < rows; r++) {
-            VectorBackend.decodeRow(type, w.data(), r * w.rowBytes(), cols, expected, r * cols);
+            RowDecoder.decodeRow(type, w.data(), r * w.rowBytes(), cols, expected, r * cols);
         }
         for (int c = 0; c < cols; c++) {
             float[] one = new float[cols];
@@ -358,7 +358,7 @@ class VectorBackendTest {
                 assertEquals(e, y2[rows + r], 0f, type + " w[" + r + "][" + c + "], token 1 of 2");
             }
         }
-        assertSame(VectorBackend.Bytewise.of(w), VectorBackend.Bytewise.of(w), "repacked once");
+        assertSame(Bytewise.of(w), Bytewise.of(w), "repacked once");
     }
 
     /** Only F16 tensors without an Inf or NaN element take the finite-halves path; the scan finds one anywhere. */
@@ -523,13 +523,13 @@ class VectorBackendTest {
         int rows = 67;
         Tensor w = randomWeights(rnd, rows, cols, type);
         float[] x = gaussian(rnd, cols, 1);
-        VectorBackend.Bytewise b = VectorBackend.Bytewise.of(w);
+        Bytewise b = Bytewise.of(w);
         Tensor q = b == null ? w : b.q8();
         float[] mins = b == null ? null : b.mins();
         float[] streamed = new float[rows];
         float[] tiled = new float[rows];
-        VectorBackend.streamRows(q, mins, x, streamed, 0, rows);
-        VectorBackend.tileRows(q, mins, x, 1, tiled, 0, rows);
+        RowKernels.streamRows(q, mins, x, streamed, 0, rows);
+        TileKernels.tileRows(q, mins, x, 1, tiled, 0, rows);
         for (int r = 0; r < rows; r++) {
             assertEquals(Float.floatToRawIntBits(streamed[r]), Float.floatToRawIntBits(tiled[r]), type + " row " + r);
         }
@@ -539,8 +539,8 @@ class VectorBackendTest {
             copy.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * (5 * cols + 7), (short) 0x7C00);
             Tensor withInf = Tensor.of("w", type, w.shape(), copy);
             assertFalse(withInf.halvesFinite());
-            VectorBackend.streamRows(withInf, null, x, streamed, 0, rows);
-            VectorBackend.tileRows(withInf, null, x, 1, tiled, 0, rows);
+            RowKernels.streamRows(withInf, null, x, streamed, 0, rows);
+            TileKernels.tileRows(withInf, null, x, 1, tiled, 0, rows);
             for (int r = 0; r < rows; r++) {
                 assertEquals(Float.floatToRawIntBits(streamed[r]), Float.floatToRawIntBits(tiled[r]), "Inf, row " + r);
             }
@@ -551,15 +551,15 @@ class VectorBackendTest {
     /** The per-lane-count choice and its override. */
     @Test
     void oneTokenTilesAreChosenByLaneCount() {
-        java.util.Set<WeightType> byWidth = VectorBackend.oneTokenTiles(null);
+        java.util.Set<WeightType> byWidth = TileKernels.oneTokenTiles(null);
         if (VectorBackend.vectorLanes() <= 8) {
             assertEquals(java.util.EnumSet.of(WeightType.F32, WeightType.F16), byWidth);
         } else {
             assertTrue(byWidth.isEmpty(), byWidth.toString());
         }
-        assertEquals(java.util.EnumSet.of(WeightType.F16, WeightType.Q8_0), VectorBackend.oneTokenTiles("F16, Q8_0"));
-        assertTrue(VectorBackend.oneTokenTiles("none").isEmpty());
-        assertThrows(IllegalArgumentException.class, () -> VectorBackend.oneTokenTiles("F17"));
+        assertEquals(java.util.EnumSet.of(WeightType.F16, WeightType.Q8_0), TileKernels.oneTokenTiles("F16, Q8_0"));
+        assertTrue(TileKernels.oneTokenTiles("none").isEmpty());
+        assertThrows(IllegalArgumentException.class, () -> TileKernels.oneTokenTiles("F17"));
     }
 
     /** The surefire execution "vector-256" runs these tests at 8 float lanes: checked, so it cannot silently not. */
