@@ -14,10 +14,9 @@ import java.io.Serializable;
  */
 public interface AvroConversion<I, T> extends Serializable {
 
-  /** Called once on each sink subtask before the first {@link #convert}. */
-  default void open() {
-  }
+    /** Called once on each sink subtask before the first {@link #convert}. */
+    default void open() {}
 
-  /** The Avro record for {@code in}. */
-  T convert(I in);
+    /** The Avro record for {@code in}. */
+    T convert(I in);
 }

@@ -19,40 +19,41 @@ import org.apache.kafka.clients.producer.ProducerRecord;
  * written (an old first timestamp also makes the broker roll a segment at almost every append; our crash and
  * rescale tests lost 2 to 29 documents per run that way, docs/reliability.md).
  */
-public final class AvroRecordSerializationSchema<T extends SpecificRecord> implements KafkaRecordSerializationSchema<T> {
+public final class AvroRecordSerializationSchema<T extends SpecificRecord>
+        implements KafkaRecordSerializationSchema<T> {
 
-  @Serial
-  private static final long serialVersionUID = 1L;
+    @Serial
+    private static final long serialVersionUID = 1L;
 
-  private final String topic;
-  private final AvroCodec<T> codec;
-  private final RecordFormat format;
-  private final SerializableFunction<T, byte[]> keyOf;
+    private final String topic;
+    private final AvroCodec<T> codec;
+    private final RecordFormat format;
+    private final SerializableFunction<T, byte[]> keyOf;
 
-  /**
-   * @param topic the topic every record goes to
-   * @param codec encodes the values
-   * @param format the value layout
-   * @param keyOf the Kafka key bytes of a record (may return null: no key)
-   */
-  public AvroRecordSerializationSchema(String topic, AvroCodec<T> codec, RecordFormat format,
-      SerializableFunction<T, byte[]> keyOf) {
-    this.topic = requireText(topic, "topic");
-    this.codec = Objects.requireNonNull(codec, "codec");
-    this.format = Objects.requireNonNull(format, "format");
-    this.keyOf = Objects.requireNonNull(keyOf, "keyOf");
-  }
-
-  /** The record for {@code record}; {@code timestamp} (the Flink record's event time) is not used, see above. */
-  @Override
-  public ProducerRecord<byte[], byte[]> serialize(T record, KafkaSinkContext context, Long timestamp) {
-    return new ProducerRecord<>(topic, null, null, keyOf.apply(record), codec.encode(record, format));
-  }
-
-  static String requireText(String value, String name) {
-    if (value == null || value.isBlank()) {
-      throw new IllegalArgumentException(name + " must not be empty");
+    /**
+     * @param topic the topic every record goes to
+     * @param codec encodes the values
+     * @param format the value layout
+     * @param keyOf the Kafka key bytes of a record (may return null: no key)
+     */
+    public AvroRecordSerializationSchema(
+            String topic, AvroCodec<T> codec, RecordFormat format, SerializableFunction<T, byte[]> keyOf) {
+        this.topic = requireText(topic, "topic");
+        this.codec = Objects.requireNonNull(codec, "codec");
+        this.format = Objects.requireNonNull(format, "format");
+        this.keyOf = Objects.requireNonNull(keyOf, "keyOf");
     }
-    return value;
-  }
+
+    /** The record for {@code record}; {@code timestamp} (the Flink record's event time) is not used, see above. */
+    @Override
+    public ProducerRecord<byte[], byte[]> serialize(T record, KafkaSinkContext context, Long timestamp) {
+        return new ProducerRecord<>(topic, null, null, keyOf.apply(record), codec.encode(record, format));
+    }
+
+    static String requireText(String value, String name) {
+        if (value == null || value.isBlank()) {
+            throw new IllegalArgumentException(name + " must not be empty");
+        }
+        return value;
+    }
 }

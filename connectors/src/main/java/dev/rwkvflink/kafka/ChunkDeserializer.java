@@ -25,70 +25,78 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  */
 public final class ChunkDeserializer implements KafkaRecordDeserializationSchema<Decoded> {
 
-  @Serial
-  private static final long serialVersionUID = 1L;
+    @Serial
+    private static final long serialVersionUID = 1L;
 
-  private final RecordFormat format;
-  private final AvroCodec<DocumentChunk> codec;
+    private final RecordFormat format;
+    private final AvroCodec<DocumentChunk> codec;
 
-  /**
-   * A deserializer for values written in the given format.
-   *
-   * @throws IllegalArgumentException for {@link RecordFormat#CONFLUENT}, which needs a codec with its registry
-   */
-  public ChunkDeserializer(RecordFormat format) {
-    this(format, AvroCodec.forTopic(DocumentChunk.class, "", format, null));
-  }
-
-  /** A deserializer for values written in the given format, decoded by {@code codec} (with its registry). */
-  public ChunkDeserializer(RecordFormat format, AvroCodec<DocumentChunk> codec) {
-    this.format = Objects.requireNonNull(format, "format");
-    this.codec = Objects.requireNonNull(codec, "codec");
-  }
-
-  /** The format values are read in. */
-  public RecordFormat format() {
-    return format;
-  }
-
-  @Override
-  public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Decoded> out) {
-    out.collect(decode(record));
-  }
-
-  /** The chunk in a record, or a dead letter saying why there is none. */
-  public Decoded decode(ConsumerRecord<byte[], byte[]> record) {
-    try {
-      return Decoded.chunk(codec.decode(record.value(), format));
-    } catch (AvroDecodingException e) {
-      return Decoded.deadLetter(deadLetter(record, e.getClass().getName(), e.getMessage()));
-    } catch (SchemaRegistryClient.SchemaRegistryException e) {
-      throw e; // the registry is down or failing, not the record: fail, and let the restart strategy retry
-    } catch (RuntimeException e) {
-      return Decoded.deadLetter(deadLetter(record, e.getClass().getName(),
-          "unexpected error while decoding a " + format + " DocumentChunk: " + e));
+    /**
+     * A deserializer for values written in the given format.
+     *
+     * @throws IllegalArgumentException for {@link RecordFormat#CONFLUENT}, which needs a codec with its registry
+     */
+    public ChunkDeserializer(RecordFormat format) {
+        this(format, AvroCodec.forTopic(DocumentChunk.class, "", format, null));
     }
-  }
 
-  /**
-   * A dead letter for a Kafka record: where it came from, its raw bytes, the error and the reason; stamped now.
-   * Keys and values too large for a dead-letter topic are left out ({@link DeadLetters#bounded}).
-   */
-  public static DeadLetter deadLetter(ConsumerRecord<byte[], byte[]> record, String errorClass, String reason) {
-    return DeadLetters.bounded(DeadLetter.newBuilder()
-        .setSourceTopic(record.topic())
-        .setPartition(record.partition())
-        .setOffset(record.offset())
-        .setKey(record.key() == null ? null : ByteBuffer.wrap(record.key().clone()))
-        .setValue(record.value() == null ? null : ByteBuffer.wrap(record.value().clone()))
-        .setErrorClass(errorClass)
-        .setReason(reason)
-        .setTime(Instant.ofEpochMilli(System.currentTimeMillis()))
-        .build());
-  }
+    /** A deserializer for values written in the given format, decoded by {@code codec} (with its registry). */
+    public ChunkDeserializer(RecordFormat format, AvroCodec<DocumentChunk> codec) {
+        this.format = Objects.requireNonNull(format, "format");
+        this.codec = Objects.requireNonNull(codec, "codec");
+    }
 
-  @Override
-  public TypeInformation<Decoded> getProducedType() {
-    return new DecodedTypeInfo();
-  }
+    /** The format values are read in. */
+    public RecordFormat format() {
+        return format;
+    }
+
+    @Override
+    public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Decoded> out) {
+        out.collect(decode(record));
+    }
+
+    /** The chunk in a record, or a dead letter saying why there is none. */
+    public Decoded decode(ConsumerRecord<byte[], byte[]> record) {
+        try {
+            return Decoded.chunk(codec.decode(record.value(), format));
+        } catch (AvroDecodingException e) {
+            return Decoded.deadLetter(deadLetter(record, e.getClass().getName(), e.getMessage()));
+        } catch (SchemaRegistryClient.SchemaRegistryException e) {
+            throw e; // the registry is down or failing, not the record: fail, and let the restart strategy retry
+        } catch (RuntimeException e) {
+            return Decoded.deadLetter(deadLetter(
+                    record,
+                    e.getClass().getName(),
+                    "unexpected error while decoding a " + format + " DocumentChunk: " + e));
+        }
+    }
+
+    /**
+     * A dead letter for a Kafka record: where it came from, its raw bytes, the error and the reason; stamped now.
+     * Keys and values too large for a dead-letter topic are left out ({@link DeadLetters#bounded}).
+     */
+    public static DeadLetter deadLetter(ConsumerRecord<byte[], byte[]> record, String errorClass, String reason) {
+        return DeadLetters.bounded(DeadLetter.newBuilder()
+                .setSourceTopic(record.topic())
+                .setPartition(record.partition())
+                .setOffset(record.offset())
+                .setKey(
+                        record.key() == null
+                                ? null
+                                : ByteBuffer.wrap(record.key().clone()))
+                .setValue(
+                        record.value() == null
+                                ? null
+                                : ByteBuffer.wrap(record.value().clone()))
+                .setErrorClass(errorClass)
+                .setReason(reason)
+                .setTime(Instant.ofEpochMilli(System.currentTimeMillis()))
+                .build());
+    }
+
+    @Override
+    public TypeInformation<Decoded> getProducedType() {
+        return new DecodedTypeInfo();
+    }
 }

@@ -20,26 +20,26 @@ import org.apache.flink.util.OutputTag;
  * }</pre>
  */
 public final class DeadLetterSplitter extends ProcessFunction<Decoded, DocumentChunk>
-    implements ResultTypeQueryable<DocumentChunk> {
+        implements ResultTypeQueryable<DocumentChunk> {
 
-  @Serial
-  private static final long serialVersionUID = 1L;
+    @Serial
+    private static final long serialVersionUID = 1L;
 
-  /** Records that did not decode. */
-  public static final OutputTag<DeadLetter> DEAD_LETTERS =
-      new OutputTag<>("dead-letters", new AvroRecordTypeInfo<>(DeadLetter.class));
+    /** Records that did not decode. */
+    public static final OutputTag<DeadLetter> DEAD_LETTERS =
+            new OutputTag<>("dead-letters", new AvroRecordTypeInfo<>(DeadLetter.class));
 
-  @Override
-  public void processElement(Decoded decoded, Context context, Collector<DocumentChunk> out) {
-    if (decoded.isChunk()) {
-      out.collect(decoded.chunk());
-    } else {
-      context.output(DEAD_LETTERS, decoded.deadLetter());
+    @Override
+    public void processElement(Decoded decoded, Context context, Collector<DocumentChunk> out) {
+        if (decoded.isChunk()) {
+            out.collect(decoded.chunk());
+        } else {
+            context.output(DEAD_LETTERS, decoded.deadLetter());
+        }
     }
-  }
 
-  @Override
-  public TypeInformation<DocumentChunk> getProducedType() {
-    return new AvroRecordTypeInfo<>(DocumentChunk.class);
-  }
+    @Override
+    public TypeInformation<DocumentChunk> getProducedType() {
+        return new AvroRecordTypeInfo<>(DocumentChunk.class);
+    }
 }

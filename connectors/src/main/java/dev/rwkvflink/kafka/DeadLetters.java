@@ -12,36 +12,42 @@ import java.nio.ByteBuffer;
  */
 public final class DeadLetters {
 
-  /** Largest raw value a dead letter carries. */
-  public static final int MAX_VALUE_BYTES = 512 * 1024;
-  /** Largest raw key a dead letter carries. */
-  public static final int MAX_KEY_BYTES = 16 * 1024;
+    /** Largest raw value a dead letter carries. */
+    public static final int MAX_VALUE_BYTES = 512 * 1024;
+    /** Largest raw key a dead letter carries. */
+    public static final int MAX_KEY_BYTES = 16 * 1024;
 
-  private DeadLetters() {}
+    private DeadLetters() {}
 
-  /** {@code letter} itself when within bounds, else a copy without the oversized key and/or value. */
-  public static DeadLetter bounded(DeadLetter letter) {
-    int keyBytes = size(letter.getKey());
-    int valueBytes = size(letter.getValue());
-    if (keyBytes <= MAX_KEY_BYTES && valueBytes <= MAX_VALUE_BYTES) {
-      return letter;
+    /** {@code letter} itself when within bounds, else a copy without the oversized key and/or value. */
+    public static DeadLetter bounded(DeadLetter letter) {
+        int keyBytes = size(letter.getKey());
+        int valueBytes = size(letter.getValue());
+        if (keyBytes <= MAX_KEY_BYTES && valueBytes <= MAX_VALUE_BYTES) {
+            return letter;
+        }
+        StringBuilder reason = new StringBuilder(letter.getReason());
+        DeadLetter.Builder b = DeadLetter.newBuilder(letter);
+        if (keyBytes > MAX_KEY_BYTES) {
+            b.setKey(null);
+            reason.append(" [key of ")
+                    .append(keyBytes)
+                    .append(" bytes left out: more than the ")
+                    .append(MAX_KEY_BYTES)
+                    .append(" a dead letter carries]");
+        }
+        if (valueBytes > MAX_VALUE_BYTES) {
+            b.setValue(null);
+            reason.append(" [value of ")
+                    .append(valueBytes)
+                    .append(" bytes left out: more than the ")
+                    .append(MAX_VALUE_BYTES)
+                    .append(" a dead letter carries]");
+        }
+        return b.setReason(reason.toString()).build();
     }
-    StringBuilder reason = new StringBuilder(letter.getReason());
-    DeadLetter.Builder b = DeadLetter.newBuilder(letter);
-    if (keyBytes > MAX_KEY_BYTES) {
-      b.setKey(null);
-      reason.append(" [key of ").append(keyBytes).append(" bytes left out: more than the ").append(MAX_KEY_BYTES)
-          .append(" a dead letter carries]");
-    }
-    if (valueBytes > MAX_VALUE_BYTES) {
-      b.setValue(null);
-      reason.append(" [value of ").append(valueBytes).append(" bytes left out: more than the ")
-          .append(MAX_VALUE_BYTES).append(" a dead letter carries]");
-    }
-    return b.setReason(reason.toString()).build();
-  }
 
-  private static int size(ByteBuffer b) {
-    return b == null ? 0 : b.remaining();
-  }
+    private static int size(ByteBuffer b) {
+        return b == null ? 0 : b.remaining();
+    }
 }

@@ -17,64 +17,64 @@ import java.util.Objects;
  */
 public sealed interface Decoded permits Decoded.Chunk, Decoded.Rejected {
 
-  /** A decoded chunk. */
-  static Decoded chunk(DocumentChunk chunk) {
-    return new Chunk(chunk);
-  }
-
-  /** A record that could not be decoded. */
-  static Decoded deadLetter(DeadLetter deadLetter) {
-    return new Rejected(deadLetter);
-  }
-
-  /** True for a chunk, false for a dead letter. */
-  boolean isChunk();
-
-  /**
-   * The chunk.
-   *
-   * @throws IllegalStateException for a dead letter
-   */
-  DocumentChunk chunk();
-
-  /**
-   * The dead letter.
-   *
-   * @throws IllegalStateException for a chunk
-   */
-  DeadLetter deadLetter();
-
-  /** A record that decoded into a chunk. */
-  record Chunk(DocumentChunk chunk) implements Decoded {
-    public Chunk {
-      Objects.requireNonNull(chunk, "chunk");
+    /** A decoded chunk. */
+    static Decoded chunk(DocumentChunk chunk) {
+        return new Chunk(chunk);
     }
 
-    @Override
-    public boolean isChunk() {
-      return true;
+    /** A record that could not be decoded. */
+    static Decoded deadLetter(DeadLetter deadLetter) {
+        return new Rejected(deadLetter);
     }
 
-    @Override
-    public DeadLetter deadLetter() {
-      throw new IllegalStateException("a chunk, not a dead letter: " + chunk.getKey() + "#" + chunk.getSeq());
-    }
-  }
+    /** True for a chunk, false for a dead letter. */
+    boolean isChunk();
 
-  /** A record that did not decode, kept as a dead letter. */
-  record Rejected(DeadLetter deadLetter) implements Decoded {
-    public Rejected {
-      Objects.requireNonNull(deadLetter, "deadLetter");
+    /**
+     * The chunk.
+     *
+     * @throws IllegalStateException for a dead letter
+     */
+    DocumentChunk chunk();
+
+    /**
+     * The dead letter.
+     *
+     * @throws IllegalStateException for a chunk
+     */
+    DeadLetter deadLetter();
+
+    /** A record that decoded into a chunk. */
+    record Chunk(DocumentChunk chunk) implements Decoded {
+        public Chunk {
+            Objects.requireNonNull(chunk, "chunk");
+        }
+
+        @Override
+        public boolean isChunk() {
+            return true;
+        }
+
+        @Override
+        public DeadLetter deadLetter() {
+            throw new IllegalStateException("a chunk, not a dead letter: " + chunk.getKey() + "#" + chunk.getSeq());
+        }
     }
 
-    @Override
-    public boolean isChunk() {
-      return false;
-    }
+    /** A record that did not decode, kept as a dead letter. */
+    record Rejected(DeadLetter deadLetter) implements Decoded {
+        public Rejected {
+            Objects.requireNonNull(deadLetter, "deadLetter");
+        }
 
-    @Override
-    public DocumentChunk chunk() {
-      throw new IllegalStateException("a dead letter, not a chunk: " + deadLetter.getReason());
+        @Override
+        public boolean isChunk() {
+            return false;
+        }
+
+        @Override
+        public DocumentChunk chunk() {
+            throw new IllegalStateException("a dead letter, not a chunk: " + deadLetter.getReason());
+        }
     }
-  }
 }

@@ -16,32 +16,33 @@ import org.apache.avro.specific.SpecificDatumWriter;
  */
 public final class UnboxedFloatsDatumWriter<T> extends SpecificDatumWriter<T> {
 
-  UnboxedFloatsDatumWriter(Schema schema, SpecificData data) {
-    super(schema, data);
-  }
+    UnboxedFloatsDatumWriter(Schema schema, SpecificData data) {
+        super(schema, data);
+    }
 
-  /** {@code values} as an Avro array of the {@code array<float>} schema {@code arraySchema}, without boxing. */
-  public static PrimitivesArrays.FloatArray floats(float[] values, Schema arraySchema) {
-    PrimitivesArrays.FloatArray array = new PrimitivesArrays.FloatArray(values.length, arraySchema);
-    for (int i = 0; i < values.length; i++) {
-      array.add(i, values[i]);
+    /** {@code values} as an Avro array of the {@code array<float>} schema {@code arraySchema}, without boxing. */
+    public static PrimitivesArrays.FloatArray floats(float[] values, Schema arraySchema) {
+        PrimitivesArrays.FloatArray array = new PrimitivesArrays.FloatArray(values.length, arraySchema);
+        for (int i = 0; i < values.length; i++) {
+            array.add(i, values[i]);
+        }
+        return array;
     }
-    return array;
-  }
 
-  @Override
-  protected void writeArray(Schema schema, Object datum, Encoder out) throws IOException {
-    if (!(datum instanceof PrimitivesArrays.FloatArray floats) || schema.getElementType().getType() != Schema.Type.FLOAT) {
-      super.writeArray(schema, datum, out);
-      return;
+    @Override
+    protected void writeArray(Schema schema, Object datum, Encoder out) throws IOException {
+        if (!(datum instanceof PrimitivesArrays.FloatArray floats)
+                || schema.getElementType().getType() != Schema.Type.FLOAT) {
+            super.writeArray(schema, datum, out);
+            return;
+        }
+        int n = floats.size();
+        out.writeArrayStart();
+        out.setItemCount(n);
+        for (int i = 0; i < n; i++) {
+            out.startItem();
+            out.writeFloat(floats.getFloat(i));
+        }
+        out.writeArrayEnd();
     }
-    int n = floats.size();
-    out.writeArrayStart();
-    out.setItemCount(n);
-    for (int i = 0; i < n; i++) {
-      out.startItem();
-      out.writeFloat(floats.getFloat(i));
-    }
-    out.writeArrayEnd();
-  }
 }

@@ -12,14 +12,16 @@ import org.junit.jupiter.api.extension.ParameterResolver;
  */
 public final class SharedKafka implements ParameterResolver {
 
-  @Override
-  public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
-    return parameter.getParameter().getType() == EmbeddedKafka.class;
-  }
+    @Override
+    public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
+        return parameter.getParameter().getType() == EmbeddedKafka.class;
+    }
 
-  @Override
-  public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
-    return context.getRoot().getStore(ExtensionContext.Namespace.GLOBAL)
-        .getOrComputeIfAbsent(EmbeddedKafka.class, type -> EmbeddedKafka.builder().start(), EmbeddedKafka.class);
-  }
+    @Override
+    public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
+        return context.getRoot()
+                .getStore(ExtensionContext.Namespace.GLOBAL)
+                .getOrComputeIfAbsent(
+                        EmbeddedKafka.class, type -> EmbeddedKafka.builder().start(), EmbeddedKafka.class);
+    }
 }

@@ -1,8 +1,8 @@
 package dev.rwkvflink.jobs;
 
-import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.AvroConversion;
 import dev.rwkvflink.kafka.AvroRecordTypeInfo;
@@ -54,6 +54,7 @@ public final class EmbedJob {
 
     /** Uids of the job's operators (stable: savepoints are matched by them). */
     public static final String SOURCE_UID = "chunks-source";
+
     public static final String SPLIT_UID = "split-dead-letters";
     public static final String TO_TEXT_CHUNK_UID = "to-text-chunk";
     public static final String EMBEDDINGS_SINK_UID = "embeddings-sink";
@@ -95,8 +96,9 @@ public final class EmbedJob {
      * stream just before the RWKV operator. For tests that must act inside the running job (e.g. inject a failure
      * after some checkpoints); the function must pass every chunk on unchanged.
      */
-    public static DataStreamSink<EmbeddingRecord> build(StreamExecutionEnvironment env, Settings s,
-            UnaryOperator<DataStream<TextChunk>> beforeEmbedding) throws IOException {
+    public static DataStreamSink<EmbeddingRecord> build(
+            StreamExecutionEnvironment env, Settings s, UnaryOperator<DataStream<TextChunk>> beforeEmbedding)
+            throws IOException {
         Schemas.trustGeneratedClasses();
         env.enableCheckpointing(s.checkpointIntervalMillis());
         if (s.parallelism() > 0) {
@@ -104,42 +106,64 @@ public final class EmbedJob {
         }
         List<String> labels = s.classifies() ? headLabels(Path.of(s.head())) : List.of();
 
-        var source = KafkaJobs.chunkSourceBuilder(s.bootstrapServers(), s.chunksTopic(), s.groupId(), s.format(),
-                s.schemaRegistryUrl(), KafkaJobs.startingOffsets(s.startingOffsets()));
+        var source = KafkaJobs.chunkSourceBuilder(
+                s.bootstrapServers(),
+                s.chunksTopic(),
+                s.groupId(),
+                s.format(),
+                s.schemaRegistryUrl(),
+                KafkaJobs.startingOffsets(s.startingOffsets()));
         s.kafkaProperties().forEach(source::setProperty);
-        SingleOutputStreamOperator<DocumentChunk> chunks = env
-                .fromSource(source.build(), WatermarkStrategy.noWatermarks(), "chunks")
+        SingleOutputStreamOperator<DocumentChunk> chunks = env.fromSource(
+                        source.build(), WatermarkStrategy.noWatermarks(), "chunks")
                 .uid(SOURCE_UID)
-                .process(new DeadLetterSplitter()).uid(SPLIT_UID).name("split dead letters");
+                .process(new DeadLetterSplitter())
+                .uid(SPLIT_UID)
+                .name("split dead letters");
 
-        DataStream<TextChunk> textChunks = beforeEmbedding.apply(
-                chunks.map(Records::textChunk, TypeInformation.of(TextChunk.class))
-                        .uid(TO_TEXT_CHUNK_UID).name("to TextChunk"));
+        DataStream<TextChunk> textChunks =
+                beforeEmbedding.apply(chunks.map(Records::textChunk, TypeInformation.of(TextChunk.class))
+                        .uid(TO_TEXT_CHUNK_UID)
+                        .name("to TextChunk"));
         SingleOutputStreamOperator<EmbeddingRecord> records = RwkvStreams.embed(textChunks, s.operatorConfig());
 
         // The sinks convert to Avro while serialising (no operator between, so no deep copy of each record); with
         // separateSinks they run in a task of their own, so Avro and the producer overlap the model's next batch.
-        var embeddingsSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.embeddingsTopic(),
-                s.transactionalIdPrefix() + "-embeddings", s.codec(Embedding.class, s.embeddingsTopic()), s.format(),
-                new ToEmbedding(), Embedding::getKey, s.delivery());
+        var embeddingsSink = KafkaJobs.avroSinkBuilder(
+                s.bootstrapServers(),
+                s.embeddingsTopic(),
+                s.transactionalIdPrefix() + "-embeddings",
+                s.codec(Embedding.class, s.embeddingsTopic()),
+                s.format(),
+                new ToEmbedding(),
+                Embedding::getKey,
+                s.delivery());
         s.kafkaProperties().forEach(embeddingsSink::setProperty);
         DataStreamSink<EmbeddingRecord> embeddings = records.sinkTo(embeddingsSink.build())
-                .uid(EMBEDDINGS_SINK_UID).name("embeddings to " + s.embeddingsTopic());
+                .uid(EMBEDDINGS_SINK_UID)
+                .name("embeddings to " + s.embeddingsTopic());
         if (s.separateSinks()) {
             embeddings.disableChaining();
         }
 
         if (s.classifies()) {
             String head = Path.of(s.head()).getFileName().toString();
-            var classesSink = KafkaJobs.avroSinkBuilder(s.bootstrapServers(), s.classificationsTopic(),
+            var classesSink = KafkaJobs.avroSinkBuilder(
+                    s.bootstrapServers(),
+                    s.classificationsTopic(),
                     s.transactionalIdPrefix() + "-classifications",
-                    s.codec(Classification.class, s.classificationsTopic()), s.format(),
-                    new ToClassification(labels, head), Classification::getKey, s.delivery());
+                    s.codec(Classification.class, s.classificationsTopic()),
+                    s.format(),
+                    new ToClassification(labels, head),
+                    Classification::getKey,
+                    s.delivery());
             s.kafkaProperties().forEach(classesSink::setProperty);
             DataStreamSink<EmbeddingRecord> classes = records.filter(r -> r.label != null)
-                    .uid("labelled-only").name("labelled only")
+                    .uid("labelled-only")
+                    .name("labelled only")
                     .sinkTo(classesSink.build())
-                    .uid(CLASSIFICATIONS_SINK_UID).name("classes to " + s.classificationsTopic());
+                    .uid(CLASSIFICATIONS_SINK_UID)
+                    .name("classes to " + s.classificationsTopic());
             if (s.separateSinks()) {
                 classes.disableChaining();
             }
@@ -147,13 +171,16 @@ public final class EmbedJob {
 
         DataStream<DeadLetter> rejected = records.getSideOutput(RwkvStreams.REJECTED)
                 .map(new ToDeadLetter(s.chunksTopic(), s.format(), s.codec(DocumentChunk.class, s.chunksTopic())))
-                .uid(REJECTED_UID).name("rejected to DeadLetter");
-        var deadLettersSink = KafkaJobs.deadLetterSinkBuilder(s.bootstrapServers(), s.deadLettersTopic(),
-                s.transactionalIdPrefix() + "-dead-letters", s.delivery());
+                .uid(REJECTED_UID)
+                .name("rejected to DeadLetter");
+        var deadLettersSink = KafkaJobs.deadLetterSinkBuilder(
+                s.bootstrapServers(), s.deadLettersTopic(), s.transactionalIdPrefix() + "-dead-letters", s.delivery());
         s.kafkaProperties().forEach(deadLettersSink::setProperty);
-        chunks.getSideOutput(DeadLetterSplitter.DEAD_LETTERS).union(rejected)
+        chunks.getSideOutput(DeadLetterSplitter.DEAD_LETTERS)
+                .union(rejected)
                 .sinkTo(deadLettersSink.build())
-                .uid(DEAD_LETTERS_SINK_UID).name("dead letters to " + s.deadLettersTopic());
+                .uid(DEAD_LETTERS_SINK_UID)
+                .name("dead letters to " + s.deadLettersTopic());
         return embeddings;
     }
 
@@ -161,8 +188,7 @@ public final class EmbedJob {
     static List<String> headLabels(Path head) throws IOException {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(InputFiles.read(head, "a head file",
-                    InputFiles.SIDE_FILE_BYTES));
+            root = new ObjectMapper().readTree(InputFiles.read(head, "a head file", InputFiles.SIDE_FILE_BYTES));
         } catch (IOException e) {
             throw new IOException(head + ": not a readable classification head: " + e.getMessage(), e);
         }
@@ -194,6 +220,7 @@ public final class EmbedJob {
     static final class ToClassification implements AvroConversion<EmbeddingRecord, Classification> {
         @Serial
         private static final long serialVersionUID = 1L;
+
         private final ArrayList<String> labels;
         private final String head;
 
@@ -218,6 +245,7 @@ public final class EmbedJob {
             implements ResultTypeQueryable<DeadLetter> {
         @Serial
         private static final long serialVersionUID = 1L;
+
         private final String chunksTopic;
         private final RecordFormat format;
         private final AvroCodec<DocumentChunk> codec;

@@ -3,14 +3,14 @@ package dev.rwkvflink.jobs;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.DeadLetters;
 import dev.rwkvflink.kafka.UnboxedFloatsDatumWriter;
-import dev.rwkvflink.schema.Classification;
-import dev.rwkvflink.schema.DeadLetter;
-import dev.rwkvflink.schema.DocumentChunk;
-import dev.rwkvflink.schema.EmitReason;
-import dev.rwkvflink.schema.Embedding;
 import dev.rwkvflink.operator.EmbeddingRecord;
 import dev.rwkvflink.operator.RejectedChunk;
 import dev.rwkvflink.operator.TextChunk;
+import dev.rwkvflink.schema.Classification;
+import dev.rwkvflink.schema.DeadLetter;
+import dev.rwkvflink.schema.DocumentChunk;
+import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.EmitReason;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
@@ -24,7 +24,9 @@ public final class Records {
     public static final String REJECTED_BY_OPERATOR = RejectedChunk.class.getName();
 
     /** The schemas of the float arrays, for arrays the codec writes without boxing each element. */
-    private static final org.apache.avro.Schema VECTOR_SCHEMA = Embedding.getClassSchema().getField("vector").schema();
+    private static final org.apache.avro.Schema VECTOR_SCHEMA =
+            Embedding.getClassSchema().getField("vector").schema();
+
     private static final org.apache.avro.Schema PROBABILITIES_SCHEMA =
             Classification.getClassSchema().getField("probabilities").schema();
 
@@ -32,7 +34,11 @@ public final class Records {
 
     /** The operator's view of a chunk (attributes are not used by the operator and are dropped). */
     public static TextChunk textChunk(DocumentChunk chunk) {
-        TextChunk out = new TextChunk(chunk.getKey(), chunk.getSeq(), chunk.getText(), chunk.getLast(),
+        TextChunk out = new TextChunk(
+                chunk.getKey(),
+                chunk.getSeq(),
+                chunk.getText(),
+                chunk.getLast(),
                 chunk.getEventTime().toEpochMilli());
         if (chunk.getTokens() != null) {
             out.tokens = chunk.getTokens().stream().mapToInt(Integer::intValue).toArray();
@@ -49,23 +55,36 @@ public final class Records {
                 tokens.add(t);
             }
         }
-        return DocumentChunk.newBuilder().setKey(chunk.key == null ? "" : chunk.key).setSeq(chunk.seq)
-                .setText(chunk.text).setTokens(tokens).setLast(chunk.last)
-                .setEventTime(Instant.ofEpochMilli(chunk.eventTime)).build();
+        return DocumentChunk.newBuilder()
+                .setKey(chunk.key == null ? "" : chunk.key)
+                .setSeq(chunk.seq)
+                .setText(chunk.text)
+                .setTokens(tokens)
+                .setLast(chunk.last)
+                .setEventTime(Instant.ofEpochMilli(chunk.eventTime))
+                .build();
     }
 
     /** An embedding for the embeddings topic. */
     public static Embedding embedding(EmbeddingRecord r, Instant emittedAt) {
         List<Float> vector = UnboxedFloatsDatumWriter.floats(r.vector, VECTOR_SCHEMA);
-        return Embedding.newBuilder().setKey(r.key).setModel(r.model).setSeq(r.seq).setTokens(r.tokens)
-                .setDim(r.vector.length).setVector(vector).setPooling(r.pooling)
-                .setReason(EmitReason.valueOf(r.reason.name())).setEventTime(Instant.ofEpochMilli(r.eventTime))
-                .setEmittedAt(emittedAt).build();
+        return Embedding.newBuilder()
+                .setKey(r.key)
+                .setModel(r.model)
+                .setSeq(r.seq)
+                .setTokens(r.tokens)
+                .setDim(r.vector.length)
+                .setVector(vector)
+                .setPooling(r.pooling)
+                .setReason(EmitReason.valueOf(r.reason.name()))
+                .setEventTime(Instant.ofEpochMilli(r.eventTime))
+                .setEmittedAt(emittedAt)
+                .build();
     }
 
     /** A class for the classifications topic; {@code r} must carry a label (the operator has a head). */
-    public static Classification classification(EmbeddingRecord r, List<String> labels, String head,
-            Instant emittedAt) {
+    public static Classification classification(
+            EmbeddingRecord r, List<String> labels, String head, Instant emittedAt) {
         if (r.label == null || r.probabilities == null) {
             throw new IllegalArgumentException("embedding of " + r.key + " has no label: is a head configured?");
         }
@@ -74,9 +93,17 @@ public final class Records {
                     + "gave " + r.probabilities.length + " probabilities");
         }
         List<Float> probabilities = UnboxedFloatsDatumWriter.floats(r.probabilities, PROBABILITIES_SCHEMA);
-        return Classification.newBuilder().setKey(r.key).setModel(r.model).setSeq(r.seq).setLabel(r.label)
-                .setLabels(labels).setProbabilities(probabilities).setHead(head)
-                .setEventTime(Instant.ofEpochMilli(r.eventTime)).setEmittedAt(emittedAt).build();
+        return Classification.newBuilder()
+                .setKey(r.key)
+                .setModel(r.model)
+                .setSeq(r.seq)
+                .setLabel(r.label)
+                .setLabels(labels)
+                .setProbabilities(probabilities)
+                .setHead(head)
+                .setEventTime(Instant.ofEpochMilli(r.eventTime))
+                .setEmittedAt(emittedAt)
+                .build();
     }
 
     /**
@@ -87,16 +114,21 @@ public final class Records {
      */
     public static DeadLetter deadLetter(RejectedChunk rejected, String chunksTopic, byte[] encodedChunk) {
         String key = rejected.chunk == null ? null : rejected.chunk.key;
-        return DeadLetters.bounded(DeadLetter.newBuilder().setSourceTopic(chunksTopic).setPartition(-1).setOffset(-1)
+        return DeadLetters.bounded(DeadLetter.newBuilder()
+                .setSourceTopic(chunksTopic)
+                .setPartition(-1)
+                .setOffset(-1)
                 .setKey(key == null ? null : ByteBuffer.wrap(key.getBytes(StandardCharsets.UTF_8)))
                 .setValue(encodedChunk == null ? null : ByteBuffer.wrap(encodedChunk))
-                .setErrorClass(REJECTED_BY_OPERATOR).setReason(rejected.reason)
-                .setTime(Instant.ofEpochMilli(rejected.time)).build());
+                .setErrorClass(REJECTED_BY_OPERATOR)
+                .setReason(rejected.reason)
+                .setTime(Instant.ofEpochMilli(rejected.time))
+                .build());
     }
 
     /** Encodes a rejected chunk for {@link #deadLetter}; null when there is no chunk. */
-    static byte[] encode(AvroCodec<DocumentChunk> codec, RejectedChunk rejected,
-            dev.rwkvflink.kafka.RecordFormat format) {
+    static byte[] encode(
+            AvroCodec<DocumentChunk> codec, RejectedChunk rejected, dev.rwkvflink.kafka.RecordFormat format) {
         return rejected.chunk == null ? null : codec.encode(documentChunk(rejected.chunk), format);
     }
 }

@@ -93,11 +93,12 @@ public final class Settings implements Serializable {
             new Flag("parallelism", CoreOptions.DEFAULT_PARALLELISM));
 
     /** Every option the job reads, its own and the operator's (the configuration reference lists these). */
-    public static final List<ConfigOption<?>> OPTIONS = Stream.concat(JobOptions.ALL.stream(),
-            RwkvOptions.ALL.stream()).toList();
+    public static final List<ConfigOption<?>> OPTIONS =
+            Stream.concat(JobOptions.ALL.stream(), RwkvOptions.ALL.stream()).toList();
 
     /** What the job was given: every option set, by key (Flink's configuration, then the flags over it). */
     private final Configuration conf;
+
     private final RwkvOperatorConfig operatorConfig;
     private final LinkedHashMap<String, String> kafkaProperties;
 
@@ -106,16 +107,28 @@ public final class Settings implements Serializable {
      * they cannot be given as {@code --kafka-property}: the servers and group have their own settings, the
      * (de)serializers, isolation level and transactional ids are the job's.
      */
-    public static final Set<String> RESERVED_KAFKA_PROPERTIES = Set.of("bootstrap.servers", "group.id",
-            "key.deserializer", "value.deserializer", "key.serializer", "value.serializer", "isolation.level",
-            "transactional.id", "enable.auto.commit");
+    public static final Set<String> RESERVED_KAFKA_PROPERTIES = Set.of(
+            "bootstrap.servers",
+            "group.id",
+            "key.deserializer",
+            "value.deserializer",
+            "key.serializer",
+            "value.serializer",
+            "isolation.level",
+            "transactional.id",
+            "enable.auto.commit");
 
     private Settings(Configuration conf, Map<String, String> kafkaProperties) {
         this.conf = conf;
         require(conf.getOptional(JobOptions.BOOTSTRAP_SERVERS).orElse(null), "bootstrap servers");
-        for (ConfigOption<String> o : List.of(JobOptions.CHUNKS_TOPIC, JobOptions.EMBEDDINGS_TOPIC,
-                JobOptions.DEAD_LETTERS_TOPIC, JobOptions.GROUP_ID, JobOptions.STARTING_OFFSETS,
-                RwkvOptions.POOLING, RwkvOptions.BACKEND)) {
+        for (ConfigOption<String> o : List.of(
+                JobOptions.CHUNKS_TOPIC,
+                JobOptions.EMBEDDINGS_TOPIC,
+                JobOptions.DEAD_LETTERS_TOPIC,
+                JobOptions.GROUP_ID,
+                JobOptions.STARTING_OFFSETS,
+                RwkvOptions.POOLING,
+                RwkvOptions.BACKEND)) {
             require(conf.get(o), o.key());
         }
         RecordFormat format = RecordFormat.parse(conf.get(JobOptions.FORMAT)); // refuses an unknown name
@@ -126,7 +139,8 @@ public final class Settings implements Serializable {
         KafkaJobs.delivery(conf.get(JobOptions.DELIVERY));
         checkNames(text(RwkvOptions.BACKEND), text(RwkvOptions.POOLING), "");
         this.operatorConfig = RwkvOperatorConfig.from(conf); // validated: the operator's own limits
-        if (head() != null && (classificationsTopic() == null || classificationsTopic().isBlank())) {
+        if (head() != null
+                && (classificationsTopic() == null || classificationsTopic().isBlank())) {
             throw new IllegalArgumentException("a classification head is set (" + head()
                     + ") but no classifications topic: set one to write the classes to");
         }
@@ -135,8 +149,8 @@ public final class Settings implements Serializable {
                     + "at checkpoints), got " + checkpointIntervalMillis());
         }
         if (parallelism() < 0) {
-            throw new IllegalArgumentException("parallelism must be >= 1 (or 0 for the environment's default), got "
-                    + parallelism());
+            throw new IllegalArgumentException(
+                    "parallelism must be >= 1 (or 0 for the environment's default), got " + parallelism());
         }
         this.kafkaProperties = new LinkedHashMap<>(kafkaProperties);
     }
@@ -207,8 +221,10 @@ public final class Settings implements Serializable {
             try {
                 conf.get(flag.option());
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("--" + name + " (" + flag.option().key() + "): '" + value
-                        + "' is not a valid value: " + rootMessage(e), e);
+                throw new IllegalArgumentException(
+                        "--" + name + " (" + flag.option().key() + "): '" + value + "' is not a valid value: "
+                                + rootMessage(e),
+                        e);
             }
         }
         if (!unknown.isEmpty()) {
@@ -223,57 +239,143 @@ public final class Settings implements Serializable {
         return operatorConfig;
     }
 
-    public String bootstrapServers() { return text(JobOptions.BOOTSTRAP_SERVERS); }
-    public String chunksTopic() { return text(JobOptions.CHUNKS_TOPIC); }
-    public String embeddingsTopic() { return text(JobOptions.EMBEDDINGS_TOPIC); }
-    public String deadLettersTopic() { return text(JobOptions.DEAD_LETTERS_TOPIC); }
+    public String bootstrapServers() {
+        return text(JobOptions.BOOTSTRAP_SERVERS);
+    }
+
+    public String chunksTopic() {
+        return text(JobOptions.CHUNKS_TOPIC);
+    }
+
+    public String embeddingsTopic() {
+        return text(JobOptions.EMBEDDINGS_TOPIC);
+    }
+
+    public String deadLettersTopic() {
+        return text(JobOptions.DEAD_LETTERS_TOPIC);
+    }
     /** Where classes go (used only when the job classifies). */
-    public String classificationsTopic() { return conf.get(JobOptions.CLASSIFICATIONS_TOPIC); }
-    public String groupId() { return text(JobOptions.GROUP_ID); }
-    public String startingOffsets() { return text(JobOptions.STARTING_OFFSETS); }
-    public RecordFormat format() { return RecordFormat.parse(conf.get(JobOptions.FORMAT)); }
+    public String classificationsTopic() {
+        return conf.get(JobOptions.CLASSIFICATIONS_TOPIC);
+    }
+
+    public String groupId() {
+        return text(JobOptions.GROUP_ID);
+    }
+
+    public String startingOffsets() {
+        return text(JobOptions.STARTING_OFFSETS);
+    }
+
+    public RecordFormat format() {
+        return RecordFormat.parse(conf.get(JobOptions.FORMAT));
+    }
     /** The schema registry of the confluent format, or null. */
-    public String schemaRegistryUrl() { return conf.getOptional(JobOptions.SCHEMA_REGISTRY_URL).orElse(null); }
+    public String schemaRegistryUrl() {
+        return conf.getOptional(JobOptions.SCHEMA_REGISTRY_URL).orElse(null);
+    }
     /** The codec of {@code type} records on {@code topic} in this job's format (with its registry when confluent). */
     public <T extends SpecificRecord> AvroCodec<T> codec(Class<T> type, String topic) {
         return AvroCodec.forTopic(type, topic, format(), schemaRegistryUrl());
     }
-    public String transactionalIdPrefix() { return conf.getOptional(JobOptions.TRANSACTIONAL_ID_PREFIX).orElse(groupId()); }
+
+    public String transactionalIdPrefix() {
+        return conf.getOptional(JobOptions.TRANSACTIONAL_ID_PREFIX).orElse(groupId());
+    }
     /** Model file, or null / "demo" for the built-in demo model. */
-    public String model() { return operatorConfig.modelPath; }
-    public String vocab() { return operatorConfig.vocabPath; }
-    public String pooling() { return operatorConfig.pooling; }
+    public String model() {
+        return operatorConfig.modelPath;
+    }
+
+    public String vocab() {
+        return operatorConfig.vocabPath;
+    }
+
+    public String pooling() {
+        return operatorConfig.pooling;
+    }
     /** Classification head file, or null. */
-    public String head() { return operatorConfig.headPath; }
+    public String head() {
+        return operatorConfig.headPath;
+    }
     /** Normalisation statistics file (from {@code fit --stats-out}), or null. */
-    public String stats() { return operatorConfig.statsPath; }
+    public String stats() {
+        return operatorConfig.statsPath;
+    }
     /** Extra Kafka client properties for the source and the sinks, in the order given (unmodifiable). */
-    public Map<String, String> kafkaProperties() { return Collections.unmodifiableMap(kafkaProperties); }
-    public String backend() { return operatorConfig.backend; }
-    public long maxWaitMillis() { return operatorConfig.maxWaitMillis; }
+    public Map<String, String> kafkaProperties() {
+        return Collections.unmodifiableMap(kafkaProperties);
+    }
+
+    public String backend() {
+        return operatorConfig.backend;
+    }
+
+    public long maxWaitMillis() {
+        return operatorConfig.maxWaitMillis;
+    }
     /** A document without a new chunk for this long gets its final (IDLE) embedding; buffered chunks are rejected. */
-    public long idleTimeoutMillis() { return operatorConfig.idleTimeoutMillis; }
-    public long maxSeqAhead() { return operatorConfig.maxSeqAhead; }
-    public int maxBufferedChunks() { return operatorConfig.maxBufferedChunks; }
-    public long hotStateBytes() { return operatorConfig.hotStateBytes; }
-    public long snapshotTokens() { return operatorConfig.snapshotTokens; }
-    public int maxBatchKeys() { return operatorConfig.maxBatchKeys; }
-    public int maxBatchTokens() { return operatorConfig.maxBatchTokens; }
-    public boolean emitEveryChunk() { return operatorConfig.emitEveryChunk; }
+    public long idleTimeoutMillis() {
+        return operatorConfig.idleTimeoutMillis;
+    }
+
+    public long maxSeqAhead() {
+        return operatorConfig.maxSeqAhead;
+    }
+
+    public int maxBufferedChunks() {
+        return operatorConfig.maxBufferedChunks;
+    }
+
+    public long hotStateBytes() {
+        return operatorConfig.hotStateBytes;
+    }
+
+    public long snapshotTokens() {
+        return operatorConfig.snapshotTokens;
+    }
+
+    public int maxBatchKeys() {
+        return operatorConfig.maxBatchKeys;
+    }
+
+    public int maxBatchTokens() {
+        return operatorConfig.maxBatchTokens;
+    }
+
+    public boolean emitEveryChunk() {
+        return operatorConfig.emitEveryChunk;
+    }
     /** Whether the output conversions and Kafka sinks run in a task of their own ({@link JobOptions#SEPARATE_SINKS}). */
-    public boolean separateSinks() { return conf.get(JobOptions.SEPARATE_SINKS); }
+    public boolean separateSinks() {
+        return conf.get(JobOptions.SEPARATE_SINKS);
+    }
     /** -1: automatic (Flink's gpu external resource, else rwkv.cuda.device). */
-    public int cudaDevice() { return operatorConfig.cudaDevice; }
+    public int cudaDevice() {
+        return operatorConfig.cudaDevice;
+    }
     /** How the sinks deliver: exactly once (at checkpoints, the default) or at least once (at once). */
-    public DeliveryGuarantee delivery() { return KafkaJobs.delivery(conf.get(JobOptions.DELIVERY)); }
-    public int maxChunkBytes() { return operatorConfig.maxChunkBytes; }
+    public DeliveryGuarantee delivery() {
+        return KafkaJobs.delivery(conf.get(JobOptions.DELIVERY));
+    }
+
+    public int maxChunkBytes() {
+        return operatorConfig.maxChunkBytes;
+    }
+
     public long checkpointIntervalMillis() {
-        return conf.getOptional(CheckpointingOptions.CHECKPOINTING_INTERVAL).orElse(DEFAULT_CHECKPOINT_INTERVAL)
+        return conf.getOptional(CheckpointingOptions.CHECKPOINTING_INTERVAL)
+                .orElse(DEFAULT_CHECKPOINT_INTERVAL)
                 .toMillis();
     }
     /** 0: the environment's default. */
-    public int parallelism() { return conf.getOptional(CoreOptions.DEFAULT_PARALLELISM).orElse(0); }
-    public boolean classifies() { return head() != null; }
+    public int parallelism() {
+        return conf.getOptional(CoreOptions.DEFAULT_PARALLELISM).orElse(0);
+    }
+
+    public boolean classifies() {
+        return head() != null;
+    }
 
     @Override
     public String toString() {
@@ -319,8 +421,8 @@ public final class Settings implements Serializable {
     public static Map.Entry<String, String> kafkaProperty(String keyEqualsValue) {
         int eq = keyEqualsValue == null ? -1 : keyEqualsValue.indexOf('=');
         if (eq <= 0 || keyEqualsValue.substring(0, eq).isBlank()) {
-            throw new IllegalArgumentException("a Kafka property is key=value (e.g. security.protocol=SASL_SSL), got '"
-                    + keyEqualsValue + "'");
+            throw new IllegalArgumentException(
+                    "a Kafka property is key=value (e.g. security.protocol=SASL_SSL), got '" + keyEqualsValue + "'");
         }
         return kafkaProperty(keyEqualsValue.substring(0, eq), keyEqualsValue.substring(eq + 1));
     }
@@ -333,8 +435,9 @@ public final class Settings implements Serializable {
         }
         if (RESERVED_KAFKA_PROPERTIES.contains(k)) {
             throw new IllegalArgumentException("Kafka property " + k + " is set by the job itself"
-                    + (k.equals("bootstrap.servers") ? " (use --bootstrap-servers)"
-                    : k.equals("group.id") ? " (use --group-id)" : "")
+                    + (k.equals("bootstrap.servers")
+                            ? " (use --bootstrap-servers)"
+                            : k.equals("group.id") ? " (use --group-id)" : "")
                     + "; reserved: " + new TreeSet<>(RESERVED_KAFKA_PROPERTIES));
         }
         return Map.entry(k, value);
@@ -359,42 +462,122 @@ public final class Settings implements Serializable {
             return this;
         }
 
-        public Builder bootstrapServers(String v) { return set(JobOptions.BOOTSTRAP_SERVERS, v); }
-        public Builder chunksTopic(String v) { return set(JobOptions.CHUNKS_TOPIC, v); }
-        public Builder embeddingsTopic(String v) { return set(JobOptions.EMBEDDINGS_TOPIC, v); }
-        public Builder deadLettersTopic(String v) { return set(JobOptions.DEAD_LETTERS_TOPIC, v); }
-        public Builder classificationsTopic(String v) { return set(JobOptions.CLASSIFICATIONS_TOPIC, v); }
-        public Builder groupId(String v) { return set(JobOptions.GROUP_ID, v); }
+        public Builder bootstrapServers(String v) {
+            return set(JobOptions.BOOTSTRAP_SERVERS, v);
+        }
+
+        public Builder chunksTopic(String v) {
+            return set(JobOptions.CHUNKS_TOPIC, v);
+        }
+
+        public Builder embeddingsTopic(String v) {
+            return set(JobOptions.EMBEDDINGS_TOPIC, v);
+        }
+
+        public Builder deadLettersTopic(String v) {
+            return set(JobOptions.DEAD_LETTERS_TOPIC, v);
+        }
+
+        public Builder classificationsTopic(String v) {
+            return set(JobOptions.CLASSIFICATIONS_TOPIC, v);
+        }
+
+        public Builder groupId(String v) {
+            return set(JobOptions.GROUP_ID, v);
+        }
         /** earliest, latest or committed (default; earliest where the group has no offset yet). */
-        public Builder startingOffsets(String v) { return set(JobOptions.STARTING_OFFSETS, v); }
-        public Builder format(RecordFormat v) { return set(JobOptions.FORMAT, v.toString()); }
-        public Builder schemaRegistryUrl(String v) { return set(JobOptions.SCHEMA_REGISTRY_URL, v); }
+        public Builder startingOffsets(String v) {
+            return set(JobOptions.STARTING_OFFSETS, v);
+        }
+
+        public Builder format(RecordFormat v) {
+            return set(JobOptions.FORMAT, v.toString());
+        }
+
+        public Builder schemaRegistryUrl(String v) {
+            return set(JobOptions.SCHEMA_REGISTRY_URL, v);
+        }
         /** Prefix of the sinks' transactional ids, unique per job on the cluster; default: the group id. */
-        public Builder transactionalIdPrefix(String v) { return set(JobOptions.TRANSACTIONAL_ID_PREFIX, v); }
-        public Builder model(String v) { return set(RwkvOptions.MODEL, v); }
-        public Builder vocab(String v) { return set(RwkvOptions.VOCAB, v); }
-        public Builder pooling(String v) { return set(RwkvOptions.POOLING, v); }
-        public Builder head(String v) { return set(RwkvOptions.HEAD, v); }
+        public Builder transactionalIdPrefix(String v) {
+            return set(JobOptions.TRANSACTIONAL_ID_PREFIX, v);
+        }
+
+        public Builder model(String v) {
+            return set(RwkvOptions.MODEL, v);
+        }
+
+        public Builder vocab(String v) {
+            return set(RwkvOptions.VOCAB, v);
+        }
+
+        public Builder pooling(String v) {
+            return set(RwkvOptions.POOLING, v);
+        }
+
+        public Builder head(String v) {
+            return set(RwkvOptions.HEAD, v);
+        }
         /** Normalisation statistics (from {@code fit --stats-out}); a head from {@code fit} needs them too. */
-        public Builder stats(String v) { return set(RwkvOptions.STATS, v); }
-        public Builder backend(String v) { return set(RwkvOptions.BACKEND, v); }
-        public Builder maxWaitMillis(long v) { return set(RwkvOptions.BATCH_MAX_WAIT, Duration.ofMillis(v)); }
-        public Builder idleTimeoutMillis(long v) { return set(RwkvOptions.IDLE_TIMEOUT, Duration.ofMillis(v)); }
-        public Builder maxSeqAhead(long v) { return set(RwkvOptions.MAX_SEQ_AHEAD, v); }
-        public Builder maxBufferedChunks(int v) { return set(RwkvOptions.MAX_BUFFERED_CHUNKS, v); }
-        public Builder maxChunkBytes(int v) { return set(RwkvOptions.MAX_CHUNK_BYTES, v); }
-        public Builder hotStateBytes(long v) { return set(RwkvOptions.HOT_STATES_SIZE, new MemorySize(v)); }
-        public Builder snapshotTokens(long v) { return set(RwkvOptions.SNAPSHOT_TOKENS, v); }
-        public Builder maxBatchKeys(int v) { return set(RwkvOptions.BATCH_MAX_KEYS, v); }
-        public Builder maxBatchTokens(int v) { return set(RwkvOptions.BATCH_MAX_TOKENS, v); }
-        public Builder emitEveryChunk(boolean v) { return set(RwkvOptions.EMIT_EVERY_CHUNK, v); }
+        public Builder stats(String v) {
+            return set(RwkvOptions.STATS, v);
+        }
+
+        public Builder backend(String v) {
+            return set(RwkvOptions.BACKEND, v);
+        }
+
+        public Builder maxWaitMillis(long v) {
+            return set(RwkvOptions.BATCH_MAX_WAIT, Duration.ofMillis(v));
+        }
+
+        public Builder idleTimeoutMillis(long v) {
+            return set(RwkvOptions.IDLE_TIMEOUT, Duration.ofMillis(v));
+        }
+
+        public Builder maxSeqAhead(long v) {
+            return set(RwkvOptions.MAX_SEQ_AHEAD, v);
+        }
+
+        public Builder maxBufferedChunks(int v) {
+            return set(RwkvOptions.MAX_BUFFERED_CHUNKS, v);
+        }
+
+        public Builder maxChunkBytes(int v) {
+            return set(RwkvOptions.MAX_CHUNK_BYTES, v);
+        }
+
+        public Builder hotStateBytes(long v) {
+            return set(RwkvOptions.HOT_STATES_SIZE, new MemorySize(v));
+        }
+
+        public Builder snapshotTokens(long v) {
+            return set(RwkvOptions.SNAPSHOT_TOKENS, v);
+        }
+
+        public Builder maxBatchKeys(int v) {
+            return set(RwkvOptions.BATCH_MAX_KEYS, v);
+        }
+
+        public Builder maxBatchTokens(int v) {
+            return set(RwkvOptions.BATCH_MAX_TOKENS, v);
+        }
+
+        public Builder emitEveryChunk(boolean v) {
+            return set(RwkvOptions.EMIT_EVERY_CHUNK, v);
+        }
         /** See {@link JobOptions#SEPARATE_SINKS}. */
-        public Builder separateSinks(boolean v) { return set(JobOptions.SEPARATE_SINKS, v); }
-        public Builder cudaDevice(int v) { return set(RwkvOptions.CUDA_DEVICE, v); }
+        public Builder separateSinks(boolean v) {
+            return set(JobOptions.SEPARATE_SINKS, v);
+        }
+
+        public Builder cudaDevice(int v) {
+            return set(RwkvOptions.CUDA_DEVICE, v);
+        }
         /** EXACTLY_ONCE (default) or AT_LEAST_ONCE; see {@link KafkaJobs#avroSinkBuilder}. */
         public Builder delivery(DeliveryGuarantee v) {
             return set(JobOptions.DELIVERY, v == DeliveryGuarantee.EXACTLY_ONCE ? "exactly-once" : "at-least-once");
         }
+
         public Builder checkpointIntervalMillis(long v) {
             return set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(v));
         }

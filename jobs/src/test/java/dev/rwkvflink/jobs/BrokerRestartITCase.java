@@ -48,7 +48,9 @@ class BrokerRestartITCase {
 
     @RegisterExtension
     static final MiniClusterExtension FLINK = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     @Test
     void aBrokerCrashMidRunLosesAndDuplicatesNothing(@InjectMiniCluster MiniCluster cluster, @TempDir Path checkpoints)
@@ -76,10 +78,18 @@ class BrokerRestartITCase {
 
             Configuration conf = EmbedJobITCase.restartingJob(checkpoints);
             StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-            Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                    .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-broker")
-                    .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(300)
-                    .parallelism(2).maxWaitMillis(5).build();
+            Settings settings = Settings.builder()
+                    .bootstrapServers(kafka.bootstrapServers())
+                    .chunksTopic(chunksTopic)
+                    .embeddingsTopic(embeddingsTopic)
+                    .deadLettersTopic(deadLettersTopic)
+                    .groupId("it-broker")
+                    .startingOffsets("earliest")
+                    .model(model.toString())
+                    .checkpointIntervalMillis(300)
+                    .parallelism(2)
+                    .maxWaitMillis(5)
+                    .build();
             EmbedJob.build(env, settings);
             long start = System.nanoTime();
             KafkaTopics.send(kafka, before);
@@ -89,10 +99,10 @@ class BrokerRestartITCase {
             long recoveredMillis;
             boolean restarted;
             try {
-                KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> keys(read).containsAll(wholeBefore),
-                        Duration.ofSeconds(240));
-                completedBeforeCrash = awaitCompletedCheckpoints(cluster, id, 2).getCounts()
-                        .getNumberOfCompletedCheckpoints();
+                KafkaTopics.readCommittedUntil(
+                        kafka, embeddingsTopic, read -> keys(read).containsAll(wholeBefore), Duration.ofSeconds(240));
+                completedBeforeCrash =
+                        awaitCompletedCheckpoints(cluster, id, 2).getCounts().getNumberOfCompletedCheckpoints();
 
                 kafka.kill();
                 Thread.sleep(DOWN_MILLIS);
@@ -102,21 +112,30 @@ class BrokerRestartITCase {
                 // recovered: a checkpoint completes after the broker is back
                 CheckpointStatsSnapshot stats = awaitCheckpointAfter(cluster, id, backAt);
                 recoveredMillis = (System.nanoTime() - backAt) / 1_000_000;
-                KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= docs.size(),
-                        Duration.ofSeconds(240));
-                KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, read -> read.size() >= 2,
-                        Duration.ofSeconds(60));
+                KafkaTopics.readCommittedUntil(
+                        kafka, embeddingsTopic, read -> read.size() >= docs.size(), Duration.ofSeconds(240));
+                KafkaTopics.readCommittedUntil(
+                        kafka, deadLettersTopic, read -> read.size() >= 2, Duration.ofSeconds(60));
                 var graph = cluster.getExecutionGraph(id).get();
                 restarted = graph.getStatusTimestamp(JobStatus.RESTARTING) > 0;
                 // two more checkpoints: anything extra would be committed by now
-                awaitCompletedCheckpoints(cluster, id, graph.getCheckpointStatsSnapshot().getCounts()
-                        .getNumberOfCompletedCheckpoints() + 2);
+                awaitCompletedCheckpoints(
+                        cluster,
+                        id,
+                        graph.getCheckpointStatsSnapshot().getCounts().getNumberOfCompletedCheckpoints() + 2);
                 assertEquals(JobStatus.RUNNING, job.getJobStatus().get(), "the job runs on");
-                System.out.printf("broker restart test: %d documents, %d + %d chunk records, %d checkpoints before "
+                System.out.printf(
+                        "broker restart test: %d documents, %d + %d chunk records, %d checkpoints before "
                                 + "the crash, broker down %d ms, first checkpoint %d ms after the broker was back "
-                                + "(checkpoint %d), job restarted: %s, %.1f s%n", docs.size(), before.size(),
-                        after.size(), completedBeforeCrash, DOWN_MILLIS, recoveredMillis,
-                        stats.getHistory().getLatestCompletedCheckpoint().getCheckpointId(), restarted,
+                                + "(checkpoint %d), job restarted: %s, %.1f s%n",
+                        docs.size(),
+                        before.size(),
+                        after.size(),
+                        completedBeforeCrash,
+                        DOWN_MILLIS,
+                        recoveredMillis,
+                        stats.getHistory().getLatestCompletedCheckpoint().getCheckpointId(),
+                        restarted,
                         (System.nanoTime() - start) / 1e9);
             } finally {
                 job.cancel().get();

@@ -54,13 +54,16 @@ class CheckpointDiskFullITCase {
 
     @RegisterExtension
     static final MiniClusterExtension FLINK = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     @Test
     void aFullCheckpointDiskHoldsOutputBackAndLosesNothing(@InjectMiniCluster MiniCluster cluster, @TempDir Path dir)
             throws Exception {
         Path disk = Files.createDirectories(dir.resolve("small-disk"));
-        Assumptions.assumeTrue(run("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", disk.toString()),
+        Assumptions.assumeTrue(
+                run("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", disk.toString()),
                 "needs root with CAP_SYS_ADMIN to mount a 32 MiB tmpfs as the full checkpoint disk");
         try {
             fillTheDiskMidRun(cluster, disk);
@@ -90,10 +93,18 @@ class CheckpointDiskFullITCase {
             conf.set(StateBackendOptions.STATE_BACKEND, "rocksdb");
             conf.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
             StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-            Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                    .embeddingsTopic(embeddingsTopic).deadLettersTopic("df-dead-letters").groupId("it-disk-full")
-                    .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(300)
-                    .parallelism(2).maxWaitMillis(5).build();
+            Settings settings = Settings.builder()
+                    .bootstrapServers(kafka.bootstrapServers())
+                    .chunksTopic(chunksTopic)
+                    .embeddingsTopic(embeddingsTopic)
+                    .deadLettersTopic("df-dead-letters")
+                    .groupId("it-disk-full")
+                    .startingOffsets("earliest")
+                    .model(model.toString())
+                    .checkpointIntervalMillis(300)
+                    .parallelism(2)
+                    .maxWaitMillis(5)
+                    .build();
             EmbedJob.build(env, settings);
             long start = System.nanoTime();
             KafkaTopics.send(kafka, before);
@@ -107,8 +118,12 @@ class CheckpointDiskFullITCase {
             long filler;
             boolean restarted;
             try {
-                committedBefore = KafkaTopics.readCommittedUntil(kafka, embeddingsTopic,
-                        read -> keys(read).containsAll(phases.wholeBefore()), Duration.ofSeconds(240)).size();
+                committedBefore = KafkaTopics.readCommittedUntil(
+                                kafka,
+                                embeddingsTopic,
+                                read -> keys(read).containsAll(phases.wholeBefore()),
+                                Duration.ofSeconds(240))
+                        .size();
                 awaitCompletedCheckpoints(cluster, id, 2);
 
                 filler = fill(disk.resolve("filler"));
@@ -116,45 +131,64 @@ class CheckpointDiskFullITCase {
                 KafkaTopics.send(kafka, after);
                 Thread.sleep(FULL_MILLIS);
                 atFreed = counts(cluster, id);
-                committedWhileFull = KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> true,
-                        Duration.ofSeconds(10)).size();
+                committedWhileFull = KafkaTopics.readCommittedUntil(
+                                kafka, embeddingsTopic, read -> true, Duration.ofSeconds(10))
+                        .size();
                 Files.delete(disk.resolve("filler"));
 
                 long freedAt = System.nanoTime();
                 awaitCompletedCheckpoints(cluster, id, atFreed.getNumberOfCompletedCheckpoints() + 1);
                 recoveredMillis = (System.nanoTime() - freedAt) / 1_000_000;
-                KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= docs.size(),
-                        Duration.ofSeconds(240));
+                KafkaTopics.readCommittedUntil(
+                        kafka, embeddingsTopic, read -> read.size() >= docs.size(), Duration.ofSeconds(240));
                 var graph = cluster.getExecutionGraph(id).get(30, TimeUnit.SECONDS);
                 restarted = graph.getStatusTimestamp(JobStatus.RESTARTING) > 0;
                 // two more checkpoints: anything extra would be committed by now
-                awaitCompletedCheckpoints(cluster, id, graph.getCheckpointStatsSnapshot().getCounts()
-                        .getNumberOfCompletedCheckpoints() + 2);
+                awaitCompletedCheckpoints(
+                        cluster,
+                        id,
+                        graph.getCheckpointStatsSnapshot().getCounts().getNumberOfCompletedCheckpoints() + 2);
                 assertEquals(JobStatus.RUNNING, job.getJobStatus().get(), "the job runs on");
-                System.out.printf("checkpoint disk full test: %d documents, %d + %d chunk records; %d embeddings "
+                System.out.printf(
+                        "checkpoint disk full test: %d documents, %d + %d chunk records; %d embeddings "
                                 + "committed before the disk filled (filler %d bytes); while full (%d ms): %d "
                                 + "checkpoints completed, %d failed, %d embeddings committed in all; first checkpoint "
                                 + "%d ms after the filler was deleted; job restarted: %s; %.1f s%n",
-                        docs.size(), before.size(), after.size(), committedBefore, filler, FULL_MILLIS,
+                        docs.size(),
+                        before.size(),
+                        after.size(),
+                        committedBefore,
+                        filler,
+                        FULL_MILLIS,
                         atFreed.getNumberOfCompletedCheckpoints() - atFull.getNumberOfCompletedCheckpoints(),
                         atFreed.getNumberOfFailedCheckpoints() - atFull.getNumberOfFailedCheckpoints(),
-                        committedWhileFull, recoveredMillis, restarted, (System.nanoTime() - start) / 1e9);
+                        committedWhileFull,
+                        recoveredMillis,
+                        restarted,
+                        (System.nanoTime() - start) / 1e9);
             } finally {
                 job.cancel().get();
             }
-            assertTrue(atFreed.getNumberOfFailedCheckpoints() > atFull.getNumberOfFailedCheckpoints(),
+            assertTrue(
+                    atFreed.getNumberOfFailedCheckpoints() > atFull.getNumberOfFailedCheckpoints(),
                     "checkpoints failed while the disk was full");
             // at most the one checkpoint that was being written when the filler took the last bytes
-            assertTrue(atFreed.getNumberOfCompletedCheckpoints() - atFull.getNumberOfCompletedCheckpoints() <= 1,
+            assertTrue(
+                    atFreed.getNumberOfCompletedCheckpoints() - atFull.getNumberOfCompletedCheckpoints() <= 1,
                     "no checkpoint completed on the full disk");
-            assertEquals(phases.wholeBefore().size(), committedWhileFull,
+            assertEquals(
+                    phases.wholeBefore().size(),
+                    committedWhileFull,
                     "nothing of the second half committed while the disk was full");
             assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic);
         }
     }
 
     private static CheckpointStatsCounts counts(MiniCluster cluster, JobID id) throws Exception {
-        return cluster.getExecutionGraph(id).get(30, TimeUnit.SECONDS).getCheckpointStatsSnapshot().getCounts();
+        return cluster.getExecutionGraph(id)
+                .get(30, TimeUnit.SECONDS)
+                .getCheckpointStatsSnapshot()
+                .getCounts();
     }
 
     /** Writes the file until the file system has no byte left; returns its size. */

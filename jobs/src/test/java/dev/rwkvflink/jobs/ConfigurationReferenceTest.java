@@ -29,13 +29,15 @@ class ConfigurationReferenceTest {
         if (Boolean.getBoolean("rwkv.docs.write")) {
             Files.writeString(DOC, expected, StandardCharsets.UTF_8);
         }
-        assertEquals(expected, Files.readString(DOC, StandardCharsets.UTF_8),
+        assertEquals(
+                expected,
+                Files.readString(DOC, StandardCharsets.UTF_8),
                 "docs/configuration.md is out of date: regenerate it (see this test's comment)");
     }
 
     static String render() {
-        Map<String, String> flags = Settings.FLAGS.stream()
-                .collect(Collectors.toMap(f -> f.option().key(), f -> "`--" + f.name() + "`"));
+        Map<String, String> flags =
+                Settings.FLAGS.stream().collect(Collectors.toMap(f -> f.option().key(), f -> "`--" + f.name() + "`"));
         StringBuilder sb = new StringBuilder();
         sb.append("""
                 # Configuration reference
@@ -53,9 +55,15 @@ class ConfigurationReferenceTest {
                 |---|---|---|---|
                 """.formatted(TimeUtils.formatWithHighestUnit(Settings.DEFAULT_CHECKPOINT_INTERVAL)));
         for (ConfigOption<?> o : Settings.OPTIONS) {
-            sb.append("| `").append(o.key()).append("` | ").append(flags.getOrDefault(o.key(), "-")).append(" | ")
-                    .append(o.hasDefaultValue() ? "`" + text(o.defaultValue()) + "`" : "none").append(" | ")
-                    .append(description(o).replace("|", "\\|")).append(" |\n");
+            sb.append("| `")
+                    .append(o.key())
+                    .append("` | ")
+                    .append(flags.getOrDefault(o.key(), "-"))
+                    .append(" | ")
+                    .append(o.hasDefaultValue() ? "`" + text(o.defaultValue()) + "`" : "none")
+                    .append(" | ")
+                    .append(description(o).replace("|", "\\|"))
+                    .append(" |\n");
         }
         return sb.toString();
     }

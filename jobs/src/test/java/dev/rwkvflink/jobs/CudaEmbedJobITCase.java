@@ -11,8 +11,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -29,7 +29,9 @@ class CudaEmbedJobITCase {
 
     @RegisterExtension
     static final MiniClusterExtension FLINK = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     private static EmbeddedKafka kafka;
 
@@ -42,7 +44,9 @@ class CudaEmbedJobITCase {
 
     @BeforeEach
     void assumeCuda() {
-        Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
+        Assumptions.assumeTrue(
+                Cuda.availability().available(),
+                "skipped: " + Cuda.availability().reason());
     }
 
     @AfterAll
@@ -54,8 +58,13 @@ class CudaEmbedJobITCase {
 
     @ParameterizedTest
     @CsvSource({"cuda:f32, gpu-f32, 1e-5", "cuda, gpu-bf16, 2e-2"})
-    void aFailureAfterCompletedCheckpointsChangesNothingOnTheGpu(String backend, String prefix, double tolerance,
-            @InjectMiniCluster MiniCluster cluster, @TempDir Path checkpoints) throws Exception {
+    void aFailureAfterCompletedCheckpointsChangesNothingOnTheGpu(
+            String backend,
+            String prefix,
+            double tolerance,
+            @InjectMiniCluster MiniCluster cluster,
+            @TempDir Path checkpoints)
+            throws Exception {
         EmbedJobITCase.failureAfterCompletedCheckpoints(cluster, kafka, checkpoints, backend, prefix, tolerance);
     }
 }

@@ -22,11 +22,13 @@ class EmbedJobGraphTest {
         String separate = operatorChain(true);
         assertTrue(!separate.contains("embeddings to") && !separate.contains("classes to"), separate);
         List<String> embeddings = verticesNamed("embeddings to", true);
-        assertTrue(embeddings.stream().anyMatch(n -> n.contains("Writer") && !n.contains("RWKV embed")), embeddings
-                + ": a task of its own converts and sends the embeddings");
+        assertTrue(
+                embeddings.stream().anyMatch(n -> n.contains("Writer") && !n.contains("RWKV embed")),
+                embeddings + ": a task of its own converts and sends the embeddings");
         List<String> classes = verticesNamed("classes to", true);
-        assertTrue(classes.stream().anyMatch(n -> n.contains("Writer") && !n.contains("RWKV embed")), classes
-                + ": a task of its own converts and sends the classes");
+        assertTrue(
+                classes.stream().anyMatch(n -> n.contains("Writer") && !n.contains("RWKV embed")),
+                classes + ": a task of its own converts and sends the classes");
 
         String chained = operatorChain(false);
         assertTrue(chained.contains("embeddings to") && chained.contains("classes to"), chained);
@@ -42,8 +44,12 @@ class EmbedJobGraphTest {
     private static List<String> verticesNamed(String part, boolean separateSinks) throws Exception {
         Schemas.trustGeneratedClasses();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        Settings s = Settings.builder().bootstrapServers("127.0.0.1:1").head(headFile().toString())
-                .classificationsTopic("classes").separateSinks(separateSinks).build();
+        Settings s = Settings.builder()
+                .bootstrapServers("127.0.0.1:1")
+                .head(headFile().toString())
+                .classificationsTopic("classes")
+                .separateSinks(separateSinks)
+                .build();
         EmbedJob.build(env, s);
         JobGraph graph = env.getStreamGraph().getJobGraph(EmbedJobGraphTest.class.getClassLoader(), new JobID());
         List<String> names = new ArrayList<>();

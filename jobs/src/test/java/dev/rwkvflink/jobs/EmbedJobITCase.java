@@ -20,8 +20,8 @@ import dev.rwkvflink.operator.TextChunk;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
-import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.EmitReason;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -83,7 +83,9 @@ class EmbedJobITCase {
 
     @RegisterExtension
     static final MiniClusterExtension FLINK = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     private static EmbeddedKafka kafka;
 
@@ -100,7 +102,10 @@ class EmbedJobITCase {
     }
 
     static Path tinyModel() {
-        Path p = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", "rwkv-cpp-tests",
+        Path p = Path.of(
+                System.getProperty("rwkv.shared.dir", "../../shared"),
+                "reference",
+                "rwkv-cpp-tests",
                 "tiny-rwkv-7v0-834K-FP32.bin");
         Assumptions.assumeTrue(Files.isRegularFile(p), "reference model absent, skipping: " + p);
         return p;
@@ -108,8 +113,10 @@ class EmbedJobITCase {
 
     /** Deterministic texts of different lengths, some with non-ASCII characters. */
     static Map<String, String> documents() {
-        String[] words = {"river", "stone", "lantern", "quiet", "harbour", "north", "wind", "café", "ember", "field",
-                "Ωmega", "salt", "bridge", "morning", "ink"};
+        String[] words = {
+            "river", "stone", "lantern", "quiet", "harbour", "north", "wind", "café", "ember", "field", "Ωmega", "salt",
+            "bridge", "morning", "ink"
+        };
         Random random = new Random(7);
         Map<String, String> docs = new LinkedHashMap<>();
         for (int d = 0; d < DOCUMENTS; d++) {
@@ -130,10 +137,18 @@ class EmbedJobITCase {
         int start = 0;
         for (int i = 0; i < pieces; i++) {
             boolean last = i == pieces - 1;
-            int end = last ? text.length() : Math.max(start, Math.min(text.length(),
-                    start + random.nextInt(Math.max(1, 2 * text.length() / pieces))));
-            out.add(DocumentChunk.newBuilder().setKey(key).setSeq(i).setText(text.substring(start, end))
-                    .setLast(last).setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + i)).build());
+            int end = last
+                    ? text.length()
+                    : Math.max(
+                            start,
+                            Math.min(text.length(), start + random.nextInt(Math.max(1, 2 * text.length() / pieces))));
+            out.add(DocumentChunk.newBuilder()
+                    .setKey(key)
+                    .setSeq(i)
+                    .setText(text.substring(start, end))
+                    .setLast(last)
+                    .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + i))
+                    .build());
             start = end;
         }
         return out;
@@ -168,16 +183,24 @@ class EmbedJobITCase {
         assertTrue(chunkCount > DOCUMENTS, "documents come in several chunks: " + chunkCount);
         KafkaTopics.send(kafka, records);
 
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-embed")
-                .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(300).parallelism(2)
-                .maxWaitMillis(5).build();
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(chunksTopic)
+                .embeddingsTopic(embeddingsTopic)
+                .deadLettersTopic(deadLettersTopic)
+                .groupId("it-embed")
+                .startingOffsets("earliest")
+                .model(model.toString())
+                .checkpointIntervalMillis(300)
+                .parallelism(2)
+                .maxWaitMillis(5)
+                .build();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         EmbedJob.build(env, settings);
         JobClient job = env.executeAsync(EmbedJob.jobName(settings));
         try {
-            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= DOCUMENTS,
-                    Duration.ofSeconds(240));
+            KafkaTopics.readCommittedUntil(
+                    kafka, embeddingsTopic, read -> read.size() >= DOCUMENTS, Duration.ofSeconds(240));
             KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, read -> read.size() >= 2, Duration.ofSeconds(30));
             Thread.sleep(1_000); // one more checkpoint: anything extra would be committed by now
         } finally {
@@ -206,28 +229,44 @@ class EmbedJobITCase {
         documents().entrySet().stream().limit(5).forEach(e -> docs.put(e.getKey(), e.getValue()));
         Random random = new Random(11);
         List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
-        docs.forEach((key, text) -> chunks(key, text, random).forEach(chunk -> records.add(
-                new ProducerRecord<>(chunksTopic, utf8(key), codec.encodeSingleObject(chunk)))));
+        docs.forEach((key, text) -> chunks(key, text, random)
+                .forEach(chunk ->
+                        records.add(new ProducerRecord<>(chunksTopic, utf8(key), codec.encodeSingleObject(chunk)))));
         KafkaTopics.send(kafka, records);
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                .embeddingsTopic(embeddingsTopic).deadLettersTopic("alo-dead-letters").groupId("it-alo")
-                .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(600_000)
-                .parallelism(1).maxWaitMillis(5).delivery(org.apache.flink.connector.base.DeliveryGuarantee.AT_LEAST_ONCE)
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(chunksTopic)
+                .embeddingsTopic(embeddingsTopic)
+                .deadLettersTopic("alo-dead-letters")
+                .groupId("it-alo")
+                .startingOffsets("earliest")
+                .model(model.toString())
+                .checkpointIntervalMillis(600_000)
+                .parallelism(1)
+                .maxWaitMillis(5)
+                .delivery(org.apache.flink.connector.base.DeliveryGuarantee.AT_LEAST_ONCE)
                 .build();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         EmbedJob.build(env, settings);
         JobClient job = env.executeAsync(EmbedJob.jobName(settings));
         try {
-            List<ConsumerRecord<byte[], byte[]>> read = KafkaTopics.readCommittedUntil(kafka, embeddingsTopic,
-                    r -> r.size() >= docs.size(), Duration.ofSeconds(120));
+            List<ConsumerRecord<byte[], byte[]>> read = KafkaTopics.readCommittedUntil(
+                    kafka, embeddingsTopic, r -> r.size() >= docs.size(), Duration.ofSeconds(120));
             assertEquals(docs.size(), read.size(), "every document's embedding");
-            long checkpoints = cluster.getExecutionGraph(job.getJobID()).get(30, TimeUnit.SECONDS)
-                    .getCheckpointStatsSnapshot().getCounts().getNumberOfCompletedCheckpoints();
+            long checkpoints = cluster.getExecutionGraph(job.getJobID())
+                    .get(30, TimeUnit.SECONDS)
+                    .getCheckpointStatsSnapshot()
+                    .getCounts()
+                    .getNumberOfCompletedCheckpoints();
             System.out.println("at-least-once: all " + read.size() + " embeddings visible after " + checkpoints
                     + " completed checkpoints");
             try (Admin admin = Admin.create(kafka.adminProperties())) {
-                assertEquals(List.of(), admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
-                        .map(TransactionListing::transactionalId).filter(id -> id.startsWith("it-alo")).toList(),
+                assertEquals(
+                        List.of(),
+                        admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
+                                .map(TransactionListing::transactionalId)
+                                .filter(id -> id.startsWith("it-alo"))
+                                .toList(),
                         "at-least-once sinks write outside transactions");
             }
         } finally {
@@ -255,8 +294,8 @@ class EmbedJobITCase {
      * 1, 6-9 s for the test.
      */
     @Test
-    void aFailureAfterCompletedCheckpointsChangesNothing(@InjectMiniCluster MiniCluster cluster,
-            @TempDir Path checkpoints) throws Exception {
+    void aFailureAfterCompletedCheckpointsChangesNothing(
+            @InjectMiniCluster MiniCluster cluster, @TempDir Path checkpoints) throws Exception {
         failureAfterCompletedCheckpoints(cluster, kafka, checkpoints, "cpu", "ft", 0);
     }
 
@@ -266,8 +305,9 @@ class EmbedJobITCase {
      * compared with the one-shot embedding on the same backend, bit for bit when {@code tolerance} is 0, else
      * within that relative L2 error.
      */
-    static void failureAfterCompletedCheckpoints(MiniCluster cluster, EmbeddedKafka kafka, Path checkpoints,
-            String backend, String prefix, double tolerance) throws Exception {
+    static void failureAfterCompletedCheckpoints(
+            MiniCluster cluster, EmbeddedKafka kafka, Path checkpoints, String backend, String prefix, double tolerance)
+            throws Exception {
         Path model = tinyModel();
         String chunksTopic = prefix + "-chunks";
         String embeddingsTopic = prefix + "-embeddings";
@@ -281,8 +321,8 @@ class EmbedJobITCase {
         List<ProducerRecord<byte[], byte[]>> before = phases.before();
         List<ProducerRecord<byte[], byte[]>> after = phases.after();
         Set<String> wholeBefore = phases.wholeBefore();
-        assertTrue(!wholeBefore.isEmpty() && wholeBefore.size() < DOCUMENTS, "documents whole in phase 1: "
-                + wholeBefore);
+        assertTrue(
+                !wholeBefore.isEmpty() && wholeBefore.size() < DOCUMENTS, "documents whole in phase 1: " + wholeBefore);
         assertTrue(after.size() >= DOCUMENTS / 2, "chunks left for phase 2: " + after.size());
         Collections.shuffle(before, random);
         Collections.shuffle(after, random);
@@ -296,13 +336,26 @@ class EmbedJobITCase {
         FailOnceWhenArmed.reset();
         Configuration conf = restartingJob(checkpoints, 3, Duration.ofMillis(200));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId(prefix + "-it-failure")
-                .startingOffsets("earliest").model(model.toString()).backend(backend).checkpointIntervalMillis(300)
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(chunksTopic)
+                .embeddingsTopic(embeddingsTopic)
+                .deadLettersTopic(deadLettersTopic)
+                .groupId(prefix + "-it-failure")
+                .startingOffsets("earliest")
+                .model(model.toString())
+                .backend(backend)
+                .checkpointIntervalMillis(300)
                 .parallelism(2)
-                .maxWaitMillis(5).kafkaProperty("transaction.timeout.ms=120000").build();
-        EmbedJob.build(env, settings, chunks -> chunks.map(new FailOnceWhenArmed())
-                .returns(TypeInformation.of(TextChunk.class)).name("fails once when armed"));
+                .maxWaitMillis(5)
+                .kafkaProperty("transaction.timeout.ms=120000")
+                .build();
+        EmbedJob.build(
+                env,
+                settings,
+                chunks -> chunks.map(new FailOnceWhenArmed())
+                        .returns(TypeInformation.of(TextChunk.class))
+                        .name("fails once when armed"));
         long start = System.nanoTime();
         KafkaTopics.send(kafka, before);
         JobClient job = env.executeAsync(EmbedJob.jobName(settings));
@@ -313,52 +366,65 @@ class EmbedJobITCase {
         AccessExecutionGraph graph;
         try {
             // generous timeouts: on a loaded 2-core machine the first checkpoints can take a minute
-            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic,
-                    read -> keys(read).containsAll(wholeBefore), Duration.ofSeconds(240));
+            KafkaTopics.readCommittedUntil(
+                    kafka, embeddingsTopic, read -> keys(read).containsAll(wholeBefore), Duration.ofSeconds(240));
             KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, read -> !read.isEmpty(), Duration.ofSeconds(30));
             CheckpointStatsSnapshot atFailure = awaitCompletedCheckpoints(cluster, id, 2);
             checkpointsAtFailure = atFailure.getCounts().getNumberOfCompletedCheckpoints();
-            latestAtFailure = atFailure.getHistory().getLatestCompletedCheckpoint().getCheckpointId();
-            assertEquals(wholeBefore, keys(KafkaTopics.readCommitted(kafka, embeddingsTopic)),
+            latestAtFailure =
+                    atFailure.getHistory().getLatestCompletedCheckpoint().getCheckpointId();
+            assertEquals(
+                    wholeBefore,
+                    keys(KafkaTopics.readCommitted(kafka, embeddingsTopic)),
                     "before the failure: exactly the documents sent whole are embedded");
 
             FailOnceWhenArmed.ARMED.set(true);
             KafkaTopics.send(kafka, after);
-            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= DOCUMENTS,
-                    Duration.ofSeconds(240));
+            KafkaTopics.readCommittedUntil(
+                    kafka, embeddingsTopic, read -> read.size() >= DOCUMENTS, Duration.ofSeconds(240));
             KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, read -> read.size() >= 2, Duration.ofSeconds(30));
             assertTrue(FailOnceWhenArmed.FAILED.get(), "the failure was injected");
             graph = cluster.getExecutionGraph(id).get(30, TimeUnit.SECONDS);
             restored = graph.getCheckpointStatsSnapshot().getLatestRestoredCheckpoint();
             // two more checkpoints: anything extra (a replayed embedding, a dead letter twice) would be committed now
-            awaitCompletedCheckpoints(cluster, id, graph.getCheckpointStatsSnapshot().getCounts()
-                    .getNumberOfCompletedCheckpoints() + 2);
+            awaitCompletedCheckpoints(
+                    cluster, id, graph.getCheckpointStatsSnapshot().getCounts().getNumberOfCompletedCheckpoints() + 2);
             assertEquals(JobStatus.RUNNING, job.getJobStatus().get(), "the job runs on after its restart");
         } finally {
             job.cancel().get();
         }
-        System.out.printf("failure test (" + backend + "): %d checkpoints completed before the failure (latest %d), restored from %s, "
-                + "task attempt %d, %.1f s%n", checkpointsAtFailure, latestAtFailure,
-                restored == null ? "none" : restored.getCheckpointId(), FailOnceWhenArmed.MAX_ATTEMPT.get(),
+        System.out.printf(
+                "failure test (" + backend
+                        + "): %d checkpoints completed before the failure (latest %d), restored from %s, "
+                        + "task attempt %d, %.1f s%n",
+                checkpointsAtFailure,
+                latestAtFailure,
+                restored == null ? "none" : restored.getCheckpointId(),
+                FailOnceWhenArmed.MAX_ATTEMPT.get(),
                 (System.nanoTime() - start) / 1e9);
 
         assertTrue(checkpointsAtFailure >= 2, "checkpoints before the failure: " + checkpointsAtFailure);
         assertNotNull(restored, "the job was restored from a checkpoint");
-        assertTrue(restored.getCheckpointId() >= latestAtFailure, "restored from checkpoint "
-                + restored.getCheckpointId() + ", completed before the failure: " + latestAtFailure);
+        assertTrue(
+                restored.getCheckpointId() >= latestAtFailure,
+                "restored from checkpoint " + restored.getCheckpointId() + ", completed before the failure: "
+                        + latestAtFailure);
         assertTrue(graph.getStatusTimestamp(JobStatus.RESTARTING) > 0, "the job went through RESTARTING");
         assertTrue(FailOnceWhenArmed.MAX_ATTEMPT.get() >= 1, "tasks ran again after the failure");
 
         assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic, backend, tolerance);
         assertMalformed(deadLettersByKey(kafka, deadLettersTopic, 2), chunksTopic);
-        assertEquals(Set.of(120_000L), transactionTimeouts(kafka, prefix + "-it-failure-"),
+        assertEquals(
+                Set.of(120_000L),
+                transactionTimeouts(kafka, prefix + "-it-failure-"),
                 "the sinks' producers use the transaction.timeout.ms given as a Kafka property");
     }
 
     /** A stream in two phases: chunk records before and after an event, and the documents complete before it. */
-    record TwoPhases(List<ProducerRecord<byte[], byte[]>> before, List<ProducerRecord<byte[], byte[]>> after,
-                     Set<String> wholeBefore) {
-    }
+    record TwoPhases(
+            List<ProducerRecord<byte[], byte[]>> before,
+            List<ProducerRecord<byte[], byte[]>> after,
+            Set<String> wholeBefore) {}
 
     /**
      * Every {@code wholeEvery}-th document whole in the first phase, the others with the first half of their
@@ -379,8 +445,8 @@ class EmbedJobITCase {
             }
             for (int i = 0; i < pieces.size(); i++) {
                 DocumentChunk chunk = pieces.get(i);
-                (i < firstPhase ? before : after).add(
-                        new ProducerRecord<>(topic, utf8(chunk.getKey()), codec.encodeSingleObject(chunk)));
+                (i < firstPhase ? before : after)
+                        .add(new ProducerRecord<>(topic, utf8(chunk.getKey()), codec.encodeSingleObject(chunk)));
             }
         }
         return new TwoPhases(before, after, wholeBefore);
@@ -432,14 +498,16 @@ class EmbedJobITCase {
             throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (true) {
-            CheckpointStatsSnapshot stats = cluster.getExecutionGraph(job).get(30, TimeUnit.SECONDS)
-                    .getCheckpointStatsSnapshot();
+            CheckpointStatsSnapshot stats =
+                    cluster.getExecutionGraph(job).get(30, TimeUnit.SECONDS).getCheckpointStatsSnapshot();
             CompletedCheckpointStats latest = stats.getHistory().getLatestCompletedCheckpoint();
             if (stats.getCounts().getNumberOfCompletedCheckpoints() >= count && latest != null) {
                 return stats;
             }
-            assertTrue(System.nanoTime() < deadline, "no " + count + " completed checkpoints within 60 s: "
-                    + stats.getCounts().getNumberOfCompletedCheckpoints());
+            assertTrue(
+                    System.nanoTime() < deadline,
+                    "no " + count + " completed checkpoints within 60 s: "
+                            + stats.getCounts().getNumberOfCompletedCheckpoints());
             Thread.sleep(50);
         }
     }
@@ -448,10 +516,15 @@ class EmbedJobITCase {
     static Set<Long> transactionTimeouts(EmbeddedKafka kafka, String prefix) throws Exception {
         try (Admin admin = Admin.create(kafka.adminProperties())) {
             List<String> ids = admin.listTransactions().all().get(30, TimeUnit.SECONDS).stream()
-                    .map(TransactionListing::transactionalId).filter(tid -> tid.startsWith(prefix)).toList();
+                    .map(TransactionListing::transactionalId)
+                    .filter(tid -> tid.startsWith(prefix))
+                    .toList();
             assertTrue(!ids.isEmpty(), "transactional producers with prefix " + prefix);
             Set<Long> timeouts = new TreeSet<>();
-            for (TransactionDescription t : admin.describeTransactions(ids).all().get(30, TimeUnit.SECONDS).values()) {
+            for (TransactionDescription t : admin.describeTransactions(ids)
+                    .all()
+                    .get(30, TimeUnit.SECONDS)
+                    .values()) {
                 timeouts.add(t.transactionTimeoutMs());
             }
             return timeouts;
@@ -468,9 +541,8 @@ class EmbedJobITCase {
      * The committed embeddings: exactly one, reason LAST, per document, each bit for bit the engine's one-shot
      * embedding of the document's whole text.
      */
-    static void assertOneShotEmbeddings(EmbeddedKafka kafka, Path model, Map<String, String> docs,
-            String embeddingsTopic)
-            throws Exception {
+    static void assertOneShotEmbeddings(
+            EmbeddedKafka kafka, Path model, Map<String, String> docs, String embeddingsTopic) throws Exception {
         assertOneShotEmbeddings(kafka, model, docs, embeddingsTopic, "cpu", 0);
     }
 
@@ -479,8 +551,14 @@ class EmbedJobITCase {
      * {@code backend}: bit for bit when {@code tolerance} is 0, else within that relative L2 error (the GPU backends
      * are not bit-identical across batchings).
      */
-    static void assertOneShotEmbeddings(EmbeddedKafka kafka, Path model, Map<String, String> docs,
-            String embeddingsTopic, String backend, double tolerance) throws Exception {
+    static void assertOneShotEmbeddings(
+            EmbeddedKafka kafka,
+            Path model,
+            Map<String, String> docs,
+            String embeddingsTopic,
+            String backend,
+            double tolerance)
+            throws Exception {
         AvroCodec<Embedding> embeddingCodec = AvroCodec.of(Embedding.class);
         Map<String, Embedding> byKey = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : KafkaTopics.readCommitted(kafka, embeddingsTopic)) {
@@ -505,8 +583,10 @@ class EmbedJobITCase {
             } else {
                 double err = relativeError(actual, expected.vector());
                 worst = Math.max(worst, err);
-                assertTrue(err <= tolerance, doc.getKey() + ": relative error " + err + " to the one-shot "
-                        + backend + " embedding, limit " + tolerance);
+                assertTrue(
+                        err <= tolerance,
+                        doc.getKey() + ": relative error " + err + " to the one-shot " + backend + " embedding, limit "
+                                + tolerance);
             }
             assertEquals(expected.vector().length, e.getDim());
             assertEquals(expected.tokens(), e.getTokens(), "tokens of " + doc.getKey());
@@ -515,14 +595,14 @@ class EmbedJobITCase {
             assertTrue(e.getSeq() >= 0);
         }
         if (tolerance > 0) {
-            System.out.printf("%d embeddings on %s: worst relative error %.3g to the one-shot embedding (limit %.3g)%n",
+            System.out.printf(
+                    "%d embeddings on %s: worst relative error %.3g to the one-shot embedding (limit %.3g)%n",
                     docs.size(), backend, worst, tolerance);
         }
     }
 
     /** A document's embedding computed in one engine call from a fresh state, its token count, the model's id. */
-    record OneShot(float[] vector, int tokens, String model) {
-    }
+    record OneShot(float[] vector, int tokens, String model) {}
 
     /** Each document's {@link OneShot} embedding ("hidden" pooling) on {@code backend}. */
     static Map<String, OneShot> oneShot(Path model, String backend, Map<String, String> docs) throws Exception {
@@ -533,8 +613,12 @@ class EmbedJobITCase {
             for (var doc : docs.entrySet()) {
                 int[] tokens = tokenizer.encodeBytes(doc.getValue().getBytes(StandardCharsets.UTF_8));
                 RwkvState state = m.newState();
-                out.put(doc.getKey(), new OneShot(embedder.embed(m.hidden(state, tokens), state), tokens.length,
-                        m.fingerprint().hex()));
+                out.put(
+                        doc.getKey(),
+                        new OneShot(
+                                embedder.embed(m.hidden(state, tokens), state),
+                                tokens.length,
+                                m.fingerprint().hex()));
             }
         }
         return out;
@@ -561,7 +645,9 @@ class EmbedJobITCase {
         Map<String, DeadLetter> letters = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : dead) {
             DeadLetter letter = deadCodec.decodeSingleObject(record.value());
-            assertEquals(null, letters.put(new String(bytes(letter.getKey()), StandardCharsets.UTF_8), letter),
+            assertEquals(
+                    null,
+                    letters.put(new String(bytes(letter.getKey()), StandardCharsets.UTF_8), letter),
                     "each malformed record once");
         }
         return letters;
@@ -619,18 +705,28 @@ class EmbedJobITCase {
         }
         KafkaTopics.send(kafka, records);
 
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).classificationsTopic(classesTopic)
-                .groupId("it-classify").startingOffsets("earliest").model(model.toString()).head(headFile.toString())
-                .checkpointIntervalMillis(300).parallelism(2).maxWaitMillis(5).build();
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(chunksTopic)
+                .embeddingsTopic(embeddingsTopic)
+                .deadLettersTopic(deadLettersTopic)
+                .classificationsTopic(classesTopic)
+                .groupId("it-classify")
+                .startingOffsets("earliest")
+                .model(model.toString())
+                .head(headFile.toString())
+                .checkpointIntervalMillis(300)
+                .parallelism(2)
+                .maxWaitMillis(5)
+                .build();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         EmbedJob.build(env, settings);
         JobClient job = env.executeAsync(EmbedJob.jobName(settings));
         try {
-            KafkaTopics.readCommittedUntil(kafka, classesTopic, read -> read.size() >= docs.size(),
-                    Duration.ofSeconds(90));
-            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, read -> read.size() >= docs.size(),
-                    Duration.ofSeconds(30));
+            KafkaTopics.readCommittedUntil(
+                    kafka, classesTopic, read -> read.size() >= docs.size(), Duration.ofSeconds(90));
+            KafkaTopics.readCommittedUntil(
+                    kafka, embeddingsTopic, read -> read.size() >= docs.size(), Duration.ofSeconds(30));
         } finally {
             job.cancel().get();
         }

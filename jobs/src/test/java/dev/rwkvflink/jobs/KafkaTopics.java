@@ -50,15 +50,16 @@ public final class KafkaTopics {
     }
 
     /** Reads committed records from the beginning until {@code done} holds or the timeout passes, then to the end. */
-    public static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(EmbeddedKafka kafka, String topic,
-            Predicate<List<ConsumerRecord<byte[], byte[]>>> done, Duration timeout) {
+    public static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(
+            EmbeddedKafka kafka, String topic, Predicate<List<ConsumerRecord<byte[], byte[]>>> done, Duration timeout) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         try (KafkaConsumer<byte[], byte[]> consumer =
                 new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             List<TopicPartition> partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
-                    .map(info -> new TopicPartition(topic, info.partition())).toList();
+                    .map(info -> new TopicPartition(topic, info.partition()))
+                    .toList();
             consumer.assign(partitions);
             consumer.seekToBeginning(partitions);
             List<ConsumerRecord<byte[], byte[]>> read = new ArrayList<>();

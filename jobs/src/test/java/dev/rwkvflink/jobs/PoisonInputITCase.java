@@ -18,8 +18,8 @@ import dev.rwkvflink.kafka.DeadLetters;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
-import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.EmitReason;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -84,7 +84,9 @@ class PoisonInputITCase {
 
     @RegisterExtension
     static final MiniClusterExtension FLINK = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     private static final int TEN_MB = 10 * 1024 * 1024;
     private static EmbeddedKafka kafka;
@@ -105,8 +107,13 @@ class PoisonInputITCase {
     private static final String TOPIC = "poison-chunks";
 
     private static DocumentChunk chunk(String key, long seq, String text, boolean last) {
-        return DocumentChunk.newBuilder().setKey(key).setSeq(seq).setText(text).setLast(last)
-                .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + seq)).build();
+        return DocumentChunk.newBuilder()
+                .setKey(key)
+                .setSeq(seq)
+                .setText(text)
+                .setLast(last)
+                .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + seq))
+                .build();
     }
 
     private static ProducerRecord<byte[], byte[]> record(DocumentChunk c) {
@@ -126,9 +133,11 @@ class PoisonInputITCase {
         try (Admin admin = Admin.create(kafka.adminProperties())) {
             // the chunks topic takes records up to 16 MB; the output topics keep Kafka's default (about 1 MB)
             admin.createTopics(List.of(
-                    new NewTopic(TOPIC, 2, (short) 1).configs(Map.of("max.message.bytes", "16777216")),
-                    new NewTopic(embeddingsTopic, 2, (short) 1), new NewTopic(deadLettersTopic, 1, (short) 1)))
-                    .all().get(30, TimeUnit.SECONDS);
+                            new NewTopic(TOPIC, 2, (short) 1).configs(Map.of("max.message.bytes", "16777216")),
+                            new NewTopic(embeddingsTopic, 2, (short) 1),
+                            new NewTopic(deadLettersTopic, 1, (short) 1)))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
         }
 
         Random random = new Random(2026);
@@ -144,7 +153,8 @@ class PoisonInputITCase {
             String key = "good-" + doc.getKey();
             whole.put(key, doc.getValue());
             List<DocumentChunk> pieces = EmbedJobITCase.chunks(key, doc.getValue(), random).stream()
-                    .map(c -> chunk(key, c.getSeq(), c.getText(), c.getLast())).toList();
+                    .map(c -> chunk(key, c.getSeq(), c.getText(), c.getLast()))
+                    .toList();
             for (DocumentChunk c : pieces) {
                 records.add(record(c));
             }
@@ -156,8 +166,9 @@ class PoisonInputITCase {
         records.add(record(chunk("good-empty-middle", 1, "", false)));
         records.add(record(chunk("good-empty-middle", 2, " world", true)));
         whole.put("good-null-kafka-key", "no Kafka key, but a chunk key");
-        records.add(raw(null, CODEC.encodeSingleObject(chunk("good-null-kafka-key", 0, "no Kafka key, but a chunk key",
-                true))));
+        records.add(raw(
+                null,
+                CODEC.encodeSingleObject(chunk("good-null-kafka-key", 0, "no Kafka key, but a chunk key", true))));
         // sent in order once the first records are through (after the after-last and regress-finished embeddings)
         List<ProducerRecord<byte[], byte[]>> late = new ArrayList<>();
         // seq regressions: an applied seq again with other text, before and after the document's end
@@ -196,10 +207,12 @@ class PoisonInputITCase {
         records.add(record(chunk("negative-seq", -1, "before the start", false)));
         records.add(record(chunk("empty-document", 0, "", true)));
         DocumentChunk vocab = DocumentChunk.newBuilder(chunk("bad-token", 0, null, true))
-                .setTokens(List.of(65, 300)).build();
+                .setTokens(List.of(65, 300))
+                .build();
         records.add(record(vocab));
         DocumentChunk both = DocumentChunk.newBuilder(chunk("text-and-tokens", 0, "text", true))
-                .setTokens(List.of(65)).build();
+                .setTokens(List.of(65))
+                .build();
         records.add(record(both));
 
         // not decodable
@@ -219,10 +232,21 @@ class PoisonInputITCase {
         Configuration conf = new Configuration();
         conf.set(RestartStrategyOptions.RESTART_STRATEGY, "none"); // any failure ends the job
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(TOPIC)
-                .embeddingsTopic(embeddingsTopic).deadLettersTopic(deadLettersTopic).groupId("it-poison")
-                .startingOffsets("earliest").model(model.toString()).checkpointIntervalMillis(300).parallelism(2)
-                .maxWaitMillis(5).idleTimeoutMillis(10_000).maxBufferedChunks(5).maxSeqAhead(100).build();
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(TOPIC)
+                .embeddingsTopic(embeddingsTopic)
+                .deadLettersTopic(deadLettersTopic)
+                .groupId("it-poison")
+                .startingOffsets("earliest")
+                .model(model.toString())
+                .checkpointIntervalMillis(300)
+                .parallelism(2)
+                .maxWaitMillis(5)
+                .idleTimeoutMillis(10_000)
+                .maxBufferedChunks(5)
+                .maxSeqAhead(100)
+                .build();
         EmbedJob.build(env, settings);
         long start = System.nanoTime();
         JobClient job = env.executeAsync(EmbedJob.jobName(settings));
@@ -241,19 +265,25 @@ class PoisonInputITCase {
                 Map.entry("seq too far ahead", 1),
                 Map.entry("buffer full", 3),
                 Map.entry("gap never filled (idle timeout)", 2 + 5)));
-        int letterCount = expectedLetters.values().stream().mapToInt(Integer::intValue).sum();
+        int letterCount =
+                expectedLetters.values().stream().mapToInt(Integer::intValue).sum();
         List<ConsumerRecord<byte[], byte[]>> embeddings;
         List<ConsumerRecord<byte[], byte[]>> letters;
         try {
-            KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, r -> r.stream()
-                    .map(c -> new String(c.key(), StandardCharsets.UTF_8))
-                    .filter(k -> k.equals("after-last") || k.equals("regress-finished")).count() == 2,
+            KafkaTopics.readCommittedUntil(
+                    kafka,
+                    embeddingsTopic,
+                    r -> r.stream()
+                                    .map(c -> new String(c.key(), StandardCharsets.UTF_8))
+                                    .filter(k -> k.equals("after-last") || k.equals("regress-finished"))
+                                    .count()
+                            == 2,
                     Duration.ofSeconds(90));
             send(late); // regressions and the after-last chunk, once the documents they follow are through
-            embeddings = KafkaTopics.readCommittedUntil(kafka, embeddingsTopic, r -> r.size() >= expectedEmbeddings,
-                    Duration.ofSeconds(120));
-            letters = KafkaTopics.readCommittedUntil(kafka, deadLettersTopic, r -> r.size() >= letterCount,
-                    Duration.ofSeconds(120));
+            embeddings = KafkaTopics.readCommittedUntil(
+                    kafka, embeddingsTopic, r -> r.size() >= expectedEmbeddings, Duration.ofSeconds(120));
+            letters = KafkaTopics.readCommittedUntil(
+                    kafka, deadLettersTopic, r -> r.size() >= letterCount, Duration.ofSeconds(120));
             EmbedJobITCase.awaitCompletedCheckpoints(cluster, id, checkpoints(cluster, id) + 2);
             embeddings = KafkaTopics.readCommitted(kafka, embeddingsTopic);
             letters = KafkaTopics.readCommitted(kafka, deadLettersTopic);
@@ -261,7 +291,11 @@ class PoisonInputITCase {
             AccessExecutionGraph graph = cluster.getExecutionGraph(id).get(30, TimeUnit.SECONDS);
             assertEquals(0, graph.getStatusTimestamp(JobStatus.RESTARTING), "the job never restarted");
             for (var vertex : graph.getAllExecutionVertices()) {
-                assertEquals(0, ((AccessExecutionVertex) vertex).getCurrentExecutionAttempt().getAttemptNumber(),
+                assertEquals(
+                        0,
+                        ((AccessExecutionVertex) vertex)
+                                .getCurrentExecutionAttempt()
+                                .getAttemptNumber(),
                         "first attempt of " + vertex.getTaskNameWithSubtaskIndex());
             }
         } finally {
@@ -285,7 +319,8 @@ class PoisonInputITCase {
                 assertNull(letter.getKey(), "the 20,000-byte key is left out of its dead letter");
             }
         }
-        System.out.printf("poison input: %d records in, %d embeddings out, dead letters by reason %s, %.1f s%n",
+        System.out.printf(
+                "poison input: %d records in, %d embeddings out, dead letters by reason %s, %.1f s%n",
                 records.size() + late.size(), embeddings.size(), byReason, seconds);
         assertEquals(expectedLetters, byReason, "dead letters by reason");
 
@@ -304,7 +339,9 @@ class PoisonInputITCase {
             Embedder embedder = new Embedder(m.config(), Pooling.parse("hidden"), null);
             for (var doc : expectedText.entrySet()) {
                 Embedding e = byKey.get(doc.getKey());
-                assertEquals(idle.containsKey(doc.getKey()) ? EmitReason.IDLE : EmitReason.LAST, e.getReason(),
+                assertEquals(
+                        idle.containsKey(doc.getKey()) ? EmitReason.IDLE : EmitReason.LAST,
+                        e.getReason(),
                         doc.getKey());
                 int[] tokens = tokenizer.encodeBytes(doc.getValue().getBytes(StandardCharsets.UTF_8));
                 RwkvState state = m.newState();
@@ -362,7 +399,10 @@ class PoisonInputITCase {
     }
 
     private static long checkpoints(MiniCluster cluster, JobID id) throws Exception {
-        return cluster.getExecutionGraph(id).get(30, TimeUnit.SECONDS).getCheckpointStatsSnapshot().getCounts()
+        return cluster.getExecutionGraph(id)
+                .get(30, TimeUnit.SECONDS)
+                .getCheckpointStatsSnapshot()
+                .getCounts()
                 .getNumberOfCompletedCheckpoints();
     }
 

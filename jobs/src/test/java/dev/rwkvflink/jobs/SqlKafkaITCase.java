@@ -42,10 +42,13 @@ class SqlKafkaITCase {
         List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
         for (var doc : docs.entrySet()) {
             for (DocumentChunk c : EmbedJobITCase.chunks(doc.getKey(), doc.getValue(), random)) {
-                ObjectNode row = JSON.createObjectNode().put("doc", c.getKey()).put("seq", c.getSeq())
-                        .put("text", c.getText()).put("last", c.getLast());
-                records.add(new ProducerRecord<>("sql-chunks", c.getKey().getBytes(StandardCharsets.UTF_8),
-                        JSON.writeValueAsBytes(row)));
+                ObjectNode row = JSON.createObjectNode()
+                        .put("doc", c.getKey())
+                        .put("seq", c.getSeq())
+                        .put("text", c.getText())
+                        .put("last", c.getLast());
+                records.add(new ProducerRecord<>(
+                        "sql-chunks", c.getKey().getBytes(StandardCharsets.UTF_8), JSON.writeValueAsBytes(row)));
             }
         }
         for (int i = 0, n = records.size() / 10; i < n; i++) {
@@ -59,7 +62,8 @@ class SqlKafkaITCase {
             KafkaTopics.send(kafka, records);
 
             TableEnvironment sql = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
-            sql.getConfig().set(PipelineOptions.GLOBAL_JOB_PARAMETERS, Map.of(RwkvOptions.MODEL.key(), model.toString()));
+            sql.getConfig()
+                    .set(PipelineOptions.GLOBAL_JOB_PARAMETERS, Map.of(RwkvOptions.MODEL.key(), model.toString()));
             sql.getConfig().set("parallelism.default", "2");
             sql.executeSql("CREATE FUNCTION RWKV_EMBED AS '" + RwkvEmbedFunction.class.getName() + "'");
             sql.executeSql("CREATE TABLE chunks (doc STRING, seq BIGINT, text STRING, `last` BOOLEAN) WITH ("
@@ -72,7 +76,8 @@ class SqlKafkaITCase {
                     + "'connector' = 'kafka', 'topic' = 'sql-embeddings', "
                     + "'properties.bootstrap.servers' = '" + kafka.bootstrapServers() + "', 'format' = 'json')");
             sql.executeSql("INSERT INTO embeddings SELECT doc, seq, tokens, embedding, reason, error "
-                    + "FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)").await();
+                            + "FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)")
+                    .await();
 
             Map<String, EmbedJobITCase.OneShot> expected = EmbedJobITCase.oneShot(model, "cpu", docs);
             Map<String, JsonNode> byDoc = new HashMap<>();

@@ -129,34 +129,102 @@ public final class Cublas implements AutoCloseable {
      * {@code C = alpha * op(A) op(B) + beta * C} for column-major matrices at device addresses
      * ({@code cublasGemmEx}): {@code op(A)} is m x k, {@code op(B)} is k x n, {@code C} is m x n.
      */
-    public void gemmEx(Op transA, Op transB, int m, int n, int k, float alpha,
-                       long a, DataType aType, int lda,
-                       long b, DataType bType, int ldb, float beta,
-                       long c, DataType cType, int ldc) {
+    public void gemmEx(
+            Op transA,
+            Op transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            long a,
+            DataType aType,
+            int lda,
+            long b,
+            DataType bType,
+            int ldb,
+            float beta,
+            long c,
+            DataType cType,
+            int ldc) {
         checkOpen();
         device.ensureCurrent();
         this.alpha.set(JAVA_FLOAT, 0, alpha);
         this.beta.set(JAVA_FLOAT, 0, beta);
-        CublasApi.cublasGemmEx(handle, transA.code, transB.code, m, n, k, this.alpha,
-                a, aType.code, lda, b, bType.code, ldb, this.beta, c, cType.code, ldc,
-                CublasApi.CUBLAS_COMPUTE_32F, CublasApi.CUBLAS_GEMM_DEFAULT);
+        CublasApi.cublasGemmEx(
+                handle,
+                transA.code,
+                transB.code,
+                m,
+                n,
+                k,
+                this.alpha,
+                a,
+                aType.code,
+                lda,
+                b,
+                bType.code,
+                ldb,
+                this.beta,
+                c,
+                cType.code,
+                ldc,
+                CublasApi.CUBLAS_COMPUTE_32F,
+                CublasApi.CUBLAS_GEMM_DEFAULT);
     }
 
     /**
      * {@link #gemmEx} over {@code batchCount} matrix triples, the i-th at {@code a + i * strideA} etc. (strides in
      * elements, not bytes) ({@code cublasGemmStridedBatchedEx}).
      */
-    public void gemmStridedBatchedEx(Op transA, Op transB, int m, int n, int k, float alpha,
-                                     long a, DataType aType, int lda, long strideA,
-                                     long b, DataType bType, int ldb, long strideB, float beta,
-                                     long c, DataType cType, int ldc, long strideC, int batchCount) {
+    public void gemmStridedBatchedEx(
+            Op transA,
+            Op transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            long a,
+            DataType aType,
+            int lda,
+            long strideA,
+            long b,
+            DataType bType,
+            int ldb,
+            long strideB,
+            float beta,
+            long c,
+            DataType cType,
+            int ldc,
+            long strideC,
+            int batchCount) {
         checkOpen();
         device.ensureCurrent();
         this.alpha.set(JAVA_FLOAT, 0, alpha);
         this.beta.set(JAVA_FLOAT, 0, beta);
-        CublasApi.cublasGemmStridedBatchedEx(handle, transA.code, transB.code, m, n, k, this.alpha,
-                a, aType.code, lda, strideA, b, bType.code, ldb, strideB, this.beta,
-                c, cType.code, ldc, strideC, batchCount, CublasApi.CUBLAS_COMPUTE_32F, CublasApi.CUBLAS_GEMM_DEFAULT);
+        CublasApi.cublasGemmStridedBatchedEx(
+                handle,
+                transA.code,
+                transB.code,
+                m,
+                n,
+                k,
+                this.alpha,
+                a,
+                aType.code,
+                lda,
+                strideA,
+                b,
+                bType.code,
+                ldb,
+                strideB,
+                this.beta,
+                c,
+                cType.code,
+                ldc,
+                strideC,
+                batchCount,
+                CublasApi.CUBLAS_COMPUTE_32F,
+                CublasApi.CUBLAS_GEMM_DEFAULT);
     }
 
     /** Destroys the handle ({@code cublasDestroy_v2}); idempotent. */

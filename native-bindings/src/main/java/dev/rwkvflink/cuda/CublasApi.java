@@ -29,8 +29,7 @@ final class CublasApi {
     /** {@code CUBLAS_POINTER_MODE_HOST}: alpha and beta are read from host memory at the call. */
     static final int CUBLAS_POINTER_MODE_HOST = 0;
 
-    private CublasApi() {
-    }
+    private CublasApi() {}
 
     // const char* cublasGetStatusName(cublasStatus_t status);
     private static final MethodHandle CUBLAS_GET_STATUS_NAME =
@@ -43,8 +42,12 @@ final class CublasApi {
     /** Throws {@link CudaException} unless {@code status} is {@code CUBLAS_STATUS_SUCCESS}. */
     static void check(String call, int status) {
         if (status != 0) {
-            throw new CudaException(call, status, statusText(CUBLAS_GET_STATUS_NAME, status, "cublasStatus_t " + status),
-                    statusText(CUBLAS_GET_STATUS_STRING, status, ""), "");
+            throw new CudaException(
+                    call,
+                    status,
+                    statusText(CUBLAS_GET_STATUS_NAME, status, "cublasStatus_t " + status),
+                    statusText(CUBLAS_GET_STATUS_STRING, status, ""),
+                    "");
         }
     }
 
@@ -129,8 +132,8 @@ final class CublasApi {
 
     static void cublasSetWorkspace(MemorySegment handle, long workspace, long bytes) {
         try {
-            check("cublasSetWorkspace_v2",
-                    (int) CUBLAS_SET_WORKSPACE.invokeExact(handle, MemorySegment.ofAddress(workspace), bytes));
+            check("cublasSetWorkspace_v2", (int)
+                    CUBLAS_SET_WORKSPACE.invokeExact(handle, MemorySegment.ofAddress(workspace), bytes));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }
@@ -154,20 +157,53 @@ final class CublasApi {
     //                             const void* B, cudaDataType Btype, int ldb, const void* beta,
     //                             void* C, cudaDataType Ctype, int ldc,
     //                             cublasComputeType_t computeType, cublasGemmAlgo_t algo);
-    private static final MethodHandle CUBLAS_GEMM_EX = LIB.downcall(FunctionDescriptor.of(JAVA_INT,
-            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
-            ADDRESS, JAVA_INT, JAVA_INT,
-            ADDRESS, JAVA_INT, JAVA_INT, ADDRESS,
-            ADDRESS, JAVA_INT, JAVA_INT,
-            JAVA_INT, JAVA_INT), "cublasGemmEx");
+    private static final MethodHandle CUBLAS_GEMM_EX = LIB.downcall(
+            FunctionDescriptor.of(
+                    JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT,
+                    JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
+            "cublasGemmEx");
 
-    static void cublasGemmEx(MemorySegment handle, int transA, int transB, int m, int n, int k, MemorySegment alpha,
-                             long a, int aType, int lda, long b, int bType, int ldb, MemorySegment beta,
-                             long c, int cType, int ldc, int computeType, int algo) {
+    static void cublasGemmEx(
+            MemorySegment handle,
+            int transA,
+            int transB,
+            int m,
+            int n,
+            int k,
+            MemorySegment alpha,
+            long a,
+            int aType,
+            int lda,
+            long b,
+            int bType,
+            int ldb,
+            MemorySegment beta,
+            long c,
+            int cType,
+            int ldc,
+            int computeType,
+            int algo) {
         try {
-            check("cublasGemmEx", (int) CUBLAS_GEMM_EX.invokeExact(handle, transA, transB, m, n, k, alpha,
-                    MemorySegment.ofAddress(a), aType, lda, MemorySegment.ofAddress(b), bType, ldb, beta,
-                    MemorySegment.ofAddress(c), cType, ldc, computeType, algo));
+            check("cublasGemmEx", (int) CUBLAS_GEMM_EX.invokeExact(
+                    handle,
+                    transA,
+                    transB,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    MemorySegment.ofAddress(a),
+                    aType,
+                    lda,
+                    MemorySegment.ofAddress(b),
+                    bType,
+                    ldb,
+                    beta,
+                    MemorySegment.ofAddress(c),
+                    cType,
+                    ldc,
+                    computeType,
+                    algo));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }
@@ -179,25 +215,62 @@ final class CublasApi {
     //                             const void* B, cudaDataType Btype, int ldb, long long int strideB,
     //                             const void* beta, void* C, cudaDataType Ctype, int ldc, long long int strideC,
     //                             int batchCount, cublasComputeType_t computeType, cublasGemmAlgo_t algo);
-    private static final MethodHandle CUBLAS_GEMM_STRIDED_BATCHED_EX = LIB.downcall(FunctionDescriptor.of(JAVA_INT,
-            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
-            ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
-            ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
-            ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG,
-            JAVA_INT, JAVA_INT, JAVA_INT), "cublasGemmStridedBatchedEx");
+    private static final MethodHandle CUBLAS_GEMM_STRIDED_BATCHED_EX = LIB.downcall(
+            FunctionDescriptor.of(
+                    JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT,
+                    JAVA_INT, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
+                    JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT),
+            "cublasGemmStridedBatchedEx");
 
-    static void cublasGemmStridedBatchedEx(MemorySegment handle, int transA, int transB, int m, int n, int k,
-                                           MemorySegment alpha, long a, int aType, int lda, long strideA,
-                                           long b, int bType, int ldb, long strideB, MemorySegment beta,
-                                           long c, int cType, int ldc, long strideC, int batchCount,
-                                           int computeType, int algo) {
+    static void cublasGemmStridedBatchedEx(
+            MemorySegment handle,
+            int transA,
+            int transB,
+            int m,
+            int n,
+            int k,
+            MemorySegment alpha,
+            long a,
+            int aType,
+            int lda,
+            long strideA,
+            long b,
+            int bType,
+            int ldb,
+            long strideB,
+            MemorySegment beta,
+            long c,
+            int cType,
+            int ldc,
+            long strideC,
+            int batchCount,
+            int computeType,
+            int algo) {
         try {
-            check("cublasGemmStridedBatchedEx", (int) CUBLAS_GEMM_STRIDED_BATCHED_EX.invokeExact(handle,
-                    transA, transB, m, n, k, alpha,
-                    MemorySegment.ofAddress(a), aType, lda, strideA,
-                    MemorySegment.ofAddress(b), bType, ldb, strideB, beta,
-                    MemorySegment.ofAddress(c), cType, ldc, strideC,
-                    batchCount, computeType, algo));
+            check("cublasGemmStridedBatchedEx", (int) CUBLAS_GEMM_STRIDED_BATCHED_EX.invokeExact(
+                    handle,
+                    transA,
+                    transB,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    MemorySegment.ofAddress(a),
+                    aType,
+                    lda,
+                    strideA,
+                    MemorySegment.ofAddress(b),
+                    bType,
+                    ldb,
+                    strideB,
+                    beta,
+                    MemorySegment.ofAddress(c),
+                    cType,
+                    ldc,
+                    strideC,
+                    batchCount,
+                    computeType,
+                    algo));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }

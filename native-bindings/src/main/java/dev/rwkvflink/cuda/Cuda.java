@@ -17,11 +17,10 @@ import java.util.Map;
  * {@code available() == false} with the reason, never an exception from {@link #availability()}.
  */
 public final class Cuda {
-    private static Availability availability;                          // guarded by Cuda.class
+    private static Availability availability; // guarded by Cuda.class
     private static final Map<Integer, CudaDevice> DEVICES = new HashMap<>(); // guarded by Cuda.class
 
-    private Cuda() {
-    }
+    private Cuda() {}
 
     /**
      * Whether the CUDA driver, cuBLAS and NVRTC load and a device answers; computed once per process (the first

@@ -7,8 +7,7 @@ package dev.rwkvflink.cuda;
  * <pre>{@code java --enable-native-access=ALL-UNNAMED -cp rwkv-native-bindings.jar dev.rwkvflink.cuda.CudaInfo}</pre>
  */
 public final class CudaInfo {
-    private CudaInfo() {
-    }
+    private CudaInfo() {}
 
     public static void main(String[] args) {
         Availability availability = Cuda.availability();
@@ -24,9 +23,16 @@ public final class CudaInfo {
         for (int ordinal = 0; ordinal < Cuda.deviceCount(); ordinal++) {
             CudaDevice device = Cuda.device(ordinal);
             long[] memory = device.memoryInfo();
-            System.out.printf("device %d: %s, %s, %d SMs, %d MiB (%d MiB free), L2 %d KiB, shared memory per block"
-                            + " up to %d bytes%n", ordinal, device.name(), device.arch(), device.multiprocessors(),
-                    device.totalMemory() >> 20, memory[0] >> 20, device.l2CacheBytes() >> 10,
+            System.out.printf(
+                    "device %d: %s, %s, %d SMs, %d MiB (%d MiB free), L2 %d KiB, shared memory per block"
+                            + " up to %d bytes%n",
+                    ordinal,
+                    device.name(),
+                    device.arch(),
+                    device.multiprocessors(),
+                    device.totalMemory() >> 20,
+                    memory[0] >> 20,
+                    device.l2CacheBytes() >> 10,
                     device.maxSharedMemoryPerBlockOptin());
         }
     }

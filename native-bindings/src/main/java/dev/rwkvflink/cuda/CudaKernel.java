@@ -73,8 +73,16 @@ public final class CudaKernel {
      * @throws IllegalArgumentException for an argument of another type
      * @throws CudaException            when the driver refuses the launch (bad dimensions, too much shared memory)
      */
-    public void launch(CudaStream stream, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
-                       int sharedBytes, Object... args) {
+    public void launch(
+            CudaStream stream,
+            int gridX,
+            int gridY,
+            int gridZ,
+            int blockX,
+            int blockY,
+            int blockZ,
+            int sharedBytes,
+            Object... args) {
         launch(false, stream, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, args);
     }
 
@@ -87,13 +95,30 @@ public final class CudaKernel {
      * kernel may read; before the wait it may only read data that no unfinished kernel writes (weights). Arguments
      * as {@link #launch}. Captured into graphs like any launch.
      */
-    public void launchDependent(CudaStream stream, int gridX, int gridY, int gridZ, int blockX, int blockY,
-                                int blockZ, int sharedBytes, Object... args) {
+    public void launchDependent(
+            CudaStream stream,
+            int gridX,
+            int gridY,
+            int gridZ,
+            int blockX,
+            int blockY,
+            int blockZ,
+            int sharedBytes,
+            Object... args) {
         launch(true, stream, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, args);
     }
 
-    private void launch(boolean dependent, CudaStream stream, int gridX, int gridY, int gridZ, int blockX, int blockY,
-                        int blockZ, int sharedBytes, Object... args) {
+    private void launch(
+            boolean dependent,
+            CudaStream stream,
+            int gridX,
+            int gridY,
+            int gridZ,
+            int blockX,
+            int blockY,
+            int blockZ,
+            int sharedBytes,
+            Object... args) {
         device.ensureCurrent();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = MemorySegment.NULL;
@@ -107,11 +132,31 @@ public final class CudaKernel {
                 }
             }
             if (dependent) {
-                DriverApi.cuLaunchKernelProgrammatic(function, gridX, gridY, gridZ, blockX, blockY, blockZ,
-                        sharedBytes, CudaStream.handleOf(stream), params, name);
+                DriverApi.cuLaunchKernelProgrammatic(
+                        function,
+                        gridX,
+                        gridY,
+                        gridZ,
+                        blockX,
+                        blockY,
+                        blockZ,
+                        sharedBytes,
+                        CudaStream.handleOf(stream),
+                        params,
+                        name);
             } else {
-                DriverApi.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes,
-                        CudaStream.handleOf(stream), params, name);
+                DriverApi.cuLaunchKernel(
+                        function,
+                        gridX,
+                        gridY,
+                        gridZ,
+                        blockX,
+                        blockY,
+                        blockZ,
+                        sharedBytes,
+                        CudaStream.handleOf(stream),
+                        params,
+                        name);
             }
         }
     }
@@ -124,10 +169,12 @@ public final class CudaKernel {
             case Double v -> slot.set(JAVA_DOUBLE, 0, v);
             case Short v -> slot.set(JAVA_SHORT, 0, v);
             case DeviceMemory m -> slot.set(JAVA_LONG, 0, m.address());
-            case null -> throw new IllegalArgumentException(
-                    "kernel " + name + " argument " + index + " is null (pass 0L for a null pointer)");
-            default -> throw new IllegalArgumentException("kernel " + name + " argument " + index + " has type "
-                    + arg.getClass().getName() + "; expected Long, Integer, Float, Double, Short or DeviceMemory");
+            case null ->
+                throw new IllegalArgumentException(
+                        "kernel " + name + " argument " + index + " is null (pass 0L for a null pointer)");
+            default ->
+                throw new IllegalArgumentException("kernel " + name + " argument " + index + " has type "
+                        + arg.getClass().getName() + "; expected Long, Integer, Float, Double, Short or DeviceMemory");
         }
     }
 

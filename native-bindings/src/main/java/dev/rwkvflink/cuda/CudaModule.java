@@ -37,8 +37,8 @@ public final class CudaModule extends DeviceResource {
                 }
             }
             device.ensureCurrent();
-            kernel = kernels.computeIfAbsent(name,
-                    n -> new CudaKernel(device, n, DriverApi.cuModuleGetFunction(module, n)));
+            kernel = kernels.computeIfAbsent(
+                    name, n -> new CudaKernel(device, n, DriverApi.cuModuleGetFunction(module, n)));
         }
         return kernel;
     }

@@ -121,6 +121,7 @@ public final class DeviceMemory extends DeviceResource {
 
     @Override
     public String toString() {
-        return "DeviceMemory[0x" + Long.toHexString(address) + ", " + bytes + " bytes, device " + device.ordinal() + "]";
+        return "DeviceMemory[0x" + Long.toHexString(address) + ", " + bytes + " bytes, device " + device.ordinal()
+                + "]";
     }
 }

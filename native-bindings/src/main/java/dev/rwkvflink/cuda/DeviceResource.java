@@ -8,6 +8,7 @@ package dev.rwkvflink.cuda;
 abstract class DeviceResource implements AutoCloseable {
     /** The device the object belongs to. */
     protected final CudaDevice device;
+
     private volatile boolean closed;
 
     DeviceResource(CudaDevice device) {

@@ -37,13 +37,13 @@ final class DriverApi {
 
     /** {@code CUdevice_attribute} values used by {@link CudaDevice}. */
     static final int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
+
     static final int CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE = 38;
     static final int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
     static final int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
     static final int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 
-    private DriverApi() {
-    }
+    private DriverApi() {}
 
     // ---- errors
 
@@ -63,8 +63,12 @@ final class DriverApi {
     /** As {@link #check(String, int)}, adding {@code detail} (what was being done) to the message. */
     static void check(String call, int status, String detail) {
         if (status != 0) {
-            throw new CudaException(call, status, errorText(CU_GET_ERROR_NAME, status, "CUresult " + status),
-                    errorText(CU_GET_ERROR_STRING, status, ""), detail);
+            throw new CudaException(
+                    call,
+                    status,
+                    errorText(CU_GET_ERROR_NAME, status, "CUresult " + status),
+                    errorText(CU_GET_ERROR_STRING, status, ""),
+                    detail);
         }
     }
 
@@ -170,7 +174,9 @@ final class DriverApi {
     static int cuDeviceGetAttribute(int attribute, int device) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment value = arena.allocate(JAVA_INT);
-            check("cuDeviceGetAttribute", (int) CU_DEVICE_GET_ATTRIBUTE.invokeExact(value, attribute, device),
+            check(
+                    "cuDeviceGetAttribute",
+                    (int) CU_DEVICE_GET_ATTRIBUTE.invokeExact(value, attribute, device),
                     "[attribute " + attribute + "]");
             return value.get(JAVA_INT, 0);
         } catch (Throwable t) {
@@ -281,7 +287,9 @@ final class DriverApi {
     static MemorySegment cuMemHostAlloc(long bytes, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment pointer = arena.allocate(ADDRESS);
-            check("cuMemHostAlloc", (int) CU_MEM_HOST_ALLOC.invokeExact(pointer, bytes, flags),
+            check(
+                    "cuMemHostAlloc",
+                    (int) CU_MEM_HOST_ALLOC.invokeExact(pointer, bytes, flags),
                     "[" + bytes + " bytes]");
             return pointer.get(ADDRESS, 0);
         } catch (Throwable t) {
@@ -341,8 +349,8 @@ final class DriverApi {
     }
 
     // CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream);
-    private static final MethodHandle CU_MEMSET_D32_ASYNC = LIB.downcall(
-            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, ADDRESS), "cuMemsetD32Async");
+    private static final MethodHandle CU_MEMSET_D32_ASYNC =
+            LIB.downcall(FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, ADDRESS), "cuMemsetD32Async");
 
     static void cuMemsetD32Async(long dst, int value, long count, MemorySegment stream) {
         try {
@@ -433,8 +441,8 @@ final class DriverApi {
 
     // CUresult cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, unsigned long long flags);
     //   (cuda.h: #define cuGraphInstantiate cuGraphInstantiateWithFlags)
-    private static final MethodHandle CU_GRAPH_INSTANTIATE = LIB.downcall(
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG), "cuGraphInstantiateWithFlags");
+    private static final MethodHandle CU_GRAPH_INSTANTIATE =
+            LIB.downcall(FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG), "cuGraphInstantiateWithFlags");
 
     static MemorySegment cuGraphInstantiate(MemorySegment graph, long flags) {
         try (Arena arena = Arena.ofConfined()) {
@@ -558,7 +566,9 @@ final class DriverApi {
     static MemorySegment cuModuleLoadData(MemorySegment image) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment module = arena.allocate(ADDRESS);
-            check("cuModuleLoadData", (int) CU_MODULE_LOAD_DATA.invokeExact(module, image),
+            check(
+                    "cuModuleLoadData",
+                    (int) CU_MODULE_LOAD_DATA.invokeExact(module, image),
                     "[" + image.byteSize() + " byte image]");
             return module.get(ADDRESS, 0);
         } catch (Throwable t) {
@@ -585,7 +595,8 @@ final class DriverApi {
     static MemorySegment cuModuleGetFunction(MemorySegment module, String name) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment function = arena.allocate(ADDRESS);
-            check("cuModuleGetFunction",
+            check(
+                    "cuModuleGetFunction",
                     (int) CU_MODULE_GET_FUNCTION.invokeExact(function, module, arena.allocateFrom(name)),
                     "[kernel \"" + name + "\"]");
             return function.get(ADDRESS, 0);
@@ -600,7 +611,9 @@ final class DriverApi {
 
     static void cuFuncSetAttribute(MemorySegment function, int attribute, int value, String kernel) {
         try {
-            check("cuFuncSetAttribute", (int) CU_FUNC_SET_ATTRIBUTE.invokeExact(function, attribute, value),
+            check(
+                    "cuFuncSetAttribute",
+                    (int) CU_FUNC_SET_ATTRIBUTE.invokeExact(function, attribute, value),
                     "[kernel \"" + kernel + "\", attribute " + attribute + " = " + value + "]");
         } catch (Throwable t) {
             throw Native.rethrow(t);
@@ -614,7 +627,9 @@ final class DriverApi {
     static int cuFuncGetAttribute(int attribute, MemorySegment function, String kernel) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment value = arena.allocate(JAVA_INT);
-            check("cuFuncGetAttribute", (int) CU_FUNC_GET_ATTRIBUTE.invokeExact(value, attribute, function),
+            check(
+                    "cuFuncGetAttribute",
+                    (int) CU_FUNC_GET_ATTRIBUTE.invokeExact(value, attribute, function),
                     "[kernel \"" + kernel + "\", attribute " + attribute + "]");
             return value.get(JAVA_INT, 0);
         } catch (Throwable t) {
@@ -626,29 +641,60 @@ final class DriverApi {
     //                         unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
     //                         unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ,
     //                         unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra);
-    private static final MethodHandle CU_LAUNCH_KERNEL = LIB.downcall(FunctionDescriptor.of(JAVA_INT,
-            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS),
+    private static final MethodHandle CU_LAUNCH_KERNEL = LIB.downcall(
+            FunctionDescriptor.of(
+                    JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
+                    ADDRESS, ADDRESS),
             "cuLaunchKernel");
 
-    static void cuLaunchKernel(MemorySegment function, int gridX, int gridY, int gridZ, int blockX, int blockY,
-                               int blockZ, int sharedBytes, MemorySegment stream, MemorySegment params,
-                               String kernel) {
+    static void cuLaunchKernel(
+            MemorySegment function,
+            int gridX,
+            int gridY,
+            int gridZ,
+            int blockX,
+            int blockY,
+            int blockZ,
+            int sharedBytes,
+            MemorySegment stream,
+            MemorySegment params,
+            String kernel) {
         int status;
         try {
-            status = (int) CU_LAUNCH_KERNEL.invokeExact(function, gridX, gridY, gridZ, blockX, blockY, blockZ,
-                    sharedBytes, stream, params, MemorySegment.NULL);
+            status = (int) CU_LAUNCH_KERNEL.invokeExact(
+                    function,
+                    gridX,
+                    gridY,
+                    gridZ,
+                    blockX,
+                    blockY,
+                    blockZ,
+                    sharedBytes,
+                    stream,
+                    params,
+                    MemorySegment.NULL);
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }
         if (status != 0) {
-            check("cuLaunchKernel", status, launchDetail(kernel, "", gridX, gridY, gridZ, blockX, blockY, blockZ,
-                    sharedBytes));
+            check(
+                    "cuLaunchKernel",
+                    status,
+                    launchDetail(kernel, "", gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes));
         }
     }
 
     /** What an error names about a launch: {@code [kernel "k", grid XxYxZ, block XxYxZ, N shared bytes]}. */
-    private static String launchDetail(String kernel, String kind, int gridX, int gridY, int gridZ, int blockX,
-                                       int blockY, int blockZ, int sharedBytes) {
+    private static String launchDetail(
+            String kernel,
+            String kind,
+            int gridX,
+            int gridY,
+            int gridZ,
+            int blockX,
+            int blockY,
+            int blockZ,
+            int sharedBytes) {
         return "[kernel \"" + kernel + "\"" + kind + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX
                 + "x" + blockY + "x" + blockZ + ", " + sharedBytes + " shared bytes]";
     }
@@ -657,10 +703,11 @@ final class DriverApi {
     // CUlaunchConfig: 7 unsigned ints (grid x y z, block x y z, shared bytes) at 0..27, CUstream at 32,
     // CUlaunchAttribute *attrs at 40, unsigned int numAttrs at 48 (56 bytes). CUlaunchAttribute: the id (an enum)
     // at 0, 4 bytes of padding, a 64-byte value union at 8 (72 bytes).
-    private static final MethodHandle CU_LAUNCH_KERNEL_EX = LIB.downcall(FunctionDescriptor.of(JAVA_INT,
-            ADDRESS, ADDRESS, ADDRESS, ADDRESS), "cuLaunchKernelEx");
+    private static final MethodHandle CU_LAUNCH_KERNEL_EX =
+            LIB.downcall(FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS), "cuLaunchKernelEx");
     /** {@code CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION}. */
     static final int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
     private static final long LAUNCH_CONFIG_BYTES = 56;
     private static final long LAUNCH_ATTRIBUTE_BYTES = 72;
 
@@ -670,9 +717,18 @@ final class DriverApi {
      * ({@code griddepcontrol.launch_dependents}); it must wait ({@code griddepcontrol.wait}) before it reads that
      * kernel's results.
      */
-    static void cuLaunchKernelProgrammatic(MemorySegment function, int gridX, int gridY, int gridZ, int blockX,
-                                           int blockY, int blockZ, int sharedBytes, MemorySegment stream,
-                                           MemorySegment params, String kernel) {
+    static void cuLaunchKernelProgrammatic(
+            MemorySegment function,
+            int gridX,
+            int gridY,
+            int gridZ,
+            int blockX,
+            int blockY,
+            int blockZ,
+            int sharedBytes,
+            MemorySegment stream,
+            MemorySegment params,
+            String kernel) {
         int status;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment attr = arena.allocate(LAUNCH_ATTRIBUTE_BYTES, 8);
@@ -691,8 +747,10 @@ final class DriverApi {
             throw Native.rethrow(t);
         }
         if (status != 0) {
-            check("cuLaunchKernelEx", status, launchDetail(kernel, ", programmatic", gridX, gridY, gridZ, blockX,
-                    blockY, blockZ, sharedBytes));
+            check(
+                    "cuLaunchKernelEx",
+                    status,
+                    launchDetail(kernel, ", programmatic", gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes));
         }
     }
 }

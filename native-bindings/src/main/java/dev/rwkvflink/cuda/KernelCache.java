@@ -36,8 +36,7 @@ public final class KernelCache {
     private static final Logger LOG = LoggerFactory.getLogger(KernelCache.class);
     private static final String ARCH_OPTION = "--gpu-architecture=";
 
-    private KernelCache() {
-    }
+    private KernelCache() {}
 
     /**
      * The module compiled from {@code source} for {@code device}: from the cache when present, else compiled
@@ -51,8 +50,8 @@ public final class KernelCache {
     }
 
     /** As {@link #load(CudaDevice, String, String, List)} with an explicit cache directory. */
-    public static CudaModule load(CudaDevice device, String programName, String source, List<String> options,
-                                  Path cacheDir) {
+    public static CudaModule load(
+            CudaDevice device, String programName, String source, List<String> options, Path cacheDir) {
         List<String> allOptions = withArchitecture(options, device.arch());
         int[] nvrtc = Nvrtc.version();
         String key = key(source, allOptions, device.arch(), Cuda.driverVersion(), nvrtc[0] + "." + nvrtc[1]);
@@ -71,8 +70,7 @@ public final class KernelCache {
         }
         long start = System.nanoTime();
         byte[] image = Nvrtc.compile(source, programName, allOptions);
-        LOG.debug("compiled {} for {} in {} ms", programName, device.arch(),
-                (System.nanoTime() - start) / 1_000_000);
+        LOG.debug("compiled {} for {} in {} ms", programName, device.arch(), (System.nanoTime() - start) / 1_000_000);
         store(file, image);
         return device.loadModule(image);
     }

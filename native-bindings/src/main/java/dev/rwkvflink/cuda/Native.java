@@ -4,8 +4,7 @@ import java.lang.foreign.MemorySegment;
 
 /** Small helpers shared by the downcall classes. */
 final class Native {
-    private Native() {
-    }
+    private Native() {}
 
     /**
      * What a {@code catch (Throwable t)} around {@code invokeExact} rethrows: runtime exceptions (our own

@@ -19,14 +19,14 @@ import java.util.function.Supplier;
 final class NativeLibraries {
     /** Newest first: the toolkit on the GPU machine is CUDA 13; 12 is accepted where 13 is absent. */
     private static final int[] TOOLKIT_MAJORS = {13, 12};
+
     private static final String DRIVER = "libcuda.so.1";
 
     private static final Once<NativeLibrary> DRIVER_LIBRARY = new Once<>(() -> loadDriver(search()));
     private static final Once<NativeLibrary> CUBLAS_LIBRARY = new Once<>(() -> loadCublas(search()));
     private static final Once<NativeLibrary> NVRTC_LIBRARY = new Once<>(() -> loadNvrtc(search()));
 
-    private NativeLibraries() {
-    }
+    private NativeLibraries() {}
 
     /** The CUDA driver API, {@code libcuda.so.1}. */
     static NativeLibrary driver() {

@@ -31,8 +31,8 @@ final class NativeLibrary {
     /** Loads the file at {@code path} ({@code dlopen}); throws {@link IllegalArgumentException} if it cannot. */
     @SuppressWarnings("restricted") // loads a native library
     static NativeLibrary open(Path path) {
-        return new NativeLibrary(path.getFileName().toString(), path.toString(),
-                SymbolLookup.libraryLookup(path, Arena.global()));
+        return new NativeLibrary(
+                path.getFileName().toString(), path.toString(), SymbolLookup.libraryLookup(path, Arena.global()));
     }
 
     /**
@@ -41,8 +41,8 @@ final class NativeLibrary {
      */
     @SuppressWarnings("restricted") // loads a native library
     static NativeLibrary openByName(String fileName) {
-        return new NativeLibrary(fileName, fileName + " (dynamic linker search)",
-                SymbolLookup.libraryLookup(fileName, Arena.global()));
+        return new NativeLibrary(
+                fileName, fileName + " (dynamic linker search)", SymbolLookup.libraryLookup(fileName, Arena.global()));
     }
 
     /** The library's file name, e.g. {@code libcuda.so.1}. */
@@ -72,8 +72,8 @@ final class NativeLibrary {
             }
         }
         MethodType type = descriptor.toMethodType();
-        UnsatisfiedLinkError missing = new UnsatisfiedLinkError(
-                String.join(" / ", symbols) + " is not exported by " + origin);
+        UnsatisfiedLinkError missing =
+                new UnsatisfiedLinkError(String.join(" / ", symbols) + " is not exported by " + origin);
         MethodHandle thrower = MethodHandles.throwException(type.returnType(), UnsatisfiedLinkError.class)
                 .bindTo(missing);
         return MethodHandles.dropArguments(thrower, 0, type.parameterList());

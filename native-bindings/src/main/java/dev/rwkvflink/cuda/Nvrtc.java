@@ -18,8 +18,7 @@ public final class Nvrtc {
 
     private static int[] version; // guarded by Nvrtc.class
 
-    private Nvrtc() {
-    }
+    private Nvrtc() {}
 
     /**
      * The compiled image and the compiler's log.
@@ -28,8 +27,7 @@ public final class Nvrtc {
      * @param cubin true for a CUBIN (a real architecture was requested), false for PTX
      * @param log   warnings, usually empty
      */
-    public record Result(byte[] image, boolean cubin, String log) {
-    }
+    public record Result(byte[] image, boolean cubin, String log) {}
 
     /** NVRTC's version {major, minor} ({@code nvrtcVersion}), e.g. {13, 0}. */
     public static synchronized int[] version() {
@@ -61,8 +59,8 @@ public final class Nvrtc {
         try {
             int status = NvrtcApi.nvrtcCompileProgram(program, opts);
             String log = NvrtcApi.programLog(program).strip();
-            NvrtcApi.check("nvrtcCompileProgram", status,
-                    "[program " + programName + ", options " + options + "]\n" + log);
+            NvrtcApi.check(
+                    "nvrtcCompileProgram", status, "[program " + programName + ", options " + options + "]\n" + log);
             byte[] image = cubin ? NvrtcApi.cubin(program) : NvrtcApi.ptx(program);
             return new Result(image, cubin, log);
         } finally {

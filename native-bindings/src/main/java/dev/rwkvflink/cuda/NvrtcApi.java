@@ -22,8 +22,7 @@ import java.lang.invoke.MethodHandle;
 final class NvrtcApi {
     private static final NativeLibrary LIB = NativeLibraries.nvrtc();
 
-    private NvrtcApi() {
-    }
+    private NvrtcApi() {}
 
     // const char *nvrtcGetErrorString(nvrtcResult result);
     private static final MethodHandle NVRTC_GET_ERROR_STRING =
@@ -70,8 +69,16 @@ final class NvrtcApi {
     static MemorySegment nvrtcCreateProgram(String source, String name) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment program = arena.allocate(ADDRESS);
-            check("nvrtcCreateProgram", (int) NVRTC_CREATE_PROGRAM.invokeExact(program, arena.allocateFrom(source),
-                    arena.allocateFrom(name), 0, MemorySegment.NULL, MemorySegment.NULL), "[program " + name + "]");
+            check(
+                    "nvrtcCreateProgram",
+                    (int) NVRTC_CREATE_PROGRAM.invokeExact(
+                            program,
+                            arena.allocateFrom(source),
+                            arena.allocateFrom(name),
+                            0,
+                            MemorySegment.NULL,
+                            MemorySegment.NULL),
+                    "[program " + name + "]");
             return program.get(ADDRESS, 0);
         } catch (Throwable t) {
             throw Native.rethrow(t);

@@ -57,7 +57,8 @@ class AvailabilityTest {
             assumeFalse(driverLoadable(search), "libcuda.so.1 is installed here, so it is found after " + empty);
             IllegalStateException e =
                     assertThrows(IllegalStateException.class, () -> NativeLibraries.loadDriver(search));
-            assertTrue(e.getMessage().startsWith("libcuda.so.1 not found (searched: " + empty + ", /usr/lib"),
+            assertTrue(
+                    e.getMessage().startsWith("libcuda.so.1 not found (searched: " + empty + ", /usr/lib"),
                     e.getMessage());
         } finally {
             if (previous == null) {
@@ -72,14 +73,20 @@ class AvailabilityTest {
     void theReasonForAMissingToolkitLibraryListsTheToolkitDirectories(@TempDir Path empty) {
         LibrarySearch search = LibrarySearch.of(
                 name -> name.equals(LibrarySearch.PATH_PROPERTY) ? empty.toString() : null, name -> null);
-        assumeTrue(LibrarySearch.find("libnvrtc.so.13", search.toolkitDirectories()).isEmpty()
-                && LibrarySearch.find("libnvrtc.so.12", search.toolkitDirectories()).isEmpty(), "NVRTC is installed");
+        assumeTrue(
+                LibrarySearch.find("libnvrtc.so.13", search.toolkitDirectories())
+                                .isEmpty()
+                        && LibrarySearch.find("libnvrtc.so.12", search.toolkitDirectories())
+                                .isEmpty(),
+                "NVRTC is installed");
         try {
             NativeLibraries.loadNvrtc(search);
         } catch (IllegalStateException e) {
-            assertEquals("libnvrtc.so.13 (or .12) not found (searched: " + empty
-                    + ", /usr/local/cuda/lib64, /usr/local/cuda/targets/x86_64-linux/lib,"
-                    + " then the dynamic linker's default search)", e.getMessage());
+            assertEquals(
+                    "libnvrtc.so.13 (or .12) not found (searched: " + empty
+                            + ", /usr/local/cuda/lib64, /usr/local/cuda/targets/x86_64-linux/lib,"
+                            + " then the dynamic linker's default search)",
+                    e.getMessage());
             return;
         }
         // found by the dynamic linker's own search: nothing to check

@@ -72,11 +72,26 @@ class CublasTest {
         long seed = Gpu.seed();
         Random random = new Random(seed);
         try (Cublas blas = Cublas.create(gpu);
-             Matrix a = transA == Op.N ? matrix(gpu, random, m, k, inType) : matrix(gpu, random, k, m, inType);
-             Matrix b = transB == Op.N ? matrix(gpu, random, k, n, inType) : matrix(gpu, random, n, k, inType);
-             Matrix c = matrix(gpu, random, m, n, DataType.F32)) {
-            blas.gemmEx(transA, transB, m, n, k, alpha, a.device().address(), inType, a.rows(),
-                    b.device().address(), inType, b.rows(), beta, c.device().address(), DataType.F32, m);
+                Matrix a = transA == Op.N ? matrix(gpu, random, m, k, inType) : matrix(gpu, random, k, m, inType);
+                Matrix b = transB == Op.N ? matrix(gpu, random, k, n, inType) : matrix(gpu, random, n, k, inType);
+                Matrix c = matrix(gpu, random, m, n, DataType.F32)) {
+            blas.gemmEx(
+                    transA,
+                    transB,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    a.device().address(),
+                    inType,
+                    a.rows(),
+                    b.device().address(),
+                    inType,
+                    b.rows(),
+                    beta,
+                    c.device().address(),
+                    DataType.F32,
+                    m);
             float[] result = Gpu.download(c.device(), m * n);
             for (int j = 0; j < n; j++) {
                 for (int i = 0; i < m; i++) {
@@ -91,9 +106,22 @@ class CublasTest {
                     magnitude += Math.abs((double) beta * c.at(i, j));
                     double error = Math.abs(result[i + j * m] - sum);
                     if (!(error <= TOLERANCE * magnitude + 1e-30)) {
-                        throw new AssertionError(String.format("%s%s %s m=%d n=%d k=%d: C(%d,%d) = %s, expected %s"
-                                        + " (error %.3g, allowed %.3g), %s", transA, transB, inType, m, n, k, i, j,
-                                result[i + j * m], sum, error, TOLERANCE * magnitude, Gpu.seedText(seed)));
+                        throw new AssertionError(String.format(
+                                "%s%s %s m=%d n=%d k=%d: C(%d,%d) = %s, expected %s"
+                                        + " (error %.3g, allowed %.3g), %s",
+                                transA,
+                                transB,
+                                inType,
+                                m,
+                                n,
+                                k,
+                                i,
+                                j,
+                                result[i + j * m],
+                                sum,
+                                error,
+                                TOLERANCE * magnitude,
+                                Gpu.seedText(seed)));
                     }
                 }
             }
@@ -134,26 +162,43 @@ class CublasTest {
         long seed = Gpu.seed();
         Random random = new Random(seed);
         int tokens = 3, in = 64, out = 40;
-        float[] x = Gpu.randomFloats(random, tokens * in);   // row-major [tokens, in]
-        float[] w = Gpu.randomFloats(random, out * in);      // row-major [out, in]
+        float[] x = Gpu.randomFloats(random, tokens * in); // row-major [tokens, in]
+        float[] w = Gpu.randomFloats(random, out * in); // row-major [out, in]
         for (int i = 0; i < w.length; i++) {
             w[i] = HalfFloat.BF16.round(w[i]);
         }
         for (int i = 0; i < x.length; i++) {
             x[i] = HalfFloat.BF16.round(x[i]);
         }
-        try (Arena arena = Arena.ofConfined(); Cublas blas = Cublas.create(gpu);
-             DeviceMemory dx = gpu.alloc(2L * x.length); DeviceMemory dw = gpu.alloc(2L * w.length);
-             DeviceMemory dy = gpu.alloc(4L * tokens * out)) {
+        try (Arena arena = Arena.ofConfined();
+                Cublas blas = Cublas.create(gpu);
+                DeviceMemory dx = gpu.alloc(2L * x.length);
+                DeviceMemory dw = gpu.alloc(2L * w.length);
+                DeviceMemory dy = gpu.alloc(4L * tokens * out)) {
             MemorySegment hx = arena.allocate(2L * x.length);
             MemorySegment hw = arena.allocate(2L * w.length);
             HalfFloat.BF16.write(x, hx, 0);
             HalfFloat.BF16.write(w, hw, 0);
             dx.copyFromHost(hx, 0, hx.byteSize(), null);
             dw.copyFromHost(hw, 0, hw.byteSize(), null);
-            blas.gemmEx(Op.T, Op.N, out, tokens, in, 1f, dw.address(), DataType.BF16, in,
-                    dx.address(), DataType.BF16, in, 0f, dy.address(), DataType.F32, out);
-            float[] y = Gpu.download(dy, tokens * out);      // row-major [tokens, out]
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    out,
+                    tokens,
+                    in,
+                    1f,
+                    dw.address(),
+                    DataType.BF16,
+                    in,
+                    dx.address(),
+                    DataType.BF16,
+                    in,
+                    0f,
+                    dy.address(),
+                    DataType.F32,
+                    out);
+            float[] y = Gpu.download(dy, tokens * out); // row-major [tokens, out]
             for (int t = 0; t < tokens; t++) {
                 for (int o = 0; o < out; o++) {
                     double sum = 0, magnitude = 0;
@@ -162,7 +207,10 @@ class CublasTest {
                         sum += term;
                         magnitude += Math.abs(term);
                     }
-                    assertEquals(sum, y[t * out + o], TOLERANCE * magnitude,
+                    assertEquals(
+                            sum,
+                            y[t * out + o],
+                            TOLERANCE * magnitude,
                             "Y[" + t + "," + o + "], " + Gpu.seedText(seed));
                 }
             }
@@ -177,12 +225,31 @@ class CublasTest {
         int m = 32, n = 9, k = 64, batches = 3;
         long strideA = (long) k * m + 8, strideB = (long) k * n + 8, strideC = (long) m * n + 4; // elements, padded
         try (Cublas blas = Cublas.create(gpu);
-             Matrix a = matrix(gpu, random, (int) strideA, batches, DataType.BF16);   // batches side by side
-             Matrix b = matrix(gpu, random, (int) strideB, batches, DataType.BF16);
-             DeviceMemory c = gpu.alloc(4L * strideC * batches)) {
+                Matrix a = matrix(gpu, random, (int) strideA, batches, DataType.BF16); // batches side by side
+                Matrix b = matrix(gpu, random, (int) strideB, batches, DataType.BF16);
+                DeviceMemory c = gpu.alloc(4L * strideC * batches)) {
             c.fill32(0, strideC * batches, Float.floatToRawIntBits(Float.NaN), null);
-            blas.gemmStridedBatchedEx(Op.T, Op.N, m, n, k, 1f, a.device().address(), DataType.BF16, k, strideA,
-                    b.device().address(), DataType.BF16, k, strideB, 0f, c.address(), DataType.F32, m, strideC, batches);
+            blas.gemmStridedBatchedEx(
+                    Op.T,
+                    Op.N,
+                    m,
+                    n,
+                    k,
+                    1f,
+                    a.device().address(),
+                    DataType.BF16,
+                    k,
+                    strideA,
+                    b.device().address(),
+                    DataType.BF16,
+                    k,
+                    strideB,
+                    0f,
+                    c.address(),
+                    DataType.F32,
+                    m,
+                    strideC,
+                    batches);
             float[] result = Gpu.download(c, (int) (strideC * batches));
             for (int batch = 0; batch < batches; batch++) {
                 for (int j = 0; j < n; j++) {
@@ -195,13 +262,16 @@ class CublasTest {
                             sum += term;
                             magnitude += Math.abs(term);
                         }
-                        assertEquals(sum, result[(int) (batch * strideC) + i + j * m], TOLERANCE * magnitude,
+                        assertEquals(
+                                sum,
+                                result[(int) (batch * strideC) + i + j * m],
+                                TOLERANCE * magnitude,
                                 "batch " + batch + " C(" + i + "," + j + "), " + Gpu.seedText(seed));
                     }
                 }
                 for (long pad = batch * strideC + (long) m * n; pad < (batch + 1) * strideC; pad++) {
-                    assertTrue(Float.isNaN(result[(int) pad]),
-                            "padding untouched at " + pad + ", " + Gpu.seedText(seed));
+                    assertTrue(
+                            Float.isNaN(result[(int) pad]), "padding untouched at " + pad + ", " + Gpu.seedText(seed));
                 }
             }
         }
@@ -213,20 +283,51 @@ class CublasTest {
         long seed = Gpu.seed();
         Random random = new Random(seed);
         int m = 64, n = 8, k = 128;
-        try (Cublas blas = Cublas.create(gpu); CudaStream stream = gpu.newStream();
-             DeviceMemory workspace = gpu.alloc(32L << 20);
-             Matrix a = matrix(gpu, random, k, m, DataType.BF16);
-             Matrix b = matrix(gpu, random, k, n, DataType.BF16);
-             DeviceMemory c = gpu.alloc(4L * m * n)) {
+        try (Cublas blas = Cublas.create(gpu);
+                CudaStream stream = gpu.newStream();
+                DeviceMemory workspace = gpu.alloc(32L << 20);
+                Matrix a = matrix(gpu, random, k, m, DataType.BF16);
+                Matrix b = matrix(gpu, random, k, n, DataType.BF16);
+                DeviceMemory c = gpu.alloc(4L * m * n)) {
             blas.setWorkspace(workspace);
             blas.setStream(stream);
             // one call before capturing, as frameworks do: cuBLAS and lazy kernel loading set themselves up
-            blas.gemmEx(Op.T, Op.N, m, n, k, 1f, a.device().address(), DataType.BF16, k,
-                    b.device().address(), DataType.BF16, k, 0f, c.address(), DataType.F32, m);
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    m,
+                    n,
+                    k,
+                    1f,
+                    a.device().address(),
+                    DataType.BF16,
+                    k,
+                    b.device().address(),
+                    DataType.BF16,
+                    k,
+                    0f,
+                    c.address(),
+                    DataType.F32,
+                    m);
             c.fill32(0, (long) m * n, 0, stream);
             stream.beginCapture();
-            blas.gemmEx(Op.T, Op.N, m, n, k, 1f, a.device().address(), DataType.BF16, k,
-                    b.device().address(), DataType.BF16, k, 1f, c.address(), DataType.F32, m); // C += A^T B
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    m,
+                    n,
+                    k,
+                    1f,
+                    a.device().address(),
+                    DataType.BF16,
+                    k,
+                    b.device().address(),
+                    DataType.BF16,
+                    k,
+                    1f,
+                    c.address(),
+                    DataType.F32,
+                    m); // C += A^T B
             try (CudaGraph graph = stream.endCapture()) {
                 stream.synchronize();
                 float[] untouched = Gpu.download(c, m * n);
@@ -244,7 +345,10 @@ class CublasTest {
                         sum += term;
                         magnitude += Math.abs(term);
                     }
-                    assertEquals(2 * sum, result[i + j * m], 2 * TOLERANCE * magnitude,
+                    assertEquals(
+                            2 * sum,
+                            result[i + j * m],
+                            2 * TOLERANCE * magnitude,
                             "C(" + i + "," + j + "), " + Gpu.seedText(seed));
                 }
             }
@@ -265,10 +369,27 @@ class CublasTest {
     @Test
     void invalidArgumentsNameTheCallAndTheStatus() {
         CudaDevice gpu = Gpu.device();
-        try (Cublas blas = Cublas.create(gpu); DeviceMemory memory = gpu.alloc(4096)) {
-            CudaException e = assertThrows(CudaException.class, () -> blas.gemmEx(Op.N, Op.N, 16, 16, 16, 1f,
-                    memory.address(), DataType.F32, 8, memory.address(), DataType.F32, 16, 0f,
-                    memory.address(), DataType.F32, 16)); // lda 8 < m 16
+        try (Cublas blas = Cublas.create(gpu);
+                DeviceMemory memory = gpu.alloc(4096)) {
+            CudaException e = assertThrows(
+                    CudaException.class,
+                    () -> blas.gemmEx(
+                            Op.N,
+                            Op.N,
+                            16,
+                            16,
+                            16,
+                            1f,
+                            memory.address(),
+                            DataType.F32,
+                            8,
+                            memory.address(),
+                            DataType.F32,
+                            16,
+                            0f,
+                            memory.address(),
+                            DataType.F32,
+                            16)); // lda 8 < m 16
             assertEquals("cublasGemmEx", e.call());
             assertEquals("CUBLAS_STATUS_INVALID_VALUE", e.statusName());
             assertEquals(7, e.status());

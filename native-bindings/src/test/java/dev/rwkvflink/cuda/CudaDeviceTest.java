@@ -34,10 +34,13 @@ class CudaDeviceTest {
         assertTrue(memory[0] > 0 && memory[0] <= memory[1], memory[0] + " free of " + memory[1]);
         assertTrue(Cuda.driverVersion() >= 12000, "driver " + Cuda.driverVersion());
         assertTrue(Cuda.deviceCount() >= 1);
-        assertTrue(Cuda.availability().reason().contains(gpu.name() + ", " + gpu.arch()), Cuda.availability().reason());
+        assertTrue(
+                Cuda.availability().reason().contains(gpu.name() + ", " + gpu.arch()),
+                Cuda.availability().reason());
         System.out.println(gpu + ": " + gpu.multiprocessors() + " SMs, " + (gpu.totalMemory() >> 20) + " MiB, L2 "
                 + (gpu.l2CacheBytes() >> 10) + " KiB, smem opt-in " + gpu.maxSharedMemoryPerBlockOptin()
-                + " B, driver " + Cuda.driverVersion() + "; " + Cuda.availability().reason());
+                + " B, driver " + Cuda.driverVersion() + "; "
+                + Cuda.availability().reason());
     }
 
     @Test
@@ -47,8 +50,9 @@ class CudaDeviceTest {
         int n = (1 << 20) + 3; // not a multiple of anything convenient
         byte[] data = new byte[n];
         new Random(seed).nextBytes(data);
-        try (Arena arena = Arena.ofConfined(); DeviceMemory memory = gpu.alloc(n + 100L);
-             CudaStream stream = gpu.newStream()) {
+        try (Arena arena = Arena.ofConfined();
+                DeviceMemory memory = gpu.alloc(n + 100L);
+                CudaStream stream = gpu.newStream()) {
             MemorySegment src = arena.allocate(n);
             MemorySegment.copy(data, 0, src, JAVA_BYTE, 0, n);
             MemorySegment dst = arena.allocate(n);
@@ -65,8 +69,10 @@ class CudaDeviceTest {
         CudaDevice gpu = Gpu.device();
         long seed = Gpu.seed();
         int n = 4 << 20;
-        try (PinnedMemory up = gpu.allocPinned(n); PinnedMemory down = gpu.allocPinned(n);
-             DeviceMemory memory = gpu.alloc(n); CudaStream stream = gpu.newStream()) {
+        try (PinnedMemory up = gpu.allocPinned(n);
+                PinnedMemory down = gpu.allocPinned(n);
+                DeviceMemory memory = gpu.alloc(n);
+                CudaStream stream = gpu.newStream()) {
             assertEquals(n, up.segment().byteSize());
             assertEquals(up.address(), up.segment().address());
             byte[] data = new byte[n];
@@ -88,7 +94,8 @@ class CudaDeviceTest {
     void fill32SetsExactlyTheWordsAsked() {
         CudaDevice gpu = Gpu.device();
         int words = 1000;
-        try (Arena arena = Arena.ofConfined(); DeviceMemory memory = gpu.alloc(4L * words)) {
+        try (Arena arena = Arena.ofConfined();
+                DeviceMemory memory = gpu.alloc(4L * words)) {
             memory.fill32(0, words, 0x11111111, null);
             memory.fill32(4L * 10, 500, Float.floatToRawIntBits(-1.5f), null);
             MemorySegment host = arena.allocate(JAVA_INT, words);
@@ -108,7 +115,8 @@ class CudaDeviceTest {
         CudaDevice gpu = Gpu.device();
         long seed = Gpu.seed();
         float[] values = Gpu.randomFloats(new Random(seed), 256);
-        try (DeviceMemory src = Gpu.upload(gpu, values); DeviceMemory dst = gpu.alloc(4L * 256)) {
+        try (DeviceMemory src = Gpu.upload(gpu, values);
+                DeviceMemory dst = gpu.alloc(4L * 256)) {
             dst.fill32(0, 256, 0, null);
             dst.copyFromDevice(src, 4L * 16, 4L * 32, 4L * 64, null); // src[16..80) -> dst[32..96)
             float[] out = Gpu.download(dst, 256);
@@ -122,14 +130,16 @@ class CudaDeviceTest {
     @Test
     void copiesAreBoundsCheckedAndNeedNativeHostMemory() {
         CudaDevice gpu = Gpu.device();
-        try (Arena arena = Arena.ofConfined(); DeviceMemory memory = gpu.alloc(64)) {
+        try (Arena arena = Arena.ofConfined();
+                DeviceMemory memory = gpu.alloc(64)) {
             MemorySegment host = arena.allocate(64);
             assertThrows(IndexOutOfBoundsException.class, () -> memory.copyFromHost(host, 1, 64, null));
             assertThrows(IndexOutOfBoundsException.class, () -> memory.copyToHost(0, host.asSlice(0, 32), 64, null));
             assertThrows(IndexOutOfBoundsException.class, () -> memory.copyFromDevice(memory, 32, 0, 33, null));
             assertThrows(IndexOutOfBoundsException.class, () -> memory.address(65));
             assertEquals(memory.address() + 64, memory.address(64));
-            assertThrows(IllegalArgumentException.class,
+            assertThrows(
+                    IllegalArgumentException.class,
                     () -> memory.copyFromHost(MemorySegment.ofArray(new byte[64]), 0, 64, null));
         }
     }

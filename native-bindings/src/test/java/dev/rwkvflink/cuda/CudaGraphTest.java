@@ -22,15 +22,17 @@ class CudaGraphTest {
         float a = random.nextFloat() + 0.5f;
         float[] x = Gpu.randomFloats(random, n);
         float[] y = Gpu.randomFloats(random, n);
-        try (CudaModule module = Gpu.testKernels(gpu, cache); CudaStream stream = gpu.newStream();
-             DeviceMemory dx = Gpu.upload(gpu, x); DeviceMemory dy = Gpu.upload(gpu, y);
-             DeviceMemory copy = gpu.alloc(4L * n)) {
+        try (CudaModule module = Gpu.testKernels(gpu, cache);
+                CudaStream stream = gpu.newStream();
+                DeviceMemory dx = Gpu.upload(gpu, x);
+                DeviceMemory dy = Gpu.upload(gpu, y);
+                DeviceMemory copy = gpu.alloc(4L * n)) {
             CudaKernel axpy = module.kernel("axpy_in_place");
             axpy.launch(stream, 1, 1, 1, BLOCK, 1, 1, 0, a, dx, dy, 0); // n = 0: loads the kernel, changes nothing
             stream.synchronize();
             stream.beginCapture();
             axpy.launch(stream, (n + BLOCK - 1) / BLOCK, 1, 1, BLOCK, 1, 1, 0, a, dx, dy, n); // y = a x + y
-            copy.copyFromDevice(dy, 0, 0, 4L * n, stream);                                    // copy = y
+            copy.copyFromDevice(dy, 0, 0, 4L * n, stream); // copy = y
             try (CudaGraph graph = stream.endCapture()) {
                 assertArrayEquals(y, Gpu.download(dy, n), "capturing runs nothing, " + Gpu.seedText(seed));
                 for (int replay = 0; replay < 3; replay++) {
@@ -52,8 +54,10 @@ class CudaGraphTest {
     @Test
     void eventsTimeDeviceWork(@TempDir Path cache) {
         CudaDevice gpu = Gpu.device();
-        try (CudaModule module = Gpu.testKernels(gpu, cache); CudaStream stream = gpu.newStream();
-             CudaEvent start = gpu.newEvent(); CudaEvent end = gpu.newEvent()) {
+        try (CudaModule module = Gpu.testKernels(gpu, cache);
+                CudaStream stream = gpu.newStream();
+                CudaEvent start = gpu.newEvent();
+                CudaEvent end = gpu.newEvent()) {
             CudaKernel spin = module.kernel("spin");
             spin.launch(stream, 1, 1, 1, 1, 1, 1, 0, 1000L); // warm-up
             start.record(stream);
@@ -71,9 +75,11 @@ class CudaGraphTest {
         CudaDevice gpu = Gpu.device();
         int n = 1 << 20;
         try (CudaModule module = Gpu.testKernels(gpu, cache);
-             CudaStream producer = gpu.newStream(); CudaStream consumer = gpu.newStream();
-             CudaEvent produced = gpu.newEvent();
-             DeviceMemory source = gpu.alloc(4L * n); DeviceMemory target = gpu.alloc(4L * n)) {
+                CudaStream producer = gpu.newStream();
+                CudaStream consumer = gpu.newStream();
+                CudaEvent produced = gpu.newEvent();
+                DeviceMemory source = gpu.alloc(4L * n);
+                DeviceMemory target = gpu.alloc(4L * n)) {
             source.fill32(0, n, 0, null);
             target.fill32(0, n, 0, null);
             gpu.synchronize();

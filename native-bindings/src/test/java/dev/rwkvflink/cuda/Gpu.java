@@ -12,8 +12,7 @@ import org.junit.jupiter.api.Assumptions;
 
 /** Helpers for the tests that need a GPU: they skip themselves, with the reason, where CUDA is unavailable. */
 final class Gpu {
-    private Gpu() {
-    }
+    private Gpu() {}
 
     /** Device 0, or a skipped test. */
     static CudaDevice device() {
@@ -43,8 +42,10 @@ final class Gpu {
             }
         }
         String caller = StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE)
-                .walk(frames -> frames.skip(1).findFirst()
-                        .map(f -> f.getDeclaringClass().getSimpleName() + "." + f.getMethodName()).orElse("?"));
+                .walk(frames -> frames.skip(1)
+                        .findFirst()
+                        .map(f -> f.getDeclaringClass().getSimpleName() + "." + f.getMethodName())
+                        .orElse("?"));
         System.out.println(caller + ": " + seedText(seed) + (forced == null || forced.isBlank() ? "" : ", forced"));
         return seed;
     }

@@ -32,36 +32,36 @@ class HalfFloatTest {
 
     @Test
     void roundsToNearest() {
-        assertEquals((short) 0x4049, bf16((float) Math.PI));       // 0x40490FDB: low half below the midpoint
-        assertEquals((short) 0x3EAB, bf16(1.0f / 3));              // 0x3EAAAAAB: above the midpoint, up
-        assertEquals((short) 0x3F81, bf16(bits(0x3F808001)));      // just above a tie: up
-        assertEquals((short) 0x3F80, bf16(bits(0x3F807FFF)));      // just below a tie: down
-        assertEquals((short) 0xBF81, bf16(bits(0xBF808001)));      // negative values round by magnitude
+        assertEquals((short) 0x4049, bf16((float) Math.PI)); // 0x40490FDB: low half below the midpoint
+        assertEquals((short) 0x3EAB, bf16(1.0f / 3)); // 0x3EAAAAAB: above the midpoint, up
+        assertEquals((short) 0x3F81, bf16(bits(0x3F808001))); // just above a tie: up
+        assertEquals((short) 0x3F80, bf16(bits(0x3F807FFF))); // just below a tie: down
+        assertEquals((short) 0xBF81, bf16(bits(0xBF808001))); // negative values round by magnitude
     }
 
     @Test
     void tiesGoToEven() {
-        assertEquals((short) 0x3F80, bf16(bits(0x3F808000)));      // 1.00390625: between 0x3F80 and 0x3F81
-        assertEquals((short) 0x3F82, bf16(bits(0x3F818000)));      // between 0x3F81 and 0x3F82
-        assertEquals((short) 0x0000, bf16(bits(0x00008000)));      // subnormal tie, down to even zero
-        assertEquals((short) 0x0002, bf16(bits(0x00018000)));      // subnormal tie, up to even
+        assertEquals((short) 0x3F80, bf16(bits(0x3F808000))); // 1.00390625: between 0x3F80 and 0x3F81
+        assertEquals((short) 0x3F82, bf16(bits(0x3F818000))); // between 0x3F81 and 0x3F82
+        assertEquals((short) 0x0000, bf16(bits(0x00008000))); // subnormal tie, down to even zero
+        assertEquals((short) 0x0002, bf16(bits(0x00018000))); // subnormal tie, up to even
         assertEquals((short) 0xBF80, bf16(bits(0xBF808000)));
     }
 
     @Test
     void overflowBecomesInfinity() {
-        assertEquals((short) 0x7F80, bf16(Float.MAX_VALUE));       // 0x7F7FFFFF rounds past the largest bfloat16
+        assertEquals((short) 0x7F80, bf16(Float.MAX_VALUE)); // 0x7F7FFFFF rounds past the largest bfloat16
         assertEquals((short) 0xFF80, bf16(-Float.MAX_VALUE));
-        assertEquals((short) 0x7F7F, bf16(bits(0x7F7F7FFF)));      // below the midpoint: stays finite
+        assertEquals((short) 0x7F7F, bf16(bits(0x7F7F7FFF))); // below the midpoint: stays finite
     }
 
     @Test
     void nanStaysNanEvenWhenRoundingWouldCarryIntoInfinity() {
         assertTrue(Float.isNaN(HalfFloat.BF16.toFloat(bf16(Float.NaN))));
         assertEquals((short) 0x7FC0, bf16(Float.NaN));
-        assertEquals((short) 0x7FC0, bf16(bits(0x7F800001)));      // signalling NaN with only low bits set
-        assertEquals((short) 0xFFC0, bf16(bits(0xFF800001)));      // sign kept
-        assertEquals((short) 0x7FFF, bf16(bits(0x7FFFFFFF)));      // no carry out of the exponent
+        assertEquals((short) 0x7FC0, bf16(bits(0x7F800001))); // signalling NaN with only low bits set
+        assertEquals((short) 0xFFC0, bf16(bits(0xFF800001))); // sign kept
+        assertEquals((short) 0x7FFF, bf16(bits(0x7FFFFFFF))); // no carry out of the exponent
     }
 
     @Test
@@ -91,9 +91,9 @@ class HalfFloatTest {
     @Test
     void halfPrecisionRoundsToNearestEven() {
         assertEquals((short) 0x3C00, HalfFloat.FP16.fromFloat(1.0f));
-        assertEquals((short) 0x3C00, HalfFloat.FP16.fromFloat(1.0f + 0x1p-11f));         // tie: to even
-        assertEquals((short) 0x3C02, HalfFloat.FP16.fromFloat(1.0f + 3 * 0x1p-11f));     // tie: to even (up)
-        assertEquals((short) 0x7C00, HalfFloat.FP16.fromFloat(65520f));                   // overflow to infinity
+        assertEquals((short) 0x3C00, HalfFloat.FP16.fromFloat(1.0f + 0x1p-11f)); // tie: to even
+        assertEquals((short) 0x3C02, HalfFloat.FP16.fromFloat(1.0f + 3 * 0x1p-11f)); // tie: to even (up)
+        assertEquals((short) 0x7C00, HalfFloat.FP16.fromFloat(65520f)); // overflow to infinity
         assertEquals(65504f, HalfFloat.FP16.round(65504f));
         assertTrue(Float.isNaN(HalfFloat.FP16.toFloat(HalfFloat.FP16.fromFloat(Float.NaN))));
     }

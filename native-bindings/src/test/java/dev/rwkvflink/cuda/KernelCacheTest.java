@@ -41,16 +41,20 @@ class KernelCacheTest {
 
     @Test
     void fieldsDoNotRunTogether() {
-        assertNotEquals(key("ab", List.of("c"), "sm_90", 13000, "13.0"), key("a", List.of("bc"), "sm_90", 13000, "13.0"));
-        assertNotEquals(key("s", List.of("a", "b"), "sm_90", 13000, "13.0"), key("s", List.of("ab"), "sm_90", 13000, "13.0"));
+        assertNotEquals(
+                key("ab", List.of("c"), "sm_90", 13000, "13.0"), key("a", List.of("bc"), "sm_90", 13000, "13.0"));
+        assertNotEquals(
+                key("s", List.of("a", "b"), "sm_90", 13000, "13.0"), key("s", List.of("ab"), "sm_90", 13000, "13.0"));
         assertNotEquals(key("s", List.of(), "sm_90", 13000, "13.0"), key("s", List.of(""), "sm_90", 13000, "13.0"));
     }
 
     @Test
     void theDeviceArchitectureIsAddedUnlessNamed() {
-        assertEquals(List.of("--std=c++17", "--gpu-architecture=sm_90"),
+        assertEquals(
+                List.of("--std=c++17", "--gpu-architecture=sm_90"),
                 KernelCache.withArchitecture(List.of("--std=c++17"), "sm_90"));
-        assertEquals(List.of("--gpu-architecture=compute_90"),
+        assertEquals(
+                List.of("--gpu-architecture=compute_90"),
                 KernelCache.withArchitecture(List.of("--gpu-architecture=compute_90"), "sm_90"));
         assertEquals(List.of("-arch=sm_90a"), KernelCache.withArchitecture(List.of("-arch=sm_90a"), "sm_90"));
     }
@@ -69,7 +73,8 @@ class KernelCacheTest {
             assertEquals(Path.of("/tmp/some-cache"), KernelCache.directory());
             System.clearProperty(KernelCache.DIR_PROPERTY);
             if (System.getenv(KernelCache.DIR_ENV) == null) {
-                assertEquals(Path.of(System.getProperty("user.home"), ".cache/rwkv-flink/cuda"), KernelCache.directory());
+                assertEquals(
+                        Path.of(System.getProperty("user.home"), ".cache/rwkv-flink/cuda"), KernelCache.directory());
             }
         } finally {
             if (previous != null) {
@@ -88,15 +93,17 @@ class KernelCacheTest {
 
     @Test
     void statusesBecomeMessagesNamingTheCall() {
-        CudaException e = new CudaException("cuModuleGetFunction", 500, "CUDA_ERROR_NOT_FOUND",
-                "named symbol not found", "[kernel \"missing\"]");
-        assertEquals("cuModuleGetFunction failed: CUDA_ERROR_NOT_FOUND (named symbol not found) [kernel \"missing\"]",
+        CudaException e = new CudaException(
+                "cuModuleGetFunction", 500, "CUDA_ERROR_NOT_FOUND", "named symbol not found", "[kernel \"missing\"]");
+        assertEquals(
+                "cuModuleGetFunction failed: CUDA_ERROR_NOT_FOUND (named symbol not found) [kernel \"missing\"]",
                 e.getMessage());
         assertEquals("cuModuleGetFunction", e.call());
         assertEquals(500, e.status());
         assertEquals("CUDA_ERROR_NOT_FOUND", e.statusName());
-        assertEquals("nvrtcCompileProgram failed: NVRTC_ERROR_COMPILATION [program p]\nline 1: error",
-                new CudaException("nvrtcCompileProgram", 6, "NVRTC_ERROR_COMPILATION", "",
-                        "[program p]\nline 1: error").getMessage());
+        assertEquals(
+                "nvrtcCompileProgram failed: NVRTC_ERROR_COMPILATION [program p]\nline 1: error",
+                new CudaException("nvrtcCompileProgram", 6, "NVRTC_ERROR_COMPILATION", "", "[program p]\nline 1: error")
+                        .getMessage());
     }
 }

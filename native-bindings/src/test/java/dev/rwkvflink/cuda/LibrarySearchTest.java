@@ -22,39 +22,71 @@ class LibrarySearchTest {
 
     @Test
     void toolkitLibrariesAreLookedForInTheDocumentedOrder() {
-        LibrarySearch search = search(Map.of(LibrarySearch.PATH_PROPERTY, "/opt/a:/opt/b"),
-                Map.of("CUDA_HOME", "/opt/cuda-home", "CUDA_PATH", "/opt/cuda-path",
-                        "LD_LIBRARY_PATH", "/opt/ld1::/opt/ld2"));
-        assertEquals(List.of(Path.of("/opt/a"), Path.of("/opt/b"), Path.of("/opt/cuda-home/lib64"),
-                Path.of("/opt/cuda-path/lib64"), Path.of("/usr/local/cuda/lib64"),
-                Path.of("/usr/local/cuda/targets/x86_64-linux/lib"), Path.of("/opt/ld1"), Path.of("/opt/ld2")),
+        LibrarySearch search = search(
+                Map.of(LibrarySearch.PATH_PROPERTY, "/opt/a:/opt/b"),
+                Map.of(
+                        "CUDA_HOME",
+                        "/opt/cuda-home",
+                        "CUDA_PATH",
+                        "/opt/cuda-path",
+                        "LD_LIBRARY_PATH",
+                        "/opt/ld1::/opt/ld2"));
+        assertEquals(
+                List.of(
+                        Path.of("/opt/a"),
+                        Path.of("/opt/b"),
+                        Path.of("/opt/cuda-home/lib64"),
+                        Path.of("/opt/cuda-path/lib64"),
+                        Path.of("/usr/local/cuda/lib64"),
+                        Path.of("/usr/local/cuda/targets/x86_64-linux/lib"),
+                        Path.of("/opt/ld1"),
+                        Path.of("/opt/ld2")),
                 search.toolkitDirectories());
     }
 
     @Test
     void theDriverIsLookedForInTheSystemDirectories() {
-        LibrarySearch search = search(Map.of(), Map.of(LibrarySearch.PATH_ENV, "/opt/explicit",
-                "CUDA_HOME", "/opt/cuda-home", "LD_LIBRARY_PATH", "/opt/ld"));
-        assertEquals(List.of(Path.of("/opt/explicit"), Path.of("/usr/lib"), Path.of("/usr/lib64"),
-                Path.of("/usr/lib/x86_64-linux-gnu"), Path.of("/usr/local/nvidia/lib64"), Path.of("/opt/ld")),
+        LibrarySearch search = search(
+                Map.of(),
+                Map.of(
+                        LibrarySearch.PATH_ENV,
+                        "/opt/explicit",
+                        "CUDA_HOME",
+                        "/opt/cuda-home",
+                        "LD_LIBRARY_PATH",
+                        "/opt/ld"));
+        assertEquals(
+                List.of(
+                        Path.of("/opt/explicit"),
+                        Path.of("/usr/lib"),
+                        Path.of("/usr/lib64"),
+                        Path.of("/usr/lib/x86_64-linux-gnu"),
+                        Path.of("/usr/local/nvidia/lib64"),
+                        Path.of("/opt/ld")),
                 search.driverDirectories());
     }
 
     @Test
     void thePropertyWinsOverTheEnvironmentVariable() {
-        LibrarySearch search = search(Map.of(LibrarySearch.PATH_PROPERTY, "/from/property"),
-                Map.of(LibrarySearch.PATH_ENV, "/from/env"));
+        LibrarySearch search = search(
+                Map.of(LibrarySearch.PATH_PROPERTY, "/from/property"), Map.of(LibrarySearch.PATH_ENV, "/from/env"));
         assertEquals(List.of(Path.of("/from/property")), search.explicitDirectories());
-        assertEquals(List.of(Path.of("/from/env")),
+        assertEquals(
+                List.of(Path.of("/from/env")),
                 search(Map.of(), Map.of(LibrarySearch.PATH_ENV, "/from/env")).explicitDirectories());
     }
 
     @Test
     void repeatedAndBlankEntriesAreDropped() {
-        LibrarySearch search = search(Map.of(LibrarySearch.PATH_PROPERTY, "/usr/local/cuda/lib64: :/opt/x/"),
+        LibrarySearch search = search(
+                Map.of(LibrarySearch.PATH_PROPERTY, "/usr/local/cuda/lib64: :/opt/x/"),
                 Map.of("LD_LIBRARY_PATH", "/opt/x"));
-        assertEquals(List.of(Path.of("/usr/local/cuda/lib64"), Path.of("/opt/x"),
-                Path.of("/usr/local/cuda/targets/x86_64-linux/lib")), search.toolkitDirectories());
+        assertEquals(
+                List.of(
+                        Path.of("/usr/local/cuda/lib64"),
+                        Path.of("/opt/x"),
+                        Path.of("/usr/local/cuda/targets/x86_64-linux/lib")),
+                search.toolkitDirectories());
     }
 
     @Test
@@ -62,10 +94,12 @@ class LibrarySearchTest {
         Path first = Files.createDirectories(tmp.resolve("first"));
         Path second = Files.createDirectories(tmp.resolve("second"));
         Files.createFile(second.resolve("libnvrtc.so.13"));
-        assertEquals(Optional.of(second.resolve("libnvrtc.so.13")),
+        assertEquals(
+                Optional.of(second.resolve("libnvrtc.so.13")),
                 LibrarySearch.find("libnvrtc.so.13", List.of(first, second)));
         Files.createFile(first.resolve("libnvrtc.so.13"));
-        assertEquals(Optional.of(first.resolve("libnvrtc.so.13")),
+        assertEquals(
+                Optional.of(first.resolve("libnvrtc.so.13")),
                 LibrarySearch.find("libnvrtc.so.13", List.of(first, second)));
         assertEquals(Optional.empty(), LibrarySearch.find("libnvrtc.so.12", List.of(first, second)));
     }
@@ -78,11 +112,15 @@ class LibrarySearchTest {
         Files.createFile(dir.resolve("libcublas.so.13"));
         LibrarySearch search = search(Map.of(LibrarySearch.PATH_PROPERTY, dir.toString()), Map.of());
 
-        IllegalStateException driver = assertThrows(IllegalStateException.class, () -> NativeLibraries.loadDriver(search));
-        assertTrue(driver.getMessage().startsWith(dir.resolve("libcuda.so.1") + " was found but could not be loaded"),
+        IllegalStateException driver =
+                assertThrows(IllegalStateException.class, () -> NativeLibraries.loadDriver(search));
+        assertTrue(
+                driver.getMessage().startsWith(dir.resolve("libcuda.so.1") + " was found but could not be loaded"),
                 driver.getMessage());
-        IllegalStateException cublas = assertThrows(IllegalStateException.class, () -> NativeLibraries.loadCublas(search));
-        assertTrue(cublas.getMessage().startsWith(dir.resolve("libcublasLt.so.13") + " was found but could not be loaded"),
+        IllegalStateException cublas =
+                assertThrows(IllegalStateException.class, () -> NativeLibraries.loadCublas(search));
+        assertTrue(
+                cublas.getMessage().startsWith(dir.resolve("libcublasLt.so.13") + " was found but could not be loaded"),
                 "cuBLASLt is loaded before cuBLAS: " + cublas.getMessage());
     }
 
@@ -94,7 +132,8 @@ class LibrarySearchTest {
         Files.createFile(dir.resolve("libcublas.so.12"));
         LibrarySearch search = search(Map.of(LibrarySearch.PATH_PROPERTY, dir.toString()), Map.of());
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> NativeLibraries.loadCublas(search));
-        boolean thirteenElsewhere = LibrarySearch.find("libcublasLt.so.13", search.toolkitDirectories()).isPresent();
+        boolean thirteenElsewhere = LibrarySearch.find("libcublasLt.so.13", search.toolkitDirectories())
+                .isPresent();
         if (!thirteenElsewhere) {
             assertTrue(e.getMessage().startsWith(dir.resolve("libcublasLt.so.12") + " was found"), e.getMessage());
         }

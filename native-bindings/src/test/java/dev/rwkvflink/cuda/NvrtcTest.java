@@ -54,8 +54,10 @@ class NvrtcTest {
         assertEquals(0x7F, cubin[0]); // an ELF file
         assertEquals('E', cubin[1]);
         try (CudaModule module = gpu.loadModule(cubin);
-             DeviceMemory dx = Gpu.upload(gpu, x); DeviceMemory dy = Gpu.upload(gpu, y);
-             DeviceMemory out = gpu.alloc(4L * n); CudaStream stream = gpu.newStream()) {
+                DeviceMemory dx = Gpu.upload(gpu, x);
+                DeviceMemory dy = Gpu.upload(gpu, y);
+                DeviceMemory out = gpu.alloc(4L * n);
+                CudaStream stream = gpu.newStream()) {
             out.fill32(0, n, 0x7FC00000, stream); // poison: NaN
             CudaKernel saxpy = module.kernel("saxpy");
             assertSame(saxpy, module.kernel("saxpy"));
@@ -65,7 +67,9 @@ class NvrtcTest {
             float[] result = Gpu.download(out, n);
             for (int i = 0; i < n; i++) {
                 if (result[i] != Math.fma(a, x[i], y[i])) {
-                    assertEquals(Math.fma(a, x[i], y[i]), result[i],
+                    assertEquals(
+                            Math.fma(a, x[i], y[i]),
+                            result[i],
                             "element " + i + " of " + n + ", " + Gpu.seedText(seed));
                 }
             }
@@ -75,17 +79,20 @@ class NvrtcTest {
     @Test
     void aVirtualArchitectureGivesPtxThatTheDriverCompiles() {
         CudaDevice gpu = Gpu.device();
-        Nvrtc.Result ptx = Nvrtc.compileWithLog(SAXPY, "saxpy.cu",
-                List.of("--gpu-architecture=compute_" + gpu.computeMajor() + gpu.computeMinor()));
+        Nvrtc.Result ptx = Nvrtc.compileWithLog(
+                SAXPY, "saxpy.cu", List.of("--gpu-architecture=compute_" + gpu.computeMajor() + gpu.computeMinor()));
         assertFalse(ptx.cubin());
         String text = new String(ptx.image(), StandardCharsets.UTF_8);
         assertTrue(text.contains(".entry saxpy("), text);
         float[] x = {1, 2, 3};
         float[] y = {10, 20, 30};
         try (CudaModule module = gpu.loadModule(ptx.image());
-             DeviceMemory dx = Gpu.upload(gpu, x); DeviceMemory dy = Gpu.upload(gpu, y); DeviceMemory out = gpu.alloc(12)) {
+                DeviceMemory dx = Gpu.upload(gpu, x);
+                DeviceMemory dy = Gpu.upload(gpu, y);
+                DeviceMemory out = gpu.alloc(12)) {
             // device pointers may also be passed as Long addresses
-            module.kernel("saxpy").launch(null, 1, 1, 1, 32, 1, 1, 0, 2.0f, dx.address(), dy.address(), out.address(), 3);
+            module.kernel("saxpy")
+                    .launch(null, 1, 1, 1, 32, 1, 1, 0, 2.0f, dx.address(), dy.address(), out.address(), 3);
             assertArrayEquals(new float[] {12, 24, 36}, Gpu.download(out, 3));
         }
     }
@@ -118,13 +125,15 @@ class NvrtcTest {
     void impossibleLaunchesAreRefused() {
         CudaDevice gpu = Gpu.device();
         try (CudaModule module = gpu.loadModule(Nvrtc.compile(SAXPY, "saxpy.cu", options(gpu)));
-             DeviceMemory buffer = gpu.alloc(4)) {
+                DeviceMemory buffer = gpu.alloc(4)) {
             CudaKernel saxpy = module.kernel("saxpy");
-            CudaException e = assertThrows(CudaException.class,
+            CudaException e = assertThrows(
+                    CudaException.class,
                     () -> saxpy.launch(null, 1, 1, 1, 4096, 1, 1, 0, 1f, buffer, buffer, buffer, 1));
             assertEquals("cuLaunchKernel", e.call());
             assertTrue(e.getMessage().contains("block 4096x1x1"), e.getMessage());
-            IllegalArgumentException wrongType = assertThrows(IllegalArgumentException.class,
+            IllegalArgumentException wrongType = assertThrows(
+                    IllegalArgumentException.class,
                     () -> saxpy.launch(null, 1, 1, 1, 1, 1, 1, 0, 1f, buffer, buffer, buffer, "1"));
             assertTrue(wrongType.getMessage().contains("argument 4"), wrongType.getMessage());
             gpu.synchronize(); // the context is still usable
@@ -138,10 +147,12 @@ class NvrtcTest {
         int n = 20_000; // 80 000 bytes: above the 48 KiB default
         float[] values = Gpu.randomFloats(new Random(seed), n);
         try (CudaModule module = Gpu.testKernels(gpu, cache);
-             DeviceMemory in = Gpu.upload(gpu, values); DeviceMemory out = gpu.alloc(4)) {
+                DeviceMemory in = Gpu.upload(gpu, values);
+                DeviceMemory out = gpu.alloc(4)) {
             CudaKernel sum = module.kernel("shared_sum");
             assertTrue(sum.attribute(CudaKernel.ATTRIBUTE_NUM_REGS) > 0);
-            assertEquals(gpu.computeMajor() * 10 + gpu.computeMinor(), sum.attribute(CudaKernel.ATTRIBUTE_BINARY_VERSION));
+            assertEquals(
+                    gpu.computeMajor() * 10 + gpu.computeMinor(), sum.attribute(CudaKernel.ATTRIBUTE_BINARY_VERSION));
             sum.setMaxDynamicSharedMemory(4 * n);
             assertEquals(4 * n, sum.attribute(CudaKernel.ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES));
             sum.launch(null, 1, 1, 1, 256, 1, 1, 4 * n, in, out, n);

@@ -20,58 +20,59 @@ import org.apache.avro.util.ClassSecurityValidator;
  */
 public final class Schemas {
 
-  /** Every record type of the rwkv-flink topics. */
-  public static final List<Class<? extends SpecificRecord>> RECORDS =
-      List.of(DocumentChunk.class, Embedding.class, Classification.class, DeadLetter.class);
+    /** Every record type of the rwkv-flink topics. */
+    public static final List<Class<? extends SpecificRecord>> RECORDS =
+            List.of(DocumentChunk.class, Embedding.class, Classification.class, DeadLetter.class);
 
-  private static final Set<String> TRUSTED = new HashSet<>();
+    private static final Set<String> TRUSTED = new HashSet<>();
 
-  private Schemas() {}
+    private Schemas() {}
 
-  /** Trusts the generated classes of every record in {@link #RECORDS} (and the enums they use). */
-  public static void trustGeneratedClasses() {
-    for (Class<? extends SpecificRecord> type : RECORDS) {
-      trust(SpecificData.get().getSchema(type));
-    }
-  }
-
-  /**
-   * Trusts the generated classes a schema names: the record itself and every record, enum and fixed type inside it.
-   * Idempotent and thread-safe; classes trusted before (by system property or by other code) stay trusted.
-   */
-  public static synchronized void trust(Schema schema) {
-    Set<String> names = new HashSet<>();
-    collectNamedTypes(schema, names);
-    names.removeAll(TRUSTED);
-    if (names.isEmpty()) {
-      return;
-    }
-    ClassSecurityValidator.Builder added = ClassSecurityValidator.builder();
-    names.forEach(added::add);
-    ClassSecurityValidator.setGlobal(ClassSecurityValidator.composite(ClassSecurityValidator.getGlobal(), added.build()));
-    TRUSTED.addAll(names);
-  }
-
-  /** Adds the Java class names of the named types (record, enum, fixed) reachable from a schema. */
-  private static void collectNamedTypes(Schema root, Set<String> names) {
-    Deque<Schema> pending = new ArrayDeque<>(List.of(root));
-    Set<Schema> seen = new HashSet<>();
-    while (!pending.isEmpty()) {
-      Schema schema = pending.pop();
-      if (!seen.add(schema)) {
-        continue;
-      }
-      switch (schema.getType()) {
-        case RECORD -> {
-          names.add(SpecificData.getClassName(schema));
-          schema.getFields().forEach(field -> pending.push(field.schema()));
+    /** Trusts the generated classes of every record in {@link #RECORDS} (and the enums they use). */
+    public static void trustGeneratedClasses() {
+        for (Class<? extends SpecificRecord> type : RECORDS) {
+            trust(SpecificData.get().getSchema(type));
         }
-        case ENUM, FIXED -> names.add(SpecificData.getClassName(schema));
-        case ARRAY -> pending.push(schema.getElementType());
-        case MAP -> pending.push(schema.getValueType());
-        case UNION -> schema.getTypes().forEach(pending::push);
-        default -> { }
-      }
     }
-  }
+
+    /**
+     * Trusts the generated classes a schema names: the record itself and every record, enum and fixed type inside it.
+     * Idempotent and thread-safe; classes trusted before (by system property or by other code) stay trusted.
+     */
+    public static synchronized void trust(Schema schema) {
+        Set<String> names = new HashSet<>();
+        collectNamedTypes(schema, names);
+        names.removeAll(TRUSTED);
+        if (names.isEmpty()) {
+            return;
+        }
+        ClassSecurityValidator.Builder added = ClassSecurityValidator.builder();
+        names.forEach(added::add);
+        ClassSecurityValidator.setGlobal(
+                ClassSecurityValidator.composite(ClassSecurityValidator.getGlobal(), added.build()));
+        TRUSTED.addAll(names);
+    }
+
+    /** Adds the Java class names of the named types (record, enum, fixed) reachable from a schema. */
+    private static void collectNamedTypes(Schema root, Set<String> names) {
+        Deque<Schema> pending = new ArrayDeque<>(List.of(root));
+        Set<Schema> seen = new HashSet<>();
+        while (!pending.isEmpty()) {
+            Schema schema = pending.pop();
+            if (!seen.add(schema)) {
+                continue;
+            }
+            switch (schema.getType()) {
+                case RECORD -> {
+                    names.add(SpecificData.getClassName(schema));
+                    schema.getFields().forEach(field -> pending.push(field.schema()));
+                }
+                case ENUM, FIXED -> names.add(SpecificData.getClassName(schema));
+                case ARRAY -> pending.push(schema.getElementType());
+                case MAP -> pending.push(schema.getValueType());
+                case UNION -> schema.getTypes().forEach(pending::push);
+                default -> {}
+            }
+        }
+    }
 }

@@ -18,8 +18,11 @@ import org.junit.jupiter.api.Test;
  */
 class SchemaFingerprintsTest {
 
-    private static final List<Schema> SCHEMAS = List.of(DocumentChunk.getClassSchema(), Embedding.getClassSchema(),
-            Classification.getClassSchema(), DeadLetter.getClassSchema());
+    private static final List<Schema> SCHEMAS = List.of(
+            DocumentChunk.getClassSchema(),
+            Embedding.getClassSchema(),
+            Classification.getClassSchema(),
+            DeadLetter.getClassSchema());
 
     /** The specification's "Schema Fingerprints": the Rabin fingerprint with this empty value, table-driven. */
     private static final long EMPTY = 0xc15d213aa4d7a795L;
@@ -46,15 +49,18 @@ class SchemaFingerprintsTest {
         for (Schema s : SCHEMAS) {
             String form = SchemaNormalization.toParsingForm(s);
             long fingerprint = crc64Avro(form.getBytes(StandardCharsets.UTF_8));
-            assertEquals(SchemaNormalization.parsingFingerprint64(s), fingerprint, s.getName()
-                    + ": the specification's CRC-64-AVRO and Avro's agree");
+            assertEquals(
+                    SchemaNormalization.parsingFingerprint64(s),
+                    fingerprint,
+                    s.getName() + ": the specification's CRC-64-AVRO and Avro's agree");
             StringBuilder header = new StringBuilder("C3 01");
             for (int i = 0; i < 8; i++) {
                 header.append(String.format(" %02X", (fingerprint >>> (8 * i)) & 0xff));
             }
             String row = String.format("| `%s` | `%016x` | `%s` |", s.getName(), fingerprint, header);
             assertTrue(readme.contains(row), "schemas/README.md lists " + row);
-            assertTrue(readme.contains("`" + s.getName() + "`:\n```json\n" + form + "\n```"),
+            assertTrue(
+                    readme.contains("`" + s.getName() + "`:\n```json\n" + form + "\n```"),
                     "schemas/README.md lists the canonical form of " + s.getName() + ": " + form);
         }
     }

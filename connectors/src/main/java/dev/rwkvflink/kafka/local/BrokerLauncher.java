@@ -14,28 +14,28 @@ import java.util.Arrays;
  */
 final class BrokerLauncher {
 
-  private BrokerLauncher() {}
+    private BrokerLauncher() {}
 
-  public static void main(String[] args) throws Throwable {
-    Thread watchdog = new Thread(BrokerLauncher::haltWhenParentGoes, "parent-watchdog");
-    watchdog.setDaemon(true);
-    watchdog.start();
-    Class<?> mainClass = Class.forName(args[0]);
-    try {
-      mainClass.getMethod("main", String[].class).invoke(null, (Object) Arrays.copyOfRange(args, 1, args.length));
-    } catch (InvocationTargetException e) {
-      throw e.getCause();
+    public static void main(String[] args) throws Throwable {
+        Thread watchdog = new Thread(BrokerLauncher::haltWhenParentGoes, "parent-watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+        Class<?> mainClass = Class.forName(args[0]);
+        try {
+            mainClass.getMethod("main", String[].class).invoke(null, (Object) Arrays.copyOfRange(args, 1, args.length));
+        } catch (InvocationTargetException e) {
+            throw e.getCause();
+        }
     }
-  }
 
-  private static void haltWhenParentGoes() {
-    try {
-      while (System.in.read() >= 0) {
-        // the parent never writes; just wait for end of input
-      }
-    } catch (IOException ignored) {
-      // a broken pipe means the same as end of input
+    private static void haltWhenParentGoes() {
+        try {
+            while (System.in.read() >= 0) {
+                // the parent never writes; just wait for end of input
+            }
+        } catch (IOException ignored) {
+            // a broken pipe means the same as end of input
+        }
+        Runtime.getRuntime().halt(3);
     }
-    Runtime.getRuntime().halt(3);
-  }
 }

@@ -22,62 +22,64 @@ import java.util.stream.Stream;
  */
 final class ChildJvm {
 
-  private ChildJvm() {}
+    private ChildJvm() {}
 
-  /**
-   * A child's classpath: a copy of {@link BrokerLauncher}'s class file (whatever jar this class came from) under
-   * {@code directory}, then {@code jars}.
-   */
-  static String launcherClasspath(Path directory, List<Path> jars) throws IOException {
-    Path launcherRoot = directory.resolve("launcher");
-    String classFile = BrokerLauncher.class.getName().replace('.', '/') + ".class";
-    Path target = launcherRoot.resolve(classFile);
-    Files.createDirectories(target.getParent());
-    try (InputStream in = BrokerLauncher.class.getClassLoader().getResourceAsStream(classFile)) {
-      if (in == null) {
-        throw new IOException("cannot find " + classFile + " on the classpath");
-      }
-      Files.copy(in, target);
+    /**
+     * A child's classpath: a copy of {@link BrokerLauncher}'s class file (whatever jar this class came from) under
+     * {@code directory}, then {@code jars}.
+     */
+    static String launcherClasspath(Path directory, List<Path> jars) throws IOException {
+        Path launcherRoot = directory.resolve("launcher");
+        String classFile = BrokerLauncher.class.getName().replace('.', '/') + ".class";
+        Path target = launcherRoot.resolve(classFile);
+        Files.createDirectories(target.getParent());
+        try (InputStream in = BrokerLauncher.class.getClassLoader().getResourceAsStream(classFile)) {
+            if (in == null) {
+                throw new IOException("cannot find " + classFile + " on the classpath");
+            }
+            Files.copy(in, target);
+        }
+        return Stream.concat(Stream.of(launcherRoot), jars.stream())
+                .map(Path::toString)
+                .collect(Collectors.joining(File.pathSeparator));
     }
-    return Stream.concat(Stream.of(launcherRoot), jars.stream()).map(Path::toString)
-        .collect(Collectors.joining(File.pathSeparator));
-  }
 
-  /** Ports free on 127.0.0.1 right now (all held open together so they differ). */
-  static int[] freePorts(int count) throws IOException {
-    List<ServerSocket> sockets = new ArrayList<>();
-    try {
-      for (int i = 0; i < count; i++) {
-        ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        socket.setReuseAddress(true);
-        sockets.add(socket);
-      }
-      return sockets.stream().mapToInt(ServerSocket::getLocalPort).toArray();
-    } finally {
-      for (ServerSocket socket : sockets) {
-        socket.close();
-      }
+    /** Ports free on 127.0.0.1 right now (all held open together so they differ). */
+    static int[] freePorts(int count) throws IOException {
+        List<ServerSocket> sockets = new ArrayList<>();
+        try {
+            for (int i = 0; i < count; i++) {
+                ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+                socket.setReuseAddress(true);
+                sockets.add(socket);
+            }
+            return sockets.stream().mapToInt(ServerSocket::getLocalPort).toArray();
+        } finally {
+            for (ServerSocket socket : sockets) {
+                socket.close();
+            }
+        }
     }
-  }
 
-  /** The last lines of a text file, or a note that it cannot be read. */
-  static String tail(Path file, int lines) {
-    try {
-      List<String> all = Files.readAllLines(file, StandardCharsets.UTF_8);
-      return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
-    } catch (IOException e) {
-      return "(cannot read " + file + ": " + e.getMessage() + ")";
+    /** The last lines of a text file, or a note that it cannot be read. */
+    static String tail(Path file, int lines) {
+        try {
+            List<String> all = Files.readAllLines(file, StandardCharsets.UTF_8);
+            return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+        } catch (IOException e) {
+            return "(cannot read " + file + ": " + e.getMessage() + ")";
+        }
     }
-  }
 
-  static void deleteRecursively(Path root) {
-    if (!Files.exists(root)) {
-      return;
+    static void deleteRecursively(Path root) {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(root)) {
+            paths.sorted(Comparator.reverseOrder())
+                    .forEach(path -> path.toFile().delete());
+        } catch (IOException | UncheckedIOException e) {
+            // best effort: a temp directory left behind is not worth failing a close
+        }
     }
-    try (Stream<Path> paths = Files.walk(root)) {
-      paths.sorted(Comparator.reverseOrder()).forEach(path -> path.toFile().delete());
-    } catch (IOException | UncheckedIOException e) {
-      // best effort: a temp directory left behind is not worth failing a close
-    }
-  }
 }

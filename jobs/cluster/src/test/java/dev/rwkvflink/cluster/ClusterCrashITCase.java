@@ -49,9 +49,12 @@ class ClusterCrashITCase {
     private final List<String> unplannedExits = java.util.Collections.synchronizedList(new ArrayList<>());
 
     /** One kill and what followed it. */
-    record Kill(String taskManager, boolean duringCheckpoint, long runningMillis, long checkpointMillis,
-                long restoredCheckpoint) {
-    }
+    record Kill(
+            String taskManager,
+            boolean duringCheckpoint,
+            long runningMillis,
+            long checkpointMillis,
+            long restoredCheckpoint) {}
 
     @Test
     void killingTaskManagersLosesAndDuplicatesNothing() throws Exception {
@@ -59,13 +62,23 @@ class ClusterCrashITCase {
         int kills = Integer.getInteger("rwkv.crash.kills", 2);
         // a lost TaskManager is noticed within seconds; one task per TaskManager while both are there; barriers
         // overtake the backlog a restored job replays (unaligned checkpoints, debloated buffers)
-        ClusterSupport.Setup setup = ClusterSupport.Setup.of("it-crash", Map.of(
-                "RWKV_CLUSTER_CONF_EXTRA", String.join("\n", "heartbeat.interval: 1000", "heartbeat.timeout: 5000",
-                        "restart-strategy.type: fixed-delay", "restart-strategy.fixed-delay.attempts: 1000",
-                        "restart-strategy.fixed-delay.delay: 500 ms", "taskmanager.load-balance.mode: SLOTS",
-                        "execution.checkpointing.unaligned.enabled: true", "web.refresh-interval: 200",
-                        "taskmanager.network.memory.buffer-debloat.enabled: true"),
-                "RWKV_CLUSTER_LOG_EXTRA", ClusterSupport.TRACE_LOGGING));
+        ClusterSupport.Setup setup = ClusterSupport.Setup.of(
+                "it-crash",
+                Map.of(
+                        "RWKV_CLUSTER_CONF_EXTRA",
+                        String.join(
+                                "\n",
+                                "heartbeat.interval: 1000",
+                                "heartbeat.timeout: 5000",
+                                "restart-strategy.type: fixed-delay",
+                                "restart-strategy.fixed-delay.attempts: 1000",
+                                "restart-strategy.fixed-delay.delay: 500 ms",
+                                "taskmanager.load-balance.mode: SLOTS",
+                                "execution.checkpointing.unaligned.enabled: true",
+                                "web.refresh-interval: 200",
+                                "taskmanager.network.memory.buffer-debloat.enabled: true"),
+                        "RWKV_CLUSTER_LOG_EXTRA",
+                        ClusterSupport.TRACE_LOGGING));
         cluster = setup.rest();
         Map<String, String> env = setup.env();
         Path bin = setup.bin();
@@ -89,11 +102,30 @@ class ClusterCrashITCase {
             AtomicInteger sent = new AtomicInteger();
             try {
                 setup.startCluster();
-                String out = ClusterSupport.run(bin.resolve("submit.sh"), env, Duration.ofSeconds(60),
-                        "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks",
-                        "--embeddings-topic", "embeddings", "--dead-letters-topic", "dead-letters",
-                        "--group-id", "crash-it", "--starting-offsets", "earliest", "--model", model.toString(),
-                        "--checkpoint-interval-ms", "1000", "--max-wait-ms", "20", "--parallelism", "2");
+                String out = ClusterSupport.run(
+                        bin.resolve("submit.sh"),
+                        env,
+                        Duration.ofSeconds(60),
+                        "--bootstrap-servers",
+                        kafka.bootstrapServers(),
+                        "--chunks-topic",
+                        "chunks",
+                        "--embeddings-topic",
+                        "embeddings",
+                        "--dead-letters-topic",
+                        "dead-letters",
+                        "--group-id",
+                        "crash-it",
+                        "--starting-offsets",
+                        "earliest",
+                        "--model",
+                        model.toString(),
+                        "--checkpoint-interval-ms",
+                        "1000",
+                        "--max-wait-ms",
+                        "20",
+                        "--parallelism",
+                        "2");
                 Matcher m = JOB_ID.matcher(out);
                 assertTrue(m.find(), "submit.sh prints the JobID: " + out);
                 jobId = m.group(1);
@@ -120,15 +152,18 @@ class ClusterCrashITCase {
                 assertEquals(null, producerFailure.get(), "the producer ran through");
                 // a transaction left open by a TaskManager that died pins read_committed readers until the
                 // broker aborts it (the sinks' transaction.timeout.ms): a stall shorter than that is no loss
-                ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", documents,
+                ClusterSupport.awaitCommittedWhileProgressing(
+                        kafka,
+                        "embeddings",
+                        documents,
                         dev.rwkvflink.kafka.KafkaJobs.TRANSACTION_TIMEOUT.plusMinutes(1));
-                long completed = cluster.checkpointCounts(jobId).path("completed").asLong();
+                long completed =
+                        cluster.checkpointCounts(jobId).path("completed").asLong();
                 // anything extra would be visible now
                 cluster.awaitCheckpoints(jobId, completed + 2, Duration.ofSeconds(60));
-                embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", Integer.MAX_VALUE,
-                        Duration.ZERO);
-                deadLetters = ClusterSupport.readCommittedUntil(kafka, "dead-letters", Integer.MAX_VALUE,
-                        Duration.ZERO);
+                embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO);
+                deadLetters =
+                        ClusterSupport.readCommittedUntil(kafka, "dead-letters", Integer.MAX_VALUE, Duration.ZERO);
                 summary = cluster.checkpointSummary(jobId);
                 ClusterSupport.diagnoseMissing(kafka, docs, embeddings, work.resolve("log"));
             } catch (Throwable t) {
@@ -154,11 +189,21 @@ class ClusterCrashITCase {
         int duplicates = o.duplicated();
         int missing = o.missing();
         int mismatched = o.mismatched();
-        System.out.printf("crash test: %d documents, %d chunk records in (%d duplicates), %d embeddings out, "
+        System.out.printf(
+                "crash test: %d documents, %d chunk records in (%d duplicates), %d embeddings out, "
                         + "%d duplicated, %d missing, %d not bit-identical, %d dead letters; kills %s; TaskManagers that "
                         + "died on their own (restarted by the supervisor): %s; %s; %.1f s%n",
-                documents, records.size(), records.size() - ClusterSupport.chunkCount(records), embeddings.size(),
-                duplicates, missing, mismatched, deadLetters.size(), done, unplannedExits, summary,
+                documents,
+                records.size(),
+                records.size() - ClusterSupport.chunkCount(records),
+                embeddings.size(),
+                duplicates,
+                missing,
+                mismatched,
+                deadLetters.size(),
+                done,
+                unplannedExits,
+                summary,
                 seconds);
         assertEquals(kills, done.size(), "kills");
         assertEquals(0, duplicates, "duplicated documents");
@@ -166,11 +211,11 @@ class ClusterCrashITCase {
         assertEquals(0, mismatched, "embeddings not bit for bit the one-shot embedding");
         assertEquals(documents, embeddings.size(), "one embedding per document");
         assertEquals(0, deadLetters.size(), "no dead letters");
-        assertFalse(diedOfOutOfMemory(work, 1) || diedOfOutOfMemory(work, 2),
+        assertFalse(
+                diedOfOutOfMemory(work, 1) || diedOfOutOfMemory(work, 2),
                 "a TaskManager ran out of memory (see its .out and .log): " + unplannedExits);
         for (Kill k : done) {
-            assertTrue(k.restoredCheckpoint() > 0 || k.restoredCheckpoint() == -1,
-                    "restored from a checkpoint: " + k);
+            assertTrue(k.restoredCheckpoint() > 0 || k.restoredCheckpoint() == -1, "restored from a checkpoint: " + k);
         }
     }
 
@@ -192,13 +237,19 @@ class ClusterCrashITCase {
                                 continue;
                             }
                             long pid = Long.parseLong(Files.readString(pidFile).strip());
-                            if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                            if (ProcessHandle.of(pid)
+                                    .map(ProcessHandle::isAlive)
+                                    .orElse(false)) {
                                 continue;
                             }
                             unplannedExits.add("taskmanager-" + i + " at " + java.time.LocalTime.now()
                                     + (diedOfOutOfMemory(work, i) ? " (OutOfMemoryError)" : ""));
-                            ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60),
-                                    "start-taskmanager", Integer.toString(i));
+                            ClusterSupport.run(
+                                    bin.resolve("cluster.sh"),
+                                    env,
+                                    Duration.ofSeconds(60),
+                                    "start-taskmanager",
+                                    Integer.toString(i));
                         }
                     }
                 }
@@ -238,7 +289,8 @@ class ClusterCrashITCase {
         if (duringCheckpoint) {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
             while (!inCheckpoint && System.nanoTime() < deadline) {
-                inCheckpoint = cluster.checkpointCounts(jobId).path("in_progress").asInt() > 0;
+                inCheckpoint =
+                        cluster.checkpointCounts(jobId).path("in_progress").asInt() > 0;
                 if (!inCheckpoint) {
                     Thread.sleep(10);
                 }
@@ -248,14 +300,15 @@ class ClusterCrashITCase {
         int index = Integer.parseInt(victim.substring("taskmanager-".length()));
         deliberate.add(index);
         long killedAt = System.currentTimeMillis();
-        ProcessHandle.of(pid).orElseThrow(() -> new AssertionError(victim + " (pid " + pid + ") is not running"))
+        ProcessHandle.of(pid)
+                .orElseThrow(() -> new AssertionError(victim + " (pid " + pid + ") is not running"))
                 .destroyForcibly();
         // the job goes down and comes back: switched to RUNNING after the kill, every task running (the REST
         // API's job view is at most web.refresh-interval = 200 ms old; with the default 3 s a stale RUNNING view
         // once made a kill look recovered in 68 ms, and the times were multiples of 3 s)
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        while (System.nanoTime() < deadline && (cluster.runningSince(jobId) <= killedAt
-                || !cluster.allTasksRunning(jobId))) {
+        while (System.nanoTime() < deadline
+                && (cluster.runningSince(jobId) <= killedAt || !cluster.allTasksRunning(jobId))) {
             Thread.sleep(50);
         }
         assertTrue(cluster.allTasksRunning(jobId), "the job recovered within 120 s of killing " + victim);
@@ -264,17 +317,20 @@ class ClusterCrashITCase {
         while (System.nanoTime() < deadline && cluster.latestCompletedTrigger(jobId) <= killedAt) {
             Thread.sleep(50);
         }
-        assertTrue(cluster.latestCompletedTrigger(jobId) > killedAt,
-                "a checkpoint completed within 300 s after the kill");
+        assertTrue(
+                cluster.latestCompletedTrigger(jobId) > killedAt, "a checkpoint completed within 300 s after the kill");
         long checkpointMillis = System.currentTimeMillis() - killedAt;
         long restored = cluster.restoredCheckpoint(jobId);
         synchronized (deliberate) {
-            ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start-taskmanager",
+            ClusterSupport.run(
+                    bin.resolve("cluster.sh"),
+                    env,
+                    Duration.ofSeconds(60),
+                    "start-taskmanager",
                     Integer.toString(index));
             deliberate.remove(index);
         }
         cluster.waitForTaskManagers(2, Duration.ofSeconds(60));
         return new Kill(victim, inCheckpoint, runningMillis, checkpointMillis, restored);
     }
-
 }

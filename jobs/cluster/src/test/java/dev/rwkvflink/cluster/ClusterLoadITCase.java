@@ -52,11 +52,18 @@ class ClusterLoadITCase {
         Assumptions.assumeTrue(Boolean.getBoolean("rwkv.load"), "the load test runs on demand: bin/reliability --load");
         int keys = Integer.getInteger("rwkv.load.keys", 50_000);
         boolean big = System.getProperty("rwkv.load.model", "tiny").equals("0.1b");
-        ClusterSupport.Setup setup = ClusterSupport.Setup.of("it-load", Map.of(
-                "RWKV_CLUSTER_TM_MEMORY", big ? "4096m" : "2560m",
-                "RWKV_CLUSTER_CONF_EXTRA", String.join("\n", "taskmanager.load-balance.mode: SLOTS",
-                        "web.refresh-interval: 200", "execution.checkpointing.timeout: 30 min",
-                        "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION")));
+        ClusterSupport.Setup setup = ClusterSupport.Setup.of(
+                "it-load",
+                Map.of(
+                        "RWKV_CLUSTER_TM_MEMORY",
+                        big ? "4096m" : "2560m",
+                        "RWKV_CLUSTER_CONF_EXTRA",
+                        String.join(
+                                "\n",
+                                "taskmanager.load-balance.mode: SLOTS",
+                                "web.refresh-interval: 200",
+                                "execution.checkpointing.timeout: 30 min",
+                                "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION")));
         ClusterSupport cluster = setup.rest();
         Map<String, String> env = setup.env();
         Path bin = setup.bin();
@@ -102,13 +109,17 @@ class ClusterLoadITCase {
                 awaitRead(cluster, jobId, open.size(), Duration.ofMinutes(60));
                 double processSeconds = seconds(t0);
                 long rocksBytes = bytesUnder(work.resolve("tmp"), "/db/");
-                report.append(String.format("all %d keys processed in %.1f s (%.0f chunks/s); RocksDB on disk %d B = "
-                        + "%d B per key; ", keys, processSeconds, keys / processSeconds, rocksBytes, rocksBytes / keys));
+                report.append(String.format(
+                        "all %d keys processed in %.1f s (%.0f chunks/s); RocksDB on disk %d B = " + "%d B per key; ",
+                        keys, processSeconds, keys / processSeconds, rocksBytes, rocksBytes / keys));
 
                 JsonNode full = awaitCheckpointAfter(cluster, jobId, System.currentTimeMillis());
-                report.append("first checkpoint holding all keys: ").append(describe(full)).append(String.format(
-                        " (the periodic checkpoints while the keys arrived uploaded the rest; checkpoint directory "
-                        + "%d B); ", bytesUnder(work.resolve("checkpoints"), "")));
+                report.append("first checkpoint holding all keys: ")
+                        .append(describe(full))
+                        .append(String.format(
+                                " (the periodic checkpoints while the keys arrived uploaded the rest; checkpoint directory "
+                                        + "%d B); ",
+                                bytesUnder(work.resolve("checkpoints"), "")));
 
                 // 1% of the keys change: what the checkpoints after that upload
                 long baseline = full.path("id").asLong();
@@ -122,14 +133,18 @@ class ClusterLoadITCase {
                 int count = 0;
                 for (JsonNode h : cluster.get("/jobs/" + jobId + "/checkpoints").path("history")) {
                     long id = h.path("id").asLong();
-                    if (id > baseline && id <= last.path("id").asLong() && h.path("status").asText().equals("COMPLETED")) {
+                    if (id > baseline
+                            && id <= last.path("id").asLong()
+                            && h.path("status").asText().equals("COMPLETED")) {
                         uploaded += h.path("checkpointed_size").asLong();
-                        longest = Math.max(longest, h.path("end_to_end_duration").asLong());
+                        longest =
+                                Math.max(longest, h.path("end_to_end_duration").asLong());
                         count++;
                     }
                 }
-                report.append(String.format("checkpoints after 1%% changed: %d, uploading %d B in all, the longest "
-                        + "%d ms; ", count, uploaded, longest));
+                report.append(String.format(
+                        "checkpoints after 1%% changed: %d, uploading %d B in all, the longest " + "%d ms; ",
+                        count, uploaded, longest));
 
                 t0 = System.nanoTime();
                 String savepoint = cluster.stopWithSavepoint(jobId, work.resolve("savepoints"), Duration.ofMinutes(60));
@@ -137,17 +152,18 @@ class ClusterLoadITCase {
                 jobId = null;
                 double savepointSeconds = seconds(t0);
                 long savepointBytes = bytesUnder(Path.of(java.net.URI.create(savepoint)), "");
-                report.append(String.format("savepoint (stop with savepoint) %.1f s, %d B; ", savepointSeconds,
-                        savepointBytes));
+                report.append(String.format(
+                        "savepoint (stop with savepoint) %.1f s, %d B; ", savepointSeconds, savepointBytes));
 
                 t0 = System.nanoTime();
                 jobId = submit(bin, env, kafka, model, savepoint);
                 cluster.awaitRunning(jobId, Duration.ofMinutes(30));
                 double runningSeconds = seconds(t0);
                 JsonNode afterRestore = awaitCheckpointAfter(cluster, jobId, System.currentTimeMillis());
-                report.append(String.format("restore from the savepoint: every task RUNNING %.1f s after submit, a "
-                        + "checkpoint completed %.1f s after submit (%s); ", runningSeconds, seconds(t0),
-                        describe(afterRestore)));
+                report.append(String.format(
+                        "restore from the savepoint: every task RUNNING %.1f s after submit, a "
+                                + "checkpoint completed %.1f s after submit (%s); ",
+                        runningSeconds, seconds(t0), describe(afterRestore)));
 
                 // a restore from a retained incremental checkpoint (RocksDB's native format), not from a savepoint
                 String retained = afterRestore.path("external_path").asText();
@@ -161,13 +177,15 @@ class ClusterLoadITCase {
                 cluster.awaitRunning(jobId, Duration.ofMinutes(30));
                 runningSeconds = seconds(t0);
                 JsonNode afterCheckpointRestore = awaitCheckpointAfter(cluster, jobId, System.currentTimeMillis());
-                report.append(String.format("restore from the retained incremental checkpoint (checkpoint directory "
-                        + "%d B): every task RUNNING %.1f s after submit, a checkpoint completed %.1f s after submit "
-                        + "(%s); ", retainedBytes, runningSeconds, seconds(t0), describe(afterCheckpointRestore)));
+                report.append(String.format(
+                        "restore from the retained incremental checkpoint (checkpoint directory "
+                                + "%d B): every task RUNNING %.1f s after submit, a checkpoint completed %.1f s after submit "
+                                + "(%s); ",
+                        retainedBytes, runningSeconds, seconds(t0), describe(afterCheckpointRestore)));
 
                 ClusterSupport.produce(kafka, ends, 0, new AtomicInteger());
-                ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", sample.size(),
-                        Duration.ofSeconds(180));
+                ClusterSupport.awaitCommittedWhileProgressing(
+                        kafka, "embeddings", sample.size(), Duration.ofSeconds(180));
                 embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO);
                 List<ConsumerRecord<byte[], byte[]>> deadLetters =
                         ClusterSupport.readCommittedUntil(kafka, "dead-letters", Integer.MAX_VALUE, Duration.ZERO);
@@ -183,9 +201,17 @@ class ClusterLoadITCase {
             }
         }
         ClusterSupport.Outcome o = ClusterSupport.compare(embeddings, sample, model.model(), model.vocab());
-        System.out.printf("load test: %d keys; %s%d sample documents ended: %d embeddings, %d missing, %d duplicated, "
-                        + "%d not bit-identical; %.1f s%n", keys, report, sample.size(), embeddings.size(),
-                o.missing(), o.duplicated(), o.mismatched(), seconds(started));
+        System.out.printf(
+                "load test: %d keys; %s%d sample documents ended: %d embeddings, %d missing, %d duplicated, "
+                        + "%d not bit-identical; %.1f s%n",
+                keys,
+                report,
+                sample.size(),
+                embeddings.size(),
+                o.missing(),
+                o.duplicated(),
+                o.mismatched(),
+                seconds(started));
         assertEquals(0, o.missing(), "missing embeddings");
         assertEquals(0, o.duplicated(), "duplicated embeddings");
         assertEquals(0, o.mismatched(), "embeddings not bit for bit the one-shot embedding");
@@ -194,10 +220,15 @@ class ClusterLoadITCase {
         deleteUnder(work.resolve("savepoints"));
     }
 
-    private static ProducerRecord<byte[], byte[]> record(AvroCodec<DocumentChunk> codec, String key, int seq,
-            String text, boolean last) throws IOException {
-        DocumentChunk chunk = DocumentChunk.newBuilder().setKey(key).setSeq(seq).setText(text).setLast(last)
-                .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + seq)).build();
+    private static ProducerRecord<byte[], byte[]> record(
+            AvroCodec<DocumentChunk> codec, String key, int seq, String text, boolean last) throws IOException {
+        DocumentChunk chunk = DocumentChunk.newBuilder()
+                .setKey(key)
+                .setSeq(seq)
+                .setText(text)
+                .setLast(last)
+                .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + seq))
+                .build();
         return new ProducerRecord<>("chunks", key.getBytes(StandardCharsets.UTF_8), codec.encodeSingleObject(chunk));
     }
 
@@ -214,43 +245,64 @@ class ClusterLoadITCase {
                 Files.createDirectories(file.getParent());
                 Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
                 try (var w = dev.rwkvflink.engine.model.RandomModels.rwkv7(
-                        dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape.RWKV7_0_1B, 1,
+                        dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape.RWKV7_0_1B,
+                        1,
                         dev.rwkvflink.engine.tensor.WeightType.F16)) {
                     dev.rwkvflink.engine.format.RwkvCppWriter.write(w, tmp);
                 }
                 Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             }
-            Path vocab = Path.of(System.getProperty("rwkv.shared.dir", "../../../shared"), "reference",
-                    "rwkv_vocab_v20230424.txt").toAbsolutePath().normalize();
+            Path vocab = Path.of(
+                            System.getProperty("rwkv.shared.dir", "../../../shared"),
+                            "reference",
+                            "rwkv_vocab_v20230424.txt")
+                    .toAbsolutePath()
+                    .normalize();
             Assumptions.assumeTrue(Files.isRegularFile(vocab), "World vocabulary absent, skipping: " + vocab);
             return new ModelFiles(file, vocab, "32");
         }
     }
 
-    private static String submit(Path bin, Map<String, String> env, EmbeddedKafka kafka, ModelFiles model,
-            String savepoint) throws Exception {
+    private static String submit(
+            Path bin, Map<String, String> env, EmbeddedKafka kafka, ModelFiles model, String savepoint)
+            throws Exception {
         Map<String, String> submitEnv = new java.util.HashMap<>(env);
         if (savepoint != null) {
             submitEnv.put("RWKV_SUBMIT_OPTS", "-s " + savepoint);
         }
         List<String> args = new ArrayList<>(List.of(
-                "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks", "--embeddings-topic",
-                "embeddings", "--dead-letters-topic", "dead-letters", "--group-id", "load-it", "--starting-offsets",
-                "earliest", "--model", model.model().toString(), "--checkpoint-interval-ms", "30000",
-                "--max-wait-ms", "20", "--parallelism", "2"));
+                "--bootstrap-servers",
+                kafka.bootstrapServers(),
+                "--chunks-topic",
+                "chunks",
+                "--embeddings-topic",
+                "embeddings",
+                "--dead-letters-topic",
+                "dead-letters",
+                "--group-id",
+                "load-it",
+                "--starting-offsets",
+                "earliest",
+                "--model",
+                model.model().toString(),
+                "--checkpoint-interval-ms",
+                "30000",
+                "--max-wait-ms",
+                "20",
+                "--parallelism",
+                "2"));
         if (model.vocab() != null) {
             args.addAll(List.of("--vocab", model.vocab().toString(), "--max-batch-keys", model.maxBatchKeys()));
         }
-        String out = ClusterSupport.run(bin.resolve("submit.sh"), submitEnv, Duration.ofSeconds(120),
-                args.toArray(String[]::new));
+        String out = ClusterSupport.run(
+                bin.resolve("submit.sh"), submitEnv, Duration.ofSeconds(120), args.toArray(String[]::new));
         Matcher m = JOB_ID.matcher(out);
         assertTrue(m.find(), "submit.sh prints the JobID: " + out);
         return m.group(1);
     }
 
     /** Waits until the RWKV vertex has read {@code count} records (REST read-records, summed over subtasks). */
-    private static void awaitRead(ClusterSupport cluster, String jobId, long count, Duration timeout)
-            throws Exception {
+    private static void awaitRead(ClusterSupport cluster, String jobId, long count, Duration timeout) throws Exception {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
             long read = 0;
@@ -272,8 +324,12 @@ class ClusterLoadITCase {
             throws Exception {
         long deadline = System.nanoTime() + Duration.ofMinutes(60).toNanos();
         while (System.nanoTime() < deadline) {
-            JsonNode latest = cluster.get("/jobs/" + jobId + "/checkpoints").path("latest").path("completed");
-            if (!latest.isMissingNode() && !latest.isNull() && latest.path("trigger_timestamp").asLong() >= wallMillis) {
+            JsonNode latest = cluster.get("/jobs/" + jobId + "/checkpoints")
+                    .path("latest")
+                    .path("completed");
+            if (!latest.isMissingNode()
+                    && !latest.isNull()
+                    && latest.path("trigger_timestamp").asLong() >= wallMillis) {
                 return latest;
             }
             Thread.sleep(1_000);
@@ -282,9 +338,12 @@ class ClusterLoadITCase {
     }
 
     private static String describe(JsonNode checkpoint) {
-        return String.format("id %d, checkpointed %d B of %d B state, %d ms end to end",
-                checkpoint.path("id").asLong(), checkpoint.path("checkpointed_size").asLong(),
-                checkpoint.path("state_size").asLong(), checkpoint.path("end_to_end_duration").asLong());
+        return String.format(
+                "id %d, checkpointed %d B of %d B state, %d ms end to end",
+                checkpoint.path("id").asLong(),
+                checkpoint.path("checkpointed_size").asLong(),
+                checkpoint.path("state_size").asLong(),
+                checkpoint.path("end_to_end_duration").asLong());
     }
 
     /** Bytes of the regular files under {@code dir} whose path contains {@code part}. */
@@ -293,20 +352,24 @@ class ClusterLoadITCase {
             return 0;
         }
         try (Stream<Path> files = Files.walk(dir)) {
-            return files.filter(Files::isRegularFile).filter(p -> p.toString().contains(part)).mapToLong(p -> {
-                try {
-                    return Files.size(p);
-                } catch (IOException e) {
-                    return 0; // deleted meanwhile (compaction)
-                }
-            }).sum();
+            return files.filter(Files::isRegularFile)
+                    .filter(p -> p.toString().contains(part))
+                    .mapToLong(p -> {
+                        try {
+                            return Files.size(p);
+                        } catch (IOException e) {
+                            return 0; // deleted meanwhile (compaction)
+                        }
+                    })
+                    .sum();
         }
     }
 
     private static void deleteUnder(Path dir) throws IOException {
         if (Files.isDirectory(dir)) {
             try (Stream<Path> files = Files.walk(dir)) {
-                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+                files.sorted(java.util.Comparator.reverseOrder())
+                        .forEach(p -> p.toFile().delete());
             }
         }
     }

@@ -34,15 +34,18 @@ class ClusterRescaleITCase {
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
 
     /** One phase of the run: its parallelism, the savepoint it started from, and the savepoint it ended with. */
-    record Phase(int parallelism, String from, String savepoint, int records, double seconds) {
-    }
+    record Phase(int parallelism, String from, String savepoint, int records, double seconds) {}
 
     @Test
     void stopWithSavepointAndResumeAtParallelism4Then1ChangesNothing() throws Exception {
         int documents = Integer.getInteger("rwkv.rescale.documents", 300);
-        ClusterSupport.Setup setup = ClusterSupport.Setup.of("it-rescale", Map.of(
-                "RWKV_CLUSTER_CONF_EXTRA", "taskmanager.load-balance.mode: SLOTS",
-                "RWKV_CLUSTER_LOG_EXTRA", ClusterSupport.TRACE_LOGGING));
+        ClusterSupport.Setup setup = ClusterSupport.Setup.of(
+                "it-rescale",
+                Map.of(
+                        "RWKV_CLUSTER_CONF_EXTRA",
+                        "taskmanager.load-balance.mode: SLOTS",
+                        "RWKV_CLUSTER_LOG_EXTRA",
+                        ClusterSupport.TRACE_LOGGING));
         ClusterSupport cluster = setup.rest();
         Map<String, String> env = setup.env();
         Path bin = setup.bin();
@@ -65,17 +68,33 @@ class ClusterRescaleITCase {
                 String savepoint = null;
                 for (int phase = 0; phase < parallelism.length; phase++) {
                     long t0 = System.nanoTime();
-                    List<String> args = new ArrayList<>(List.of("--bootstrap-servers", kafka.bootstrapServers(),
-                            "--chunks-topic", "chunks", "--embeddings-topic", "embeddings", "--dead-letters-topic",
-                            "dead-letters", "--group-id", "rescale-it", "--starting-offsets", "earliest",
-                            "--model", model.toString(), "--checkpoint-interval-ms", "1000", "--max-wait-ms", "20",
-                            "--parallelism", Integer.toString(parallelism[phase])));
+                    List<String> args = new ArrayList<>(List.of(
+                            "--bootstrap-servers",
+                            kafka.bootstrapServers(),
+                            "--chunks-topic",
+                            "chunks",
+                            "--embeddings-topic",
+                            "embeddings",
+                            "--dead-letters-topic",
+                            "dead-letters",
+                            "--group-id",
+                            "rescale-it",
+                            "--starting-offsets",
+                            "earliest",
+                            "--model",
+                            model.toString(),
+                            "--checkpoint-interval-ms",
+                            "1000",
+                            "--max-wait-ms",
+                            "20",
+                            "--parallelism",
+                            Integer.toString(parallelism[phase])));
                     Map<String, String> submitEnv = new java.util.HashMap<>(env);
                     if (savepoint != null) {
                         submitEnv.put("RWKV_SUBMIT_OPTS", "-s " + savepoint);
                     }
-                    String out = ClusterSupport.run(bin.resolve("submit.sh"), submitEnv, Duration.ofSeconds(60),
-                            args.toArray(String[]::new));
+                    String out = ClusterSupport.run(
+                            bin.resolve("submit.sh"), submitEnv, Duration.ofSeconds(60), args.toArray(String[]::new));
                     Matcher m = JOB_ID.matcher(out);
                     assertTrue(m.find(), "submit.sh prints the JobID: " + out);
                     jobId = m.group(1);
@@ -88,22 +107,28 @@ class ClusterRescaleITCase {
                     String from = savepoint;
                     if (phase < parallelism.length - 1) {
                         // stop while the job still works on what just arrived: half-done documents, queued chunks
-                        savepoint = cluster.stopWithSavepoint(jobId, work.resolve("savepoints"), Duration.ofSeconds(120));
+                        savepoint =
+                                cluster.stopWithSavepoint(jobId, work.resolve("savepoints"), Duration.ofSeconds(120));
                         cluster.awaitJobState(jobId, "FINISHED", Duration.ofSeconds(60));
                         jobId = null;
-                        System.out.printf("phase %d: parallelism %d, %d records, savepoint %s%n", phase + 1,
-                                parallelism[phase], part.size(), savepoint);
+                        System.out.printf(
+                                "phase %d: parallelism %d, %d records, savepoint %s%n",
+                                phase + 1, parallelism[phase], part.size(), savepoint);
                     }
-                    phases.add(new Phase(parallelism[phase], from, phase < parallelism.length - 1 ? savepoint : null,
-                            part.size(), (System.nanoTime() - t0) / 1e9));
+                    phases.add(new Phase(
+                            parallelism[phase],
+                            from,
+                            phase < parallelism.length - 1 ? savepoint : null,
+                            part.size(),
+                            (System.nanoTime() - t0) / 1e9));
                 }
-                ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", documents,
-                        Duration.ofSeconds(180));
-                long completed = cluster.checkpointCounts(jobId).path("completed").asLong();
+                ClusterSupport.awaitCommittedWhileProgressing(kafka, "embeddings", documents, Duration.ofSeconds(180));
+                long completed =
+                        cluster.checkpointCounts(jobId).path("completed").asLong();
                 cluster.awaitCheckpoints(jobId, completed + 2, Duration.ofSeconds(60)); // anything extra shows now
                 embeddings = ClusterSupport.readCommittedUntil(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO);
-                deadLetters = ClusterSupport.readCommittedUntil(kafka, "dead-letters", Integer.MAX_VALUE,
-                        Duration.ZERO);
+                deadLetters =
+                        ClusterSupport.readCommittedUntil(kafka, "dead-letters", Integer.MAX_VALUE, Duration.ZERO);
                 ClusterSupport.diagnoseMissing(kafka, docs, embeddings, work.resolve("log"));
             } catch (Throwable t) {
                 System.err.println(ClusterSupport.logTails(work));
@@ -119,15 +144,26 @@ class ClusterRescaleITCase {
         // documents whose chunks arrived in more than one phase: their states crossed a rescale
         Map<String, java.util.Set<Integer>> phasesOf = new java.util.HashMap<>();
         for (int i = 0; i < records.size(); i++) {
-            phasesOf.computeIfAbsent(new String(records.get(i).key(), java.nio.charset.StandardCharsets.UTF_8),
-                    k -> new java.util.HashSet<>()).add(i * parallelism.length / records.size());
+            phasesOf.computeIfAbsent(
+                            new String(records.get(i).key(), java.nio.charset.StandardCharsets.UTF_8),
+                            k -> new java.util.HashSet<>())
+                    .add(i * parallelism.length / records.size());
         }
         long crossing = phasesOf.values().stream().filter(p -> p.size() > 1).count();
-        System.out.printf("rescale test: %d documents, %d chunk records in (%d duplicates), %d embeddings out, "
+        System.out.printf(
+                "rescale test: %d documents, %d chunk records in (%d duplicates), %d embeddings out, "
                         + "%d duplicated, %d missing, %d not bit-identical, %d dead letters; %d documents across a "
                         + "rescale; phases %s; %.1f s%n",
-                documents, records.size(), records.size() - ClusterSupport.chunkCount(records), embeddings.size(),
-                o.duplicated(), o.missing(), o.mismatched(), deadLetters.size(), crossing, phases,
+                documents,
+                records.size(),
+                records.size() - ClusterSupport.chunkCount(records),
+                embeddings.size(),
+                o.duplicated(),
+                o.missing(),
+                o.mismatched(),
+                deadLetters.size(),
+                crossing,
+                phases,
                 (System.nanoTime() - started) / 1e9);
         assertEquals(0, o.duplicated(), "duplicated documents");
         assertEquals(0, o.missing(), "missing documents");

@@ -50,7 +50,8 @@ import org.junit.jupiter.api.Test;
 class ClusterScriptsITCase {
 
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     @Test
     void startsClusterSubmitsJobJarAndEmbedsEveryDocument() throws Exception {
@@ -75,12 +76,32 @@ class ClusterScriptsITCase {
             try {
                 ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "1");
                 waitForTaskManager(rest, Duration.ofSeconds(60));
-                String out = ClusterSupport.run(bin.resolve("submit.sh"), env, Duration.ofSeconds(60),
-                        "--bootstrap-servers", kafka.bootstrapServers(), "--chunks-topic", "chunks",
-                        "--embeddings-topic", "embeddings", "--dead-letters-topic", "dead-letters",
-                        "--group-id", "cluster-it", "--starting-offsets", "earliest", "--model", model.toString(),
-                        "--checkpoint-interval-ms", "500", "--max-wait-ms", "5", "--parallelism", "2",
-                        "--backend", "cuda");
+                String out = ClusterSupport.run(
+                        bin.resolve("submit.sh"),
+                        env,
+                        Duration.ofSeconds(60),
+                        "--bootstrap-servers",
+                        kafka.bootstrapServers(),
+                        "--chunks-topic",
+                        "chunks",
+                        "--embeddings-topic",
+                        "embeddings",
+                        "--dead-letters-topic",
+                        "dead-letters",
+                        "--group-id",
+                        "cluster-it",
+                        "--starting-offsets",
+                        "earliest",
+                        "--model",
+                        model.toString(),
+                        "--checkpoint-interval-ms",
+                        "500",
+                        "--max-wait-ms",
+                        "5",
+                        "--parallelism",
+                        "2",
+                        "--backend",
+                        "cuda");
                 Matcher m = JOB_ID.matcher(out);
                 assertTrue(m.find(), "submit.sh prints the JobID: " + out);
                 jobId = m.group(1);
@@ -91,10 +112,12 @@ class ClusterScriptsITCase {
                     assertTrue(e.getDim() > 0 && e.getVector().size() == e.getDim(), "vector of " + e.getKey());
                 }
                 String tmLogs = taskManagerLogs(work);
-                String expected = Cuda.availability().available() ? "runs on cuda"
+                String expected = Cuda.availability().available()
+                        ? "runs on cuda"
                         : "rwkv: CUDA backend unavailable (unavailable: ";
-                assertTrue(tmLogs.contains(expected) && (Cuda.availability().available()
-                        || tmLogs.contains("); using the CPU backend")),
+                assertTrue(
+                        tmLogs.contains(expected)
+                                && (Cuda.availability().available() || tmLogs.contains("); using the CPU backend")),
                         "the TaskManager's log file says where the operator runs and why: " + expected);
 
                 // the Prometheus endpoint of the TaskManager, as `cluster.sh status` names it, serves the rwkv metrics
@@ -102,11 +125,16 @@ class ClusterScriptsITCase {
                 Matcher url = Pattern.compile("taskmanager-1: running \\(pid \\d+, metrics (http://\\S+/metrics)\\)")
                         .matcher(status);
                 assertTrue(url.find(), "cluster.sh status names the TaskManager's metrics endpoint: " + status);
-                String page = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-                        URI.create(url.group(1))).timeout(Duration.ofSeconds(10)).build(),
-                        HttpResponse.BodyHandlers.ofString()).body();
+                String page = HttpClient.newHttpClient()
+                        .send(
+                                HttpRequest.newBuilder(URI.create(url.group(1)))
+                                        .timeout(Duration.ofSeconds(10))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString())
+                        .body();
                 Matcher embeddings = Pattern.compile(
-                        "(?m)^flink_taskmanager_job_task_operator_rwkv_embeddings\\{[^}]*\\} ([0-9.eE+]+)$").matcher(page);
+                                "(?m)^flink_taskmanager_job_task_operator_rwkv_embeddings\\{[^}]*\\} ([0-9.eE+]+)$")
+                        .matcher(page);
                 double emitted = 0;
                 while (embeddings.find()) {
                     emitted += Double.parseDouble(embeddings.group(1));
@@ -129,7 +157,8 @@ class ClusterScriptsITCase {
     private static String taskManagerLogs(Path work) throws IOException {
         StringBuilder sb = new StringBuilder();
         try (Stream<Path> logs = Files.list(work.resolve("log"))) {
-            for (Path log : logs.filter(f -> f.getFileName().toString().matches("taskmanager.*\\.log")).sorted()
+            for (Path log : logs.filter(f -> f.getFileName().toString().matches("taskmanager.*\\.log"))
+                    .sorted()
                     .toList()) {
                 sb.append(Files.readString(log));
             }
@@ -149,11 +178,18 @@ class ClusterScriptsITCase {
                 int cut = text.length() / 2;
                 List<String> pieces = List.of(text.substring(0, cut), text.substring(cut));
                 for (int seq = 0; seq < pieces.size(); seq++) {
-                    DocumentChunk chunk = DocumentChunk.newBuilder().setKey(doc.getKey()).setSeq(seq)
-                            .setText(pieces.get(seq)).setLast(seq == pieces.size() - 1)
-                            .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + seq)).build();
-                    producer.send(new ProducerRecord<>("chunks", doc.getKey().getBytes(StandardCharsets.UTF_8),
-                            codec.encodeSingleObject(chunk))).get(30, TimeUnit.SECONDS);
+                    DocumentChunk chunk = DocumentChunk.newBuilder()
+                            .setKey(doc.getKey())
+                            .setSeq(seq)
+                            .setText(pieces.get(seq))
+                            .setLast(seq == pieces.size() - 1)
+                            .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + seq))
+                            .build();
+                    producer.send(new ProducerRecord<>(
+                                    "chunks",
+                                    doc.getKey().getBytes(StandardCharsets.UTF_8),
+                                    codec.encodeSingleObject(chunk)))
+                            .get(30, TimeUnit.SECONDS);
                 }
             }
         }
@@ -169,7 +205,8 @@ class ClusterScriptsITCase {
         try (KafkaConsumer<byte[], byte[]> consumer =
                 new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             List<TopicPartition> partitions = consumer.partitionsFor("embeddings", Duration.ofSeconds(30)).stream()
-                    .map(info -> new TopicPartition("embeddings", info.partition())).toList();
+                    .map(info -> new TopicPartition("embeddings", info.partition()))
+                    .toList();
             consumer.assign(partitions);
             consumer.seekToBeginning(partitions);
             long deadline = System.nanoTime() + timeout.toNanos();
@@ -190,8 +227,11 @@ class ClusterScriptsITCase {
         String body = "";
         while (System.nanoTime() < deadline) {
             try {
-                body = http.send(HttpRequest.newBuilder(URI.create(rest + "/overview")).build(),
-                        HttpResponse.BodyHandlers.ofString()).body();
+                body = http.send(
+                                HttpRequest.newBuilder(URI.create(rest + "/overview"))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString())
+                        .body();
                 if (body.matches("(?s).*\"taskmanagers\"\\s*:\\s*[1-9].*")) {
                     return;
                 }
@@ -205,8 +245,11 @@ class ClusterScriptsITCase {
 
     private void cancel(String rest, String jobId) {
         try {
-            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(rest + "/jobs/" + jobId + "?mode=cancel"))
-                    .method("PATCH", HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+            HttpResponse<String> r = http.send(
+                    HttpRequest.newBuilder(URI.create(rest + "/jobs/" + jobId + "?mode=cancel"))
+                            .method("PATCH", HttpRequest.BodyPublishers.noBody())
+                            .build(),
+                    HttpResponse.BodyHandlers.ofString());
             assertTrue(r.statusCode() / 100 == 2, "cancel answered " + r.statusCode() + ": " + r.body());
         } catch (IOException | InterruptedException e) {
             System.err.println("cancel of " + jobId + " failed: " + e);

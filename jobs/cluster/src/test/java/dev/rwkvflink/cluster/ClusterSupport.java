@@ -15,8 +15,8 @@ import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.DocumentChunk;
-import dev.rwkvflink.schema.EmitReason;
 import dev.rwkvflink.schema.Embedding;
+import dev.rwkvflink.schema.EmitReason;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -56,18 +56,24 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  */
 final class ClusterSupport {
     static final ObjectMapper JSON = new ObjectMapper();
-    private static final String[] WORDS = {"river", "stone", "lantern", "quiet", "harbour", "north", "wind", "café",
-            "ember", "field", "Ωmega", "salt", "bridge", "morning", "ink", "über", "naïve", "déjà", "vu", "zero"};
+    private static final String[] WORDS = {
+        "river", "stone", "lantern", "quiet", "harbour", "north", "wind", "café", "ember", "field", "Ωmega", "salt",
+        "bridge", "morning", "ink", "über", "naïve", "déjà", "vu", "zero"
+    };
 
     /**
      * log4j lines for {@code RWKV_CLUSTER_LOG_EXTRA}: the operator's trace (every embedding with the checkpoint
      * after which it was emitted) and the Kafka sink's transactions, for {@link #diagnoseMissing}.
      */
-    static final String TRACE_LOGGING = String.join("\n", "logger.rwkv.name = dev.rwkvflink.operator",
-            "logger.rwkv.level = DEBUG", "logger.sink.name = org.apache.flink.connector.kafka.sink",
+    static final String TRACE_LOGGING = String.join(
+            "\n",
+            "logger.rwkv.name = dev.rwkvflink.operator",
+            "logger.rwkv.level = DEBUG",
+            "logger.sink.name = org.apache.flink.connector.kafka.sink",
             "logger.sink.level = DEBUG");
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final HttpClient http =
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private final String rest;
 
     /** @param rest the REST endpoint, e.g. http://127.0.0.1:8081 */
@@ -103,11 +109,15 @@ final class ClusterSupport {
             for (int i = 0; i < pieces; i++) {
                 boolean last = i == pieces - 1;
                 int end = last ? text.length() : start + random.nextInt(text.length() - start + 1);
-                DocumentChunk chunk = DocumentChunk.newBuilder().setKey(doc.getKey()).setSeq(i)
-                        .setText(text.substring(start, end)).setLast(last)
-                        .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + i)).build();
-                out.add(new ProducerRecord<>("chunks", doc.getKey().getBytes(StandardCharsets.UTF_8),
-                        codec.encodeSingleObject(chunk)));
+                DocumentChunk chunk = DocumentChunk.newBuilder()
+                        .setKey(doc.getKey())
+                        .setSeq(i)
+                        .setText(text.substring(start, end))
+                        .setLast(last)
+                        .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L + i))
+                        .build();
+                out.add(new ProducerRecord<>(
+                        "chunks", doc.getKey().getBytes(StandardCharsets.UTF_8), codec.encodeSingleObject(chunk)));
                 start = end;
             }
         }
@@ -133,7 +143,11 @@ final class ClusterSupport {
         EmbeddedKafka kafka = b.start();
         try (org.apache.kafka.clients.admin.Admin admin =
                 org.apache.kafka.clients.admin.Admin.create(kafka.adminProperties())) {
-            var level = admin.describeFeatures().featureMetadata().get().finalizedFeatures().get("transaction.version");
+            var level = admin.describeFeatures()
+                    .featureMetadata()
+                    .get()
+                    .finalizedFeatures()
+                    .get("transaction.version");
             System.out.println("broker transaction.version: " + (level == null ? "none" : level.maxVersionLevel()));
         }
         return kafka;
@@ -143,28 +157,30 @@ final class ClusterSupport {
      * For documents without a committed embedding: how many of their chunks the chunks topic holds, and whether an
      * embedding of theirs was written but never committed (read_uncommitted). Printed, for the report.
      */
-    static void diagnoseMissing(EmbeddedKafka kafka, Map<String, String> docs,
-            List<ConsumerRecord<byte[], byte[]>> embeddings, Path logs) throws Exception {
+    static void diagnoseMissing(
+            EmbeddedKafka kafka, Map<String, String> docs, List<ConsumerRecord<byte[], byte[]>> embeddings, Path logs)
+            throws Exception {
         java.util.Set<String> have = new java.util.HashSet<>();
         embeddings.forEach(r -> have.add(new String(r.key(), StandardCharsets.UTF_8)));
-        List<String> missing = docs.keySet().stream().filter(k -> !have.contains(k)).toList();
+        List<String> missing =
+                docs.keySet().stream().filter(k -> !have.contains(k)).toList();
         if (missing.isEmpty()) {
             return;
         }
         AvroCodec<DocumentChunk> chunkCodec = AvroCodec.of(DocumentChunk.class);
         Map<String, List<String>> chunks = new TreeMap<>();
-        for (ConsumerRecord<byte[], byte[]> r : ClusterSupport.read(kafka, "chunks", Integer.MAX_VALUE, Duration.ZERO,
-                "read_uncommitted")) {
+        for (ConsumerRecord<byte[], byte[]> r :
+                ClusterSupport.read(kafka, "chunks", Integer.MAX_VALUE, Duration.ZERO, "read_uncommitted")) {
             String key = new String(r.key(), StandardCharsets.UTF_8);
             if (missing.contains(key)) {
                 DocumentChunk c = chunkCodec.decodeSingleObject(r.value());
-                chunks.computeIfAbsent(key, k -> new ArrayList<>()).add(c.getSeq() + (c.getLast() ? "L" : "")
-                        + "@" + r.partition() + ":" + r.offset());
+                chunks.computeIfAbsent(key, k -> new ArrayList<>())
+                        .add(c.getSeq() + (c.getLast() ? "L" : "") + "@" + r.partition() + ":" + r.offset());
             }
         }
         Map<String, Integer> uncommitted = new TreeMap<>();
-        for (ConsumerRecord<byte[], byte[]> r : ClusterSupport.read(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO,
-                "read_uncommitted")) {
+        for (ConsumerRecord<byte[], byte[]> r :
+                ClusterSupport.read(kafka, "embeddings", Integer.MAX_VALUE, Duration.ZERO, "read_uncommitted")) {
             String key = new String(r.key(), StandardCharsets.UTF_8);
             if (missing.contains(key)) {
                 uncommitted.merge(key + "@" + r.partition() + ":" + r.offset(), 1, Integer::sum);
@@ -174,7 +190,8 @@ final class ClusterSupport {
                 + chunks + "; their embeddings written but not committed: " + uncommitted);
         // the operator's DEBUG trace of each missing document, from every TaskManager log
         try (var files = Files.list(logs)) {
-            for (Path f : files.filter(f -> f.getFileName().toString().matches("taskmanager-\\d+\\.log")).toList()) {
+            for (Path f : files.filter(f -> f.getFileName().toString().matches("taskmanager-\\d+\\.log"))
+                    .toList()) {
                 for (String line : Files.readAllLines(f)) {
                     for (String key : missing) {
                         if (line.contains("key=" + key + " ")) {
@@ -188,7 +205,9 @@ final class ClusterSupport {
         try (org.apache.kafka.clients.admin.Admin admin =
                 org.apache.kafka.clients.admin.Admin.create(kafka.adminProperties())) {
             List<String> ids = admin.listTransactions().all().get().stream()
-                    .map(org.apache.kafka.clients.admin.TransactionListing::transactionalId).sorted().toList();
+                    .map(org.apache.kafka.clients.admin.TransactionListing::transactionalId)
+                    .sorted()
+                    .toList();
             var described = admin.describeTransactions(ids).all().get();
             Map<String, Integer> byState = new TreeMap<>();
             for (String id : ids) {
@@ -205,8 +224,7 @@ final class ClusterSupport {
     }
 
     /** Committed LAST embeddings against the documents: counts of duplicated, missing and not bit-identical. */
-    record Outcome(int duplicated, int missing, int mismatched) {
-    }
+    record Outcome(int duplicated, int missing, int mismatched) {}
 
     /**
      * Decodes the embeddings (all must be LAST) and compares each document's with the engine's one-shot embedding
@@ -218,8 +236,9 @@ final class ClusterSupport {
     }
 
     /** As above, with the model's vocabulary file (null: the byte tokenizer of a 256-token model). */
-    static Outcome compare(List<ConsumerRecord<byte[], byte[]>> embeddings, Map<String, String> docs, Path model,
-            Path vocab) throws IOException {
+    static Outcome compare(
+            List<ConsumerRecord<byte[], byte[]>> embeddings, Map<String, String> docs, Path model, Path vocab)
+            throws IOException {
         AvroCodec<Embedding> codec = AvroCodec.of(Embedding.class);
         Map<String, Emitted> byKey = new HashMap<>();
         int duplicates = 0;
@@ -238,13 +257,13 @@ final class ClusterSupport {
     }
 
     /** A final embedding as some output carried it: the vector and the document's token count. */
-    record Emitted(float[] vector, long tokens) {
-    }
+    record Emitted(float[] vector, long tokens) {}
 
     /** {@link #compare} of final embeddings already read, {@code duplicates} of them dropped. */
-    static Outcome compare(Map<String, Emitted> byKey, int duplicates, Map<String, String> docs, Path model,
-            Path vocab) throws IOException {
-        int missing = (int) docs.keySet().stream().filter(k -> !byKey.containsKey(k)).count();
+    static Outcome compare(Map<String, Emitted> byKey, int duplicates, Map<String, String> docs, Path model, Path vocab)
+            throws IOException {
+        int missing =
+                (int) docs.keySet().stream().filter(k -> !byKey.containsKey(k)).count();
         int mismatched = 0;
         try (RwkvModel m = RwkvModel.load(model, Backends.byName("cpu"))) {
             Tokenizer tokenizer = Tokenizers.forModel(m.config().vocab(), vocab);
@@ -271,8 +290,9 @@ final class ClusterSupport {
     }
 
     /** Sends the records in order, paced evenly over {@code millis}. */
-    static void produce(EmbeddedKafka kafka, List<ProducerRecord<byte[], byte[]>> records, long millis,
-            AtomicInteger sent) throws Exception {
+    static void produce(
+            EmbeddedKafka kafka, List<ProducerRecord<byte[], byte[]>> records, long millis, AtomicInteger sent)
+            throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         p.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -313,8 +333,9 @@ final class ClusterSupport {
                     lastProgress = System.nanoTime();
                 }
             }
-            System.out.printf("%s: %d of %d committed records%s%n", topic, seen, count,
-                    seen < count ? " (no new record for " + stall + ")" : "");
+            System.out.printf(
+                    "%s: %d of %d committed records%s%n",
+                    topic, seen, count, seen < count ? " (no new record for " + stall + ")" : "");
         }
     }
 
@@ -326,20 +347,21 @@ final class ClusterSupport {
         KafkaConsumer<byte[], byte[]> consumer =
                 new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer());
         List<TopicPartition> partitions = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
-                .map(info -> new TopicPartition(topic, info.partition())).toList();
+                .map(info -> new TopicPartition(topic, info.partition()))
+                .toList();
         consumer.assign(partitions);
         consumer.seekToBeginning(partitions);
         return consumer;
     }
 
-    static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(EmbeddedKafka kafka, String topic,
-            int count, Duration timeout) {
+    static List<ConsumerRecord<byte[], byte[]>> readCommittedUntil(
+            EmbeddedKafka kafka, String topic, int count, Duration timeout) {
         return read(kafka, topic, count, timeout, "read_committed");
     }
 
     /** Reads from the beginning until {@code count} records or the timeout, then to the end offsets. */
-    static List<ConsumerRecord<byte[], byte[]>> read(EmbeddedKafka kafka, String topic, int count,
-            Duration timeout, String isolation) {
+    static List<ConsumerRecord<byte[], byte[]>> read(
+            EmbeddedKafka kafka, String topic, int count, Duration timeout, String isolation) {
         try (KafkaConsumer<byte[], byte[]> consumer = fromBeginning(kafka, topic, isolation)) {
             List<TopicPartition> partitions = List.copyOf(consumer.assignment());
             List<ConsumerRecord<byte[], byte[]>> read = new ArrayList<>();
@@ -353,7 +375,8 @@ final class ClusterSupport {
                     && System.nanoTime() < drain) {
                 consumer.poll(Duration.ofMillis(200)).forEach(read::add);
             }
-            assertTrue(partitions.stream().allMatch(tp -> consumer.position(tp) >= end.get(tp)),
+            assertTrue(
+                    partitions.stream().allMatch(tp -> consumer.position(tp) >= end.get(tp)),
                     "read " + topic + " to its end offsets " + end);
             return read;
         }
@@ -362,8 +385,11 @@ final class ClusterSupport {
     // ------------------------------------------------------------------ the REST API
 
     JsonNode get(String path) throws IOException, InterruptedException {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(rest + path))
-                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> r = http.send(
+                HttpRequest.newBuilder(URI.create(rest + path))
+                        .timeout(Duration.ofSeconds(10))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
         if (r.statusCode() / 100 != 2) {
             throw new IOException("GET " + path + " answered " + r.statusCode() + ": " + r.body());
         }
@@ -391,39 +417,59 @@ final class ClusterSupport {
         }
 
         static Setup of(String workName, Map<String, String> extraEnv) throws IOException {
-            org.junit.jupiter.api.Assumptions.assumeTrue(onPath("bash") && onPath("curl"),
-                    "bash or curl missing: skipping the cluster test");
+            org.junit.jupiter.api.Assumptions.assumeTrue(
+                    onPath("bash") && onPath("curl"), "bash or curl missing: skipping the cluster test");
             Path module = Path.of(System.getProperty("rwkv.cluster.module", "."));
             Path jobJar = Path.of(System.getProperty("rwkv.cluster.job.jar", "target/rwkv-flink-job.jar"));
-            Path libClasspath = Path.of(System.getProperty("rwkv.cluster.lib.classpath",
-                    "target/flink-lib.classpath"));
-            org.junit.jupiter.api.Assumptions.assumeTrue(Files.isRegularFile(jobJar)
-                    && Files.isRegularFile(libClasspath),
+            Path libClasspath = Path.of(System.getProperty("rwkv.cluster.lib.classpath", "target/flink-lib.classpath"));
+            org.junit.jupiter.api.Assumptions.assumeTrue(
+                    Files.isRegularFile(jobJar) && Files.isRegularFile(libClasspath),
                     "job jar or flink-lib.classpath not built (run in the integration-test phase): " + jobJar);
-            Path model = Path.of(System.getProperty("rwkv.shared.dir", "../../../shared"), "reference",
-                    "rwkv-cpp-tests", "tiny-rwkv-7v0-834K-FP32.bin").toAbsolutePath().normalize();
-            org.junit.jupiter.api.Assumptions.assumeTrue(Files.isRegularFile(model),
-                    "reference model absent, skipping: " + model);
-            Path work = Path.of(System.getProperty("rwkv.cluster.work.dir", "target/it-cluster")).toAbsolutePath()
+            Path model = Path.of(
+                            System.getProperty("rwkv.shared.dir", "../../../shared"),
+                            "reference",
+                            "rwkv-cpp-tests",
+                            "tiny-rwkv-7v0-834K-FP32.bin")
+                    .toAbsolutePath()
+                    .normalize();
+            org.junit.jupiter.api.Assumptions.assumeTrue(
+                    Files.isRegularFile(model), "reference model absent, skipping: " + model);
+            Path work = Path.of(System.getProperty("rwkv.cluster.work.dir", "target/it-cluster"))
+                    .toAbsolutePath()
                     .resolveSibling(workName);
             int restPort = freePort();
-            Map<String, String> env = new java.util.HashMap<>(Map.of("RWKV_CLUSTER_DIR", work.toString(),
-                    "RWKV_CLUSTER_REST_PORT", Integer.toString(restPort),
-                    "RWKV_CLUSTER_RPC_PORT", Integer.toString(freePort()),
-                    "RWKV_CLUSTER_SLOTS", "2",
-                    "RWKV_FLINK_LIB_CLASSPATH", libClasspath.toAbsolutePath().toString(),
-                    "RWKV_JOB_JAR", jobJar.toAbsolutePath().toString()));
+            Map<String, String> env = new java.util.HashMap<>(Map.of(
+                    "RWKV_CLUSTER_DIR",
+                    work.toString(),
+                    "RWKV_CLUSTER_REST_PORT",
+                    Integer.toString(restPort),
+                    "RWKV_CLUSTER_RPC_PORT",
+                    Integer.toString(freePort()),
+                    "RWKV_CLUSTER_SLOTS",
+                    "2",
+                    "RWKV_FLINK_LIB_CLASSPATH",
+                    libClasspath.toAbsolutePath().toString(),
+                    "RWKV_JOB_JAR",
+                    jobJar.toAbsolutePath().toString()));
             env.putAll(extraEnv);
-            return new Setup(module.resolve("bin"), model, work,
-                    new ClusterSupport("http://127.0.0.1:" + restPort), Map.copyOf(env));
+            return new Setup(
+                    module.resolve("bin"),
+                    model,
+                    work,
+                    new ClusterSupport("http://127.0.0.1:" + restPort),
+                    Map.copyOf(env));
         }
     }
 
     /** POSTs a JSON body; returns the answer. */
     JsonNode post(String path, String json) throws IOException, InterruptedException {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(rest + path))
-                .timeout(Duration.ofSeconds(10)).header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> r = http.send(
+                HttpRequest.newBuilder(URI.create(rest + path))
+                        .timeout(Duration.ofSeconds(10))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(json))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
         if (r.statusCode() / 100 != 2) {
             throw new IOException("POST " + path + " answered " + r.statusCode() + ": " + r.body());
         }
@@ -435,15 +481,22 @@ final class ClusterSupport {
      * every operator snapshots, the sinks commit, the job ends FINISHED) and returns the savepoint's location.
      */
     String stopWithSavepoint(String jobId, Path dir, Duration timeout) throws Exception {
-        String trigger = post("/jobs/" + jobId + "/stop", JSON.createObjectNode()
-                .put("targetDirectory", dir.toUri().toString()).put("drain", false).toString())
-                .path("request-id").asText();
+        String trigger = post(
+                        "/jobs/" + jobId + "/stop",
+                        JSON.createObjectNode()
+                                .put("targetDirectory", dir.toUri().toString())
+                                .put("drain", false)
+                                .toString())
+                .path("request-id")
+                .asText();
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
             JsonNode status = get("/jobs/" + jobId + "/savepoints/" + trigger);
             if (status.path("status").path("id").asText().equals("COMPLETED")) {
                 JsonNode op = status.path("operation");
-                assertTrue(op.path("failure-cause").isMissingNode() || op.path("failure-cause").isNull(),
+                assertTrue(
+                        op.path("failure-cause").isMissingNode()
+                                || op.path("failure-cause").isNull(),
                         "stop with savepoint failed: " + op);
                 return op.path("location").asText();
             }
@@ -457,8 +510,9 @@ final class ClusterSupport {
         long deadline = System.nanoTime() + timeout.toNanos();
         String now;
         while (!(now = get("/jobs/" + jobId).path("state").asText()).equals(state)) {
-            assertTrue(System.nanoTime() < deadline, "job " + jobId + " is " + now + ", not " + state
-                    + " within " + timeout);
+            assertTrue(
+                    System.nanoTime() < deadline,
+                    "job " + jobId + " is " + now + ", not " + state + " within " + timeout);
             Thread.sleep(100);
         }
     }
@@ -487,9 +541,11 @@ final class ClusterSupport {
     /** TaskManagers (resource ids, e.g. taskmanager-1) running tasks of the job's RWKV vertex, busiest first. */
     List<String> busyTaskManagers(String jobId) throws Exception {
         for (JsonNode v : get("/jobs/" + jobId).path("vertices")) {
-            if (v.path("name").asText().contains("RWKV") || v.path("name").asText().contains("rwkv")) {
+            if (v.path("name").asText().contains("RWKV")
+                    || v.path("name").asText().contains("rwkv")) {
                 List<String> out = new ArrayList<>();
-                for (JsonNode tm : get("/jobs/" + jobId + "/vertices/" + v.path("id").asText() + "/taskmanagers")
+                for (JsonNode tm : get("/jobs/" + jobId + "/vertices/"
+                                + v.path("id").asText() + "/taskmanagers")
                         .path("taskmanagers")) {
                     out.add(tm.path("taskmanager-id").asText());
                 }
@@ -515,13 +571,19 @@ final class ClusterSupport {
     }
 
     long latestCompletedTrigger(String jobId) throws Exception {
-        return get("/jobs/" + jobId + "/checkpoints").path("latest").path("completed").path("trigger_timestamp")
+        return get("/jobs/" + jobId + "/checkpoints")
+                .path("latest")
+                .path("completed")
+                .path("trigger_timestamp")
                 .asLong(0);
     }
 
     long restoredCheckpoint(String jobId) throws Exception {
-        JsonNode restored = get("/jobs/" + jobId + "/checkpoints").path("latest").path("restored");
-        return restored.isMissingNode() || restored.isNull() ? -1 : restored.path("id").asLong(-1);
+        JsonNode restored =
+                get("/jobs/" + jobId + "/checkpoints").path("latest").path("restored");
+        return restored.isMissingNode() || restored.isNull()
+                ? -1
+                : restored.path("id").asLong(-1);
     }
 
     /** When the job last switched to RUNNING (epoch millis; after a restart, the restart's). */
@@ -541,8 +603,11 @@ final class ClusterSupport {
     String checkpointSummary(String jobId) throws Exception {
         JsonNode all = get("/jobs/" + jobId + "/checkpoints");
         JsonNode latest = all.path("latest").path("completed");
-        return String.format("checkpoints %s, latest: full state %d B, incremental %d B, %d ms",
-                all.path("counts"), latest.path("state_size").asLong(), latest.path("checkpointed_size").asLong(),
+        return String.format(
+                "checkpoints %s, latest: full state %d B, incremental %d B, %d ms",
+                all.path("counts"),
+                latest.path("state_size").asLong(),
+                latest.path("checkpointed_size").asLong(),
                 latest.path("end_to_end_duration").asLong());
     }
 
@@ -566,8 +631,11 @@ final class ClusterSupport {
 
     void cancel(String jobId) {
         try {
-            http.send(HttpRequest.newBuilder(URI.create(rest + "/jobs/" + jobId + "?mode=cancel"))
-                    .method("PATCH", HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+            http.send(
+                    HttpRequest.newBuilder(URI.create(rest + "/jobs/" + jobId + "?mode=cancel"))
+                            .method("PATCH", HttpRequest.BodyPublishers.noBody())
+                            .build(),
+                    HttpResponse.BodyHandlers.ofString());
         } catch (IOException | InterruptedException e) {
             System.err.println("cancel of " + jobId + " failed: " + e);
         }
@@ -589,8 +657,8 @@ final class ClusterSupport {
         Files.deleteIfExists(output);
         if (!finished) {
             process.destroyForcibly();
-            throw new AssertionError(script.getFileName() + " " + String.join(" ", args) + " ran past " + timeout
-                    + ":\n" + out);
+            throw new AssertionError(
+                    script.getFileName() + " " + String.join(" ", args) + " ran past " + timeout + ":\n" + out);
         }
         if (process.exitValue() != 0) {
             throw new AssertionError(script.getFileName() + " " + String.join(" ", args) + " exited "
@@ -634,7 +702,8 @@ final class ClusterSupport {
             for (Path log : logs.sorted().toList()) {
                 List<String> lines = Files.readAllLines(log);
                 sb.append("==== ").append(log).append('\n');
-                lines.subList(Math.max(0, lines.size() - 40), lines.size()).forEach(l -> sb.append(l).append('\n'));
+                lines.subList(Math.max(0, lines.size() - 40), lines.size())
+                        .forEach(l -> sb.append(l).append('\n'));
             }
         } catch (IOException e) {
             sb.append("no logs: ").append(e);

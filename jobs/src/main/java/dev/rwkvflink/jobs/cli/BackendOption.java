@@ -5,7 +5,10 @@ import picocli.CommandLine.Option;
 
 /** {@code --backend}, declared once for every command (its text is the rwkv.backend option's). */
 final class BackendOption {
-    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME",
+    @Option(
+            names = "--backend",
+            defaultValue = "cpu",
+            paramLabel = "NAME",
             description = RwkvOptions.BACKEND_DESCRIPTION + " Default: ${DEFAULT-VALUE}.")
     String name;
 }

@@ -11,10 +11,6 @@ import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
-
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,6 +19,9 @@ import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 /**
  * Tokens per second of the engine, llama-bench style: decode (one token per call, logits every token), sequence
@@ -30,8 +29,11 @@ import java.util.regex.Pattern;
  * only), reported apart; warm-up, then the median of repeated runs. {@code --backend cuda} runs the GPU benchmark
  * ({@link CudaBench}) instead.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure tokens/s: decode, sequence mode and many streams (CPU), or the GPU benchmark (--backend cuda).")
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        description =
+                "Measure tokens/s: decode, sequence mode and many streams (CPU), or the GPU benchmark (--backend cuda).")
 final class BenchCommand implements Callable<Integer> {
     /** seqN: N tokens in one call; seqN/K: the same N tokens in calls of K (the state carries over). */
     private static final Pattern SEQ = Pattern.compile("seq(\\d+)(?:/(\\d+))?");
@@ -41,36 +43,54 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "FILE", description = "A model file; default: random RWKV-7 0.1B shape.")
     Path model;
 
-    @Option(names = "--type", defaultValue = "F32", paramLabel = "TYPE",
+    @Option(
+            names = "--type",
+            defaultValue = "F32",
+            paramLabel = "TYPE",
             description = "Matrix type of the random model: F32, F16, BF16, Q8_0, Q5_1, ... Default: ${DEFAULT-VALUE}.")
     WeightType type;
 
     @Mixin
     BackendOption backend = new BackendOption();
 
-    @Option(names = "--modes", split = ",", defaultValue = "decode,seq64/16,seq512,streams64x16/16",
+    @Option(
+            names = "--modes",
+            split = ",",
+            defaultValue = "decode,seq64/16,seq512,streams64x16/16",
             description = "decode (1 token per call, logits every token); head (the output head alone, one token per "
                     + "product, also in GB/s); memory (the read bandwidth the kernels can reach, GB/s); seqN (N tokens "
                     + "in one call) or seqN/K (in calls of K), logits of the last; streamsKxT[/B] (K keys x T tokens, "
                     + "B keys per call, hidden vectors only). Default: ${DEFAULT-VALUE}.")
     List<String> modes;
 
-    @Option(names = "--decode-tokens", defaultValue = "16",
+    @Option(
+            names = "--decode-tokens",
+            defaultValue = "16",
             description = "Tokens per decode run (products per head run). Default: ${DEFAULT-VALUE}.")
     int decodeTokens;
 
     @Option(names = "--reps", defaultValue = "5", description = "Measured repetitions. Default: ${DEFAULT-VALUE}.")
     int reps;
 
-    @Option(names = "--warmup", defaultValue = "1", description = "Unmeasured warm-up runs per mode, right before its measured runs. Default: ${DEFAULT-VALUE}.")
+    @Option(
+            names = "--warmup",
+            defaultValue = "1",
+            description =
+                    "Unmeasured warm-up runs per mode, right before its measured runs. Default: ${DEFAULT-VALUE}.")
     int warmup;
 
-    @Option(names = "--warmup-seconds", defaultValue = "5", paramLabel = "S",
-            description = "First run every mode in turn for at least this long, unmeasured, so that the JIT has "
-                    + "compiled the kernels every mode uses (a steady state, as in a long-running job). Default: ${DEFAULT-VALUE}.")
+    @Option(
+            names = "--warmup-seconds",
+            defaultValue = "5",
+            paramLabel = "S",
+            description =
+                    "First run every mode in turn for at least this long, unmeasured, so that the JIT has "
+                            + "compiled the kernels every mode uses (a steady state, as in a long-running job). Default: ${DEFAULT-VALUE}.")
     double warmupSeconds;
 
-    @Option(names = "--shapes", paramLabel = "LIST",
+    @Option(
+            names = "--shapes",
+            paramLabel = "LIST",
             description = "With --backend cuda: model shapes, e.g. 0.1b,1.5b,7b (CudaBench's default when absent).")
     String shapes;
 
@@ -84,12 +104,20 @@ final class BenchCommand implements Callable<Integer> {
         }
         Backend be = Backends.byName(backend.name);
         long t0 = System.nanoTime();
-        RwkvModel m = model != null ? RwkvModel.load(model, be)
+        RwkvModel m = model != null
+                ? RwkvModel.load(model, be)
                 : RwkvModel.of(RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, type), be);
-        System.out.printf("model %s: RWKV %s L%d D%d vocab %d, %s weights; backend %s; %d threads; loaded in %.1f s%n",
-                model != null ? model : "random 0.1B", m.config().version().label(), m.config().layers(),
-                m.config().embd(), m.config().vocab(), m.config().matrixType(), be.name(),
-                Runtime.getRuntime().availableProcessors(), (System.nanoTime() - t0) / 1e9);
+        System.out.printf(
+                "model %s: RWKV %s L%d D%d vocab %d, %s weights; backend %s; %d threads; loaded in %.1f s%n",
+                model != null ? model : "random 0.1B",
+                m.config().version().label(),
+                m.config().layers(),
+                m.config().embd(),
+                m.config().vocab(),
+                m.config().matrixType(),
+                be.name(),
+                Runtime.getRuntime().availableProcessors(),
+                (System.nanoTime() - t0) / 1e9);
         System.out.println("| mode | tokens/s (median) | runs (tokens/s) |");
         System.out.println("|---|---|---|");
         SplittableRandom rnd = new SplittableRandom(7);
@@ -110,19 +138,26 @@ final class BenchCommand implements Callable<Integer> {
                     rates.add(w.tokens() / secs);
                 }
             }
-            double[] sorted = rates.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-            double median = sorted.length % 2 == 1 ? sorted[sorted.length / 2]
+            double[] sorted =
+                    rates.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double median = sorted.length % 2 == 1
+                    ? sorted[sorted.length / 2]
                     : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-            System.out.printf("| %s | %.1f | %s |%n", mode, median,
+            System.out.printf(
+                    "| %s | %.1f | %s |%n",
+                    mode,
+                    median,
                     Arrays.toString(rates.stream().mapToLong(Math::round).toArray()));
             if (w instanceof Workload.Memory(MemoryProbe probe)) {
-                memoryNote = String.format("memory: %d MiB read with the backend's threads: %.2f GB/s at the median",
+                memoryNote = String.format(
+                        "memory: %d MiB read with the backend's threads: %.2f GB/s at the median",
                         probe.bytes() >> 20, median * probe.bytes() / 1e9);
             }
             if (w instanceof Workload.Head) {
                 Tensor head = m.weights().get("head.weight");
                 long bytes = head.data().byteSize();
-                headNote = String.format("head: %d x %d %s, %.1f MB read per product: %.2f GB/s at the median",
+                headNote = String.format(
+                        "head: %d x %d %s, %.1f MB read per product: %.2f GB/s at the median",
                         head.rows(), head.cols(), head.type(), bytes / 1e6, median * bytes / 1e9);
             }
         }
@@ -156,6 +191,7 @@ final class BenchCommand implements Callable<Integer> {
 
     /** The buffer of the memory mode: 512 MiB, far beyond any cache here. */
     private static final long MEMORY_PROBE_BYTES = 512L << 20;
+
     private MemoryProbe memoryProbe;
 
     private Workload workload(String mode) {
@@ -179,11 +215,11 @@ final class BenchCommand implements Callable<Integer> {
         Matcher k = STREAMS.matcher(mode);
         if (k.matches()) {
             int keys = Integer.parseInt(k.group(1));
-            return new Workload.Streams(keys, Integer.parseInt(k.group(2)),
-                    k.group(3) == null ? keys : Integer.parseInt(k.group(3)));
+            return new Workload.Streams(
+                    keys, Integer.parseInt(k.group(2)), k.group(3) == null ? keys : Integer.parseInt(k.group(3)));
         }
-        throw new IllegalArgumentException("unknown mode " + mode
-                + " (decode, head, memory, seqN, seqN/K, streamsKxT, streamsKxT/B)");
+        throw new IllegalArgumentException(
+                "unknown mode " + mode + " (decode, head, memory, seqN, seqN/K, streamsKxT, streamsKxT/B)");
     }
 
     /** One measured run: fresh states, random token ids, wall time in seconds. */
@@ -242,7 +278,8 @@ final class BenchCommand implements Callable<Integer> {
         record Sequence(int tokens, int chunk) implements Workload {
             public Sequence {
                 if (chunk < 1 || tokens < 1) {
-                    throw new IllegalArgumentException("seq" + tokens + "/" + chunk + ": need at least 1 token per call");
+                    throw new IllegalArgumentException(
+                            "seq" + tokens + "/" + chunk + ": need at least 1 token per call");
                 }
             }
 
@@ -267,7 +304,8 @@ final class BenchCommand implements Callable<Integer> {
         record Streams(int keys, int perKey, int batch) implements Workload {
             public Streams {
                 if (keys < 1 || perKey < 1 || batch < 1) {
-                    throw new IllegalArgumentException("streams" + keys + "x" + perKey + "/" + batch + ": all must be >= 1");
+                    throw new IllegalArgumentException(
+                            "streams" + keys + "x" + perKey + "/" + batch + ": all must be >= 1");
                 }
             }
 

@@ -13,15 +13,14 @@ import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
-
 import java.io.IOException;
 import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 /**
  * Embeds one text file: its bytes, read and tokenized piece by piece ({@link ChunkTokenizer}: exactly the tokens
@@ -37,31 +36,43 @@ import java.util.concurrent.Callable;
  * <p>This is the reference the streaming operator must match: a text embedded chunk by chunk gives exactly this
  * vector.
  */
-@Command(name = "embed", mixinStandardHelpOptions = true,
+@Command(
+        name = "embed",
+        mixinStandardHelpOptions = true,
         description = "Embed a text file in one pass and print {\"key\", \"dim\", \"vector\"} as one JSON line.")
 final class EmbedCommand implements Callable<Integer> {
 
     /** ASCII-only JSON: non-ASCII characters of the key are written as escapes. */
-    private static final JsonFactory JSON = JsonFactory.builder().enable(JsonWriteFeature.ESCAPE_NON_ASCII).build();
+    private static final JsonFactory JSON =
+            JsonFactory.builder().enable(JsonWriteFeature.ESCAPE_NON_ASCII).build();
 
-    @Option(names = "--model", paramLabel = "FILE",
+    @Option(
+            names = "--model",
+            paramLabel = "FILE",
             description = "Model file: rwkv.cpp .bin, BlinkDL .pth or .safetensors. Default: the built-in demo "
                     + "model (random weights: its embeddings carry NO learned meaning).")
     Path model;
 
-    @Option(names = "--vocab", paramLabel = "FILE",
+    @Option(
+            names = "--vocab",
+            paramLabel = "FILE",
             description = "Vocabulary: rwkv_vocab_v20230424.txt (World) or 20B_tokenizer.json (v4 Pile). "
                     + "Not needed for 256-token byte-level models (the demo model is one).")
     Path vocab;
 
-    @Option(names = "--text-file", required = true, paramLabel = "FILE",
+    @Option(
+            names = "--text-file",
+            required = true,
+            paramLabel = "FILE",
             description = "The text to embed, read as bytes (UTF-8 expected).")
     Path textFile;
 
     @Mixin
     PoolingOption pooling = new PoolingOption();
 
-    @Option(names = "--stats", paramLabel = "FILE",
+    @Option(
+            names = "--stats",
+            paramLabel = "FILE",
             description = "Embedding statistics (JSON) of this model and pooling, to standardize channels with.")
     Path stats;
 
@@ -89,8 +100,13 @@ final class EmbedCommand implements Callable<Integer> {
             float[][] hidden = new float[1][];
             long tokens = text.tokenize(tokenizer.chunked(), (pieceTokens, read) -> {
                 hidden[0] = m.hidden(state, pieceTokens);
-                shown.update(String.format(Locale.ROOT, "embedding %s: %s of %s (%.0f%%)", textFile.getFileName(),
-                        TerminalProgress.megabytes(read), TerminalProgress.megabytes(size), 100.0 * read / size));
+                shown.update(String.format(
+                        Locale.ROOT,
+                        "embedding %s: %s of %s (%.0f%%)",
+                        textFile.getFileName(),
+                        TerminalProgress.megabytes(read),
+                        TerminalProgress.megabytes(size),
+                        100.0 * read / size));
             });
             shown.done();
             if (tokens == 0) {
@@ -99,12 +115,20 @@ final class EmbedCommand implements Callable<Integer> {
             float[] vector = embedder.embed(hidden[0], state);
 
             System.out.println(jsonLine(textFile.getFileName().toString(), vector));
-            System.err.printf("embedded %d bytes (%d tokens) in %.2f s on the %s backend: pooling %s%s, dim %d%n",
-                    size, tokens, shown.seconds(), m.backend().name(), embedder.pooling(),
-                    stats != null ? " standardized" : "", vector.length);
+            System.err.printf(
+                    "embedded %d bytes (%d tokens) in %.2f s on the %s backend: pooling %s%s, dim %d%n",
+                    size,
+                    tokens,
+                    shown.seconds(),
+                    m.backend().name(),
+                    embedder.pooling(),
+                    stats != null ? " standardized" : "",
+                    vector.length);
             if (text.grew()) {
-                System.err.printf("warning: %s grew while it was read; its first %d bytes (its size when embedding"
-                        + " began) were embedded%n", textFile, size);
+                System.err.printf(
+                        "warning: %s grew while it was read; its first %d bytes (its size when embedding"
+                                + " began) were embedded%n",
+                        textFile, size);
             }
             return 0;
         }

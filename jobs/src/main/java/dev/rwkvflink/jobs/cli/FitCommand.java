@@ -1,6 +1,5 @@
 package dev.rwkvflink.jobs.cli;
 
-import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.engine.backend.Backends;
@@ -9,19 +8,13 @@ import dev.rwkvflink.engine.embed.EmbeddingStats;
 import dev.rwkvflink.engine.embed.LinearHead;
 import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.engine.embed.SoftmaxTrainer;
+import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.engine.model.ModelSources;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import dev.rwkvflink.jobs.Settings;
-import dev.rwkvflink.kafka.RecordFormat;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
-
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -36,6 +29,11 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * Trains a classification head from labelled text: embeds every text in one engine call, collects per-channel
@@ -47,11 +45,15 @@ import java.util.concurrent.Callable;
  * label in an attribute ({@code --topic}, see {@link LabelledTopic}). Examples keep the file's order, or the key
  * order for a topic; a seeded shuffle of that order picks the held-out ones ({@link #split}).
  */
-@Command(name = "fit", mixinStandardHelpOptions = true,
-        description = {"Train a classification head (and normalisation statistics) from labelled text: JSONL "
-                + "{\"text\", \"label\"} lines (--data), or DocumentChunk records on a Kafka topic whose chunks "
-                + "carry the label in an attribute (--topic; reassembled per key in seq order, read from the "
-                + "earliest to the end offsets, committed records only)."})
+@Command(
+        name = "fit",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Train a classification head (and normalisation statistics) from labelled text: JSONL "
+                    + "{\"text\", \"label\"} lines (--data), or DocumentChunk records on a Kafka topic whose chunks "
+                    + "carry the label in an attribute (--topic; reassembled per key in seq order, read from the "
+                    + "earliest to the end offsets, committed records only)."
+        })
 final class FitCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -65,31 +67,45 @@ final class FitCommand implements Callable<Integer> {
     @Mixin
     BackendOption backend = new BackendOption();
 
-    @Option(names = "--data", paramLabel = "FILE",
+    @Option(
+            names = "--data",
+            paramLabel = "FILE",
             description = "JSONL, one {\"text\": ..., \"label\": ...} per line. Exactly one of --data and --topic.")
     Path data;
 
-    @Option(names = "--topic", paramLabel = "TOPIC",
+    @Option(
+            names = "--topic",
+            paramLabel = "TOPIC",
             description = "Kafka topic of DocumentChunk records (Avro, as the embed job reads them) to train on; "
                     + "needs --bootstrap-servers.")
     String topic;
 
-    @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT[,...]",
+    @Option(
+            names = "--bootstrap-servers",
+            paramLabel = "HOST:PORT[,...]",
             description = "Kafka brokers (with --topic).")
     String bootstrapServers;
 
-    @Option(names = "--label-attribute", defaultValue = "label", paramLabel = "NAME",
+    @Option(
+            names = "--label-attribute",
+            defaultValue = "label",
+            paramLabel = "NAME",
             description = "The chunk attribute holding a document's label (with --topic). Default: ${DEFAULT-VALUE}.")
     String labelAttribute;
 
     @Mixin
     FormatOptions format = new FormatOptions();
 
-    @Option(names = "--kafka-property", paramLabel = "KEY=VALUE",
+    @Option(
+            names = "--kafka-property",
+            paramLabel = "KEY=VALUE",
             description = "A Kafka consumer property, e.g. security.protocol=SASL_SSL (with --topic; repeatable).")
     List<String> kafkaProperties = new ArrayList<>();
 
-    @Option(names = "--read-timeout", defaultValue = "120", paramLabel = "SECONDS",
+    @Option(
+            names = "--read-timeout",
+            defaultValue = "120",
+            paramLabel = "SECONDS",
             description = "Give up if the topic's end offsets are not reached by then. Default: ${DEFAULT-VALUE}.")
     long readTimeoutSeconds;
 
@@ -102,26 +118,38 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--stats-out", paramLabel = "FILE", description = "Where to write the normalisation statistics.")
     Path statsOut;
 
-    @Option(names = "--holdout", defaultValue = "0.2", description = "Fraction held out for accuracy. Default: ${DEFAULT-VALUE}.")
+    @Option(
+            names = "--holdout",
+            defaultValue = "0.2",
+            description = "Fraction held out for accuracy. Default: ${DEFAULT-VALUE}.")
     double holdout;
 
-    @Option(names = "--epochs", paramLabel = "N",
+    @Option(
+            names = "--epochs",
+            paramLabel = "N",
             description = "Passes over the training examples. Default: " + SoftmaxTrainer.DEFAULT_FULL_BATCH_EPOCHS
                     + " full-batch steps for small problems, else " + SoftmaxTrainer.DEFAULT_MINI_BATCH_EPOCHS
                     + " epochs of mini-batches.")
     Integer epochs;
 
-    @Option(names = "--batch-size", paramLabel = "N",
+    @Option(
+            names = "--batch-size",
+            paramLabel = "N",
             description = "Examples per Adam step; 0: all (full batch). Default: full batch for small problems, "
                     + "else " + SoftmaxTrainer.DEFAULT_BATCH + " (see --max-train-work).")
     Integer batchSize;
 
-    @Option(names = "--negatives", paramLabel = "N",
+    @Option(
+            names = "--negatives",
+            paramLabel = "N",
             description = "With mini-batches, labels sampled per step besides the batch's own (0: all labels). "
                     + "Default: " + SoftmaxTrainer.DEFAULT_NEGATIVES + ".")
     Integer negatives;
 
-    @Option(names = "--max-train-work", defaultValue = "3e11", paramLabel = "MACS",
+    @Option(
+            names = "--max-train-work",
+            defaultValue = "3e11",
+            paramLabel = "MACS",
             description = "Refuse a training plan of more multiply-adds than this (about 1e9 per second on one "
                     + "core). Default: ${DEFAULT-VALUE}.")
     double maxTrainWork;
@@ -132,11 +160,17 @@ final class FitCommand implements Callable<Integer> {
     @Option(names = "--lr", defaultValue = "0.05", description = "Adam learning rate. Default: ${DEFAULT-VALUE}.")
     double learningRate;
 
-    @Option(names = "--l2", defaultValue = "1e-4", description = "L2 penalty on the weights. Default: ${DEFAULT-VALUE}.")
+    @Option(
+            names = "--l2",
+            defaultValue = "1e-4",
+            description = "L2 penalty on the weights. Default: ${DEFAULT-VALUE}.")
     double l2;
 
-    @Option(names = "--seed", defaultValue = "1", description = "Seed of the train/held-out split, the mini-batch order and the sampled labels. "
-            + "Default: ${DEFAULT-VALUE}.")
+    @Option(
+            names = "--seed",
+            defaultValue = "1",
+            description = "Seed of the train/held-out split, the mini-batch order and the sampled labels. "
+                    + "Default: ${DEFAULT-VALUE}.")
     long seed;
 
     /** A labelled text, or labelled token ids (from a topic whose chunks carry token ids). */
@@ -173,7 +207,8 @@ final class FitCommand implements Callable<Integer> {
         PrintWriter stderr = spec.commandLine().getErr();
         List<Example> examples = examples(stderr);
         String source = data != null ? data.toString() : "topic " + topic;
-        List<String> labels = new ArrayList<>(new TreeSet<>(examples.stream().map(Example::label).toList()));
+        List<String> labels = new ArrayList<>(
+                new TreeSet<>(examples.stream().map(Example::label).toList()));
         if (labels.size() < 2) {
             throw new IllegalArgumentException(source + ": needs at least two different labels, found " + labels);
         }
@@ -198,7 +233,8 @@ final class FitCommand implements Callable<Integer> {
             for (int i = 0; i < pooled.length; i++) {
                 shown.update("embedding example " + (i + 1) + " of " + pooled.length);
                 Example example = examples.get(i);
-                int[] ids = example.tokens() != null ? example.tokens()
+                int[] ids = example.tokens() != null
+                        ? example.tokens()
                         : tok.encodeBytes(example.text().getBytes(StandardCharsets.UTF_8));
                 if (ids.length == 0) {
                     throw new IllegalArgumentException(source + ": example " + (i + 1) + " has no tokens");
@@ -206,7 +242,8 @@ final class FitCommand implements Callable<Integer> {
                 for (int id : ids) {
                     if (id < 0 || id >= m.config().vocab()) {
                         throw new IllegalArgumentException(source + ": example " + (i + 1) + " has token id " + id
-                                + " outside the model's vocabulary [0, " + m.config().vocab() + ")");
+                                + " outside the model's vocabulary [0, "
+                                + m.config().vocab() + ")");
                     }
                 }
                 RwkvState s = m.newState();
@@ -235,9 +272,15 @@ final class FitCommand implements Callable<Integer> {
             }
             stderr.printf("training: %s (%.2g multiply-adds)%n", plan.describe(), (double) plan.work());
             long trainStart = System.nanoTime();
-            LinearHead head = new SoftmaxTrainer(learningRate, l2, seed).fit(plan, trainX.toArray(float[][]::new),
-                    trainY.stream().mapToInt(Integer::intValue).toArray(), labels, m.fingerprint(), raw.pooling(),
-                    epoch -> shown.update("training epoch " + epoch + " of " + plan.epochs()));
+            LinearHead head = new SoftmaxTrainer(learningRate, l2, seed)
+                    .fit(
+                            plan,
+                            trainX.toArray(float[][]::new),
+                            trainY.stream().mapToInt(Integer::intValue).toArray(),
+                            labels,
+                            m.fingerprint(),
+                            raw.pooling(),
+                            epoch -> shown.update("training epoch " + epoch + " of " + plan.epochs()));
             shown.done();
             stderr.printf("trained in %.1f s%n", (System.nanoTime() - trainStart) / 1e9);
             head.save(out);
@@ -249,10 +292,17 @@ final class FitCommand implements Callable<Integer> {
             Sample testSample = Sample.of(testX, testY, seed + 1);
             double trainAcc = SoftmaxTrainer.accuracy(head, trainSample.x(), trainSample.y());
             double testAcc = SoftmaxTrainer.accuracy(head, testSample.x(), testSample.y());
-            stdout.printf(Locale.ROOT, "labels %s; %d training, %d held out; training accuracy %.3f%s, held-out "
-                            + "accuracy %s%n", labelList(labels), trainX.size(), testX.size(), trainAcc,
+            stdout.printf(
+                    Locale.ROOT,
+                    "labels %s; %d training, %d held out; training accuracy %.3f%s, held-out " + "accuracy %s%n",
+                    labelList(labels),
+                    trainX.size(),
+                    testX.size(),
+                    trainAcc,
                     trainSample.of(trainX.size()),
-                    testX.isEmpty() ? "n/a" : String.format(Locale.ROOT, "%.3f", testAcc) + testSample.of(testX.size()));
+                    testX.isEmpty()
+                            ? "n/a"
+                            : String.format(Locale.ROOT, "%.3f", testAcc) + testSample.of(testX.size()));
             stdout.printf("head written to %s%s%n", out, statsOut != null ? ", statistics to " + statsOut : "");
             return 0;
         }
@@ -302,13 +352,13 @@ final class FitCommand implements Callable<Integer> {
     /** The training plan: the options' batch size and negatives, or the automatic plan of this problem's size. */
     SoftmaxTrainer.Plan plan(int trainExamples, int labelCount, int dim) {
         if (batchSize == null && negatives == null) {
-            return epochs == null ? SoftmaxTrainer.Plan.auto(trainExamples, labelCount, dim)
+            return epochs == null
+                    ? SoftmaxTrainer.Plan.auto(trainExamples, labelCount, dim)
                     : SoftmaxTrainer.Plan.auto(epochs, trainExamples, labelCount, dim);
         }
         int batch = batchSize != null ? batchSize : SoftmaxTrainer.DEFAULT_BATCH;
         int sampled = negatives != null ? negatives : SoftmaxTrainer.DEFAULT_NEGATIVES;
-        int passes = epochs != null ? epochs
-                : SoftmaxTrainer.Plan.defaultEpochs(batch == 0 || batch >= trainExamples);
+        int passes = epochs != null ? epochs : SoftmaxTrainer.Plan.defaultEpochs(batch == 0 || batch >= trainExamples);
         return new SoftmaxTrainer.Plan(passes, batch, sampled, trainExamples, labelCount, dim);
     }
 
@@ -318,11 +368,21 @@ final class FitCommand implements Callable<Integer> {
      */
     private void checkAffordable(String source, SoftmaxTrainer.Plan plan, int exampleCount, int dim) {
         if (plan.work() > maxTrainWork) {
-            throw new IllegalArgumentException(String.format(Locale.ROOT, "%s: training %d examples over %d labels "
-                    + "(dimension %d; %s) takes %.2g multiply-adds, more than --max-train-work %.2g (about %.0f min "
-                    + "at 1e9/s): use fewer --epochs%s, or raise --max-train-work", source, plan.examples(),
-                    plan.labels(), dim, plan.describe(), (double) plan.work(), maxTrainWork, plan.work() / 1e9 / 60,
-                    plan.fullBatch() ? ", mini-batches with sampled labels (--batch-size 256 --negatives 256)"
+            throw new IllegalArgumentException(String.format(
+                    Locale.ROOT,
+                    "%s: training %d examples over %d labels "
+                            + "(dimension %d; %s) takes %.2g multiply-adds, more than --max-train-work %.2g (about %.0f min "
+                            + "at 1e9/s): use fewer --epochs%s, or raise --max-train-work",
+                    source,
+                    plan.examples(),
+                    plan.labels(),
+                    dim,
+                    plan.describe(),
+                    (double) plan.work(),
+                    maxTrainWork,
+                    plan.work() / 1e9 / 60,
+                    plan.fullBatch()
+                            ? ", mini-batches with sampled labels (--batch-size 256 --negatives 256)"
                             : ", fewer --negatives or a smaller --batch-size"));
         }
         Runtime rt = Runtime.getRuntime();
@@ -330,11 +390,19 @@ final class FitCommand implements Callable<Integer> {
         long needed = plan.memoryBytes() + embeddings;
         long available = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
         if (needed > available) {
-            throw new IllegalArgumentException(String.format(Locale.ROOT, "%s: training %d examples over %d labels "
-                    + "(dimension %d) needs about %d MiB of heap (weights and Adam moments %d MiB, embeddings %d MiB),"
-                    + " %d MiB are available: give the JVM more (RWKV_JAVA_OPTS=-Xmx...) or use fewer labels",
-                    source, exampleCount, plan.labels(), dim, needed >> 20, plan.memoryBytes() >> 20,
-                    embeddings >> 20, available >> 20));
+            throw new IllegalArgumentException(String.format(
+                    Locale.ROOT,
+                    "%s: training %d examples over %d labels "
+                            + "(dimension %d) needs about %d MiB of heap (weights and Adam moments %d MiB, embeddings %d MiB),"
+                            + " %d MiB are available: give the JVM more (RWKV_JAVA_OPTS=-Xmx...) or use fewer labels",
+                    source,
+                    exampleCount,
+                    plan.labels(),
+                    dim,
+                    needed >> 20,
+                    plan.memoryBytes() >> 20,
+                    embeddings >> 20,
+                    available >> 20));
         }
     }
 
@@ -361,8 +429,15 @@ final class FitCommand implements Callable<Integer> {
             Map.Entry<String, String> e = Settings.kafkaProperty(property);
             properties.put(e.getKey(), e.getValue());
         }
-        return LabelledTopic.read(bootstrapServers, topic, format.parsed(), format.schemaRegistryUrl, labelAttribute,
-                properties, Duration.ofSeconds(readTimeoutSeconds), err);
+        return LabelledTopic.read(
+                bootstrapServers,
+                topic,
+                format.parsed(),
+                format.schemaRegistryUrl,
+                labelAttribute,
+                properties,
+                Duration.ofSeconds(readTimeoutSeconds),
+                err);
     }
 
     /**
@@ -392,8 +467,10 @@ final class FitCommand implements Callable<Integer> {
     static List<Example> read(Path file) throws IOException {
         ObjectMapper json = new ObjectMapper();
         List<Example> out = new ArrayList<>();
-        List<String> lines = new String(InputFiles.read(file, "--data",
-                InputFiles.WHOLE_FILE_BYTES), StandardCharsets.UTF_8).lines().toList();
+        List<String> lines = new String(
+                        InputFiles.read(file, "--data", InputFiles.WHOLE_FILE_BYTES), StandardCharsets.UTF_8)
+                .lines()
+                .toList();
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i).strip();
             if (line.isEmpty()) {
@@ -403,9 +480,12 @@ final class FitCommand implements Callable<Integer> {
             try {
                 n = json.readTree(line);
             } catch (IOException e) {
-                throw new IOException(file + " line " + (i + 1) + ": not JSON: " + e.getMessage().lines().findFirst().orElse(""));
+                throw new IOException(file + " line " + (i + 1) + ": not JSON: "
+                        + e.getMessage().lines().findFirst().orElse(""));
             }
-            if (!n.path("text").isTextual() || n.path("label").isMissingNode() || n.path("label").isNull()) {
+            if (!n.path("text").isTextual()
+                    || n.path("label").isMissingNode()
+                    || n.path("label").isNull()) {
                 throw new IOException(file + " line " + (i + 1) + ": needs a string \"text\" and a \"label\"");
             }
             out.add(new Example(n.get("text").asText(), n.get("label").asText()));

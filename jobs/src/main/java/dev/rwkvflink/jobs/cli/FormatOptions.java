@@ -9,11 +9,16 @@ import picocli.CommandLine.Option;
  * (their texts are the rwkv.kafka.format and rwkv.kafka.schema-registry-url options').
  */
 final class FormatOptions {
-    @Option(names = "--format", defaultValue = "single-object", paramLabel = "FORMAT",
+    @Option(
+            names = "--format",
+            defaultValue = "single-object",
+            paramLabel = "FORMAT",
             description = JobOptions.FORMAT_DESCRIPTION + " Default: ${DEFAULT-VALUE}.")
     String format;
 
-    @Option(names = "--schema-registry-url", paramLabel = "URL",
+    @Option(
+            names = "--schema-registry-url",
+            paramLabel = "URL",
             description = JobOptions.SCHEMA_REGISTRY_URL_DESCRIPTION)
     String schemaRegistryUrl;
 

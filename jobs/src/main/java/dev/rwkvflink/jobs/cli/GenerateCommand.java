@@ -4,14 +4,13 @@ import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.model.Sampler;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
-
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 /** Continues a prompt by sampling: a sanity check that a model and its vocabulary load and make sense. */
 @Command(name = "generate", mixinStandardHelpOptions = true, description = "Continue a prompt (sanity tool).")
@@ -71,7 +70,9 @@ final class GenerateCommand implements Callable<Integer> {
             out.print(pending.toString(StandardCharsets.UTF_8));
             out.println();
             double s = (System.nanoTime() - start) / 1e9;
-            System.err.printf("%d tokens in %.2f s (%.1f tokens/s, %s backend)%n", made, s, made / s, m.backend().name());
+            System.err.printf(
+                    "%d tokens in %.2f s (%.1f tokens/s, %s backend)%n",
+                    made, s, made / s, m.backend().name());
             return 0;
         }
     }

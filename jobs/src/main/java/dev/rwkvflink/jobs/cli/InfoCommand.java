@@ -4,10 +4,9 @@ import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.Tensor;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
-
-import java.util.concurrent.Callable;
 
 /** Describes a model file: version, shape, weight type, state size. */
 @Command(name = "info", mixinStandardHelpOptions = true, description = "Describe a model file.")
@@ -25,7 +24,8 @@ final class InfoCommand implements Callable<Integer> {
                 params += t.size();
                 bytes += t.data().byteSize();
             }
-            System.out.printf("file:          %s (%s)%n", m.weights().path(), m.weights().format());
+            System.out.printf(
+                    "file:          %s (%s)%n", m.weights().path(), m.weights().format());
             System.out.printf("version:       RWKV %s%n", c.version().label());
             System.out.printf("layers:        %d%n", c.layers());
             System.out.printf("width:         %d%n", c.embd());

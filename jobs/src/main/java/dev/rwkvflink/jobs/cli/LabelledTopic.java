@@ -57,8 +57,15 @@ final class LabelledTopic {
      * @throws IllegalArgumentException when the topic does not exist or holds no complete labelled document
      * @throws IllegalStateException when the end offsets are not reached within {@code timeout}
      */
-    static List<FitCommand.Example> read(String bootstrapServers, String topic, RecordFormat format,
-            String registryUrl, String labelAttribute, Map<String, String> kafkaProperties, Duration timeout, PrintWriter err) {
+    static List<FitCommand.Example> read(
+            String bootstrapServers,
+            String topic,
+            RecordFormat format,
+            String registryUrl,
+            String labelAttribute,
+            Map<String, String> kafkaProperties,
+            Duration timeout,
+            PrintWriter err) {
         Schemas.trustGeneratedClasses();
         Properties p = new Properties();
         kafkaProperties.forEach((k, v) -> {
@@ -69,8 +76,8 @@ final class LabelledTopic {
         p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        ChunkDeserializer decoder = new ChunkDeserializer(format,
-                AvroCodec.forTopic(DocumentChunk.class, topic, format, registryUrl));
+        ChunkDeserializer decoder =
+                new ChunkDeserializer(format, AvroCodec.forTopic(DocumentChunk.class, topic, format, registryUrl));
         TreeMap<String, Document> documents = new TreeMap<>();
         List<String> malformed = new ArrayList<>();
         long records = 0;
@@ -83,15 +90,20 @@ final class LabelledTopic {
                 throw new IllegalArgumentException("topic " + topic + " does not exist on " + bootstrapServers);
             }
             List<TopicPartition> partitions = infos.stream()
-                    .map(info -> new TopicPartition(topic, info.partition())).toList();
+                    .map(info -> new TopicPartition(topic, info.partition()))
+                    .toList();
             consumer.assign(partitions);
             consumer.seekToBeginning(partitions);
             Map<TopicPartition, Long> end = consumer.endOffsets(partitions, timeout);
             while (partitions.stream().anyMatch(tp -> consumer.position(tp, timeout) < end.get(tp))) {
                 if (System.nanoTime() > deadline) {
                     StringBuilder at = new StringBuilder();
-                    partitions.forEach(tp -> at.append(' ').append(tp.partition()).append(": ")
-                            .append(consumer.position(tp)).append('/').append(end.get(tp)));
+                    partitions.forEach(tp -> at.append(' ')
+                            .append(tp.partition())
+                            .append(": ")
+                            .append(consumer.position(tp))
+                            .append('/')
+                            .append(end.get(tp)));
                     throw new IllegalStateException("timed out after " + timeout.toSeconds() + " s reading " + topic
                             + " to its end offsets (partition: position/end" + at + ")");
                 }
@@ -107,7 +119,9 @@ final class LabelledTopic {
                         continue;
                     }
                     DocumentChunk chunk = decoded.chunk();
-                    if (!documents.computeIfAbsent(chunk.getKey(), k -> new Document()).add(chunk)) {
+                    if (!documents
+                            .computeIfAbsent(chunk.getKey(), k -> new Document())
+                            .add(chunk)) {
                         duplicates++;
                     }
                 }
@@ -163,8 +177,12 @@ final class LabelledTopic {
         if (items.isEmpty()) {
             return;
         }
-        err.printf("%d %s: %s%s%n", items.size(), what, String.join(", ", items.subList(0, Math.min(NAMED,
-                items.size()))), items.size() > NAMED ? " ... and " + (items.size() - NAMED) + " more" : "");
+        err.printf(
+                "%d %s: %s%s%n",
+                items.size(),
+                what,
+                String.join(", ", items.subList(0, Math.min(NAMED, items.size()))),
+                items.size() > NAMED ? " ... and " + (items.size() - NAMED) + " more" : "");
     }
 
     /** The chunks of one key seen so far. */
@@ -195,14 +213,17 @@ final class LabelledTopic {
 
         private static boolean sameContent(DocumentChunk a, DocumentChunk b) {
             return Objects.equals(a.getText(), b.getText())
-                    && Objects.equals(a.getTokens(), b.getTokens()) && a.getLast() == b.getLast();
+                    && Objects.equals(a.getTokens(), b.getTokens())
+                    && a.getLast() == b.getLast();
         }
 
         String problem() {
             if (problem != null) {
                 return problem;
             }
-            List<Long> lasts = chunks.values().stream().filter(DocumentChunk::getLast).map(DocumentChunk::getSeq)
+            List<Long> lasts = chunks.values().stream()
+                    .filter(DocumentChunk::getLast)
+                    .map(DocumentChunk::getSeq)
                     .toList();
             if (lasts.size() > 1) {
                 return "several last chunks: seq " + lasts;
@@ -210,7 +231,8 @@ final class LabelledTopic {
             if (lasts.size() == 1 && chunks.lastKey() > lasts.getFirst()) {
                 return "seq " + chunks.lastKey() + " after the last chunk (seq " + lasts.getFirst() + ")";
             }
-            long texts = chunks.values().stream().filter(c -> c.getText() != null).count();
+            long texts =
+                    chunks.values().stream().filter(c -> c.getText() != null).count();
             if (texts != 0 && texts != chunks.size()) {
                 return "text and token-id chunks mixed";
             }
@@ -220,8 +242,8 @@ final class LabelledTopic {
         /** Why the document is not complete, or null. */
         String missing() {
             if (!chunks.lastEntry().getValue().getLast()) {
-                return "no last chunk; has seq " + chunks.keySet().stream().limit(NAMED).toList()
-                        + (chunks.size() > NAMED ? "..." : "");
+                return "no last chunk; has seq "
+                        + chunks.keySet().stream().limit(NAMED).toList() + (chunks.size() > NAMED ? "..." : "");
             }
             List<Long> gaps = new ArrayList<>();
             for (long seq = 0; seq < chunks.lastKey() && gaps.size() < 5; seq++) {
@@ -238,8 +260,10 @@ final class LabelledTopic {
                 chunks.values().forEach(c -> text.append(c.getText()));
                 return new FitCommand.Example(text.toString(), null, label);
             }
-            int[] tokens = chunks.values().stream().flatMap(c -> c.getTokens().stream())
-                    .mapToInt(Integer::intValue).toArray();
+            int[] tokens = chunks.values().stream()
+                    .flatMap(c -> c.getTokens().stream())
+                    .mapToInt(Integer::intValue)
+                    .toArray();
             return new FitCommand.Example(null, tokens, label);
         }
     }

@@ -1,20 +1,21 @@
 package dev.rwkvflink.jobs.cli;
 
 import dev.rwkvflink.engine.model.RwkvModel;
-import picocli.CommandLine.ArgGroup;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 /** Writes the logits after the last token as raw little-endian float32, one per vocabulary entry. */
-@Command(name = "logits", mixinStandardHelpOptions = true,
+@Command(
+        name = "logits",
+        mixinStandardHelpOptions = true,
         description = "Run a prompt from the initial state and write the logits after its last token (raw LE float32).")
 final class LogitsCommand implements Callable<Integer> {
     @Mixin
@@ -31,7 +32,10 @@ final class LogitsCommand implements Callable<Integer> {
         String text;
     }
 
-    @Option(names = "--mode", defaultValue = "seq", paramLabel = "rnn|seq",
+    @Option(
+            names = "--mode",
+            defaultValue = "seq",
+            paramLabel = "rnn|seq",
             description = "rnn: one token per step; seq: the whole prompt in one pass. Default: ${DEFAULT-VALUE}.")
     String mode;
 
@@ -58,15 +62,19 @@ final class LogitsCommand implements Callable<Integer> {
                 first = i;
             }
         }
-        return nan + inf == 0 ? null : String.format("warning: %d of %d logits are not finite (%d NaN, %d infinite; "
-                + "the first at index %d): the model's weights or its arithmetic overflowed", nan + inf, logits.length,
-                nan, inf, first);
+        return nan + inf == 0
+                ? null
+                : String.format(
+                        "warning: %d of %d logits are not finite (%d NaN, %d infinite; "
+                                + "the first at index %d): the model's weights or its arithmetic overflowed",
+                        nan + inf, logits.length, nan, inf, first);
     }
 
     @Override
     public Integer call() throws Exception {
         try (RwkvModel m = model.load()) {
-            int[] tokens = input.tokens != null ? input.tokens : model.tokenizer(m).encode(input.text);
+            int[] tokens =
+                    input.tokens != null ? input.tokens : model.tokenizer(m).encode(input.text);
             if (tokens.length == 0) {
                 throw new IllegalArgumentException("the prompt has no tokens");
             }
@@ -84,8 +92,15 @@ final class LogitsCommand implements Callable<Integer> {
                     argmax = i;
                 }
             }
-            System.err.printf("%d tokens %s, %s mode, %s backend: wrote %d logits to %s (argmax %d)%n", tokens.length,
-                    tokens.length <= 16 ? Arrays.toString(tokens) : "", mode, m.backend().name(), logits.length, out, argmax);
+            System.err.printf(
+                    "%d tokens %s, %s mode, %s backend: wrote %d logits to %s (argmax %d)%n",
+                    tokens.length,
+                    tokens.length <= 16 ? Arrays.toString(tokens) : "",
+                    mode,
+                    m.backend().name(),
+                    logits.length,
+                    out,
+                    argmax);
             String warning = nonFiniteWarning(logits);
             if (warning != null) {
                 System.err.println(warning);

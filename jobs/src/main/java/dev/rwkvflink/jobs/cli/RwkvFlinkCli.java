@@ -4,10 +4,21 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** {@code bin/rwkv-flink}: the engine's command line. Each subcommand is its own small class. */
-@Command(name = "rwkv-flink", mixinStandardHelpOptions = true, version = "rwkv-flink 0.1.0",
+@Command(
+        name = "rwkv-flink",
+        mixinStandardHelpOptions = true,
+        version = "rwkv-flink 0.1.0",
         description = "RWKV recurrent language models for stream processing.",
-        subcommands = {LogitsCommand.class, TokenizeCommand.class, GenerateCommand.class, InfoCommand.class,
-                BenchCommand.class, EmbedCommand.class, FitCommand.class, LocalCommand.class})
+        subcommands = {
+            LogitsCommand.class,
+            TokenizeCommand.class,
+            GenerateCommand.class,
+            InfoCommand.class,
+            BenchCommand.class,
+            EmbedCommand.class,
+            FitCommand.class,
+            LocalCommand.class
+        })
 public final class RwkvFlinkCli implements Runnable {
 
     @CommandLine.Spec
@@ -76,13 +87,15 @@ public final class RwkvFlinkCli implements Runnable {
 
     /** One line: "error: " and the message (an Error with its type and cause, e.g. the heap space it ran out of). */
     static void report(java.io.PrintWriter err, Throwable e) {
-        String message = e instanceof java.nio.file.FileSystemException fs ? fileProblem(fs)
+        String message = e instanceof java.nio.file.FileSystemException fs
+                ? fileProblem(fs)
                 : e.getMessage() == null ? e.toString() : e.getMessage();
         if (e instanceof Error) {
             message = e.getClass().getSimpleName() + ": " + message
                     + (e instanceof OutOfMemoryError ? " (the input or model needs more memory than -Xmx allows)" : "");
         }
-        err.println("error: " + (e instanceof Error ? message.lines().findFirst().orElse("") : message));
+        err.println(
+                "error: " + (e instanceof Error ? message.lines().findFirst().orElse("") : message));
         if (Boolean.getBoolean("rwkv.debug")) {
             e.printStackTrace(err);
         }
@@ -116,6 +129,7 @@ public final class RwkvFlinkCli implements Runnable {
         if (e instanceof java.nio.file.NotDirectoryException) {
             return file + other + ": not a directory";
         }
-        return file + other + ": " + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName());
+        return file + other + ": "
+                + (e.getReason() != null ? e.getReason() : e.getClass().getSimpleName());
     }
 }

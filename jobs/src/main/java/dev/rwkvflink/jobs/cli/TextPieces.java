@@ -2,7 +2,6 @@ package dev.rwkvflink.jobs.cli;
 
 import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.engine.tokenizer.ChunkTokenizer;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;

@@ -52,8 +52,9 @@ public final class Documents {
             if (docs.containsKey(key)) {
                 key = file.toString();
             }
-            docs.put(key, utf8(InputFiles.read(file, "an input document",
-                    InputFiles.WHOLE_FILE_BYTES), file.toString()));
+            docs.put(
+                    key,
+                    utf8(InputFiles.read(file, "an input document", InputFiles.WHOLE_FILE_BYTES), file.toString()));
         }
         return docs;
     }
@@ -68,8 +69,12 @@ public final class Documents {
             throw new IOException(where + " is empty: there is nothing to embed");
         }
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(java.nio.ByteBuffer.wrap(bytes))
+                    .toString();
         } catch (CharacterCodingException e) {
             throw new IOException(where + " is not valid UTF-8: " + e.getMessage(), e);
         }
@@ -100,8 +105,13 @@ public final class Documents {
         pieces.add(text.substring(start));
         List<DocumentChunk> out = new ArrayList<>(pieces.size());
         for (int seq = 0; seq < pieces.size(); seq++) {
-            out.add(DocumentChunk.newBuilder().setKey(key).setSeq(seq).setText(pieces.get(seq))
-                    .setLast(seq == pieces.size() - 1).setEventTime(eventTime).build());
+            out.add(DocumentChunk.newBuilder()
+                    .setKey(key)
+                    .setSeq(seq)
+                    .setText(pieces.get(seq))
+                    .setLast(seq == pieces.size() - 1)
+                    .setEventTime(eventTime)
+                    .build());
         }
         return out;
     }

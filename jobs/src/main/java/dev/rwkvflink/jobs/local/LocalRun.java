@@ -3,9 +3,9 @@ package dev.rwkvflink.jobs.local;
 import dev.rwkvflink.jobs.EmbedJob;
 import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.kafka.AvroCodec;
+import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.kafka.local.EmbeddedSchemaRegistry;
-import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.schema.Classification;
 import dev.rwkvflink.schema.DeadLetter;
 import dev.rwkvflink.schema.DocumentChunk;
@@ -60,10 +60,28 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class LocalRun implements AutoCloseable {
 
     /** What to run. */
-    public record Options(Map<String, String> documents, String model, String vocab, String pooling, String head,
-            String stats, String backend, int chunkBytes, int uiPort, int metricsPort, int parallelism,
-            long checkpointMillis, Duration timeout, int dims, boolean shuffleChunks, double duplicates, long seed,
-            long hotStateBytes, long snapshotTokens, RecordFormat format, String schemaRegistryUrl) {}
+    public record Options(
+            Map<String, String> documents,
+            String model,
+            String vocab,
+            String pooling,
+            String head,
+            String stats,
+            String backend,
+            int chunkBytes,
+            int uiPort,
+            int metricsPort,
+            int parallelism,
+            long checkpointMillis,
+            Duration timeout,
+            int dims,
+            boolean shuffleChunks,
+            double duplicates,
+            long seed,
+            long hotStateBytes,
+            long snapshotTokens,
+            RecordFormat format,
+            String schemaRegistryUrl) {}
 
     /** Flink's Prometheus reporter, the metrics endpoint of {@code local}. */
     static final String PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory";
@@ -78,6 +96,7 @@ public final class LocalRun implements AutoCloseable {
     private EmbeddedKafka kafka;
     /** Started for the confluent format when no registry URL is given; else null. */
     private EmbeddedSchemaRegistry registry;
+
     private String registryUrl;
     private MiniCluster flink;
     private JobID job;
@@ -116,8 +135,14 @@ public final class LocalRun implements AutoCloseable {
         if (classify) {
             kafka.createTopics(CLASSIFICATIONS);
         }
-        out.printf("  Kafka at %s (%.1f s): topics %s -> %s%s, dead letters %s%n", kafka.bootstrapServers(),
-                seconds(start), CHUNKS, EMBEDDINGS, classify ? " + " + CLASSIFICATIONS : "", DEAD_LETTERS);
+        out.printf(
+                "  Kafka at %s (%.1f s): topics %s -> %s%s, dead letters %s%n",
+                kafka.bootstrapServers(),
+                seconds(start),
+                CHUNKS,
+                EMBEDDINGS,
+                classify ? " + " + CLASSIFICATIONS : "",
+                DEAD_LETTERS);
 
         registryUrl = options.schemaRegistryUrl();
         if (options.format() == RecordFormat.CONFLUENT && registryUrl == null) {
@@ -131,22 +156,39 @@ public final class LocalRun implements AutoCloseable {
         startFlink();
         out.printf("  Flink web UI: %s%n", webUi);
         if (metrics != null) {
-            out.printf("  Prometheus metrics: %s (the operator's under flink_taskmanager_job_task_operator_rwkv_*)%n",
+            out.printf(
+                    "  Prometheus metrics: %s (the operator's under flink_taskmanager_job_task_operator_rwkv_*)%n",
                     metrics);
         }
 
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(CHUNKS)
-                .embeddingsTopic(EMBEDDINGS).deadLettersTopic(DEAD_LETTERS).classificationsTopic(CLASSIFICATIONS)
-                .groupId("rwkv-local").startingOffsets("earliest").model(options.model()).vocab(options.vocab())
-                .pooling(options.pooling()).head(options.head()).stats(options.stats()).backend(options.backend())
-                .maxWaitMillis(20).checkpointIntervalMillis(options.checkpointMillis()).parallelism(options.parallelism())
-                .hotStateBytes(options.hotStateBytes()).snapshotTokens(options.snapshotTokens())
-                .format(options.format()).schemaRegistryUrl(registryUrl).build();
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(CHUNKS)
+                .embeddingsTopic(EMBEDDINGS)
+                .deadLettersTopic(DEAD_LETTERS)
+                .classificationsTopic(CLASSIFICATIONS)
+                .groupId("rwkv-local")
+                .startingOffsets("earliest")
+                .model(options.model())
+                .vocab(options.vocab())
+                .pooling(options.pooling())
+                .head(options.head())
+                .stats(options.stats())
+                .backend(options.backend())
+                .maxWaitMillis(20)
+                .checkpointIntervalMillis(options.checkpointMillis())
+                .parallelism(options.parallelism())
+                .hotStateBytes(options.hotStateBytes())
+                .snapshotTokens(options.snapshotTokens())
+                .format(options.format())
+                .schemaRegistryUrl(registryUrl)
+                .build();
         job = submit(settings);
         out.printf("  job %s submitted: %s%n", job, EmbedJob.jobName(settings));
 
         int chunks = feed(options.documents());
-        out.printf("Fed %d documents as %d chunks of at most %d bytes; embeddings appear at checkpoints (every %d ms):%n",
+        out.printf(
+                "Fed %d documents as %d chunks of at most %d bytes; embeddings appear at checkpoints (every %d ms):%n",
                 documents, chunks, options.chunkBytes(), options.checkpointMillis());
         Map<String, Embedding> finals = follow(classify, start);
         out.printf("Done: %d/%d documents embedded in %.1f s.%n", finals.size(), documents, seconds(start));
@@ -170,13 +212,18 @@ public final class LocalRun implements AutoCloseable {
             conf.setString("metrics.reporter.prom.port", Integer.toString(port));
             metrics = URI.create("http://127.0.0.1:" + port + "/metrics");
         }
-        flink = new MiniCluster(new MiniClusterConfiguration.Builder().setConfiguration(conf).setNumTaskManagers(1)
-                .setNumSlotsPerTaskManager(options.parallelism()).build());
+        flink = new MiniCluster(new MiniClusterConfiguration.Builder()
+                .setConfiguration(conf)
+                .setNumTaskManagers(1)
+                .setNumSlotsPerTaskManager(options.parallelism())
+                .build());
         try {
             flink.start();
         } catch (Exception e) {
-            throw new IllegalStateException("could not start Flink with its web UI on port " + options.uiPort()
-                    + " (in use? pick another with --ui-port, 0 for any free port): " + rootMessage(e), e);
+            throw new IllegalStateException(
+                    "could not start Flink with its web UI on port " + options.uiPort()
+                            + " (in use? pick another with --ui-port, 0 for any free port): " + rootMessage(e),
+                    e);
         }
         webUi = flink.getRestAddress().get(30, TimeUnit.SECONDS);
     }
@@ -190,8 +237,10 @@ public final class LocalRun implements AutoCloseable {
         try (ServerSocket socket = new ServerSocket(port)) {
             return socket.getLocalPort();
         } catch (IOException e) {
-            throw new IllegalStateException("the Prometheus port " + port + " is in use (pick another with "
-                    + "--metrics-port, 0 for any free port, -1 for none): " + e.getMessage(), e);
+            throw new IllegalStateException(
+                    "the Prometheus port " + port + " is in use (pick another with "
+                            + "--metrics-port, 0 for any free port, -1 for none): " + e.getMessage(),
+                    e);
         }
     }
 
@@ -246,8 +295,8 @@ public final class LocalRun implements AutoCloseable {
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
             for (DocumentChunk c : order) {
-                producer.send(new ProducerRecord<>(CHUNKS, c.getKey().getBytes(StandardCharsets.UTF_8),
-                        codec.encode(c, options.format())));
+                producer.send(new ProducerRecord<>(
+                        CHUNKS, c.getKey().getBytes(StandardCharsets.UTF_8), codec.encode(c, options.format())));
             }
             producer.flush();
         }
@@ -259,8 +308,8 @@ public final class LocalRun implements AutoCloseable {
         RecordFormat format = options.format();
         AvroCodec<Embedding> embeddings = AvroCodec.forTopic(Embedding.class, EMBEDDINGS, format, registryUrl);
         AvroCodec<DeadLetter> deadLetters = AvroCodec.of(DeadLetter.class); // always single-object
-        AvroCodec<Classification> classes = AvroCodec.forTopic(Classification.class, CLASSIFICATIONS, format,
-                registryUrl);
+        AvroCodec<Classification> classes =
+                AvroCodec.forTopic(Classification.class, CLASSIFICATIONS, format, registryUrl);
         Set<String> expected = options.documents().keySet();
         Map<String, Embedding> finals = new LinkedHashMap<>();
         Set<String> rejected = new HashSet<>();
@@ -272,8 +321,8 @@ public final class LocalRun implements AutoCloseable {
         try (KafkaConsumer<byte[], byte[]> consumer =
                 new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             List<TopicPartition> partitions = new ArrayList<>();
-            for (String topic : classify ? List.of(EMBEDDINGS, DEAD_LETTERS, CLASSIFICATIONS)
-                    : List.of(EMBEDDINGS, DEAD_LETTERS)) {
+            for (String topic :
+                    classify ? List.of(EMBEDDINGS, DEAD_LETTERS, CLASSIFICATIONS) : List.of(EMBEDDINGS, DEAD_LETTERS)) {
                 consumer.partitionsFor(topic, Duration.ofSeconds(30))
                         .forEach(info -> partitions.add(new TopicPartition(topic, info.partition())));
             }
@@ -283,8 +332,9 @@ public final class LocalRun implements AutoCloseable {
             while (finals.size() + rejected.size() < expected.size()
                     || (classify && !classified.containsAll(finals.keySet()))) {
                 if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException("timed out after " + options.timeout().toSeconds() + " s with "
-                            + finals.size() + "/" + expected.size() + " documents embedded (see " + webUi + ")");
+                    throw new IllegalStateException(
+                            "timed out after " + options.timeout().toSeconds() + " s with " + finals.size() + "/"
+                                    + expected.size() + " documents embedded (see " + webUi + ")");
                 }
                 checkJobRunning();
                 for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
@@ -295,15 +345,24 @@ public final class LocalRun implements AutoCloseable {
                             if (last && expected.contains(e.getKey())) {
                                 finals.put(e.getKey(), e);
                             }
-                            out.printf("[%2d/%d] %-12s %-5s tokens %5d  %s  (%.1f s)%n", finals.size(),
-                                    expected.size(), e.getKey(), e.getReason(), e.getTokens(), head(e.getVector()),
+                            out.printf(
+                                    "[%2d/%d] %-12s %-5s tokens %5d  %s  (%.1f s)%n",
+                                    finals.size(),
+                                    expected.size(),
+                                    e.getKey(),
+                                    e.getReason(),
+                                    e.getTokens(),
+                                    head(e.getVector()),
                                     seconds(start));
                         }
                         case CLASSIFICATIONS -> {
                             Classification c = classes.decode(record.value(), format);
                             int best = c.getLabels().indexOf(c.getLabel());
                             classified.add(c.getKey());
-                            out.printf("        %-12s class %s (p %.3f)%n", c.getKey(), c.getLabel(),
+                            out.printf(
+                                    "        %-12s class %s (p %.3f)%n",
+                                    c.getKey(),
+                                    c.getLabel(),
                                     best < 0 ? Float.NaN : c.getProbabilities().get(best));
                         }
                         default -> {
@@ -329,7 +388,8 @@ public final class LocalRun implements AutoCloseable {
         if (status.isGloballyTerminalState()) {
             JobResult result = flink.requestJobResult(job).get(10, TimeUnit.SECONDS);
             String cause = result.getSerializedThrowable()
-                    .map(t -> rootMessage(t.deserializeError(getClass().getClassLoader()))).orElse("no error");
+                    .map(t -> rootMessage(t.deserializeError(getClass().getClassLoader())))
+                    .orElse("no error");
             throw new IllegalStateException("the job ended " + status + ": " + cause);
         }
     }
@@ -367,7 +427,8 @@ public final class LocalRun implements AutoCloseable {
     public synchronized void close() {
         if (flink != null) {
             try {
-                if (job != null && !flink.getJobStatus(job).get(10, TimeUnit.SECONDS).isGloballyTerminalState()) {
+                if (job != null
+                        && !flink.getJobStatus(job).get(10, TimeUnit.SECONDS).isGloballyTerminalState()) {
                     flink.cancelJob(job).get(30, TimeUnit.SECONDS);
                 }
                 flink.requestJobResult(job).get(30, TimeUnit.SECONDS); // cancelled before the cluster goes down

@@ -3,8 +3,8 @@ package dev.rwkvflink.jobs.bench;
 import dev.rwkvflink.jobs.EmbedJob;
 import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.kafka.AvroCodec;
-import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.kafka.KafkaJobs;
+import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.operator.RwkvStreams;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.Embedding;
@@ -86,8 +86,12 @@ public final class PipelineBench {
             if (!sinks.equals("separate") && !sinks.equals("chained")) {
                 throw new IllegalArgumentException("sinks are 'separate' or 'chained', got '" + sinks + "'");
             }
-            return new Run(Integer.parseInt(p[0]), Long.parseLong(p[1]), Integer.parseInt(p[2]),
-                    p.length > 3 ? p[3] : "exactly-once", sinks);
+            return new Run(
+                    Integer.parseInt(p[0]),
+                    Long.parseLong(p[1]),
+                    Integer.parseInt(p[2]),
+                    p.length > 3 ? p[3] : "exactly-once",
+                    sinks);
         }
     }
 
@@ -120,21 +124,30 @@ public final class PipelineBench {
     private void runAll() throws Exception {
         String model = opt("model", "random:0.1b:BF16");
         String backend = opt("backend", "cuda");
-        List<Run> runs = Arrays.stream(opt("runs", "1000:1000:1:exactly-once").split(",")).map(Run::parse).toList();
+        List<Run> runs = Arrays.stream(opt("runs", "1000:1000:1:exactly-once").split(","))
+                .map(Run::parse)
+                .toList();
         int maxDocuments = runs.stream().mapToInt(Run::documents).max().orElse(1);
         if (backend.startsWith("cuda") && System.getProperty("rwkv.cuda.slots") == null) {
             // every open document hot on the GPU: its share of the pool per operator instance, with room for skew
             System.setProperty("rwkv.cuda.slots", Integer.toString(Math.max(256, maxDocuments * 5 / 4)));
         }
-        System.out.printf("PipelineBench: model %s, backend %s, runs %s, %s chunks x %s tokens per document, state %s,"
-                + " rwkv.cuda.slots %s%n", model, backend, runs, opt("chunks", "8"), opt("chunk-tokens", "64"),
-                opt("state", "hashmap"), System.getProperty("rwkv.cuda.slots"));
+        System.out.printf(
+                "PipelineBench: model %s, backend %s, runs %s, %s chunks x %s tokens per document, state %s,"
+                        + " rwkv.cuda.slots %s%n",
+                model,
+                backend,
+                runs,
+                opt("chunks", "8"),
+                opt("chunk-tokens", "64"),
+                opt("state", "hashmap"),
+                System.getProperty("rwkv.cuda.slots"));
         kafka = EmbeddedKafka.builder().start();
         Settings probe = settings(runs.getFirst(), 0);
         long loadStart = System.nanoTime();
         try (AutoCloseable loaded = RwkvStreams.keepLoaded(probe.operatorConfig())) {
-            System.out.printf("model loaded in %.1f s (kept loaded across the runs)%n",
-                    (System.nanoTime() - loadStart) / 1e9);
+            System.out.printf(
+                    "model loaded in %.1f s (kept loaded across the runs)%n", (System.nanoTime() - loadStart) / 1e9);
             for (int i = 0; i < runs.size(); i++) {
                 run(runs.get(i), i);
             }
@@ -152,14 +165,25 @@ public final class PipelineBench {
     private Settings settings(Run run, int index) {
         int chunkTokens = Integer.parseInt(opt("chunk-tokens", "64"));
         int maxKeys = Integer.parseInt(opt("max-batch-keys", "1024"));
-        Settings.Builder b = Settings.builder().bootstrapServers(kafka.bootstrapServers())
-                .chunksTopic("chunks-" + index).embeddingsTopic("embeddings-" + index)
-                .deadLettersTopic("dead-" + index).groupId("bench-" + index).startingOffsets("earliest")
-                .model(opt("model", "random:0.1b:BF16")).vocab(options.get("vocab"))
-                .backend(opt("backend", "cuda")).checkpointIntervalMillis(run.checkpointMs())
-                .parallelism(run.parallelism()).maxBatchKeys(maxKeys).maxBatchTokens(maxKeys * chunkTokens * 2)
-                .maxWaitMillis(Long.parseLong(opt("max-wait-ms", "20"))).idleTimeoutMillis(0).emitEveryChunk(true)
-                .delivery(KafkaJobs.delivery(run.delivery())).separateSinks(run.sinks().equals("separate"))
+        Settings.Builder b = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic("chunks-" + index)
+                .embeddingsTopic("embeddings-" + index)
+                .deadLettersTopic("dead-" + index)
+                .groupId("bench-" + index)
+                .startingOffsets("earliest")
+                .model(opt("model", "random:0.1b:BF16"))
+                .vocab(options.get("vocab"))
+                .backend(opt("backend", "cuda"))
+                .checkpointIntervalMillis(run.checkpointMs())
+                .parallelism(run.parallelism())
+                .maxBatchKeys(maxKeys)
+                .maxBatchTokens(maxKeys * chunkTokens * 2)
+                .maxWaitMillis(Long.parseLong(opt("max-wait-ms", "20")))
+                .idleTimeoutMillis(0)
+                .emitEveryChunk(true)
+                .delivery(KafkaJobs.delivery(run.delivery()))
+                .separateSinks(run.sinks().equals("separate"))
                 .hotStateBytes(Long.parseLong(opt("hot-state-bytes", Long.toString(64L << 30))))
                 .snapshotTokens(Long.parseLong(opt("snapshot-tokens", "-1")))
                 .kafkaProperty("transaction.timeout.ms=600000");
@@ -181,12 +205,16 @@ public final class PipelineBench {
         clusterConf.setString(CapturedMetrics.CONFIG_KEY, CapturedMetrics.Factory.class.getName());
         CapturedMetrics.clear();
         try (MiniCluster flink = new MiniCluster(new MiniClusterConfiguration.Builder()
-                .setConfiguration(clusterConf).setNumTaskManagers(1)
-                .setNumSlotsPerTaskManager(run.parallelism()).build())) {
+                .setConfiguration(clusterConf)
+                .setNumTaskManagers(1)
+                .setNumSlotsPerTaskManager(run.parallelism())
+                .build())) {
             flink.start();
             Configuration jobConf = new Configuration();
             jobConf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
-            jobConf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpoints.toUri().toString());
+            jobConf.set(
+                    CheckpointingOptions.CHECKPOINTS_DIRECTORY,
+                    checkpoints.toUri().toString());
             jobConf.set(StateBackendOptions.STATE_BACKEND, opt("state", "hashmap"));
             jobConf.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
             jobConf.set(RestartStrategyOptions.RESTART_STRATEGY, "none");
@@ -215,12 +243,19 @@ public final class PipelineBench {
                 long tokens = total * chunkTokens;
                 MetricSampler.Window w = sampler.window(0.1 * tokens, 0.9 * tokens);
                 double e2e = complete ? tokens / ((lastSeen - produceStart) / 1e3) : Double.NaN;
-                double chunkRate = complete ? total / ((lastSeen - produceStart) / 1e3) : w.tokensPerSecond() / chunkTokens;
-                System.out.printf("backlog of %d chunks produced in %.1f s; %s; operator %.0f tok/s (window %.1f s),"
-                        + " end to end %.0f tok/s%n", total, (produced - produceStart) / 1e3,
-                        complete ? "all embeddings committed after " + (lastSeen - produceStart) + " ms"
+                double chunkRate =
+                        complete ? total / ((lastSeen - produceStart) / 1e3) : w.tokensPerSecond() / chunkTokens;
+                System.out.printf(
+                        "backlog of %d chunks produced in %.1f s; %s; operator %.0f tok/s (window %.1f s),"
+                                + " end to end %.0f tok/s%n",
+                        total,
+                        (produced - produceStart) / 1e3,
+                        complete
+                                ? "all embeddings committed after " + (lastSeen - produceStart) + " ms"
                                 : "INCOMPLETE: " + consumer.count() + " of " + total + " embeddings in time",
-                        w.tokensPerSecond(), w.seconds(), e2e);
+                        w.tokensPerSecond(),
+                        w.seconds(),
+                        e2e);
                 String checkpointsText = checkpoints(flink, job, produceStart, lastSeen);
                 double utilisation = gpu.mean(w.startMillis(), w.endMillis());
 
@@ -232,23 +267,51 @@ public final class PipelineBench {
                     long n = Math.max(1, (long) (rate * seconds));
                     int rounds = (int) Math.min(Integer.MAX_VALUE, (n + run.documents() - 1) / run.documents());
                     long sendStart = System.currentTimeMillis();
-                    long sent = produce(settings.chunksTopic(), run.documents(), chunks, rounds, chunkTokens, vocab,
-                            rnd, rate);
+                    long sent = produce(
+                            settings.chunksTopic(), run.documents(), chunks, rounds, chunkTokens, vocab, rnd, rate);
                     boolean all = consumer.await(total + sent, System.currentTimeMillis() + phaseTimeout);
                     long[] lat = consumer.latencies(chunks);
-                    latency = lat.length == 0 ? "none" : String.format(Locale.ROOT, "%d / %d%s", percentile(lat, 50),
-                            percentile(lat, 99), all ? "" : " (incomplete)");
-                    System.out.printf("latency: %d chunks at %.0f/s over %.1f s: p50 %d ms, p90 %d ms, p99 %d ms, max"
-                            + " %d ms%s%n", sent, rate, (System.currentTimeMillis() - sendStart) / 1e3,
-                            percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), percentile(lat, 100),
+                    latency = lat.length == 0
+                            ? "none"
+                            : String.format(
+                                    Locale.ROOT,
+                                    "%d / %d%s",
+                                    percentile(lat, 50),
+                                    percentile(lat, 99),
+                                    all ? "" : " (incomplete)");
+                    System.out.printf(
+                            "latency: %d chunks at %.0f/s over %.1f s: p50 %d ms, p90 %d ms, p99 %d ms, max"
+                                    + " %d ms%s%n",
+                            sent,
+                            rate,
+                            (System.currentTimeMillis() - sendStart) / 1e3,
+                            percentile(lat, 50),
+                            percentile(lat, 90),
+                            percentile(lat, 99),
+                            percentile(lat, 100),
                             all ? "" : " (not all arrived in time)");
                 }
-                rows.add(String.format(Locale.ROOT, "| %d | %d ms | %d | %s | %s | %.0f | %.0f | %.0f | %.1f | %s | %s |"
-                        + " %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.1f | %.0f%% | %s |", run.documents(),
-                        run.checkpointMs(), run.parallelism(), run.delivery(), run.sinks(), w.tokensPerSecond(), e2e,
-                        chunkRate, chunkRate / chunks, latency, checkpointsText, 100 * w.share("engineNanos"),
-                        100 * w.share("replayNanos"), 100 * w.share("stateReadNanos"),
-                        100 * w.share("stateWriteNanos"), 100 * w.share("emitNanos"), w.microsPer("emitNanos", "embeddings"),
+                rows.add(String.format(
+                        Locale.ROOT,
+                        "| %d | %d ms | %d | %s | %s | %.0f | %.0f | %.0f | %.1f | %s | %s |"
+                                + " %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.1f | %.0f%% | %s |",
+                        run.documents(),
+                        run.checkpointMs(),
+                        run.parallelism(),
+                        run.delivery(),
+                        run.sinks(),
+                        w.tokensPerSecond(),
+                        e2e,
+                        chunkRate,
+                        chunkRate / chunks,
+                        latency,
+                        checkpointsText,
+                        100 * w.share("engineNanos"),
+                        100 * w.share("replayNanos"),
+                        100 * w.share("stateReadNanos"),
+                        100 * w.share("stateWriteNanos"),
+                        100 * w.share("emitNanos"),
+                        w.microsPer("emitNanos", "embeddings"),
                         100 * w.share("barrierNanos"),
                         Double.isNaN(utilisation) ? "n/a" : String.format(Locale.ROOT, "%.0f%%", utilisation)));
                 System.out.println(rows.getLast());
@@ -267,14 +330,18 @@ public final class PipelineBench {
         while (true) {
             var graph = flink.getExecutionGraph(job).get(30, TimeUnit.SECONDS);
             boolean running = graph.getState() == JobStatus.RUNNING
-                    && java.util.stream.StreamSupport.stream(graph.getAllExecutionVertices().spliterator(), false)
-                    .allMatch(v -> v.getExecutionState() == org.apache.flink.runtime.execution.ExecutionState.RUNNING);
+                    && java.util.stream.StreamSupport.stream(
+                                    graph.getAllExecutionVertices().spliterator(), false)
+                            .allMatch(v ->
+                                    v.getExecutionState() == org.apache.flink.runtime.execution.ExecutionState.RUNNING);
             if (running) {
                 return;
             }
             if (graph.getState().isGloballyTerminalState() || System.nanoTime() > deadline) {
                 throw new IllegalStateException("job not running: " + graph.getState()
-                        + (graph.getFailureInfo() == null ? "" : ": " + graph.getFailureInfo().getExceptionAsString()));
+                        + (graph.getFailureInfo() == null
+                                ? ""
+                                : ": " + graph.getFailureInfo().getExceptionAsString()));
             }
             Thread.sleep(100);
         }
@@ -284,9 +351,13 @@ public final class PipelineBench {
     private static String checkpoints(MiniCluster flink, JobID job, long from, long to) throws Exception {
         List<Long> durations = new ArrayList<>();
         List<Long> sizes = new ArrayList<>();
-        for (AbstractCheckpointStats c : flink.getExecutionGraph(job).get(30, TimeUnit.SECONDS)
-                .getCheckpointStatsSnapshot().getHistory().getCheckpoints()) {
-            if (c instanceof CompletedCheckpointStats done && c.getTriggerTimestamp() >= from
+        for (AbstractCheckpointStats c : flink.getExecutionGraph(job)
+                .get(30, TimeUnit.SECONDS)
+                .getCheckpointStatsSnapshot()
+                .getHistory()
+                .getCheckpoints()) {
+            if (c instanceof CompletedCheckpointStats done
+                    && c.getTriggerTimestamp() >= from
                     && c.getTriggerTimestamp() <= to) {
                 durations.add(done.getEndToEndDuration());
                 sizes.add(done.getCheckpointedSize());
@@ -297,8 +368,13 @@ public final class PipelineBench {
         }
         long[] d = durations.stream().mapToLong(Long::longValue).toArray();
         long[] s = sizes.stream().mapToLong(Long::longValue).toArray();
-        String text = String.format(Locale.ROOT, "%d, %d / %d ms, %.0f MB", d.length, percentile(d, 50),
-                percentile(d, 100), percentile(s, 50) / 1e6);
+        String text = String.format(
+                Locale.ROOT,
+                "%d, %d / %d ms, %.0f MB",
+                d.length,
+                percentile(d, 50),
+                percentile(d, 100),
+                percentile(s, 50) / 1e6);
         System.out.println("checkpoints during the backlog: " + text);
         return text;
     }
@@ -307,8 +383,16 @@ public final class PipelineBench {
      * Sends {@code rounds} chunks per document (seq {@code firstSeq} on), documents interleaved; {@code rate} > 0
      * paces them (chunks per second) and stamps each with its send time; returns how many were sent.
      */
-    private long produce(String topic, int documents, int firstSeq, int rounds, int chunkTokens, int vocab,
-            SplittableRandom rnd, double rate) throws Exception {
+    private long produce(
+            String topic,
+            int documents,
+            int firstSeq,
+            int rounds,
+            int chunkTokens,
+            int vocab,
+            SplittableRandom rnd,
+            double rate)
+            throws Exception {
         AvroCodec<DocumentChunk> codec = AvroCodec.of(DocumentChunk.class);
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
@@ -333,11 +417,15 @@ public final class PipelineBench {
                         tokens.add(rnd.nextInt(vocab));
                     }
                     String key = "doc-" + d;
-                    DocumentChunk chunk = DocumentChunk.newBuilder().setKey(key).setSeq(firstSeq + r)
-                            .setTokens(tokens).setLast(false)
-                            .setEventTime(Instant.ofEpochMilli(System.currentTimeMillis())).build();
-                    producer.send(new ProducerRecord<>(topic, key.getBytes(StandardCharsets.UTF_8),
-                            codec.encodeSingleObject(chunk)));
+                    DocumentChunk chunk = DocumentChunk.newBuilder()
+                            .setKey(key)
+                            .setSeq(firstSeq + r)
+                            .setTokens(tokens)
+                            .setLast(false)
+                            .setEventTime(Instant.ofEpochMilli(System.currentTimeMillis()))
+                            .build();
+                    producer.send(new ProducerRecord<>(
+                            topic, key.getBytes(StandardCharsets.UTF_8), codec.encodeSingleObject(chunk)));
                     sent++;
                 }
             }
@@ -358,7 +446,8 @@ public final class PipelineBench {
 
     private static void deleteQuietly(Path dir) {
         try (var files = Files.walk(dir)) {
-            files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            files.sorted(java.util.Comparator.reverseOrder())
+                    .forEach(f -> f.toFile().delete());
         } catch (Exception ignored) {
             // a temporary directory
         }
@@ -390,7 +479,8 @@ public final class PipelineBench {
             try (KafkaConsumer<byte[], byte[]> consumer =
                     new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
                 List<TopicPartition> parts = consumer.partitionsFor(topic, Duration.ofSeconds(30)).stream()
-                        .map(i -> new TopicPartition(topic, i.partition())).toList();
+                        .map(i -> new TopicPartition(topic, i.partition()))
+                        .toList();
                 consumer.assign(parts);
                 consumer.seekToBeginning(parts);
                 while (!stop.get()) {
@@ -423,7 +513,9 @@ public final class PipelineBench {
 
         /** Produce-to-visible times of the embeddings of chunks with seq >= {@code fromSeq}. */
         long[] latencies(long fromSeq) {
-            return seen.stream().filter(s -> s.seq() >= fromSeq).mapToLong(s -> s.seenMillis() - s.eventMillis())
+            return seen.stream()
+                    .filter(s -> s.seq() >= fromSeq)
+                    .mapToLong(s -> s.seenMillis() - s.eventMillis())
                     .toArray();
         }
 
@@ -435,28 +527,38 @@ public final class PipelineBench {
 
     /** Samples the operator's counters every 100 ms. */
     private static final class MetricSampler {
-        private static final String[] NAMES = {"tokens", "engineNanos", "replayNanos", "stateReadNanos",
-            "stateWriteNanos", "emitNanos", "barrierNanos", "embeddings"};
+        private static final String[] NAMES = {
+            "tokens",
+            "engineNanos",
+            "replayNanos",
+            "stateReadNanos",
+            "stateWriteNanos",
+            "emitNanos",
+            "barrierNanos",
+            "embeddings"
+        };
         private final List<long[]> samples = new CopyOnWriteArrayList<>(); // millis, then the counters
         private final AtomicBoolean stop = new AtomicBoolean();
         private Thread thread;
 
         void start() {
-            thread = new Thread(() -> {
-                while (!stop.get()) {
-                    long[] s = new long[NAMES.length + 1];
-                    s[0] = System.currentTimeMillis();
-                    for (int i = 0; i < NAMES.length; i++) {
-                        s[i + 1] = CapturedMetrics.sum(NAMES[i]);
-                    }
-                    samples.add(s);
-                    try {
-                        Thread.sleep(100);
-                    } catch (InterruptedException e) {
-                        return;
-                    }
-                }
-            }, "bench-metrics");
+            thread = new Thread(
+                    () -> {
+                        while (!stop.get()) {
+                            long[] s = new long[NAMES.length + 1];
+                            s[0] = System.currentTimeMillis();
+                            for (int i = 0; i < NAMES.length; i++) {
+                                s[i + 1] = CapturedMetrics.sum(NAMES[i]);
+                            }
+                            samples.add(s);
+                            try {
+                                Thread.sleep(100);
+                            } catch (InterruptedException e) {
+                                return;
+                            }
+                        }
+                    },
+                    "bench-metrics");
             thread.setDaemon(true);
             thread.start();
         }
@@ -527,18 +629,23 @@ public final class PipelineBench {
         private GpuUtilisation(Process process) {
             this.process = process;
             if (process != null) {
-                Thread reader = new Thread(() -> {
-                    try (var lines = process.inputReader().lines()) {
-                        lines.forEach(line -> {
-                            try {
-                                samples.add(new long[] {System.currentTimeMillis(),
-                                    Long.parseLong(line.strip().split(",")[0].strip())});
-                            } catch (NumberFormatException ignored) {
-                                // a header or a message
+                Thread reader = new Thread(
+                        () -> {
+                            try (var lines = process.inputReader().lines()) {
+                                lines.forEach(line -> {
+                                    try {
+                                        samples.add(new long[] {
+                                            System.currentTimeMillis(),
+                                            Long.parseLong(
+                                                    line.strip().split(",")[0].strip())
+                                        });
+                                    } catch (NumberFormatException ignored) {
+                                        // a header or a message
+                                    }
+                                });
                             }
-                        });
-                    }
-                }, "nvidia-smi");
+                        },
+                        "nvidia-smi");
                 reader.setDaemon(true);
                 reader.start();
             }
@@ -546,15 +653,24 @@ public final class PipelineBench {
 
         static GpuUtilisation start() {
             try {
-                return new GpuUtilisation(new ProcessBuilder("nvidia-smi", "--query-gpu=utilization.gpu",
-                        "--format=csv,noheader,nounits", "-lms", "200").redirectErrorStream(true).start());
+                return new GpuUtilisation(new ProcessBuilder(
+                                "nvidia-smi",
+                                "--query-gpu=utilization.gpu",
+                                "--format=csv,noheader,nounits",
+                                "-lms",
+                                "200")
+                        .redirectErrorStream(true)
+                        .start());
             } catch (Exception e) {
                 return new GpuUtilisation(null);
             }
         }
 
         double mean(long from, long to) {
-            return samples.stream().filter(s -> s[0] >= from && s[0] <= to).mapToLong(s -> s[1]).average()
+            return samples.stream()
+                    .filter(s -> s[0] >= from && s[0] <= to)
+                    .mapToLong(s -> s[1])
+                    .average()
                     .orElse(Double.NaN);
         }
 

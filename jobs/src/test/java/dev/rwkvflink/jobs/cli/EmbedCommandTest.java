@@ -1,5 +1,8 @@
 package dev.rwkvflink.jobs.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.engine.backend.Backends;
@@ -9,10 +12,6 @@ import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -21,9 +20,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** {@code rwkv-flink embed}, run through picocli as a user runs it, checked against the engine run in the test. */
 class EmbedCommandTest {
@@ -35,8 +34,7 @@ class EmbedCommandTest {
             + "Ünïcödé, 以下は, emoji 😊 and a \"quote\".\n";
 
     /** stdout, stderr and the exit code of one command line. */
-    private record Run(int rc, String out, String err) {
-    }
+    private record Run(int rc, String out, String err) {}
 
     private static Run run(String... args) {
         PrintStream oldOut = System.out;
@@ -50,8 +48,7 @@ class EmbedCommandTest {
             var cl = RwkvFlinkCli.commandLine();
             cl.setErr(new PrintWriter(picocliErr, true));
             int rc = cl.execute(args);
-            return new Run(rc, out.toString(StandardCharsets.UTF_8),
-                    err.toString(StandardCharsets.UTF_8) + picocliErr);
+            return new Run(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8) + picocliErr);
         } finally {
             System.setOut(oldOut);
             System.setErr(oldErr);
@@ -148,16 +145,39 @@ class EmbedCommandTest {
         Path vocab = reference("rwkv_vocab_v20230424.txt");
         // a small random model over the World vocabulary (65,536 tokens), written as an rwkv.cpp file
         Path model = tmp.resolve("world-random.bin");
-        try (var weights = RandomModels.rwkv7(new RandomModels.Rwkv7Shape(2, 32, 32, 65536, 64, 8, 8, 8, 8), 11,
+        try (var weights = RandomModels.rwkv7(
+                new RandomModels.Rwkv7Shape(2, 32, 32, 65536, 64, 8, 8, 8, 8),
+                11,
                 dev.rwkvflink.engine.tensor.WeightType.F32)) {
             dev.rwkvflink.engine.format.RwkvCppWriter.write(weights, model);
         }
-        String whole = run("embed", "--text-file", file.toString(), "--model", model.toString(), "--vocab",
-                vocab.toString(), "--read-bytes", String.valueOf(text.length)).out();
+        String whole = run(
+                        "embed",
+                        "--text-file",
+                        file.toString(),
+                        "--model",
+                        model.toString(),
+                        "--vocab",
+                        vocab.toString(),
+                        "--read-bytes",
+                        String.valueOf(text.length))
+                .out();
         assertTrue(whole.startsWith("{\"key\":\"pieces.txt\""), whole);
         for (String piece : new String[] {"1", "5"}) {
-            assertEquals(whole, run("embed", "--text-file", file.toString(), "--model", model.toString(), "--vocab",
-                    vocab.toString(), "--read-bytes", piece).out(), "pieces of " + piece + " bytes");
+            assertEquals(
+                    whole,
+                    run(
+                                    "embed",
+                                    "--text-file",
+                                    file.toString(),
+                                    "--model",
+                                    model.toString(),
+                                    "--vocab",
+                                    vocab.toString(),
+                                    "--read-bytes",
+                                    piece)
+                            .out(),
+                    "pieces of " + piece + " bytes");
         }
     }
 
@@ -180,9 +200,16 @@ class EmbedCommandTest {
                 lastByte = block[n - 1] & 0xFF;
             }
         }
-        Process p = new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx32m", "-cp", System.getProperty("java.class.path"), CountTokens.class.getName(), file.toString())
-                .redirectErrorStream(true).start();
+        Process p = new ProcessBuilder(
+                        java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java")
+                                .toString(),
+                        "-Xmx32m",
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        CountTokens.class.getName(),
+                        file.toString())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), out);
         assertEquals(0, p.exitValue(), out);
@@ -194,7 +221,8 @@ class EmbedCommandTest {
         public static void main(String[] args) throws Exception {
             TextPieces pieces = new TextPieces(Path.of(args[0]), "--text-file", 65536);
             int[] last = {-1};
-            long n = pieces.tokenize(new dev.rwkvflink.engine.tokenizer.ByteTokenizer().chunked(),
+            long n = pieces.tokenize(
+                    new dev.rwkvflink.engine.tokenizer.ByteTokenizer().chunked(),
                     (tokens, read) -> last[0] = tokens[tokens.length - 1]);
             System.out.println("tokens " + n + " last " + last[0] + " maxHeap<=32MiB "
                     + (Runtime.getRuntime().maxMemory() <= 32L << 20));
@@ -223,17 +251,38 @@ class EmbedCommandTest {
             }
             stats.save(statsFile);
 
-            Run r = run("embed", "--model", modelFile.toString(), "--text-file", file.toString(),
-                    "--pooling", "state", "--stats", statsFile.toString(), "--backend", "scalar");
+            Run r = run(
+                    "embed",
+                    "--model",
+                    modelFile.toString(),
+                    "--text-file",
+                    file.toString(),
+                    "--pooling",
+                    "state",
+                    "--stats",
+                    statsFile.toString(),
+                    "--backend",
+                    "scalar");
             assertEquals(0, r.rc(), r.err());
             Embedder standardized = new Embedder(model.config(), Pooling.STATE, stats);
             assertJsonLine(r.out(), "doc.txt", expectedEmbedding(model, text, standardized));
             assertTrue(!r.err().contains("DEMO"), "no demo note with --model: " + r.err());
 
-            Run wrongPooling = run("embed", "--model", modelFile.toString(), "--text-file", file.toString(),
-                    "--pooling", "hidden", "--stats", statsFile.toString(), "--backend", "scalar");
+            Run wrongPooling = run(
+                    "embed",
+                    "--model",
+                    modelFile.toString(),
+                    "--text-file",
+                    file.toString(),
+                    "--pooling",
+                    "hidden",
+                    "--stats",
+                    statsFile.toString(),
+                    "--backend",
+                    "scalar");
             assertEquals(1, wrongPooling.rc());
-            assertTrue(wrongPooling.err().contains("are for pooling state:11, but the embedder uses hidden"),
+            assertTrue(
+                    wrongPooling.err().contains("are for pooling state:11, but the embedder uses hidden"),
                     wrongPooling.err());
         }
     }
@@ -252,7 +301,8 @@ class EmbedCommandTest {
         }
         Run r = run("embed", "--text-file", file.toString(), "--backend", "scalar");
         assertEquals(0, r.rc(), r.err());
-        assertTrue(r.out().startsWith("{\"key\":\"a \\\"quoted\\\" \\\\ n\\u00E4me \\uD83D\\uDE0A.txt\",\"dim\":32,"),
+        assertTrue(
+                r.out().startsWith("{\"key\":\"a \\\"quoted\\\" \\\\ n\\u00E4me \\uD83D\\uDE0A.txt\",\"dim\":32,"),
                 r.out());
         assertTrue(r.out().chars().allMatch(c -> c < 128), "plain ASCII output");
         assertEquals(name, new ObjectMapper().readTree(r.out()).get("key").asText());
@@ -262,7 +312,9 @@ class EmbedCommandTest {
     void jsonLineEscapesControlCharactersToo() throws Exception {
         String line = EmbedCommand.jsonLine("tab\there\nnewline\u0001", new float[] {1.0f, -0.5f, 1.0E-5f});
         assertEquals("{\"key\":\"tab\\there\\nnewline\\u0001\",\"dim\":3,\"vector\":[1.0,-0.5,1.0E-5]}", line);
-        assertEquals("tab\there\nnewline\u0001", new ObjectMapper().readTree(line).get("key").asText());
+        assertEquals(
+                "tab\there\nnewline\u0001",
+                new ObjectMapper().readTree(line).get("key").asText());
     }
 
     @Test

@@ -72,7 +72,9 @@ class FitAndClassifyITCase {
 
     @RegisterExtension
     static final MiniClusterExtension FLINK = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     private static EmbeddedKafka kafka;
 
@@ -90,7 +92,8 @@ class FitAndClassifyITCase {
     }
 
     static Path languageId() throws URISyntaxException {
-        return Path.of(FitAndClassifyITCase.class.getResource("language-id.jsonl").toURI());
+        return Path.of(
+                FitAndClassifyITCase.class.getResource("language-id.jsonl").toURI());
     }
 
     /** Output and exit code of one CLI run. */
@@ -127,8 +130,20 @@ class FitAndClassifyITCase {
         Path head = dir.resolve("language-head.json");
         Path stats = dir.resolve("language-stats.json");
         long start = System.nanoTime();
-        Run fit = cli("fit", "--data", data.toString(), "--pooling", POOLING, "--holdout", "0.25", "--seed", "1",
-                "--out", head.toString(), "--stats-out", stats.toString());
+        Run fit = cli(
+                "fit",
+                "--data",
+                data.toString(),
+                "--pooling",
+                POOLING,
+                "--holdout",
+                "0.25",
+                "--seed",
+                "1",
+                "--out",
+                head.toString(),
+                "--stats-out",
+                stats.toString());
         assertEquals(0, fit.exitCode(), fit.err());
         String reported = heldOutAccuracy(fit);
         double fitSeconds = (System.nanoTime() - start) / 1e9;
@@ -158,18 +173,29 @@ class FitAndClassifyITCase {
         records.add(records.get(7)); // a duplicate
         KafkaTopics.send(kafka, records);
 
-        Settings settings = Settings.builder().bootstrapServers(kafka.bootstrapServers()).chunksTopic(chunksTopic)
-                .embeddingsTopic("lid-embeddings").deadLettersTopic("lid-dead-letters")
-                .classificationsTopic(classesTopic).groupId("it-language").startingOffsets("earliest")
-                .model(ModelSources.DEMO).pooling(POOLING).head(head.toString()).stats(stats.toString())
-                .checkpointIntervalMillis(300).parallelism(2).maxWaitMillis(5).build();
+        Settings settings = Settings.builder()
+                .bootstrapServers(kafka.bootstrapServers())
+                .chunksTopic(chunksTopic)
+                .embeddingsTopic("lid-embeddings")
+                .deadLettersTopic("lid-dead-letters")
+                .classificationsTopic(classesTopic)
+                .groupId("it-language")
+                .startingOffsets("earliest")
+                .model(ModelSources.DEMO)
+                .pooling(POOLING)
+                .head(head.toString())
+                .stats(stats.toString())
+                .checkpointIntervalMillis(300)
+                .parallelism(2)
+                .maxWaitMillis(5)
+                .build();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         EmbedJob.build(env, settings);
         long jobStart = System.nanoTime();
         JobClient job = env.executeAsync(EmbedJob.jobName(settings));
         try {
-            KafkaTopics.readCommittedUntil(kafka, classesTopic, read -> read.size() >= test.size(),
-                    Duration.ofSeconds(90));
+            KafkaTopics.readCommittedUntil(
+                    kafka, classesTopic, read -> read.size() >= test.size(), Duration.ofSeconds(90));
         } finally {
             job.cancel().get();
         }
@@ -192,8 +218,8 @@ class FitAndClassifyITCase {
             for (var e : test.entrySet()) {
                 Classification c = classes.get(e.getKey());
                 RwkvState state = m.newState();
-                float[] expected = h.probabilities(embedder.embed(
-                        m.hidden(state, bytes(e.getValue().text())), state));
+                float[] expected = h.probabilities(
+                        embedder.embed(m.hidden(state, bytes(e.getValue().text())), state));
                 float[] actual = new float[c.getProbabilities().size()];
                 for (int i = 0; i < actual.length; i++) {
                     actual[i] = c.getProbabilities().get(i);
@@ -206,13 +232,26 @@ class FitAndClassifyITCase {
             }
         }
         double accuracy = (double) right / test.size();
-        System.out.printf(Locale.ROOT, "language id, demo model, %s pooling: fit reported held-out %s, classify job "
-                + "%d/%d = %.3f (chance %.2f); fit %.1f s, job %.1f s%n", POOLING, reported, right, test.size(),
-                accuracy, CHANCE, fitSeconds, jobSeconds);
-        assertEquals(reported, String.format(Locale.ROOT, "%.3f", accuracy),
+        System.out.printf(
+                Locale.ROOT,
+                "language id, demo model, %s pooling: fit reported held-out %s, classify job "
+                        + "%d/%d = %.3f (chance %.2f); fit %.1f s, job %.1f s%n",
+                POOLING,
+                reported,
+                right,
+                test.size(),
+                accuracy,
+                CHANCE,
+                fitSeconds,
+                jobSeconds);
+        assertEquals(
+                reported,
+                String.format(Locale.ROOT, "%.3f", accuracy),
                 "the classify job's held-out accuracy is what fit reported");
-        assertTrue(accuracy >= 0.85, "held-out accuracy " + accuracy + " (measured 0.950, chance " + CHANCE
-                + ") must stay well above chance");
+        assertTrue(
+                accuracy >= 0.85,
+                "held-out accuracy " + accuracy + " (measured 0.950, chance " + CHANCE
+                        + ") must stay well above chance");
     }
 
     /**
@@ -234,8 +273,8 @@ class FitAndClassifyITCase {
         Random random = new Random(17);
         List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
         for (int i = 0; i < examples.size(); i++) {
-            List<DocumentChunk> chunks = chunks(String.format(Locale.ROOT, "doc-%03d", i), examples.get(i).text(),
-                    random);
+            List<DocumentChunk> chunks = chunks(
+                    String.format(Locale.ROOT, "doc-%03d", i), examples.get(i).text(), random);
             boolean tokens = i % 10 == 3;
             boolean labelled = false;
             for (int c = 0; c < chunks.size(); c++) {
@@ -262,29 +301,59 @@ class FitAndClassifyITCase {
         DocumentChunk conflict0 = chunk("zz-conflict", 0, "Guten ", false, "de");
         DocumentChunk conflict1 = chunk("zz-conflict", 1, "morning.", true, "en");
         for (DocumentChunk c : List.of(gap0, gap2, unlabelled, conflict0, conflict1)) {
-            records.add(random.nextInt(records.size()),
+            records.add(
+                    random.nextInt(records.size()),
                     new ProducerRecord<>(topic, utf8(c.getKey()), codec.encodeSingleObject(c)));
         }
         records.add(random.nextInt(records.size()), new ProducerRecord<>(topic, utf8("garbage"), utf8("not avro")));
         KafkaTopics.send(kafka, records);
-        sendAborted(new ProducerRecord<>(topic, utf8("doc-000"), codec.encodeSingleObject(
-                chunk("aborted", 0, "This was never committed.", true, "en"))));
+        sendAborted(new ProducerRecord<>(
+                topic,
+                utf8("doc-000"),
+                codec.encodeSingleObject(chunk("aborted", 0, "This was never committed.", true, "en"))));
 
         Path topicHead = dir.resolve("topic-head.json");
         Path topicStats = dir.resolve("topic-stats.json");
         long start = System.nanoTime();
-        Run fromTopic = cli("fit", "--bootstrap-servers", kafka.bootstrapServers(), "--topic", topic,
-                "--kafka-property", "client.id=fit-test", "--pooling", POOLING, "--holdout", "0.25",
-                "--out", topicHead.toString(), "--stats-out", topicStats.toString());
+        Run fromTopic = cli(
+                "fit",
+                "--bootstrap-servers",
+                kafka.bootstrapServers(),
+                "--topic",
+                topic,
+                "--kafka-property",
+                "client.id=fit-test",
+                "--pooling",
+                POOLING,
+                "--holdout",
+                "0.25",
+                "--out",
+                topicHead.toString(),
+                "--stats-out",
+                topicStats.toString());
         double topicSeconds = (System.nanoTime() - start) / 1e9;
         assertEquals(0, fromTopic.exitCode(), fromTopic.err());
         Path fileHead = dir.resolve("file-head.json");
         Path fileStats = dir.resolve("file-stats.json");
-        Run fromFile = cli("fit", "--data", data.toString(), "--pooling", POOLING, "--holdout", "0.25",
-                "--out", fileHead.toString(), "--stats-out", fileStats.toString());
+        Run fromFile = cli(
+                "fit",
+                "--data",
+                data.toString(),
+                "--pooling",
+                POOLING,
+                "--holdout",
+                "0.25",
+                "--out",
+                fileHead.toString(),
+                "--stats-out",
+                fileStats.toString());
         assertEquals(0, fromFile.exitCode(), fromFile.err());
-        System.out.printf(Locale.ROOT, "fit --topic: %.1f s, held-out accuracy %s%n%s", topicSeconds,
-                heldOutAccuracy(fromTopic), fromTopic.err());
+        System.out.printf(
+                Locale.ROOT,
+                "fit --topic: %.1f s, held-out accuracy %s%n%s",
+                topicSeconds,
+                heldOutAccuracy(fromTopic),
+                fromTopic.err());
 
         assertArrayEquals(Files.readAllBytes(fileStats), Files.readAllBytes(topicStats), "the same statistics");
         assertArrayEquals(Files.readAllBytes(fileHead), Files.readAllBytes(topicHead), "the same head");
@@ -294,27 +363,54 @@ class FitAndClassifyITCase {
         assertTrue(err.contains("1 undecodable records skipped: partition "), err);
         assertTrue(err.contains("1 incomplete documents skipped: zz-incomplete (missing seq [1])"), err);
         assertTrue(err.contains("1 documents without a 'label' attribute skipped: zz-unlabelled"), err);
-        assertTrue(err.contains("1 inconsistent documents skipped: zz-conflict (chunks disagree on the label: "
-                + "[de, en])"), err);
+        assertTrue(
+                err.contains(
+                        "1 inconsistent documents skipped: zz-conflict (chunks disagree on the label: " + "[de, en])"),
+                err);
         assertTrue(!err.contains("aborted"), "records of an aborted transaction are not read: " + err);
     }
 
     @Test
     void fitFromATopicFailsClearly() throws Exception {
         kafka.createTopics("lid-unlabelled");
-        KafkaTopics.send(kafka, List.of(new ProducerRecord<>("lid-unlabelled", utf8("a"), AvroCodec.of(
-                DocumentChunk.class).encodeSingleObject(chunk("a", 0, "no label here", true, null)))));
-        Run none = cli("fit", "--bootstrap-servers", kafka.bootstrapServers(), "--topic", "lid-unlabelled",
-                "--label-attribute", "lang", "--out", "/nonexistent/h.json");
+        KafkaTopics.send(
+                kafka,
+                List.of(new ProducerRecord<>(
+                        "lid-unlabelled",
+                        utf8("a"),
+                        AvroCodec.of(DocumentChunk.class)
+                                .encodeSingleObject(chunk("a", 0, "no label here", true, null)))));
+        Run none = cli(
+                "fit",
+                "--bootstrap-servers",
+                kafka.bootstrapServers(),
+                "--topic",
+                "lid-unlabelled",
+                "--label-attribute",
+                "lang",
+                "--out",
+                "/nonexistent/h.json");
         assertEquals(1, none.exitCode());
         assertTrue(none.err().contains("1 documents without a 'lang' attribute skipped: a"), none.err());
-        assertTrue(none.err().contains("error: topic lid-unlabelled holds no complete document labelled by the 'lang' "
-                + "attribute (1 records read)"), none.err());
+        assertTrue(
+                none.err()
+                        .contains("error: topic lid-unlabelled holds no complete document labelled by the 'lang' "
+                                + "attribute (1 records read)"),
+                none.err());
 
-        Run missing = cli("fit", "--bootstrap-servers", kafka.bootstrapServers(), "--topic", "no-such-topic",
-                "--read-timeout", "3", "--out", "/nonexistent/h.json");
+        Run missing = cli(
+                "fit",
+                "--bootstrap-servers",
+                kafka.bootstrapServers(),
+                "--topic",
+                "no-such-topic",
+                "--read-timeout",
+                "3",
+                "--out",
+                "/nonexistent/h.json");
         assertEquals(1, missing.exitCode());
-        assertTrue(missing.err().contains("error: topic no-such-topic does not exist on " + kafka.bootstrapServers()),
+        assertTrue(
+                missing.err().contains("error: topic no-such-topic does not exist on " + kafka.bootstrapServers()),
                 missing.err());
     }
 
@@ -333,9 +429,14 @@ class FitAndClassifyITCase {
     }
 
     static DocumentChunk chunk(String key, long seq, String text, boolean last, String label) {
-        return DocumentChunk.newBuilder().setKey(key).setSeq(seq).setText(text).setLast(last)
+        return DocumentChunk.newBuilder()
+                .setKey(key)
+                .setSeq(seq)
+                .setText(text)
+                .setLast(last)
                 .setEventTime(Instant.ofEpochMilli(1_700_000_000_000L))
-                .setAttributes(label == null ? Map.of() : Map.of("label", label)).build();
+                .setAttributes(label == null ? Map.of() : Map.of("label", label))
+                .build();
     }
 
     /** Splits a text into 2 to 4 chunks at character boundaries (the sentences have no surrogate pairs). */

@@ -1,5 +1,8 @@
 package dev.rwkvflink.jobs.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.embed.Embedder;
 import dev.rwkvflink.engine.embed.EmbeddingStats;
@@ -7,19 +10,15 @@ import dev.rwkvflink.engine.embed.LinearHead;
 import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** {@code fit} on a task the tiny model can tell apart (digits vs. lower-case words) writes a head that classifies. */
 class FitCommandTest {
@@ -28,7 +27,10 @@ class FitCommandTest {
 
     @Test
     void trainsAHeadThatClassifiesHeldOutText() throws Exception {
-        Path model = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", "rwkv-cpp-tests",
+        Path model = Path.of(
+                System.getProperty("rwkv.shared.dir", "../../shared"),
+                "reference",
+                "rwkv-cpp-tests",
                 "tiny-rwkv-7v0-834K-FP32.bin");
         Assumptions.assumeTrue(Files.isRegularFile(model), "reference model absent, skipping: " + model);
         Random rnd = new Random(3);
@@ -48,8 +50,19 @@ class FitCommandTest {
         Files.write(data, lines, StandardCharsets.UTF_8);
         Path head = dir.resolve("head.json");
         Path stats = dir.resolve("stats.json");
-        int rc = RwkvFlinkCli.commandLine().execute("fit", "--model", model.toString(), "--data", data.toString(),
-                "--out", head.toString(), "--stats-out", stats.toString(), "--holdout", "0.25");
+        int rc = RwkvFlinkCli.commandLine()
+                .execute(
+                        "fit",
+                        "--model",
+                        model.toString(),
+                        "--data",
+                        data.toString(),
+                        "--out",
+                        head.toString(),
+                        "--stats-out",
+                        stats.toString(),
+                        "--holdout",
+                        "0.25");
         assertEquals(0, rc);
 
         try (RwkvModel m = RwkvModel.load(model, Backends.defaultBackend())) {
@@ -79,7 +92,14 @@ class FitCommandTest {
         var err = new java.io.StringWriter();
         var cl = RwkvFlinkCli.commandLine();
         cl.setErr(new java.io.PrintWriter(err));
-        assertEquals(1, cl.execute("fit", "--data", data.toString(), "--out", dir.resolve("h.json").toString()));
+        assertEquals(
+                1,
+                cl.execute(
+                        "fit",
+                        "--data",
+                        data.toString(),
+                        "--out",
+                        dir.resolve("h.json").toString()));
         assertTrue(err.toString().contains("line 2"), err.toString());
     }
 
@@ -89,13 +109,22 @@ class FitCommandTest {
         Files.writeString(data, "{\"text\": \"a\", \"label\": \"x\"}\n");
         String out = dir.resolve("h.json").toString();
         assertEquals("error: give exactly one of --data FILE and --topic TOPIC", fitError("--out", out));
-        assertEquals("error: give exactly one of --data FILE and --topic TOPIC",
+        assertEquals(
+                "error: give exactly one of --data FILE and --topic TOPIC",
                 fitError("--data", data.toString(), "--topic", "t", "--out", out));
         assertEquals("error: --topic needs --bootstrap-servers HOST:PORT", fitError("--topic", "t", "--out", out));
-        assertEquals("error: --bootstrap-servers and --kafka-property go with --topic, not --data",
+        assertEquals(
+                "error: --bootstrap-servers and --kafka-property go with --topic, not --data",
                 fitError("--data", data.toString(), "--bootstrap-servers", "b:9092", "--out", out));
-        assertTrue(fitError("--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--kafka-property",
-                "isolation.level=read_uncommitted", "--out", out)
+        assertTrue(fitError(
+                        "--topic",
+                        "t",
+                        "--bootstrap-servers",
+                        "127.0.0.1:1",
+                        "--kafka-property",
+                        "isolation.level=read_uncommitted",
+                        "--out",
+                        out)
                 .startsWith("error: Kafka property isolation.level is set by the job itself"));
         assertTrue(fitError("--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--format", "json", "--out", out)
                 .startsWith("error: --format: unknown record format 'json'"));
@@ -128,15 +157,19 @@ class FitCommandTest {
         Path data = uniqueLabels(100_000, 21);
         String out = dir.resolve("h.json").toString();
         String err = fitError("--data", data.toString(), "--out", out, "--epochs", "300");
-        assertEquals("error: " + data + ": training 80000 examples over 100000 labels (dimension 32; mini-batches of "
-                + "256, 256 sampled labels per step, 300 epochs) takes 7.9e+11 multiply-adds, more than "
-                + "--max-train-work 3.0e+11 (about 13 min at 1e9/s): use fewer --epochs, fewer --negatives or a "
-                + "smaller --batch-size, or raise --max-train-work", err);
+        assertEquals(
+                "error: " + data + ": training 80000 examples over 100000 labels (dimension 32; mini-batches of "
+                        + "256, 256 sampled labels per step, 300 epochs) takes 7.9e+11 multiply-adds, more than "
+                        + "--max-train-work 3.0e+11 (about 13 min at 1e9/s): use fewer --epochs, fewer --negatives or a "
+                        + "smaller --batch-size, or raise --max-train-work",
+                err);
         assertTrue(!Files.exists(Path.of(out)), "nothing written");
         // full batch over all labels is refused the same way, suggesting mini-batches
         String full = fitError("--data", data.toString(), "--out", out, "--batch-size", "0", "--epochs", "1");
-        assertTrue(full.contains("full batch, 1 epochs) takes 5.1e+11 multiply-adds") && full.contains(
-                "mini-batches with sampled labels (--batch-size 256 --negatives 256)"), full);
+        assertTrue(
+                full.contains("full batch, 1 epochs) takes 5.1e+11 multiply-adds")
+                        && full.contains("mini-batches with sampled labels (--batch-size 256 --negatives 256)"),
+                full);
     }
 
     /**
@@ -152,12 +185,18 @@ class FitCommandTest {
         var cl = RwkvFlinkCli.commandLine();
         cl.setOut(new java.io.PrintWriter(out));
         cl.setErr(new java.io.PrintWriter(err));
-        assertEquals(0, cl.execute("fit", "--data", data.toString(), "--out", head.toString(), "--holdout", "0.1"),
+        assertEquals(
+                0,
+                cl.execute("fit", "--data", data.toString(), "--out", head.toString(), "--holdout", "0.1"),
                 err.toString());
-        assertTrue(err.toString().contains("training: mini-batches of 256, 256 sampled labels per step, 10 epochs"),
+        assertTrue(
+                err.toString().contains("training: mini-batches of 256, 256 sampled labels per step, 10 epochs"),
                 err.toString());
-        assertTrue(out.toString().startsWith("labels 20000 [L0, L1, L10, L100, L1000, L10000, L10001, L10002, L10003, "
-                + "L10004, ...]; 18000 training, 2000 held out; training accuracy "), out.toString());
+        assertTrue(
+                out.toString()
+                        .startsWith("labels 20000 [L0, L1, L10, L100, L1000, L10000, L10001, L10002, L10003, "
+                                + "L10004, ...]; 18000 training, 2000 held out; training accuracy "),
+                out.toString());
         assertTrue(out.toString().contains("(on 10000 of 18000), held-out accuracy 0.000\n"), out.toString());
         try (RwkvModel demo = dev.rwkvflink.engine.model.RandomModels.demo(Backends.defaultBackend())) {
             LinearHead h = LinearHead.load(head, demo.fingerprint(), Pooling.HIDDEN);

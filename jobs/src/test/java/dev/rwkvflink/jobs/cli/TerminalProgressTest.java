@@ -1,12 +1,11 @@
 package dev.rwkvflink.jobs.cli;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import org.junit.jupiter.api.Test;
 
 /** The progress line: rewritten in place at most twice a second, cleared at the end, silent when not shown. */
 class TerminalProgressTest {
@@ -34,8 +33,10 @@ class TerminalProgressTest {
         p.done();
         String line1 = "step 1 (1 s)"; // 0.6 s rounds to 1
         String line2 = "s2 (2 s)";
-        assertEquals("\r" + line1 + "\r" + line2 + " ".repeat(line1.length() - line2.length())
-                + "\r" + " ".repeat(line2.length()) + "\r", buf.toString(StandardCharsets.UTF_8));
+        assertEquals(
+                "\r" + line1 + "\r" + line2 + " ".repeat(line1.length() - line2.length()) + "\r"
+                        + " ".repeat(line2.length()) + "\r",
+                buf.toString(StandardCharsets.UTF_8));
     }
 
     @Test

@@ -29,7 +29,8 @@ class DocumentsTest {
             joined.append(c.getText());
         }
         assertEquals(text, joined.toString());
-        assertEquals(List.of("hél", "lo w", "örl", "d ", "✓ ", "𝄞", " end"),
+        assertEquals(
+                List.of("hél", "lo w", "örl", "d ", "✓ ", "𝄞", " end"),
                 chunks.stream().map(DocumentChunk::getText).toList());
     }
 

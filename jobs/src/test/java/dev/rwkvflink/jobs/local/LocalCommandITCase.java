@@ -27,8 +27,20 @@ class LocalCommandITCase {
         int exit;
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
-            exit = RwkvFlinkCli.commandLine().execute("local", "--input", alpha.toString(), beta.toString(),
-                    "--ui-port", "0", "--chunk-bytes", "16", "--checkpoint-ms", "200", "--timeout", "120");
+            exit = RwkvFlinkCli.commandLine()
+                    .execute(
+                            "local",
+                            "--input",
+                            alpha.toString(),
+                            beta.toString(),
+                            "--ui-port",
+                            "0",
+                            "--chunk-bytes",
+                            "16",
+                            "--checkpoint-ms",
+                            "200",
+                            "--timeout",
+                            "120");
         } finally {
             System.setOut(original);
         }
@@ -36,13 +48,24 @@ class LocalCommandITCase {
         original.println(out);
         assertEquals(0, exit, out);
         assertTrue(out.contains("DEMO model"), "warns about the demo model");
-        assertTrue(Pattern.compile("Flink web UI: http://127\\.0\\.0\\.1:\\d+").matcher(out).find(), out);
+        assertTrue(
+                Pattern.compile("Flink web UI: http://127\\.0\\.0\\.1:\\d+")
+                        .matcher(out)
+                        .find(),
+                out);
         assertTrue(out.contains("Fed 2 documents as 7 chunks of at most 16 bytes"), out);
         int alphaBytes = Files.readAllBytes(alpha).length;
         int betaBytes = Files.readAllBytes(beta).length;
-        assertTrue(Pattern.compile("alpha\\.txt\\s+LAST\\s+tokens\\s+" + alphaBytes + "\\s+dim 32 \\[").matcher(out)
-                .find(), "byte model: one token per byte\n" + out);
-        assertTrue(Pattern.compile("beta\\.txt\\s+LAST\\s+tokens\\s+" + betaBytes + "\\s").matcher(out).find(), out);
+        assertTrue(
+                Pattern.compile("alpha\\.txt\\s+LAST\\s+tokens\\s+" + alphaBytes + "\\s+dim 32 \\[")
+                        .matcher(out)
+                        .find(),
+                "byte model: one token per byte\n" + out);
+        assertTrue(
+                Pattern.compile("beta\\.txt\\s+LAST\\s+tokens\\s+" + betaBytes + "\\s")
+                        .matcher(out)
+                        .find(),
+                out);
         assertTrue(out.contains("Done: 2/2 documents embedded"), out);
         assertTrue(out.contains("Stopping Flink and Kafka..."), out);
     }
@@ -60,12 +83,32 @@ class LocalCommandITCase {
         Path docs = Files.createDirectory(dir.resolve("docs"));
         Files.writeString(docs.resolve("one.txt"), "Streams of text become embeddings, chunk by chunk.");
         Files.writeString(docs.resolve("two.txt"), "Ünïcödé, 状態 and emoji 🙂 split across chunks of eight bytes.");
-        String local = stdout(() -> RwkvFlinkCli.commandLine().execute("local", "--input", docs.toString(),
-                "--shuffle-chunks", "--duplicates", "0.1", "--until-done", "--ui-port", "0", "--chunk-bytes", "8",
-                "--checkpoint-ms", "200", "--timeout", "120", "--hot-state-bytes", "0", "--format", format));
+        String local = stdout(() -> RwkvFlinkCli.commandLine()
+                .execute(
+                        "local",
+                        "--input",
+                        docs.toString(),
+                        "--shuffle-chunks",
+                        "--duplicates",
+                        "0.1",
+                        "--until-done",
+                        "--ui-port",
+                        "0",
+                        "--chunk-bytes",
+                        "8",
+                        "--checkpoint-ms",
+                        "200",
+                        "--timeout",
+                        "120",
+                        "--hot-state-bytes",
+                        "0",
+                        "--format",
+                        format));
         String embed = stdout(() -> {
-            RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("one.txt").toString());
-            RwkvFlinkCli.commandLine().execute("embed", "--text-file", docs.resolve("two.txt").toString());
+            RwkvFlinkCli.commandLine()
+                    .execute("embed", "--text-file", docs.resolve("one.txt").toString());
+            RwkvFlinkCli.commandLine()
+                    .execute("embed", "--text-file", docs.resolve("two.txt").toString());
         });
         // the test logging configuration writes log lines to stdout too; the CLI's own writes them to stderr
         String json = jsonLines(local);

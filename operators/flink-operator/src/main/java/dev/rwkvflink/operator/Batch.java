@@ -1,6 +1,5 @@
 package dev.rwkvflink.operator;
 
-
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -21,6 +20,7 @@ final class Batch {
         int tokens;
         /** Null: nothing to emit after this segment. */
         EmbeddingRecord.Reason emit;
+
         long seq;
         long eventTime;
         /** Processing time when the segment's first tokens were queued (its chunk reached the operator). */
@@ -69,7 +69,9 @@ final class Batch {
         }
 
         boolean finishes() {
-            return !segments.isEmpty() && segments.getLast().emit != null && segments.getLast().emit != EmbeddingRecord.Reason.PROGRESS;
+            return !segments.isEmpty()
+                    && segments.getLast().emit != null
+                    && segments.getLast().emit != EmbeddingRecord.Reason.PROGRESS;
         }
 
         private Segment newSegment() {

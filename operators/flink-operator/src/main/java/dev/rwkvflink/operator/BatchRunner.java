@@ -34,8 +34,13 @@ final class BatchRunner {
     /** Receives a hot state for pooling that reads the state (allocated on first use). */
     private RwkvState poolingScratch;
 
-    BatchRunner(HotStates hot, KeyStateStore store, OperatorMetrics metrics, SharedModels.LoadedModel loaded,
-            String pooling, Emissions out) {
+    BatchRunner(
+            HotStates hot,
+            KeyStateStore store,
+            OperatorMetrics metrics,
+            SharedModels.LoadedModel loaded,
+            String pooling,
+            Emissions out) {
         this.hot = hot;
         this.store = store;
         this.metrics = metrics;
@@ -131,7 +136,8 @@ final class BatchRunner {
         HotStates.Entry s = w.hot;
         if (s.hidden == null) {
             if (seg.emit != EmbeddingRecord.Reason.PROGRESS) {
-                TextChunk last = w.lastChunk != null ? w.lastChunk : new TextChunk(w.key, seg.seq, "", true, seg.eventTime);
+                TextChunk last =
+                        w.lastChunk != null ? w.lastChunk : new TextChunk(w.key, seg.seq, "", true, seg.eventTime);
                 out.rejected(last, "document '" + w.key + "' has no tokens: nothing to embed");
             }
             return;

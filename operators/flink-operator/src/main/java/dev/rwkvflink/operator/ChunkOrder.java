@@ -39,8 +39,7 @@ final class ChunkOrder implements Serializable {
     }
 
     /** The tokens of an applied chunk, and the reason to reject it when its content cannot be used (else null). */
-    record Applied(int[] tokens, String rejection) {
-    }
+    record Applied(int[] tokens, String rejection) {}
 
     /** Whether a seq is already buffered for the key (a keyed map state's contains, which may throw). */
     @FunctionalInterface
@@ -75,8 +74,8 @@ final class ChunkOrder implements Serializable {
             return Verdict.APPLY;
         }
         if (c.seq - p.nextSeq > maxSeqAhead) {
-            return Verdict.reject("seq " + c.seq + " is more than " + maxSeqAhead + " ahead of the next expected seq "
-                    + p.nextSeq);
+            return Verdict.reject(
+                    "seq " + c.seq + " is more than " + maxSeqAhead + " ahead of the next expected seq " + p.nextSeq);
         }
         if (buffered.contains(c.seq)) {
             return Verdict.duplicate("buffered");

@@ -50,8 +50,7 @@ final class ChunkValidation implements Serializable {
                 return "chunk of " + c.tokens.length + " tokens exceeds the limit of " + maxChunkBytes;
             }
         } else if (c.text.length() > maxChunkBytes / 3 && utf8Length(c.text) > maxChunkBytes) {
-            return "chunk text of " + utf8Length(c.text) + " bytes exceeds the limit of " + maxChunkBytes
-                    + " bytes";
+            return "chunk text of " + utf8Length(c.text) + " bytes exceeds the limit of " + maxChunkBytes + " bytes";
         }
         return null;
     }
@@ -65,7 +64,9 @@ final class ChunkValidation implements Serializable {
                 n += 1;
             } else if (ch < 0x800) {
                 n += 2;
-            } else if (Character.isHighSurrogate(ch) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+            } else if (Character.isHighSurrogate(ch)
+                    && i + 1 < s.length()
+                    && Character.isLowSurrogate(s.charAt(i + 1))) {
                 n += 4;
                 i++;
             } else {
@@ -78,7 +79,8 @@ final class ChunkValidation implements Serializable {
     /** The UTF-8 bytes of {@code text}, or null when it holds an unpaired surrogate (not valid Unicode). */
     static byte[] utf8(String text) {
         try {
-            ByteBuffer b = StandardCharsets.UTF_8.newEncoder()
+            ByteBuffer b = StandardCharsets.UTF_8
+                    .newEncoder()
                     .onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT)
                     .encode(CharBuffer.wrap(text));

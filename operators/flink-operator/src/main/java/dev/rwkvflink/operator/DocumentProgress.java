@@ -22,6 +22,5 @@ public class DocumentProgress {
     /** Whether chunks carried token ids rather than text (a document must not mix both). */
     public boolean tokenInput;
 
-    public DocumentProgress() {
-    }
+    public DocumentProgress() {}
 }

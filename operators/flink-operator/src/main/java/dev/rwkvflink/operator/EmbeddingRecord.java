@@ -24,6 +24,7 @@ public class EmbeddingRecord {
     public float[] vector;
     /** The pooling that produced it (e.g. "hidden", "state:11"). */
     public String pooling;
+
     public Reason reason;
     /** The fingerprint of the model that computed it (hex). */
     public String model;
@@ -31,10 +32,10 @@ public class EmbeddingRecord {
     public long eventTime;
     /** Label and class probabilities when a classification head is configured; else null. */
     public String label;
+
     public float[] probabilities;
 
-    public EmbeddingRecord() {
-    }
+    public EmbeddingRecord() {}
 
     public boolean isFinal() {
         return reason == Reason.LAST || reason == Reason.IDLE;
@@ -42,9 +43,16 @@ public class EmbeddingRecord {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof EmbeddingRecord r && seq == r.seq && tokens == r.tokens && eventTime == r.eventTime
-                && Objects.equals(key, r.key) && Arrays.equals(vector, r.vector) && Objects.equals(pooling, r.pooling)
-                && reason == r.reason && Objects.equals(model, r.model) && Objects.equals(label, r.label)
+        return o instanceof EmbeddingRecord r
+                && seq == r.seq
+                && tokens == r.tokens
+                && eventTime == r.eventTime
+                && Objects.equals(key, r.key)
+                && Arrays.equals(vector, r.vector)
+                && Objects.equals(pooling, r.pooling)
+                && reason == r.reason
+                && Objects.equals(model, r.model)
+                && Objects.equals(label, r.label)
                 && Arrays.equals(probabilities, r.probabilities);
     }
 

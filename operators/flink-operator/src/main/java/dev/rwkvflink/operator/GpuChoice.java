@@ -1,11 +1,10 @@
 package dev.rwkvflink.operator;
 
-import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
-
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
+import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
 
 /**
  * Which CUDA device an operator instance runs on.
@@ -29,8 +28,7 @@ final class GpuChoice {
     /** The property of a GPU resource that holds the device index. */
     static final String INDEX = "index";
 
-    private GpuChoice() {
-    }
+    private GpuChoice() {}
 
     /**
      * The device ordinal for this instance, or -1 for the engine's default.
@@ -49,14 +47,19 @@ final class GpuChoice {
         }
         List<Integer> indices = new ArrayList<>();
         for (ExternalResourceInfo gpu : gpus) {
-            String value = gpu.getProperty(INDEX).orElseThrow(() -> new IllegalArgumentException(
-                    "Flink external resource '" + RESOURCE + "' has no '" + INDEX + "' property (keys: "
-                            + gpu.getKeys() + "): the RWKV operator needs the CUDA device index"));
+            String value = gpu.getProperty(INDEX)
+                    .orElseThrow(() -> new IllegalArgumentException(
+                            "Flink external resource '" + RESOURCE + "' has no '" + INDEX + "' property (keys: "
+                                    + gpu.getKeys() + "): the RWKV operator needs the CUDA device index"));
             try {
                 indices.add(Integer.parseInt(value.strip()));
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(String.format(Locale.ROOT,
-                        "Flink external resource '%s' has %s '%s', not a device number", RESOURCE, INDEX, value));
+                throw new IllegalArgumentException(String.format(
+                        Locale.ROOT,
+                        "Flink external resource '%s' has %s '%s', not a device number",
+                        RESOURCE,
+                        INDEX,
+                        value));
             }
         }
         indices.sort(null);

@@ -1,7 +1,6 @@
 package dev.rwkvflink.operator;
 
 import dev.rwkvflink.engine.model.ResidentStates;
-
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -39,6 +38,7 @@ final class HotStates implements AutoCloseable {
         long tokens;
         /** Tokens covered by the key's snapshot in Flink state (0: none, the model's initial state). */
         long snapshotTokens;
+
         boolean dirty;
         private int[] tail = new int[0];
         private int tailLength;
@@ -101,8 +101,8 @@ final class HotStates implements AutoCloseable {
      * slot's share of {@link #HEAP_SHARE} of {@code maxHeapBytes} (never below one batch: a batch's states must
      * fit somewhere, and they did before hot states existed).
      */
-    static int capacity(long hotStateBytes, long stateBytes, int minKeys, int taskSlots, int deviceSlots,
-            long maxHeapBytes) {
+    static int capacity(
+            long hotStateBytes, long stateBytes, int minKeys, int taskSlots, int deviceSlots, long maxHeapBytes) {
         long wanted = hotStateBytes == 0 ? minKeys : Math.max(minKeys, hotStateBytes / stateBytes);
         long slotsPerTask = Math.max(1, taskSlots);
         if (deviceSlots > 0) {
@@ -160,8 +160,8 @@ final class HotStates implements AutoCloseable {
                 }
             }
             if (victim == null) {
-                throw new IllegalStateException("all " + capacity() + " hot-state slots hold keys of the current "
-                        + "engine call");
+                throw new IllegalStateException(
+                        "all " + capacity() + " hot-state slots hold keys of the current " + "engine call");
             }
             if (victim.dirty) {
                 writeBack.write(victim);

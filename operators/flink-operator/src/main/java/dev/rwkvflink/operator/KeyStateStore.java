@@ -24,6 +24,7 @@ final class KeyStateStore {
     private final ListState<int[]> tokenLog;
     /** K: tokens since a key's snapshot after which a write-back writes a new snapshot. */
     private final long snapshotTokens;
+
     private final RwkvModel model;
     private final ResidentStates pool;
     private final OperatorMetrics metrics;
@@ -31,8 +32,14 @@ final class KeyStateStore {
     /** The serialized size of a snapshot, for the state I/O metrics. */
     private final KeyModelStateSerializer snapshotBytes;
 
-    KeyStateStore(ValueState<KeyModelState> modelState, ListState<int[]> tokenLog, long snapshotTokens,
-            RwkvModel model, ResidentStates slots, OperatorMetrics metrics, Consumer<String> keys) {
+    KeyStateStore(
+            ValueState<KeyModelState> modelState,
+            ListState<int[]> tokenLog,
+            long snapshotTokens,
+            RwkvModel model,
+            ResidentStates slots,
+            OperatorMetrics metrics,
+            Consumer<String> keys) {
         this.modelState = modelState;
         this.tokenLog = tokenLog;
         this.snapshotTokens = snapshotTokens;

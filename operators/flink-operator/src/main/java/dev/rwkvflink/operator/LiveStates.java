@@ -16,6 +16,7 @@ final class LiveStates {
         RwkvState state;
         /** The hidden vector of the last token; null before the first. */
         float[] hidden;
+
         long tokens;
         /** The token count of the key's last snapshot in Flink state (0: none). */
         long snapshotTokens;

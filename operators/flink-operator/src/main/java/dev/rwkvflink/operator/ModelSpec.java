@@ -8,6 +8,12 @@ import dev.rwkvflink.engine.backend.EngineSettings;
  * that operator instances on different GPUs of one TaskManager load one model each. {@code engine} sizes the
  * backend when this spec is the first to make it.
  */
-record ModelSpec(String modelPath, String vocabPath, String backend, String pooling, String statsPath,
-                 String headPath, int cudaDevice, EngineSettings engine) {
-}
+record ModelSpec(
+        String modelPath,
+        String vocabPath,
+        String backend,
+        String pooling,
+        String statsPath,
+        String headPath,
+        int cudaDevice,
+        EngineSettings engine) {}

@@ -33,6 +33,7 @@ final class OperatorMetrics {
     final Counter tokens;
     /** Open documents and buffered chunks (statesHeld, bufferedChunks), per key group. */
     final DocumentCounts documents;
+
     final Counter duplicates;
     final Counter deadLetters;
     final Counter emitted;

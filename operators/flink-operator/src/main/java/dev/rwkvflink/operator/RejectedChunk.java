@@ -9,8 +9,7 @@ public class RejectedChunk {
     /** Processing time of the rejection (milliseconds). */
     public long time;
 
-    public RejectedChunk() {
-    }
+    public RejectedChunk() {}
 
     public RejectedChunk(TextChunk chunk, String reason, long time) {
         this.chunk = chunk;
@@ -20,7 +19,9 @@ public class RejectedChunk {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof RejectedChunk r && time == r.time && Objects.equals(chunk, r.chunk)
+        return o instanceof RejectedChunk r
+                && time == r.time
+                && Objects.equals(chunk, r.chunk)
                 && Objects.equals(reason, r.reason);
     }
 

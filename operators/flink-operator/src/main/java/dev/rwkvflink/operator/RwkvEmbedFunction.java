@@ -61,8 +61,9 @@ import org.slf4j.LoggerFactory;
  * the watermark) ends with an IDLE embedding, and a finished document's tombstone (which rejects late chunks) is
  * dropped after {@code rwkv.finished-retention}; without it, tombstones stay until {@code table.exec.state.ttl}.
  */
-@FunctionHint(output = @DataTypeHint("ROW<seq BIGINT, tokens BIGINT, embedding ARRAY<FLOAT>, reason STRING, "
-        + "model STRING, label STRING, probabilities ARRAY<FLOAT>, error STRING>"))
+@FunctionHint(
+        output = @DataTypeHint("ROW<seq BIGINT, tokens BIGINT, embedding ARRAY<FLOAT>, reason STRING, "
+                        + "model STRING, label STRING, probabilities ARRAY<FLOAT>, error STRING>"))
 public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(RwkvEmbedFunction.class);
@@ -73,8 +74,7 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
     public static class Document {
         public String key;
 
-        public Document() {
-        }
+        public Document() {}
     }
 
     /** Set by the Table API constructor; null: read {@code rwkv.*} from the job parameters at open. */
@@ -130,16 +130,22 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
         loaded = SharedModels.acquire(config.modelSpec());
         RwkvModel model = loaded.model();
         chunkTokenizer = loaded.tokenizer().chunked();
-        validation = new ChunkValidation(config.maxKeyBytes, config.maxChunkBytes, model.config().vocab());
+        validation = new ChunkValidation(
+                config.maxKeyBytes, config.maxChunkBytes, model.config().vocab());
         order = new ChunkOrder(config.maxSeqAhead, config.maxBufferedChunks);
         stateSerializer = new KeyModelStateSerializer(model.config(), model.fingerprint());
-        snapshotTokens = config.snapshotTokens >= 0 ? config.snapshotTokens
+        snapshotTokens = config.snapshotTokens >= 0
+                ? config.snapshotTokens
                 : SnapshotBudget.defaultTokens(model.config(), model.onAccelerator());
-        long perState = 4 * RwkvState.floats(model.config()) + 4L * model.config().embd();
+        long perState =
+                4 * RwkvState.floats(model.config()) + 4L * model.config().embd();
         live = new LiveStates((int) Math.max(1, Math.min(Integer.MAX_VALUE, config.hotStateBytes / perState)));
         fingerprintHex = model.fingerprint().hex();
-        LOG.info("RWKV_EMBED subtask {}: {} states in memory, snapshot every {} tokens",
-                context.getTaskInfo().getIndexOfThisSubtask(), live.capacity(), snapshotTokens);
+        LOG.info(
+                "RWKV_EMBED subtask {}: {} states in memory, snapshot every {} tokens",
+                context.getTaskInfo().getIndexOfThisSubtask(),
+                live.capacity(),
+                snapshotTokens);
     }
 
     @Override
@@ -150,13 +156,15 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
         }
     }
 
-    public void eval(Context ctx,
+    public void eval(
+            Context ctx,
             @StateHint(name = "progress") DocumentProgress progress,
             @StateHint(name = "document") Document document,
             @StateHint(name = "snapshot") ListView<byte[]> snapshot,
             @StateHint(name = "log") ListView<int[]> log,
             @StateHint(name = "buffered") MapView<Long, TextChunk> buffered,
-            @ArgumentHint(value = ArgumentTrait.SET_SEMANTIC_TABLE, name = "input") Row input) throws Exception {
+            @ArgumentHint(value = ArgumentTrait.SET_SEMANTIC_TABLE, name = "input") Row input)
+            throws Exception {
         TableSemantics table = ctx.tableSemanticsFor("input");
         TimeContext<Long> time = ctx.timeContext(Long.class);
         TextChunk chunk = chunk(input, table, time.time());
@@ -189,8 +197,10 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
                 }
                 if (progress.finished) {
                     for (Map.Entry<Long, TextChunk> e : buffered.entries()) {
-                        rejected(e.getValue(), "chunk " + e.getKey() + " comes after the document's last chunk "
-                                + (progress.nextSeq - 1));
+                        rejected(
+                                e.getValue(),
+                                "chunk " + e.getKey() + " comes after the document's last chunk "
+                                        + (progress.nextSeq - 1));
                     }
                     finish(ctx, progress, document.key);
                 }
@@ -199,7 +209,8 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
         if (time.time() != null) { // with on_time: the key's next deadline, from the newest event time it saw
             long wait = progress.finished ? config.finishedRetentionMillis : config.idleTimeoutMillis;
             if (wait > 0 || progress.finished) {
-                time.registerOnTime(progress.finished ? RETENTION_TIMER : IDLE_TIMER,
+                time.registerOnTime(
+                        progress.finished ? RETENTION_TIMER : IDLE_TIMER,
                         Math.max(time.time(), progress.eventTime) + wait);
             }
         }
@@ -209,15 +220,23 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
      * Event-time timers: a document idle for {@code rwkv.idle-timeout} ends with what it has (buffered chunks whose
      * predecessor never came are dead letters); a finished document's tombstone goes after its retention.
      */
-    public void onTimer(OnTimerContext ctx, DocumentProgress progress, Document document, ListView<byte[]> snapshot,
-            ListView<int[]> log, MapView<Long, TextChunk> buffered) throws Exception {
+    public void onTimer(
+            OnTimerContext ctx,
+            DocumentProgress progress,
+            Document document,
+            ListView<byte[]> snapshot,
+            ListView<int[]> log,
+            MapView<Long, TextChunk> buffered)
+            throws Exception {
         if (RETENTION_TIMER.equals(ctx.currentTimer()) || progress.finished) {
             ctx.clearAll();
             return;
         }
         for (Map.Entry<Long, TextChunk> e : buffered.entries()) {
-            rejected(e.getValue(), "idle timeout: chunk " + progress.nextSeq + " never arrived, so chunk "
-                    + e.getKey() + " could not be applied");
+            rejected(
+                    e.getValue(),
+                    "idle timeout: chunk " + progress.nextSeq + " never arrived, so chunk " + e.getKey()
+                            + " could not be applied");
         }
         int[] rest = ChunkOrder.end(progress, chunkTokenizer);
         LiveStates.Live s = advance(new KeyState(document.key, snapshot, log), rest, progress.tokens - rest.length);
@@ -256,8 +275,8 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
         if (s == null) {
             s = rebuild(k);
             if (s.tokens != before) {
-                throw new IllegalStateException("the state of '" + k.key() + "' holds " + s.tokens
-                        + " tokens, its progress " + before);
+                throw new IllegalStateException(
+                        "the state of '" + k.key() + "' holds " + s.tokens + " tokens, its progress " + before);
             }
             live.put(k.key(), s);
         }
@@ -320,7 +339,14 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
     private void emit(long seq, LiveStates.Live s, EmbeddingRecord.Reason reason, String key) {
         if (s.hidden == null) {
             if (reason != EmbeddingRecord.Reason.PROGRESS) {
-                collect(Row.of(seq, 0L, null, "REJECTED", fingerprintHex, null, null,
+                collect(Row.of(
+                        seq,
+                        0L,
+                        null,
+                        "REJECTED",
+                        fingerprintHex,
+                        null,
+                        null,
                         "document '" + key + "' has no tokens: nothing to embed"));
             }
             return;
@@ -385,6 +411,5 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
     }
 
     /** A key's state entries that hold its RWKV state: at most one snapshot, and the token log since it. */
-    private record KeyState(String key, ListView<byte[]> snapshot, ListView<int[]> log) {
-    }
+    private record KeyState(String key, ListView<byte[]> snapshot, ListView<int[]> log) {}
 }

@@ -78,7 +78,9 @@ import org.slf4j.LoggerFactory;
  * bit on the CPU backends (the engine computes every token the same way whatever else is in the call).
  */
 public final class RwkvEmbeddingOperator extends AbstractStreamOperator<EmbeddingRecord>
-        implements OneInputStreamOperator<TextChunk, EmbeddingRecord>, BoundedOneInput, Triggerable<String, VoidNamespace> {
+        implements OneInputStreamOperator<TextChunk, EmbeddingRecord>,
+                BoundedOneInput,
+                Triggerable<String, VoidNamespace> {
     private static final long serialVersionUID = 1L;
     /**
      * DEBUG: one line per emitted embedding, per duplicate chunk and per checkpoint flush, naming the subtask, its
@@ -105,19 +107,23 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     private transient ValueState<DocumentProgress> progressState;
     /** The progress records between checkpoints (written back before each barrier): see {@link ProgressCache}. */
     private transient ProgressCache progress;
+
     private transient MapState<Long, TextChunk> bufferedState;
     /** Open documents and buffered chunks per key group, checkpointed (see {@link DocumentCounts}). */
     private transient DocumentCounts documents;
+
     private transient ListState<long[]> documentCounts;
     /** Restored from a checkpoint without {@link #documentCounts}: count once from the progress records. */
     private transient boolean countOnOpen;
     /** Each key's RWKV state in Flink state: snapshot + token log ({@link KeyStateStore}). */
     private transient KeyStateStore store;
+
     private transient InternalTimerService<VoidNamespace> timers;
     private transient Batch batch;
     private transient HotStates hot;
     /** Runs the batch's keys through the engine and makes their emissions. */
     private transient BatchRunner runner;
+
     private transient ScheduledFuture<?> flushTimer;
     private transient OperatorMetrics metrics;
     private transient String fingerprintHex;
@@ -136,10 +142,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         lastBarrier = context.getRestoredCheckpointId().orElse(-1L);
         TaskInfo task = getRuntimeContext().getTaskInfo();
         int keyGroups = task.getMaxNumberOfParallelSubtasks();
-        documents = new DocumentCounts(KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(keyGroups,
-                task.getNumberOfParallelSubtasks(), task.getIndexOfThisSubtask()), keyGroups);
-        documentCounts = context.getOperatorStateStore().getUnionListState(
-                new ListStateDescriptor<>(DOCUMENT_COUNTS, PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
+        documents = new DocumentCounts(
+                KeyGroupRangeAssignment.computeKeyGroupRangeForOperatorIndex(
+                        keyGroups, task.getNumberOfParallelSubtasks(), task.getIndexOfThisSubtask()),
+                keyGroups);
+        documentCounts = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>(
+                        DOCUMENT_COUNTS, PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
         boolean counted = false;
         for (long[] ignored : documentCounts.get()) {
             counted = true;
@@ -162,15 +171,23 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
     public void open() throws Exception {
         super.open();
         int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
-        int device = GpuChoice.isGpu(config.backend) ? GpuChoice.device(config.cudaDevice,
-                getRuntimeContext().getExternalResourceInfos(GpuChoice.RESOURCE), subtask) : -1;
+        int device = GpuChoice.isGpu(config.backend)
+                ? GpuChoice.device(
+                        config.cudaDevice, getRuntimeContext().getExternalResourceInfos(GpuChoice.RESOURCE), subtask)
+                : -1;
         loaded = acquireModel(device);
         if (GpuChoice.isGpu(config.backend)) {
-            LOG.info("subtask {} runs on {} (CUDA device {})", subtask, loaded.model().backend().name(),
+            LOG.info(
+                    "subtask {} runs on {} (CUDA device {})",
+                    subtask,
+                    loaded.model().backend().name(),
                     device >= 0 ? device : "default, rwkv.cuda.device");
         }
         chunkTokenizer = loaded.tokenizer().chunked();
-        validation = new ChunkValidation(config.maxKeyBytes, config.maxChunkBytes, loaded.model().config().vocab());
+        validation = new ChunkValidation(
+                config.maxKeyBytes,
+                config.maxChunkBytes,
+                loaded.model().config().vocab());
         order = new ChunkOrder(config.maxSeqAhead, config.maxBufferedChunks);
         fingerprintHex = loaded.model().fingerprint().hex();
         progressState = getRuntimeContext().getState(progressDescriptor());
@@ -192,10 +209,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
                 });
             }
         });
-        bufferedState = getRuntimeContext().getMapState(
-                new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
-        long snapshotTokens = config.snapshotTokens >= 0 ? config.snapshotTokens
-                : SnapshotBudget.defaultTokens(loaded.model().config(), loaded.model().onAccelerator());
+        bufferedState = getRuntimeContext()
+                .getMapState(
+                        new MapStateDescriptor<>("rwkv-buffered", Types.LONG, TypeInformation.of(TextChunk.class)));
+        long snapshotTokens = config.snapshotTokens >= 0
+                ? config.snapshotTokens
+                : SnapshotBudget.defaultTokens(
+                        loaded.model().config(), loaded.model().onAccelerator());
         timers = getInternalTimerService("rwkv-timers", VoidNamespaceSerializer.INSTANCE, this);
         batch = new Batch();
         traceId = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask() + "/"
@@ -206,22 +226,38 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         if (countOnOpen) {
             countRestored();
         }
-        metrics = new OperatorMetrics(getMetricGroup().addGroup("rwkv"), loaded.model().backend().name(),
-                4 * RwkvState.floats(loaded.model().config()), documents);
+        metrics = new OperatorMetrics(
+                getMetricGroup().addGroup("rwkv"),
+                loaded.model().backend().name(),
+                4 * RwkvState.floats(loaded.model().config()),
+                documents);
         hot = new HotStates(loaded.model().residentStates(hotCapacity()));
         metrics.hotStates(hot::size);
         store = new KeyStateStore(
-                getRuntimeContext().getState(new ValueStateDescriptor<>(MODEL_STATE,
-                        new KeyModelStateSerializer(loaded.model().config(), loaded.model().fingerprint()))),
+                getRuntimeContext()
+                        .getState(new ValueStateDescriptor<>(
+                                MODEL_STATE,
+                                new KeyModelStateSerializer(
+                                        loaded.model().config(), loaded.model().fingerprint()))),
                 getRuntimeContext().getListState(new ListStateDescriptor<>(TOKEN_LOG, TokenRunSerializer.INSTANCE)),
-                snapshotTokens, loaded.model(), hot.slots(), metrics, this::setCurrentKey);
+                snapshotTokens,
+                loaded.model(),
+                hot.slots(),
+                metrics,
+                this::setCurrentKey);
         runner = new BatchRunner(hot, store, metrics, loaded, config.pooling, new BatchRunner.Emissions() {
             @Override
             public void embedding(EmbeddingRecord r) {
                 output.collect(new StreamRecord<>(r, r.eventTime));
                 if (LOG.isDebugEnabled()) {
-                    LOG.debug("emit {} key={} seq={} reason={} tokens={} after-checkpoint={}", traceId, r.key, r.seq,
-                            r.reason, r.tokens, lastBarrier);
+                    LOG.debug(
+                            "emit {} key={} seq={} reason={} tokens={} after-checkpoint={}",
+                            traceId,
+                            r.key,
+                            r.seq,
+                            r.reason,
+                            r.tokens,
+                            lastBarrier);
                 }
             }
 
@@ -236,7 +272,10 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             }
         });
         if (LOG.isDebugEnabled()) {
-            LOG.debug("open {} hot states: {} slots, snapshot every {} tokens", traceId, hot.capacity(),
+            LOG.debug(
+                    "open {} hot states: {} slots, snapshot every {} tokens",
+                    traceId,
+                    hot.capacity(),
                     store.snapshotTokens());
         }
     }
@@ -260,19 +299,29 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
 
     /** Slots to ask for: see {@link HotStates#capacity}; logged with what bounded it. */
     private int hotCapacity() {
-        long perState = 4 * RwkvState.floats(loaded.model().config()) + 4L * loaded.model().config().embd();
-        int taskSlots = getContainingTask().getEnvironment().getTaskManagerInfo().getConfiguration()
+        long perState = 4 * RwkvState.floats(loaded.model().config())
+                + 4L * loaded.model().config().embd();
+        int taskSlots = getContainingTask()
+                .getEnvironment()
+                .getTaskManagerInfo()
+                .getConfiguration()
                 .get(TaskManagerOptions.NUM_TASK_SLOTS);
         int deviceSlots = loaded.model().residentStateLimit();
         long maxHeap = Runtime.getRuntime().maxMemory();
-        int capacity = HotStates.capacity(config.hotStateBytes, perState, config.maxBatchKeys, taskSlots,
-                deviceSlots, maxHeap);
+        int capacity = HotStates.capacity(
+                config.hotStateBytes, perState, config.maxBatchKeys, taskSlots, deviceSlots, maxHeap);
         long asked = config.hotStateBytes / perState;
         if (config.hotStateBytes > 0 && capacity < asked) {
-            LOG.info("hot states {}: {} keys ({} MiB) of the {} asked for by hotStateBytes={}: bounded by {}",
-                    traceId, capacity, capacity * perState >> 20, asked, config.hotStateBytes,
-                    deviceSlots == 0 ? "a " + HotStates.HEAP_SHARE + " share of the " + (maxHeap >> 20)
-                            + " MiB heap over " + taskSlots + " task slots"
+            LOG.info(
+                    "hot states {}: {} keys ({} MiB) of the {} asked for by hotStateBytes={}: bounded by {}",
+                    traceId,
+                    capacity,
+                    capacity * perState >> 20,
+                    asked,
+                    config.hotStateBytes,
+                    deviceSlots == 0
+                            ? "a " + HotStates.HEAP_SHARE + " share of the " + (maxHeap >> 20) + " MiB heap over "
+                                    + taskSlots + " task slots"
                             : "the GPU pool's " + deviceSlots + " slots over " + taskSlots + " task slots");
         }
         return capacity;
@@ -288,13 +337,17 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
      */
     private void countRestored() {
         try {
-            getKeyedStateBackend().applyToAllKeys(VoidNamespace.INSTANCE, VoidNamespaceSerializer.INSTANCE,
-                    progressDescriptor(), (key, state) -> {
-                        DocumentProgress p = state.value();
-                        if (p != null) {
-                            documents.count(key, p);
-                        }
-                    });
+            getKeyedStateBackend()
+                    .applyToAllKeys(
+                            VoidNamespace.INSTANCE,
+                            VoidNamespaceSerializer.INSTANCE,
+                            progressDescriptor(),
+                            (key, state) -> {
+                                DocumentProgress p = state.value();
+                                if (p != null) {
+                                    documents.count(key, p);
+                                }
+                            });
         } catch (Exception e) {
             LOG.warn("could not count the restored documents for the statesHeld and bufferedChunks metrics", e);
         }
@@ -390,7 +443,6 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         }
     }
 
-
     /** Tokenizes the chunk with the next seq and queues its tokens. */
     private void apply(TextChunk chunk, DocumentProgress p, long now) throws Exception {
         ChunkOrder.Applied applied = ChunkOrder.apply(p, chunk, chunkTokenizer);
@@ -418,8 +470,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
      * Splits the chunk's tokens where the key's token count reaches a multiple of {@code emitEveryTokens}; a final
      * reason (the last chunk) closes the chunk, taking the place of a progress point at the same token.
      */
-    private void addWithInterval(Batch.KeyWork work, int[] tokens, DocumentProgress p, TextChunk chunk,
-                                 EmbeddingRecord.Reason finalReason, long now) {
+    private void addWithInterval(
+            Batch.KeyWork work,
+            int[] tokens,
+            DocumentProgress p,
+            TextChunk chunk,
+            EmbeddingRecord.Reason finalReason,
+            long now) {
         long n = config.emitEveryTokens;
         long before = p.tokens - tokens.length;
         int from = 0;
@@ -427,8 +484,12 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             long toBoundary = n - (before + from) % n;
             int to = (int) Math.min(tokens.length, from + toBoundary);
             boolean boundary = (before + to) % n == 0;
-            work.add(Arrays.copyOfRange(tokens, from, to), chunk.seq, chunk.eventTime,
-                    boundary ? EmbeddingRecord.Reason.PROGRESS : null, now);
+            work.add(
+                    Arrays.copyOfRange(tokens, from, to),
+                    chunk.seq,
+                    chunk.eventTime,
+                    boundary ? EmbeddingRecord.Reason.PROGRESS : null,
+                    now);
             from = to;
         }
         boolean endsOnBoundary = tokens.length > 0 && p.tokens % n == 0;
@@ -446,7 +507,10 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         List<Long> seqs = new ArrayList<>();
         for (Map.Entry<Long, TextChunk> e : bufferedState.entries()) {
             seqs.add(e.getKey());
-            reject(e.getValue(), "chunk " + e.getKey() + " comes after the document's last chunk " + (p.nextSeq - 1), now);
+            reject(
+                    e.getValue(),
+                    "chunk " + e.getKey() + " comes after the document's last chunk " + (p.nextSeq - 1),
+                    now);
         }
         for (Long s : seqs) {
             bufferedState.remove(s);
@@ -463,13 +527,19 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         long wait = p.finished ? config.finishedRetentionMillis : config.idleTimeoutMillis;
         if (wait > 0 || p.finished) {
             long deadline = p.lastActivity + wait;
-            timers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, (deadline / TIMER_GRANULARITY_MS + 1) * TIMER_GRANULARITY_MS);
+            timers.registerProcessingTimeTimer(
+                    VoidNamespace.INSTANCE, (deadline / TIMER_GRANULARITY_MS + 1) * TIMER_GRANULARITY_MS);
         }
     }
 
     private void traceDuplicate(TextChunk chunk, String why) {
         if (LOG.isDebugEnabled()) {
-            LOG.debug("duplicate {} key={} seq={} ({}) after-checkpoint={}", traceId, chunk.key, chunk.seq, why,
+            LOG.debug(
+                    "duplicate {} key={} seq={} ({}) after-checkpoint={}",
+                    traceId,
+                    chunk.key,
+                    chunk.seq,
+                    why,
                     lastBarrier);
         }
     }
@@ -500,8 +570,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
             return; // a newer chunk moved the deadline; its own timer will fire
         }
         for (Map.Entry<Long, TextChunk> e : bufferedState.entries()) {
-            reject(e.getValue(), "idle timeout: chunk " + p.nextSeq + " never arrived, so chunk " + e.getKey()
-                    + " could not be applied", now);
+            reject(
+                    e.getValue(),
+                    "idle timeout: chunk " + p.nextSeq + " never arrived, so chunk " + e.getKey()
+                            + " could not be applied",
+                    now);
             documents.buffered(key, -1);
         }
         bufferedState.clear();
@@ -534,8 +607,13 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         metrics.checkpoint();
         metrics.barrierNanos.inc(System.nanoTime() - start);
         if (LOG.isDebugEnabled()) {
-            LOG.debug("barrier {} checkpoint={} flushed-keys={} written-back={} previous={}", traceId, checkpointId,
-                    keys, written, lastBarrier);
+            LOG.debug(
+                    "barrier {} checkpoint={} flushed-keys={} written-back={} previous={}",
+                    traceId,
+                    checkpointId,
+                    keys,
+                    written,
+                    lastBarrier);
         }
         lastBarrier = checkpointId;
     }

@@ -150,8 +150,10 @@ public final class RwkvOperatorConfig implements Serializable {
         String vocabPath;
         String backend = RwkvOptions.BACKEND.defaultValue();
         int cudaDevice = RwkvOptions.CUDA_DEVICE.defaultValue();
-        EngineSettings engine = new EngineSettings(RwkvOptions.THREADS.defaultValue(),
-                RwkvOptions.CUDA_SLOTS.defaultValue(), RwkvOptions.CUDA_MAX_ROWS.defaultValue());
+        EngineSettings engine = new EngineSettings(
+                RwkvOptions.THREADS.defaultValue(),
+                RwkvOptions.CUDA_SLOTS.defaultValue(),
+                RwkvOptions.CUDA_MAX_ROWS.defaultValue());
         String pooling = RwkvOptions.POOLING.defaultValue();
         String statsPath;
         String headPath;
@@ -167,7 +169,8 @@ public final class RwkvOperatorConfig implements Serializable {
         int maxBufferedChunks = RwkvOptions.MAX_BUFFERED_CHUNKS.defaultValue();
         int maxChunkBytes = RwkvOptions.MAX_CHUNK_BYTES.defaultValue();
         int maxKeyBytes = RwkvOptions.MAX_KEY_BYTES.defaultValue();
-        long finishedRetentionMillis = RwkvOptions.FINISHED_RETENTION.defaultValue().toMillis();
+        long finishedRetentionMillis =
+                RwkvOptions.FINISHED_RETENTION.defaultValue().toMillis();
     }
 
     /**
@@ -180,8 +183,8 @@ public final class RwkvOperatorConfig implements Serializable {
         c.vocabPath = conf.getOptional(RwkvOptions.VOCAB).orElse(null);
         c.backend = conf.get(RwkvOptions.BACKEND).strip();
         c.cudaDevice = conf.get(RwkvOptions.CUDA_DEVICE);
-        c.engine = new EngineSettings(conf.get(RwkvOptions.THREADS), conf.get(RwkvOptions.CUDA_SLOTS),
-                conf.get(RwkvOptions.CUDA_MAX_ROWS));
+        c.engine = new EngineSettings(
+                conf.get(RwkvOptions.THREADS), conf.get(RwkvOptions.CUDA_SLOTS), conf.get(RwkvOptions.CUDA_MAX_ROWS));
         c.pooling = conf.get(RwkvOptions.POOLING).strip();
         c.statsPath = conf.getOptional(RwkvOptions.STATS).orElse(null);
         c.headPath = conf.getOptional(RwkvOptions.HEAD).orElse(null);

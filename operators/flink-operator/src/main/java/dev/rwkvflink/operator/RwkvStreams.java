@@ -19,13 +19,12 @@ public final class RwkvStreams {
     /** Operator uid: keep it stable so checkpoints and savepoints find the states again. */
     public static final String UID = "rwkv-embed";
 
-    private RwkvStreams() {
-    }
+    private RwkvStreams() {}
 
     /** Keys chunks by document and embeds them (a chunk without key is rejected by the operator, not lost). */
-    public static SingleOutputStreamOperator<EmbeddingRecord> embed(DataStream<TextChunk> chunks, RwkvOperatorConfig config) {
-        return chunks
-                .keyBy(c -> c.key == null ? "" : c.key, Types.STRING)
+    public static SingleOutputStreamOperator<EmbeddingRecord> embed(
+            DataStream<TextChunk> chunks, RwkvOperatorConfig config) {
+        return chunks.keyBy(c -> c.key == null ? "" : c.key, Types.STRING)
                 .transform("rwkv-embed", TypeInformation.of(EmbeddingRecord.class), new RwkvEmbeddingOperator(config))
                 .uid(UID)
                 .name("RWKV embed");

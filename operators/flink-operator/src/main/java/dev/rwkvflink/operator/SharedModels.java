@@ -10,13 +10,12 @@ import dev.rwkvflink.engine.model.ModelSources;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Models loaded once per JVM (per TaskManager, per job class loader) and shared by all operator instances
@@ -27,12 +26,10 @@ final class SharedModels {
     private static final Logger LOG = LoggerFactory.getLogger(SharedModels.class);
     private static final Map<ModelSpec, Entry> MODELS = new HashMap<>();
 
-    private SharedModels() {
-    }
+    private SharedModels() {}
 
     /** Everything an operator needs from one model. */
-    record LoadedModel(ModelSpec spec, RwkvModel model, Tokenizer tokenizer, Embedder embedder, LinearHead head) {
-    }
+    record LoadedModel(ModelSpec spec, RwkvModel model, Tokenizer tokenizer, Embedder embedder, LinearHead head) {}
 
     private static final class Entry {
         final LoadedModel loaded;
@@ -76,21 +73,29 @@ final class SharedModels {
         Backend backend = Backends.byName(spec.backend(), spec.cudaDevice(), spec.engine());
         RwkvModel model = ModelSources.open(spec.modelPath(), backend);
         try {
-            Tokenizer tokenizer = Tokenizers.forModel(model.config().vocab(),
-                    spec.vocabPath() == null ? null : Path.of(spec.vocabPath()));
+            Tokenizer tokenizer = Tokenizers.forModel(
+                    model.config().vocab(), spec.vocabPath() == null ? null : Path.of(spec.vocabPath()));
             Pooling pooling = Pooling.parse(spec.pooling());
-            EmbeddingStats stats = spec.statsPath() == null ? null
+            EmbeddingStats stats = spec.statsPath() == null
+                    ? null
                     : EmbeddingStats.load(Path.of(spec.statsPath()), model.fingerprint(), pooling);
             Embedder embedder = new Embedder(model.config(), pooling, stats);
-            LinearHead head = spec.headPath() == null ? null
+            LinearHead head = spec.headPath() == null
+                    ? null
                     : LinearHead.load(Path.of(spec.headPath()), model.fingerprint(), pooling);
             if (head != null && head.dimension() != embedder.dimension()) {
                 throw new IOException(spec.headPath() + ": head expects embeddings of dimension " + head.dimension()
                         + ", the pooling gives " + embedder.dimension());
             }
-            LOG.info("loaded RWKV {} model {} ({}), {} backend, {} tokenizer, pooling {} (dim {}) in {} ms",
-                    model.config().version().label(), spec.modelPath() == null ? "demo" : spec.modelPath(),
-                    model.fingerprint(), backend.name(), tokenizer.name(), spec.pooling(), embedder.dimension(),
+            LOG.info(
+                    "loaded RWKV {} model {} ({}), {} backend, {} tokenizer, pooling {} (dim {}) in {} ms",
+                    model.config().version().label(),
+                    spec.modelPath() == null ? "demo" : spec.modelPath(),
+                    model.fingerprint(),
+                    backend.name(),
+                    tokenizer.name(),
+                    spec.pooling(),
+                    embedder.dimension(),
                     (System.nanoTime() - start) / 1_000_000);
             return new LoadedModel(spec, model, tokenizer, embedder, head);
         } catch (IOException | RuntimeException e) {

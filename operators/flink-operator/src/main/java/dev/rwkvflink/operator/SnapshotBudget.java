@@ -46,8 +46,7 @@ final class SnapshotBudget {
      */
     static final long GPU_TOKENS = 900;
 
-    private SnapshotBudget() {
-    }
+    private SnapshotBudget() {}
 
     /** K for a model of this shape on a GPU ({@code gpu}) or the CPU. */
     static long defaultTokens(RwkvConfig c, boolean gpu) {

@@ -23,8 +23,7 @@ public class TextChunk implements java.io.Serializable {
     /** Event time of the chunk (milliseconds), carried to the output. */
     public long eventTime;
 
-    public TextChunk() {
-    }
+    public TextChunk() {}
 
     public TextChunk(String key, long seq, String text, boolean last, long eventTime) {
         this.key = key;
@@ -42,8 +41,13 @@ public class TextChunk implements java.io.Serializable {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof TextChunk c && seq == c.seq && last == c.last && eventTime == c.eventTime
-                && Objects.equals(key, c.key) && Objects.equals(text, c.text) && Arrays.equals(tokens, c.tokens);
+        return o instanceof TextChunk c
+                && seq == c.seq
+                && last == c.last
+                && eventTime == c.eventTime
+                && Objects.equals(key, c.key)
+                && Objects.equals(text, c.text)
+                && Arrays.equals(tokens, c.tokens);
     }
 
     @Override
@@ -53,7 +57,8 @@ public class TextChunk implements java.io.Serializable {
 
     @Override
     public String toString() {
-        String body = text != null ? (text.length() > 40 ? text.substring(0, 40) + "..." : text)
+        String body = text != null
+                ? (text.length() > 40 ? text.substring(0, 40) + "..." : text)
                 : tokens != null ? tokens.length + " tokens" : "null";
         return "TextChunk{" + key + " #" + seq + (last ? " last" : "") + ": " + body + "}";
     }

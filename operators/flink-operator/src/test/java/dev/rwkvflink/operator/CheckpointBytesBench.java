@@ -1,12 +1,6 @@
 package dev.rwkvflink.operator;
 
 import dev.rwkvflink.engine.state.RwkvState;
-import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
-import org.apache.flink.runtime.state.storage.FileSystemCheckpointStorage;
-import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
-import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -14,6 +8,11 @@ import java.util.Comparator;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.storage.FileSystemCheckpointStorage;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 
 /**
  * Bytes a checkpoint writes, whole states (K = 0, the layout before the token log) against the token log
@@ -31,20 +30,31 @@ import java.util.stream.Stream;
 public final class CheckpointBytesBench {
     public static void main(String[] args) throws Exception {
         String model = args.length > 0 ? args[0] : "random:0.1b:F32";
-        int[] docCounts = Arrays.stream((args.length > 1 ? args[1] : "1000").split(",")).mapToInt(Integer::parseInt)
+        int[] docCounts = Arrays.stream((args.length > 1 ? args[1] : "1000").split(","))
+                .mapToInt(Integer::parseInt)
                 .toArray();
         double fraction = args.length > 2 ? Double.parseDouble(args[2]) : 0.25;
         int tokens = args.length > 3 ? Integer.parseInt(args[3]) : 16;
         int intervals = args.length > 4 ? Integer.parseInt(args[4]) : 3;
-        long[] ks = Arrays.stream((args.length > 5 ? args[5] : "0,-1").split(",")).mapToLong(Long::parseLong)
+        long[] ks = Arrays.stream((args.length > 5 ? args[5] : "0,-1").split(","))
+                .mapToLong(Long::parseLong)
                 .toArray();
         String vocabFile = System.getProperty("rwkv.vocab", "../shared/reference/rwkv_vocab_v20230424.txt");
-        RwkvOperatorConfig base = new RwkvOperatorConfig().model(model)
-                .vocab(model.startsWith("random:") ? vocabFile : null).idleTimeout(0);
+        RwkvOperatorConfig base = new RwkvOperatorConfig()
+                .model(model)
+                .vocab(model.startsWith("random:") ? vocabFile : null)
+                .idleTimeout(0);
         SharedModels.LoadedModel keep = SharedModels.acquire(base.modelSpec()); // loaded once for all runs
         long stateBytes = 4L * RwkvState.floats(keep.model().config());
-        System.out.printf(Locale.ROOT, "model %s: %d bytes of state per key; %d intervals, %.0f%% of the documents "
-                + "get %d tokens per interval%n", model, stateBytes, intervals, 100 * fraction, tokens);
+        System.out.printf(
+                Locale.ROOT,
+                "model %s: %d bytes of state per key; %d intervals, %.0f%% of the documents "
+                        + "get %d tokens per interval%n",
+                model,
+                stateBytes,
+                intervals,
+                100 * fraction,
+                tokens);
         System.out.println("| documents | K | checkpoints: uploaded in all | median per checkpoint | per advanced "
                 + "document | full state at the end | time |");
         System.out.println("|---|---|---|---|---|---|---|");
@@ -57,10 +67,23 @@ public final class CheckpointBytesBench {
         SharedModels.release(keep);
     }
 
-    private static void run(RwkvOperatorConfig base, dev.rwkvflink.engine.model.RwkvConfig model, int docs, double fraction, int tokens, int intervals,
-            long k, long hotBytes) throws Exception {
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(base.modelPath).vocab(base.vocabPath)
-                .idleTimeout(0).batch(1024, 1 << 20, 1_000_000).hotStateBytes(hotBytes).snapshotTokens(k);
+    private static void run(
+            RwkvOperatorConfig base,
+            dev.rwkvflink.engine.model.RwkvConfig model,
+            int docs,
+            double fraction,
+            int tokens,
+            int intervals,
+            long k,
+            long hotBytes)
+            throws Exception {
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(base.modelPath)
+                .vocab(base.vocabPath)
+                .idleTimeout(0)
+                .batch(1024, 1 << 20, 1_000_000)
+                .hotStateBytes(hotBytes)
+                .snapshotTokens(k);
         int vocab = model.vocab();
         Path dir = Files.createTempDirectory("rwkv-ckpt-bench");
         SplittableRandom rnd = new SplittableRandom(17); // the same documents and tokens for every K
@@ -74,8 +97,10 @@ public final class CheckpointBytesBench {
             h.setCheckpointStorage(new FileSystemCheckpointStorage(dir.toUri()));
             h.open();
             for (int d = 0; d < docs; d++) {
-                h.processElement(TextChunk.ofTokens("doc-" + d, seq[d]++, rnd.ints(tokens, 0, vocab).toArray(), false,
-                        0), 0);
+                h.processElement(
+                        TextChunk.ofTokens(
+                                "doc-" + d, seq[d]++, rnd.ints(tokens, 0, vocab).toArray(), false, 0),
+                        0);
             }
             checkpoint(h, 1);
             long advanced = 0;
@@ -83,8 +108,14 @@ public final class CheckpointBytesBench {
             for (int i = 0; i < intervals; i++) {
                 for (int d = 0; d < docs; d++) {
                     if (rnd.nextDouble() < fraction) {
-                        h.processElement(TextChunk.ofTokens("doc-" + d, seq[d]++, rnd.ints(tokens, 0, vocab).toArray(),
-                                false, 0), 0);
+                        h.processElement(
+                                TextChunk.ofTokens(
+                                        "doc-" + d,
+                                        seq[d]++,
+                                        rnd.ints(tokens, 0, vocab).toArray(),
+                                        false,
+                                        0),
+                                0);
                         advanced++;
                     }
                 }
@@ -96,9 +127,15 @@ public final class CheckpointBytesBench {
             long all = Arrays.stream(uploaded).sum();
             long[] sorted = uploaded.clone();
             Arrays.sort(sorted);
-            System.out.printf(Locale.ROOT, "| %,d | %d | %s | %s | %s | %s | %.0f s |%n", docs, k < 0
-                    ? SnapshotBudget.defaultTokens(model, false) : k, mb(all), mb(sorted[intervals / 2]),
-                    String.format(Locale.ROOT, "%,d B", all / Math.max(1, advanced)), mb(full),
+            System.out.printf(
+                    Locale.ROOT,
+                    "| %,d | %d | %s | %s | %s | %s | %.0f s |%n",
+                    docs,
+                    k < 0 ? SnapshotBudget.defaultTokens(model, false) : k,
+                    mb(all),
+                    mb(sorted[intervals / 2]),
+                    String.format(Locale.ROOT, "%,d B", all / Math.max(1, advanced)),
+                    mb(full),
                     (System.nanoTime() - start) / 1e9);
         } finally {
             try (Stream<Path> files = Files.walk(dir)) {
@@ -107,8 +144,8 @@ public final class CheckpointBytesBench {
         }
     }
 
-    private static OperatorSubtaskState checkpoint(KeyedOneInputStreamOperatorTestHarness<String, TextChunk,
-            EmbeddingRecord> h, long id) throws Exception {
+    private static OperatorSubtaskState checkpoint(
+            KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> h, long id) throws Exception {
         h.prepareSnapshotPreBarrier(id);
         OperatorSubtaskState s = h.snapshot(id, id);
         h.notifyOfCompletedCheckpoint(id);

@@ -35,22 +35,34 @@ class ChunkOrderTest {
     @Test
     void everyVerdict() throws Exception {
         Set<Long> none = Set.of();
-        assertEquals(ChunkOrder.Kind.APPLY, order.arrive(at(3, 0, false), chunk(3, false), none::contains).kind());
-        assertEquals(ChunkOrder.Kind.BUFFER, order.arrive(at(3, 0, false), chunk(5, false), none::contains).kind());
-        assertEquals(new ChunkOrder.Verdict(ChunkOrder.Kind.DUPLICATE, "applied"),
+        assertEquals(
+                ChunkOrder.Kind.APPLY,
+                order.arrive(at(3, 0, false), chunk(3, false), none::contains).kind());
+        assertEquals(
+                ChunkOrder.Kind.BUFFER,
+                order.arrive(at(3, 0, false), chunk(5, false), none::contains).kind());
+        assertEquals(
+                new ChunkOrder.Verdict(ChunkOrder.Kind.DUPLICATE, "applied"),
                 order.arrive(at(3, 0, false), chunk(2, false), none::contains));
-        assertEquals(new ChunkOrder.Verdict(ChunkOrder.Kind.DUPLICATE, "buffered"),
+        assertEquals(
+                new ChunkOrder.Verdict(ChunkOrder.Kind.DUPLICATE, "buffered"),
                 order.arrive(at(3, 1, false), chunk(5, false), Set.of(5L)::contains));
-        assertEquals(new ChunkOrder.Verdict(ChunkOrder.Kind.DUPLICATE, "finished"),
+        assertEquals(
+                new ChunkOrder.Verdict(ChunkOrder.Kind.DUPLICATE, "finished"),
                 order.arrive(at(3, 0, true), chunk(2, false), none::contains));
-        assertEquals(new ChunkOrder.Verdict(ChunkOrder.Kind.REJECT,
-                "document 'd' already ended before chunk 3 (its last chunk was 2)"),
+        assertEquals(
+                new ChunkOrder.Verdict(
+                        ChunkOrder.Kind.REJECT, "document 'd' already ended before chunk 3 (its last chunk was 2)"),
                 order.arrive(at(3, 0, true), chunk(3, false), none::contains));
-        assertEquals(new ChunkOrder.Verdict(ChunkOrder.Kind.REJECT,
-                "seq 14 is more than 10 ahead of the next expected seq 3"),
+        assertEquals(
+                new ChunkOrder.Verdict(
+                        ChunkOrder.Kind.REJECT, "seq 14 is more than 10 ahead of the next expected seq 3"),
                 order.arrive(at(3, 0, false), chunk(14, false), none::contains));
-        assertEquals(ChunkOrder.Kind.BUFFER, order.arrive(at(3, 0, false), chunk(13, false), none::contains).kind());
-        assertEquals(new ChunkOrder.Verdict(ChunkOrder.Kind.REJECT, "2 chunks already wait for seq 3"),
+        assertEquals(
+                ChunkOrder.Kind.BUFFER,
+                order.arrive(at(3, 0, false), chunk(13, false), none::contains).kind());
+        assertEquals(
+                new ChunkOrder.Verdict(ChunkOrder.Kind.REJECT, "2 chunks already wait for seq 3"),
                 order.arrive(at(3, 2, false), chunk(6, false), Set.of(4L, 5L)::contains));
     }
 
@@ -62,8 +74,8 @@ class ChunkOrderTest {
         int[] all = new int[0];
         String[] pieces = {"hé", "llo w", "ö", "rld, streams"};
         for (int i = 0; i < pieces.length; i++) {
-            ChunkOrder.Applied a = ChunkOrder.apply(p, new TextChunk("d", i, pieces[i], i == pieces.length - 1, 10 + i),
-                    tokenizer);
+            ChunkOrder.Applied a =
+                    ChunkOrder.apply(p, new TextChunk("d", i, pieces[i], i == pieces.length - 1, 10 + i), tokenizer);
             assertNull(a.rejection());
             all = concat(all, a.tokens());
         }
@@ -87,8 +99,8 @@ class ChunkOrderTest {
 
     /** The World tokenizer (multi-byte tokens, so chunk borders fall inside tokens); skips without ../shared. */
     private static Tokenizer world() throws Exception {
-        Path vocab = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference",
-                "rwkv_vocab_v20230424.txt");
+        Path vocab =
+                Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", "rwkv_vocab_v20230424.txt");
         Assumptions.assumeTrue(Files.isRegularFile(vocab), "World vocabulary absent, skipping: " + vocab);
         return Tokenizers.forModel(65536, vocab);
     }

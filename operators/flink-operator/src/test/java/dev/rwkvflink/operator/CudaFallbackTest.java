@@ -1,17 +1,16 @@
 package dev.rwkvflink.operator;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+import java.util.ArrayList;
+import java.util.List;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
-
-import java.util.ArrayList;
-import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /**
  * Resource fault (issue 7, item 5): an operator configured with {@code backend("cuda")} on a machine without CUDA
@@ -21,14 +20,17 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 class CudaFallbackTest {
     @Test
     void withoutCudaTheOperatorRunsOnTheCpuAndGivesTheCpuResult() throws Exception {
-        Assumptions.assumeFalse(dev.rwkvflink.engine.backend.Backends.byName("cuda").name().startsWith("cuda"),
+        Assumptions.assumeFalse(
+                dev.rwkvflink.engine.backend.Backends.byName("cuda").name().startsWith("cuda"),
                 "CUDA is usable here: nothing falls back");
         String text = "A document embedded on a machine without a GPU, though the job asked for CUDA.";
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).backend("cuda")
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(OneShot.tinyModel("FP32"))
+                .backend("cuda")
                 .batch(64, 4096, 10);
-        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config),
-                (TextChunk c) -> c.key, Types.STRING);
-             OneShot cpu = new OneShot(OneShot.tinyModel("FP32"), "hidden")) {
+        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                        new RwkvEmbeddingOperator(config), (TextChunk c) -> c.key, Types.STRING);
+                OneShot cpu = new OneShot(OneShot.tinyModel("FP32"), "hidden")) {
             h.open();
             SharedModels.LoadedModel loaded = SharedModels.acquire(config.modelSpec());
             try {

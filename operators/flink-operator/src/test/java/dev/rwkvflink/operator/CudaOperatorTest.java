@@ -1,7 +1,21 @@
 package dev.rwkvflink.operator;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.engine.backend.cuda.CudaBackend;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
 import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
@@ -19,21 +33,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-
-import java.util.ArrayList;
-import java.util.Collection;
-import java.util.Collections;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.Optional;
-import java.util.Random;
-import java.util.Set;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The operator on the GPU, driven by Flink's keyed test harness (heap and RocksDB state backends, real snapshots):
@@ -63,7 +62,9 @@ class CudaOperatorTest {
 
     @BeforeEach
     void assumeCuda() {
-        Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
+        Assumptions.assumeTrue(
+                Cuda.availability().available(),
+                "skipped: " + Cuda.availability().reason());
     }
 
     @AfterAll
@@ -74,13 +75,16 @@ class CudaOperatorTest {
     }
 
     private static RwkvOperatorConfig config(String backend) {
-        return new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).backend(backend).batch(3, 4096, 10);
+        return new RwkvOperatorConfig()
+                .model(OneShot.tinyModel("FP32"))
+                .backend(backend)
+                .batch(3, 4096, 10);
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> harness(
             RwkvEmbeddingOperator op, String stateBackend, int parallelism, int subtask) throws Exception {
-        var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING, 128,
-                parallelism, subtask);
+        var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                op, (TextChunk c) -> c.key, Types.STRING, 128, parallelism, subtask);
         if (stateBackend.equals("rocksdb")) {
             h.setStateBackend(new EmbeddedRocksDBStateBackend());
         }
@@ -89,8 +93,10 @@ class CudaOperatorTest {
 
     /** Random texts: words, digits, punctuation and some multi-byte characters, 40 to 400 characters. */
     static Map<String, String> texts(Random rnd, int count, String prefix) {
-        String[] words = {"river", "stone", "lantern", "quiet", "harbour", "north", "wind", "café", "ember", "field",
-            "Ωmega", "salt", "bridge", "morning", "ink", "42", "état", "以下", "✓", "the", "a", "of"};
+        String[] words = {
+            "river", "stone", "lantern", "quiet", "harbour", "north", "wind", "café", "ember", "field", "Ωmega", "salt",
+            "bridge", "morning", "ink", "42", "état", "以下", "✓", "the", "a", "of"
+        };
         Map<String, String> out = new LinkedHashMap<>();
         for (int d = 0; d < count; d++) {
             StringBuilder sb = new StringBuilder();
@@ -139,8 +145,8 @@ class CudaOperatorTest {
      * Checks one final embedding per document against the one-shot embeddings: on the GPU (same backend) and, for
      * fp32, on the CPU engine. Returns the worst error to the GPU's one-shot embedding.
      */
-    private static double assertOneShot(String backend, Map<String, String> docs, List<EmbeddingRecord> out,
-            OneShot gpu) {
+    private static double assertOneShot(
+            String backend, Map<String, String> docs, List<EmbeddingRecord> out, OneShot gpu) {
         Map<String, EmbeddingRecord> byKey = new HashMap<>();
         for (EmbeddingRecord r : out) {
             assertEquals(null, byKey.put(r.key, r), "one embedding per document: " + r.key);
@@ -157,15 +163,22 @@ class CudaOperatorTest {
             double vsCpu = relativeError(actual, cpu.embed(doc.getValue()));
             worstGpu = Math.max(worstGpu, vsGpu);
             worstCpu = Math.max(worstCpu, vsCpu);
-            assertTrue(vsGpu <= limit, backend + " " + doc.getKey() + ": relative error " + vsGpu
-                    + " to the GPU one-shot embedding, limit " + limit + " (seed " + SEED + ")");
+            assertTrue(
+                    vsGpu <= limit,
+                    backend + " " + doc.getKey() + ": relative error " + vsGpu
+                            + " to the GPU one-shot embedding, limit " + limit + " (seed " + SEED + ")");
             if (f32) {
-                assertTrue(vsCpu <= F32_LIMIT, backend + " " + doc.getKey() + ": relative error " + vsCpu
-                        + " to the CPU engine's one-shot embedding, limit " + F32_LIMIT + " (seed " + SEED + ")");
+                assertTrue(
+                        vsCpu <= F32_LIMIT,
+                        backend + " " + doc.getKey() + ": relative error " + vsCpu
+                                + " to the CPU engine's one-shot embedding, limit " + F32_LIMIT + " (seed " + SEED
+                                + ")");
             }
         }
-        System.out.printf("%s: %d documents, worst relative error %.3g to the GPU one-shot, %.3g to the CPU one-shot"
-                + " (limit %.0e vs %s)%n", backend, docs.size(), worstGpu, worstCpu, limit, f32 ? "both" : "the GPU");
+        System.out.printf(
+                "%s: %d documents, worst relative error %.3g to the GPU one-shot, %.3g to the CPU one-shot"
+                        + " (limit %.0e vs %s)%n",
+                backend, docs.size(), worstGpu, worstCpu, limit, f32 ? "both" : "the GPU");
         return worstGpu;
     }
 
@@ -178,8 +191,8 @@ class CudaOperatorTest {
      */
     @ParameterizedTest(name = "{0}, {1}, K {2}")
     @CsvSource({"cuda:f32,heap,16", "cuda:f32,rocksdb,-1", "cuda,heap,-1", "cuda,rocksdb,16"})
-    void interleavedOutOfOrderDuplicateChunksWithEvictionsAndARestoreGiveTheOneShotEmbedding(String backend,
-            String stateBackend, long k) throws Exception {
+    void interleavedOutOfOrderDuplicateChunksWithEvictionsAndARestoreGiveTheOneShotEmbedding(
+            String backend, String stateBackend, long k) throws Exception {
         Random rnd = new Random(SEED);
         Map<String, String> docs = texts(rnd, 8, "k");
         List<TextChunk> all = shuffledChunksWithDuplicates(docs, rnd);
@@ -194,14 +207,16 @@ class CudaOperatorTest {
             long time = 0;
             for (TextChunk c : all.subList(0, cut)) {
                 h.processElement(c, 0);
-                h.setProcessingTime(time += 5); // the 10 ms flush timer fires every other chunk: batches before the barrier
+                h.setProcessingTime(
+                        time += 5); // the 10 ms flush timer fires every other chunk: batches before the barrier
             }
             writesBefore = first.snapshotsWritten() + first.logTokens();
             h.prepareSnapshotPreBarrier(1);
             snapshot = h.snapshot(1, 1);
             out.addAll(outputs(h));
             assertTrue(writesBefore > 0, "evictions wrote states back before the barrier");
-            assertTrue(first.snapshotsWritten() + first.logTokens() > writesBefore,
+            assertTrue(
+                    first.snapshotsWritten() + first.logTokens() > writesBefore,
                     "the barrier wrote the dirty hot states back");
             if (k == 16) {
                 assertTrue(first.snapshotsWritten() > 0 && first.logTokens() > 0, "snapshots and logs both written");
@@ -217,8 +232,10 @@ class CudaOperatorTest {
             h.endInput();
             out.addAll(outputs(h));
             assertTrue(second.statesReplayed() > 0, "restored keys rebuilt by replaying their token logs");
-            assertTrue(h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
-                    || h.getSideOutput(RwkvEmbeddingOperator.REJECTED).isEmpty(), "nothing rejected");
+            assertTrue(
+                    h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
+                            || h.getSideOutput(RwkvEmbeddingOperator.REJECTED).isEmpty(),
+                    "nothing rejected");
         }
         try (OneShot gpu = new OneShot(OneShot.tinyModel("FP32"), "hidden", backend)) {
             assertOneShot(backend, docs, out, gpu);
@@ -247,7 +264,8 @@ class CudaOperatorTest {
             List<EmbeddingRecord> out = new ArrayList<>();
             var opA = new RwkvEmbeddingOperator(a);
             var opB = new RwkvEmbeddingOperator(b);
-            try (var ha = harness(opA, "heap", 2, 0); var hb = harness(opB, "heap", 2, 1)) {
+            try (var ha = harness(opA, "heap", 2, 0);
+                    var hb = harness(opB, "heap", 2, 1)) {
                 ha.open();
                 hb.open();
                 assertEquals(2, SharedModels.users(spec), "both instances use one model");
@@ -293,8 +311,8 @@ class CudaOperatorTest {
     void theDeviceComesFromTheGpuExternalResourceOrTheSetting() throws Exception {
         int count = Cuda.deviceCount();
         var op = new RwkvEmbeddingOperator(config("cuda:f32"));
-        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING,
-                withGpu(String.valueOf(count - 1)))) {
+        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                op, (TextChunk c) -> c.key, Types.STRING, withGpu(String.valueOf(count - 1)))) {
             h.open();
             h.processElement(new TextChunk("g", 0, "on the last GPU", true, 0), 0);
             h.endInput();
@@ -303,18 +321,24 @@ class CudaOperatorTest {
             assertEquals(1, SharedModels.users(onLast), "the operator loaded the model for device " + (count - 1));
             SharedModels.LoadedModel loaded = SharedModels.acquire(onLast);
             try {
-                assertEquals(count - 1, ((CudaBackend) loaded.model().backend()).device().ordinal());
+                assertEquals(
+                        count - 1,
+                        ((CudaBackend) loaded.model().backend()).device().ordinal());
             } finally {
                 SharedModels.release(loaded);
             }
         }
-        var missing = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config("cuda:f32")),
-                (TextChunk c) -> c.key, Types.STRING, withGpu(String.valueOf(count)));
+        var missing = new KeyedOneInputStreamOperatorTestHarness<>(
+                new RwkvEmbeddingOperator(config("cuda:f32")),
+                (TextChunk c) -> c.key,
+                Types.STRING,
+                withGpu(String.valueOf(count)));
         String m1 = RwkvEmbeddingOperatorTest.rootMessages(assertThrows(Exception.class, missing::open));
         assertTrue(m1.contains("CUDA device " + count + " does not exist"), m1);
         closeAfterFailedOpen(missing);
         var configured = new KeyedOneInputStreamOperatorTestHarness<>(
-                new RwkvEmbeddingOperator(config("cuda:f32").cudaDevice(count + 3)), (TextChunk c) -> c.key,
+                new RwkvEmbeddingOperator(config("cuda:f32").cudaDevice(count + 3)),
+                (TextChunk c) -> c.key,
                 Types.STRING);
         String m2 = RwkvEmbeddingOperatorTest.rootMessages(assertThrows(Exception.class, configured::open));
         assertTrue(m2.contains("CUDA device " + (count + 3) + " does not exist"), m2);
@@ -343,9 +367,12 @@ class CudaOperatorTest {
                 return Set.of(GpuChoice.INDEX);
             }
         };
-        return new MockEnvironmentBuilder().setMaxParallelism(128).setParallelism(1).setSubtaskIndex(0)
-                .setExternalResourceInfoProvider(new StaticExternalResourceInfoProvider(
-                        Map.of(GpuChoice.RESOURCE, Set.of(gpu))))
+        return new MockEnvironmentBuilder()
+                .setMaxParallelism(128)
+                .setParallelism(1)
+                .setSubtaskIndex(0)
+                .setExternalResourceInfoProvider(
+                        new StaticExternalResourceInfoProvider(Map.of(GpuChoice.RESOURCE, Set.of(gpu))))
                 .build();
     }
 }

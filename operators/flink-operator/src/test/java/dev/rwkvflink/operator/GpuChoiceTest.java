@@ -1,17 +1,16 @@
 package dev.rwkvflink.operator;
 
-import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
+import org.junit.jupiter.api.Test;
 
 /** Which CUDA device an operator instance takes (no GPU needed: the choice is made before any device is opened). */
 class GpuChoiceTest {
@@ -58,9 +57,11 @@ class GpuChoiceTest {
 
     @Test
     void aResourceWithoutAUsableIndexIsRefusedNamingIt() {
-        var none = assertThrows(IllegalArgumentException.class,
-                () -> GpuChoice.device(-1, List.of(gpu(Map.of("uuid", "GPU-1"))), 0));
-        assertTrue(none.getMessage().contains("'gpu' has no 'index' property") && none.getMessage().contains("uuid"),
+        var none = assertThrows(
+                IllegalArgumentException.class, () -> GpuChoice.device(-1, List.of(gpu(Map.of("uuid", "GPU-1"))), 0));
+        assertTrue(
+                none.getMessage().contains("'gpu' has no 'index' property")
+                        && none.getMessage().contains("uuid"),
                 none.getMessage());
         var bad = assertThrows(IllegalArgumentException.class, () -> GpuChoice.device(-1, List.of(index("x1")), 0));
         assertTrue(bad.getMessage().contains("index 'x1', not a device number"), bad.getMessage());
@@ -76,7 +77,9 @@ class GpuChoiceTest {
 
     @Test
     void aNegativeDeviceSettingOtherThanAutomaticIsRefused() {
-        var e = assertThrows(IllegalArgumentException.class, () -> new RwkvOperatorConfig().cudaDevice(-2).validate());
+        var e = assertThrows(
+                IllegalArgumentException.class,
+                () -> new RwkvOperatorConfig().cudaDevice(-2).validate());
         assertTrue(e.getMessage().contains("cudaDevice"), e.getMessage());
     }
 }

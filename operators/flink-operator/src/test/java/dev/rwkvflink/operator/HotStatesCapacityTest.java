@@ -1,8 +1,8 @@
 package dev.rwkvflink.operator;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
 
 /** How many hot states an operator instance asks for, given where they live (HotStates.capacity). */
 class HotStatesCapacityTest {
@@ -14,8 +14,7 @@ class HotStatesCapacityTest {
     @Test
     void theAskedBytesWhenTheHeapHasRoom() {
         // 256 MiB asked, 8 GiB heap, 2 slots: a quarter of the heap per TaskManager is 2 GiB, 1 GiB per slot
-        assertEquals(256 * MIB / STATE_0_1B,
-                HotStates.capacity(256 * MIB, STATE_0_1B, 64, 2, 0, 8192 * MIB));
+        assertEquals(256 * MIB / STATE_0_1B, HotStates.capacity(256 * MIB, STATE_0_1B, 64, 2, 0, 8192 * MIB));
     }
 
     @Test

@@ -1,17 +1,16 @@
 package dev.rwkvflink.operator;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.runtime.checkpoint.SavepointType;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.streaming.util.OperatorSnapshotUtil;
-
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Random;
 
 /**
  * The fixture of the state-layout migration test: an operator savepoint (canonical format, taken on the heap backend, rwkv.cpp's tiny RWKV-7 FP32
@@ -27,6 +26,7 @@ import java.util.Random;
 final class LegacySnapshot {
     /** The snapshot written with release 0.5 (commit efec0e5: whole states, serializer snapshot version 1). */
     static final String RELEASE_0_5 = "savepoints/operator-0.5-canonical-tiny7-fp32.savepoint";
+
     static final String[] TEXTS = {
         "A document whose state the old layout stored whole: the quick brown fox jumps over the lazy dog.",
         "Second one, ünïcödé ✓ and 以下は, split at random places.",
@@ -34,8 +34,7 @@ final class LegacySnapshot {
     };
     static final int CUT = 4;
 
-    private LegacySnapshot() {
-    }
+    private LegacySnapshot() {}
 
     /** The chunks of document {@code d}, seeded: the same split in the writer and in the test. */
     static List<TextChunk> chunks(int d) {
@@ -56,16 +55,17 @@ final class LegacySnapshot {
             }
             first.addAll(c.subList(0, CUT));
         }
-        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config()),
-                (TextChunk c) -> c.key, Types.STRING)) {
+        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                new RwkvEmbeddingOperator(config()), (TextChunk c) -> c.key, Types.STRING)) {
             h.open();
             for (TextChunk c : first) {
                 h.processElement(c, 0);
             }
             h.prepareSnapshotPreBarrier(1);
             // a savepoint in the canonical format: what a user takes before upgrading, restorable into any backend
-            OperatorSubtaskState s = h.snapshotWithLocalState(1, 1,
-                    SavepointType.savepoint(SavepointFormatType.CANONICAL)).getJobManagerOwnedState();
+            OperatorSubtaskState s = h.snapshotWithLocalState(
+                            1, 1, SavepointType.savepoint(SavepointFormatType.CANONICAL))
+                    .getJobManagerOwnedState();
             Path out = Path.of(args[0]);
             Files.createDirectories(out.toAbsolutePath().getParent());
             OperatorSnapshotUtil.writeStateHandle(s, out.toString());

@@ -1,5 +1,15 @@
 package dev.rwkvflink.operator;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
@@ -14,17 +24,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.Arrays;
-import java.util.concurrent.atomic.AtomicInteger;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * A model file the loaders refuse fails the whole job at start, with the loader's reason in its causes, and no
  * restart: with a restart strategy of 10 attempts, the tasks are opened once. A missing file, by contrast, is left
@@ -37,7 +36,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ModelRefusedITCase {
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(1).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(1)
+            .build());
 
     static final AtomicInteger OPENS = new AtomicInteger();
 
@@ -53,9 +54,13 @@ class ModelRefusedITCase {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.setParallelism(1);
         var chunks = env.fromSource(new NumberSequenceSource(0, 9), WatermarkStrategy.noWatermarks(), "numbers")
-                .map(i -> new TextChunk("doc-" + i, 0, "text " + i, true, 0L)).returns(TextChunk.class).name("chunks");
-        RwkvStreams.embed(chunks, new RwkvOperatorConfig().model(model.toString()).batch(8, 1024, 10))
-                .map(new CountingOpens()).name("count attempts")
+                .map(i -> new TextChunk("doc-" + i, 0, "text " + i, true, 0L))
+                .returns(TextChunk.class)
+                .name("chunks");
+        RwkvStreams.embed(
+                        chunks, new RwkvOperatorConfig().model(model.toString()).batch(8, 1024, 10))
+                .map(new CountingOpens())
+                .name("count attempts")
                 .sinkTo(new DiscardingSink<>());
         return assertThrows(Exception.class, () -> env.execute("model refused"));
     }
@@ -68,7 +73,8 @@ class ModelRefusedITCase {
         Throwable e = run(truncated, 10);
         IOException reason = null;
         for (Throwable c = e; c != null; c = c.getCause()) {
-            if (c instanceof IOException io && io.getMessage() != null
+            if (c instanceof IOException io
+                    && io.getMessage() != null
                     && io.getMessage().startsWith(truncated.toString())) {
                 reason = io;
             }

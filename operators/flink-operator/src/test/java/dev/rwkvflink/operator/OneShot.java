@@ -7,12 +7,11 @@ import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.Tokenizer;
 import dev.rwkvflink.engine.tokenizer.Tokenizers;
-import org.junit.jupiter.api.Assumptions;
-
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * The reference every operator output is compared with: the whole text, tokenized at once, run through the engine
@@ -30,15 +29,18 @@ final class OneShot implements AutoCloseable {
 
     /** On the engine backend {@code backend} (null: the default CPU backend). */
     OneShot(String modelPath, String pooling, String backend) throws Exception {
-        model = RwkvModel.load(Path.of(modelPath),
-                backend == null ? Backends.defaultBackend() : Backends.byName(backend));
+        model = RwkvModel.load(
+                Path.of(modelPath), backend == null ? Backends.defaultBackend() : Backends.byName(backend));
         tokenizer = Tokenizers.forModel(model.config().vocab(), null);
         embedder = new Embedder(model.config(), Pooling.parse(pooling), null);
     }
 
     /** rwkv.cpp's tiny byte-level RWKV-7 (a real model file; skips the test when ../shared is absent). */
     static String tinyModel(String format) {
-        Path p = Path.of(System.getProperty("rwkv.shared.dir", "../../shared"), "reference", "rwkv-cpp-tests",
+        Path p = Path.of(
+                System.getProperty("rwkv.shared.dir", "../../shared"),
+                "reference",
+                "rwkv-cpp-tests",
                 "tiny-rwkv-7v0-834K-" + format + ".bin");
         Assumptions.assumeTrue(Files.isRegularFile(p), "reference model absent, skipping: " + p);
         return p.toString();

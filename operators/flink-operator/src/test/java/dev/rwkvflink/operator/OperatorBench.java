@@ -4,14 +4,13 @@ import dev.rwkvflink.engine.model.ResidentStates;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.state.StateCodec;
-import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
-import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 
 /**
  * Operator throughput against the bare engine on the same batches (not a unit test: run with
@@ -49,18 +48,32 @@ public final class OperatorBench {
         }
         // the chunks carry token ids; a vocabulary is still needed to open a 65536-token model
         String vocabFile = System.getProperty("rwkv.vocab", "../shared/reference/rwkv_vocab_v20230424.txt");
-        RwkvOperatorConfig base = new RwkvOperatorConfig().model(model).backend(backend)
-                .vocab(model.startsWith("random:") ? vocabFile : null).idleTimeout(0);
+        RwkvOperatorConfig base = new RwkvOperatorConfig()
+                .model(model)
+                .backend(backend)
+                .vocab(model.startsWith("random:") ? vocabFile : null)
+                .idleTimeout(0);
         long loadStart = System.nanoTime();
         SharedModels.LoadedModel loaded = SharedModels.acquire(base.modelSpec());
         RwkvModel m = loaded.model();
         RwkvState probe = m.newState();
-        System.out.printf("model %s: RWKV %s L%d D%d %s, backend %s (%s), loaded in %.1f s; %d rounds (+1 warm-up)"
-                + " per configuration%n", model, m.config().version().label(), m.config().layers(), m.config().embd(),
-                m.config().matrixType(), m.backend().name(), m.runner() == null ? "CPU" : m.runner().describe(),
-                (System.nanoTime() - loadStart) / 1e9, rounds);
-        System.out.printf("state per key: %d floats, %d bytes in the engine's binary form (+%d bytes hidden vector)%n",
-                RwkvState.floats(m.config()), StateCodec.encode(probe, m.fingerprint()).length, 4 * m.config().embd());
+        System.out.printf(
+                "model %s: RWKV %s L%d D%d %s, backend %s (%s), loaded in %.1f s; %d rounds (+1 warm-up)"
+                        + " per configuration%n",
+                model,
+                m.config().version().label(),
+                m.config().layers(),
+                m.config().embd(),
+                m.config().matrixType(),
+                m.backend().name(),
+                m.runner() == null ? "CPU" : m.runner().describe(),
+                (System.nanoTime() - loadStart) / 1e9,
+                rounds);
+        System.out.printf(
+                "state per key: %d floats, %d bytes in the engine's binary form (+%d bytes hidden vector)%n",
+                RwkvState.floats(m.config()),
+                StateCodec.encode(probe, m.fingerprint()).length,
+                4 * m.config().embd());
         List<String> rows = new ArrayList<>();
         for (int keys : keyCounts) {
             for (int tokens : tokenCounts) {
@@ -75,15 +88,22 @@ public final class OperatorBench {
     }
 
     private static int[] ints(String list) {
-        return Arrays.stream(list.split(",")).mapToInt(v -> Integer.parseInt(v.strip())).toArray();
+        return Arrays.stream(list.split(","))
+                .mapToInt(v -> Integer.parseInt(v.strip()))
+                .toArray();
     }
 
     /** The rows of one batch shape: K keys x T tokens. */
-    private static List<String> configuration(RwkvModel m, RwkvOperatorConfig base, int keys, int tokens, int rounds,
-            String[] stateBackends) throws Exception {
+    private static List<String> configuration(
+            RwkvModel m, RwkvOperatorConfig base, int keys, int tokens, int rounds, String[] stateBackends)
+            throws Exception {
         long stateBytes = 4L * RwkvState.floats(m.config());
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(base.modelPath).vocab(base.vocabPath)
-                .backend(base.backend).idleTimeout(0).batch(keys, keys * tokens, 1_000_000)
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(base.modelPath)
+                .vocab(base.vocabPath)
+                .backend(base.backend)
+                .idleTimeout(0)
+                .batch(keys, keys * tokens, 1_000_000)
                 .hotStateBytes(2 * (long) keys * (stateBytes + 4L * m.config().embd()));
         SplittableRandom rnd = new SplittableRandom(1);
         int vocab = m.config().vocab();
@@ -99,16 +119,32 @@ public final class OperatorBench {
         List<String> rows = new ArrayList<>();
         double resident = residentRate(m, batches, keys);
         double host = hostRate(m, batches, keys);
-        rows.add(String.format(java.util.Locale.ROOT, "| %s | engine, resident states | %.1f | 1.00 |", shape,
-                resident));
-        rows.add(String.format(java.util.Locale.ROOT, "| %s | engine, host states (model.advance) | %.1f | %.2f |",
-                shape, host, host / resident));
+        rows.add(String.format(
+                java.util.Locale.ROOT, "| %s | engine, resident states | %.1f | 1.00 |", shape, resident));
+        rows.add(String.format(
+                java.util.Locale.ROOT,
+                "| %s | engine, host states (model.advance) | %.1f | %.2f |",
+                shape,
+                host,
+                host / resident));
         for (String stateBackend : stateBackends) {
             double[] op = operatorRates(config, batches, keys, stateBackend.strip());
-            rows.add(String.format(java.util.Locale.ROOT, "| %s | operator, %s state: batch | %.1f | %.2f |", shape,
-                    stateBackend, op[0], op[0] / resident));
-            rows.add(String.format(java.util.Locale.ROOT, "| %s | operator, %s state: batch + barrier every round"
-                    + " (%.1f ms, %.3f ms per key) | %.1f | %.2f |", shape, stateBackend, op[2], op[2] / keys, op[1],
+            rows.add(String.format(
+                    java.util.Locale.ROOT,
+                    "| %s | operator, %s state: batch | %.1f | %.2f |",
+                    shape,
+                    stateBackend,
+                    op[0],
+                    op[0] / resident));
+            rows.add(String.format(
+                    java.util.Locale.ROOT,
+                    "| %s | operator, %s state: batch + barrier every round"
+                            + " (%.1f ms, %.3f ms per key) | %.1f | %.2f |",
+                    shape,
+                    stateBackend,
+                    op[2],
+                    op[2] / keys,
+                    op[1],
                     op[1] / resident));
         }
         rows.forEach(System.out::println);
@@ -149,8 +185,8 @@ public final class OperatorBench {
     }
 
     /** Tokens/s of the batch path, of batch + barrier, and the barrier's milliseconds (medians). */
-    private static double[] operatorRates(RwkvOperatorConfig config, List<int[][]> batches, int keys,
-            String stateBackend) throws Exception {
+    private static double[] operatorRates(
+            RwkvOperatorConfig config, List<int[][]> batches, int keys, String stateBackend) throws Exception {
         var op = new RwkvEmbeddingOperator(config);
         var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING);
         if (stateBackend.equals("rocksdb")) {

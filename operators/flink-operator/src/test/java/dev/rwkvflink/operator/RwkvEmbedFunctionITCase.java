@@ -23,9 +23,9 @@ import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.Schema;
 import org.apache.flink.table.api.TableEnvironment;
-import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.types.Row;
@@ -52,7 +52,9 @@ class RwkvEmbedFunctionITCase {
 
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     private static OneShot reference;
     private static final Map<String, String> texts = new HashMap<>();
@@ -73,7 +75,8 @@ class RwkvEmbedFunctionITCase {
             }
             texts.put("doc-" + d, sb.toString());
             block.addAll(RwkvEmbeddingOperatorTest.chunks("doc-" + d, sb.toString(), rnd, 12));
-            if (d % 30 == 29 || d == DOCUMENTS - 1) { // 30 documents in flight at a time, interleaved, out of order, 5% repeated
+            if (d % 30 == 29
+                    || d == DOCUMENTS - 1) { // 30 documents in flight at a time, interleaved, out of order, 5% repeated
                 for (int i = 0, n = block.size() / 20; i < n; i++) {
                     block.add(block.get(rnd.nextInt(block.size())));
                 }
@@ -87,35 +90,42 @@ class RwkvEmbedFunctionITCase {
 
     @ParameterizedTest
     @ValueSource(strings = {"hashmap", "rocksdb"})
-    void everyDocumentEmbedsAsInOneCallDespiteAFailure(String stateBackend, @TempDir Path checkpoints) throws Exception {
+    void everyDocumentEmbedsAsInOneCallDespiteAFailure(String stateBackend, @TempDir Path checkpoints)
+            throws Exception {
         RwkvEmbeddingITCase.FAILED.set(false);
         RwkvEmbeddingITCase.CHECKPOINTS.set(0);
-        Configuration conf = RwkvEmbeddingITCase.checkpointsAndRestarts(stateBackend, checkpoints,
-                Duration.ofMillis(100));
+        Configuration conf =
+                RwkvEmbeddingITCase.checkpointsAndRestarts(stateBackend, checkpoints, Duration.ofMillis(100));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         env.setParallelism(2);
         StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
 
         TextChunk[] chunks = input;
-        DataStream<Row> rows = env
-                .fromSource(new NumberSequenceSource(0, chunks.length - 1), WatermarkStrategy.noWatermarks(), "chunks")
+        DataStream<Row> rows = env.fromSource(
+                        new NumberSequenceSource(0, chunks.length - 1), WatermarkStrategy.noWatermarks(), "chunks")
                 .map(i -> {
                     Thread.sleep(2); // slow enough for checkpoints to complete while chunks flow
                     TextChunk c = chunks[(int) (long) i];
                     return Row.of(c.key, c.seq, c.text, c.last);
                 })
-                .returns(Types.ROW_NAMED(new String[] {"doc", "seq", "text", "last"},
-                        Types.STRING, Types.LONG, Types.STRING, Types.BOOLEAN));
+                .returns(Types.ROW_NAMED(
+                        new String[] {"doc", "seq", "text", "last"},
+                        Types.STRING,
+                        Types.LONG,
+                        Types.STRING,
+                        Types.BOOLEAN));
         tEnv.createTemporaryView("chunks", tEnv.fromDataStream(rows));
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).hotStateBytes(1)
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(OneShot.tinyModel("FP32"))
+                .hotStateBytes(1)
                 .snapshotTokens(16);
         tEnv.createTemporarySystemFunction("RWKV_EMBED", new RwkvEmbedFunction(config));
 
         Map<String, Integer> seen = new HashMap<>();
-        DataStream<Row> embeddings = tEnv.toDataStream(
-                tEnv.sqlQuery("SELECT * FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)"));
-        try (CloseableIterator<Row> out = embeddings.map(new FailOnce()).returns(embeddings.getType())
-                .executeAndCollect()) {
+        DataStream<Row> embeddings =
+                tEnv.toDataStream(tEnv.sqlQuery("SELECT * FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)"));
+        try (CloseableIterator<Row> out =
+                embeddings.map(new FailOnce()).returns(embeddings.getType()).executeAndCollect()) {
             while (out.hasNext()) {
                 Row r = out.next();
                 String doc = (String) r.getField("doc");
@@ -125,10 +135,14 @@ class RwkvEmbedFunctionITCase {
                 seen.merge(doc, 1, Integer::sum);
             }
         }
-        assertTrue(RwkvEmbeddingITCase.FAILED.get(),
+        assertTrue(
+                RwkvEmbeddingITCase.FAILED.get(),
                 "the failure was injected (checkpoints completed: " + RwkvEmbeddingITCase.CHECKPOINTS.get() + ")");
         assertEquals(DOCUMENTS, seen.size(), "every document embedded");
-        assertEquals(List.of(), seen.entrySet().stream().filter(e -> e.getValue() != 1).toList(), "exactly once");
+        assertEquals(
+                List.of(),
+                seen.entrySet().stream().filter(e -> e.getValue() != 1).toList(),
+                "exactly once");
     }
 
     /**
@@ -139,8 +153,14 @@ class RwkvEmbedFunctionITCase {
     @Test
     void fromSqlWithDeadLettersAsRows() throws Exception {
         TableEnvironment tEnv = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
-        tEnv.getConfig().set(PipelineOptions.GLOBAL_JOB_PARAMETERS,
-                Map.of(RwkvOptions.MODEL.key(), OneShot.tinyModel("FP32"), RwkvOptions.POOLING.key(), "hidden"));
+        tEnv.getConfig()
+                .set(
+                        PipelineOptions.GLOBAL_JOB_PARAMETERS,
+                        Map.of(
+                                RwkvOptions.MODEL.key(),
+                                OneShot.tinyModel("FP32"),
+                                RwkvOptions.POOLING.key(),
+                                "hidden"));
         tEnv.executeSql("CREATE TEMPORARY FUNCTION RWKV_EMBED AS '" + RwkvEmbedFunction.class.getName() + "'");
         tEnv.executeSql("CREATE TEMPORARY VIEW chunks AS SELECT * FROM (VALUES "
                 + "('a', CAST(1 AS BIGINT), 'world', TRUE), "
@@ -152,7 +172,7 @@ class RwkvEmbedFunctionITCase {
                 + ") AS t(doc, seq, text, last)");
         List<Row> rows = new ArrayList<>();
         try (CloseableIterator<Row> it = tEnv.executeSql(
-                "SELECT doc, seq, tokens, embedding, reason, error FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)")
+                        "SELECT doc, seq, tokens, embedding, reason, error FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)")
                 .collect()) {
             it.forEachRemaining(rows::add);
         }
@@ -163,11 +183,18 @@ class RwkvEmbedFunctionITCase {
         assertEquals(1L, a.getField(1));
         assertArrayEquals(reference.embed("hello world"), unboxed((Float[]) a.getField(3)), 0f);
         assertEquals((long) reference.tokenizer.encodeBytes("hello world".getBytes()).length, a.getField(2));
-        assertEquals(Row.of("a", 2L, null, null, "REJECTED",
-                "document 'a' already ended before chunk 2 (its last chunk was 1)"), rows.get(1));
+        assertEquals(
+                Row.of(
+                        "a",
+                        2L,
+                        null,
+                        null,
+                        "REJECTED",
+                        "document 'a' already ended before chunk 2 (its last chunk was 1)"),
+                rows.get(1));
         assertEquals(Row.of("b", -1L, null, null, "REJECTED", "negative seq -1"), rows.get(2));
-        assertEquals(Row.of("c", 0L, 0L, null, "REJECTED", "document 'c' has no tokens: nothing to embed"),
-                rows.get(3));
+        assertEquals(
+                Row.of("c", 0L, 0L, null, "REJECTED", "document 'c' has no tokens: nothing to embed"), rows.get(3));
     }
 
     /**
@@ -180,36 +207,60 @@ class RwkvEmbedFunctionITCase {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(1);
         StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
-        DataStream<Row> rows = env.fromData(List.of(
-                        Row.of("a", 0L, "hello ", false, 1_000L),
-                        Row.of("b", 0L, "x y", false, 1_500L),
-                        Row.of("a", 1L, "world", false, 2_000L), // a never gets a last chunk
-                        Row.of("b", 1L, "z", true, 2_500L),
-                        Row.of("c", 1L, "late", false, 3_000L)), // c's chunk 0 never comes
-                        Types.ROW_NAMED(new String[] {"doc", "seq", "text", "last", "ts"},
-                                Types.STRING, Types.LONG, Types.STRING, Types.BOOLEAN, Types.LONG))
+        DataStream<Row> rows = env.fromData(
+                        List.of(
+                                Row.of("a", 0L, "hello ", false, 1_000L),
+                                Row.of("b", 0L, "x y", false, 1_500L),
+                                Row.of("a", 1L, "world", false, 2_000L), // a never gets a last chunk
+                                Row.of("b", 1L, "z", true, 2_500L),
+                                Row.of("c", 1L, "late", false, 3_000L)), // c's chunk 0 never comes
+                        Types.ROW_NAMED(
+                                new String[] {"doc", "seq", "text", "last", "ts"},
+                                Types.STRING,
+                                Types.LONG,
+                                Types.STRING,
+                                Types.BOOLEAN,
+                                Types.LONG))
                 .assignTimestampsAndWatermarks(WatermarkStrategy.<Row>forMonotonousTimestamps()
                         .withTimestampAssigner((r, t) -> (Long) r.getField("ts")));
-        tEnv.createTemporaryView("chunks", tEnv.fromDataStream(rows, Schema.newBuilder()
-                .columnByMetadata("rowtime", "TIMESTAMP_LTZ(3)").watermark("rowtime", "SOURCE_WATERMARK()").build()));
-        tEnv.createTemporarySystemFunction("RWKV_EMBED", new RwkvEmbedFunction(
-                new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).idleTimeout(10_000)));
+        tEnv.createTemporaryView(
+                "chunks",
+                tEnv.fromDataStream(
+                        rows,
+                        Schema.newBuilder()
+                                .columnByMetadata("rowtime", "TIMESTAMP_LTZ(3)")
+                                .watermark("rowtime", "SOURCE_WATERMARK()")
+                                .build()));
+        tEnv.createTemporarySystemFunction(
+                "RWKV_EMBED",
+                new RwkvEmbedFunction(new RwkvOperatorConfig()
+                        .model(OneShot.tinyModel("FP32"))
+                        .idleTimeout(10_000)));
         List<Row> out = new ArrayList<>();
         try (CloseableIterator<Row> it = tEnv.executeSql("SELECT doc, seq, tokens, embedding, reason, error "
-                + "FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc, on_time => DESCRIPTOR(rowtime))").collect()) {
+                        + "FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc, on_time => DESCRIPTOR(rowtime))")
+                .collect()) {
             it.forEachRemaining(out::add);
         }
         out.sort((x, y) -> x.toString().compareTo(y.toString()));
         assertEquals(4, out.size(), out.toString());
         assertEquals("IDLE", out.get(0).getField(4), out.get(0).toString());
         assertEquals(1L, out.get(0).getField(1));
-        assertArrayEquals(reference.embed("hello world"), unboxed((Float[]) out.get(0).getField(3)), 0f);
+        assertArrayEquals(
+                reference.embed("hello world"), unboxed((Float[]) out.get(0).getField(3)), 0f);
         assertEquals("LAST", out.get(1).getField(4));
         assertArrayEquals(reference.embed("x yz"), unboxed((Float[]) out.get(1).getField(3)), 0f);
-        assertEquals(Row.of("c", -1L, 0L, null, "REJECTED", "document 'c' has no tokens: nothing to embed"),
-                out.get(2));
-        assertEquals(Row.of("c", 1L, null, null, "REJECTED",
-                "idle timeout: chunk 0 never arrived, so chunk 1 could not be applied"), out.get(3));
+        assertEquals(
+                Row.of("c", -1L, 0L, null, "REJECTED", "document 'c' has no tokens: nothing to embed"), out.get(2));
+        assertEquals(
+                Row.of(
+                        "c",
+                        1L,
+                        null,
+                        null,
+                        "REJECTED",
+                        "idle timeout: chunk 0 never arrived, so chunk 1 could not be applied"),
+                out.get(3));
     }
 
     /** Passes rows through; throws once, at the first row after a checkpoint completed. */

@@ -1,8 +1,23 @@
 package dev.rwkvflink.operator;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.state.CheckpointListener;
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.connector.source.lib.NumberSequenceSource;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
@@ -20,22 +35,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.Random;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * End to end on Flink's MiniCluster (2 slots, real checkpoints to a file system, heap and RocksDB state
  * backends): 2,000 documents of random text, split at random places, interleaved across keys, locally shuffled,
@@ -48,12 +47,36 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class RwkvEmbeddingITCase {
     private static final int DOCUMENTS = 2000;
-    static final String[] WORDS = {"stream", "state", "token", "flink", "kafka", "rwkv", "recurrent", "model",
-            "checkpoint", "embedding", "the", "a", "of", "and", "to", "in", "is", "for", "with", "données", "状態", "🙂"};
+    static final String[] WORDS = {
+        "stream",
+        "state",
+        "token",
+        "flink",
+        "kafka",
+        "rwkv",
+        "recurrent",
+        "model",
+        "checkpoint",
+        "embedding",
+        "the",
+        "a",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "for",
+        "with",
+        "données",
+        "状態",
+        "🙂"
+    };
 
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     static final ConcurrentLinkedQueue<EmbeddingRecord> RESULTS = QueueSink.queue("results");
     static final ConcurrentLinkedQueue<RejectedChunk> REJECTED = QueueSink.queue("rejected");
@@ -104,7 +127,8 @@ class RwkvEmbeddingITCase {
 
     @ParameterizedTest
     @ValueSource(strings = {"hashmap", "rocksdb"})
-    void everyDocumentEmbedsAsInOneCallDespiteAFailure(String stateBackend, @TempDir Path checkpoints) throws Exception {
+    void everyDocumentEmbedsAsInOneCallDespiteAFailure(String stateBackend, @TempDir Path checkpoints)
+            throws Exception {
         RESULTS.clear();
         REJECTED.clear();
         FAILED.set(false);
@@ -115,10 +139,13 @@ class RwkvEmbeddingITCase {
         env.setMaxParallelism(128);
 
         TextChunk[] chunks = input;
-        DataStream<TextChunk> source = env
-                .fromSource(new NumberSequenceSource(0, chunks.length - 1), WatermarkStrategy.noWatermarks(), "chunks")
-                .map(new ThrottledFailOnce(chunks)).name("chunks (fails once)");
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(OneShot.tinyModel("FP32")).batch(128, 8192, 20)
+        DataStream<TextChunk> source = env.fromSource(
+                        new NumberSequenceSource(0, chunks.length - 1), WatermarkStrategy.noWatermarks(), "chunks")
+                .map(new ThrottledFailOnce(chunks))
+                .name("chunks (fails once)");
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(OneShot.tinyModel("FP32"))
+                .batch(128, 8192, 20)
                 .idleTimeout(0);
         SingleOutputStreamOperator<EmbeddingRecord> embeddings = RwkvStreams.embed(source, config);
         embeddings.sinkTo(new QueueSink<>("results"));
@@ -135,7 +162,8 @@ class RwkvEmbeddingITCase {
         }
         assertEquals(DOCUMENTS, seen.size(), "every document embedded");
         long replayed = seen.values().stream().filter(n -> n > 1).count();
-        System.out.printf("%s: %d embeddings for %d documents (%d re-emitted after the restart), %d checkpoints%n",
+        System.out.printf(
+                "%s: %d embeddings for %d documents (%d re-emitted after the restart), %d checkpoints%n",
                 stateBackend, RESULTS.size(), seen.size(), replayed, CHECKPOINTS.get());
     }
 

@@ -1,10 +1,22 @@
 package dev.rwkvflink.operator;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.operator.state.KeyModelState;
 import dev.rwkvflink.operator.state.KeyModelStateSerializer;
 import dev.rwkvflink.operator.state.TokenRunSerializer;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
@@ -21,27 +33,16 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.Collections;
-import java.util.List;
-import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-
 /**
  * The operator driven by Flink's keyed test harness (real keyed state backends: heap and RocksDB, real timers and
  * snapshots), on rwkv.cpp's tiny RWKV-7 model. Every embedding is compared bit for bit with {@link OneShot}.
  */
 class RwkvEmbeddingOperatorTest {
-    private static final String DOC_A = "The quick brown fox jumps over the lazy dog. RWKV keeps the whole past in a fixed-size state, "
-            + "so a stream of any length costs the same per token. Ünïcödé and 以下は too.";
-    private static final String DOC_B = "Completely different text for the second key: 0123456789, punctuation!?; and more words.";
+    private static final String DOC_A =
+            "The quick brown fox jumps over the lazy dog. RWKV keeps the whole past in a fixed-size state, "
+                    + "so a stream of any length costs the same per token. Ünïcödé and 以下は too.";
+    private static final String DOC_B =
+            "Completely different text for the second key: 0123456789, punctuation!?; and more words.";
 
     private static OneShot reference;
 
@@ -61,8 +62,8 @@ class RwkvEmbeddingOperatorTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> harness(
             RwkvOperatorConfig config, String backend) throws Exception {
-        var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config),
-                (TextChunk c) -> c.key == null ? "" : c.key, Types.STRING);
+        var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                new RwkvEmbeddingOperator(config), (TextChunk c) -> c.key == null ? "" : c.key, Types.STRING);
         if (backend.equals("rocksdb")) {
             h.setStateBackend(new EmbeddedRocksDBStateBackend());
         }
@@ -109,7 +110,8 @@ class RwkvEmbeddingOperatorTest {
         return bytes;
     }
 
-    private static List<EmbeddingRecord> outputs(KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> h) {
+    private static List<EmbeddingRecord> outputs(
+            KeyedOneInputStreamOperatorTestHarness<String, TextChunk, EmbeddingRecord> h) {
         List<EmbeddingRecord> out = new ArrayList<>();
         for (StreamRecord<EmbeddingRecord> r : h.getRecordOutput()) {
             out.add(r.getValue());
@@ -118,7 +120,8 @@ class RwkvEmbeddingOperatorTest {
     }
 
     private static EmbeddingRecord only(List<EmbeddingRecord> records, String key) {
-        List<EmbeddingRecord> mine = records.stream().filter(r -> r.key.equals(key)).toList();
+        List<EmbeddingRecord> mine =
+                records.stream().filter(r -> r.key.equals(key)).toList();
         assertEquals(1, mine.size(), "embeddings for " + key + ": " + mine);
         return mine.getFirst();
     }
@@ -148,8 +151,10 @@ class RwkvEmbeddingOperatorTest {
             assertEquals(EmbeddingRecord.Reason.LAST, a.reason);
             assertEquals(DOC_A.getBytes(java.nio.charset.StandardCharsets.UTF_8).length, a.tokens);
             assertArrayEquals(reference.embed(DOC_B), only(out, "b").vector, 0f);
-            assertTrue(h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
-                    || h.getSideOutput(RwkvEmbeddingOperator.REJECTED).isEmpty(), "nothing rejected");
+            assertTrue(
+                    h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
+                            || h.getSideOutput(RwkvEmbeddingOperator.REJECTED).isEmpty(),
+                    "nothing rejected");
         }
     }
 
@@ -202,19 +207,35 @@ class RwkvEmbeddingOperatorTest {
      * in the middle is restored into a fresh operator. Every document's embedding is the one-shot one, bit for bit.
      */
     @ParameterizedTest
-    @CsvSource({"heap,1,-1", "rocksdb,1,-1", "heap,268435456,-1", "rocksdb,268435456,-1", "heap,0,-1",
-        "rocksdb,0,-1", "heap,0,5", "rocksdb,1,5", "rocksdb,268435456,0"})
+    @CsvSource({
+        "heap,1,-1",
+        "rocksdb,1,-1",
+        "heap,268435456,-1",
+        "rocksdb,268435456,-1",
+        "heap,0,-1",
+        "rocksdb,0,-1",
+        "heap,0,5",
+        "rocksdb,1,5",
+        "rocksdb,268435456,0"
+    })
     void hotStatesEvictedAndWrittenBackAtCheckpointsGiveTheOneShotEmbedding(String backend, long hotBytes, long k)
             throws Exception {
         Random rnd = new Random(99);
-        String[] texts = {DOC_A, DOC_B, "third text, short", "a fourth one with more words than the third one",
-            "fifth: ünïcödé ✓", "sixth and last document of this test"};
+        String[] texts = {
+            DOC_A,
+            DOC_B,
+            "third text, short",
+            "a fourth one with more words than the third one",
+            "fifth: ünïcödé ✓",
+            "sixth and last document of this test"
+        };
         List<TextChunk> all = new ArrayList<>();
         for (int d = 0; d < texts.length; d++) {
             all.addAll(chunks("k" + d, texts[d], rnd, 6));
         }
         Collections.shuffle(all, rnd);
-        RwkvOperatorConfig cfg = config().batch(2, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k);
+        RwkvOperatorConfig cfg =
+                config().batch(2, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k);
         int cut = all.size() / 2;
         OperatorSubtaskState snapshot;
         List<EmbeddingRecord> out = new ArrayList<>();
@@ -258,7 +279,8 @@ class RwkvEmbeddingOperatorTest {
         for (int i = 0; i < 10; i++) {
             tokens += a.get(i).text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length; // byte tokenizer
         }
-        var op = new RwkvEmbeddingOperator(config().batch(1, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k));
+        var op = new RwkvEmbeddingOperator(
+                config().batch(1, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k));
         try (var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING)) {
             h.setStateBackend(new EmbeddedRocksDBStateBackend());
             h.open();
@@ -269,11 +291,14 @@ class RwkvEmbeddingOperatorTest {
             h.snapshot(1, 1);
             assertEquals(expectedSnapshots, op.snapshotsWritten(), "snapshots of the key's state written");
             assertEquals(k == 0 ? 0 : tokens, op.logTokens(), "tokens appended to the key's log");
-            assertEquals(hotBytes == 0 && k != 0 ? 9 : 0, op.statesReplayed(),
+            assertEquals(
+                    hotBytes == 0 && k != 0 ? 9 : 0,
+                    op.statesReplayed(),
                     "rebuilds from the log (cold after every batch but the first)");
             // the state I/O metrics, against the bytes Flink's serializers write for what was written
             RwkvConfig c = reference.model.config();
-            long snapshot = serializedLength(new KeyModelStateSerializer(c, reference.model.fingerprint()),
+            long snapshot = serializedLength(
+                    new KeyModelStateSerializer(c, reference.model.fingerprint()),
                     new KeyModelState(RwkvState.initial(c), new float[c.embd()], 1));
             long written = expectedSnapshots * snapshot + (k == 0 ? 0 : logBytes(a.subList(0, 10), hotBytes == 0));
             assertEquals(written, op.checkpointStateBytes()[1], "bytes the checkpoint's increment carries");
@@ -304,8 +329,10 @@ class RwkvEmbeddingOperatorTest {
         List<List<EmbeddingRecord>> runs = new ArrayList<>();
         long[] replayed = new long[2];
         for (long hotBytes : new long[] {268435456L, 0L}) {
-            var op = new RwkvEmbeddingOperator(config().batch(2, 4096, 10).emitEveryTokens(16)
-                    .hotStateBytes(hotBytes).snapshotTokens(k));
+            var op = new RwkvEmbeddingOperator(config().batch(2, 4096, 10)
+                    .emitEveryTokens(16)
+                    .hotStateBytes(hotBytes)
+                    .snapshotTokens(k));
             try (var h = new KeyedOneInputStreamOperatorTestHarness<>(op, (TextChunk c) -> c.key, Types.STRING)) {
                 if (backend.equals("rocksdb")) {
                     h.setStateBackend(new EmbeddedRocksDBStateBackend());
@@ -322,7 +349,8 @@ class RwkvEmbeddingOperatorTest {
                 runs.add(outputs(h));
                 replayed[hotBytes == 0 ? 1 : 0] = op.statesReplayed();
                 if (hotBytes == 0 && k > 0 && k < 100) {
-                    assertTrue(op.snapshotsWritten() > 0 && op.logTokens() > 0,
+                    assertTrue(
+                            op.snapshotsWritten() > 0 && op.logTokens() > 0,
                             "both snapshots and logs written: " + op.snapshotsWritten() + ", " + op.logTokens());
                 }
             }
@@ -355,7 +383,10 @@ class RwkvEmbeddingOperatorTest {
             h.open();
         });
         String message = rootMessages(e);
-        assertTrue(message.contains("refusing to restore RWKV states") && message.contains("F32") && message.contains("F16"),
+        assertTrue(
+                message.contains("refusing to restore RWKV states")
+                        && message.contains("F32")
+                        && message.contains("F16"),
                 message);
     }
 
@@ -365,8 +396,8 @@ class RwkvEmbeddingOperatorTest {
      */
     @Test
     void bufferedChunksAreCountedAfterARestore() throws Exception {
-        OperatorSubtaskState snapshot = checkpointAfter(new TextChunk("a", 2, " gamma", false, 0),
-                new TextChunk("a", 3, " delta", true, 0));
+        OperatorSubtaskState snapshot =
+                checkpointAfter(new TextChunk("a", 2, " gamma", false, 0), new TextChunk("a", 3, " delta", true, 0));
         try (var h = harness(config(), "heap")) {
             h.initializeState(snapshot);
             h.open();
@@ -434,8 +465,8 @@ class RwkvEmbeddingOperatorTest {
         }
         int maxParallelism = 128;
         OperatorSubtaskState snapshot;
-        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config()),
-                (TextChunk c) -> c.key, Types.STRING, maxParallelism, 1, 0)) {
+        try (var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                new RwkvEmbeddingOperator(config()), (TextChunk c) -> c.key, Types.STRING, maxParallelism, 1, 0)) {
             h.open();
             for (TextChunk c : input) {
                 h.processElement(c, 0);
@@ -455,10 +486,15 @@ class RwkvEmbeddingOperatorTest {
                     mineWaiting += d % 3 == 0 ? 2 : 0;
                 }
             }
-            try (var h = new KeyedOneInputStreamOperatorTestHarness<>(new RwkvEmbeddingOperator(config()),
-                    (TextChunk c) -> c.key, Types.STRING, maxParallelism, 2, subtask)) {
-                h.initializeState(AbstractStreamOperatorTestHarness.repartitionOperatorState(snapshot, maxParallelism,
-                        1, 2, subtask));
+            try (var h = new KeyedOneInputStreamOperatorTestHarness<>(
+                    new RwkvEmbeddingOperator(config()),
+                    (TextChunk c) -> c.key,
+                    Types.STRING,
+                    maxParallelism,
+                    2,
+                    subtask)) {
+                h.initializeState(AbstractStreamOperatorTestHarness.repartitionOperatorState(
+                        snapshot, maxParallelism, 1, 2, subtask));
                 h.open();
                 RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
                 assertEquals(mine, op.openDocuments(), "open documents of subtask " + subtask);
@@ -477,9 +513,12 @@ class RwkvEmbeddingOperatorTest {
      */
     @Test
     void aCheckpointWithoutCountsIsCountedOnceOnOpen() throws Exception {
-        OperatorSubtaskState full = checkpointAfter(new TextChunk("a", 2, " gamma", false, 0),
-                new TextChunk("a", 3, " delta", true, 0), new TextChunk("b", 0, "open", false, 0));
-        OperatorSubtaskState legacy = OperatorSubtaskState.builder().setManagedKeyedState(full.getManagedKeyedState())
+        OperatorSubtaskState full = checkpointAfter(
+                new TextChunk("a", 2, " gamma", false, 0),
+                new TextChunk("a", 3, " delta", true, 0),
+                new TextChunk("b", 0, "open", false, 0));
+        OperatorSubtaskState legacy = OperatorSubtaskState.builder()
+                .setManagedKeyedState(full.getManagedKeyedState())
                 .build();
         try (var h = harness(config(), "heap")) {
             h.initializeState(legacy);
@@ -531,7 +570,9 @@ class RwkvEmbeddingOperatorTest {
             h.processElement(a.getLast(), 0);
             var rejected = h.getSideOutput(RwkvEmbeddingOperator.REJECTED);
             assertEquals(1, rejected.size());
-            assertTrue(rejected.peek().getValue().reason.contains("already ended"), rejected.peek().getValue().reason);
+            assertTrue(
+                    rejected.peek().getValue().reason.contains("already ended"),
+                    rejected.peek().getValue().reason);
         }
     }
 
@@ -555,8 +596,10 @@ class RwkvEmbeddingOperatorTest {
             assertEquals(before + 1, op.batchesRun(), "the three timeouts in one batch");
             List<EmbeddingRecord> out = outputs(h);
             for (String k : keys) {
-                EmbeddingRecord r = out.stream().filter(e -> e.key.equals(k) && e.reason == EmbeddingRecord.Reason.IDLE)
-                        .findFirst().orElseThrow(() -> new AssertionError("no idle embedding of " + k));
+                EmbeddingRecord r = out.stream()
+                        .filter(e -> e.key.equals(k) && e.reason == EmbeddingRecord.Reason.IDLE)
+                        .findFirst()
+                        .orElseThrow(() -> new AssertionError("no idle embedding of " + k));
                 assertArrayEquals(reference.embed("open " + k), r.vector, 0f, k);
             }
         }
@@ -619,7 +662,8 @@ class RwkvEmbeddingOperatorTest {
     }
 
     @Test
-    void aClassificationHeadLabelsTheFinalEmbedding(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    void aClassificationHeadLabelsTheFinalEmbedding(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
         Random rnd = new Random(9);
         int dim = reference.embedder.dimension();
         float[][] w = new float[3][dim];
@@ -628,8 +672,12 @@ class RwkvEmbeddingOperatorTest {
                 row[i] = (float) rnd.nextGaussian();
             }
         }
-        var head = new dev.rwkvflink.engine.embed.LinearHead(reference.model.fingerprint(),
-                dev.rwkvflink.engine.embed.Pooling.HIDDEN, List.of("news", "sports", "code"), w, new float[] {0.1f, 0f, -0.1f});
+        var head = new dev.rwkvflink.engine.embed.LinearHead(
+                reference.model.fingerprint(),
+                dev.rwkvflink.engine.embed.Pooling.HIDDEN,
+                List.of("news", "sports", "code"),
+                w,
+                new float[] {0.1f, 0f, -0.1f});
         java.nio.file.Path file = dir.resolve("head.json");
         head.save(file);
         try (var h = harness(config().head(file.toString()), "heap")) {

@@ -36,8 +36,12 @@ class RwkvOperatorConfigTest {
         conf.set(RwkvOptions.BATCH_MAX_KEYS, 8);
         conf.set(RwkvOptions.IDLE_TIMEOUT, Duration.ofSeconds(3));
         RwkvOperatorConfig fromConf = RwkvOperatorConfig.from(conf);
-        RwkvOperatorConfig fromSetters = new RwkvOperatorConfig().model("/m.pth")
-                .batch(8, RwkvOptions.BATCH_MAX_TOKENS.defaultValue(), RwkvOptions.BATCH_MAX_WAIT.defaultValue().toMillis())
+        RwkvOperatorConfig fromSetters = new RwkvOperatorConfig()
+                .model("/m.pth")
+                .batch(
+                        8,
+                        RwkvOptions.BATCH_MAX_TOKENS.defaultValue(),
+                        RwkvOptions.BATCH_MAX_WAIT.defaultValue().toMillis())
                 .idleTimeout(3000);
         assertEquals(fromSetters.modelSpec(), fromConf.modelSpec());
         assertEquals(fromSetters.maxBatchKeys, fromConf.maxBatchKeys);
@@ -45,11 +49,14 @@ class RwkvOperatorConfigTest {
         conf.set(RwkvOptions.THREADS, 3);
         conf.set(RwkvOptions.CUDA_SLOTS, 1024);
         assertEquals(new EngineSettings(3, 1024, 0), RwkvOperatorConfig.from(conf).engine);
-        assertEquals(new EngineSettings(3, 1024, 0), RwkvOperatorConfig.from(conf).modelSpec().engine(),
+        assertEquals(
+                new EngineSettings(3, 1024, 0),
+                RwkvOperatorConfig.from(conf).modelSpec().engine(),
                 "the engine sizing travels with the model spec to the TaskManager");
         assertEquals(EngineSettings.DEFAULTS, new RwkvOperatorConfig().engine);
         conf.set(RwkvOptions.BATCH_MAX_KEYS, 0);
-        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> RwkvOperatorConfig.from(conf));
+        IllegalArgumentException bad =
+                assertThrows(IllegalArgumentException.class, () -> RwkvOperatorConfig.from(conf));
         assertEquals("maxBatchKeys must be >= 1", bad.getMessage());
     }
 }

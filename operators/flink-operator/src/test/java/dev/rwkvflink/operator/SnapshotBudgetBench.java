@@ -5,12 +5,11 @@ import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.operator.state.KeyModelState;
 import dev.rwkvflink.operator.state.KeyModelStateSerializer;
-import org.apache.flink.core.memory.DataInputDeserializer;
-import org.apache.flink.core.memory.DataOutputSerializer;
-
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
 
 /**
  * The measurement behind {@link SnapshotBudget}: what rebuilding a cold key costs, per snapshot and per replayed
@@ -40,7 +39,9 @@ public final class SnapshotBudgetBench {
             System.setProperty("rwkv.cuda.slots", Integer.toString(Math.max(256, keys)));
         }
         String vocabFile = System.getProperty("rwkv.vocab", "../shared/reference/rwkv_vocab_v20230424.txt");
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).backend(backend)
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(model)
+                .backend(backend)
                 .vocab(model.startsWith("random:") ? vocabFile : null);
         SharedModels.LoadedModel loaded = SharedModels.acquire(config.modelSpec());
         try {
@@ -70,7 +71,8 @@ public final class SnapshotBudgetBench {
                         RwkvState s = m.newState();
                         slots.store(k, s);
                         out.clear();
-                        serializer.serialize(new KeyModelState(s, new float[m.config().embd()], 1), out);
+                        serializer.serialize(
+                                new KeyModelState(s, new float[m.config().embd()], 1), out);
                         records[k] = out.getCopyOfBuffer();
                     }
                     long start = System.nanoTime();
@@ -92,9 +94,19 @@ public final class SnapshotBudgetBench {
             double k = read / token;
             double stateBytes = 4.0 * RwkvState.floats(m.config());
             double macsPerByte = k * SnapshotBudget.macsPerToken(m.config()) / stateBytes;
-            System.out.printf(Locale.ROOT, "| %s | %s | %.2f MB | %d x %d | %.3f ms | %.2f us | %.1f | %.1f | %d |%n",
-                    model, m.backend().name(), stateBytes / 1e6, keys, logTokens, read * 1e3, token * 1e6, k,
-                    macsPerByte, SnapshotBudget.defaultTokens(m.config(), m.runner() != null));
+            System.out.printf(
+                    Locale.ROOT,
+                    "| %s | %s | %.2f MB | %d x %d | %.3f ms | %.2f us | %.1f | %.1f | %d |%n",
+                    model,
+                    m.backend().name(),
+                    stateBytes / 1e6,
+                    keys,
+                    logTokens,
+                    read * 1e3,
+                    token * 1e6,
+                    k,
+                    macsPerByte,
+                    SnapshotBudget.defaultTokens(m.config(), m.runner() != null));
         } finally {
             SharedModels.release(loaded);
         }

@@ -2,24 +2,6 @@ package dev.rwkvflink.operator;
 
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
-import org.apache.flink.api.common.JobExecutionResult;
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
-import org.apache.flink.api.common.functions.MapFunction;
-import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.connector.sink2.Sink;
-import org.apache.flink.api.connector.source.lib.NumberSequenceSource;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.RestartStrategyOptions;
-import org.apache.flink.configuration.StateBackendOptions;
-import org.apache.flink.runtime.minicluster.MiniCluster;
-import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
-import org.apache.flink.streaming.api.datastream.DataStream;
-import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.streaming.util.TestStreamEnvironment;
-import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
-import org.apache.flink.types.Row;
-
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,6 +14,22 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
+import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.connector.source.lib.NumberSequenceSource;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.configuration.StateBackendOptions;
+import org.apache.flink.runtime.minicluster.MiniCluster;
+import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.util.TestStreamEnvironment;
+import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
+import org.apache.flink.types.Row;
 
 /**
  * The two ways this project embeds a stream of text chunks, side by side on one Flink MiniCluster in this JVM (not
@@ -67,17 +65,37 @@ import java.util.concurrent.TimeUnit;
  * {@code bin/bench-operator} runs) or {@code ../../shared} (from the module directory).
  */
 public final class SqlFunctionBench {
-    private static final String[] WORDS = {"stream", "state", "token", "flink", "kafka", "rwkv", "recurrent",
-            "model", "checkpoint", "embedding", "the", "a", "of", "and", "to", "in", "is", "for", "with", "données",
-            "状態", "🙂"};
+    private static final String[] WORDS = {
+        "stream",
+        "state",
+        "token",
+        "flink",
+        "kafka",
+        "rwkv",
+        "recurrent",
+        "model",
+        "checkpoint",
+        "embedding",
+        "the",
+        "a",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "for",
+        "with",
+        "données",
+        "状態",
+        "🙂"
+    };
 
     /** What the jobs' sinks collected, by sink name: the MiniCluster runs in this JVM. */
-
     private static final String DATASTREAM = "DataStream";
+
     private static final String SQL = "SQL";
 
-    private SqlFunctionBench() {
-    }
+    private SqlFunctionBench() {}
 
     public static void main(String[] args) throws Exception {
         String model = args.length > 0 ? args[0] : shared("reference/rwkv-cpp-tests/tiny-rwkv-7v0-834K-FP32.bin");
@@ -86,55 +104,89 @@ public final class SqlFunctionBench {
         int words = args.length > 3 ? Integer.parseInt(args[3]) : 12;
         int runs = args.length > 4 ? Integer.parseInt(args[4]) : 3;
         long seed = args.length > 5 ? Long.parseLong(args[5]) : 2028;
-        String vocab = System.getProperty("rwkv.vocab",
-                model.startsWith("random:") ? shared("reference/rwkv_vocab_v20230424.txt") : null);
-        RwkvOperatorConfig config = new RwkvOperatorConfig().model(model).vocab(vocab).idleTimeout(0).validate();
+        String vocab = System.getProperty(
+                "rwkv.vocab", model.startsWith("random:") ? shared("reference/rwkv_vocab_v20230424.txt") : null);
+        RwkvOperatorConfig config = new RwkvOperatorConfig()
+                .model(model)
+                .vocab(vocab)
+                .idleTimeout(0)
+                .validate();
 
         long loadStart = System.nanoTime();
         // kept loaded for all jobs: the operator and the function find it in SharedModels (same ModelSpec)
         SharedModels.LoadedModel loaded = SharedModels.acquire(config.modelSpec());
         try {
             RwkvModel m = loaded.model();
-            System.out.printf(Locale.ROOT, "model %s: RWKV %s L%d D%d %s, backend %s, %s tokenizer, pooling %s,"
-                    + " loaded in %.1f s%n", model, m.config().version().label(), m.config().layers(),
-                    m.config().embd(), m.config().matrixType(), m.backend().name(), loaded.tokenizer().name(),
-                    config.pooling, (System.nanoTime() - loadStart) / 1e9);
+            System.out.printf(
+                    Locale.ROOT,
+                    "model %s: RWKV %s L%d D%d %s, backend %s, %s tokenizer, pooling %s," + " loaded in %.1f s%n",
+                    model,
+                    m.config().version().label(),
+                    m.config().layers(),
+                    m.config().embd(),
+                    m.config().matrixType(),
+                    m.backend().name(),
+                    loaded.tokenizer().name(),
+                    config.pooling,
+                    (System.nanoTime() - loadStart) / 1e9);
             Corpus corpus = Corpus.random(docs, chunks, words, new Random(seed));
             Reference reference = Reference.of(loaded, corpus);
-            System.out.printf(Locale.ROOT, "input: seed %d, %d documents x %d chunks of ~%d words, interleaved"
-                    + " round-robin: %d chunks, %d tokens (%.1f per chunk); one-shot reference (one engine call per"
-                    + " document, no Flink): %.2f s, %.0f tokens/s%n", seed, docs, chunks, words,
-                    corpus.chunks().length, reference.totalTokens(),
-                    (double) reference.totalTokens() / corpus.chunks().length, reference.seconds(),
+            System.out.printf(
+                    Locale.ROOT,
+                    "input: seed %d, %d documents x %d chunks of ~%d words, interleaved"
+                            + " round-robin: %d chunks, %d tokens (%.1f per chunk); one-shot reference (one engine call per"
+                            + " document, no Flink): %.2f s, %.0f tokens/s%n",
+                    seed,
+                    docs,
+                    chunks,
+                    words,
+                    corpus.chunks().length,
+                    reference.totalTokens(),
+                    (double) reference.totalTokens() / corpus.chunks().length,
+                    reference.seconds(),
                     reference.totalTokens() / reference.seconds());
-            System.out.printf("runs: 1 warm-up of each variant, then %d of each alternating; parallelism 1, heap state"
-                    + " backend, no checkpoints; DataStream batching: %d keys / %d tokens / %d ms%n", runs,
-                    config.maxBatchKeys, config.maxBatchTokens, config.maxWaitMillis);
+            System.out.printf(
+                    "runs: 1 warm-up of each variant, then %d of each alternating; parallelism 1, heap state"
+                            + " backend, no checkpoints; DataStream batching: %d keys / %d tokens / %d ms%n",
+                    runs, config.maxBatchKeys, config.maxBatchTokens, config.maxWaitMillis);
 
             List<Result> measured = new ArrayList<>();
             try (MiniCluster flink = new MiniCluster(new MiniClusterConfiguration.Builder()
-                    .setNumTaskManagers(1).setNumSlotsPerTaskManager(1).build())) {
+                    .setNumTaskManagers(1)
+                    .setNumSlotsPerTaskManager(1)
+                    .build())) {
                 flink.start();
                 Result warmDataStream = dataStream(flink, config, corpus);
                 check(warmDataStream, reference, null);
                 Result warmSql = sql(flink, config, corpus);
                 check(warmSql, reference, warmDataStream);
-                System.out.printf(Locale.ROOT, "warm-up: DataStream %d ms, SQL %d ms; both gave %d final embeddings,"
-                        + " bit-identical to each other and to the one-shot reference per document%n",
-                        warmDataStream.runtimeMillis(), warmSql.runtimeMillis(), docs);
+                System.out.printf(
+                        Locale.ROOT,
+                        "warm-up: DataStream %d ms, SQL %d ms; both gave %d final embeddings,"
+                                + " bit-identical to each other and to the one-shot reference per document%n",
+                        warmDataStream.runtimeMillis(),
+                        warmSql.runtimeMillis(),
+                        docs);
                 System.out.println();
-                System.out.println("| run | variant | job runtime (ms) | execute() wall (ms) | tokens/s"
-                        + " | documents/s |");
+                System.out.println(
+                        "| run | variant | job runtime (ms) | execute() wall (ms) | tokens/s" + " | documents/s |");
                 System.out.println("|---|---|---|---|---|---|");
                 for (int r = 1; r <= runs; r++) {
                     for (String variant : List.of(DATASTREAM, SQL)) {
-                        Result result = variant.equals(DATASTREAM) ? dataStream(flink, config, corpus)
+                        Result result = variant.equals(DATASTREAM)
+                                ? dataStream(flink, config, corpus)
                                 : sql(flink, config, corpus);
                         check(result, reference, variant.equals(DATASTREAM) ? warmSql : warmDataStream);
                         measured.add(result);
-                        System.out.printf(Locale.ROOT, "| %d | %s | %d | %.0f | %.0f | %.1f |%n", r, variant,
-                                result.runtimeMillis(), result.wallNanos() / 1e6,
-                                reference.totalTokens() / result.seconds(), docs / result.seconds());
+                        System.out.printf(
+                                Locale.ROOT,
+                                "| %d | %s | %d | %.0f | %.0f | %.1f |%n",
+                                r,
+                                variant,
+                                result.runtimeMillis(),
+                                result.wallNanos() / 1e6,
+                                reference.totalTokens() / result.seconds(),
+                                docs / result.seconds());
                     }
                 }
             }
@@ -149,30 +201,36 @@ public final class SqlFunctionBench {
         double dataStream = medianSeconds(measured, DATASTREAM);
         double sql = medianSeconds(measured, SQL);
         System.out.println();
-        System.out.println("| variant | median job runtime (ms) | median execute() wall (ms) | tokens/s"
-                + " | documents/s |");
+        System.out.println(
+                "| variant | median job runtime (ms) | median execute() wall (ms) | tokens/s" + " | documents/s |");
         System.out.println("|---|---|---|---|---|");
         for (String variant : List.of(DATASTREAM, SQL)) {
             double s = medianSeconds(measured, variant);
-            double wall = median(measured.stream().filter(r -> r.variant().equals(variant))
-                    .mapToDouble(r -> r.wallNanos() / 1e6).toArray());
-            System.out.printf(Locale.ROOT, "| %s | %.0f | %.0f | %.0f | %.1f |%n", variant, 1000 * s, wall,
-                    tokens / s, docs / s);
+            double wall = median(measured.stream()
+                    .filter(r -> r.variant().equals(variant))
+                    .mapToDouble(r -> r.wallNanos() / 1e6)
+                    .toArray());
+            System.out.printf(
+                    Locale.ROOT, "| %s | %.0f | %.0f | %.0f | %.1f |%n", variant, 1000 * s, wall, tokens / s, docs / s);
         }
-        System.out.printf(Locale.ROOT, "SQL / DataStream: runtime x%.2f, throughput x%.2f%n", sql / dataStream,
-                dataStream / sql);
+        System.out.printf(
+                Locale.ROOT, "SQL / DataStream: runtime x%.2f, throughput x%.2f%n", sql / dataStream, dataStream / sql);
     }
 
     private static double medianSeconds(List<Result> measured, String variant) {
-        return median(measured.stream().filter(r -> r.variant().equals(variant)).mapToDouble(Result::seconds)
+        return median(measured.stream()
+                .filter(r -> r.variant().equals(variant))
+                .mapToDouble(Result::seconds)
                 .toArray());
     }
 
     /** One job of the DataStream operator over the corpus. */
     private static Result dataStream(MiniCluster flink, RwkvOperatorConfig config, Corpus corpus) throws Exception {
         StreamExecutionEnvironment env = environment(flink);
-        DataStream<TextChunk> chunks = source(env, corpus).map(new ChunkAt(corpus.chunks()))
-                .returns(TextChunk.class).name("chunks");
+        DataStream<TextChunk> chunks = source(env, corpus)
+                .map(new ChunkAt(corpus.chunks()))
+                .returns(TextChunk.class)
+                .name("chunks");
         SingleOutputStreamOperator<EmbeddingRecord> embeddings = RwkvStreams.embed(chunks, config);
         embeddings.sinkTo(new QueueSink<>("embeddings"));
         embeddings.getSideOutput(RwkvStreams.REJECTED).sinkTo(new QueueSink<>("rejected"));
@@ -181,8 +239,8 @@ public final class SqlFunctionBench {
         Result result = new Result(DATASTREAM, timed.runtimeMillis(), timed.wallNanos());
         for (Object o : QueueSink.<Object>queue("embeddings")) {
             EmbeddingRecord r = (EmbeddingRecord) o;
-            result.add(r.key, r.reason == EmbeddingRecord.Reason.LAST ? null : "reason " + r.reason, r.tokens,
-                    r.vector);
+            result.add(
+                    r.key, r.reason == EmbeddingRecord.Reason.LAST ? null : "reason " + r.reason, r.tokens, r.vector);
         }
         for (Object o : QueueSink.<Object>queue("rejected")) {
             result.problems.add("rejected: " + o);
@@ -194,9 +252,15 @@ public final class SqlFunctionBench {
     private static Result sql(MiniCluster flink, RwkvOperatorConfig config, Corpus corpus) throws Exception {
         StreamExecutionEnvironment env = environment(flink);
         StreamTableEnvironment tEnv = StreamTableEnvironment.create(env);
-        DataStream<Row> rows = source(env, corpus).map(new RowAt(corpus.chunks()))
-                .returns(Types.ROW_NAMED(new String[] {"doc", "seq", "text", "last"},
-                        Types.STRING, Types.LONG, Types.STRING, Types.BOOLEAN)).name("chunks");
+        DataStream<Row> rows = source(env, corpus)
+                .map(new RowAt(corpus.chunks()))
+                .returns(Types.ROW_NAMED(
+                        new String[] {"doc", "seq", "text", "last"},
+                        Types.STRING,
+                        Types.LONG,
+                        Types.STRING,
+                        Types.BOOLEAN))
+                .name("chunks");
         tEnv.createTemporaryView("chunks", tEnv.fromDataStream(rows));
         tEnv.createTemporarySystemFunction("RWKV_EMBED", new RwkvEmbedFunction(config));
         tEnv.toDataStream(tEnv.sqlQuery("SELECT * FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)"))
@@ -209,8 +273,10 @@ public final class SqlFunctionBench {
             Object error = r.getField("error");
             Object reason = r.getField("reason");
             Long tokens = (Long) r.getField("tokens");
-            result.add((String) r.getField("doc"), error != null ? "error " + error
-                    : "LAST".equals(reason) ? null : "reason " + reason, tokens == null ? -1 : tokens,
+            result.add(
+                    (String) r.getField("doc"),
+                    error != null ? "error " + error : "LAST".equals(reason) ? null : "reason " + reason,
+                    tokens == null ? -1 : tokens,
                     unboxed((Float[]) r.getField("embedding")));
         }
         return result;
@@ -226,8 +292,8 @@ public final class SqlFunctionBench {
 
     /** The chunks' positions 0 .. n-1, bounded (mapped to the chunks by the caller). */
     private static DataStream<Long> source(StreamExecutionEnvironment env, Corpus corpus) {
-        return env.fromSource(new NumberSequenceSource(0, corpus.chunks().length - 1),
-                WatermarkStrategy.noWatermarks(), "positions");
+        return env.fromSource(
+                new NumberSequenceSource(0, corpus.chunks().length - 1), WatermarkStrategy.noWatermarks(), "positions");
     }
 
     /** Runs the job to its end with empty queues; its runtime as Flink reports it and the wall time of the call. */
@@ -241,8 +307,7 @@ public final class SqlFunctionBench {
         return new Timed(result.getNetRuntime(TimeUnit.MILLISECONDS), wall);
     }
 
-    private record Timed(long runtimeMillis, long wallNanos) {
-    }
+    private record Timed(long runtimeMillis, long wallNanos) {}
 
     /**
      * Stops the benchmark unless {@code result} has exactly one final embedding per document, nothing rejected, and
@@ -252,7 +317,8 @@ public final class SqlFunctionBench {
     private static void check(Result result, Reference reference, Result other) {
         List<String> problems = new ArrayList<>(result.problems);
         if (result.vectors.size() != reference.vectors().size()) {
-            problems.add(result.vectors.size() + " documents embedded, expected " + reference.vectors().size());
+            problems.add(result.vectors.size() + " documents embedded, expected "
+                    + reference.vectors().size());
         }
         for (Map.Entry<String, float[]> e : reference.vectors().entrySet()) {
             String doc = e.getKey();
@@ -263,7 +329,8 @@ public final class SqlFunctionBench {
             }
             long tokens = result.tokens.get(doc);
             if (tokens != reference.tokens().get(doc)) {
-                problems.add(doc + ": " + tokens + " tokens, the tokenizer counts " + reference.tokens().get(doc));
+                problems.add(doc + ": " + tokens + " tokens, the tokenizer counts "
+                        + reference.tokens().get(doc));
             }
             String vsReference = difference(got, e.getValue());
             if (vsReference != null) {
@@ -277,8 +344,8 @@ public final class SqlFunctionBench {
         }
         if (!problems.isEmpty()) {
             throw new IllegalStateException(result.variant() + " run: " + problems.size() + " problem(s), the first "
-                    + Math.min(20, problems.size()) + ":\n  " + String.join("\n  ", problems.subList(0,
-                            Math.min(20, problems.size()))));
+                    + Math.min(20, problems.size()) + ":\n  "
+                    + String.join("\n  ", problems.subList(0, Math.min(20, problems.size()))));
         }
     }
 
@@ -295,9 +362,18 @@ public final class SqlFunctionBench {
                 first = first < 0 ? i : first;
             }
         }
-        return differing == 0 ? null : String.format(Locale.ROOT, "%d of %d values, first [%d] %s vs %s (%08x vs %08x)",
-                differing, a.length, first, a[first], b[first], Float.floatToRawIntBits(a[first]),
-                Float.floatToRawIntBits(b[first]));
+        return differing == 0
+                ? null
+                : String.format(
+                        Locale.ROOT,
+                        "%d of %d values, first [%d] %s vs %s (%08x vs %08x)",
+                        differing,
+                        a.length,
+                        first,
+                        a[first],
+                        b[first],
+                        Float.floatToRawIntBits(a[first]),
+                        Float.floatToRawIntBits(b[first]));
     }
 
     /** One job's outcome: final embeddings and token counts per document, and what was wrong with its output. */
@@ -372,8 +448,7 @@ public final class SqlFunctionBench {
     }
 
     /** Per document the one-shot embedding and token count (the whole text in one engine call), and its time. */
-    private record Reference(Map<String, float[]> vectors, Map<String, Long> tokens, long totalTokens,
-            double seconds) {
+    private record Reference(Map<String, float[]> vectors, Map<String, Long> tokens, long totalTokens, double seconds) {
         static Reference of(SharedModels.LoadedModel loaded, Corpus corpus) {
             long start = System.nanoTime();
             Map<String, float[]> vectors = new HashMap<>();

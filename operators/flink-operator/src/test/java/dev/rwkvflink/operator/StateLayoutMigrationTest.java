@@ -1,5 +1,13 @@
 package dev.rwkvflink.operator;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+
+import java.net.URL;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
@@ -10,15 +18,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-
-import java.net.URL;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 /**
  * A snapshot written by release 0.5 ({@link LegacySnapshot}: every key's state one whole-RWKV-state value) restores
@@ -44,11 +43,13 @@ class StateLayoutMigrationTest {
             throws Exception {
         URL url = getClass().getClassLoader().getResource(LegacySnapshot.RELEASE_0_5);
         assertNotNull(url, LegacySnapshot.RELEASE_0_5);
-        OperatorSubtaskState old = OperatorSnapshotUtil.readStateHandle(Path.of(url.toURI()).toString());
+        OperatorSubtaskState old =
+                OperatorSnapshotUtil.readStateHandle(Path.of(url.toURI()).toString());
         List<EmbeddingRecord> out = new ArrayList<>();
         try (var h = new KeyedOneInputStreamOperatorTestHarness<>(
                 new RwkvEmbeddingOperator(LegacySnapshot.config().hotStateBytes(hotBytes)),
-                (TextChunk c) -> c.key, Types.STRING)) {
+                (TextChunk c) -> c.key,
+                Types.STRING)) {
             if (backend.equals("rocksdb")) {
                 h.setStateBackend(new EmbeddedRocksDBStateBackend());
             }
@@ -70,9 +71,12 @@ class StateLayoutMigrationTest {
         assertEquals(LegacySnapshot.TEXTS.length, out.size(), out.toString());
         for (int d = 0; d < LegacySnapshot.TEXTS.length; d++) {
             String key = "doc-" + d;
-            EmbeddingRecord r = out.stream().filter(e -> e.key.equals(key)).findFirst().orElseThrow();
+            EmbeddingRecord r =
+                    out.stream().filter(e -> e.key.equals(key)).findFirst().orElseThrow();
             assertArrayEquals(reference.embed(LegacySnapshot.TEXTS[d]), r.vector, 0f, key);
-            assertEquals(LegacySnapshot.TEXTS[d].getBytes(java.nio.charset.StandardCharsets.UTF_8).length, r.tokens,
+            assertEquals(
+                    LegacySnapshot.TEXTS[d].getBytes(java.nio.charset.StandardCharsets.UTF_8).length,
+                    r.tokens,
                     key + " token count");
         }
     }

@@ -11,6 +11,7 @@ public final class KeyModelState {
     public RwkvState state;
     /** {@code ln_out(x)} of the last token applied; null before the first token. */
     public float[] hidden;
+
     public long tokens;
 
     public KeyModelState(RwkvState state, float[] hidden, long tokens) {

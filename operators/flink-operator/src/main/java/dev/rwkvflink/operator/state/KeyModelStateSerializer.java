@@ -4,13 +4,12 @@ import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.ModelFingerprint;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.state.StateCodec;
+import java.io.IOException;
+import java.util.Arrays;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
-
-import java.io.IOException;
-import java.util.Arrays;
 
 /**
  * Flink serializer of {@link KeyModelState}, bound to one model (its shape and fingerprint).
@@ -148,7 +147,9 @@ public final class KeyModelStateSerializer extends TypeSerializer<KeyModelState>
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof KeyModelStateSerializer s && config.equals(s.config) && Arrays.equals(fingerprint, s.fingerprint);
+        return o instanceof KeyModelStateSerializer s
+                && config.equals(s.config)
+                && Arrays.equals(fingerprint, s.fingerprint);
     }
 
     @Override

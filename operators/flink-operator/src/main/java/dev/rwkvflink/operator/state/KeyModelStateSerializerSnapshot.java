@@ -4,13 +4,12 @@ import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
 import dev.rwkvflink.engine.state.ModelFingerprint;
 import dev.rwkvflink.engine.tensor.WeightType;
+import java.io.IOException;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSchemaCompatibility;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
-
-import java.io.IOException;
 
 /**
  * What a checkpoint records about {@link KeyModelStateSerializer}: the model's shape and fingerprint. On restore,
@@ -26,14 +25,14 @@ public final class KeyModelStateSerializerSnapshot implements TypeSerializerSnap
     static final int WHOLE_STATE = 1;
     /** A snapshot plus the token log. */
     static final int SNAPSHOT_AND_LOG = 2;
+
     private static final int VERSION = SNAPSHOT_AND_LOG;
 
     private RwkvConfig config;
     private ModelFingerprint fingerprint;
 
     /** For Flink's reflective instantiation on restore. */
-    public KeyModelStateSerializerSnapshot() {
-    }
+    public KeyModelStateSerializerSnapshot() {}
 
     KeyModelStateSerializerSnapshot(KeyModelStateSerializer serializer) {
         this.config = serializer.config();
@@ -66,8 +65,16 @@ public final class KeyModelStateSerializerSnapshot implements TypeSerializerSnap
                     + "(this release reads " + WHOLE_STATE + " and " + SNAPSHOT_AND_LOG + ")");
         }
         RwkvVersion v = RwkvVersion.fromLabel(in.readUTF());
-        config = new RwkvConfig(v, in.readInt(), in.readInt(), in.readInt(), in.readInt(), in.readInt(), in.readInt(),
-                in.readFloat(), WeightType.valueOf(in.readUTF()));
+        config = new RwkvConfig(
+                v,
+                in.readInt(),
+                in.readInt(),
+                in.readInt(),
+                in.readInt(),
+                in.readInt(),
+                in.readInt(),
+                in.readFloat(),
+                WeightType.valueOf(in.readUTF()));
         byte[] fp = new byte[ModelFingerprint.BYTES];
         in.readFully(fp);
         fingerprint = ModelFingerprint.ofBytes(fp);
@@ -95,6 +102,7 @@ public final class KeyModelStateSerializerSnapshot implements TypeSerializerSnap
     }
 
     private static String describe(RwkvConfig c, ModelFingerprint f) {
-        return "RWKV " + c.version().label() + " L" + c.layers() + " D" + c.embd() + " " + c.matrixType() + " (" + f + ")";
+        return "RWKV " + c.version().label() + " L" + c.layers() + " D" + c.embd() + " " + c.matrixType() + " (" + f
+                + ")";
     }
 }

@@ -1,12 +1,11 @@
 package dev.rwkvflink.operator.state;
 
+import java.io.IOException;
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
 import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
-
-import java.io.IOException;
 
 /**
  * Flink serializer of one run of token ids (an entry of a key's token log), compact: LEB128 varints, so a World
@@ -121,8 +120,8 @@ public final class TokenRunSerializer extends TypeSerializerSingleton<int[]> {
             v |= (b & 0x7F) << shift;
             if ((b & 0x80) == 0) {
                 if (v < 0) {
-                    throw new IOException("corrupt token log entry: varint " + Integer.toUnsignedString(v)
-                            + " out of range");
+                    throw new IOException(
+                            "corrupt token log entry: varint " + Integer.toUnsignedString(v) + " out of range");
                 }
                 return v;
             }

@@ -1,16 +1,15 @@
 package dev.rwkvflink.operator.state;
 
-import org.apache.flink.core.memory.DataInputDeserializer;
-import org.apache.flink.core.memory.DataOutputSerializer;
-import org.junit.jupiter.api.Test;
-
-import java.io.IOException;
-import java.util.Random;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.util.Random;
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
+import org.junit.jupiter.api.Test;
 
 class TokenRunSerializerTest {
     private static byte[] bytes(int[] run) throws IOException {
@@ -48,13 +47,15 @@ class TokenRunSerializerTest {
 
     @Test
     void corruptRunsFailWithAReasonBeforeAllocating() {
-        IOException tooLong = assertThrows(IOException.class,
-                () -> read(new byte[] {(byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x07}));
+        IOException tooLong = assertThrows(
+                IOException.class, () -> read(new byte[] {(byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x07}));
         assertTrue(tooLong.getMessage().contains("tokens"), tooLong.getMessage());
-        IOException endless = assertThrows(IOException.class,
+        IOException endless = assertThrows(
+                IOException.class,
                 () -> read(new byte[] {1, (byte) 0x80, (byte) 0x80, (byte) 0x80, (byte) 0x80, (byte) 0x80, 0}));
         assertTrue(endless.getMessage().contains("longer than 5 bytes"), endless.getMessage());
-        IOException negative = assertThrows(IOException.class,
+        IOException negative = assertThrows(
+                IOException.class,
                 () -> read(new byte[] {1, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x0F}));
         assertTrue(negative.getMessage().contains("out of range"), negative.getMessage());
         assertThrows(java.io.EOFException.class, () -> read(new byte[] {3, 1, 2}));

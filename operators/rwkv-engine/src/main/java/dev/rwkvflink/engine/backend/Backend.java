@@ -50,8 +50,19 @@ public interface Backend {
      * implementation, each output depends only on this token's inputs and the state (no dependence on how many
      * tokens came in a call).
      */
-    default void wkv7(float[] s, int sOff, int heads, int n, float[] r, float[] w, float[] k, float[] v,
-                      float[] kk, float[] a, int row, float[] out) {
+    default void wkv7(
+            float[] s,
+            int sOff,
+            int heads,
+            int n,
+            float[] r,
+            float[] w,
+            float[] k,
+            float[] v,
+            float[] kk,
+            float[] a,
+            int row,
+            float[] out) {
         for (int h = 0; h < heads; h++) {
             int hc = h * n;
             int base = sOff + h * n * n;

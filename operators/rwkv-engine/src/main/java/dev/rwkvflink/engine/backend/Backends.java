@@ -3,7 +3,6 @@ package dev.rwkvflink.engine.backend;
 import dev.rwkvflink.engine.backend.cuda.CudaBackend;
 import dev.rwkvflink.engine.backend.cuda.CudaModelRunner;
 import dev.rwkvflink.engine.backend.cuda.Precision;
-
 import java.util.List;
 import java.util.Optional;
 import org.slf4j.Logger;
@@ -31,8 +30,7 @@ public final class Backends {
     private static final Logger LOG = LoggerFactory.getLogger(Backends.class);
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
 
-    private Backends() {
-    }
+    private Backends() {}
 
     /**
      * The shared backend called {@code name} (case-insensitive, surrounding blanks ignored).
@@ -64,8 +62,11 @@ public final class Backends {
         return switch (key) {
             case "cpu" -> defaultBackend(settings); // the best CPU backend (vector, else scalar with the reason logged)
             case "scalar" -> ScalarHolder.INSTANCE;
-            case "cuda", "cuda:bf16", "cuda:f32" -> cuda(key.equals("cuda:f32") ? "f32" : "bf16",
-                    cudaDevice >= 0 ? cudaDevice : CudaBackend.defaultDevice(), settings);
+            case "cuda", "cuda:bf16", "cuda:f32" ->
+                cuda(
+                        key.equals("cuda:f32") ? "f32" : "bf16",
+                        cudaDevice >= 0 ? cudaDevice : CudaBackend.defaultDevice(),
+                        settings);
             case "vector" -> {
                 Optional<String> missing = vectorUnavailableReason();
                 if (missing.isPresent()) {
@@ -108,8 +109,10 @@ public final class Backends {
         if ("vector".equalsIgnoreCase(name.strip())) {
             Optional<String> missing = vectorUnavailableReason();
             if (missing.isPresent()) {
-                LOG.warn("rwkv: vector backend unavailable ({}); using the scalar"
-                        + " backend, which is several times slower", missing.get());
+                LOG.warn(
+                        "rwkv: vector backend unavailable ({}); using the scalar"
+                                + " backend, which is several times slower",
+                        missing.get());
                 return ScalarHolder.INSTANCE;
             }
         }
@@ -123,20 +126,24 @@ public final class Backends {
     private static synchronized Backend cuda(String precision, int device, EngineSettings settings) {
         Precision p = Precision.parse(precision);
         String key = p + "@" + device;
-        CudaModelRunner.Limits limits = new CudaModelRunner.Limits(settings.cudaMaxRowsOrDefault(), settings.cudaSlotsOrDefault());
+        CudaModelRunner.Limits limits =
+                new CudaModelRunner.Limits(settings.cudaMaxRowsOrDefault(), settings.cudaSlotsOrDefault());
         Backend b = CUDA.get(key);
         if (b != null) {
-            if (b instanceof CudaBackend made && !made.limits().equals(limits)
+            if (b instanceof CudaBackend made
+                    && !made.limits().equals(limits)
                     && (settings.cudaSlots() > 0 || settings.cudaMaxRows() > 0)) {
-                LOG.warn("rwkv: the {} backend of this JVM was made with {}; {} asked for later is ignored", key,
-                        made.limits(), limits);
+                LOG.warn(
+                        "rwkv: the {} backend of this JVM was made with {}; {} asked for later is ignored",
+                        key,
+                        made.limits(),
+                        limits);
             }
             return b;
         }
         Optional<String> missing = CudaBackend.unavailableReason();
         if (missing.isPresent()) {
-            LOG.warn("rwkv: CUDA backend unavailable ({}); using the CPU backend",
-                    missing.get());
+            LOG.warn("rwkv: CUDA backend unavailable ({}); using the CPU backend", missing.get());
             return defaultCpu(settings);
         }
         b = CudaBackend.open(p, defaultCpu(settings), device, limits);
@@ -159,8 +166,10 @@ public final class Backends {
         if (vector == null) {
             vector = new VectorBackend(threads);
         } else if (settings.threads() > 0 && vector.threads() != threads) {
-            LOG.warn("rwkv: the vector backend of this JVM runs {} threads; {} asked for later is ignored",
-                    vector.threads(), threads);
+            LOG.warn(
+                    "rwkv: the vector backend of this JVM runs {} threads; {} asked for later is ignored",
+                    vector.threads(),
+                    threads);
         }
         return vector;
     }
@@ -171,8 +180,8 @@ public final class Backends {
     /** Empty when the vector backend can run here; otherwise why not. */
     static Optional<String> vectorUnavailableReason() {
         if (ModuleLayer.boot().findModule(VECTOR_MODULE).isEmpty()) {
-            return Optional.of("module " + VECTOR_MODULE + " is not loaded; start java with --add-modules "
-                    + VECTOR_MODULE);
+            return Optional.of(
+                    "module " + VECTOR_MODULE + " is not loaded; start java with --add-modules " + VECTOR_MODULE);
         }
         try {
             VectorBackend.vectorLanes(); // runs VectorBackend's static initialisation

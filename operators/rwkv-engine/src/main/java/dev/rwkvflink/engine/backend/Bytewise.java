@@ -12,13 +12,12 @@ import static dev.rwkvflink.engine.backend.RowDecoder.withBit4;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import jdk.incubator.vector.ByteVector;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Collections;
 import java.util.Map;
 import java.util.WeakHashMap;
+import jdk.incubator.vector.ByteVector;
 
 /**
  * A 4- or 5-bit matrix with its quants widened to bytes, made on its first product and kept while the tensor

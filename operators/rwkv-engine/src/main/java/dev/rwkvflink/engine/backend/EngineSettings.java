@@ -23,7 +23,9 @@ public record EngineSettings(int threads, int cudaSlots, int cudaMaxRows) implem
 
     /** The CPU backend's threads: {@link #threads}, else {@code rwkv.threads}, else the available processors. */
     public int threadsOrDefault() {
-        return threads > 0 ? threads : Integer.getInteger("rwkv.threads", Runtime.getRuntime().availableProcessors());
+        return threads > 0
+                ? threads
+                : Integer.getInteger("rwkv.threads", Runtime.getRuntime().availableProcessors());
     }
 
     /** State-pool slots of a GPU model: {@link #cudaSlots}, else {@code rwkv.cuda.slots}, else 256. */

@@ -20,23 +20,27 @@ final class Lanes {
     /** Float lanes per vector (16 with AVX-512, 8 with AVX2). */
     static final int L = FS.length();
     /** Same lane count, 16-bit lanes (fp16/bf16 loads) and 32-bit lanes (their widening). */
-    static final VectorSpecies<Short> HS = ShortVector.SPECIES_PREFERRED.withShape(
-            VectorShape.forBitSize(FS.vectorBitSize() / 2));
+    static final VectorSpecies<Short> HS =
+            ShortVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(FS.vectorBitSize() / 2));
+
     static final VectorSpecies<Integer> IS = IntVector.SPECIES_PREFERRED.withShape(FS.vectorShape());
     /** 16 byte lanes: half a quant block. */
     static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
 
     /** Lane i takes lane (i + L/2^k) mod L: the folding steps of {@link #sum}. */
     static final VectorShuffle<Float> ROTATE_HALF = VectorShuffle.iota(FS, L / 2, 1, true);
+
     static final VectorShuffle<Float> ROTATE_QUARTER = VectorShuffle.iota(FS, Math.max(1, L / 4), 1, true);
     static final VectorShuffle<Float> ROTATE_EIGHTH = VectorShuffle.iota(FS, Math.max(1, L / 8), 1, true);
     static final VectorShuffle<Float> ROTATE_SIXTEENTH = VectorShuffle.iota(FS, Math.max(1, L / 16), 1, true);
     /** Lane i takes lane (i - s) mod L, s = 4, 2, 1 (the other direction of the quarter, eighth, sixteenth). */
     static final VectorShuffle<Float> ROTATE_BACK_QUARTER = VectorShuffle.iota(FS, L - Math.max(1, L / 4), 1, true);
+
     static final VectorShuffle<Float> ROTATE_BACK_EIGHTH = VectorShuffle.iota(FS, L - Math.max(1, L / 8), 1, true);
     static final VectorShuffle<Float> ROTATE_BACK_SIXTEENTH = VectorShuffle.iota(FS, L - Math.max(1, L / 16), 1, true);
     /** Lanes whose index has bit s set, s = 8, 4, 2, 1: where {@link #sumLanes16} takes the pair's second vector. */
     static final VectorMask<Float> BIT_8 = laneBit(8);
+
     static final VectorMask<Float> BIT_4 = laneBit(4);
     static final VectorMask<Float> BIT_2 = laneBit(2);
     static final VectorMask<Float> BIT_1 = laneBit(1);
@@ -47,8 +51,7 @@ final class Lanes {
     /** Per-thread stored accumulators for {@link #sumLanes16}. */
     static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[SUMS * L]);
 
-    private Lanes() {
-    }
+    private Lanes() {}
 
     /**
      * Sum of the lanes, by folding halves: v + (v rotated by L/2), then by L/4, ..., by 1; lane 0 then holds the
@@ -92,23 +95,28 @@ final class Lanes {
         for (int j = 0; j < 8; j++) {
             FloatVector p = FloatVector.fromArray(FS, acc, 2 * j * L);
             FloatVector q = FloatVector.fromArray(FS, acc, (2 * j + 1) * L);
-            p.blend(q.rearrange(ROTATE_HALF), BIT_8).add(p.rearrange(ROTATE_HALF).blend(q, BIT_8)).intoArray(acc, j * L);
+            p.blend(q.rearrange(ROTATE_HALF), BIT_8)
+                    .add(p.rearrange(ROTATE_HALF).blend(q, BIT_8))
+                    .intoArray(acc, j * L);
         }
         for (int j = 0; j < 4; j++) {
             FloatVector p = FloatVector.fromArray(FS, acc, 2 * j * L);
             FloatVector q = FloatVector.fromArray(FS, acc, (2 * j + 1) * L);
-            p.blend(q.rearrange(ROTATE_BACK_QUARTER), BIT_4).add(p.rearrange(ROTATE_QUARTER).blend(q, BIT_4))
+            p.blend(q.rearrange(ROTATE_BACK_QUARTER), BIT_4)
+                    .add(p.rearrange(ROTATE_QUARTER).blend(q, BIT_4))
                     .intoArray(acc, j * L);
         }
         for (int j = 0; j < 2; j++) {
             FloatVector p = FloatVector.fromArray(FS, acc, 2 * j * L);
             FloatVector q = FloatVector.fromArray(FS, acc, (2 * j + 1) * L);
-            p.blend(q.rearrange(ROTATE_BACK_EIGHTH), BIT_2).add(p.rearrange(ROTATE_EIGHTH).blend(q, BIT_2))
+            p.blend(q.rearrange(ROTATE_BACK_EIGHTH), BIT_2)
+                    .add(p.rearrange(ROTATE_EIGHTH).blend(q, BIT_2))
                     .intoArray(acc, j * L);
         }
         FloatVector p = FloatVector.fromArray(FS, acc, 0);
         FloatVector q = FloatVector.fromArray(FS, acc, L);
-        p.blend(q.rearrange(ROTATE_BACK_SIXTEENTH), BIT_1).add(p.rearrange(ROTATE_SIXTEENTH).blend(q, BIT_1))
+        p.blend(q.rearrange(ROTATE_BACK_SIXTEENTH), BIT_1)
+                .add(p.rearrange(ROTATE_SIXTEENTH).blend(q, BIT_1))
                 .intoArray(acc, 0);
     }
 

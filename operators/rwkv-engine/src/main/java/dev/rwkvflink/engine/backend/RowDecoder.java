@@ -5,22 +5,19 @@ import static dev.rwkvflink.engine.backend.Lanes.FS;
 import static dev.rwkvflink.engine.backend.Lanes.HS;
 import static dev.rwkvflink.engine.backend.Lanes.IS;
 import static dev.rwkvflink.engine.backend.Lanes.L;
-import static dev.rwkvflink.engine.backend.Lanes.sum;
-import static dev.rwkvflink.engine.backend.RowKernels.fmaQuants;
 
 import dev.rwkvflink.engine.tensor.QuantBlock;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * Reading weights for the vector kernels: little-endian, unaligned vector loads of bf16 and fp16 (widened in
@@ -29,8 +26,7 @@ import java.nio.ByteOrder;
  * each weight type's layout is read. Static, stateless.
  */
 final class RowDecoder {
-    private RowDecoder() {
-    }
+    private RowDecoder() {}
 
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -67,7 +63,9 @@ final class RowDecoder {
     static FloatVector loadF16(MemorySegment seg, long off) {
         IntVector h = widen(seg, off);
         IntVector em = h.and(0x7FFF).lanewise(VectorOperators.LSHL, 13);
-        IntVector mag = em.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts()
+        IntVector mag = em.reinterpretAsFloats()
+                .mul(0x1p112f)
+                .reinterpretAsInts()
                 .blend(em.or(0x7F800000), em.compare(VectorOperators.GE, 0x7C00 << 13));
         return mag.or(h.and(0x80000000)).reinterpretAsFloats();
     }
@@ -87,7 +85,11 @@ final class RowDecoder {
      * product 1.7x faster.
      */
     static FloatVector loadFiniteF16(MemorySegment seg, long off) {
-        return widen(seg, off).lanewise(VectorOperators.LSHL, 13).and(0x8FFFFFFF).reinterpretAsFloats().mul(0x1p112f);
+        return widen(seg, off)
+                .lanewise(VectorOperators.LSHL, 13)
+                .and(0x8FFFFFFF)
+                .reinterpretAsFloats()
+                .mul(0x1p112f);
     }
 
     /** L little-endian 16-bit lanes at byte {@code off}, sign-extended to 32-bit lanes. */
@@ -98,7 +100,8 @@ final class RowDecoder {
     // ---------------------------------------------------------------------------------------------------------
     // Block types. Each row is a run of 32-element blocks; block b covers x[32b .. 32b + 32). The 16 quant bytes
     // are unpacked with byte-vector ops into two 16-lane vectors of signed q: elements 0..15 ("lo") and 16..31
-    // ("hi"), then {@link RowKernels#fmaQuants} widens them to floats, scales per lane (w = d*q, or d*q + m: the same two
+    // ("hi"), then {@link RowKernels#fmaQuants} widens them to floats, scales per lane (w = d*q, or d*q + m: the same
+    // two
     // roundings as Tensor.readRow) and accumulates w*x with fma into one accumulator per half. For the "_1" types
     // the per-lane "+ m" costs one add per vector; the algebraically equal d*sum(q*x) + m*sum(x) would need the
     // sums of x per block, which only pays off when a block is longer than two vectors.
@@ -244,7 +247,10 @@ final class RowDecoder {
     /** dst[o .. o+16) = d * q + m. */
     static void storeQuants(ByteVector q, float d, float m, float[] dst, int o) {
         for (int p = 0; p < 16 / L; p++) {
-            ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p)).mul(d).add(m).intoArray(dst, o + p * L);
+            ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p))
+                    .mul(d)
+                    .add(m)
+                    .intoArray(dst, o + p * L);
         }
     }
 }

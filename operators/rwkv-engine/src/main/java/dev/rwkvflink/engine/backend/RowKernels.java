@@ -9,21 +9,16 @@ import static dev.rwkvflink.engine.backend.RowDecoder.LE;
 import static dev.rwkvflink.engine.backend.RowDecoder.Q8_BLOCK;
 import static dev.rwkvflink.engine.backend.RowDecoder.QK;
 import static dev.rwkvflink.engine.backend.RowDecoder.U16;
-import static dev.rwkvflink.engine.backend.RowDecoder.decodeQ8Min;
-import static dev.rwkvflink.engine.backend.RowDecoder.decodeRow;
 import static dev.rwkvflink.engine.backend.RowDecoder.halfAt;
 import static dev.rwkvflink.engine.backend.RowDecoder.loadBF16;
 import static dev.rwkvflink.engine.backend.RowDecoder.loadF16;
 import static dev.rwkvflink.engine.backend.RowDecoder.loadFiniteF16;
-import static dev.rwkvflink.engine.backend.TileKernels.dot1;
-import static dev.rwkvflink.engine.backend.TileKernels.tail;
 
 import dev.rwkvflink.engine.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-
-import java.lang.foreign.MemorySegment;
 
 /**
  * The one-token products that stream each weight row once, decoding it in registers ({@link #streamRows}, one row
@@ -32,8 +27,7 @@ import java.lang.foreign.MemorySegment;
  * {@link TileKernels}, so an output never depends on how many tokens came with it. Static, stateless.
  */
 final class RowKernels {
-    private RowKernels() {
-    }
+    private RowKernels() {}
 
     /**
      * One token: each output row's dot product with the weights decoded in registers straight from the segment,
@@ -155,7 +149,8 @@ final class RowKernels {
     /** acc + (d * q) * x[o .. o+16), L lanes at a time in column order; q: 16 signed byte lanes. */
     static FloatVector fmaQuants(ByteVector q, float d, float[] x, int o, FloatVector acc) {
         for (int p = 0; p < 16 / L; p++) {
-            acc = ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p)).mul(d)
+            acc = ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p))
+                    .mul(d)
                     .fma(FloatVector.fromArray(FS, x, o + p * L), acc);
         }
         return acc;
@@ -164,7 +159,9 @@ final class RowKernels {
     /** acc + (d * q + m) * x[o .. o+16). */
     static FloatVector fmaQuants(ByteVector q, float d, float m, float[] x, int o, FloatVector acc) {
         for (int p = 0; p < 16 / L; p++) {
-            acc = ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p)).mul(d).add(m)
+            acc = ((FloatVector) q.convertShape(VectorOperators.B2F, FS, p))
+                    .mul(d)
+                    .add(m)
                     .fma(FloatVector.fromArray(FS, x, o + p * L), acc);
         }
         return acc;

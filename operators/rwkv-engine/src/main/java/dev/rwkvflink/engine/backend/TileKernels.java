@@ -6,21 +6,17 @@ import static dev.rwkvflink.engine.backend.Lanes.L;
 import static dev.rwkvflink.engine.backend.Lanes.LANE_OF;
 import static dev.rwkvflink.engine.backend.Lanes.sum;
 import static dev.rwkvflink.engine.backend.Lanes.sumLanes16;
-import static dev.rwkvflink.engine.backend.RowDecoder.F32;
 import static dev.rwkvflink.engine.backend.RowDecoder.QK;
-import static dev.rwkvflink.engine.backend.RowDecoder.decodeF16;
 import static dev.rwkvflink.engine.backend.RowDecoder.decodeQ8Min;
 import static dev.rwkvflink.engine.backend.RowDecoder.decodeRow;
-import static dev.rwkvflink.engine.backend.RowKernels.streamRows;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import jdk.incubator.vector.FloatVector;
-
 import java.lang.foreign.MemorySegment;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Set;
+import jdk.incubator.vector.FloatVector;
 
 /**
  * The several-token products: a tile of {@value #ROW_TILE} rows decoded once into a per-thread float array, then
@@ -31,8 +27,7 @@ import java.util.Set;
  * the tile. Static, stateless but for the per-thread tile.
  */
 final class TileKernels {
-    private TileKernels() {
-    }
+    private TileKernels() {}
 
     /** Rows decoded together in the several-token kernel; chunk borders are multiples of it. */
     static final int ROW_TILE = 4;
@@ -190,7 +185,8 @@ final class TileKernels {
         sumLanes16(acc);
         for (int i = 0; i < ROW_TILE; i++) {
             for (int tt = 0; tt < 2; tt++) {
-                y[(t + tt) * rows + r0 + i] = tail(acc[LANE_OF[2 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
+                y[(t + tt) * rows + r0 + i] =
+                        tail(acc[LANE_OF[2 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
             }
         }
     }
@@ -246,7 +242,8 @@ final class TileKernels {
         sumLanes16(acc);
         for (int i = 0; i < ROW_TILE; i++) {
             for (int tt = 0; tt < 3; tt++) {
-                y[(t + tt) * rows + r0 + i] = tail(acc[LANE_OF[4 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
+                y[(t + tt) * rows + r0 + i] =
+                        tail(acc[LANE_OF[4 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
             }
         }
     }
@@ -260,10 +257,22 @@ final class TileKernels {
         int x1 = x0 + cols;
         int x2 = x1 + cols;
         int x3 = x2 + cols;
-        FloatVector a00 = FloatVector.zero(FS), a01 = FloatVector.zero(FS), a02 = FloatVector.zero(FS), a03 = FloatVector.zero(FS);
-        FloatVector a10 = FloatVector.zero(FS), a11 = FloatVector.zero(FS), a12 = FloatVector.zero(FS), a13 = FloatVector.zero(FS);
-        FloatVector a20 = FloatVector.zero(FS), a21 = FloatVector.zero(FS), a22 = FloatVector.zero(FS), a23 = FloatVector.zero(FS);
-        FloatVector a30 = FloatVector.zero(FS), a31 = FloatVector.zero(FS), a32 = FloatVector.zero(FS), a33 = FloatVector.zero(FS);
+        FloatVector a00 = FloatVector.zero(FS),
+                a01 = FloatVector.zero(FS),
+                a02 = FloatVector.zero(FS),
+                a03 = FloatVector.zero(FS);
+        FloatVector a10 = FloatVector.zero(FS),
+                a11 = FloatVector.zero(FS),
+                a12 = FloatVector.zero(FS),
+                a13 = FloatVector.zero(FS);
+        FloatVector a20 = FloatVector.zero(FS),
+                a21 = FloatVector.zero(FS),
+                a22 = FloatVector.zero(FS),
+                a23 = FloatVector.zero(FS);
+        FloatVector a30 = FloatVector.zero(FS),
+                a31 = FloatVector.zero(FS),
+                a32 = FloatVector.zero(FS),
+                a33 = FloatVector.zero(FS);
         int c = 0;
         for (; c + L <= cols; c += L) {
             FloatVector v0 = FloatVector.fromArray(FS, x, x0 + c);
@@ -311,7 +320,8 @@ final class TileKernels {
         sumLanes16(acc);
         for (int i = 0; i < ROW_TILE; i++) {
             for (int tt = 0; tt < 4; tt++) {
-                y[(t + tt) * rows + r0 + i] = tail(acc[LANE_OF[4 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
+                y[(t + tt) * rows + r0 + i] =
+                        tail(acc[LANE_OF[4 * i + tt]], tile, i * cols, x, (t + tt) * cols, c, cols);
             }
         }
     }
@@ -356,7 +366,6 @@ final class TileKernels {
         y[y0 + 2] = s2;
         y[y0 + 3] = s3;
     }
-
 
     /**
      * {@code sum_c a[ao + c] * b[bo + c]} with one vector accumulator, folded, then the scalar tail: the same

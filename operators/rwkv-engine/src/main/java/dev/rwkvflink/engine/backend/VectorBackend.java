@@ -1,22 +1,12 @@
 package dev.rwkvflink.engine.backend;
 
 import static dev.rwkvflink.engine.backend.Lanes.L;
-import static dev.rwkvflink.engine.backend.Lanes.sum;
 import static dev.rwkvflink.engine.backend.RowKernels.streamRows;
 import static dev.rwkvflink.engine.backend.TileKernels.ONE_TOKEN_TILES;
 import static dev.rwkvflink.engine.backend.TileKernels.ROW_TILE;
-import static dev.rwkvflink.engine.backend.TileKernels.TOKEN_TILE;
-import static dev.rwkvflink.engine.backend.TileKernels.dot1;
-import static dev.rwkvflink.engine.backend.TileKernels.dot4x1;
-import static dev.rwkvflink.engine.backend.TileKernels.dot4x2;
-import static dev.rwkvflink.engine.backend.TileKernels.dot4x3;
-import static dev.rwkvflink.engine.backend.TileKernels.dot4x4;
-import static dev.rwkvflink.engine.backend.TileKernels.tail;
 import static dev.rwkvflink.engine.backend.TileKernels.tileRows;
-import static dev.rwkvflink.engine.backend.TileKernels.tokenBlock;
 
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -102,8 +92,8 @@ public final class VectorBackend implements Backend, AutoCloseable {
         int rows = w.rows();
         int cols = w.cols();
         if (tokens < 1 || (long) tokens * cols > x.length || (long) tokens * rows > y.length) {
-            throw new IllegalArgumentException(w + ": x has " + x.length + " and y " + y.length
-                    + " elements, need " + tokens + " x " + cols + " and " + tokens + " x " + rows);
+            throw new IllegalArgumentException(w + ": x has " + x.length + " and y " + y.length + " elements, need "
+                    + tokens + " x " + cols + " and " + tokens + " x " + rows);
         }
         Bytewise b = Bytewise.of(w);
         Tensor q = b == null ? w : b.q8();
@@ -142,15 +132,25 @@ public final class VectorBackend implements Backend, AutoCloseable {
 
     /** {@link Backend#wkv7} vectorised over the key index: {@link Wkv7Kernel}. */
     @Override
-    public void wkv7(float[] s, int sOff, int heads, int n, float[] r, float[] w, float[] k, float[] v,
-                     float[] kk, float[] a, int row, float[] out) {
+    public void wkv7(
+            float[] s,
+            int sOff,
+            int heads,
+            int n,
+            float[] r,
+            float[] w,
+            float[] k,
+            float[] v,
+            float[] kk,
+            float[] a,
+            int row,
+            float[] out) {
         if (n % L != 0) {
             Backend.super.wkv7(s, sOff, heads, n, r, w, k, v, kk, a, row, out);
             return;
         }
         Wkv7Kernel.apply(s, sOff, heads, n, r, w, k, v, kk, a, row, out);
     }
-
 
     private static int roundUp(int n, int multiple) {
         return (n + multiple - 1) / multiple * multiple;

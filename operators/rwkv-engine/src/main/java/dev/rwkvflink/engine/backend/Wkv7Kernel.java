@@ -9,8 +9,7 @@ import jdk.incubator.vector.FloatVector;
 /** RWKV-7's WKV recurrence on the CPU, vectorised over the key index j (the twin of {@link Backend#wkv7}). */
 final class Wkv7Kernel {
 
-    private Wkv7Kernel() {
-    }
+    private Wkv7Kernel() {}
 
     /**
      * {@link Backend#wkv7} with each state row {@code S[i][.]} loaded once: {@code sa_i} (one accumulator,
@@ -19,8 +18,19 @@ final class Wkv7Kernel {
      * bit-identical across T, threads and runs (but differ from the scalar loop by summation order). Head sizes
      * that are not a multiple of the vector length take the scalar loop ({@link VectorBackend#wkv7} checks).
      */
-    static void apply(float[] s, int sOff, int heads, int n, float[] r, float[] w, float[] k, float[] v,
-                      float[] kk, float[] a, int row, float[] out) {
+    static void apply(
+            float[] s,
+            int sOff,
+            int heads,
+            int n,
+            float[] r,
+            float[] w,
+            float[] k,
+            float[] v,
+            float[] kk,
+            float[] a,
+            int row,
+            float[] out) {
         float[] kka = KKA.get();
         if (kka.length < n) {
             kka = new float[n];
@@ -29,7 +39,9 @@ final class Wkv7Kernel {
         for (int h = 0; h < heads; h++) {
             int q = row + h * n;
             for (int c = 0; c < n; c += L) {
-                FloatVector.fromArray(FS, kk, q + c).mul(FloatVector.fromArray(FS, a, q + c)).intoArray(kka, c);
+                FloatVector.fromArray(FS, kk, q + c)
+                        .mul(FloatVector.fromArray(FS, a, q + c))
+                        .intoArray(kka, c);
             }
             int base = sOff + h * n * n;
             for (int i = 0; i < n; i++) {
@@ -44,7 +56,8 @@ final class Wkv7Kernel {
                 for (int c = 0; c < n; c += L) {
                     FloatVector add = FloatVector.fromArray(FS, kka, c)
                             .fma(sa, FloatVector.fromArray(FS, k, q + c).mul(vi));
-                    FloatVector sij = FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, w, q + c), add);
+                    FloatVector sij =
+                            FloatVector.fromArray(FS, s, si + c).fma(FloatVector.fromArray(FS, w, q + c), add);
                     sij.intoArray(s, si + c);
                     o = sij.fma(FloatVector.fromArray(FS, r, q + c), o);
                 }

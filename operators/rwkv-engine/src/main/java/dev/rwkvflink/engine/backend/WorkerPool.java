@@ -18,13 +18,15 @@ import java.util.concurrent.locks.LockSupport;
 final class WorkerPool implements AutoCloseable {
     /** Default spin before parking, microseconds. */
     static final int DEFAULT_SPIN_MICROS = 100;
+
     private static final long SPIN_NANOS = 1000L * Integer.getInteger("rwkv.spinMicros", DEFAULT_SPIN_MICROS);
     /** Tells a helper to stop ({@link #close}). */
-    private static final Runnable STOP = () -> { };
+    private static final Runnable STOP = () -> {};
 
     private final int threads;
     /** Work for the helpers; null when single-threaded. */
     private final LinkedBlockingQueue<Runnable> queue;
+
     private final Thread[] helpers;
 
     /** {@code threads - 1} daemon helpers named {@code namePrefix + i}. */

@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.embed;
 
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.RwkvState;
-
 import java.util.Objects;
 
 /**
@@ -38,8 +37,9 @@ public final class Embedder {
         this.config = Objects.requireNonNull(config, "config");
         this.pooling = pooling.resolve(config);
         this.dimension = this.pooling.dimension(config);
-        if (statsOrNull != null && (!statsOrNull.pooling().resolve(config).equals(this.pooling)
-                || statsOrNull.dimension() != dimension)) {
+        if (statsOrNull != null
+                && (!statsOrNull.pooling().resolve(config).equals(this.pooling)
+                        || statsOrNull.dimension() != dimension)) {
             throw new IllegalArgumentException("embedding statistics are for pooling " + statsOrNull.pooling()
                     + " (dimension " + statsOrNull.dimension() + "), but the embedder uses " + this.pooling
                     + " (dimension " + dimension + ")");
@@ -68,8 +68,8 @@ public final class Embedder {
      */
     public float[] finish(float[] pooled) {
         if (pooled.length != dimension) {
-            throw new IllegalArgumentException("pooled vector of " + pooled.length + " floats, the embedder's "
-                    + "dimension is " + dimension);
+            throw new IllegalArgumentException(
+                    "pooled vector of " + pooled.length + " floats, the embedder's " + "dimension is " + dimension);
         }
         return l2Normalize(stats != null ? stats.standardize(pooled) : pooled);
     }
@@ -82,12 +82,12 @@ public final class Embedder {
      */
     public float[] pool(float[] hidden, RwkvState state) {
         if (hidden.length != config.embd()) {
-            throw new IllegalArgumentException("hidden vector of " + hidden.length + " floats, the model's width is "
-                    + config.embd());
+            throw new IllegalArgumentException(
+                    "hidden vector of " + hidden.length + " floats, the model's width is " + config.embd());
         }
         if (!state.config().equals(config)) {
-            throw new IllegalArgumentException("state of a model of shape " + state.config() + ", the embedder is for "
-                    + config);
+            throw new IllegalArgumentException(
+                    "state of a model of shape " + state.config() + ", the embedder is for " + config);
         }
         float[] out = new float[dimension];
         int pos = 0;

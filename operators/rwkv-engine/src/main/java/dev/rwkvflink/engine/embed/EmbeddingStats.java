@@ -1,13 +1,12 @@
 package dev.rwkvflink.engine.embed;
 
-import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.engine.state.ModelFingerprint;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -167,8 +166,8 @@ public final class EmbeddingStats {
                     + ", not for this model " + model.shortHex());
         }
         if (!pooling.compatibleWith(expectedPooling)) {
-            throw new IllegalArgumentException("embedding statistics are for pooling " + pooling
-                    + ", but the embedder uses " + expectedPooling);
+            throw new IllegalArgumentException(
+                    "embedding statistics are for pooling " + pooling + ", but the embedder uses " + expectedPooling);
         }
     }
 
@@ -217,14 +216,15 @@ public final class EmbeddingStats {
      */
     public static EmbeddingStats load(Path file) throws IOException {
         JsonNode root;
-        byte[] bytes = InputFiles.read(file, "a statistics file",
-                InputFiles.SIDE_FILE_BYTES);
+        byte[] bytes = InputFiles.read(file, "a statistics file", InputFiles.SIDE_FILE_BYTES);
         try {
             root = new ObjectMapper().readTree(bytes);
         } catch (JacksonException e) {
             throw new IOException(file + ": not a JSON embedding-statistics file: " + e.getOriginalMessage(), e);
         }
-        if (root == null || !root.isObject() || !FORMAT.equals(root.path("format").asText())) {
+        if (root == null
+                || !root.isObject()
+                || !FORMAT.equals(root.path("format").asText())) {
             throw new IOException(file + ": not an embedding-statistics file (\"format\" is not \"" + FORMAT + "\")");
         }
         int version = root.path("version").asInt(-1);
@@ -246,8 +246,8 @@ public final class EmbeddingStats {
         int dimension = root.path("dimension").asInt(0);
         long count = root.path("count").asLong(0);
         if (dimension <= 0 || count <= 0) {
-            throw new IOException(file + ": \"dimension\" and \"count\" must be positive, got " + dimension
-                    + " and " + count);
+            throw new IOException(
+                    file + ": \"dimension\" and \"count\" must be positive, got " + dimension + " and " + count);
         }
         double[] mean = readDoubles(file, root, "mean", dimension);
         double[] m2 = readDoubles(file, root, "m2", dimension);

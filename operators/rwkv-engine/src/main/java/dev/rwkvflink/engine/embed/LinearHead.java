@@ -1,12 +1,11 @@
 package dev.rwkvflink.engine.embed;
 
-import dev.rwkvflink.engine.format.InputFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.engine.state.ModelFingerprint;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -66,7 +65,8 @@ public final class LinearHead {
     /** Class probabilities of an embedding, in {@link #labels()} order. */
     public float[] probabilities(float[] embedding) {
         if (embedding.length != dimension()) {
-            throw new IllegalArgumentException("embedding of dimension " + embedding.length + ", head expects " + dimension());
+            throw new IllegalArgumentException(
+                    "embedding of dimension " + embedding.length + ", head expects " + dimension());
         }
         double[] z = new double[labels.size()];
         for (int k = 0; k < z.length; k++) {
@@ -135,11 +135,11 @@ public final class LinearHead {
     }
 
     /** Reads a head and checks it was trained for {@code expectedModel} and {@code expectedPooling}. */
-    public static LinearHead load(Path file, ModelFingerprint expectedModel, Pooling expectedPooling) throws IOException {
+    public static LinearHead load(Path file, ModelFingerprint expectedModel, Pooling expectedPooling)
+            throws IOException {
         JsonNode root;
         try {
-            root = JSON.readTree(InputFiles.read(file, "a head file",
-                    InputFiles.SIDE_FILE_BYTES));
+            root = JSON.readTree(InputFiles.read(file, "a head file", InputFiles.SIDE_FILE_BYTES));
         } catch (IOException e) {
             throw new IOException(file + ": not a readable head file: " + e.getMessage(), e);
         }
@@ -148,7 +148,8 @@ public final class LinearHead {
         }
         ModelFingerprint model;
         try {
-            model = ModelFingerprint.ofBytes(java.util.HexFormat.of().parseHex(root.path("model").asText()));
+            model = ModelFingerprint.ofBytes(
+                    java.util.HexFormat.of().parseHex(root.path("model").asText()));
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": bad model fingerprint", e);
         }
@@ -157,7 +158,8 @@ public final class LinearHead {
         }
         Pooling pooling = Pooling.parse(root.path("pooling").asText());
         if (!pooling.compatibleWith(expectedPooling)) {
-            throw new IOException(file + ": head was trained on pooling " + pooling + ", the job uses " + expectedPooling);
+            throw new IOException(
+                    file + ": head was trained on pooling " + pooling + ", the job uses " + expectedPooling);
         }
         List<String> labels = new java.util.ArrayList<>();
         root.path("labels").forEach(n -> labels.add(n.asText()));

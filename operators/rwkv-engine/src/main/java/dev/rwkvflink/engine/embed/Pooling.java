@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.embed;
 
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.RwkvState;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -34,7 +33,9 @@ public record Pooling(Mode mode, List<Integer> layers) {
 
     /** The parts of a pooling. */
     public enum Mode {
-        HIDDEN, STATE, BOTH;
+        HIDDEN,
+        STATE,
+        BOTH;
 
         String label() {
             return name().toLowerCase(Locale.ROOT);
@@ -88,8 +89,8 @@ public record Pooling(Mode mode, List<Integer> layers) {
         List<Integer> layers = new ArrayList<>();
         for (String part : text.substring(colon + 1).split(",", -1)) {
             if (!part.matches("\\d{1,6}")) {
-                throw new IllegalArgumentException("pooling \"" + spec + "\": \"" + part
-                        + "\" is not a layer number; " + FORMS);
+                throw new IllegalArgumentException(
+                        "pooling \"" + spec + "\": \"" + part + "\" is not a layer number; " + FORMS);
             }
             int layer = Integer.parseInt(part);
             if (layers.contains(layer)) {

@@ -1,7 +1,6 @@
 package dev.rwkvflink.engine.embed;
 
 import dev.rwkvflink.engine.state.ModelFingerprint;
-
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -62,7 +61,8 @@ public final class SoftmaxTrainer {
          */
         public static Plan auto(int examples, int labels, int dim) {
             Plan full = new Plan(defaultEpochs(true), 0, 0, examples, labels, dim);
-            return full.work() <= FULL_BATCH_WORK ? full
+            return full.work() <= FULL_BATCH_WORK
+                    ? full
                     : new Plan(defaultEpochs(false), DEFAULT_BATCH, DEFAULT_NEGATIVES, examples, labels, dim);
         }
 
@@ -105,10 +105,14 @@ public final class SoftmaxTrainer {
         }
 
         public String describe() {
-            return fullBatch() ? "full batch, " + epochs + " epochs"
-                    : "mini-batches of " + batch + ", " + (negatives == 0 || candidatesPerStep() == labels
-                    ? "all " + labels + " labels" : negatives + " sampled labels") + " per step, " + epochs
-                    + " epochs";
+            return fullBatch()
+                    ? "full batch, " + epochs + " epochs"
+                    : "mini-batches of " + batch + ", "
+                            + (negatives == 0 || candidatesPerStep() == labels
+                                    ? "all " + labels + " labels"
+                                    : negatives + " sampled labels")
+                            + " per step, " + epochs
+                            + " epochs";
         }
     }
 
@@ -126,19 +130,31 @@ public final class SoftmaxTrainer {
     }
 
     /** Full-batch training for {@code epochs} epochs (the plan of small problems). */
-    public LinearHead fit(int epochs, float[][] x, int[] y, List<String> labels, ModelFingerprint model,
-                          Pooling pooling) {
+    public LinearHead fit(
+            int epochs, float[][] x, int[] y, List<String> labels, ModelFingerprint model, Pooling pooling) {
         check(x, y, labels);
-        return fit(new Plan(epochs, 0, 0, x.length, labels.size(), x[0].length), x, y, labels, model, pooling,
-                epoch -> { });
+        return fit(
+                new Plan(epochs, 0, 0, x.length, labels.size(), x[0].length),
+                x,
+                y,
+                labels,
+                model,
+                pooling,
+                epoch -> {});
     }
 
     /**
      * Fits a head on embeddings {@code x} (all of one dimension) with label indexes {@code y} into {@code labels},
      * as {@code plan} says; {@code afterEpoch} hears each finished epoch (for progress).
      */
-    public LinearHead fit(Plan plan, float[][] x, int[] y, List<String> labels, ModelFingerprint model,
-                          Pooling pooling, IntConsumer afterEpoch) {
+    public LinearHead fit(
+            Plan plan,
+            float[][] x,
+            int[] y,
+            List<String> labels,
+            ModelFingerprint model,
+            Pooling pooling,
+            IntConsumer afterEpoch) {
         check(x, y, labels);
         int n = x.length;
         int k = labels.size();
@@ -217,8 +233,8 @@ public final class SoftmaxTrainer {
         int n = x.length;
         int k = labels.size();
         if (n == 0 || y.length != n || k < 2) {
-            throw new IllegalArgumentException("need examples with labels of at least 2 classes (" + n + " examples, "
-                    + k + " classes)");
+            throw new IllegalArgumentException(
+                    "need examples with labels of at least 2 classes (" + n + " examples, " + k + " classes)");
         }
     }
 

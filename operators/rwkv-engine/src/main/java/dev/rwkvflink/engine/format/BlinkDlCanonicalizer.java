@@ -1,7 +1,6 @@
 package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -49,7 +48,12 @@ public final class BlinkDlCanonicalizer {
 
     /** The RWKV architecture generations the canonical form distinguishes. */
     public enum Version {
-        V4, V5_0, V5_1, V5_2, V6, V7;
+        V4,
+        V5_0,
+        V5_1,
+        V5_2,
+        V6,
+        V7;
 
         /** The major version: 4, 5, 6 or 7. */
         public int major() {
@@ -68,8 +72,7 @@ public final class BlinkDlCanonicalizer {
     /** The v7 LoRA matrices that are stored "in x out" and get transposed. */
     private static final List<String> V7_LORA = List.of("w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2");
 
-    private BlinkDlCanonicalizer() {
-    }
+    private BlinkDlCanonicalizer() {}
 
     /** Detects the architecture version from the raw BlinkDL tensor names (and, for v5, the decay's shape). */
     public static Version detect(Map<String, Tensor> blinkDl) {
@@ -110,7 +113,9 @@ public final class BlinkDlCanonicalizer {
         Map<String, Tensor> out = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : blinkDl.entrySet()) {
             String name = e.getKey();
-            Tensor t = e.getValue().name().equals(name) ? e.getValue() : e.getValue().rename(name);
+            Tensor t = e.getValue().name().equals(name)
+                    ? e.getValue()
+                    : e.getValue().rename(name);
             if (version == Version.V7 && isV7Mix(name)) {
                 String packed = layerPrefix(name) + "att.x_rwkvag";
                 if (!out.containsKey(packed)) {
@@ -155,7 +160,8 @@ public final class BlinkDlCanonicalizer {
 
     private static Tensor v6(String name, String leaf, Tensor t, Map<String, Tensor> all) {
         return switch (leaf) {
-            case "time_maa_w1", "time_decay_w1", "time_decay_w2" -> requireRank(squeeze(t), 2).transposed();
+            case "time_maa_w1", "time_decay_w1", "time_decay_w2" ->
+                requireRank(squeeze(t), 2).transposed();
             case "time_maa_w2" -> transposeLastTwo(requireRank(squeeze(t), 3));
             case "time_faaaa" -> t.reshape(headShape(t, headsOf(t)));
             case "time_decay" -> {
@@ -188,15 +194,15 @@ public final class BlinkDlCanonicalizer {
             String name = prefix + "att." + V7_MIX.get(i);
             Tensor t = all.get(name);
             if (t == null) {
-                throw new IllegalArgumentException("v7 layer " + prefix + " lacks " + name
-                        + " (needs all of " + V7_MIX + ")");
+                throw new IllegalArgumentException(
+                        "v7 layer " + prefix + " lacks " + name + " (needs all of " + V7_MIX + ")");
             }
             if (packed == null) {
                 c = Math.toIntExact(t.size());
                 packed = new float[V7_MIX.size() * c];
             } else if (t.size() != c) {
-                throw new IllegalArgumentException(name + " has " + t.size() + " elements, " + prefix + "att."
-                        + V7_MIX.get(0) + " has " + c);
+                throw new IllegalArgumentException(
+                        name + " has " + t.size() + " elements, " + prefix + "att." + V7_MIX.get(0) + " has " + c);
             }
             float[] v = t.toFloatArray();
             System.arraycopy(v, 0, packed, i * c, c);
@@ -212,8 +218,7 @@ public final class BlinkDlCanonicalizer {
     private static long[] headShape(Tensor t, long heads) {
         long n = t.size();
         if (heads <= 0 || n % heads != 0) {
-            throw new IllegalArgumentException(t.name() + ": " + n + " elements do not split into " + heads
-                    + " heads");
+            throw new IllegalArgumentException(t.name() + ": " + n + " elements do not split into " + heads + " heads");
         }
         return new long[] {heads, n / heads, 1};
     }
@@ -226,8 +231,8 @@ public final class BlinkDlCanonicalizer {
 
     private static Tensor requireRank(Tensor t, int rank) {
         if (t.rank() != rank) {
-            throw new IllegalArgumentException(t.name() + ": expected " + rank + " dimensions, got "
-                    + Arrays.toString(t.shape()));
+            throw new IllegalArgumentException(
+                    t.name() + ": expected " + rank + " dimensions, got " + Arrays.toString(t.shape()));
         }
         return t;
     }

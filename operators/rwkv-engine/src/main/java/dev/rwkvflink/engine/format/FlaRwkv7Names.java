@@ -1,7 +1,6 @@
 package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -82,8 +81,7 @@ public final class FlaRwkv7Names {
             "attn.k_a", "att.k_a",
             "ffn.x_k", "ffn.x_k");
 
-    private FlaRwkv7Names() {
-    }
+    private FlaRwkv7Names() {}
 
     /** True if the names look like an fla RWKV-7 checkpoint ({@code model.layers.N...}, {@code model.embeddings}). */
     public static boolean isFla(Collection<String> names) {
@@ -123,8 +121,7 @@ public final class FlaRwkv7Names {
         return out;
     }
 
-    private static void mapLayerTensor(Map<String, Tensor> out, String flaName, String prefix, String local,
-                                       Tensor t) {
+    private static void mapLayerTensor(Map<String, Tensor> out, String flaName, String prefix, String local, Tensor t) {
         String renamed = RENAMED.get(local);
         if (renamed != null) {
             put(out, flaName, prefix + renamed, t);
@@ -145,7 +142,10 @@ public final class FlaRwkv7Names {
                 throw new IllegalArgumentException(flaName + ": expected (6, C), got " + t);
             }
             for (int i = 0; i < BlinkDlCanonicalizer.V7_MIX.size(); i++) {
-                put(out, flaName, prefix + "att." + BlinkDlCanonicalizer.V7_MIX.get(i),
+                put(
+                        out,
+                        flaName,
+                        prefix + "att." + BlinkDlCanonicalizer.V7_MIX.get(i),
                         asBlinkDlVector(t.rowSlice(i, 1)));
             }
             return;
@@ -165,8 +165,8 @@ public final class FlaRwkv7Names {
 
     private static void put(Map<String, Tensor> out, String flaName, String blinkDlName, Tensor t) {
         if (out.containsKey(blinkDlName)) {
-            throw new IllegalArgumentException(flaName + " maps to " + blinkDlName + ", which another tensor "
-                    + "already provides");
+            throw new IllegalArgumentException(
+                    flaName + " maps to " + blinkDlName + ", which another tensor " + "already provides");
         }
         out.put(blinkDlName, t.rename(blinkDlName));
     }

@@ -16,8 +16,7 @@ public final class InputFiles {
     /** Bound of a text or data file read whole (a Java array holds at most 2 GB; this leaves heap to work). */
     public static final long WHOLE_FILE_BYTES = 1L << 30;
 
-    private InputFiles() {
-    }
+    private InputFiles() {}
 
     /** What is wrong with {@code file} as an input of at most {@code maxBytes} (null: nothing), for {@code what}. */
     public static String problem(Path file, String what, long maxBytes) throws IOException {

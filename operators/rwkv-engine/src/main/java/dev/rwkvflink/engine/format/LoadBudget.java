@@ -56,9 +56,10 @@ final class LoadBudget implements Arena {
     /** Refuses a state dict whose tensors declare more bytes, all together, than the limit. */
     void checkDeclared(long declaredBytes) {
         if (declaredBytes < 0 || declaredBytes > limit) {
-            throw new IllegalArgumentException("its tensors declare " + (declaredBytes < 0 ? "over 2^63" : declaredBytes)
-                    + " bytes, more than the " + limit + " a " + file + " of this size may hold ("
-                    + FACTOR + " x its size + " + (SLACK >> 20) + " MiB): the file is corrupt or hostile");
+            throw new IllegalArgumentException(
+                    "its tensors declare " + (declaredBytes < 0 ? "over 2^63" : declaredBytes)
+                            + " bytes, more than the " + limit + " a " + file + " of this size may hold ("
+                            + FACTOR + " x its size + " + (SLACK >> 20) + " MiB): the file is corrupt or hostile");
         }
     }
 

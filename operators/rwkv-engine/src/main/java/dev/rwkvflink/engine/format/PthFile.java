@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -41,11 +40,13 @@ public final class PthFile {
 
     private static final Pattern STORAGE_KEY = Pattern.compile("[A-Za-z0-9_]{1,64}");
 
-    private PthFile() {
-    }
+    private PthFile() {}
 
     public static WeightFile read(Path path) throws IOException {
-        return WeightFile.load(path, "pth", WeightFile.Origin.BLINKDL,
+        return WeightFile.load(
+                path,
+                "pth",
+                WeightFile.Origin.BLINKDL,
                 (file, budget) -> BlinkDlCanonicalizer.canonicalize(path, readStateDict(path, file, budget)));
     }
 
@@ -61,8 +62,8 @@ public final class PthFile {
         if (order != null) {
             String value = new String(zip.bytes(order, 16), StandardCharsets.US_ASCII).trim();
             if (!value.equals("little")) {
-                throw new IOException(path + ": byteorder is '" + value + "'; only little-endian checkpoints are "
-                        + "supported");
+                throw new IOException(
+                        path + ": byteorder is '" + value + "'; only little-endian checkpoints are " + "supported");
             }
         }
         PthZip.Entry pkl = zip.entry(prefix + "data.pkl");
@@ -76,8 +77,8 @@ public final class PthFile {
         for (Map.Entry<?, ?> e : dict.entrySet()) {
             if (e.getValue() instanceof PthUnpickler.TensorRef ref) {
                 if (!(e.getKey() instanceof String name)) {
-                    throw new IOException(path + ": state dict key " + PthUnpickler.describe(e.getKey())
-                            + " is not a string");
+                    throw new IOException(
+                            path + ": state dict key " + PthUnpickler.describe(e.getKey()) + " is not a string");
                 }
                 tensors.put(name, tensor(path, name, ref, zip, prefix, storages, arena));
             }
@@ -123,14 +124,21 @@ public final class PthFile {
             }
         }
         if (found.size() != 1) {
-            throw new IOException(path + ": expected one <prefix>/data.pkl entry in the archive, found "
-                    + found.size() + " (is this a torch.save checkpoint?)");
+            throw new IOException(path + ": expected one <prefix>/data.pkl entry in the archive, found " + found.size()
+                    + " (is this a torch.save checkpoint?)");
         }
         return found.getFirst();
     }
 
-    private static Tensor tensor(Path path, String name, PthUnpickler.TensorRef ref, PthZip zip, String prefix,
-                                 Map<String, MemorySegment> storages, LoadBudget arena) throws IOException {
+    private static Tensor tensor(
+            Path path,
+            String name,
+            PthUnpickler.TensorRef ref,
+            PthZip zip,
+            String prefix,
+            Map<String, MemorySegment> storages,
+            LoadBudget arena)
+            throws IOException {
         String where = path + ": tensor '" + name + "'";
         PthUnpickler.StorageRef storage = ref.storage();
         String dtype = ref.dtype() != null ? ref.dtype() : storage.type();
@@ -138,8 +146,9 @@ public final class PthFile {
             case "torch.FloatStorage", "torch.float32", "torch.float" -> WeightType.F32;
             case "torch.HalfStorage", "torch.float16", "torch.half" -> WeightType.F16;
             case "torch.BFloat16Storage", "torch.bfloat16" -> WeightType.BF16;
-            default -> throw new IOException(where + " has type " + dtype
-                    + "; only float32, float16 and bfloat16 tensors can be loaded");
+            default ->
+                throw new IOException(
+                        where + " has type " + dtype + "; only float32, float16 and bfloat16 tensors can be loaded");
         };
         if (!STORAGE_KEY.matcher(storage.key()).matches()) {
             throw new IOException(where + ": bad storage key '" + storage.key() + "'");
@@ -148,8 +157,8 @@ public final class PthFile {
         if (bytes == null) {
             PthZip.Entry entry = zip.entry(prefix + "data/" + storage.key());
             if (entry == null) {
-                throw new IOException(where + ": its storage " + prefix + "data/" + storage.key()
-                        + " is missing from the archive");
+                throw new IOException(
+                        where + ": its storage " + prefix + "data/" + storage.key() + " is missing from the archive");
             }
             bytes = zip.data(entry, arena);
             int elementSize = PthUnpickler.storageElementSize(storage.type());
@@ -169,13 +178,21 @@ public final class PthFile {
      * of it when the view is contiguous, else a contiguous copy in {@code arena} (transposes, column slices).
      * Views that read an element twice (stride 0 from {@code expand}) are refused: their copy could be any size.
      */
-    static Tensor view(String where, String name, WeightType type, MemorySegment storage, long offset,
-                       long[] shape, long[] stride, Arena arena) throws IOException {
+    static Tensor view(
+            String where,
+            String name,
+            WeightType type,
+            MemorySegment storage,
+            long offset,
+            long[] shape,
+            long[] stride,
+            Arena arena)
+            throws IOException {
         int es = type.blockBytes;
         long capacity = storage.byteSize() / es;
         if (shape.length != stride.length) {
-            throw new IOException(where + ": size " + Arrays.toString(shape) + " and stride "
-                    + Arrays.toString(stride) + " differ in rank");
+            throw new IOException(where + ": size " + Arrays.toString(shape) + " and stride " + Arrays.toString(stride)
+                    + " differ in rank");
         }
         long numel = 1;
         long last = offset;

@@ -21,12 +21,28 @@ final class PthUnpickler {
     /** Globals a model file may reference, with what they mean here. */
     static final Set<String> ALLOWED = Set.of(
             "collections.OrderedDict",
-            "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
-            "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state",
-            "torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage", "torch.DoubleStorage",
-            "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage",
-            "torch.ByteStorage", "torch.BoolStorage", "torch.UntypedStorage", "torch.storage.UntypedStorage",
-            "torch.float32", "torch.float", "torch.float16", "torch.half", "torch.bfloat16");
+            "torch._utils._rebuild_tensor",
+            "torch._utils._rebuild_tensor_v2",
+            "torch._utils._rebuild_tensor_v3",
+            "torch._utils._rebuild_parameter",
+            "torch._utils._rebuild_parameter_with_state",
+            "torch.FloatStorage",
+            "torch.HalfStorage",
+            "torch.BFloat16Storage",
+            "torch.DoubleStorage",
+            "torch.LongStorage",
+            "torch.IntStorage",
+            "torch.ShortStorage",
+            "torch.CharStorage",
+            "torch.ByteStorage",
+            "torch.BoolStorage",
+            "torch.UntypedStorage",
+            "torch.storage.UntypedStorage",
+            "torch.float32",
+            "torch.float",
+            "torch.float16",
+            "torch.half",
+            "torch.bfloat16");
 
     static final int MAX_STACK = 1 << 20;
     static final int MAX_MEMO = 1 << 22;
@@ -42,20 +58,16 @@ final class PthUnpickler {
     private static final Object MARK = new Object();
 
     /** A module-level name, such as {@code torch._utils._rebuild_tensor_v2}. */
-    record Global(String qualifiedName) {
-    }
+    record Global(String qualifiedName) {}
 
     /** An immutable Python tuple. */
-    record Tuple(List<Object> items) {
-    }
+    record Tuple(List<Object> items) {}
 
     /** A persistent id {@code ('storage', type, key, location, numel)}: entry {@code data/<key>}. */
-    record StorageRef(String type, String key, long numel) {
-    }
+    record StorageRef(String type, String key, long numel) {}
 
     /** A rebuilt tensor; {@code dtype} is null unless {@code _rebuild_tensor_v3} gave one. */
-    record TensorRef(StorageRef storage, long offset, long[] shape, long[] stride, String dtype) {
-    }
+    record TensorRef(StorageRef storage, long offset, long[] shape, long[] stride, String dtype) {}
 
     private final Path path;
     private final byte[] in;
@@ -187,8 +199,12 @@ final class PthUnpickler {
                     }
                     return stack.getFirst();
                 }
-                default -> throw error(at, String.format("unsupported pickle opcode 0x%02x%s: model files may "
-                        + "only contain tensors", op, op >= 0x20 && op < 0x7f ? " ('" + (char) op + "')" : ""));
+                default ->
+                    throw error(
+                            at,
+                            String.format(
+                                    "unsupported pickle opcode 0x%02x%s: model files may " + "only contain tensors",
+                                    op, op >= 0x20 && op < 0x7f ? " ('" + (char) op + "')" : ""));
             }
         }
     }
@@ -258,9 +274,14 @@ final class PthUnpickler {
     }
 
     private StorageRef persistentLoad(int at, Object pid) throws IOException {
-        if (pid instanceof Tuple(List<Object> f) && f.size() == 5 && "storage".equals(f.get(0))
-                && f.get(1) instanceof Global type && type.qualifiedName().contains("Storage")
-                && f.get(2) instanceof String key && f.get(3) instanceof String && f.get(4) instanceof Long n
+        if (pid instanceof Tuple(List<Object> f)
+                && f.size() == 5
+                && "storage".equals(f.get(0))
+                && f.get(1) instanceof Global type
+                && type.qualifiedName().contains("Storage")
+                && f.get(2) instanceof String key
+                && f.get(3) instanceof String
+                && f.get(4) instanceof Long n
                 && n >= 0) {
             return new StorageRef(type.qualifiedName(), key, n);
         }

@@ -29,14 +29,11 @@ final class PthZip {
     private static final int CENTRAL = 0x02014b50;
     private static final int LOCAL = 0x04034b50;
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong I64 =
-            ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort I16 =
-            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** One archive member as the central directory describes it. */
-    record Entry(String name, int method, long compressedSize, long size, long localHeader, int crc) {
-    }
+    record Entry(String name, int method, long compressedSize, long size, long localHeader, int crc) {}
 
     private final Path path;
     private final MemorySegment file;
@@ -81,10 +78,14 @@ final class PthZip {
             cdOffset = file.get(I64, eocd64 + 48);
             cdEnd = eocd64;
         }
-        if (cdOffset < 0 || cdSize < 0 || cdOffset > cdEnd || cdSize > cdEnd - cdOffset || count < 0
+        if (cdOffset < 0
+                || cdSize < 0
+                || cdOffset > cdEnd
+                || cdSize > cdEnd - cdOffset
+                || count < 0
                 || count > cdSize / 46) {
-            throw new IOException(path + ": corrupt zip central directory (offset " + cdOffset + ", size "
-                    + cdSize + ", " + count + " entries, file " + size + " bytes)");
+            throw new IOException(path + ": corrupt zip central directory (offset " + cdOffset + ", size " + cdSize
+                    + ", " + count + " entries, file " + size + " bytes)");
         }
         Map<String, Entry> entries = new LinkedHashMap<>();
         long p = cdOffset;
@@ -102,11 +103,10 @@ final class PthZip {
             int commentLen = u16(file, p + 32);
             long local = u32(file, p + 42);
             if (46L + nameLen + extraLen + commentLen > end - p) {
-                throw new IOException(path + ": zip central directory entry at byte " + p
-                        + " runs past the directory");
+                throw new IOException(path + ": zip central directory entry at byte " + p + " runs past the directory");
             }
-            String name = new String(file.asSlice(p + 46, nameLen).toArray(ValueLayout.JAVA_BYTE),
-                    StandardCharsets.UTF_8);
+            String name =
+                    new String(file.asSlice(p + 46, nameLen).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
             long[] big = {usize, csize, local};
             zip64(path, file, p + 46 + nameLen, extraLen, big);
             Entry entry = new Entry(name, method, big[1], big[0], big[2], crc);
@@ -136,10 +136,12 @@ final class PthZip {
             long[] before = ranges.get(i - 1);
             long[] here = ranges.get(i);
             if (here[0] < before[1]) {
-                throw new IOException(path + ": zip entries " + list.get((int) before[2]).name() + " (bytes "
-                        + before[0] + ".." + before[1] + ") and " + list.get((int) here[2]).name() + " (bytes "
-                        + here[0] + ".." + here[1] + ") overlap; an archive that reuses bytes for several "
-                        + "entries is refused");
+                throw new IOException(
+                        path + ": zip entries " + list.get((int) before[2]).name() + " (bytes "
+                                + before[0] + ".." + before[1] + ") and "
+                                + list.get((int) here[2]).name() + " (bytes "
+                                + here[0] + ".." + here[1] + ") overlap; an archive that reuses bytes for several "
+                                + "entries is refused");
             }
         }
     }
@@ -189,8 +191,8 @@ final class PthZip {
         MemorySegment raw = file.asSlice(start, e.compressedSize());
         if (e.method() == 0) {
             if (e.size() != e.compressedSize()) {
-                throw new IOException(path + ": stored zip entry " + e.name() + " has differing sizes "
-                        + e.size() + " and " + e.compressedSize());
+                throw new IOException(path + ": stored zip entry " + e.name() + " has differing sizes " + e.size()
+                        + " and " + e.compressedSize());
             }
             checkCrc(e, raw); // a flipped bit in the weights is caught here, as torch's own reader would
             return raw;
@@ -212,23 +214,22 @@ final class PthZip {
         try {
             out = arena.allocate(Math.max(1, e.size()), 64).asSlice(0, e.size());
         } catch (IllegalArgumentException tooMuch) {
-            throw new IOException(path + ": inflating zip entry " + e.name() + ": " + tooMuch.getMessage(),
-                    tooMuch);
+            throw new IOException(path + ": inflating zip entry " + e.name() + ": " + tooMuch.getMessage(), tooMuch);
         }
         Inflater inflater = new Inflater(true);
         try {
             inflater.setInput(raw.asByteBuffer());
             ByteBuffer dst = out.asByteBuffer();
             while (!inflater.finished()) {
-                if (inflater.inflate(dst) == 0 && (inflater.needsInput() || inflater.needsDictionary()
-                        || !dst.hasRemaining())) {
+                if (inflater.inflate(dst) == 0
+                        && (inflater.needsInput() || inflater.needsDictionary() || !dst.hasRemaining())) {
                     break;
                 }
             }
             if (!inflater.finished() || dst.hasRemaining()) {
                 throw new IOException(path + ": zip entry " + e.name() + " does not inflate to the "
-                        + e.size() + " bytes its header gives (" + (dst.hasRemaining()
-                        ? dst.position() + " bytes" : "more") + ")");
+                        + e.size() + " bytes its header gives ("
+                        + (dst.hasRemaining() ? dst.position() + " bytes" : "more") + ")");
             }
         } catch (DataFormatException ex) {
             throw new IOException(path + ": zip entry " + e.name() + " is corrupt: " + ex.getMessage(), ex);
@@ -242,8 +243,8 @@ final class PthZip {
     /** The entry's bytes on the heap (CRC-checked), refusing entries larger than {@code limit}. */
     byte[] bytes(Entry e, int limit) throws IOException {
         if (e.size() > limit) {
-            throw new IOException(path + ": zip entry " + e.name() + " is " + e.size() + " bytes, more than "
-                    + "the " + limit + " allowed");
+            throw new IOException(path + ": zip entry " + e.name() + " is " + e.size() + " bytes, more than " + "the "
+                    + limit + " allowed");
         }
         return data(e, Arena.ofAuto()).toArray(ValueLayout.JAVA_BYTE); // data() checks the CRC
     }
@@ -263,8 +264,8 @@ final class PthZip {
         }
         long start = local + 30 + u16(file, local + 26) + u16(file, local + 28);
         if (e.compressedSize() < 0 || start > centralStart || e.compressedSize() > centralStart - start) {
-            throw new IOException(path + ": zip entry " + e.name() + " (" + e.compressedSize() + " bytes at "
-                    + start + ") lies outside the archive's data area");
+            throw new IOException(path + ": zip entry " + e.name() + " (" + e.compressedSize() + " bytes at " + start
+                    + ") lies outside the archive's data area");
         }
         return start;
     }

@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -28,8 +27,7 @@ public final class RwkvCppFile {
     private static final int MAX_DIMS = 4;
     private static final int MAX_KEY = 1024;
 
-    private RwkvCppFile() {
-    }
+    private RwkvCppFile() {}
 
     public static WeightFile read(Path path) throws IOException {
         return WeightFile.load(path, "rwkv.cpp", WeightFile.Origin.RWKV_CPP, (file, arena) -> parse(path, file));
@@ -105,8 +103,10 @@ public final class RwkvCppFile {
                 }
                 bytes = Math.multiplyExact(n / type.blockSize, (long) type.blockBytes);
             } catch (ArithmeticException e) {
-                throw new IOException(path + ": tensor " + key + " of shape " + Arrays.toString(shape)
-                        + " is too large (corrupt record at byte " + (off - keyLen - 4L * dims - 12) + ")", e);
+                throw new IOException(
+                        path + ": tensor " + key + " of shape " + Arrays.toString(shape)
+                                + " is too large (corrupt record at byte " + (off - keyLen - 4L * dims - 12) + ")",
+                        e);
             }
             if (bytes > size - off) {
                 throw new IOException(path + ": tensor " + key + " needs " + bytes + " bytes, only " + (size - off)

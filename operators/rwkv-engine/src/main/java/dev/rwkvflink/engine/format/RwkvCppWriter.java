@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -21,8 +20,7 @@ import java.nio.file.Path;
 public final class RwkvCppWriter {
     private static final int VERSION = 101;
 
-    private RwkvCppWriter() {
-    }
+    private RwkvCppWriter() {}
 
     /** Writes {@code weights} to {@code out}; the header's sizes come from {@code emb.weight} and the block count. */
     public static void write(WeightFile weights, Path out) throws IOException {
@@ -33,7 +31,12 @@ public final class RwkvCppWriter {
         }
         WeightType matrices = weights.get("blocks.0.att.key.weight").type();
         try (OutputStream o = new BufferedOutputStream(Files.newOutputStream(out), 1 << 20)) {
-            o.write(ints(RwkvCppFile.MAGIC, VERSION, (int) emb.dim(0), (int) emb.dim(1), layers,
+            o.write(ints(
+                    RwkvCppFile.MAGIC,
+                    VERSION,
+                    (int) emb.dim(0),
+                    (int) emb.dim(1),
+                    layers,
                     ggmlId(matrices, "blocks.0.att.key.weight")));
             for (Tensor t : weights.tensors().values()) {
                 if (LAYER0_UNUSED.contains(t.name())) {

@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -36,11 +35,9 @@ public final class SafetensorsFile {
     /** Headers larger than this are refused (the reference implementation uses the same limit). */
     static final long MAX_HEADER = 100L * 1024 * 1024;
 
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
-    private SafetensorsFile() {
-    }
+    private SafetensorsFile() {}
 
     public static WeightFile read(Path path) throws IOException {
         return WeightFile.load(path, "safetensors", WeightFile.Origin.BLINKDL, (file, arena) -> {
@@ -99,10 +96,8 @@ public final class SafetensorsFile {
      * make a few MB of data stand for many tensors, and is malformed anyway. Sorted by start, each tensor must
      * begin at or after the previous one's end.
      */
-    private static void refuseOverlaps(Path path, Map<String, Tensor> tensors, MemorySegment data)
-            throws IOException {
-        record Span(String name, long begin, long end) {
-        }
+    private static void refuseOverlaps(Path path, Map<String, Tensor> tensors, MemorySegment data) throws IOException {
+        record Span(String name, long begin, long end) {}
         java.util.List<Span> spans = new java.util.ArrayList<>();
         long base = data.address();
         for (Tensor t : tensors.values()) {
@@ -129,8 +124,12 @@ public final class SafetensorsFile {
         WeightType type = dtype(where, info.get("dtype"));
         long[] shape = shape(where, info.get("shape"));
         JsonNode offsets = info.get("data_offsets");
-        if (offsets == null || !offsets.isArray() || offsets.size() != 2 || !offsets.get(0).canConvertToLong()
-                || !offsets.get(1).canConvertToLong() || !offsets.get(0).isIntegralNumber()
+        if (offsets == null
+                || !offsets.isArray()
+                || offsets.size() != 2
+                || !offsets.get(0).canConvertToLong()
+                || !offsets.get(1).canConvertToLong()
+                || !offsets.get(0).isIntegralNumber()
                 || !offsets.get(1).isIntegralNumber()) {
             throw new IOException(where + ": data_offsets must be [begin, end], got " + offsets);
         }
@@ -161,8 +160,9 @@ public final class SafetensorsFile {
             case "F32" -> WeightType.F32;
             case "F16" -> WeightType.F16;
             case "BF16" -> WeightType.BF16;
-            default -> throw new IOException(where + ": unsupported dtype " + dtype
-                    + " (only F32, F16 and BF16 are supported)");
+            default ->
+                throw new IOException(
+                        where + ": unsupported dtype " + dtype + " (only F32, F16 and BF16 are supported)");
         };
     }
 

@@ -1,7 +1,6 @@
 package dev.rwkvflink.engine.format;
 
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
@@ -139,7 +138,8 @@ public final class WeightFile implements AutoCloseable {
         MemorySegment bytes = arena.allocate(Math.max(size, 1), 64).asSlice(0, size);
         long at = 0;
         while (at < size) {
-            java.nio.ByteBuffer slice = bytes.asSlice(at, Math.min(READ_SLICE, size - at)).asByteBuffer();
+            java.nio.ByteBuffer slice =
+                    bytes.asSlice(at, Math.min(READ_SLICE, size - at)).asByteBuffer();
             while (slice.hasRemaining()) {
                 int n = ch.read(slice, at + slice.position());
                 if (n < 0) {

@@ -24,8 +24,7 @@ final class Activations {
     private int next;
     private long kept;
 
-    private Activations() {
-    }
+    private Activations() {}
 
     /** Starts a layer on this thread: the arrays taken since the last start are free again. */
     static void startLayer() {

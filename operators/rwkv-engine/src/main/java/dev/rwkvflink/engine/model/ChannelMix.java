@@ -38,10 +38,22 @@ final class ChannelMix {
         Tensor key = w.mat("ffn.key.weight", F, C);
         Tensor value = w.mat("ffn.value.weight", C, F);
         return switch (c.version()) {
-            case V4, V5_0, V5_1, V5_2 -> new ChannelMix(false, w.vec("ffn.time_mix_k", C), w.vec("ffn.time_mix_r", C),
-                    key, value, w.mat("ffn.receptance.weight", C, C));
-            case V6 -> new ChannelMix(true, w.vec("ffn.time_maa_k", C), w.vec("ffn.time_maa_r", C),
-                    key, value, w.mat("ffn.receptance.weight", C, C));
+            case V4, V5_0, V5_1, V5_2 ->
+                new ChannelMix(
+                        false,
+                        w.vec("ffn.time_mix_k", C),
+                        w.vec("ffn.time_mix_r", C),
+                        key,
+                        value,
+                        w.mat("ffn.receptance.weight", C, C));
+            case V6 ->
+                new ChannelMix(
+                        true,
+                        w.vec("ffn.time_maa_k", C),
+                        w.vec("ffn.time_maa_r", C),
+                        key,
+                        value,
+                        w.mat("ffn.receptance.weight", C, C));
             case V7 -> new ChannelMix(true, w.vec("ffn.x_k", C), null, key, value, null);
         };
     }

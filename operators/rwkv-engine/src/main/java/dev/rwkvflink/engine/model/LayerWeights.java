@@ -22,8 +22,8 @@ final class LayerWeights {
     float[] vec(String name, int n) {
         float[] v = vec(name);
         if (v.length != n) {
-            throw new IllegalArgumentException(file.path() + ": " + prefix + name + " has " + v.length
-                    + " values, expected " + n);
+            throw new IllegalArgumentException(
+                    file.path() + ": " + prefix + name + " has " + v.length + " values, expected " + n);
         }
         return v;
     }

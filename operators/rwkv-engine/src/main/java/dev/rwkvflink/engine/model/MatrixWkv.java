@@ -5,8 +5,7 @@ package dev.rwkvflink.engine.model;
  * sequence mode and RNN mode (which is sequence mode with one token).
  */
 final class MatrixWkv {
-    private MatrixWkv() {
-    }
+    private MatrixWkv() {}
 
     /**
      * v5/v6: per head, state {@code S[i][j]} (key i, value j) at {@code s[wkv + (h*N + i)*N + j]};
@@ -16,8 +15,19 @@ final class MatrixWkv {
      *   out_j = sum_i r_i (u_i k_i v_j + S_ij),   S_ij <- k_i v_j + w_i S_ij
      * </pre>
      */
-    static void scanDecayBonus(float[] r, float[] k, float[] v, float[] w, float[] u, float[] s, int wkv,
-                               float[] out, int first, int rows, int H, int N) {
+    static void scanDecayBonus(
+            float[] r,
+            float[] k,
+            float[] v,
+            float[] w,
+            float[] u,
+            float[] s,
+            int wkv,
+            float[] out,
+            int first,
+            int rows,
+            int H,
+            int N) {
         int C = H * N;
         boolean perToken = w.length != C; // with one row in all, both readings are row 0
         for (int t = first; t < first + rows; t++) {

@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.model;
 
 import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.io.IOException;
 import java.nio.file.Path;
 
@@ -22,27 +21,29 @@ public final class ModelSources {
     private static final String RANDOM_0_1B = "random:0.1b";
     private static final String RANDOM_1_5B = "random:1.5b";
 
-    private ModelSources() {
-    }
+    private ModelSources() {}
 
     public static RwkvModel open(String source, Backend backend) throws IOException {
         if (source == null || source.equals(DEMO)) {
             return RandomModels.demo(backend);
         }
         if (source.equals(RANDOM_0_1B) || source.startsWith(RANDOM_0_1B + ":")) {
-            return RwkvModel.of(RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1,
-                    matrixType(source, RANDOM_0_1B)), backend);
+            return RwkvModel.of(
+                    RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, matrixType(source, RANDOM_0_1B)),
+                    backend);
         }
         if (source.equals(RANDOM_1_5B) || source.startsWith(RANDOM_1_5B + ":")) {
-            return RwkvModel.of(RandomModels.rwkv7Uniform(RandomModels.Rwkv7Shape.RWKV7_1_5B, 1,
-                    matrixType(source, RANDOM_1_5B)), backend);
+            return RwkvModel.of(
+                    RandomModels.rwkv7Uniform(RandomModels.Rwkv7Shape.RWKV7_1_5B, 1, matrixType(source, RANDOM_1_5B)),
+                    backend);
         }
         return RwkvModel.load(Path.of(source), backend);
     }
 
     /** TYPE of {@code random:SHAPE:TYPE} (F32 when absent). */
     private static WeightType matrixType(String source, String prefix) {
-        return source.equals(prefix) ? WeightType.F32
+        return source.equals(prefix)
+                ? WeightType.F32
                 : WeightType.valueOf(source.substring(prefix.length() + 1).toUpperCase(java.util.Locale.ROOT));
     }
 }

@@ -5,8 +5,7 @@ package dev.rwkvflink.engine.model;
  * are accumulated in double so that long rows do not lose precision.
  */
 final class Ops {
-    private Ops() {
-    }
+    private Ops() {}
 
     /** LayerNorm: {@code y = (x - mean) / sqrt(var + eps) * w + b} over the n values at {@code xo}. */
     static void layerNorm(float[] x, int xo, float[] w, float[] b, float eps, float[] y, int yo, int n) {

@@ -5,7 +5,6 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Quantizer;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -21,8 +20,8 @@ import java.util.SplittableRandom;
 public final class RandomModels {
 
     /** The shape of an RWKV-7 model, LoRA ranks included. */
-    public record Rwkv7Shape(int layers, int embd, int headSize, int vocab, int ffn,
-                             int decayRank, int aRank, int vRank, int gateRank) {
+    public record Rwkv7Shape(
+            int layers, int embd, int headSize, int vocab, int ffn, int decayRank, int aRank, int vRank, int gateRank) {
         /** RWKV-7 "0.1B" (World vocabulary): L12, D768, 12 heads of 64. */
         public static final Rwkv7Shape RWKV7_0_1B = new Rwkv7Shape(12, 768, 64, 65536, 3072, 64, 64, 32, 128);
         /** RWKV-7 "1.5B" (World vocabulary): L24, D2048, 32 heads of 64, FFN 8192. */
@@ -37,8 +36,8 @@ public final class RandomModels {
 
         /** The configuration of a model of this shape with {@code matrixType} matrices (GroupNorm eps 64e-5). */
         public RwkvConfig config(WeightType matrixType) {
-            return new RwkvConfig(RwkvVersion.V7, layers, embd, embd / headSize, headSize, vocab, ffn, 64e-5f,
-                    matrixType);
+            return new RwkvConfig(
+                    RwkvVersion.V7, layers, embd, embd / headSize, headSize, vocab, ffn, 64e-5f, matrixType);
         }
     }
 
@@ -58,8 +57,8 @@ public final class RandomModels {
 
         public Memory {
             if (!(w0Min <= w0Max) || !(a0Min <= a0Max)) {
-                throw new IllegalArgumentException("empty range: w0 [" + w0Min + ", " + w0Max + "], a0 [" + a0Min
-                        + ", " + a0Max + "]");
+                throw new IllegalArgumentException(
+                        "empty range: w0 [" + w0Min + ", " + w0Max + "], a0 [" + a0Min + ", " + a0Max + "]");
             }
         }
     }
@@ -133,11 +132,15 @@ public final class RandomModels {
             lora(t, p + "att.v", C, s.vRank(), rnd, matrixType, matrix);
             lora(t, p + "att.g", C, s.gateRank(), rnd, matrixType, matrix);
             for (String m : new String[] {"key", "value", "receptance", "output"}) {
-                t.put(p + "att." + m + ".weight", matrix.draw(p + "att." + m + ".weight", C, C, 1.0 / C, rnd, matrixType));
+                t.put(
+                        p + "att." + m + ".weight",
+                        matrix.draw(p + "att." + m + ".weight", C, C, 1.0 / C, rnd, matrixType));
             }
             t.put(p + "ffn.x_k", uniform(p + "ffn.x_k", C, 0.0, 1.0, rnd, C));
             t.put(p + "ffn.key.weight", matrix.draw(p + "ffn.key.weight", s.ffn(), C, 1.0 / C, rnd, matrixType));
-            t.put(p + "ffn.value.weight", matrix.draw(p + "ffn.value.weight", C, s.ffn(), 1.0 / s.ffn(), rnd, matrixType));
+            t.put(
+                    p + "ffn.value.weight",
+                    matrix.draw(p + "ffn.value.weight", C, s.ffn(), 1.0 / s.ffn(), rnd, matrixType));
         }
         t.put("ln_out.weight", constant("ln_out.weight", C, 1f));
         t.put("ln_out.bias", constant("ln_out.bias", C, 0f));
@@ -146,7 +149,13 @@ public final class RandomModels {
     }
 
     /** {@code p1} (rank x C) and {@code p2} (C x rank), both "out x in". */
-    private static void lora(Map<String, Tensor> t, String p, int C, int rank, SplittableRandom rnd, WeightType type,
+    private static void lora(
+            Map<String, Tensor> t,
+            String p,
+            int C,
+            int rank,
+            SplittableRandom rnd,
+            WeightType type,
             MatrixDraw matrix) {
         t.put(p + "1", matrix.draw(p + "1", rank, C, 1.0 / C, rnd, type));
         t.put(p + "2", matrix.draw(p + "2", C, rank, 1.0 / rank, rnd, type));
@@ -159,8 +168,8 @@ public final class RandomModels {
     }
 
     /** Uniform on [-a, a] with a = sqrt(3 variance): the variance of {@link #matrix}, drawn without logarithms. */
-    private static Tensor uniformMatrix(String name, int rows, int cols, double variance, SplittableRandom rnd,
-            WeightType type) {
+    private static Tensor uniformMatrix(
+            String name, int rows, int cols, double variance, SplittableRandom rnd, WeightType type) {
         float[] v = new float[Math.multiplyExact(rows, cols)];
         double a = StrictMath.sqrt(3 * variance);
         for (int i = 0; i < v.length; i++) {
@@ -169,7 +178,8 @@ public final class RandomModels {
         return store(name, v, rows, cols, type);
     }
 
-    private static Tensor matrix(String name, int rows, int cols, double variance, SplittableRandom rnd, WeightType type) {
+    private static Tensor matrix(
+            String name, int rows, int cols, double variance, SplittableRandom rnd, WeightType type) {
         float[] v = new float[rows * cols];
         double sd = StrictMath.sqrt(variance);
         for (int i = 0; i < v.length; i++) {

@@ -1,7 +1,6 @@
 package dev.rwkvflink.engine.model;
 
 import dev.rwkvflink.engine.state.RwkvState;
-
 import java.util.Arrays;
 import java.util.Iterator;
 

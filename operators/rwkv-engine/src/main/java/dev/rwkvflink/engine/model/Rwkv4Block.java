@@ -47,7 +47,15 @@ final class Rwkv4Block extends RwkvBlock {
         float[] r = project(backend, receptance, Ops.lerp(xx, prev, mixR, rows, C), rows);
         float[] rwkv = new float[rows * C];
         for (RowSpans.Span span : spans) {
-            scan(k, v, r, span.first(), span.end(), span.state().data(), span.state().wkvOffset(layer), rwkv);
+            scan(
+                    k,
+                    v,
+                    r,
+                    span.first(),
+                    span.end(),
+                    span.state().data(),
+                    span.state().wkvOffset(layer),
+                    rwkv);
         }
         return project(backend, output, rwkv, rows);
     }

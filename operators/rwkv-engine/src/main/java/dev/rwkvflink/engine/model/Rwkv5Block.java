@@ -19,6 +19,7 @@ final class Rwkv5Block extends RwkvBlock {
     private final float[] mixG;
     /** Decay and bonus per key channel (per-head values repeated over the head's N channels). */
     private final float[] decay;
+
     private final float[] first;
     private final float[] lnxW;
     private final float[] lnxB;
@@ -56,8 +57,19 @@ final class Rwkv5Block extends RwkvBlock {
         float[] v = project(backend, value, Ops.lerp(xx, prev, mixV, rows, C), rows);
         float[] out = new float[rows * C];
         for (RowSpans.Span span : spans) {
-            MatrixWkv.scanDecayBonus(r, k, v, decay, first, span.state().data(), span.state().wkvOffset(layer), out,
-                    span.first(), span.rows(), config.heads(), config.headSize());
+            MatrixWkv.scanDecayBonus(
+                    r,
+                    k,
+                    v,
+                    decay,
+                    first,
+                    span.state().data(),
+                    span.state().wkvOffset(layer),
+                    out,
+                    span.first(),
+                    span.rows(),
+                    config.heads(),
+                    config.headSize());
         }
         for (int t = 0; t < rows; t++) {
             Ops.groupNorm(out, t * C, config.heads(), config.headSize(), lnxW, lnxB, config.groupNormEps());

@@ -20,6 +20,7 @@ final class Rwkv6Block extends RwkvBlock {
     private final float[] maaX;
     /** maa_w, maa_k, maa_v, maa_r, maa_g, one row of C each, in that order. */
     private final float[] maa;
+
     private final Tensor maaW1;
     private final Tensor[] maaW2;
     private final float[] decayBase;
@@ -112,8 +113,19 @@ final class Rwkv6Block extends RwkvBlock {
 
         float[] out = new float[rows * C];
         for (RowSpans.Span span : spans) {
-            MatrixWkv.scanDecayBonus(r, k, v, w, first, span.state().data(), span.state().wkvOffset(layer), out,
-                    span.first(), span.rows(), config.heads(), config.headSize());
+            MatrixWkv.scanDecayBonus(
+                    r,
+                    k,
+                    v,
+                    w,
+                    first,
+                    span.state().data(),
+                    span.state().wkvOffset(layer),
+                    out,
+                    span.first(),
+                    span.rows(),
+                    config.heads(),
+                    config.headSize());
         }
         for (int t = 0; t < rows; t++) {
             Ops.groupNorm(out, t * C, config.heads(), config.headSize(), lnxW, lnxB, config.groupNormEps());

@@ -26,6 +26,7 @@ final class Rwkv7Block extends RwkvBlock {
 
     /** Token-shift mixes, rows r, w, k, v, a, g of C values each. */
     private final float[] mix;
+
     private final float[] w0;
     private final float[] a0;
     private final float[] v0;

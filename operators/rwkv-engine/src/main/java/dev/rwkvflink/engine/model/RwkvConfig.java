@@ -13,8 +13,16 @@ import dev.rwkvflink.engine.tensor.WeightType;
  *                     reference code, 1e-5 for v5 in rwkv.cpp files (each file follows its own convention)
  * @param matrixType   storage type of the big projection matrices ({@code att.key.weight})
  */
-public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, int headSize, int vocab, int ffn,
-                         float groupNormEps, WeightType matrixType)
+public record RwkvConfig(
+        RwkvVersion version,
+        int layers,
+        int embd,
+        int heads,
+        int headSize,
+        int vocab,
+        int ffn,
+        float groupNormEps,
+        WeightType matrixType)
         implements java.io.Serializable {
 
     /** LayerNorm epsilon of ln0, ln1, ln2 and ln_out in every version (PyTorch's default). */
@@ -62,11 +70,15 @@ public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, i
             heads = 1;
         }
         if (heads <= 0 || embd % heads != 0) {
-            throw new IllegalArgumentException(f.path() + ": width " + embd + " is not divisible by " + heads + " heads");
+            throw new IllegalArgumentException(
+                    f.path() + ": width " + embd + " is not divisible by " + heads + " heads");
         }
         int ffn = f.get("blocks.0.ffn.key.weight").rows();
-        float gnEps = version.hasMatrixState() && version.compareTo(RwkvVersion.V6) < 0
-                && f.origin() == WeightFile.Origin.RWKV_CPP ? 1e-5f : 64e-5f;
+        float gnEps = version.hasMatrixState()
+                        && version.compareTo(RwkvVersion.V6) < 0
+                        && f.origin() == WeightFile.Origin.RWKV_CPP
+                ? 1e-5f
+                : 64e-5f;
         WeightType matrixType = f.get(a0 + "key.weight").type();
         return new RwkvConfig(version, layers, embd, heads, embd / heads, vocab, ffn, gnEps, matrixType);
     }
@@ -132,8 +144,8 @@ public record RwkvConfig(RwkvVersion version, int layers, int embd, int heads, i
             }
             for (String suffix : mine.keySet()) {
                 if (!first.containsKey(suffix) && !(l == 0 && LAYER0_ONLY.contains(suffix))) {
-                    problems.add("unexpected blocks." + l + "." + suffix + " (layer " + ref + " has no " + suffix
-                            + ")");
+                    problems.add(
+                            "unexpected blocks." + l + "." + suffix + " (layer " + ref + " has no " + suffix + ")");
                 }
             }
         }

@@ -5,7 +5,6 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.state.ModelFingerprint;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -41,6 +40,7 @@ public final class RwkvModel implements AutoCloseable {
     private volatile ModelFingerprint fingerprint;
     /** The accelerator's runner once asked for; {@link #NO_RUNNER} when the CPU path runs this model. */
     private volatile Object runner;
+
     private static final Object NO_RUNNER = new Object();
     private static final Logger LOG = LoggerFactory.getLogger(RwkvModel.class);
 
@@ -232,8 +232,8 @@ public final class RwkvModel implements AutoCloseable {
             if (tokens[i].length > 0) {
                 checkTokens(states[i], tokens[i]);
                 if (!seen.add(states[i])) {
-                    throw new IllegalArgumentException("stream " + i + ": its state is already advanced by an"
-                            + " earlier stream of this batch");
+                    throw new IllegalArgumentException(
+                            "stream " + i + ": its state is already advanced by an" + " earlier stream of this batch");
                 }
             }
         }
@@ -281,9 +281,11 @@ public final class RwkvModel implements AutoCloseable {
                 if (r == null) {
                     r = NO_RUNNER;
                     if (backend instanceof Accelerator a) {
-                        r = a.open(this, why -> LOG.warn("rwkv: {} runs this model on the CPU: {}",
-                                backend.name(), why))
-                                .map(Object.class::cast).orElse(NO_RUNNER);
+                        r = a.open(
+                                        this,
+                                        why -> LOG.warn("rwkv: {} runs this model on the CPU: {}", backend.name(), why))
+                                .map(Object.class::cast)
+                                .orElse(NO_RUNNER);
                     }
                     runner = r;
                 }
@@ -299,15 +301,16 @@ public final class RwkvModel implements AutoCloseable {
         }
         for (int id : tokens) {
             if (id < 0 || id >= config.vocab()) {
-                throw new IllegalArgumentException("token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
+                throw new IllegalArgumentException(
+                        "token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
             }
         }
     }
 
     private void checkState(RwkvState state) {
         if (!state.config().equals(config)) {
-            throw new IllegalArgumentException("state belongs to a model of shape " + state.config()
-                    + ", this model is " + config);
+            throw new IllegalArgumentException(
+                    "state belongs to a model of shape " + state.config() + ", this model is " + config);
         }
     }
 

@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.state;
 
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -45,7 +44,8 @@ public final class ModelFingerprint {
             throw new IllegalStateException("SHA-256 unavailable", e);
         }
         md.update(("rwkv-flink model fingerprint v1 " + config).getBytes(StandardCharsets.UTF_8));
-        List<Tensor> sorted = tensors.stream().sorted(Comparator.comparing(Tensor::name)).toList();
+        List<Tensor> sorted =
+                tensors.stream().sorted(Comparator.comparing(Tensor::name)).toList();
         ByteBuffer header = ByteBuffer.allocate(64).order(ByteOrder.LITTLE_ENDIAN);
         for (Tensor t : sorted) {
             md.update(t.name().getBytes(StandardCharsets.UTF_8));
@@ -57,7 +57,8 @@ public final class ModelFingerprint {
             md.update(header.flip());
             MemorySegment data = t.data();
             for (long off = 0; off < data.byteSize(); off += CHUNK) {
-                md.update(data.asSlice(off, Math.min(CHUNK, data.byteSize() - off)).asByteBuffer());
+                md.update(data.asSlice(off, Math.min(CHUNK, data.byteSize() - off))
+                        .asByteBuffer());
             }
         }
         return new ModelFingerprint(md.digest());

@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.state;
 
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
-
 import java.util.Arrays;
 
 /**

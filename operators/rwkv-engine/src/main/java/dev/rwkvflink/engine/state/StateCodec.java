@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.state;
 
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -26,14 +25,14 @@ public final class StateCodec {
     public static final int MAGIC = 0x534B5752; // "RWKS" read as little-endian int
     public static final short FORMAT_VERSION = 1;
 
-    private StateCodec() {
-    }
+    private StateCodec() {}
 
     public static byte[] encode(RwkvState state, ModelFingerprint fingerprint) {
         RwkvConfig c = state.config();
         byte[] label = c.version().label().getBytes(StandardCharsets.US_ASCII);
         float[] data = state.data();
-        ByteBuffer b = ByteBuffer.allocate(headerBytes(label.length) + 4 * data.length).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b =
+                ByteBuffer.allocate(headerBytes(label.length) + 4 * data.length).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(MAGIC).putShort(FORMAT_VERSION).putShort((short) label.length).put(label);
         b.putInt(c.layers()).putInt(c.embd()).putInt(c.heads()).putInt(c.headSize());
         b.put(fingerprint.bytes());
@@ -61,8 +60,8 @@ public final class StateCodec {
             }
             short version = b.getShort();
             if (version != FORMAT_VERSION) {
-                throw new IllegalArgumentException("state format version " + version + " is not supported (this build reads "
-                        + FORMAT_VERSION + ")");
+                throw new IllegalArgumentException("state format version " + version
+                        + " is not supported (this build reads " + FORMAT_VERSION + ")");
             }
             int labelLength = b.getShort();
             if (labelLength < 0 || labelLength > 16) {
@@ -78,16 +77,21 @@ public final class StateCodec {
             byte[] fp = new byte[ModelFingerprint.BYTES];
             b.get(fp);
             ModelFingerprint stateFingerprint = ModelFingerprint.ofBytes(fp);
-            if (v != config.version() || layers != config.layers() || embd != config.embd() || heads != config.heads()
+            if (v != config.version()
+                    || layers != config.layers()
+                    || embd != config.embd()
+                    || heads != config.heads()
                     || headSize != config.headSize()) {
-                throw new IllegalArgumentException("state is for an RWKV " + v.label() + " model with " + layers + " layers, width "
-                        + embd + ", " + heads + " heads of " + headSize + "; the loaded model is RWKV "
-                        + config.version().label() + " with " + config.layers() + " layers, width " + config.embd() + ", "
-                        + config.heads() + " heads of " + config.headSize());
+                throw new IllegalArgumentException(
+                        "state is for an RWKV " + v.label() + " model with " + layers + " layers, width "
+                                + embd + ", " + heads + " heads of " + headSize + "; the loaded model is RWKV "
+                                + config.version().label() + " with " + config.layers() + " layers, width "
+                                + config.embd() + ", "
+                                + config.heads() + " heads of " + config.headSize());
             }
             if (!stateFingerprint.equals(fingerprint)) {
-                throw new IllegalArgumentException("state was computed by " + stateFingerprint + " but the loaded model is "
-                        + fingerprint + ": refusing to mix models");
+                throw new IllegalArgumentException("state was computed by " + stateFingerprint
+                        + " but the loaded model is " + fingerprint + ": refusing to mix models");
             }
             int count = b.getInt();
             if (count != RwkvState.floats(config) || b.remaining() != 4L * count) {

@@ -23,8 +23,7 @@ public final class QuantBlock {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
 
-    private QuantBlock() {
-    }
+    private QuantBlock() {}
 
     /** Scale d of the block at {@code off}. */
     public static float scale(MemorySegment seg, long off) {

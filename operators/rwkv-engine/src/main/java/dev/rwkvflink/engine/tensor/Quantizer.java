@@ -40,8 +40,7 @@ public final class Quantizer {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
-    private Quantizer() {
-    }
+    private Quantizer() {}
 
     /**
      * A heap tensor of {@code type} holding {@code values} (row-major, {@code values.length} must equal the product
@@ -106,7 +105,6 @@ public final class Quantizer {
             }
         }
     }
-
 
     // ---------------------------------------------------------------------------------------------------------
     // The block quantizers. Each reads x[xo .. xo + 32) and writes one block at dst[off].

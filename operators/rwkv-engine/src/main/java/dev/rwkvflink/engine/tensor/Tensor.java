@@ -39,13 +39,13 @@ public final class Tensor {
             n = Math.multiplyExact(n, d);
         }
         if (type.isQuantized() && shape.length > 0 && shape[shape.length - 1] % type.blockSize != 0) {
-            throw new IllegalArgumentException(name + ": " + type + " rows must be a multiple of "
-                    + type.blockSize + " elements, shape " + Arrays.toString(shape));
+            throw new IllegalArgumentException(name + ": " + type + " rows must be a multiple of " + type.blockSize
+                    + " elements, shape " + Arrays.toString(shape));
         }
         long bytes = type.bytesFor(n);
         if (data.byteSize() != bytes) {
-            throw new IllegalArgumentException(name + ": " + type + " " + Arrays.toString(shape) + " needs "
-                    + bytes + " bytes, got " + data.byteSize());
+            throw new IllegalArgumentException(name + ": " + type + " " + Arrays.toString(shape) + " needs " + bytes
+                    + " bytes, got " + data.byteSize());
         }
         return new Tensor(name, type, shape, data);
     }
@@ -141,7 +141,10 @@ public final class Tensor {
     /** Rows {@code [from, from + count)} of the matrix view, as a 2-D tensor sharing the bytes. */
     public Tensor rowSlice(int from, int count) {
         long rb = rowBytes();
-        return of(name + "[" + from + ":" + (from + count) + "]", type, new long[] {count, cols()},
+        return of(
+                name + "[" + from + ":" + (from + count) + "]",
+                type,
+                new long[] {count, cols()},
                 data.asSlice(from * rb, count * rb));
     }
 

@@ -42,7 +42,8 @@ public enum WeightType {
     /** Bytes taken by {@code elements} elements; {@code elements} must be a multiple of the block size. */
     public long bytesFor(long elements) {
         if (elements % blockSize != 0) {
-            throw new IllegalArgumentException(this + " needs a multiple of " + blockSize + " elements, got " + elements);
+            throw new IllegalArgumentException(
+                    this + " needs a multiple of " + blockSize + " elements, got " + elements);
         }
         return elements / blockSize * blockBytes;
     }

@@ -24,8 +24,7 @@ final class AddedTokenSplitter {
         }
     }
 
-    private record Candidate(String content, int id) {
-    }
+    private record Candidate(String content, int id) {}
 
     /** Candidates by first character, longest first. */
     private final Map<Character, List<Candidate>> byFirstChar = new HashMap<>();
@@ -37,8 +36,11 @@ final class AddedTokenSplitter {
         tokens.forEach((content, id) -> byFirstChar
                 .computeIfAbsent(content.charAt(0), c -> new ArrayList<>())
                 .add(new Candidate(content, id)));
-        byFirstChar.values().forEach(list -> list.sort(
-                Comparator.comparingInt((Candidate c) -> c.content().length()).reversed()));
+        byFirstChar
+                .values()
+                .forEach(list -> list.sort(
+                        Comparator.comparingInt((Candidate c) -> c.content().length())
+                                .reversed()));
         maxLength = tokens.keySet().stream().mapToInt(String::length).max().orElse(0);
     }
 

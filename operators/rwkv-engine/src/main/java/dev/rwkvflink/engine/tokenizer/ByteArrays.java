@@ -8,8 +8,7 @@ final class ByteArrays {
 
     static final byte[] EMPTY = new byte[0];
 
-    private ByteArrays() {
-    }
+    private ByteArrays() {}
 
     /** {@code a} followed by {@code b}, as a new array. */
     static byte[] concat(byte[] a, byte[] b) {

@@ -29,8 +29,7 @@ final class ByteLevelAlphabet {
         }
     }
 
-    private ByteLevelAlphabet() {
-    }
+    private ByteLevelAlphabet() {}
 
     /** The character that stands for byte {@code b} (0..255). */
     static char charOf(int b) {

@@ -32,8 +32,8 @@ public final class ByteTokenizer implements Tokenizer {
     /** Carry: always empty (0 bytes). */
     @Override
     public ChunkTokenizer chunked() {
-        return (carry, piece, last) -> new ChunkTokenizer.Step(encodeBytes(ByteArrays.concat(carry, piece)),
-                ByteArrays.EMPTY);
+        return (carry, piece, last) ->
+                new ChunkTokenizer.Step(encodeBytes(ByteArrays.concat(carry, piece)), ByteArrays.EMPTY);
     }
 
     @Override
@@ -41,7 +41,8 @@ public final class ByteTokenizer implements Tokenizer {
         byte[] out = new byte[ids.length];
         for (int i = 0; i < ids.length; i++) {
             if (ids[i] < 0 || ids[i] >= VOCAB_SIZE) {
-                throw new IllegalArgumentException("unknown token id " + ids[i] + " (the byte vocabulary has ids 0..255)");
+                throw new IllegalArgumentException(
+                        "unknown token id " + ids[i] + " (the byte vocabulary has ids 0..255)");
             }
             out[i] = (byte) ids[i];
         }

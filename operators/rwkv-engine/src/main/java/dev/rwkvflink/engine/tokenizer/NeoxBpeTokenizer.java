@@ -3,7 +3,6 @@ package dev.rwkvflink.engine.tokenizer;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -57,6 +56,7 @@ public final class NeoxBpeTokenizer implements Tokenizer {
 
     /** Pre-tokens up to this many chars are cached, and at most {@link #CACHE_ENTRIES} of them. */
     private static final int CACHE_MAX_WORD = 100;
+
     private static final int CACHE_ENTRIES = 100_000;
 
     private final AddedTokenSplitter rawAddedTokens;
@@ -65,10 +65,15 @@ public final class NeoxBpeTokenizer implements Tokenizer {
     private final BytePairEncoder bpe;
     /** Bytes of each id; {@code null} for ids that do not exist. */
     private final TokenTable table;
+
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
 
-    private NeoxBpeTokenizer(AddedTokenSplitter rawAddedTokens, AddedTokenSplitter normalizedAddedTokens,
-                             boolean nfc, BytePairEncoder bpe, byte[][] tokenBytes) {
+    private NeoxBpeTokenizer(
+            AddedTokenSplitter rawAddedTokens,
+            AddedTokenSplitter normalizedAddedTokens,
+            boolean nfc,
+            BytePairEncoder bpe,
+            byte[][] tokenBytes) {
         this.rawAddedTokens = rawAddedTokens;
         this.normalizedAddedTokens = normalizedAddedTokens;
         this.nfc = nfc;
@@ -210,10 +215,13 @@ public final class NeoxBpeTokenizer implements Tokenizer {
         NeoxBpeTokenizer load() throws VocabFormatException {
             JsonNode model = root.path("model");
             require("BPE".equals(model.path("type").asText()), "model.type must be \"BPE\"");
-            require(isNullOrEmpty(model.path("dropout")) || model.path("dropout").asDouble() == 0,
+            require(
+                    isNullOrEmpty(model.path("dropout"))
+                            || model.path("dropout").asDouble() == 0,
                     "BPE dropout is not supported");
             require(isNullOrEmpty(model.path("unk_token")), "an unknown token (model.unk_token) is not supported");
-            require(isNullOrEmpty(model.path("continuing_subword_prefix")),
+            require(
+                    isNullOrEmpty(model.path("continuing_subword_prefix")),
                     "model.continuing_subword_prefix is not supported");
             require(isNullOrEmpty(model.path("end_of_word_suffix")), "model.end_of_word_suffix is not supported");
             require(!model.path("byte_fallback").asBoolean(false), "model.byte_fallback is not supported");
@@ -227,8 +235,14 @@ public final class NeoxBpeTokenizer implements Tokenizer {
             Map<Integer, byte[]> addedBytes = new HashMap<>();
             readAddedTokens(nfc, rawAdded, normalizedAdded, addedBytes);
 
-            int maxId = vocab.values().stream().mapToInt(Integer::intValue).max().orElse(-1);
-            maxId = Math.max(maxId, addedBytes.keySet().stream().mapToInt(Integer::intValue).max().orElse(-1));
+            int maxId =
+                    vocab.values().stream().mapToInt(Integer::intValue).max().orElse(-1);
+            maxId = Math.max(
+                    maxId,
+                    addedBytes.keySet().stream()
+                            .mapToInt(Integer::intValue)
+                            .max()
+                            .orElse(-1));
             byte[][] tokenBytes = new byte[maxId + 1][];
             vocab.forEach((token, id) -> tokenBytes[id] = bytesOfToken(token));
             addedBytes.forEach((id, bytes) -> tokenBytes[id] = bytes);
@@ -238,8 +252,8 @@ public final class NeoxBpeTokenizer implements Tokenizer {
                 idOfByte[b] = vocab.getOrDefault(String.valueOf(ByteLevelAlphabet.charOf(b)), -1);
             }
             BytePairEncoder bpe = new BytePairEncoder(idOfByte, readMerges(model.path("merges"), vocab));
-            return new NeoxBpeTokenizer(new AddedTokenSplitter(rawAdded), new AddedTokenSplitter(normalizedAdded),
-                    nfc, bpe, tokenBytes);
+            return new NeoxBpeTokenizer(
+                    new AddedTokenSplitter(rawAdded), new AddedTokenSplitter(normalizedAdded), nfc, bpe, tokenBytes);
         }
 
         /** {@code true} for NFC, {@code false} for none; anything else is unsupported. */
@@ -258,10 +272,10 @@ public final class NeoxBpeTokenizer implements Tokenizer {
                 return;
             }
             String type = node.path("type").asText();
-            require("ByteLevel".equals(type), what + " " + (type.isEmpty() ? "(none)" : type)
-                    + " is not supported (only ByteLevel)");
-            require(!node.path("add_prefix_space").asBoolean(false),
-                    what + ".add_prefix_space=true is not supported");
+            require(
+                    "ByteLevel".equals(type),
+                    what + " " + (type.isEmpty() ? "(none)" : type) + " is not supported (only ByteLevel)");
+            require(!node.path("add_prefix_space").asBoolean(false), what + ".add_prefix_space=true is not supported");
             require(node.path("use_regex").asBoolean(true), what + ".use_regex=false is not supported");
         }
 
@@ -271,11 +285,14 @@ public final class NeoxBpeTokenizer implements Tokenizer {
             Map<Integer, String> tokenOfId = new HashMap<>(vocabNode.size() * 2);
             for (Map.Entry<String, JsonNode> entry : vocabNode.properties()) {
                 JsonNode idNode = entry.getValue();
-                require(idNode.canConvertToInt() && idNode.asInt() >= 0,
+                require(
+                        idNode.canConvertToInt() && idNode.asInt() >= 0,
                         "model.vocab[\"" + entry.getKey() + "\"] is not a token id: " + idNode);
                 String other = tokenOfId.putIfAbsent(idNode.asInt(), entry.getKey());
-                require(other == null, "model.vocab gives id " + idNode.asInt() + " to both \"" + other
-                        + "\" and \"" + entry.getKey() + "\"");
+                require(
+                        other == null,
+                        "model.vocab gives id " + idNode.asInt() + " to both \"" + other + "\" and \"" + entry.getKey()
+                                + "\"");
                 vocab.put(entry.getKey(), idNode.asInt());
             }
             return vocab;
@@ -285,8 +302,7 @@ public final class NeoxBpeTokenizer implements Tokenizer {
          * Merge number {@code i} ("a b", or ["a", "b"] in newer files) has rank {@code i}: lower ranks are merged
          * first. Both halves and their concatenation must be vocabulary tokens.
          */
-        private LongLongMap readMerges(JsonNode mergesNode, Map<String, Integer> vocab)
-                throws VocabFormatException {
+        private LongLongMap readMerges(JsonNode mergesNode, Map<String, Integer> vocab) throws VocabFormatException {
             require(mergesNode.isArray(), "model.merges must be an array");
             LongLongMap merges = new LongLongMap(mergesNode.size());
             int rank = 0;
@@ -307,15 +323,17 @@ public final class NeoxBpeTokenizer implements Tokenizer {
                 Integer leftId = vocab.get(left);
                 Integer rightId = vocab.get(right);
                 Integer mergedId = vocab.get(left + right);
-                require(leftId != null && rightId != null && mergedId != null,
+                require(
+                        leftId != null && rightId != null && mergedId != null,
                         "merge " + rank + " (" + merge + ") uses a token that is not in the vocabulary");
                 merges.put(BytePairEncoder.pair(leftId, rightId), BytePairEncoder.merge(rank, mergedId));
             }
             return merges;
         }
 
-        private void readAddedTokens(boolean nfc, Map<String, Integer> raw, Map<String, Integer> normalized,
-                                     Map<Integer, byte[]> bytesOfId) throws VocabFormatException {
+        private void readAddedTokens(
+                boolean nfc, Map<String, Integer> raw, Map<String, Integer> normalized, Map<Integer, byte[]> bytesOfId)
+                throws VocabFormatException {
             JsonNode added = root.path("added_tokens");
             if (isNullOrEmpty(added)) {
                 return;
@@ -326,7 +344,8 @@ public final class NeoxBpeTokenizer implements Tokenizer {
                 int id = token.path("id").asInt(-1);
                 require(!content.isEmpty() && id >= 0, "added token without content or id: " + token);
                 for (String flag : new String[] {"lstrip", "rstrip", "single_word"}) {
-                    require(!token.path(flag).asBoolean(false),
+                    require(
+                            !token.path(flag).asBoolean(false),
                             "added token " + id + ": " + flag + "=true is not supported");
                 }
                 boolean special = token.path("special").asBoolean(false);
@@ -350,7 +369,9 @@ public final class NeoxBpeTokenizer implements Tokenizer {
         }
 
         private static boolean isNullOrEmpty(JsonNode node) {
-            return node.isMissingNode() || node.isNull() || (node.isTextual() && node.asText().isEmpty());
+            return node.isMissingNode()
+                    || node.isNull()
+                    || (node.isTextual() && node.asText().isEmpty());
         }
 
         private void require(boolean condition, String problem) throws VocabFormatException {

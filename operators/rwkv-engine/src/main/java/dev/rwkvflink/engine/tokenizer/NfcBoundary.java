@@ -25,8 +25,7 @@ import java.util.BitSet;
  */
 final class NfcBoundary {
 
-    private NfcBoundary() {
-    }
+    private NfcBoundary() {}
 
     /** Whether NFC may be applied separately to the text before and the text from code point {@code cp} on. */
     static boolean isSafeBefore(int cp) {
@@ -34,7 +33,8 @@ final class NfcBoundary {
             return true;
         }
         int type = Character.getType(cp);
-        if (type == Character.NON_SPACING_MARK || type == Character.COMBINING_SPACING_MARK
+        if (type == Character.NON_SPACING_MARK
+                || type == Character.COMBINING_SPACING_MARK
                 || type == Character.ENCLOSING_MARK) {
             return false;
         }
@@ -56,7 +56,9 @@ final class NfcBoundary {
                 if (Normalizer.isNormalized(c, Normalizer.Form.NFD)) {
                     continue;
                 }
-                int[] decomposition = Normalizer.normalize(c, Normalizer.Form.NFD).codePoints().toArray();
+                int[] decomposition = Normalizer.normalize(c, Normalizer.Form.NFD)
+                        .codePoints()
+                        .toArray();
                 for (int i = 1; i < decomposition.length; i++) {
                     set.set(decomposition[i]);
                 }

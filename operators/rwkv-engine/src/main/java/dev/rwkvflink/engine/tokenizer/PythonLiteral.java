@@ -122,7 +122,7 @@ final class PythonLiteral {
         }
         pos += 2;
         switch (next) {
-            case '\n' -> { } // line continuation: both characters vanish
+            case '\n' -> {} // line continuation: both characters vanish
             case '\\', '\'', '"' -> units.add(next);
             case 'a' -> units.add(0x07);
             case 'b' -> units.add(0x08);

@@ -16,8 +16,7 @@ public final class Tokenizers {
     /** Enough of the file's start to recognise its format. */
     private static final int HEAD_BYTES = 4096;
 
-    private Tokenizers() {
-    }
+    private Tokenizers() {}
 
     /**
      * Loads a vocabulary file, recognising its format by content, not by name: a JSON document is read as a

@@ -20,8 +20,7 @@ package dev.rwkvflink.engine.tokenizer;
  */
 final class Utf8Tail {
 
-    private Utf8Tail() {
-    }
+    private Utf8Tail() {}
 
     /**
      * The start of the incomplete UTF-8 sequence at the end of {@code bytes}, or {@code bytes.length} if the

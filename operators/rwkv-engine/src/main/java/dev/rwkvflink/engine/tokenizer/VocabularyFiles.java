@@ -1,7 +1,6 @@
 package dev.rwkvflink.engine.tokenizer;
 
 import dev.rwkvflink.engine.format.InputFiles;
-
 import java.io.IOException;
 import java.nio.file.Path;
 
@@ -14,8 +13,7 @@ final class VocabularyFiles {
     /** Largest vocabulary file read (the World vocabulary has 1.1 MB, 20B_tokenizer.json 2.1 MB). */
     static final long MAX_BYTES = 64L << 20;
 
-    private VocabularyFiles() {
-    }
+    private VocabularyFiles() {}
 
     /** Refuses what is not a regular file of at most {@link #MAX_BYTES} ({@link InputFiles}). */
     static void check(Path file) throws IOException {

@@ -5,7 +5,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -45,6 +44,7 @@ public final class WorldTokenizer implements Tokenizer {
 
     /** Bytes of each token, indexed by id; {@code null} where the file defines no such id. */
     private final TokenTable table;
+
     private final ByteTrie trie;
     /** Bytes of the longest token: how far ahead the longest match can look. */
     private final int maxTokenLength;
@@ -87,13 +87,16 @@ public final class WorldTokenizer implements Tokenizer {
             }
             Integer earlierLine = lineOfId.putIfAbsent(parsed.id(), lineNumber);
             if (earlierLine != null) {
-                throw VocabFormatException.atLine(vocabFile, lineNumber,
-                        "id " + parsed.id() + " was already defined on line " + earlierLine);
+                throw VocabFormatException.atLine(
+                        vocabFile, lineNumber, "id " + parsed.id() + " was already defined on line " + earlierLine);
             }
             int sameBytes = trie.put(parsed.bytes(), parsed.id());
             if (sameBytes != ByteTrie.NONE) {
-                throw VocabFormatException.atLine(vocabFile, lineNumber, "token " + parsed.id()
-                        + " has the same bytes as token " + sameBytes + " (line " + lineOfId.get(sameBytes) + ")");
+                throw VocabFormatException.atLine(
+                        vocabFile,
+                        lineNumber,
+                        "token " + parsed.id() + " has the same bytes as token " + sameBytes + " (line "
+                                + lineOfId.get(sameBytes) + ")");
             }
             tokens.put(parsed.id(), parsed.bytes());
             maxId = Math.max(maxId, parsed.id());
@@ -104,9 +107,12 @@ public final class WorldTokenizer implements Tokenizer {
 
         long allowed = Math.max(DENSE_IDS, 4L * (tokens.size() + 1));
         if (maxId >= allowed) {
-            throw VocabFormatException.atLine(vocabFile, lineOfId.get(maxId), "token id " + maxId + " is far beyond "
-                    + "the file's " + tokens.size() + " tokens: ids must be dense (at most " + (allowed - 1)
-                    + " here), the decoding table is sized by the largest id");
+            throw VocabFormatException.atLine(
+                    vocabFile,
+                    lineOfId.get(maxId),
+                    "token id " + maxId + " is far beyond "
+                            + "the file's " + tokens.size() + " tokens: ids must be dense (at most " + (allowed - 1)
+                            + " here), the decoding table is sized by the largest id");
         }
         byte[][] tokenBytes = new byte[maxId + 1][];
         tokens.forEach((id, bytes) -> tokenBytes[id] = bytes);
@@ -216,7 +222,8 @@ public final class WorldTokenizer implements Tokenizer {
             end--;
         }
         try {
-            return StandardCharsets.UTF_8.newDecoder()
+            return StandardCharsets.UTF_8
+                    .newDecoder()
                     .onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT)
                     .decode(ByteBuffer.wrap(content, start, end - start))
@@ -237,14 +244,15 @@ public final class WorldTokenizer implements Tokenizer {
             int firstSpace = line.indexOf(' ');
             int lastSpace = line.lastIndexOf(' ');
             if (firstSpace <= 0 || lastSpace == firstSpace) {
-                throw VocabFormatException.atLine(file, lineNumber,
-                        "expected '<id> <python literal> <byte length>' but got: " + line);
+                throw VocabFormatException.atLine(
+                        file, lineNumber, "expected '<id> <python literal> <byte length>' but got: " + line);
             }
             int id = parseCount(file, lineNumber, line.substring(0, firstSpace), "token id");
             int declaredLength = parseCount(file, lineNumber, line.substring(lastSpace + 1), "byte length");
             byte[] bytes;
             try {
-                bytes = PythonLiteral.toBytes(line.substring(firstSpace + 1, lastSpace).strip());
+                bytes = PythonLiteral.toBytes(
+                        line.substring(firstSpace + 1, lastSpace).strip());
             } catch (IllegalArgumentException e) {
                 throw VocabFormatException.atLine(file, lineNumber, e.getMessage());
             }
@@ -252,16 +260,17 @@ public final class WorldTokenizer implements Tokenizer {
                 throw VocabFormatException.atLine(file, lineNumber, "token " + id + " is empty");
             }
             if (bytes.length != declaredLength) {
-                throw VocabFormatException.atLine(file, lineNumber, "token " + id + " is " + bytes.length
-                        + " bytes long but the line says " + declaredLength);
+                throw VocabFormatException.atLine(
+                        file,
+                        lineNumber,
+                        "token " + id + " is " + bytes.length + " bytes long but the line says " + declaredLength);
             }
             return new VocabLine(id, bytes);
         }
 
-        private static int parseCount(Path file, int lineNumber, String text, String what)
-                throws VocabFormatException {
-            boolean digitsOnly = !text.isEmpty() && text.length() <= 9
-                    && text.chars().allMatch(c -> c >= '0' && c <= '9');
+        private static int parseCount(Path file, int lineNumber, String text, String what) throws VocabFormatException {
+            boolean digitsOnly =
+                    !text.isEmpty() && text.length() <= 9 && text.chars().allMatch(c -> c >= '0' && c <= '9');
             if (!digitsOnly) {
                 throw VocabFormatException.atLine(file, lineNumber, "bad " + what + " '" + text + "'");
             }

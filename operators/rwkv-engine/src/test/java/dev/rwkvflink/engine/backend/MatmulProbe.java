@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.backend;
 
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -20,8 +19,7 @@ import java.util.Random;
  * </pre>
  */
 public final class MatmulProbe {
-    private MatmulProbe() {
-    }
+    private MatmulProbe() {}
 
     public static void main(String[] args) {
         List<WeightType> types = new ArrayList<>();
@@ -33,18 +31,23 @@ public final class MatmulProbe {
             types.addAll(List.of(WeightType.values()));
         }
         int[] tokenCounts = args.length > 1
-                ? java.util.Arrays.stream(args[1].split(",")).mapToInt(s -> Integer.parseInt(s.strip())).toArray()
+                ? java.util.Arrays.stream(args[1].split(","))
+                        .mapToInt(s -> Integer.parseInt(s.strip()))
+                        .toArray()
                 : new int[] {1, 64};
         long ms = Long.getLong("rwkv.probe.ms", 300);
         int threads = Integer.getInteger("rwkv.threads", Runtime.getRuntime().availableProcessors());
         int[][] shapes = {{768, 768}, {3072, 768}};
 
         ScalarBackend scalar = new ScalarBackend();
-        try (VectorBackend one = new VectorBackend(1); VectorBackend all = new VectorBackend(threads)) {
-            System.out.printf("GFLOP/s, %d float lanes, %d threads, %s%n", VectorBackend.vectorLanes(), threads,
-                    System.getProperty("java.vm.version"));
-            System.out.printf("%-5s %-9s %6s %9s %10s %10s %8s%n", "type", "shape", "tokens", "scalar",
-                    "vector x1", "vector x" + threads, "speedup");
+        try (VectorBackend one = new VectorBackend(1);
+                VectorBackend all = new VectorBackend(threads)) {
+            System.out.printf(
+                    "GFLOP/s, %d float lanes, %d threads, %s%n",
+                    VectorBackend.vectorLanes(), threads, System.getProperty("java.vm.version"));
+            System.out.printf(
+                    "%-5s %-9s %6s %9s %10s %10s %8s%n",
+                    "type", "shape", "tokens", "scalar", "vector x1", "vector x" + threads, "speedup");
             Random rnd = new Random(1);
             for (WeightType type : types) {
                 for (int[] shape : shapes) {
@@ -56,8 +59,9 @@ public final class MatmulProbe {
                         double s = gflops(scalar, w, x, tokens, y, flops, ms);
                         double v1 = gflops(one, w, x, tokens, y, flops, ms);
                         double vn = gflops(all, w, x, tokens, y, flops, ms);
-                        System.out.printf("%-5s %4dx%-4d %6d %9.2f %10.2f %10.2f %7.1fx%n", type, shape[0],
-                                shape[1], tokens, s, v1, vn, vn / s);
+                        System.out.printf(
+                                "%-5s %4dx%-4d %6d %9.2f %10.2f %10.2f %7.1fx%n",
+                                type, shape[0], shape[1], tokens, s, v1, vn, vn / s);
                     }
                 }
             }

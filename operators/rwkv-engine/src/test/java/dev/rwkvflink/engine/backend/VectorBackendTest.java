@@ -1,13 +1,15 @@
 package dev.rwkvflink.engine.backend;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.tensor.Quantizer;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -15,13 +17,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertSame;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 class VectorBackendTest {
     /** |vector - scalar| <= TOL * max(1, sum_c |w_rc x_c|): both sum the same float products, in another order. */
@@ -64,15 +63,19 @@ class VectorBackendTest {
                 for (int i = 0; i < actual.length; i++) {
                     double err = Math.abs((double) actual[i] - expected[i]);
                     double bound = TOL * Math.max(1, scale[i]);
-                    assertTrue(err <= bound, type + " " + rows + "x" + cols + ", " + tokens + " tokens, output "
-                            + i + ": vector " + actual[i] + " vs scalar " + expected[i] + " (error " + err
-                            + " > " + bound + ")");
+                    assertTrue(
+                            err <= bound,
+                            type + " " + rows + "x" + cols + ", " + tokens + " tokens, output "
+                                    + i + ": vector " + actual[i] + " vs scalar " + expected[i] + " (error " + err
+                                    + " > " + bound + ")");
                     worst = Math.max(worst, err / Math.max(1, scale[i]));
                 }
             }
         }
-        System.out.printf("VectorBackend vs ScalarBackend %-4s: max |a-b| / max(1, sum|w*x|) = %.3g (tolerance %.0e),"
-                + " %d float lanes%n", type, worst, TOL, VectorBackend.vectorLanes());
+        System.out.printf(
+                "VectorBackend vs ScalarBackend %-4s: max |a-b| / max(1, sum|w*x|) = %.3g (tolerance %.0e),"
+                        + " %d float lanes%n",
+                type, worst, TOL, VectorBackend.vectorLanes());
         assertTrue(worst > 0 || type == WeightType.F32, "expected some rounding difference, got none");
     }
 
@@ -126,7 +129,7 @@ class VectorBackendTest {
     void everyTokenTileGivesTheSameBits(WeightType type) {
         Random rnd = new Random(19);
         int rows = 12;
-        int cols = type.isQuantized() ? 96 : 37;   // scalar tails for the float types
+        int cols = type.isQuantized() ? 96 : 37; // scalar tails for the float types
         Tensor w = randomWeights(rnd, rows, cols, type);
         for (int tokens : new int[] {1, 2, 3, 5, 13}) {
             float[] x = gaussian(rnd, tokens * cols, 1.0);
@@ -150,7 +153,10 @@ class VectorBackendTest {
                 for (int t = 0; t < tokens; t++) {
                     float[] alone = new float[rows];
                     backend.matmul(w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1, alone);
-                    assertArrayEquals(alone, java.util.Arrays.copyOfRange(all, t * rows, (t + 1) * rows), 0f,
+                    assertArrayEquals(
+                            alone,
+                            java.util.Arrays.copyOfRange(all, t * rows, (t + 1) * rows),
+                            0f,
                             type + ": token " + t + " of " + tokens);
                 }
             }
@@ -192,11 +198,17 @@ class VectorBackendTest {
                 assertArrayEquals(actual, again, 0f, "n " + n + ", token " + token + ": not deterministic");
                 assertArrayEquals(sVector, sAgain, 0f, "n " + n + ", token " + token + ": state not deterministic");
                 for (int i = 0; i < 2 * c; i++) {
-                    assertEquals(expected[i], actual[i], 1e-4 * Math.max(1, Math.abs(expected[i])),
+                    assertEquals(
+                            expected[i],
+                            actual[i],
+                            1e-4 * Math.max(1, Math.abs(expected[i])),
                             "n " + n + ", token " + token + ", output " + i);
                 }
                 for (int i = 0; i < sScalar.length; i++) {
-                    assertEquals(sScalar[i], sVector[i], 1e-4 * Math.max(1, Math.abs(sScalar[i])),
+                    assertEquals(
+                            sScalar[i],
+                            sVector[i],
+                            1e-4 * Math.max(1, Math.abs(sScalar[i])),
                             "n " + n + ", token " + token + ", state " + i);
                 }
             }
@@ -265,7 +277,9 @@ class VectorBackendTest {
             if (Float.isNaN(f)) {
                 assertTrue(Float.isNaN(f16[h]), "fp16 0x" + Integer.toHexString(h) + " should be NaN");
             } else {
-                assertEquals(Float.floatToRawIntBits(f), Float.floatToRawIntBits(f16[h]),
+                assertEquals(
+                        Float.floatToRawIntBits(f),
+                        Float.floatToRawIntBits(f16[h]),
                         "fp16 0x" + Integer.toHexString(h));
             }
             if ((h & 0x7C00) == 0 && (h & 0x3FF) != 0) {
@@ -282,16 +296,20 @@ class VectorBackendTest {
         for (int h = 0; h + lanes <= 65536; h++) {
             float expected = Float.float16ToFloat((short) h) + 0f;
             if (Float.isNaN(expected)) {
-                assertTrue(Float.isNaN(RowKernels.dotF16(seg, 2L * h, lanes, first)), "fp16 0x" + Integer.toHexString(h));
+                assertTrue(
+                        Float.isNaN(RowKernels.dotF16(seg, 2L * h, lanes, first)), "fp16 0x" + Integer.toHexString(h));
                 continue;
             }
             boolean finite = (h & 0x7C00) != 0x7C00;
             for (boolean fast : finite ? new boolean[] {false, true} : new boolean[] {false}) {
-                float got = fast ? RowKernels.dotFiniteF16(seg, 2L * h, lanes, first)
+                float got = fast
+                        ? RowKernels.dotFiniteF16(seg, 2L * h, lanes, first)
                         : RowKernels.dotF16(seg, 2L * h, lanes, first);
                 // a later lane holding Inf makes 0 * Inf = NaN: only patterns whose whole vector is finite count
                 if (!Float.isNaN(got)) {
-                    assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(got),
+                    assertEquals(
+                            Float.floatToRawIntBits(expected),
+                            Float.floatToRawIntBits(got),
                             (fast ? "finite" : "general") + " fp16 load 0x" + Integer.toHexString(h));
                 }
             }
@@ -331,7 +349,9 @@ class VectorBackendTest {
      * decoding (decodeRow, the same unpacking as Tensor.readRow) exactly.
      */
     @ParameterizedTest
-    @EnumSource(value = WeightType.class, names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1"})
+    @EnumSource(
+            value = WeightType.class,
+            names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1"})
     void bytewiseFormHasTheSameWeights(WeightType type) {
         Random rnd = new Random(17 + type.ordinal());
         int rows = 37;
@@ -372,7 +392,8 @@ class VectorBackendTest {
                 MemorySegment copy = Arena.ofAuto().allocate(finite.data().byteSize());
                 copy.copyFrom(finite.data());
                 copy.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2 * at, bad);
-                assertFalse(Tensor.of("w", WeightType.F16, finite.shape(), copy).halvesFinite(),
+                assertFalse(
+                        Tensor.of("w", WeightType.F16, finite.shape(), copy).halvesFinite(),
                         Integer.toHexString(bad & 0xFFFF) + " at " + at);
             }
         }
@@ -388,7 +409,9 @@ class VectorBackendTest {
         int rows = 70;
         int cols = type.isQuantized() ? 128 : 131;
         Tensor w = randomWeights(rnd, rows, cols, type);
-        MemorySegment odd = Arena.ofAuto().allocate(w.data().byteSize() + 3, 64).asSlice(3, w.data().byteSize());
+        MemorySegment odd = Arena.ofAuto()
+                .allocate(w.data().byteSize() + 3, 64)
+                .asSlice(3, w.data().byteSize());
         odd.copyFrom(w.data());
         Tensor shifted = Tensor.of("odd", type, new long[] {rows, cols}, odd);
         for (int tokens : new int[] {1, 5}) {
@@ -408,8 +431,11 @@ class VectorBackendTest {
         assertThrows(IllegalArgumentException.class, () -> MULTI.matmul(w, new float[8], 2, new float[5]));
         assertThrows(IllegalArgumentException.class, () -> new VectorBackend(0));
         float[] y = new float[6];
-        MULTI.matmul(Tensor.ofFloats("w", new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 3, 4),
-                new float[] {1, 0, 0, 1, 0, 1, 1, 0}, 2, y);
+        MULTI.matmul(
+                Tensor.ofFloats("w", new float[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 3, 4),
+                new float[] {1, 0, 0, 1, 0, 1, 1, 0},
+                2,
+                y);
         assertArrayEquals(new float[] {5, 13, 21, 5, 13, 21}, y); // row sums of columns {0,3} and {1,2}
     }
 
@@ -445,8 +471,11 @@ class VectorBackendTest {
      */
     @Test
     void fallsBackToScalarWithoutTheVectorModule() throws Exception {
-        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", System.getProperty("java.class.path"), NoVectorModule.class.getName())
+        Process p = new ProcessBuilder(
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        NoVectorModule.class.getName())
                 .redirectErrorStream(true)
                 .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -454,7 +483,8 @@ class VectorBackendTest {
         assertEquals(0, p.exitValue(), out);
         assertTrue(out.contains("default=scalar"), out);
         assertTrue(out.contains("byName(vector)=IllegalStateException"), out);
-        assertTrue(out.contains("vector backend unavailable") && out.contains("--add-modules jdk.incubator.vector"),
+        assertTrue(
+                out.contains("vector backend unavailable") && out.contains("--add-modules jdk.incubator.vector"),
                 "the fallback reason is logged: " + out);
     }
 
@@ -507,7 +537,6 @@ class VectorBackendTest {
         }
         return s;
     }
-
 
     /**
      * A one-token product gives the same bits on either path, streamed ({@code streamRows}) or from decoded row

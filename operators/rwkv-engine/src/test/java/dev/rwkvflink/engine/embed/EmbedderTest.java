@@ -1,21 +1,20 @@
 package dev.rwkvflink.engine.embed;
 
-import dev.rwkvflink.engine.backend.Backends;
-import dev.rwkvflink.engine.model.RwkvModel;
-import dev.rwkvflink.engine.state.RwkvState;
-import dev.rwkvflink.engine.testing.SharedData;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
-
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.model.RwkvModel;
+import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.testing.SharedData;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Embeddings of rwkv.cpp's tiny models (byte-level), one per RWKV generation. */
 class EmbedderTest {
@@ -39,11 +38,11 @@ class EmbedderTest {
     /** Width C; WKV state per layer H*N*N (v4: C); the default state layer is the last. */
     @ParameterizedTest(name = "{0}")
     @CsvSource({
-        "4v0-660K/FP32, 128, 128",     // v4: C = 128, aa/bb per channel
-        "5v1-730K/FP32, 64, 512",      // 8 heads of 8: 8*8*8
+        "4v0-660K/FP32, 128, 128", // v4: C = 128, aa/bb per channel
+        "5v1-730K/FP32, 64, 512", // 8 heads of 8: 8*8*8
         "5v2-730K/FP32, 64, 512",
-        "6v0-3m/Q5_1, 128, 1024",      // 16 heads of 8
-        "7v0-834K/FP32, 64, 4096",     // 1 head of 64
+        "6v0-3m/Q5_1, 128, 1024", // 16 heads of 8
+        "7v0-834K/FP32, 64, 4096", // 1 head of 64
     })
     void dimensionsPerVersion(String model, int hidden, int statePerLayer) throws IOException {
         try (RwkvModel m = tiny(model)) {
@@ -51,7 +50,12 @@ class EmbedderTest {
             assertEquals(statePerLayer, new Embedder(m.config(), Pooling.STATE, null).dimension());
             assertEquals(hidden + statePerLayer, new Embedder(m.config(), Pooling.BOTH, null).dimension());
             assertEquals(2 * statePerLayer, new Embedder(m.config(), Pooling.parse("state:0,3"), null).dimension());
-            assertEquals(m.config().layers() - 1, new Embedder(m.config(), Pooling.STATE, null).pooling().layers().get(0));
+            assertEquals(
+                    m.config().layers() - 1,
+                    new Embedder(m.config(), Pooling.STATE, null)
+                            .pooling()
+                            .layers()
+                            .get(0));
 
             RwkvState state = m.newState();
             float[] h = m.hidden(state, TEXT);
@@ -94,7 +98,8 @@ class EmbedderTest {
 
             float[] both = new Embedder(m.config(), Pooling.parse("both:0,11"), null).pool(h, state);
             assertArrayEquals(h, Arrays.copyOfRange(both, 0, 64));
-            assertArrayEquals(Arrays.copyOfRange(state.data(), state.wkvOffset(0), state.wkvOffset(0) + n),
+            assertArrayEquals(
+                    Arrays.copyOfRange(state.data(), state.wkvOffset(0), state.wkvOffset(0) + n),
                     Arrays.copyOfRange(both, 64, 64 + n));
             assertArrayEquals(expected, Arrays.copyOfRange(both, 64 + n, 64 + 2 * n));
             assertTrue(Arrays.stream(toDoubles(expected)).anyMatch(x -> x != 0), "the state is not empty");
@@ -120,7 +125,9 @@ class EmbedderTest {
             RwkvState fresh = m.newState();
             float[] zero = new Embedder(m.config(), Pooling.STATE, null).pool(new float[c], fresh);
             assertArrayEquals(new float[c], zero);
-            assertArrayEquals(new float[c], new Embedder(m.config(), Pooling.STATE, null).embed(new float[c], fresh),
+            assertArrayEquals(
+                    new float[c],
+                    new Embedder(m.config(), Pooling.STATE, null).embed(new float[c], fresh),
                     "a zero vector stays zero");
         }
     }
@@ -142,8 +149,8 @@ class EmbedderTest {
             assertArrayEquals(standardized.embed(h, state), standardized.finish(raw.pool(h, state)));
 
             Embedder hiddenOnly = new Embedder(m.config(), Pooling.HIDDEN, null);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> new Embedder(m.config(), Pooling.HIDDEN, stats));
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> new Embedder(m.config(), Pooling.HIDDEN, stats));
             assertTrue(e.getMessage().contains("statistics are for pooling both:11"), e.getMessage());
             assertEquals(64, hiddenOnly.dimension());
         }
@@ -162,9 +169,10 @@ class EmbedderTest {
             assertEquals(Pooling.parse("state:11"), new Embedder(m.config(), Pooling.STATE, last).pooling());
 
             EmbeddingStats layer3 = new EmbeddingStats(m.fingerprint(), Pooling.parse("state:3"), explicit.dimension());
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> new Embedder(m.config(), Pooling.STATE, layer3));
-            assertTrue(e.getMessage().contains("are for pooling state:3 (dimension 4096), but the embedder uses state:11"),
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> new Embedder(m.config(), Pooling.STATE, layer3));
+            assertTrue(
+                    e.getMessage().contains("are for pooling state:3 (dimension 4096), but the embedder uses state:11"),
                     e.getMessage());
         }
     }
@@ -185,7 +193,8 @@ class EmbedderTest {
 
     @Test
     void rejectsVectorsOfAnotherShape() throws IOException {
-        try (RwkvModel v7 = tiny("7v0-834K/FP32"); RwkvModel v4 = tiny("4v0-660K/FP32")) {
+        try (RwkvModel v7 = tiny("7v0-834K/FP32");
+                RwkvModel v4 = tiny("4v0-660K/FP32")) {
             Embedder embedder = new Embedder(v7.config(), Pooling.HIDDEN, null);
             assertThrows(IllegalArgumentException.class, () -> embedder.embed(new float[3], v7.newState()));
             assertThrows(IllegalArgumentException.class, () -> embedder.embed(new float[64], v4.newState()));

@@ -1,19 +1,18 @@
 package dev.rwkvflink.engine.embed;
 
-import dev.rwkvflink.engine.state.ModelFingerprint;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.engine.state.ModelFingerprint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class EmbeddingStatsTest {
 
@@ -118,13 +117,15 @@ class EmbeddingStatsTest {
         stats.add(new float[] {1, 2});
         Path file = tmp.resolve("stats.json");
         stats.save(file);
-        IOException otherModel = assertThrows(IOException.class,
-                () -> EmbeddingStats.load(file, fingerprint(2), POOLING));
-        assertTrue(otherModel.getMessage().contains("computed for model 010101010101, not for this model 020202020202"),
+        IOException otherModel =
+                assertThrows(IOException.class, () -> EmbeddingStats.load(file, fingerprint(2), POOLING));
+        assertTrue(
+                otherModel.getMessage().contains("computed for model 010101010101, not for this model 020202020202"),
                 otherModel.getMessage());
-        IOException otherPooling = assertThrows(IOException.class,
-                () -> EmbeddingStats.load(file, MODEL, Pooling.HIDDEN));
-        assertTrue(otherPooling.getMessage().contains("are for pooling state:3, but the embedder uses hidden"),
+        IOException otherPooling =
+                assertThrows(IOException.class, () -> EmbeddingStats.load(file, MODEL, Pooling.HIDDEN));
+        assertTrue(
+                otherPooling.getMessage().contains("are for pooling state:3, but the embedder uses hidden"),
                 otherPooling.getMessage());
     }
 
@@ -136,9 +137,10 @@ class EmbeddingStatsTest {
         Path file = tmp.resolve("stats.json");
         stats.save(file);
         assertEquals(POOLING, EmbeddingStats.load(file, MODEL, Pooling.STATE).pooling());
-        IOException otherLayer = assertThrows(IOException.class,
-                () -> EmbeddingStats.load(file, MODEL, Pooling.parse("state:2")));
-        assertTrue(otherLayer.getMessage().contains("are for pooling state:3, but the embedder uses state:2"),
+        IOException otherLayer =
+                assertThrows(IOException.class, () -> EmbeddingStats.load(file, MODEL, Pooling.parse("state:2")));
+        assertTrue(
+                otherLayer.getMessage().contains("are for pooling state:3, but the embedder uses state:2"),
                 otherLayer.getMessage());
         assertThrows(IOException.class, () -> EmbeddingStats.load(file, MODEL, Pooling.BOTH));
     }
@@ -148,14 +150,17 @@ class EmbeddingStatsTest {
         String hex = MODEL.hex();
         assertLoadFails("{\"format\":\"other\"}", "not an embedding-statistics file");
         assertLoadFails("{\"format\":\"rwkv-flink-embedding-stats\",\"version\":2}", "version 2 is not supported");
-        assertLoadFails("{\"format\":\"rwkv-flink-embedding-stats\",\"version\":1,\"model\":\"xyz\"}",
+        assertLoadFails(
+                "{\"format\":\"rwkv-flink-embedding-stats\",\"version\":1,\"model\":\"xyz\"}",
                 "64-digit hex fingerprint");
         String head = "{\"format\":\"rwkv-flink-embedding-stats\",\"version\":1,\"model\":\"" + hex + "\",";
         assertLoadFails(head + "\"pooling\":\"mean\",\"dimension\":2,\"count\":1}", "unknown pooling");
         assertLoadFails(head + "\"pooling\":\"hidden\",\"dimension\":2,\"count\":0}", "must be positive");
-        assertLoadFails(head + "\"pooling\":\"hidden\",\"dimension\":2,\"count\":1,\"mean\":[1],\"m2\":[1,1]}",
+        assertLoadFails(
+                head + "\"pooling\":\"hidden\",\"dimension\":2,\"count\":1,\"mean\":[1],\"m2\":[1,1]}",
                 "\"mean\" must be an array of 2 numbers");
-        assertLoadFails(head + "\"pooling\":\"hidden\",\"dimension\":2,\"count\":1,\"mean\":[1,2],\"m2\":[1,-1]}",
+        assertLoadFails(
+                head + "\"pooling\":\"hidden\",\"dimension\":2,\"count\":1,\"mean\":[1,2],\"m2\":[1,-1]}",
                 "negative sum of squares");
         assertLoadFails("not json", "not a JSON embedding-statistics file");
     }

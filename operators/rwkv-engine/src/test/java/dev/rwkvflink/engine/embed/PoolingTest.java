@@ -1,21 +1,21 @@
 package dev.rwkvflink.engine.embed;
 
-import dev.rwkvflink.engine.model.RwkvConfig;
-import dev.rwkvflink.engine.model.RwkvVersion;
-import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.Test;
-
-import java.util.List;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.engine.model.RwkvConfig;
+import dev.rwkvflink.engine.model.RwkvVersion;
+import dev.rwkvflink.engine.tensor.WeightType;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
 class PoolingTest {
 
     /** The shape of rwkv.cpp's tiny v7 model: 12 layers, width 64, one head of 64. */
-    private static final RwkvConfig V7 = new RwkvConfig(RwkvVersion.V7, 12, 64, 1, 64, 256, 256, 64e-5f, WeightType.F32);
+    private static final RwkvConfig V7 =
+            new RwkvConfig(RwkvVersion.V7, 12, 64, 1, 64, 256, 256, 64e-5f, WeightType.F32);
 
     @Test
     void parsesEveryForm() {
@@ -40,8 +40,8 @@ class PoolingTest {
         assertMessage("\"\" is not a layer number", "state:");
         assertMessage("\"-1\" is not a layer number", "both:-1");
         assertMessage("layer 2 is named twice", "state:2,2");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Pooling.parse("state:12").resolve(V7));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> Pooling.parse("state:12").resolve(V7));
         assertEquals("pooling state:12: layer 12 does not exist, the model has 12 layers (0..11)", e.getMessage());
     }
 

@@ -1,17 +1,16 @@
 package dev.rwkvflink.engine.embed;
 
-import dev.rwkvflink.engine.state.ModelFingerprint;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
-import java.nio.file.Path;
-import java.util.List;
-import java.util.Random;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rwkvflink.engine.state.ModelFingerprint;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class SoftmaxTrainerTest {
     private static final ModelFingerprint MODEL = ModelFingerprint.ofBytes(new byte[32]);
@@ -39,7 +38,8 @@ class SoftmaxTrainerTest {
                 yTest[i - 300] = c;
             }
         }
-        LinearHead head = new SoftmaxTrainer(0.05, 1e-4, 1).fit(300, train, yTrain, List.of("a", "b", "c"), MODEL, Pooling.HIDDEN);
+        LinearHead head = new SoftmaxTrainer(0.05, 1e-4, 1)
+                .fit(300, train, yTrain, List.of("a", "b", "c"), MODEL, Pooling.HIDDEN);
         double acc = SoftmaxTrainer.accuracy(head, test, yTest);
         assertTrue(acc > 0.9, "held-out accuracy " + acc);
         // the probabilities are a distribution and favour the right class at a centre
@@ -95,24 +95,26 @@ class SoftmaxTrainerTest {
             test[c] = near(centres[c], rnd);
             yTest[c] = c;
         }
-        List<String> labels = java.util.stream.IntStream.range(0, k).mapToObj(i -> "l" + i).toList();
+        List<String> labels =
+                java.util.stream.IntStream.range(0, k).mapToObj(i -> "l" + i).toList();
         SoftmaxTrainer.Plan plan = new SoftmaxTrainer.Plan(20, 64, 64, train.length, k, d);
         assertEquals(128, plan.candidatesPerStep());
-        assertTrue(plan.work() * 15 < new SoftmaxTrainer.Plan(20, 0, 0, train.length, k, d).work(),
+        assertTrue(
+                plan.work() * 15 < new SoftmaxTrainer.Plan(20, 0, 0, train.length, k, d).work(),
                 "sampled work " + plan.work());
         int[] epochs = {0};
-        LinearHead head = new SoftmaxTrainer(0.05, 1e-5, 3).fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN,
-                e -> epochs[0] = e);
+        LinearHead head = new SoftmaxTrainer(0.05, 1e-5, 3)
+                .fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN, e -> epochs[0] = e);
         assertEquals(20, epochs[0], "every epoch reported");
         double trainAcc = SoftmaxTrainer.accuracy(head, train, yTrain);
         double testAcc = SoftmaxTrainer.accuracy(head, test, yTest);
         assertTrue(trainAcc > 0.95 && testAcc > 0.95, "accuracy " + trainAcc + " / " + testAcc);
         // seeded: the same seed gives the same head, another seed another one
-        LinearHead again = new SoftmaxTrainer(0.05, 1e-5, 3).fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN,
-                e -> { });
+        LinearHead again =
+                new SoftmaxTrainer(0.05, 1e-5, 3).fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN, e -> {});
         assertArrayEquals(head.probabilities(test[0]), again.probabilities(test[0]), 0f);
-        LinearHead other = new SoftmaxTrainer(0.05, 1e-5, 4).fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN,
-                e -> { });
+        LinearHead other =
+                new SoftmaxTrainer(0.05, 1e-5, 4).fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN, e -> {});
         assertTrue(!java.util.Arrays.equals(head.probabilities(test[0]), other.probabilities(test[0])));
     }
 
@@ -130,8 +132,8 @@ class SoftmaxTrainerTest {
         List<String> labels = List.of("a", "b", "c", "d", "e");
         LinearHead full = new SoftmaxTrainer(0.05, 1e-4, 1).fit(30, x, y, labels, MODEL, Pooling.HIDDEN);
         // batch 64 >= 50 examples: one step per epoch, over all labels
-        LinearHead mini = new SoftmaxTrainer(0.05, 1e-4, 1).fit(new SoftmaxTrainer.Plan(30, 64, 16, 50, 5, 8), x, y,
-                labels, MODEL, Pooling.HIDDEN, e -> { });
+        LinearHead mini = new SoftmaxTrainer(0.05, 1e-4, 1)
+                .fit(new SoftmaxTrainer.Plan(30, 64, 16, 50, 5, 8), x, y, labels, MODEL, Pooling.HIDDEN, e -> {});
         for (float[] v : x) {
             assertArrayEquals(full.probabilities(v), mini.probabilities(v), 0f);
         }
@@ -148,8 +150,12 @@ class SoftmaxTrainerTest {
 
     @Test
     void headFilesRoundTripAndRefuseAnotherModelOrPooling(@TempDir Path dir) throws Exception {
-        LinearHead head = new LinearHead(MODEL, Pooling.HIDDEN, List.of("x", "y"),
-                new float[][] {{0.5f, -1f}, {Float.MIN_VALUE, 3.25f}}, new float[] {0.125f, -2f});
+        LinearHead head = new LinearHead(
+                MODEL,
+                Pooling.HIDDEN,
+                List.of("x", "y"),
+                new float[][] {{0.5f, -1f}, {Float.MIN_VALUE, 3.25f}},
+                new float[] {0.125f, -2f});
         Path f = dir.resolve("head.json");
         head.save(f);
         LinearHead back = LinearHead.load(f, MODEL, Pooling.HIDDEN);
@@ -158,9 +164,13 @@ class SoftmaxTrainerTest {
         assertEquals(List.of("x", "y"), back.labels());
         byte[] other = new byte[32];
         other[0] = 1;
-        assertTrue(assertThrows(java.io.IOException.class,
-                () -> LinearHead.load(f, ModelFingerprint.ofBytes(other), Pooling.HIDDEN)).getMessage().contains("trained on"));
-        assertTrue(assertThrows(java.io.IOException.class,
-                () -> LinearHead.load(f, MODEL, Pooling.STATE)).getMessage().contains("pooling"));
+        assertTrue(assertThrows(
+                        java.io.IOException.class,
+                        () -> LinearHead.load(f, ModelFingerprint.ofBytes(other), Pooling.HIDDEN))
+                .getMessage()
+                .contains("trained on"));
+        assertTrue(assertThrows(java.io.IOException.class, () -> LinearHead.load(f, MODEL, Pooling.STATE))
+                .getMessage()
+                .contains("pooling"));
     }
 }

@@ -1,23 +1,22 @@
 package dev.rwkvflink.engine.format;
 
-import dev.rwkvflink.engine.format.BlinkDlCanonicalizer.Version;
-import dev.rwkvflink.engine.tensor.Tensor;
-import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.Test;
-
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rwkvflink.engine.format.BlinkDlCanonicalizer.Version;
+import dev.rwkvflink.engine.tensor.Tensor;
+import dev.rwkvflink.engine.tensor.WeightType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
 
 /** The transforms of rwkv.cpp's converter, on small hand-made state dicts with hand-computed results. */
 class BlinkDlCanonicalizerTest {
@@ -60,12 +59,15 @@ class BlinkDlCanonicalizerTest {
         assertEquals(Version.V4, BlinkDlCanonicalizer.detect(sd));
         Map<String, Tensor> c = BlinkDlCanonicalizer.canonicalize(sd);
 
-        assertArrayEquals(new float[] {-1f, -2f, -0.5f}, c.get("blocks.0.att.time_decay").toFloatArray(), 1e-7f);
+        assertArrayEquals(
+                new float[] {-1f, -2f, -0.5f}, c.get("blocks.0.att.time_decay").toFloatArray(), 1e-7f);
         assertEquals(WeightType.F32, c.get("blocks.0.att.time_decay").type());
-        assertArrayEquals(new float[] {0.5f, -1f, 2f}, c.get("blocks.0.att.time_first").toFloatArray());
+        assertArrayEquals(
+                new float[] {0.5f, -1f, 2f}, c.get("blocks.0.att.time_first").toFloatArray());
         Tensor mix = c.get("blocks.0.att.time_mix_k");
         assertArrayEquals(new long[] {3}, mix.shape());
-        assertEquals(sd.get("blocks.0.att.time_mix_k").data().address(), mix.data().address(), "a reshape, no copy");
+        assertEquals(
+                sd.get("blocks.0.att.time_mix_k").data().address(), mix.data().address(), "a reshape, no copy");
         assertArrayEquals(new long[] {3}, c.get("blocks.0.ffn.time_mix_r").shape());
         assertSame(key, c.get("blocks.0.att.key.weight"), "big matrices pass through untouched");
         assertEquals(List.copyOf(sd.keySet()), List.copyOf(c.keySet()));
@@ -151,7 +153,8 @@ class BlinkDlCanonicalizerTest {
         Tensor decay = out.get("blocks.0.att.time_decay");
         assertArrayEquals(new long[] {2, 2, 1}, decay.shape());
         assertArrayEquals(seq(c, -3), decay.toFloatArray(), "v6 decay values are kept");
-        assertArrayEquals(new long[] {2, 2, 1}, out.get("blocks.0.att.time_faaaa").shape());
+        assertArrayEquals(
+                new long[] {2, 2, 1}, out.get("blocks.0.att.time_faaaa").shape());
         assertArrayEquals(new long[] {c}, out.get("blocks.0.att.time_maa_x").shape());
         assertArrayEquals(new long[] {c}, out.get("blocks.0.ffn.time_maa_k").shape());
     }
@@ -177,17 +180,28 @@ class BlinkDlCanonicalizerTest {
         assertEquals(Version.V7, BlinkDlCanonicalizer.detect(sd));
         Map<String, Tensor> out = BlinkDlCanonicalizer.canonicalize(sd);
 
-        assertEquals(List.of("emb.weight", "blocks.0.att.x_rwkvag", "blocks.0.att.w0", "blocks.0.att.w1",
-                "blocks.0.att.g2", "blocks.0.att.k_k", "blocks.0.att.value.weight", "blocks.0.ffn.x_k",
-                "blocks.0.extra.thing"), List.copyOf(out.keySet()));
+        assertEquals(
+                List.of(
+                        "emb.weight",
+                        "blocks.0.att.x_rwkvag",
+                        "blocks.0.att.w0",
+                        "blocks.0.att.w1",
+                        "blocks.0.att.g2",
+                        "blocks.0.att.k_k",
+                        "blocks.0.att.value.weight",
+                        "blocks.0.ffn.x_k",
+                        "blocks.0.extra.thing"),
+                List.copyOf(out.keySet()));
         Tensor packed = out.get("blocks.0.att.x_rwkvag");
         assertArrayEquals(new long[] {6, c}, packed.shape());
-        assertArrayEquals(new float[] {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52},
+        assertArrayEquals(
+                new float[] {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52},
                 packed.toFloatArray());
         Tensor w1 = out.get("blocks.0.att.w1");
         assertArrayEquals(new long[] {2, c}, w1.shape());
         assertArrayEquals(new float[] {0, 2, 4, 1, 3, 5}, w1.toFloatArray());
-        assertArrayEquals(new float[] {0, 3, 1, 4, 2, 5}, out.get("blocks.0.att.g2").toFloatArray());
+        assertArrayEquals(
+                new float[] {0, 3, 1, 4, 2, 5}, out.get("blocks.0.att.g2").toFloatArray());
         assertArrayEquals(new long[] {1, 1, c}, out.get("blocks.0.att.w0").shape(), "w0 keeps its file shape");
         assertSame(value, out.get("blocks.0.att.value.weight"));
         assertEquals(WeightType.BF16, out.get("blocks.0.att.value.weight").type());
@@ -202,8 +216,8 @@ class BlinkDlCanonicalizerTest {
         for (String m : List.of("x_r", "x_w", "x_k", "x_v", "x_a")) {
             put(sd, t("blocks.0.att." + m, seq(2, 0), 1, 1, 2));
         }
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> BlinkDlCanonicalizer.canonicalize(sd));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> BlinkDlCanonicalizer.canonicalize(sd));
         assertTrue(e.getMessage().contains("blocks.0.att.x_g"), e.getMessage());
     }
 }

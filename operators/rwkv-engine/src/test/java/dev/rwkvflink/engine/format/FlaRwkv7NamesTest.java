@@ -1,19 +1,18 @@
 package dev.rwkvflink.engine.format;
 
-import dev.rwkvflink.engine.tensor.Tensor;
-import org.junit.jupiter.api.Test;
-
-import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.Set;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.rwkvflink.engine.tensor.Tensor;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
 
 /** fla -&gt; BlinkDL renaming on hand-made tensors; the full-model comparison is in {@link SafetensorsFileTest}. */
 class FlaRwkv7NamesTest {
@@ -68,16 +67,33 @@ class FlaRwkv7NamesTest {
                 t("model.norm.bias", 0, C),
                 t("lm_head.weight", 100, 3, C)));
 
-        assertEquals(List.of("emb.weight", "blocks.0.ln0.weight", "blocks.0.ln1.bias", "blocks.0.ln2.weight",
-                "blocks.0.att.x_w", "blocks.0.att.k_k", "blocks.0.att.r_k", "blocks.0.att.output.weight",
-                "blocks.0.att.w1", "blocks.0.att.w2", "blocks.0.att.w0", "blocks.1.att.v0", "blocks.0.att.g1",
-                "blocks.0.att.ln_x.weight", "blocks.0.ffn.x_k", "blocks.0.ffn.value.weight", "ln_out.bias",
-                "head.weight"), List.copyOf(out.keySet()));
+        assertEquals(
+                List.of(
+                        "emb.weight",
+                        "blocks.0.ln0.weight",
+                        "blocks.0.ln1.bias",
+                        "blocks.0.ln2.weight",
+                        "blocks.0.att.x_w",
+                        "blocks.0.att.k_k",
+                        "blocks.0.att.r_k",
+                        "blocks.0.att.output.weight",
+                        "blocks.0.att.w1",
+                        "blocks.0.att.w2",
+                        "blocks.0.att.w0",
+                        "blocks.1.att.v0",
+                        "blocks.0.att.g1",
+                        "blocks.0.att.ln_x.weight",
+                        "blocks.0.ffn.x_k",
+                        "blocks.0.ffn.value.weight",
+                        "ln_out.bias",
+                        "head.weight"),
+                List.copyOf(out.keySet()));
         for (Map.Entry<String, Tensor> e : out.entrySet()) {
             assertEquals(e.getKey(), e.getValue().name(), "tensors carry their new name");
         }
         assertArrayEquals(new long[] {1, 1, C}, out.get("blocks.0.att.k_k").shape());
-        assertArrayEquals(new float[] {9, 10, 11, 12}, out.get("blocks.0.att.k_k").toFloatArray());
+        assertArrayEquals(
+                new float[] {9, 10, 11, 12}, out.get("blocks.0.att.k_k").toFloatArray());
         assertArrayEquals(new long[] {1, 1, C}, out.get("blocks.0.att.w0").shape());
         assertArrayEquals(new float[] {5, 6, 7, 8}, out.get("blocks.0.att.w0").toFloatArray());
         assertArrayEquals(new long[] {1, 1, C}, out.get("blocks.1.att.v0").shape());
@@ -89,8 +105,9 @@ class FlaRwkv7NamesTest {
         assertArrayEquals(new long[] {2, C}, w2.shape());
         assertArrayEquals(new float[] {0, 2, 4, 6, 1, 3, 5, 7}, w2.toFloatArray());
         assertArrayEquals(new long[] {C, 2}, out.get("blocks.0.att.g1").shape());
-        assertArrayEquals(new float[] {100, 101, 102}, Arrays.copyOf(
-                out.get("head.weight").toFloatArray(), 3));
+        assertArrayEquals(
+                new float[] {100, 101, 102},
+                Arrays.copyOf(out.get("head.weight").toFloatArray(), 3));
     }
 
     @Test
@@ -108,18 +125,21 @@ class FlaRwkv7NamesTest {
     @Test
     void tiedEmbeddingsProvideTheHead() {
         Map<String, Tensor> out = FlaRwkv7Names.toBlinkDl(of(t("model.embeddings.weight", 1, 2, C)));
-        assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6, 7, 8}, out.get("head.weight").toFloatArray());
+        assertArrayEquals(
+                new float[] {1, 2, 3, 4, 5, 6, 7, 8}, out.get("head.weight").toFloatArray());
         assertEquals("head.weight", out.get("head.weight").name());
     }
 
     @Test
     void unknownAndDuplicateNamesAreErrors() {
-        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException unknown = assertThrows(
+                IllegalArgumentException.class,
                 () -> FlaRwkv7Names.toBlinkDl(of(t("model.layers.0.attn.q_proj.weight", 0, C, C))));
         assertTrue(unknown.getMessage().contains("model.layers.0.attn.q_proj.weight"), unknown.getMessage());
-        IllegalArgumentException dup = assertThrows(IllegalArgumentException.class,
-                () -> FlaRwkv7Names.toBlinkDl(of(t("model.layers.0.attn.x_x", 0, 6, C),
-                        t("model.layers.0.attn.x_r", 0, 1, 1, C))));
+        IllegalArgumentException dup = assertThrows(
+                IllegalArgumentException.class,
+                () -> FlaRwkv7Names.toBlinkDl(
+                        of(t("model.layers.0.attn.x_x", 0, 6, C), t("model.layers.0.attn.x_r", 0, 1, 1, C))));
         assertTrue(dup.getMessage().contains("blocks.0.att.x_r"), dup.getMessage());
     }
 }

@@ -1,11 +1,12 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dev.rwkvflink.engine.backend.ScalarBackend;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.testing.SharedData;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -25,10 +26,8 @@ import java.util.stream.Stream;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Damaged and hostile model files of every format (issue 7, item 4): truncated at many offsets, bit-flipped at
@@ -76,7 +75,8 @@ class HostileModelFilesTest {
         assertTrue(!msg.endsWith("integer overflow") && !msg.endsWith("long overflow"), "a bare overflow: " + msg);
         for (Throwable c = e; c != null; c = c.getCause()) {
             // ArithmeticException: the readers' exact-arithmetic guards, wrapped with a message of their own
-            if (c instanceof RuntimeException && !(c instanceof IllegalArgumentException)
+            if (c instanceof RuntimeException
+                    && !(c instanceof IllegalArgumentException)
                     && !(c instanceof ArithmeticException)) {
                 throw new AssertionError(p + ": refusal caused by a programming error " + c, e);
             }
@@ -185,7 +185,8 @@ class HostileModelFilesTest {
     }
 
     private static final String[] BIN_MODELS = {
-            "4v0-660K:FP32", "5v1-730K:Q5_0", "5v2-730K:FP16", "6v0-3m:Q5_1", "7v0-834K:FP32", "7v0-834K:Q5_0"};
+        "4v0-660K:FP32", "5v1-730K:Q5_0", "5v2-730K:FP16", "6v0-3m:Q5_1", "7v0-834K:FP32", "7v0-834K:Q5_0"
+    };
 
     @Test
     void rwkvCppFilesTruncatedAnywhereAreRefused() throws IOException {
@@ -273,13 +274,20 @@ class HostileModelFilesTest {
         // four dimensions of 2^31 - 1 overflow a long: refused, not an ArithmeticException
         byte[] four = Arrays.copyOf(b, b.length + 8);
         System.arraycopy(b, rec + 12, four, rec + 20, b.length - rec - 12);
-        ByteBuffer.wrap(four).order(ByteOrder.LITTLE_ENDIAN).putInt(rec, 4).putInt(rec + 12, max)
-                .putInt(rec + 16, max).putInt(rec + 20, max).putInt(rec + 24, max);
+        ByteBuffer.wrap(four)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(rec, 4)
+                .putInt(rec + 12, max)
+                .putInt(rec + 16, max)
+                .putInt(rec + 20, max)
+                .putInt(rec + 24, max);
         assertRefused(forgeBin("shape-overflow", four, 0), "too large");
         // a quantized record whose element count is not a multiple of the block
-        long[] qRecord = binRecords(q).stream().filter(r -> ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN)
-                .getInt((int) r[0] + 8) == 6 || ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN)
-                .getInt((int) r[0] + 8) == 7).findFirst().orElseThrow();
+        long[] qRecord = binRecords(q).stream()
+                .filter(r -> ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN).getInt((int) r[0] + 8) == 6
+                        || ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN).getInt((int) r[0] + 8) == 7)
+                .findFirst()
+                .orElseThrow();
         assertRefused(forgeBin("q-block", q, (int) qRecord[0] + 12, 33), "rows must be a multiple of 32 elements");
         assertRefused(forgeBin("v100-quantized", q, 4, 100), "file version 100 uses the old Q5_0 layout");
     }
@@ -288,6 +296,7 @@ class HostileModelFilesTest {
 
     @TempDir
     static Path fixtures;
+
     private static boolean fixturesMade;
 
     /** rwkv.cpp's tiny v7 model as .pth (torch.save) and .safetensors (BlinkDL and fla naming). */
@@ -303,13 +312,15 @@ class HostileModelFilesTest {
     @Test
     void pthAndSafetensorsFilesTruncatedAnywhereAreRefused() throws Exception {
         Random rnd = new Random(SEED + 2);
-        for (String name : new String[] {"tiny-rwkv-7v0-834K-FP32.pth", "tiny-rwkv-7v0-834K-FP32.safetensors",
-                "tiny-rwkv-7v0-834K-FP32.fla.safetensors"}) {
+        for (String name : new String[] {
+            "tiny-rwkv-7v0-834K-FP32.pth",
+            "tiny-rwkv-7v0-834K-FP32.safetensors",
+            "tiny-rwkv-7v0-834K-FP32.fla.safetensors"
+        }) {
             Path model = pyFixtures().resolve(name);
             assertEquals("loaded", load(model), name + " itself loads");
             long size = Files.size(model);
-            TreeSet<Long> offsets = new TreeSet<>(List.of(0L, 1L, 4L, 7L, 8L, 9L, 64L, size - 22, size - 21,
-                    size - 1));
+            TreeSet<Long> offsets = new TreeSet<>(List.of(0L, 1L, 4L, 7L, 8L, 9L, 64L, size - 22, size - 21, size - 1));
             offsets.addAll(randomOffsets(size, 40, rnd));
             Map<String, Integer> outcomes = truncations(model, offsets);
             System.out.printf("truncated %s at %d offsets: %s%n", name, offsets.size(), outcomes);
@@ -319,11 +330,12 @@ class HostileModelFilesTest {
     @Test
     void safetensorsFilesWithFlippedBitsLoadCleanlyOrAreRefused() throws Exception {
         Random rnd = new Random(SEED + 3);
-        for (String name : new String[] {"tiny-rwkv-7v0-834K-FP32.safetensors",
-                "tiny-rwkv-7v0-834K-FP32.fla.safetensors"}) {
+        for (String name :
+                new String[] {"tiny-rwkv-7v0-834K-FP32.safetensors", "tiny-rwkv-7v0-834K-FP32.fla.safetensors"}) {
             Path model = pyFixtures().resolve(name);
             byte[] b = Files.readAllBytes(model);
-            long headerEnd = 8 + ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+            long headerEnd =
+                    8 + ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
             List<Long> positions = new ArrayList<>();
             for (int i = 0; i < 8; i++) {
                 positions.add((long) i);
@@ -334,8 +346,8 @@ class HostileModelFilesTest {
             for (int i = 0; i < 15; i++) {
                 positions.add(headerEnd + rnd.nextInt((int) (b.length - headerEnd)));
             }
-            Map<String, Integer> outcomes = bitFlips(model, positions,
-                    pos -> pos < 8 ? "length" : pos < headerEnd ? "JSON header" : "weight data");
+            Map<String, Integer> outcomes = bitFlips(
+                    model, positions, pos -> pos < 8 ? "length" : pos < headerEnd ? "JSON header" : "weight data");
             System.out.printf("bit flips in %s: %s%n", name, outcomes);
         }
     }
@@ -379,7 +391,10 @@ class HostileModelFilesTest {
             int local = buf.getInt(p + 42);
             long start = local + 30L + (buf.getShort(local + 26) & 0xFFFF) + (buf.getShort(local + 28) & 0xFFFF);
             out.add(new long[] {start, csize});
-            p += 46 + (buf.getShort(p + 28) & 0xFFFF) + (buf.getShort(p + 30) & 0xFFFF) + (buf.getShort(p + 32) & 0xFFFF);
+            p += 46
+                    + (buf.getShort(p + 28) & 0xFFFF)
+                    + (buf.getShort(p + 30) & 0xFFFF)
+                    + (buf.getShort(p + 32) & 0xFFFF);
         }
         assertTrue(out.size() > 3, "found the archive's entries");
         return out;
@@ -394,7 +409,10 @@ class HostileModelFilesTest {
 
     private Path safetensors(String name, long headerLen, byte[] header, byte[] data) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        out.writeBytes(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(headerLen).array());
+        out.writeBytes(ByteBuffer.allocate(8)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(headerLen)
+                .array());
         out.writeBytes(header);
         out.writeBytes(data);
         Path p = dir.resolve(name + ".safetensors");
@@ -405,43 +423,74 @@ class HostileModelFilesTest {
     @Test
     void safetensorsWithAbsurdHeadersAreRefusedBeforeAllocating() throws IOException {
         byte[] d = new byte[64];
-        assertRefused(safetensors("len-huge", Long.MAX_VALUE, "{}".getBytes(StandardCharsets.UTF_8), d),
+        assertRefused(
+                safetensors("len-huge", Long.MAX_VALUE, "{}".getBytes(StandardCharsets.UTF_8), d),
                 "bad safetensors header length 9223372036854775807");
-        assertRefused(safetensors("len-negative", -8, "{}".getBytes(StandardCharsets.UTF_8), d),
+        assertRefused(
+                safetensors("len-negative", -8, "{}".getBytes(StandardCharsets.UTF_8), d),
                 "bad safetensors header length 18446744073709551608");
-        assertRefused(safetensors("shape-huge",
+        assertRefused(
+                safetensors(
+                        "shape-huge",
                         "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4611686018427387904],"
-                                + "\"data_offsets\":[0,64]}}", d), "is too large");
-        assertRefused(safetensors("shape-2g",
+                                + "\"data_offsets\":[0,64]}}",
+                        d),
+                "is too large");
+        assertRefused(
+                safetensors(
+                        "shape-2g",
                         "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[2147483647,2147483647],"
-                                + "\"data_offsets\":[0,64]}}", d), "is too large");
-        assertRefused(safetensors("offsets-beyond",
-                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0,"
-                                + Long.MAX_VALUE + "]}}", d), "lie outside the 64-byte data region");
-        assertRefused(safetensors("offsets-negative",
-                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[-64,0]}}", d),
+                                + "\"data_offsets\":[0,64]}}",
+                        d),
+                "is too large");
+        assertRefused(
+                safetensors(
+                        "offsets-beyond",
+                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0," + Long.MAX_VALUE
+                                + "]}}",
+                        d),
+                "lie outside the 64-byte data region");
+        assertRefused(
+                safetensors(
+                        "offsets-negative",
+                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[-64,0]}}",
+                        d),
                 "lie outside");
-        assertRefused(safetensors("offsets-float",
-                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0.0,64.0]}}", d),
+        assertRefused(
+                safetensors(
+                        "offsets-float",
+                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0.0,64.0]}}",
+                        d),
                 "data_offsets must be [begin, end]");
-        assertRefused(safetensors("number-huge",
-                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[1e999,4],\"data_offsets\":[0,64]}}", d),
+        assertRefused(
+                safetensors(
+                        "number-huge",
+                        "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[1e999,4],\"data_offsets\":[0,64]}}",
+                        d),
                 "bad dimension");
-        assertRefused(safetensors("dims-9",
+        assertRefused(
+                safetensors(
+                        "dims-9",
                         "{\"emb.weight\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,16],"
-                                + "\"data_offsets\":[0,64]}}", d), "at most 8 sizes");
-        assertRefused(safetensors("dtype-i64",
-                        "{\"emb.weight\":{\"dtype\":\"I64\",\"shape\":[8],\"data_offsets\":[0,64]}}", d),
+                                + "\"data_offsets\":[0,64]}}",
+                        d),
+                "at most 8 sizes");
+        assertRefused(
+                safetensors(
+                        "dtype-i64", "{\"emb.weight\":{\"dtype\":\"I64\",\"shape\":[8],\"data_offsets\":[0,64]}}", d),
                 "unsupported dtype I64");
-        assertRefused(safetensors("duplicate",
+        assertRefused(
+                safetensors(
+                        "duplicate",
                         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                                + "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", d),
+                                + "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                        d),
                 "Duplicate field 'a'");
         assertRefused(safetensors("deep", "[".repeat(100_000) + "]".repeat(100_000), d), "not valid JSON");
-        assertRefused(safetensors("not-utf8", 4, new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'}, d),
-                "not valid JSON");
-        assertRefused(safetensors("not-a-model",
-                        "{\"w\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0,64]}}", d), "w");
+        assertRefused(safetensors("not-utf8", 4, new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'}, d), "not valid JSON");
+        assertRefused(
+                safetensors("not-a-model", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0,64]}}", d),
+                "w");
         Path empty = dir.resolve("empty.bin");
         Files.write(empty, new byte[0]);
         assertRefused(empty, "too short to be a model file (0 bytes)");
@@ -454,8 +503,8 @@ class HostileModelFilesTest {
     private Path rezip(String name, Path original, boolean deflateStorages) throws IOException {
         Path p = dir.resolve(name + ".pth");
         try (java.util.zip.ZipFile in = new java.util.zip.ZipFile(original.toFile());
-             OutputStream fo = Files.newOutputStream(p);
-             ZipOutputStream z = new ZipOutputStream(fo)) {
+                OutputStream fo = Files.newOutputStream(p);
+                ZipOutputStream z = new ZipOutputStream(fo)) {
             for (ZipEntry e : java.util.Collections.list(in.entries())) {
                 byte[] data = in.getInputStream(e).readAllBytes();
                 ZipEntry ze = new ZipEntry(e.getName());
@@ -566,9 +615,11 @@ class HostileModelFilesTest {
             String name = p.getFileName().toString().replace(".pth", "");
             assertTrue(Files.exists(proof.resolve(name + ".created")), name + " is live under torch.load");
             String msg = refusal(p);
-            String reason = msg.contains("refusing global") ? msg.substring(msg.indexOf("refusing global"))
-                    .replaceAll(":.*", "") : msg.substring(msg.indexOf("data.pkl byte"));
-            assertTrue(msg.contains("refusing global") || msg.contains("cannot be called"),
+            String reason = msg.contains("refusing global")
+                    ? msg.substring(msg.indexOf("refusing global")).replaceAll(":.*", "")
+                    : msg.substring(msg.indexOf("data.pkl byte"));
+            assertTrue(
+                    msg.contains("refusing global") || msg.contains("cannot be called"),
                     name + ": refused for its payload: " + msg);
             reasons.merge(reason.replaceAll("data.pkl byte \\d+: ", ""), 1, Integer::sum);
             // the lower-level reader says the same

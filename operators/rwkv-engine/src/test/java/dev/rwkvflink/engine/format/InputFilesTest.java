@@ -1,19 +1,18 @@
 package dev.rwkvflink.engine.format;
 
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Input files that are not files, or too big, are refused by name before anything is read (issue 18). A FIFO needs
@@ -24,7 +23,8 @@ class InputFilesTest {
     Path dir;
 
     private static String refusal(Path file, long max) {
-        return assertThrows(IOException.class, () -> InputFiles.read(file, "--x", max)).getMessage();
+        return assertThrows(IOException.class, () -> InputFiles.read(file, "--x", max))
+                .getMessage();
     }
 
     @Test
@@ -56,8 +56,10 @@ class InputFilesTest {
         String m = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> refusal(fifo, 100));
         assertEquals(fifo + ": not a regular file (--x must be a file, not a device or pipe)", m);
         // the same for a vocabulary, whose format is sniffed from its first bytes
-        String vocab = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> assertThrows(IOException.class,
-                () -> dev.rwkvflink.engine.tokenizer.Tokenizers.load(fifo)).getMessage());
+        String vocab = assertTimeoutPreemptively(
+                Duration.ofSeconds(10),
+                () -> assertThrows(IOException.class, () -> dev.rwkvflink.engine.tokenizer.Tokenizers.load(fifo))
+                        .getMessage());
         assertTrue(vocab.contains("not a regular file (a vocabulary must be a file"), vocab);
     }
 }

@@ -1,17 +1,16 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.Test;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** The ceiling on what a loader allocates beyond the file: 8 x file size + 256 MiB. */
 class LoadBudgetTest {
@@ -31,9 +30,11 @@ class LoadBudgetTest {
             budget.allocate(56L << 20, 64);
             assertEquals(256L << 20, budget.used());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> budget.allocate(1, 1));
-            assertEquals("loading needs 1 bytes of memory beyond the file, 268435456 already taken: more than the "
-                    + "268435456 a pth file of this size may take (8 x its size + 256 MiB); the file is corrupt or "
-                    + "hostile", e.getMessage());
+            assertEquals(
+                    "loading needs 1 bytes of memory beyond the file, 268435456 already taken: more than the "
+                            + "268435456 a pth file of this size may take (8 x its size + 256 MiB); the file is corrupt or "
+                            + "hostile",
+                    e.getMessage());
             assertEquals(256L << 20, budget.used(), "a refused allocation is not counted");
         }
     }
@@ -55,8 +56,15 @@ class LoadBudgetTest {
             IOException refused = null;
             while (refused == null && copies < 1000) {
                 try {
-                    PthFile.view("m.pth: tensor 'v" + copies + "'", "v" + copies, WeightType.F32, storage, 0, shape,
-                            transposed, budget);
+                    PthFile.view(
+                            "m.pth: tensor 'v" + copies + "'",
+                            "v" + copies,
+                            WeightType.F32,
+                            storage,
+                            0,
+                            shape,
+                            transposed,
+                            budget);
                     copies++;
                 } catch (IOException e) {
                     refused = e;
@@ -64,8 +72,11 @@ class LoadBudgetTest {
             }
             // limit = 8 x 4 MiB + 256 MiB = 288 MiB = 72 copies of 4 MiB
             assertEquals(72, copies);
-            assertTrue(refused.getMessage().startsWith("m.pth: tensor 'v72': copying its strided view: loading needs "
-                    + "4194304 bytes"), refused.getMessage());
+            assertTrue(
+                    refused.getMessage()
+                            .startsWith(
+                                    "m.pth: tensor 'v72': copying its strided view: loading needs " + "4194304 bytes"),
+                    refused.getMessage());
         }
     }
 }

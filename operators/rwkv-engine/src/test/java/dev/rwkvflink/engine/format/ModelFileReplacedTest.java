@@ -1,12 +1,13 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.testing.SharedData;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -19,10 +20,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A model file truncated in place while a model loaded from it runs (what {@code cp new.bin model.bin} does during
@@ -45,7 +44,8 @@ class ModelFileReplacedTest {
         String expected = hiddenOf(model);
         ChildRun run = runAndTruncate(dir, model, "read");
         assertEquals(0, run.exit, "child exit status; its output:\n" + run.output);
-        assertTrue(run.output.contains("after " + expected), "hidden state after the truncation; output:\n" + run.output);
+        assertTrue(
+                run.output.contains("after " + expected), "hidden state after the truncation; output:\n" + run.output);
         assertTrue(run.output.contains("before " + expected), run.output);
         assertEquals(4096, Files.size(model), "the file was truncated");
     }
@@ -56,7 +56,8 @@ class ModelFileReplacedTest {
         String expected = hiddenOf(model);
         ChildRun run = runAndTruncate(dir, model, "map");
         assertTrue(run.output.contains("before " + expected), run.output);
-        assertFalse(run.exit == 0 && run.output.contains("after " + expected),
+        assertFalse(
+                run.exit == 0 && run.output.contains("after " + expected),
                 "a mapped model ran on unharmed after its file was truncated: the test does not truncate; output:\n"
                         + run.output);
     }
@@ -64,10 +65,18 @@ class ModelFileReplacedTest {
     @Test
     void readAndMappedAccessLoadTheSameWeights() throws Exception {
         Path model = SharedData.tinyModel("7v0-834K", "FP16");
-        try (WeightFile read = WeightFile.load(model, "rwkv.cpp", WeightFile.Origin.RWKV_CPP,
-                (file, arena) -> RwkvCppFile.parse(model, file), WeightFile.Access.READ);
-             WeightFile mapped = WeightFile.load(model, "rwkv.cpp", WeightFile.Origin.RWKV_CPP,
-                     (file, arena) -> RwkvCppFile.parse(model, file), WeightFile.Access.MAP)) {
+        try (WeightFile read = WeightFile.load(
+                        model,
+                        "rwkv.cpp",
+                        WeightFile.Origin.RWKV_CPP,
+                        (file, arena) -> RwkvCppFile.parse(model, file),
+                        WeightFile.Access.READ);
+                WeightFile mapped = WeightFile.load(
+                        model,
+                        "rwkv.cpp",
+                        WeightFile.Origin.RWKV_CPP,
+                        (file, arena) -> RwkvCppFile.parse(model, file),
+                        WeightFile.Access.MAP)) {
             assertEquals(mapped.tensors().keySet(), read.tensors().keySet());
             for (String name : read.tensors().keySet()) {
                 assertTrue(read.get(name).data().mismatch(mapped.get(name).data()) < 0, name);
@@ -80,8 +89,8 @@ class ModelFileReplacedTest {
         String old = System.getProperty(WeightFile.Access.PROPERTY);
         System.setProperty(WeightFile.Access.PROPERTY, "mmap");
         try {
-            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                    WeightFile.Access::configured);
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, WeightFile.Access::configured);
             assertEquals("-Drwkv.model.access=mmap: expected read or map", e.getMessage());
         } finally {
             if (old == null) {
@@ -113,18 +122,28 @@ class ModelFileReplacedTest {
         return sb.toString();
     }
 
-    private record ChildRun(int exit, String output) {
-    }
+    private record ChildRun(int exit, String output) {}
 
     /** Starts {@link Child}, truncates the model file once the child says it is warm, and collects its output. */
     private static ChildRun runAndTruncate(Path dir, Path model, String access) throws Exception {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(Arrays.asList("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-Xmx256m", "-XX:-CreateCoredumpOnCrash", "-XX:ErrorFile=" + dir.resolve("hs_err_%p.log"),
+        cmd.addAll(Arrays.asList(
+                "--add-modules",
+                "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED",
+                "-Xmx256m",
+                "-XX:-CreateCoredumpOnCrash",
+                "-XX:ErrorFile=" + dir.resolve("hs_err_%p.log"),
                 "-D" + WeightFile.Access.PROPERTY + "=" + access,
-                "-cp", System.getProperty("java.class.path"), Child.class.getName(), model.toString()));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+                "-cp",
+                System.getProperty("java.class.path"),
+                Child.class.getName(),
+                model.toString()));
+        Process p = new ProcessBuilder(cmd)
+                .directory(dir.toFile())
+                .redirectErrorStream(true)
+                .start();
         StringBuilder out = new StringBuilder();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
             String line;

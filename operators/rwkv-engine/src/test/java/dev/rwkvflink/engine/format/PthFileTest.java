@@ -1,11 +1,14 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -21,12 +24,8 @@ import java.util.Map;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class PthFileTest {
     @TempDir
@@ -66,7 +65,10 @@ class PthFileTest {
         }
 
         Pickle i32(int v) {
-            out.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(v).array());
+            out.writeBytes(ByteBuffer.allocate(4)
+                    .order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(v)
+                    .array());
             return this;
         }
 
@@ -74,7 +76,12 @@ class PthFileTest {
          * OrderedDict())} with one-byte ints. */
         Pickle tensor(String storageType, String key, int numel, int offset, int[] size, int[] stride) {
             global("torch._utils", "_rebuild_tensor_v2").op('(');
-            op('(').str("storage").global("torch", storageType).str(key).str("cpu").int1(numel).op('t', 'Q');
+            op('(').str("storage")
+                    .global("torch", storageType)
+                    .str(key)
+                    .str("cpu")
+                    .int1(numel)
+                    .op('t', 'Q');
             int1(offset);
             op('(');
             for (int s : size) {
@@ -105,7 +112,7 @@ class PthFileTest {
     private Path zip(String name, boolean stored, Map<String, byte[]> entries) throws IOException {
         Path p = dir.resolve(name);
         try (OutputStream fo = new BufferedOutputStream(Files.newOutputStream(p));
-             ZipOutputStream z = new ZipOutputStream(fo)) {
+                ZipOutputStream z = new ZipOutputStream(fo)) {
             for (Map.Entry<String, byte[]> e : entries.entrySet()) {
                 ZipEntry ze = new ZipEntry("archive/" + e.getKey());
                 if (stored) {
@@ -136,10 +143,16 @@ class PthFileTest {
 
     /** {'w': (2, 3) view at offset 1 of a 7-float storage, 't': its transpose} as a protocol-2 pickle. */
     private static byte[] twoTensorPickle() {
-        return new Pickle().op(0x80, 2).global("collections", "OrderedDict").op(')', 'R', '(')
-                .str("w").tensor("FloatStorage", "0", 7, 1, new int[] {2, 3}, new int[] {3, 1})
-                .str("t").tensor("FloatStorage", "0", 7, 1, new int[] {3, 2}, new int[] {1, 3})
-                .op('u', '.').bytes();
+        return new Pickle()
+                .op(0x80, 2)
+                .global("collections", "OrderedDict")
+                .op(')', 'R', '(')
+                .str("w")
+                .tensor("FloatStorage", "0", 7, 1, new int[] {2, 3}, new int[] {3, 1})
+                .str("t")
+                .tensor("FloatStorage", "0", 7, 1, new int[] {3, 2}, new int[] {1, 3})
+                .op('u', '.')
+                .bytes();
     }
 
     @Test
@@ -164,15 +177,37 @@ class PthFileTest {
     @Test
     void readsTorch2UntypedStoragesWithRebuildTensorV3() throws IOException {
         // torch 2.x: _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype); numel in bytes
-        byte[] pickle = new Pickle().op(0x80, 2, '}', '(').str("b")
-                .global("torch._utils", "_rebuild_tensor_v3").op('(')
-                .op('(').str("storage").global("torch", "UntypedStorage").str("0").str("cpu").int1(8).op('t', 'Q')
-                .int1(1).op('(').int1(3).op('t', '(').int1(1).op('t', 0x89)
-                .global("collections", "OrderedDict").op(')', 'R').global("torch", "bfloat16").op('t', 'R')
-                .op('u', '.').bytes();
+        byte[] pickle = new Pickle()
+                .op(0x80, 2, '}', '(')
+                .str("b")
+                .global("torch._utils", "_rebuild_tensor_v3")
+                .op('(')
+                .op('(')
+                .str("storage")
+                .global("torch", "UntypedStorage")
+                .str("0")
+                .str("cpu")
+                .int1(8)
+                .op('t', 'Q')
+                .int1(1)
+                .op('(')
+                .int1(3)
+                .op('t', '(')
+                .int1(1)
+                .op('t', 0x89)
+                .global("collections", "OrderedDict")
+                .op(')', 'R')
+                .global("torch", "bfloat16")
+                .op('t', 'R')
+                .op('u', '.')
+                .bytes();
         // bf16 0x3F80 = 1, 0x4000 = 2, 0xC040 = -3 after one element of padding
-        byte[] storage = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN)
-                .putShort((short) 0x7F7F).putShort((short) 0x3F80).putShort((short) 0x4000).putShort((short) 0xC040)
+        byte[] storage = ByteBuffer.allocate(8)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putShort((short) 0x7F7F)
+                .putShort((short) 0x3F80)
+                .putShort((short) 0x4000)
+                .putShort((short) 0xC040)
                 .array();
         try (WeightFile wf = PthFile.read(pth("v3.pth", true, pickle, storage))) {
             Tensor b = wf.get("b");
@@ -218,27 +253,59 @@ class PthFileTest {
     @Test
     void refusesHandMadeCodeExecutionPickles() throws IOException {
         Path marker = dir.resolve("pwned");
-        byte[] osSystem = new Pickle().op(0x80, 2).global("os", "system").str("touch " + marker)
-                .op(0x85, 'R', '.').bytes();
-        assertRefused(pth("os-system.pth", true, osSystem, null),
+        byte[] osSystem = new Pickle()
+                .op(0x80, 2)
+                .global("os", "system")
+                .str("touch " + marker)
+                .op(0x85, 'R', '.')
+                .bytes();
+        assertRefused(
+                pth("os-system.pth", true, osSystem, null),
                 "refusing global os.system: model files may only contain tensors");
         // protocol 4 spells the same attack with STACK_GLOBAL
-        byte[] stackGlobal = new Pickle().op(0x80, 4).op(0x8c, 8).raw("builtins".getBytes(StandardCharsets.US_ASCII))
-                .op(0x8c, 4).raw("eval".getBytes(StandardCharsets.US_ASCII)).op(0x93)
-                .str("open('" + marker + "', 'w')").op(0x85, 'R', '.').bytes();
+        byte[] stackGlobal = new Pickle()
+                .op(0x80, 4)
+                .op(0x8c, 8)
+                .raw("builtins".getBytes(StandardCharsets.US_ASCII))
+                .op(0x8c, 4)
+                .raw("eval".getBytes(StandardCharsets.US_ASCII))
+                .op(0x93)
+                .str("open('" + marker + "', 'w')")
+                .op(0x85, 'R', '.')
+                .bytes();
         assertRefused(pth("eval.pth", true, stackGlobal, null), "refusing global builtins.eval");
         // a state dict whose second value is the attack: refused as a whole, the tensor before it does not help
-        byte[] hidden = new Pickle().op(0x80, 2).global("collections", "OrderedDict").op(')', 'R', '(')
-                .str("w").tensor("FloatStorage", "0", 7, 1, new int[] {2, 3}, new int[] {3, 1})
-                .str("x").global("subprocess", "Popen").op(']').str("touch").op('a').op(0x85, 'R')
-                .op('u', '.').bytes();
+        byte[] hidden = new Pickle()
+                .op(0x80, 2)
+                .global("collections", "OrderedDict")
+                .op(')', 'R', '(')
+                .str("w")
+                .tensor("FloatStorage", "0", 7, 1, new int[] {2, 3}, new int[] {3, 1})
+                .str("x")
+                .global("subprocess", "Popen")
+                .op(']')
+                .str("touch")
+                .op('a')
+                .op(0x85, 'R')
+                .op('u', '.')
+                .bytes();
         assertRefused(pth("popen.pth", true, hidden, f32(0, 1, 2, 3, 4, 5, 6)), "refusing global subprocess.Popen");
         // INST imports and calls in one opcode; it is not among the opcodes a state dict needs
-        byte[] inst = new Pickle().op(0x80, 2).op('(').str("touch").op('i')
-                .raw("os\nsystem\n".getBytes(StandardCharsets.US_ASCII)).op('.').bytes();
+        byte[] inst = new Pickle()
+                .op(0x80, 2)
+                .op('(')
+                .str("touch")
+                .op('i')
+                .raw("os\nsystem\n".getBytes(StandardCharsets.US_ASCII))
+                .op('.')
+                .bytes();
         assertRefused(pth("inst.pth", true, inst, null), "unsupported pickle opcode 0x69 ('i')");
         // an allowed global may still not be called with anything
-        byte[] storageCall = new Pickle().op(0x80, 2).global("torch", "FloatStorage").op(')', 'R', '.').bytes();
+        byte[] storageCall = new Pickle()
+                .op(0x80, 2)
+                .global("torch", "FloatStorage")
+                .op(')', 'R', '.')
+                .bytes();
         assertRefused(pth("call.pth", true, storageCall, null), "torch.FloatStorage cannot be called");
         assertFalse(Files.exists(marker));
     }
@@ -260,26 +327,45 @@ class PthFileTest {
         assertRefused(pth("marks.pth", false, marks.bytes(), null), "too many nested marks");
         byte[] truncated = Arrays.copyOf(twoTensorPickle(), 40);
         assertRefused(pth("truncated-pickle.pth", true, truncated, null), "truncated");
-        byte[] tupleKey = new Pickle().op(0x80, 2, '}').op(')').int1(1).op('s', '.').bytes();
+        byte[] tupleKey =
+                new Pickle().op(0x80, 2, '}').op(')').int1(1).op('s', '.').bytes();
         assertRefused(pth("tuple-key.pth", true, tupleKey, null), "dict key a tuple of 0");
     }
 
     @Test
     void checksStoragesAgainstTheirTensors() throws IOException {
-        assertRefused(pth("short-storage.pth", true, twoTensorPickle(), f32(1, 2, 3)),
-                "tensor 'w'", "storage 0 has 12 bytes, its 7 elements of torch.FloatStorage need 28");
+        assertRefused(
+                pth("short-storage.pth", true, twoTensorPickle(), f32(1, 2, 3)),
+                "tensor 'w'",
+                "storage 0 has 12 bytes, its 7 elements of torch.FloatStorage need 28");
         assertRefused(pth("no-storage.pth", true, twoTensorPickle(), null), "archive/data/0 is missing");
-        byte[] outOfRange = new Pickle().op(0x80, 2, '}', '(').str("w")
-                .tensor("FloatStorage", "0", 4, 2, new int[] {3}, new int[] {1}).op('u', '.').bytes();
+        byte[] outOfRange = new Pickle()
+                .op(0x80, 2, '}', '(')
+                .str("w")
+                .tensor("FloatStorage", "0", 4, 2, new int[] {3}, new int[] {1})
+                .op('u', '.')
+                .bytes();
         assertRefused(pth("range.pth", true, outOfRange, f32(1, 2, 3, 4)), "reach element 4 of a storage of 4");
-        byte[] longs = new Pickle().op(0x80, 2, '}', '(').str("w")
-                .tensor("LongStorage", "0", 2, 0, new int[] {2}, new int[] {1}).op('u', '.').bytes();
+        byte[] longs = new Pickle()
+                .op(0x80, 2, '}', '(')
+                .str("w")
+                .tensor("LongStorage", "0", 2, 0, new int[] {2}, new int[] {1})
+                .op('u', '.')
+                .bytes();
         assertRefused(pth("long.pth", true, longs, new byte[16]), "tensor 'w' has type torch.LongStorage");
-        byte[] expanded = new Pickle().op(0x80, 2, '}', '(').str("w")
-                .tensor("FloatStorage", "0", 1, 0, new int[] {200, 200}, new int[] {0, 0}).op('u', '.').bytes();
+        byte[] expanded = new Pickle()
+                .op(0x80, 2, '}', '(')
+                .str("w")
+                .tensor("FloatStorage", "0", 1, 0, new int[] {200, 200}, new int[] {0, 0})
+                .op('u', '.')
+                .bytes();
         assertRefused(pth("expand.pth", true, expanded, f32(1)), "reuse storage elements");
-        byte[] badKey = new Pickle().op(0x80, 2, '}', '(').str("w")
-                .tensor("FloatStorage", "../0", 1, 0, new int[] {1}, new int[] {1}).op('u', '.').bytes();
+        byte[] badKey = new Pickle()
+                .op(0x80, 2, '}', '(')
+                .str("w")
+                .tensor("FloatStorage", "../0", 1, 0, new int[] {1}, new int[] {1})
+                .op('u', '.')
+                .bytes();
         assertRefused(pth("key.pth", true, badKey, f32(1)), "bad storage key '../0'");
     }
 
@@ -344,6 +430,7 @@ class PthFileTest {
 
     @TempDir
     static Path torchDir;
+
     private static boolean torchFixturesMade;
 
     /** Runs make_pth_fixtures.py once for the class; skips the test without python3 + torch. */
@@ -367,12 +454,15 @@ class PthFileTest {
                     Tensor t = wf.get(e.getKey());
                     String where = file + ": " + e.getKey();
                     JsonNode node = e.getValue();
-                    assertEquals(switch (node.get("dtype").asText()) {
-                        case "float32" -> WeightType.F32;
-                        case "float16" -> WeightType.F16;
-                        case "bfloat16" -> WeightType.BF16;
-                        default -> throw new AssertionError(node.get("dtype"));
-                    }, t.type(), where + " type");
+                    assertEquals(
+                            switch (node.get("dtype").asText()) {
+                                case "float32" -> WeightType.F32;
+                                case "float16" -> WeightType.F16;
+                                case "bfloat16" -> WeightType.BF16;
+                                default -> throw new AssertionError(node.get("dtype"));
+                            },
+                            t.type(),
+                            where + " type");
                     long[] shape = new long[node.get("shape").size()];
                     for (int i = 0; i < shape.length; i++) {
                         shape[i] = node.get("shape").get(i).longValue();
@@ -387,7 +477,9 @@ class PthFileTest {
                 assertEquals(3.25f, wf.get("scalar").getFloat(0));
                 assertEquals(0, wf.get("empty").size());
                 // contiguous views share the mapped storage: row2 starts 12 floats into base
-                assertEquals(wf.get("base").data().address() + 48, wf.get("row2").data().address());
+                assertEquals(
+                        wf.get("base").data().address() + 48,
+                        wf.get("row2").data().address());
             }
         }
     }
@@ -399,9 +491,10 @@ class PthFileTest {
         // pickle protocol 2 (torch's default) writes Python 2 module names: builtins -> __builtin__,
         // subprocess -> commands; os.system is posix.system on Linux
         String[][] cases = {
-                {"evil_system", "refusing global posix.system: model files may only contain tensors"},
-                {"evil_eval", "refusing global __builtin__.eval: model files may only contain tensors"},
-                {"evil_popen", "refusing global commands.Popen: model files may only contain tensors"}};
+            {"evil_system", "refusing global posix.system: model files may only contain tensors"},
+            {"evil_eval", "refusing global __builtin__.eval: model files may only contain tensors"},
+            {"evil_popen", "refusing global commands.Popen: model files may only contain tensors"}
+        };
         for (String[] c : cases) {
             Path p = fx.resolve(c[0] + ".pth");
             assertRefused(p, c[1]);
@@ -413,8 +506,10 @@ class PthFileTest {
         String python = PythonFixtures.interpreterWith("torch").orElseThrow();
         String load = "import sys, torch\ntry:\n    torch.load(sys.argv[1], weights_only=False)\n"
                 + "except TypeError:\n    torch.load(sys.argv[1])\n";
-        Process p = new ProcessBuilder(python, "-c", load, fx.resolve("evil_system.pth").toString())
-                .redirectErrorStream(true).start();
+        Process p = new ProcessBuilder(
+                        python, "-c", load, fx.resolve("evil_system.pth").toString())
+                .redirectErrorStream(true)
+                .start();
         String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         p.waitFor();
         assertTrue(Files.exists(markers.resolve("evil_system.created")), "torch.load should run it: " + output);

@@ -1,18 +1,17 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.backend.ScalarBackend;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.reference.Float64Rwkv;
 import dev.rwkvflink.engine.testing.SharedData;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A model saved by real PyTorch ({@code torch.save}, via {@code rwkvcpp_to_blinkdl.py}: rwkv.cpp's tiny models
@@ -30,7 +29,8 @@ class PthModelLogitsTest {
         Path bin = PythonFixtures.rwkvCppModel(model + ".bin");
         PythonFixtures.run("torch", "rwkvcpp_to_blinkdl.py", out.toString(), bin.toString());
         List<String> files = Files.exists(out.resolve(model + ".fla.safetensors"))
-                ? List.of(".pth", ".safetensors", ".fla.safetensors") : List.of(".pth", ".safetensors");
+                ? List.of(".pth", ".safetensors", ".fla.safetensors")
+                : List.of(".pth", ".safetensors");
         for (String suffix : files) {
             Path file = out.resolve(model + suffix);
             double[] exact;
@@ -43,8 +43,8 @@ class PthModelLogitsTest {
                 assertTrue(diff <= 1e-4, model + suffix + ": " + diff);
                 if (!model.contains("5v")) {
                     // v4 and v7 share conventions across formats: the rwkv.cpp expected logits apply too.
-                    float[] expected = SharedData.expectedLogits(model.substring("tiny-rwkv-".length(),
-                            model.lastIndexOf('-')));
+                    float[] expected =
+                            SharedData.expectedLogits(model.substring("tiny-rwkv-".length(), model.lastIndexOf('-')));
                     double vsCpp = Float64Rwkv.maxAbsDiff(expected, exact);
                     assertTrue(vsCpp <= 1e-4, model + suffix + " vs rwkv.cpp: " + vsCpp);
                 }

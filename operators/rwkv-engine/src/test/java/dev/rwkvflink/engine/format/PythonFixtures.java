@@ -1,7 +1,5 @@
 package dev.rwkvflink.engine.format;
 
-import org.junit.jupiter.api.Assumptions;
-
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.net.URL;
@@ -14,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * Runs the fixture generators in {@code src/test/resources/dev/rwkvflink/engine/format/} with a python3 that has
@@ -24,15 +23,17 @@ import java.util.concurrent.TimeUnit;
 final class PythonFixtures {
     private static final Map<String, Optional<String>> INTERPRETERS = new HashMap<>();
 
-    private PythonFixtures() {
-    }
+    private PythonFixtures() {}
 
     /** Runs {@code script} with {@code args}; skips the calling test if no python3 can import {@code module}. */
     static void run(String module, String script, String... args) throws IOException, InterruptedException {
         Optional<String> python = interpreterWith(module);
-        Assumptions.assumeTrue(python.isPresent(), "skipped: no python3 that can 'import " + module
-                + "' (tried -Drwkv.python, else python3 and /usr/bin/python3)");
-        List<String> cmd = new ArrayList<>(List.of(python.get(), resource(script).toString()));
+        Assumptions.assumeTrue(
+                python.isPresent(),
+                "skipped: no python3 that can 'import " + module
+                        + "' (tried -Drwkv.python, else python3 and /usr/bin/python3)");
+        List<String> cmd =
+                new ArrayList<>(List.of(python.get(), resource(script).toString()));
         cmd.addAll(List.of(args));
         Result r = exec(cmd, 300);
         if (r.exit != 0) {
@@ -86,8 +87,7 @@ final class PythonFixtures {
         return p;
     }
 
-    private record Result(int exit, String output) {
-    }
+    private record Result(int exit, String output) {}
 
     private static Result exec(List<String> cmd, int timeoutSeconds) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();

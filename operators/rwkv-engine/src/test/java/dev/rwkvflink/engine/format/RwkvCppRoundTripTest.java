@@ -1,21 +1,20 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * End-to-end check of the readers against rwkv.cpp's converter: {@code rwkvcpp_to_blinkdl.py} inverts the
@@ -37,13 +36,22 @@ class RwkvCppRoundTripTest {
     static Path out;
 
     @ParameterizedTest
-    @ValueSource(strings = {"tiny-rwkv-4v0-660K-FP32", "tiny-rwkv-4v0-660K-FP16", "tiny-rwkv-5v1-730K-FP32",
-            "tiny-rwkv-5v2-730K-FP32", "tiny-rwkv-6v0-3m-Q5_0", "tiny-rwkv-7v0-834K-FP32", "tiny-rwkv-7v0-834K-FP16"})
+    @ValueSource(
+            strings = {
+                "tiny-rwkv-4v0-660K-FP32",
+                "tiny-rwkv-4v0-660K-FP16",
+                "tiny-rwkv-5v1-730K-FP32",
+                "tiny-rwkv-5v2-730K-FP32",
+                "tiny-rwkv-6v0-3m-Q5_0",
+                "tiny-rwkv-7v0-834K-FP32",
+                "tiny-rwkv-7v0-834K-FP16"
+            })
     void blinkDlFilesRebuiltFromRwkvCppReadBackToTheSameTensors(String model) throws Exception {
         Path bin = PythonFixtures.rwkvCppModel(model + ".bin");
         PythonFixtures.run("torch", "rwkvcpp_to_blinkdl.py", out.toString(), bin.toString());
         List<String> files = Files.exists(out.resolve(model + ".fla.safetensors"))
-                ? List.of(".pth", ".safetensors", ".fla.safetensors") : List.of(".pth", ".safetensors");
+                ? List.of(".pth", ".safetensors", ".fla.safetensors")
+                : List.of(".pth", ".safetensors");
         try (WeightFile reference = RwkvCppFile.read(bin)) {
             for (String suffix : files) {
                 try (WeightFile wf = WeightFile.open(out.resolve(model + suffix))) {
@@ -55,8 +63,7 @@ class RwkvCppRoundTripTest {
     }
 
     private static void compare(String what, Map<String, Tensor> reference, Map<String, Tensor> actual) {
-        assertEquals(new TreeSet<>(reference.keySet()), new TreeSet<>(actual.keySet()),
-                what + ": tensor names");
+        assertEquals(new TreeSet<>(reference.keySet()), new TreeSet<>(actual.keySet()), what + ": tensor names");
         boolean v6 = reference.containsKey("blocks.0.att.time_maa_x");
         double worst = 0;
         for (Map.Entry<String, Tensor> e : reference.entrySet()) {
@@ -86,8 +93,9 @@ class RwkvCppRoundTripTest {
                 TensorAsserts.assertBitsEqual(x, y, where);
             }
         }
-        System.out.printf("%s: %d tensors match; worst relative error of the exp/log round trips %.3g%n", what,
-                reference.size(), worst);
+        System.out.printf(
+                "%s: %d tensors match; worst relative error of the exp/log round trips %.3g%n",
+                what, reference.size(), worst);
         assertTrue(worst <= REL_TOL);
     }
 

@@ -1,19 +1,18 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dev.rwkvflink.engine.backend.ScalarBackend;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.tensor.WeightType;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-
-import java.nio.file.Files;
-import java.nio.file.Path;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 class RwkvCppWriterTest {
     @TempDir
@@ -24,8 +23,14 @@ class RwkvCppWriterTest {
      * (bytes 4-7): the writer writes 101, and version 100 files (only F32/F16 tensors) are the same layout.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"tiny-rwkv-4v0-660K-FP16", "tiny-rwkv-5v2-730K-FP32", "tiny-rwkv-6v0-3m-Q5_0",
-        "tiny-rwkv-7v0-834K-FP32", "tiny-rwkv-7v0-834K-FP16"})
+    @ValueSource(
+            strings = {
+                "tiny-rwkv-4v0-660K-FP16",
+                "tiny-rwkv-5v2-730K-FP32",
+                "tiny-rwkv-6v0-3m-Q5_0",
+                "tiny-rwkv-7v0-834K-FP32",
+                "tiny-rwkv-7v0-834K-FP16"
+            })
     void rwkvCppFilesRoundTripByteForByte(String model) throws Exception {
         Path original = PythonFixtures.rwkvCppModel(model + ".bin");
         Path copy = dir.resolve(model + ".bin");
@@ -34,7 +39,11 @@ class RwkvCppWriterTest {
         }
         byte[] a = Files.readAllBytes(original);
         byte[] b = Files.readAllBytes(copy);
-        assertEquals(101, java.nio.ByteBuffer.wrap(b, 4, 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).getInt());
+        assertEquals(
+                101,
+                java.nio.ByteBuffer.wrap(b, 4, 4)
+                        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                        .getInt());
         System.arraycopy(a, 4, b, 4, 4);
         assertArrayEquals(a, b, model + ": the same bytes apart from the version");
     }
@@ -47,7 +56,7 @@ class RwkvCppWriterTest {
         RwkvCppWriter.write(RandomModels.rwkv7(shape, 5, WeightType.F16), file);
         int[] tokens = {1, 200, 45, 7, 255, 0, 12};
         try (RwkvModel memory = RwkvModel.of(RandomModels.rwkv7(shape, 5, WeightType.F16), new ScalarBackend());
-             RwkvModel mapped = RwkvModel.load(file, new ScalarBackend())) {
+                RwkvModel mapped = RwkvModel.load(file, new ScalarBackend())) {
             assertArrayEquals(memory.hidden(memory.newState(), tokens), mapped.hidden(mapped.newState(), tokens), 0f);
             assertEquals(memory.config(), mapped.config());
         }

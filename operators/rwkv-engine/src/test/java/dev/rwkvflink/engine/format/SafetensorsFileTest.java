@@ -1,10 +1,12 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -14,11 +16,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.SortedMap;
 import java.util.TreeMap;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class SafetensorsFileTest {
     @TempDir
@@ -28,7 +27,10 @@ class SafetensorsFileTest {
     private Path write(String name, String header, byte[] data) throws IOException {
         byte[] h = header.getBytes(StandardCharsets.UTF_8);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        out.writeBytes(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(h.length).array());
+        out.writeBytes(ByteBuffer.allocate(8)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(h.length)
+                .array());
         out.writeBytes(h);
         out.writeBytes(data);
         Path p = dir.resolve(name);
@@ -63,8 +65,8 @@ class SafetensorsFileTest {
     @Test
     void readsFloatTypesWithMetadata() throws IOException {
         // F16 0x3C00 = 1, 0xC000 = -2; BF16 0x3FC0 = 1.5, 0x4049 = 3.140625
-        byte[] data = concat(f32(1.5f, -2f, 3.25f, 0f, 7f, -0.5f), u16(0x3C00, 0xC000), u16(0x3FC0, 0x4049),
-                f32(-0.5f));
+        byte[] data =
+                concat(f32(1.5f, -2f, 3.25f, 0f, 7f, -0.5f), u16(0x3C00, 0xC000), u16(0x3FC0, 0x4049), f32(-0.5f));
         Path p = write("plain.safetensors", """
                 {"__metadata__":{"format":"pt"},
                  "a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},
@@ -126,46 +128,68 @@ class SafetensorsFileTest {
         assertRefused("bad-json.safetensors", file("{\"x\":{\"dtype\":", f32(1, 2)), "not valid JSON");
         assertRefused("array.safetensors", file("[1,2]", f32(1, 2)), "not a JSON object");
         assertRefused("dup.safetensors", file("{\"x\":{},\"x\":{}}", f32(1, 2)), "not valid JSON");
-        assertRefused("outside.safetensors",
+        assertRefused(
+                "outside.safetensors",
                 file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", f32(1, 2)),
-                "tensor 'x'", "data_offsets [4, 12] lie outside the 8-byte data region");
-        assertRefused("reversed.safetensors",
+                "tensor 'x'",
+                "data_offsets [4, 12] lie outside the 8-byte data region");
+        assertRefused(
+                "reversed.safetensors",
                 file("{\"x\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", f32(1, 2)),
                 "data_offsets [8, 0]");
-        assertRefused("size.safetensors",
+        assertRefused(
+                "size.safetensors",
                 file("{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", f32(1, 2)),
-                "tensor 'x'", "F32 [3] needs 12 bytes, data_offsets give 8");
-        assertRefused("dtype.safetensors",
+                "tensor 'x'",
+                "F32 [3] needs 12 bytes, data_offsets give 8");
+        assertRefused(
+                "dtype.safetensors",
                 file("{\"x\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", f32(1, 2)),
                 "unsupported dtype I64");
-        assertRefused("dim.safetensors",
+        assertRefused(
+                "dim.safetensors",
                 file("{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", f32(1, 2)),
                 "bad dimension -2");
-        assertRefused("overflow.safetensors", file("{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,"
-                + "4294967296],\"data_offsets\":[0,8]}}", f32(1, 2)), "too large");
-        assertRefused("offsets.safetensors",
+        assertRefused(
+                "overflow.safetensors",
+                file(
+                        "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296," + "4294967296],\"data_offsets\":[0,8]}}",
+                        f32(1, 2)),
+                "too large");
+        assertRefused(
+                "offsets.safetensors",
                 file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", f32(1, 2)),
                 "data_offsets must be [begin, end]");
         assertRefused("empty.safetensors", file("{\"__metadata__\":{}}", new byte[0]), "no tensors");
         // issue 18: overlapping entries (many tensors from the same bytes) are refused, naming both
-        assertRefused("overlap.safetensors", file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                + "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", f32(1, 2)),
+        assertRefused(
+                "overlap.safetensors",
+                file(
+                        "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                + "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                        f32(1, 2)),
                 "tensors 'x' [0, 8) and 'y' [4, 8) overlap");
-        assertRefused("same.safetensors", file("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                + "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", f32(1, 2)), "overlap");
+        assertRefused(
+                "same.safetensors",
+                file(
+                        "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                + "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                        f32(1, 2)),
+                "overlap");
     }
 
     @Test
     void blinkDlAndFlaNamingGiveTheSameCanonicalModel() throws Exception {
         PythonFixtures.run("numpy", "make_safetensors_fixtures.py", dir.toString());
         try (WeightFile blink = SafetensorsFile.read(dir.resolve("blinkdl.safetensors"));
-             WeightFile fla = SafetensorsFile.read(dir.resolve("fla.safetensors"));
-             WeightFile flaXx = SafetensorsFile.read(dir.resolve("fla_xx.safetensors"))) {
-            TensorAsserts.assertMatchesJson(TensorAsserts.readJson(dir.resolve("expected.json")), blink.tensors(),
-                    "blinkdl.safetensors");
+                WeightFile fla = SafetensorsFile.read(dir.resolve("fla.safetensors"));
+                WeightFile flaXx = SafetensorsFile.read(dir.resolve("fla_xx.safetensors"))) {
+            TensorAsserts.assertMatchesJson(
+                    TensorAsserts.readJson(dir.resolve("expected.json")), blink.tensors(), "blinkdl.safetensors");
             assertEquals(WeightType.BF16, blink.get("blocks.0.att.key.weight").type(), "types are kept");
             assertEquals(WeightType.F16, blink.get("blocks.1.ffn.value.weight").type());
-            assertArrayEquals(new long[] {6, 64}, blink.get("blocks.1.att.x_rwkvag").shape());
+            assertArrayEquals(
+                    new long[] {6, 64}, blink.get("blocks.1.att.x_rwkvag").shape());
             assertArrayEquals(new long[] {32, 64}, blink.get("blocks.1.att.w1").shape(), "out x in");
             assertArrayEquals(new long[] {64, 16}, blink.get("blocks.1.att.v2").shape(), "out x in");
             TensorAsserts.assertIdentical(sorted(blink), sorted(fla), "fla.safetensors");
@@ -179,11 +203,14 @@ class SafetensorsFileTest {
 
     @Test
     void unknownFlaNamesAreReportedWithTheFile() throws IOException {
-        Path p = write("hybrid.safetensors", "{\"model.layers.0.attn.q_proj.weight\":{\"dtype\":\"F32\","
-                + "\"shape\":[1],\"data_offsets\":[0,4]}}", f32(1));
+        Path p = write(
+                "hybrid.safetensors",
+                "{\"model.layers.0.attn.q_proj.weight\":{\"dtype\":\"F32\"," + "\"shape\":[1],\"data_offsets\":[0,4]}}",
+                f32(1));
         IOException e = assertThrows(IOException.class, () -> SafetensorsFile.read(p));
         assertTrue(e.getMessage().startsWith(p.toString()), e.getMessage());
-        assertTrue(e.getMessage().contains("unknown fla RWKV-7 tensor name 'model.layers.0.attn.q_proj.weight'"),
+        assertTrue(
+                e.getMessage().contains("unknown fla RWKV-7 tensor name 'model.layers.0.attn.q_proj.weight'"),
                 e.getMessage());
     }
 }

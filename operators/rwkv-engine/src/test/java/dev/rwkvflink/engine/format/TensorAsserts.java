@@ -1,9 +1,12 @@
 package dev.rwkvflink.engine.format;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -11,16 +14,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
-
 /** Tensor comparisons shared by the format tests. */
 final class TensorAsserts {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private TensorAsserts() {
-    }
+    private TensorAsserts() {}
 
     static JsonNode readJson(Path p) throws IOException {
         return JSON.readTree(p.toFile());
@@ -66,8 +64,9 @@ final class TensorAsserts {
         for (int i = 0; i < expected.length; i++) {
             if (Float.floatToIntBits(expected[i]) != Float.floatToIntBits(actual[i])) {
                 fail(where + " element " + i + ": expected " + expected[i] + ", got " + actual[i]
-                        + (expected.length <= 16 ? " (expected " + Arrays.toString(expected) + ", got "
-                        + Arrays.toString(actual) + ")" : ""));
+                        + (expected.length <= 16
+                                ? " (expected " + Arrays.toString(expected) + ", got " + Arrays.toString(actual) + ")"
+                                : ""));
             }
         }
     }

@@ -1,25 +1,24 @@
 package dev.rwkvflink.engine.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.WeightType;
 import dev.rwkvflink.engine.testing.SharedData;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
-
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Random;
-import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link RwkvModel#advance} on the CPU runs all streams of a batch through the layers together (one product per
@@ -68,8 +67,9 @@ class MultiStreamAdvanceTest {
         Backend backend = Backends.byName(p[1]);
         int max = RwkvModel.MAX_BLOCK_TOKENS;
         int[] lengths = {5, max + 300, 0, 900, 40, 1, max - 346};
-        try (RwkvModel m = RwkvModel.of(RandomModels.rwkv7(
-                new RandomModels.Rwkv7Shape(2, 64, 32, 128, 128, 16, 16, 16, 16), 3, WeightType.valueOf(p[0])),
+        try (RwkvModel m = RwkvModel.of(
+                RandomModels.rwkv7(
+                        new RandomModels.Rwkv7Shape(2, 64, 32, 128, 128, 16, 16, 16, 16), 3, WeightType.valueOf(p[0])),
                 backend)) {
             assertBatchEqualsAlone(m, lengths, new Random(5));
         }
@@ -92,15 +92,17 @@ class MultiStreamAdvanceTest {
     void aStateTwiceInOneBatchIsRefused() throws Exception {
         try (RwkvModel m = smallModel()) {
             RwkvState s = m.newState();
-            assertThrows(IllegalArgumentException.class,
+            assertThrows(
+                    IllegalArgumentException.class,
                     () -> m.advance(new RwkvState[] {s, m.newState(), s}, new int[][] {{1}, {2}, {3}}));
             m.advance(new RwkvState[] {s, s}, new int[][] {{1}, {}}); // once with tokens is fine
         }
     }
 
     private static RwkvModel smallModel() {
-        return RwkvModel.of(RandomModels.rwkv7(new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1,
-                WeightType.F32), Backends.byName("vector"));
+        return RwkvModel.of(
+                RandomModels.rwkv7(new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1, WeightType.F32),
+                Backends.byName("vector"));
     }
 
     /**
@@ -121,8 +123,8 @@ class MultiStreamAdvanceTest {
         }
         float[][] together = m.advance(batch, tokens);
         for (int i = 0; i < n; i++) {
-            String what = m.config().version() + " " + m.config().matrixType() + " " + m.backend().name()
-                    + ": stream " + i + " (" + lengths[i] + " tokens)";
+            String what = m.config().version() + " " + m.config().matrixType() + " "
+                    + m.backend().name() + ": stream " + i + " (" + lengths[i] + " tokens)";
             if (lengths[i] == 0) {
                 assertNull(together[i], what);
             } else {

@@ -3,7 +3,6 @@ package dev.rwkvflink.engine.model;
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -23,8 +22,7 @@ import java.util.SplittableRandom;
  * </pre>
  */
 public final class MultiStreamProbe {
-    private MultiStreamProbe() {
-    }
+    private MultiStreamProbe() {}
 
     public static void main(String[] args) {
         String[] types = (args.length > 0 ? args[0] : "F32").split(",");
@@ -32,8 +30,8 @@ public final class MultiStreamProbe {
         int runs = args.length > 2 ? Integer.parseInt(args[2]) : 7;
         for (String typeName : types) {
             WeightType type = WeightType.valueOf(typeName.strip().toUpperCase(Locale.ROOT));
-            try (RwkvModel m = RwkvModel.of(RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, type),
-                    Backends.byName("vector"))) {
+            try (RwkvModel m = RwkvModel.of(
+                    RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, type), Backends.byName("vector"))) {
                 for (String shape : shapes) { // KxT or KxT/B
                     String[] kt = shape.split("[x/]");
                     int keys = Integer.parseInt(kt[0]);
@@ -76,8 +74,18 @@ public final class MultiStreamProbe {
         }
         double a = median(loop);
         double b = median(batched);
-        System.out.printf(Locale.ROOT, "%s streams%dx%d/%d  per-stream loop %.1f tok/s %s  batched %.1f tok/s %s"
-                + "  ratio %.2f%n", type, keys, perKey, batch, a, rounded(loop), b, rounded(batched), b / a);
+        System.out.printf(
+                Locale.ROOT,
+                "%s streams%dx%d/%d  per-stream loop %.1f tok/s %s  batched %.1f tok/s %s" + "  ratio %.2f%n",
+                type,
+                keys,
+                perKey,
+                batch,
+                a,
+                rounded(loop),
+                b,
+                rounded(batched),
+                b / a);
     }
 
     private static double median(List<Double> v) {

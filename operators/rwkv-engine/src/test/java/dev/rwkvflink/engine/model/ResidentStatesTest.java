@@ -26,7 +26,7 @@ class ResidentStatesTest {
         Random rnd = new Random(11);
         for (String model : new String[] {"7v0-834K", "4v0-660K", "5v2-730K"}) {
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(model, "FP32"), Backends.byName("cpu"));
-                 ResidentStates slots = m.residentStates(4)) {
+                    ResidentStates slots = m.residentStates(4)) {
                 assertEquals(4, slots.capacity());
                 int vocab = m.config().vocab();
                 RwkvState[] objects = new RwkvState[4];
@@ -72,8 +72,9 @@ class ResidentStatesTest {
 
     @Test
     void capacityMustBePositive() throws Exception {
-        try (WeightFile f = RandomModels.rwkv7(new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1,
-                WeightType.F32); RwkvModel m = RwkvModel.of(f, Backends.byName("cpu"))) {
+        try (WeightFile f = RandomModels.rwkv7(
+                        new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1, WeightType.F32);
+                RwkvModel m = RwkvModel.of(f, Backends.byName("cpu"))) {
             assertThrows(IllegalArgumentException.class, () -> m.residentStates(0));
         }
     }
@@ -81,8 +82,9 @@ class ResidentStatesTest {
     /** On the CPU path states live on the heap: no accelerator, no pool limit, and a heap pool of any size. */
     @Test
     void theCpuPathHasNoStatePoolLimit() throws Exception {
-        try (WeightFile f = RandomModels.rwkv7(new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1,
-                WeightType.F32); RwkvModel m = RwkvModel.of(f, Backends.byName("cpu"))) {
+        try (WeightFile f = RandomModels.rwkv7(
+                        new RandomModels.Rwkv7Shape(1, 64, 64, 128, 64, 16, 16, 16, 16), 1, WeightType.F32);
+                RwkvModel m = RwkvModel.of(f, Backends.byName("cpu"))) {
             assertFalse(m.onAccelerator());
             assertEquals(0, m.residentStateLimit());
             try (ResidentStates s = m.residentStates(3)) {

@@ -1,20 +1,19 @@
 package dev.rwkvflink.engine.model;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.reference.Float64Rwkv;
 import dev.rwkvflink.engine.testing.SharedData;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Parity with rwkv.cpp's tiny test models (v4, v5.0 (rwkv.cpp "5v1"), v5.2, v6, v7; FP32, FP16, Q5_0, Q5_1)
@@ -59,7 +58,8 @@ class RwkvCppParityTest {
         }
         float[] logits;
         try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(model, format), backend)) {
-            logits = mode.equals("rnn") ? m.forwardRnn(m.newState(), SharedData.PROMPT)
+            logits = mode.equals("rnn")
+                    ? m.forwardRnn(m.newState(), SharedData.PROMPT)
                     : m.forward(m.newState(), SharedData.PROMPT);
         }
         double vsExact = Float64Rwkv.maxAbsDiff(logits, exact);
@@ -67,7 +67,8 @@ class RwkvCppParityTest {
         for (int i = 0; i < expected.length; i++) {
             vsRwkvCpp = Math.max(vsRwkvCpp, Math.abs(logits[i] - expected[i]));
         }
-        System.out.printf("%-9s %-5s %-3s %-6s max|ours - float64| %.3g   max|ours - rwkv.cpp FP32| %.3g%n",
+        System.out.printf(
+                "%-9s %-5s %-3s %-6s max|ours - float64| %.3g   max|ours - rwkv.cpp FP32| %.3g%n",
                 model, format, mode, backendName, vsExact, vsRwkvCpp);
 
         assertTrue(vsExact <= 1e-3, "vs float64 evaluation of the same file: " + vsExact);

@@ -1,19 +1,18 @@
 package dev.rwkvflink.engine.model;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-import org.junit.jupiter.api.Test;
-
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Consumer;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** A model whose layers are not whole is refused naming what is wrong (issue 18), never silently cut or misread. */
 class WholeLayersTest {
@@ -27,12 +26,15 @@ class WholeLayersTest {
     }
 
     private static String refusal(WeightFile f) {
-        return assertThrows(IllegalArgumentException.class, () -> RwkvConfig.detect(f)).getMessage();
+        return assertThrows(IllegalArgumentException.class, () -> RwkvConfig.detect(f))
+                .getMessage();
     }
 
     @Test
     void aWholeModelPasses() {
-        assertEquals(3, RwkvConfig.detect(RandomModels.rwkv7(SHAPE, 3, WeightType.F32)).layers());
+        assertEquals(
+                3,
+                RwkvConfig.detect(RandomModels.rwkv7(SHAPE, 3, WeightType.F32)).layers());
     }
 
     @Test
@@ -51,8 +53,9 @@ class WholeLayersTest {
     void aNarrowerMatrixThanLayer0sIsRefusedWithBothShapes() {
         String m = refusal(edited(t -> {
             Tensor w = t.get("blocks.2.att.w1");
-            t.put("blocks.2.att.w1", Tensor.ofFloats("blocks.2.att.w1", new float[(int) w.size() / 2],
-                    w.dim(0) / 2, w.dim(1)));
+            t.put(
+                    "blocks.2.att.w1",
+                    Tensor.ofFloats("blocks.2.att.w1", new float[(int) w.size() / 2], w.dim(0) / 2, w.dim(1)));
         }));
         assertTrue(m.contains("blocks.2.att.w1 has shape") && m.contains("layer 1's"), m);
     }
@@ -70,17 +73,19 @@ class WholeLayersTest {
                     }
                 }
             });
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
                     () -> RwkvModel.of(f, new dev.rwkvflink.engine.backend.ScalarBackend()));
-            assertTrue(e.getMessage().contains(lora) && e.getMessage().contains("is not rank x 64"),
+            assertTrue(
+                    e.getMessage().contains(lora) && e.getMessage().contains("is not rank x 64"),
                     lora + ": " + e.getMessage());
         }
     }
 
     @Test
     void anUnexpectedBlockTensorIsNamed() {
-        String m = refusal(edited(t -> t.put("blocks.2.att.extra", Tensor.ofFloats("blocks.2.att.extra",
-                new float[4], 4))));
+        String m = refusal(
+                edited(t -> t.put("blocks.2.att.extra", Tensor.ofFloats("blocks.2.att.extra", new float[4], 4))));
         assertTrue(m.contains("unexpected blocks.2.att.extra"), m);
     }
 }

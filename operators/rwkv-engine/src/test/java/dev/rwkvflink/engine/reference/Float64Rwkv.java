@@ -2,7 +2,6 @@ package dev.rwkvflink.engine.reference;
 
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.util.HashMap;
 import java.util.Map;
 
@@ -66,8 +65,16 @@ public final class Float64Rwkv {
     private final int headSize;
     private final double groupNormEps;
 
-    private Float64Rwkv(Map<String, double[]> w, Map<String, long[]> shapes, Arch arch, int nVocab, int nEmbd,
-            int nLayer, int nHead, int headSize, double groupNormEps) {
+    private Float64Rwkv(
+            Map<String, double[]> w,
+            Map<String, long[]> shapes,
+            Arch arch,
+            int nVocab,
+            int nEmbd,
+            int nLayer,
+            int nHead,
+            int headSize,
+            double groupNormEps) {
         this.w = w;
         this.shapes = shapes;
         this.arch = arch;
@@ -267,6 +274,7 @@ public final class Float64Rwkv {
         final double[][] ffnX = new double[nLayer][nEmbd];
         /** v4 only: numerator, denominator and exponent offset of the wkv average. */
         final double[][] aa;
+
         final double[][] bb;
         final double[][] pp;
         /** v5/v6: [layer][head][key][value]; v7: [layer][head][value][key]. */
@@ -466,8 +474,8 @@ public final class Float64Rwkv {
             return perHeadOrChannel;
         }
         if (perHeadOrChannel.length != nHead) {
-            throw new IllegalArgumentException("expected " + nHead + " or " + nEmbd + " values, got "
-                    + perHeadOrChannel.length);
+            throw new IllegalArgumentException(
+                    "expected " + nHead + " or " + nEmbd + " values, got " + perHeadOrChannel.length);
         }
         double[] c = new double[nEmbd];
         for (int h = 0; h < nHead; h++) {
@@ -733,8 +741,8 @@ public final class Float64Rwkv {
         return y;
     }
 
-    private static double[] normalize(double[] x, int off, int n, double[] weight, double[] bias, double eps,
-            double[] y) {
+    private static double[] normalize(
+            double[] x, int off, int n, double[] weight, double[] bias, double eps, double[] y) {
         double mean = 0;
         for (int i = off; i < off + n; i++) {
             mean += x[i];

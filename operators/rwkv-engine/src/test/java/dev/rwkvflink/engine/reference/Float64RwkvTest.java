@@ -1,15 +1,12 @@
 package dev.rwkvflink.engine.reference;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
-
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -19,10 +16,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.ConcurrentSkipListMap;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Checks {@link Float64Rwkv} against rwkv.cpp's expected logits for its tiny test models (prompt {@code "in} =
@@ -77,8 +75,9 @@ class Float64RwkvTest {
     }
 
     private static void record(String model, String format, double diff, int argmax, String note) {
-        TABLE.put(model + " " + format, String.format("%-10s %-5s max|diff| %.3e  argmax %3d%s", model, format,
-                diff, argmax, note));
+        TABLE.put(
+                model + " " + format,
+                String.format("%-10s %-5s max|diff| %.3e  argmax %3d%s", model, format, diff, argmax, note));
     }
 
     @AfterAll
@@ -158,11 +157,11 @@ class Float64RwkvTest {
     @Test
     void detectsArchitectures() throws IOException {
         Object[][] cases = {
-                {"4v0-660K", "FP32", Float64Rwkv.Arch.V4, 128, 4, 1},
-                {"5v1-730K", "FP32", Float64Rwkv.Arch.V5_0, 64, 12, 8},
-                {"5v2-730K", "FP32", Float64Rwkv.Arch.V5_2, 64, 12, 8},
-                {"6v0-3m", "Q5_1", Float64Rwkv.Arch.V6, 128, 12, 16},
-                {"7v0-834K", "FP32", Float64Rwkv.Arch.V7, 64, 12, 1},
+            {"4v0-660K", "FP32", Float64Rwkv.Arch.V4, 128, 4, 1},
+            {"5v1-730K", "FP32", Float64Rwkv.Arch.V5_0, 64, 12, 8},
+            {"5v2-730K", "FP32", Float64Rwkv.Arch.V5_2, 64, 12, 8},
+            {"6v0-3m", "Q5_1", Float64Rwkv.Arch.V6, 128, 12, 16},
+            {"7v0-834K", "FP32", Float64Rwkv.Arch.V7, 64, 12, 1},
         };
         for (Object[] c : cases) {
             Path p = dir().resolve("tiny-rwkv-" + c[0] + "-" + c[1] + ".bin");
@@ -213,7 +212,8 @@ class Float64RwkvTest {
             int quantized = 0;
             double worstRatio = 0;
             double worstErrOverD = 0;
-            try (WeightFile ref = WeightFile.open(fp32Path); WeightFile q = WeightFile.open(qPath)) {
+            try (WeightFile ref = WeightFile.open(fp32Path);
+                    WeightFile q = WeightFile.open(qPath)) {
                 assertEquals(ref.tensors().keySet(), q.tensors().keySet(), model + " " + format + " tensor names");
                 for (Tensor t : q.tensors().values()) {
                     Tensor r = ref.get(t.name());
@@ -238,7 +238,8 @@ class Float64RwkvTest {
                         }
                         double err = Math.abs(mine[i] - x[i]);
                         if (!(err <= bound[i])) {
-                            throw new AssertionError(String.format("%s %s element %d: |%s - %s| = %.3e > bound %.3e",
+                            throw new AssertionError(String.format(
+                                    "%s %s element %d: |%s - %s| = %.3e > bound %.3e",
                                     qPath.getFileName(), t.name(), i, mine[i], x[i], err, bound[i]));
                         }
                         worstRatio = Math.max(worstRatio, err / bound[i]);
@@ -249,9 +250,11 @@ class Float64RwkvTest {
                 }
             }
             assertTrue(quantized > 0, qPath + " has no quantized tensors");
-            TABLE.put("~dequant " + model + " " + format, String.format(
-                    "dequant %-10s %-5s %3d quantized tensors, max |w_q - w_f32| / |d16| = %.4f, max err/bound = %.4f",
-                    model, format, quantized, worstErrOverD, worstRatio));
+            TABLE.put(
+                    "~dequant " + model + " " + format,
+                    String.format(
+                            "dequant %-10s %-5s %3d quantized tensors, max |w_q - w_f32| / |d16| = %.4f, max err/bound = %.4f",
+                            model, format, quantized, worstErrOverD, worstRatio));
         }
     }
 
@@ -284,7 +287,8 @@ class Float64RwkvTest {
                     } else {
                         out[idx] = d * (q - 16);
                         double k = q == 31 ? 1.0 : 0.5;
-                        bound[idx] = d == 0 ? 16 * hd // d rounded to 0 in fp16: |x| <= 16 |d_true| <= 16 h(0)
+                        bound[idx] = d == 0
+                                ? 16 * hd // d rounded to 0 in fp16: |x| <= 16 |d_true| <= 16 h(0)
                                 : k * (Math.abs(d) + hd) + Math.abs(q - 16) * hd + slack;
                     }
                     d16s[idx] = d;

@@ -1,26 +1,25 @@
 package dev.rwkvflink.engine.state;
 
-import dev.rwkvflink.engine.backend.Backends;
-import dev.rwkvflink.engine.backend.ScalarBackend;
-import dev.rwkvflink.engine.model.RwkvModel;
-import dev.rwkvflink.engine.testing.SharedData;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
-
-import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.engine.backend.Backends;
+import dev.rwkvflink.engine.backend.ScalarBackend;
+import dev.rwkvflink.engine.model.RwkvModel;
+import dev.rwkvflink.engine.testing.SharedData;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
 /** The state's binary form is exact, self-describing and refuses to be applied to another model. */
 class StateCodecTest {
-    private static final byte[] TEXT = "This is a port of [BlinkDL/RWKV-LM](https://github.com/BlinkDL/RWKV-LM"
-            .getBytes(StandardCharsets.UTF_8);
+    private static final byte[] TEXT =
+            "This is a port of [BlinkDL/RWKV-LM](https://github.com/BlinkDL/RWKV-LM".getBytes(StandardCharsets.UTF_8);
 
     private static int[] tokens(int from, int to) {
         int[] t = new int[to - from];
@@ -31,8 +30,16 @@ class StateCodecTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"4v0-660K, scalar", "5v1-730K, scalar", "5v2-730K, scalar", "7v0-834K, scalar",
-            "4v0-660K, vector", "5v1-730K, vector", "5v2-730K, vector", "7v0-834K, vector"})
+    @CsvSource({
+        "4v0-660K, scalar",
+        "5v1-730K, scalar",
+        "5v2-730K, scalar",
+        "7v0-834K, scalar",
+        "4v0-660K, vector",
+        "5v1-730K, vector",
+        "5v2-730K, vector",
+        "7v0-834K, vector"
+    })
     void splittingAcrossASerialisedStateIsBitIdentical(String name, String backend) throws Exception {
         try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(name, "FP32"), Backends.byName(backend))) {
             int n = TEXT.length;
@@ -63,26 +70,34 @@ class StateCodecTest {
             d[3] = Float.NEGATIVE_INFINITY;
             RwkvState back = StateCodec.decode(StateCodec.encode(s, m.fingerprint()), m.config(), m.fingerprint());
             assertTrue(back.sameBits(s));
-            assertEquals(RwkvState.V4_PP_INIT, back.data()[back.wkvOffset(0) + 2 * m.config().embd()]);
+            assertEquals(
+                    RwkvState.V4_PP_INIT,
+                    back.data()[back.wkvOffset(0) + 2 * m.config().embd()]);
         }
     }
 
     @Test
     void refusesAStateFromAnotherModel() throws Exception {
         try (RwkvModel fp32 = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), new ScalarBackend());
-             RwkvModel fp16 = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP16"), new ScalarBackend());
-             RwkvModel v5 = RwkvModel.load(SharedData.tinyModel("5v2-730K", "FP32"), new ScalarBackend())) {
+                RwkvModel fp16 = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP16"), new ScalarBackend());
+                RwkvModel v5 = RwkvModel.load(SharedData.tinyModel("5v2-730K", "FP32"), new ScalarBackend())) {
             assertFalse(fp32.fingerprint().equals(fp16.fingerprint()));
             byte[] bytes = StateCodec.encode(fp32.newState(), fp32.fingerprint());
 
-            IllegalArgumentException sameShape = assertThrows(IllegalArgumentException.class,
-                    () -> StateCodec.decode(bytes, fp16.config(), fp16.fingerprint()));
-            assertTrue(sameShape.getMessage().contains(fp32.fingerprint().shortHex())
-                    && sameShape.getMessage().contains(fp16.fingerprint().shortHex()), sameShape.getMessage());
+            IllegalArgumentException sameShape = assertThrows(
+                    IllegalArgumentException.class, () -> StateCodec.decode(bytes, fp16.config(), fp16.fingerprint()));
+            assertTrue(
+                    sameShape.getMessage().contains(fp32.fingerprint().shortHex())
+                            && sameShape
+                                    .getMessage()
+                                    .contains(fp16.fingerprint().shortHex()),
+                    sameShape.getMessage());
 
-            IllegalArgumentException otherShape = assertThrows(IllegalArgumentException.class,
-                    () -> StateCodec.decode(bytes, v5.config(), v5.fingerprint()));
-            assertTrue(otherShape.getMessage().contains("RWKV 7.0") && otherShape.getMessage().contains("RWKV 5.2"),
+            IllegalArgumentException otherShape = assertThrows(
+                    IllegalArgumentException.class, () -> StateCodec.decode(bytes, v5.config(), v5.fingerprint()));
+            assertTrue(
+                    otherShape.getMessage().contains("RWKV 7.0")
+                            && otherShape.getMessage().contains("RWKV 5.2"),
                     otherShape.getMessage());
         }
     }
@@ -92,19 +107,30 @@ class StateCodecTest {
         try (RwkvModel m = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), new ScalarBackend())) {
             byte[] good = StateCodec.encode(m.newState(), m.fingerprint());
             byte[] truncated = Arrays.copyOf(good, good.length - 1);
-            assertTrue(assertThrows(IllegalArgumentException.class,
-                    () -> StateCodec.decode(truncated, m.config(), m.fingerprint())).getMessage().contains("floats"));
+            assertTrue(assertThrows(
+                            IllegalArgumentException.class,
+                            () -> StateCodec.decode(truncated, m.config(), m.fingerprint()))
+                    .getMessage()
+                    .contains("floats"));
             byte[] header = Arrays.copyOf(good, 10);
-            assertTrue(assertThrows(IllegalArgumentException.class,
-                    () -> StateCodec.decode(header, m.config(), m.fingerprint())).getMessage().contains("truncated"));
+            assertTrue(assertThrows(
+                            IllegalArgumentException.class,
+                            () -> StateCodec.decode(header, m.config(), m.fingerprint()))
+                    .getMessage()
+                    .contains("truncated"));
             byte[] magic = good.clone();
             magic[0] = 'X';
-            assertTrue(assertThrows(IllegalArgumentException.class,
-                    () -> StateCodec.decode(magic, m.config(), m.fingerprint())).getMessage().contains("magic"));
+            assertTrue(assertThrows(
+                            IllegalArgumentException.class, () -> StateCodec.decode(magic, m.config(), m.fingerprint()))
+                    .getMessage()
+                    .contains("magic"));
             byte[] version = good.clone();
             version[4] = 9;
-            assertTrue(assertThrows(IllegalArgumentException.class,
-                    () -> StateCodec.decode(version, m.config(), m.fingerprint())).getMessage().contains("version 9"));
+            assertTrue(assertThrows(
+                            IllegalArgumentException.class,
+                            () -> StateCodec.decode(version, m.config(), m.fingerprint()))
+                    .getMessage()
+                    .contains("version 9"));
         }
     }
 

@@ -1,13 +1,13 @@
 package dev.rwkvflink.engine.tensor;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.rwkvflink.cuda.HalfFloat;
 import dev.rwkvflink.engine.format.RwkvCppFile;
 import dev.rwkvflink.engine.format.WeightFile;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -17,11 +17,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 class QuantizerTest {
     private static final int QK = QuantBlock.SIZE;
@@ -55,7 +54,8 @@ class QuantizerTest {
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) ((rnd.nextBoolean() ? 1 : -1) * Math.pow(10, -7 + 11.5 * rnd.nextDouble())); // to 3e4
         }
-        float[] back = Quantizer.quantize("w", v, new long[] {v.length}, WeightType.F16).toFloatArray();
+        float[] back = Quantizer.quantize("w", v, new long[] {v.length}, WeightType.F16)
+                .toFloatArray();
         double maxRel = 0;
         for (int i = 0; i < v.length; i++) {
             double err = Math.abs((double) v[i] - back[i]);
@@ -80,7 +80,8 @@ class QuantizerTest {
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) ((rnd.nextBoolean() ? 1 : -1) * Math.pow(10, -30 + 60 * rnd.nextDouble()));
         }
-        float[] back = Quantizer.quantize("w", v, new long[] {v.length}, WeightType.BF16).toFloatArray();
+        float[] back = Quantizer.quantize("w", v, new long[] {v.length}, WeightType.BF16)
+                .toFloatArray();
         double maxRel = 0;
         for (int i = 0; i < v.length; i++) {
             double rel = Math.abs((double) v[i] - back[i]) / Math.abs(v[i]);
@@ -89,7 +90,7 @@ class QuantizerTest {
         }
         System.out.printf("BF16 round trip: max relative error %.3g (bound 2^-8 = %.3g)%n", maxRel, 0x1p-8);
         // Round to nearest, ties to even (the kept part's last bit is 2^-7 at 1.0).
-        assertEquals(1f, roundTrip(1f + 0x1p-8f, WeightType.BF16));              // tie, 1.0 is even
+        assertEquals(1f, roundTrip(1f + 0x1p-8f, WeightType.BF16)); // tie, 1.0 is even
         assertEquals(1f + 0x1p-6f, roundTrip(1f + 3 * 0x1p-8f, WeightType.BF16)); // tie, 1 + 2^-6 is even
         assertEquals(1f + 0x1p-7f, roundTrip(1f + 0x1p-8f + 0x1p-20f, WeightType.BF16)); // above the tie
         assertEquals(-1f - 0x1p-7f, roundTrip(-1f - 0x1p-8f - 0x1p-20f, WeightType.BF16));
@@ -112,8 +113,13 @@ class QuantizerTest {
             // 8 significant bits, any fp32 exponent
             brain[i] = (float) Math.scalb((rnd.nextInt(256) - 128) / 128.0, rnd.nextInt(200) - 100);
         }
-        assertArrayEquals(half, Quantizer.quantize("h", half, new long[] {256}, WeightType.F16).toFloatArray());
-        assertArrayEquals(brain, Quantizer.quantize("b", brain, new long[] {256}, WeightType.BF16).toFloatArray());
+        assertArrayEquals(
+                half,
+                Quantizer.quantize("h", half, new long[] {256}, WeightType.F16).toFloatArray());
+        assertArrayEquals(
+                brain,
+                Quantizer.quantize("b", brain, new long[] {256}, WeightType.BF16)
+                        .toFloatArray());
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -129,7 +135,9 @@ class QuantizerTest {
      * <pre>  |x - (d16*q + m16)| <= c*d + 1e-4*d + |q| * |d - d16| + |lo - m16|,   c = 1/2 (1 at the clamped code)</pre>
      */
     @ParameterizedTest
-    @EnumSource(value = WeightType.class, names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"})
+    @EnumSource(
+            value = WeightType.class,
+            names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"})
     void blockRoundTripWithinDerivedBound(WeightType type) {
         Random rnd = new Random(5 + type.ordinal());
         int rows = 40;
@@ -197,8 +205,10 @@ class QuantizerTest {
                 boolean top = symmetric && q[j] == qmax / 2; // the clamped code 7 / 15
                 double c = top ? 1.0 : 0.5;
                 double bound = (c + 1e-4) * Math.abs(d) + Math.abs(q[j]) * fp16Err + minErr;
-                assertTrue(err <= bound, type + " block " + b + " element " + j + ": " + v[x0 + j] + " -> "
-                        + back[x0 + j] + ", error " + err + " > bound " + bound + " (d " + d + ")");
+                assertTrue(
+                        err <= bound,
+                        type + " block " + b + " element " + j + ": " + v[x0 + j] + " -> " + back[x0 + j] + ", error "
+                                + err + " > bound " + bound + " (d " + d + ")");
                 if (d != 0 && !top) {
                     maxErrOverD = Math.max(maxErrOverD, err / Math.abs(d));
                 }
@@ -215,8 +225,10 @@ class QuantizerTest {
             assertEquals(0.75, back[QK + 5], 0.0, "a constant block is d = 0, m = the constant");
         }
         assertEquals(-100.0, back[2 * QK + 5], 100 * 0x1p-11, "the outlier keeps its value");
-        System.out.printf("%s round trip: max |err|/d %.4f over unclamped elements (bound 0.5 + fp16 scale error),"
-                + " %d clamped-top elements beyond d/2%n", type, maxErrOverD, clamped);
+        System.out.printf(
+                "%s round trip: max |err|/d %.4f over unclamped elements (bound 0.5 + fp16 scale error),"
+                        + " %d clamped-top elements beyond d/2%n",
+                type, maxErrOverD, clamped);
     }
 
     /**
@@ -224,7 +236,9 @@ class QuantizerTest {
      * in the quantizer's float32 division), an extreme that pins d, and for the _1 types a minimum exact in fp16.
      */
     @ParameterizedTest
-    @EnumSource(value = WeightType.class, names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"})
+    @EnumSource(
+            value = WeightType.class,
+            names = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"})
     void blockTypesAreExactForRepresentableValues(WeightType type) {
         Random rnd = new Random(6);
         int blocks = 64;
@@ -261,7 +275,8 @@ class QuantizerTest {
         v[3] = -0.5f;
         v[4] = 0.49999997f;
         v[5] = -126.5f;
-        float[] back = Quantizer.quantize("w", v, new long[] {QK}, WeightType.Q8_0).toFloatArray();
+        float[] back =
+                Quantizer.quantize("w", v, new long[] {QK}, WeightType.Q8_0).toFloatArray();
         assertEquals(-3f, back[1]);
         assertEquals(3f, back[2]);
         assertEquals(-1f, back[3]);
@@ -276,7 +291,8 @@ class QuantizerTest {
         for (int j = 0; j < QK; j++) {
             v[j] = j - 16; // -16 .. 15: max = -16 (first with |x| = 16), d = 1, q = x + 16 = j
         }
-        MemorySegment s = Quantizer.quantize("w", v, new long[] {QK}, WeightType.Q5_0).data();
+        MemorySegment s =
+                Quantizer.quantize("w", v, new long[] {QK}, WeightType.Q5_0).data();
         assertEquals(Float.floatToFloat16(1f), s.get(ValueLayout.JAVA_SHORT_UNALIGNED, 0));
         assertEquals(0xFFFF0000, s.get(ValueLayout.JAVA_INT_UNALIGNED, 2), "q >= 16 exactly for j >= 16");
         for (int j = 0; j < 16; j++) {
@@ -288,11 +304,14 @@ class QuantizerTest {
 
     @Test
     void rejectsBadShapes() {
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> Quantizer.quantize("w", new float[48], new long[] {48}, WeightType.Q8_0));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> Quantizer.quantize("w", new float[64], new long[] {2, 16}, WeightType.F32));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> Quantizer.quantize("w", new float[64], new long[] {2, 32, 1}, WeightType.Q4_0));
     }
 
@@ -310,7 +329,9 @@ class QuantizerTest {
      * fp16-exact, and those few do not change a code). The FP16 counts are printed for information only.
      */
     @ParameterizedTest
-    @EnumSource(value = WeightType.class, names = {"Q5_0", "Q5_1"})
+    @EnumSource(
+            value = WeightType.class,
+            names = {"Q5_0", "Q5_1"})
     void reproducesRwkvCppQuantizedFiles(WeightType type) throws IOException {
         Path dir = Path.of(System.getProperty("rwkv.shared.dir", "../shared"), "reference", "rwkv-cpp-tests");
         String[] models = {"4v0-660K", "5v1-730K", "5v2-730K", "7v0-834K"};
@@ -323,24 +344,35 @@ class QuantizerTest {
                 continue;
             }
             checkedModels++;
-            try (WeightFile q = RwkvCppFile.read(quant); WeightFile f32 = RwkvCppFile.read(fp32);
-                 WeightFile f16 = Files.isReadable(fp16) ? RwkvCppFile.read(fp16) : null) {
+            try (WeightFile q = RwkvCppFile.read(quant);
+                    WeightFile f32 = RwkvCppFile.read(fp32);
+                    WeightFile f16 = Files.isReadable(fp16) ? RwkvCppFile.read(fp16) : null) {
                 long[] fromF32 = compareBlocks("FP32", type, q.tensors(), f32.tensors());
                 long[] fromF16 = f16 == null ? null : compareBlocks("FP16", type, q.tensors(), f16.tensors());
-                System.out.printf("rwkv.cpp %s %s: %d matrices, %d blocks (%d FP32 values not fp16-exact);"
-                                + " blocks differing when quantized from FP32: %d, from FP16: %s%n", model, type,
-                        fromF32[2], fromF32[0], fromF32[3], fromF32[1],
+                System.out.printf(
+                        "rwkv.cpp %s %s: %d matrices, %d blocks (%d FP32 values not fp16-exact);"
+                                + " blocks differing when quantized from FP32: %d, from FP16: %s%n",
+                        model,
+                        type,
+                        fromF32[2],
+                        fromF32[0],
+                        fromF32[3],
+                        fromF32[1],
                         fromF16 == null ? "n/a" : Long.toString(fromF16[1]));
                 assertTrue(fromF32[2] > 0, model + ": no " + type + " matrices found");
-                assertEquals(0, fromF32[1], model + " " + type + ": " + fromF32[1] + " of " + fromF32[0]
-                        + " blocks differ from rwkv.cpp's file");
+                assertEquals(
+                        0,
+                        fromF32[1],
+                        model + " " + type + ": " + fromF32[1] + " of " + fromF32[0]
+                                + " blocks differ from rwkv.cpp's file");
             }
         }
         Assumptions.assumeTrue(checkedModels > 0, "rwkv.cpp reference files not found in " + dir);
     }
 
     /** Returns {blocks compared, blocks differing, matrices compared, source values that are not fp16-exact}. */
-    private static long[] compareBlocks(String from, WeightType type, Map<String, Tensor> quantized, Map<String, Tensor> source) {
+    private static long[] compareBlocks(
+            String from, WeightType type, Map<String, Tensor> quantized, Map<String, Tensor> source) {
         long blocks = 0;
         long differing = 0;
         long matrices = 0;
@@ -365,8 +397,9 @@ class QuantizerTest {
             long diffHere = 0;
             for (long b = 0; b < n; b++) {
                 long off = b * type.blockBytes;
-                if (MemorySegment.mismatch(expected.data(), off, off + type.blockBytes,
-                        ours.data(), off, off + type.blockBytes) >= 0) {
+                if (MemorySegment.mismatch(
+                                expected.data(), off, off + type.blockBytes, ours.data(), off, off + type.blockBytes)
+                        >= 0) {
                     diffHere++;
                 }
             }

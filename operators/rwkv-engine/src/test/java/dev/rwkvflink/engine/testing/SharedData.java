@@ -1,17 +1,15 @@
 package dev.rwkvflink.engine.testing;
 
-import org.junit.jupiter.api.Assumptions;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.junit.jupiter.api.Assumptions;
 
 /** Locates the reference data in {@code ../shared/reference} (system property {@code rwkv.shared.dir}). */
 public final class SharedData {
-    private SharedData() {
-    }
+    private SharedData() {}
 
     public static Path sharedDir() {
         return Path.of(System.getProperty("rwkv.shared.dir", "../shared"));

@@ -13,8 +13,7 @@ public final class TestSeeds {
     /** The system property that forces the seed of every test that asks for one. */
     public static final String PROPERTY = "rwkv.test.seed";
 
-    private TestSeeds() {
-    }
+    private TestSeeds() {}
 
     /** A seed: {@link #toString()} names it with the way to replay it, for failure messages. */
     public record Seed(long value) {
@@ -50,8 +49,10 @@ public final class TestSeeds {
             }
         }
         String caller = StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE)
-                .walk(frames -> frames.skip(1).findFirst()
-                        .map(f -> f.getDeclaringClass().getSimpleName() + "." + f.getMethodName()).orElse("?"));
+                .walk(frames -> frames.skip(1)
+                        .findFirst()
+                        .map(f -> f.getDeclaringClass().getSimpleName() + "." + f.getMethodName())
+                        .orElse("?"));
         System.out.println(caller + ": " + seed + (forced == null || forced.isBlank() ? "" : ", forced"));
         return seed;
     }

@@ -11,12 +11,10 @@ import java.util.Random;
  */
 final class ChunkFeeding {
 
-    private ChunkFeeding() {
-    }
+    private ChunkFeeding() {}
 
     /** What feeding all pieces produced: the tokens of all steps, and the longest carry seen. */
-    record Result(int[] tokens, int maxCarry) {
-    }
+    record Result(int[] tokens, int maxCarry) {}
 
     /**
      * Feeds {@code text} cut at {@code cuts} (sorted byte offsets; repeated offsets make empty pieces), the last
@@ -67,15 +65,82 @@ final class ChunkFeeding {
      * and supplementary characters.
      */
     private static final String[] FRAGMENTS = {
-        "the", "quick", "brown", "fox", "Hello", "world", "tokenizer", "streaming", "a", "I",
-        " ", " ", " ", " ", "  ", "   ", "\n", "\n\n", "\t", " \n ", "\r\n", "\u00A0", "\u3000", "                          ",
-        ",", ".", "!", "?", "...", "--", "(", ")", "\"", "'", "'s", "'re", "'ll", "'ve", "'t", "'d", "'m", "n't",
-        "0", "42", "2025", "3.14",
-        "é", "e\u0301", "\u0301", "\u0301\u0323", "a\u0308\u0304", "Å", "\u212B", "ﬁ",
-        "\u1100\u1161", "\u1100\u1161\u11A8", "\u11A8", "\u1161", "한국어",
-        "以下は", "生活的真谛是", "。", "，", "блабла", "ปี", "عربى",
-        "😊", "👍🏽", "𝔘𝔫𝔦", "\u200D",
-        "<|endoftext|>", "<|padding|>", "<|endof", "<|", "|>", "<s>",
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "Hello",
+        "world",
+        "tokenizer",
+        "streaming",
+        "a",
+        "I",
+        " ",
+        " ",
+        " ",
+        " ",
+        "  ",
+        "   ",
+        "\n",
+        "\n\n",
+        "\t",
+        " \n ",
+        "\r\n",
+        "\u00A0",
+        "\u3000",
+        "                          ",
+        ",",
+        ".",
+        "!",
+        "?",
+        "...",
+        "--",
+        "(",
+        ")",
+        "\"",
+        "'",
+        "'s",
+        "'re",
+        "'ll",
+        "'ve",
+        "'t",
+        "'d",
+        "'m",
+        "n't",
+        "0",
+        "42",
+        "2025",
+        "3.14",
+        "é",
+        "e\u0301",
+        "\u0301",
+        "\u0301\u0323",
+        "a\u0308\u0304",
+        "Å",
+        "\u212B",
+        "ﬁ",
+        "\u1100\u1161",
+        "\u1100\u1161\u11A8",
+        "\u11A8",
+        "\u1161",
+        "한국어",
+        "以下は",
+        "生活的真谛是",
+        "。",
+        "，",
+        "блабла",
+        "ปี",
+        "عربى",
+        "😊",
+        "👍🏽",
+        "𝔘𝔫𝔦",
+        "\u200D",
+        "<|endoftext|>",
+        "<|padding|>",
+        "<|endof",
+        "<|",
+        "|>",
+        "<s>",
     };
 
     /** A random text of about {@code fragments} fragments. */
@@ -103,7 +168,7 @@ final class ChunkFeeding {
 
     /** A readable description of a failing case. */
     static String describe(byte[] text, int[] cuts) {
-        return "text " + HexFormat.of().formatHex(text) + " (\"" + new String(text, StandardCharsets.UTF_8)
-                .replace("\n", "\\n") + "\") cut at " + Arrays.toString(cuts);
+        return "text " + HexFormat.of().formatHex(text) + " (\""
+                + new String(text, StandardCharsets.UTF_8).replace("\n", "\\n") + "\") cut at " + Arrays.toString(cuts);
     }
 }

@@ -1,20 +1,19 @@
 package dev.rwkvflink.engine.tokenizer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The {@link ChunkTokenizer} contract, as property tests: for many random texts and random ways to cut them
@@ -43,7 +42,9 @@ class ChunkTokenizerTest {
     /** Feeds {@code text} cut at {@code cuts}, checks the tokens against the whole text and returns the result. */
     private static ChunkFeeding.Result assertChunkedEqualsWhole(Tokenizer tokenizer, byte[] text, int[] cuts) {
         ChunkFeeding.Result result = ChunkFeeding.feed(tokenizer.chunked(), text, cuts);
-        assertArrayEquals(tokenizer.encodeBytes(text), result.tokens(),
+        assertArrayEquals(
+                tokenizer.encodeBytes(text),
+                result.tokens(),
                 () -> tokenizer.name() + ": chunked != whole for " + ChunkFeeding.describe(text, cuts));
         return result;
     }
@@ -57,7 +58,8 @@ class ChunkTokenizerTest {
         for (int trial = 0; trial < 500; trial++) {
             byte[] text = new byte[rnd.nextInt(200)];
             rnd.nextBytes(text); // arbitrary bytes, mostly invalid UTF-8
-            ChunkFeeding.Result result = assertChunkedEqualsWhole(bytes, text, ChunkFeeding.randomCuts(rnd, text.length, 8));
+            ChunkFeeding.Result result =
+                    assertChunkedEqualsWhole(bytes, text, ChunkFeeding.randomCuts(rnd, text.length, 8));
             assertEquals(0, result.maxCarry());
         }
         ChunkTokenizer.Step step = bytes.chunked().feed(new byte[0], new byte[] {(byte) 0xE2, (byte) 0x82}, false);
@@ -73,10 +75,12 @@ class ChunkTokenizerTest {
         Random rnd = new Random(2);
         int maxCarry = 0;
         for (int trial = 0; trial < 1500; trial++) {
-            byte[] text = trial % 3 == 0 ? ChunkFeeding.randomInvalidUtf8(rnd, 1 + rnd.nextInt(80))
+            byte[] text = trial % 3 == 0
+                    ? ChunkFeeding.randomInvalidUtf8(rnd, 1 + rnd.nextInt(80))
                     : ChunkFeeding.randomText(rnd, 1 + rnd.nextInt(80)).getBytes(StandardCharsets.UTF_8);
             int[] cuts = ChunkFeeding.randomCuts(rnd, text.length, 12);
-            maxCarry = Math.max(maxCarry, assertChunkedEqualsWhole(w, text, cuts).maxCarry());
+            maxCarry =
+                    Math.max(maxCarry, assertChunkedEqualsWhole(w, text, cuts).maxCarry());
         }
         assertEquals(128, w.maxTokenLength());
         assertTrue(maxCarry < w.maxTokenLength(), "carry " + maxCarry + " must stay below 128 bytes");
@@ -121,7 +125,8 @@ class ChunkTokenizerTest {
         Random rnd = new Random(3);
         for (int trial = 0; trial < 1500; trial++) {
             byte[] text = ChunkFeeding.randomText(rnd, 1 + rnd.nextInt(120)).getBytes(StandardCharsets.UTF_8);
-            ChunkFeeding.Result result = assertChunkedEqualsWhole(n, text, ChunkFeeding.randomCuts(rnd, text.length, 12));
+            ChunkFeeding.Result result =
+                    assertChunkedEqualsWhole(n, text, ChunkFeeding.randomCuts(rnd, text.length, 12));
             assertTrue(result.maxCarry() <= NeoxChunkTokenizer.CARRY_CAP_BYTES);
         }
     }
@@ -141,7 +146,7 @@ class ChunkTokenizerTest {
     @Test
     void neoxTrickyTextsSurviveEveryCut() throws IOException {
         String[] tricky = {
-            "Hi  Hello world and more words here to fill the look-ahead",    // 2 spaces: an added token
+            "Hi  Hello world and more words here to fill the look-ahead", // 2 spaces: an added token
             "a" + " ".repeat(30) + "b c d e f g h i j k l m n o p q r s t u v w x y z",
             "words <|endoftext|> more <|padding|> and <|endof text that goes on and on and on",
             "cafe\u0301 and cafe\u0301\u0323 then the same é again, ǖ a\u0308\u0304, \u212B, to be long enough",
@@ -188,15 +193,19 @@ class ChunkTokenizerTest {
     void neoxCarryIsSmallForProse() throws IOException {
         NeoxBpeTokenizer n = neox();
         byte[] text = ("The quick brown fox jumps over the lazy dog, and then it runs away into the forest. "
-                + "Nobody knows where it went; some say it's still there!\n\n").repeat(40).getBytes(StandardCharsets.UTF_8);
+                        + "Nobody knows where it went; some say it's still there!\n\n")
+                .repeat(40)
+                .getBytes(StandardCharsets.UTF_8);
         Random rnd = new Random(5);
         for (int trial = 0; trial < 50; trial++) {
-            ChunkFeeding.Result result = assertChunkedEqualsWhole(n, text, ChunkFeeding.randomCuts(rnd, text.length, 60));
+            ChunkFeeding.Result result =
+                    assertChunkedEqualsWhole(n, text, ChunkFeeding.randomCuts(rnd, text.length, 60));
             assertTrue(result.maxCarry() <= 120, "carry " + result.maxCarry() + " bytes");
         }
         ChunkTokenizer.Step step = n.chunked().feed(new byte[0], text, false);
         // the last pre-tokens and about 41 chars of look-ahead: 44 bytes
-        assertEquals(" where it went; some say it's still there!\n\n", new String(step.carry(), StandardCharsets.UTF_8));
+        assertEquals(
+                " where it went; some say it's still there!\n\n", new String(step.carry(), StandardCharsets.UTF_8));
     }
 
     /** A word under the 64 KiB cap is still exact, however it is cut. */
@@ -244,8 +253,8 @@ class ChunkTokenizerTest {
         int[] whole = n.encodeBytes(bytes);
         assertFalse(Arrays.equals(whole, result.tokens()), "the giant word is cut, so its tokens differ");
         int[] tailWhole = n.encode(" end of the text.");
-        int[] tailChunked = Arrays.copyOfRange(result.tokens(), result.tokens().length - tailWhole.length,
-                result.tokens().length);
+        int[] tailChunked =
+                Arrays.copyOfRange(result.tokens(), result.tokens().length - tailWhole.length, result.tokens().length);
         assertArrayEquals(tailWhole, tailChunked, "the text after the giant word is tokenized as in the whole text");
     }
 
@@ -278,12 +287,15 @@ class ChunkTokenizerTest {
         Path file = tmp.resolve("plain-bpe.json");
         json.writeValue(file.toFile(), root);
         NeoxBpeTokenizer plain = NeoxBpeTokenizer.load(file);
-        assertArrayEquals(new int[] {vocab.get("the").asInt(), ' ', vocab.get("the").asInt()}, plain.encode("the the"),
+        assertArrayEquals(
+                new int[] {vocab.get("the").asInt(), ' ', vocab.get("the").asInt()},
+                plain.encode("the the"),
                 "merges apply: t+h, th+e; the space stays alone (no merge of it with \"the\")");
 
         Random rnd = new Random(7);
         for (int trial = 0; trial < 800; trial++) {
-            byte[] text = trial % 4 == 0 ? ChunkFeeding.randomInvalidUtf8(rnd, 1 + rnd.nextInt(80))
+            byte[] text = trial % 4 == 0
+                    ? ChunkFeeding.randomInvalidUtf8(rnd, 1 + rnd.nextInt(80))
                     : ChunkFeeding.randomText(rnd, 1 + rnd.nextInt(80)).getBytes(StandardCharsets.UTF_8);
             assertChunkedEqualsWhole(plain, text, ChunkFeeding.randomCuts(rnd, text.length, 12));
         }
@@ -304,7 +316,8 @@ class ChunkTokenizerTest {
                 continue;
             }
             int[] nfd = java.text.Normalizer.normalize(Character.toString(cp), java.text.Normalizer.Form.NFD)
-                    .codePoints().toArray();
+                    .codePoints()
+                    .toArray();
             for (int i = 1; i < nfd.length; i++) {
                 composesBackwards.set(nfd[i]);
             }
@@ -332,8 +345,10 @@ class ChunkTokenizerTest {
     /** Decoding splits exactly at the tail {@link Utf8Tail} finds, for awkward byte strings. */
     @Test
     void utf8TailSplitsDecodingExactly() {
-        int[] alphabet = {0x41, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEF, 0xF0,
-                0xF1, 0xF4, 0xF5, 0xFF};
+        int[] alphabet = {
+            0x41, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xE1, 0xED, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5,
+            0xFF
+        };
         Random rnd = new Random(6);
         for (int trial = 0; trial < 300_000; trial++) {
             byte[] x = new byte[rnd.nextInt(6)];
@@ -349,8 +364,11 @@ class ChunkTokenizerTest {
             String whole = new String(concat(x, y), StandardCharsets.UTF_8);
             String split = new String(x, 0, tail, StandardCharsets.UTF_8)
                     + new String(concat(Arrays.copyOfRange(x, tail, x.length), y), StandardCharsets.UTF_8);
-            assertEquals(whole, split, () -> java.util.HexFormat.of().formatHex(x) + " | "
-                    + java.util.HexFormat.of().formatHex(y));
+            assertEquals(
+                    whole,
+                    split,
+                    () -> java.util.HexFormat.of().formatHex(x) + " | "
+                            + java.util.HexFormat.of().formatHex(y));
         }
         assertEquals(1, Utf8Tail.incompleteTailStart(new byte[] {'a', (byte) 0xF0, (byte) 0x9F, (byte) 0x98}));
         assertEquals(4, Utf8Tail.incompleteTailStart(new byte[] {(byte) 0xF0, (byte) 0x9F, (byte) 0x98, (byte) 0x8A}));

@@ -1,17 +1,16 @@
 package dev.rwkvflink.engine.tokenizer;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Expected ids come from Hugging Face {@code tokenizers} runs published by others (sources on each test), since
@@ -42,11 +41,13 @@ class NeoxBpeTokenizerTest {
         String text = "This is a test 😊\nI was born in 92000, and this is falsé.\n生活的真谛是\nHi  Hello\nHi   Hello\n\n \n"
                 + "  \n Hello\n<s>\nhi<s>there\nThe following string should be properly encoded: Hello.\n"
                 + "But ird and ปี   ird   ด\nHey how are you doing";
-        int[] expected = {1552, 310, 247, 1071, 49042, 221, 187, 42, 369, 5686, 275, 898, 6914, 13, 285, 436, 310,
-                21649, 860, 15, 187, 20025, 46549, 5225, 48561, 33656, 238, 12105, 187, 12764, 50276, 12092, 187,
-                12764, 50275, 12092, 46603, 50276, 187, 24387, 187, 29, 84, 31, 187, 5801, 29, 84, 31, 9088, 187,
-                510, 1563, 2876, 943, 320, 6283, 16202, 27, 24387, 15, 187, 1989, 209, 1817, 285, 209, 2869, 238,
-                26863, 50275, 1817, 50275, 35071, 187, 8262, 849, 403, 368, 2509};
+        int[] expected = {
+            1552, 310, 247, 1071, 49042, 221, 187, 42, 369, 5686, 275, 898, 6914, 13, 285, 436, 310, 21649, 860, 15,
+            187, 20025, 46549, 5225, 48561, 33656, 238, 12105, 187, 12764, 50276, 12092, 187, 12764, 50275, 12092,
+            46603, 50276, 187, 24387, 187, 29, 84, 31, 187, 5801, 29, 84, 31, 9088, 187, 510, 1563, 2876, 943, 320,
+            6283, 16202, 27, 24387, 15, 187, 1989, 209, 1817, 285, 209, 2869, 238, 26863, 50275, 1817, 50275, 35071,
+            187, 8262, 849, 403, 368, 2509
+        };
         assertArrayEquals(expected, neox().encode(text));
         assertEquals(text, neox().decode(expected));
     }
@@ -99,9 +100,19 @@ class NeoxBpeTokenizerTest {
 
     @Test
     void roundTripsNfcText() throws IOException {
-        String[] texts = {"", " ", "\n\n\n", "tab\tnew\nline\r\n", "émoji 👋🏽 🇺🇳 👨‍👩‍👧 done",
-                "日本語のテキスト、中文文本，한국어", "x".repeat(5000), "1234567890 3.14159 -42",
-                "def f(x):\n        return x ** 2  # comment\n", "it's we're THEY'LL I'd", "\u00a0nbsp\u2003em"};
+        String[] texts = {
+            "",
+            " ",
+            "\n\n\n",
+            "tab\tnew\nline\r\n",
+            "émoji 👋🏽 🇺🇳 👨‍👩‍👧 done",
+            "日本語のテキスト、中文文本，한국어",
+            "x".repeat(5000),
+            "1234567890 3.14159 -42",
+            "def f(x):\n        return x ** 2  # comment\n",
+            "it's we're THEY'LL I'd",
+            "\u00a0nbsp\u2003em"
+        };
         for (String text : texts) {
             assertEquals(text, neox().decode(neox().encode(text)), text);
         }
@@ -113,22 +124,23 @@ class NeoxBpeTokenizerTest {
         assertEquals("gpt-neox-bpe", neox().name());
         assertEquals("  ", neox().decode(new int[] {50276}));
         assertEquals(" ".repeat(24), neox().decode(new int[] {50254}));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> neox().decode(new int[] {50277}));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> neox().decode(new int[] {50277}));
         assertTrue(e.getMessage().contains("50277"), e.getMessage());
     }
 
     @Test
     void encodesALargeTextQuickly() throws IOException {
-        String paragraph = "The quick brown fox jumps over the lazy dog. Numbers 12345, symbols #@!, "
-                + "déjà vu, 敏捷的棕色狐狸。\n";
+        String paragraph =
+                "The quick brown fox jumps over the lazy dog. Numbers 12345, symbols #@!, " + "déjà vu, 敏捷的棕色狐狸。\n";
         String text = paragraph.repeat(20_000);
         neox().encode(text);
         long start = System.nanoTime();
         int[] ids = neox().encode(text);
         double seconds = (System.nanoTime() - start) / 1e9;
         assertEquals(text, neox().decode(ids));
-        System.out.printf("NeoX: %d bytes -> %d tokens in %.3f s%n",
+        System.out.printf(
+                "NeoX: %d bytes -> %d tokens in %.3f s%n",
                 text.getBytes(StandardCharsets.UTF_8).length, ids.length, seconds);
         assertTrue(seconds < 10, "encoding took " + seconds + " s");
     }
@@ -149,9 +161,9 @@ class NeoxBpeTokenizerTest {
                            "merges": ["a a", "a b", "aa b"]}}
                 """);
         NeoxBpeTokenizer tiny = NeoxBpeTokenizer.load(file);
-        assertArrayEquals(new int[] {2, 0}, tiny.encode("aaa"));   // "aa a": leftmost of equal ranks
-        assertArrayEquals(new int[] {4}, tiny.encode("aab"));      // "a a" before "a b", then "aa b"
-        assertArrayEquals(new int[] {2, 3}, tiny.encode("aaab"));  // "aa" + "ab" ("a a" at 0, then "a b")
+        assertArrayEquals(new int[] {2, 0}, tiny.encode("aaa")); // "aa a": leftmost of equal ranks
+        assertArrayEquals(new int[] {4}, tiny.encode("aab")); // "a a" before "a b", then "aa b"
+        assertArrayEquals(new int[] {2, 3}, tiny.encode("aaab")); // "aa" + "ab" ("a a" at 0, then "a b")
         assertEquals(5, tiny.vocabSize());
     }
 
@@ -167,8 +179,7 @@ class NeoxBpeTokenizerTest {
 
         Path wordPiece = tmp.resolve("wordpiece.json");
         Files.writeString(wordPiece, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}");
-        VocabFormatException notBpe = assertThrows(VocabFormatException.class,
-                () -> NeoxBpeTokenizer.load(wordPiece));
+        VocabFormatException notBpe = assertThrows(VocabFormatException.class, () -> NeoxBpeTokenizer.load(wordPiece));
         assertTrue(notBpe.getMessage().contains("BPE"), notBpe.getMessage());
     }
 }

@@ -1,10 +1,10 @@
 package dev.rwkvflink.engine.tokenizer;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
 
 /** Expected bytes were checked against CPython 3.11: {@code ast.literal_eval(s)}, then {@code .encode()} for str. */
 class PythonLiteralTest {

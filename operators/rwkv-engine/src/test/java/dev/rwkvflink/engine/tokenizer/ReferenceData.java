@@ -1,9 +1,8 @@
 package dev.rwkvflink.engine.tokenizer;
 
-import org.junit.jupiter.api.Assumptions;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.junit.jupiter.api.Assumptions;
 
 /** Locates the read-only reference files in {@code ${rwkv.shared.dir}/reference}; tests skip when absent. */
 final class ReferenceData {
@@ -11,8 +10,7 @@ final class ReferenceData {
     static final String WORLD_VOCAB = "rwkv_vocab_v20230424.txt";
     static final String NEOX_TOKENIZER = "20B_tokenizer.json";
 
-    private ReferenceData() {
-    }
+    private ReferenceData() {}
 
     /** The reference file, or a skipped test (not a failure) when it is not there. */
     static Path require(String name) {

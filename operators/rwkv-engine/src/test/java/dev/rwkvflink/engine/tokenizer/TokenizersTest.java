@@ -1,17 +1,16 @@
 package dev.rwkvflink.engine.tokenizer;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class TokenizersTest {
 
@@ -41,7 +40,8 @@ class TokenizersTest {
         Files.writeString(small, "1 'a' 1\n2 b'\\xff' 1\n3 \"it's\" 4\n");
         Tokenizer tokenizer = Tokenizers.load(small);
         assertInstanceOf(WorldTokenizer.class, tokenizer);
-        assertArrayEquals(new int[] {3, 1, 2}, tokenizer.encodeBytes(new byte[] {'i', 't', '\'', 's', 'a', (byte) 0xFF}));
+        assertArrayEquals(
+                new int[] {3, 1, 2}, tokenizer.encodeBytes(new byte[] {'i', 't', '\'', 's', 'a', (byte) 0xFF}));
     }
 
     @Test
@@ -64,8 +64,8 @@ class TokenizersTest {
 
     @Test
     void otherModelsWithoutVocabularyAreRejected() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Tokenizers.forModel(65536, null));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(65536, null));
         assertTrue(e.getMessage().contains("--vocab") && e.getMessage().contains("65536"), e.getMessage());
     }
 
@@ -74,8 +74,8 @@ class TokenizersTest {
         Path vocab = ReferenceData.require(ReferenceData.WORLD_VOCAB);
         Tokenizer world = Tokenizers.forModel(65536, vocab);
         assertEquals(65530, world.vocabSize());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Tokenizers.forModel(50277, vocab));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(50277, vocab));
         assertTrue(e.getMessage().contains("65529") && e.getMessage().contains("50277"), e.getMessage());
     }
 

@@ -1,18 +1,17 @@
 package dev.rwkvflink.engine.tokenizer;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class WorldTokenizerTest {
 
@@ -30,8 +29,10 @@ class WorldTokenizerTest {
     @Test
     void encodesTheRwkvCppTestVector() throws IOException {
         String text = "I'll 'd test блабла 以下は、]) -> <|endoftext|><|padding|> int";
-        int[] expected = {74, 5229, 274, 101, 32223, 5092, 27980, 2795, 27980, 33, 10399, 10258, 10139, 10079, 1682,
-                3463, 295, 125, 25258, 7588, 2318, 125, 790, 125, 49520, 125, 63, 21888};
+        int[] expected = {
+            74, 5229, 274, 101, 32223, 5092, 27980, 2795, 27980, 33, 10399, 10258, 10139, 10079, 1682, 3463, 295, 125,
+            25258, 7588, 2318, 125, 790, 125, 49520, 125, 63, 21888
+        };
         assertArrayEquals(expected, world().encode(text));
         assertEquals(text, world().decode(expected));
     }
@@ -47,8 +48,9 @@ class WorldTokenizerTest {
      */
     @Test
     void encodesTheRustRwkvTokenizerReadmeExample() throws IOException {
-        int[] expected = {33520, 4600, 332, 59219, 21509, 47, 33, 10381, 11639, 13091, 15597, 11685, 14734, 10250,
-                11639, 10080};
+        int[] expected = {
+            33520, 4600, 332, 59219, 21509, 47, 33, 10381, 11639, 13091, 15597, 11685, 14734, 10250, 11639, 10080
+        };
         assertArrayEquals(expected, world().encode("Today is a beautiful day. 今天是美好的一天。"));
     }
 
@@ -76,9 +78,17 @@ class WorldTokenizerTest {
     @Test
     void roundTripsVariedText() throws IOException {
         String[] texts = {
-                "", "a", "Hello, world!", "   leading and trailing   ", "tab\tnew\nline\r\n",
-                "émoji 👋🏽 🇺🇳 👨‍👩‍👧", "日本語のテキスト、中文文本，한국어", "<|endoftext|>", "\u0000\u0001\u007f",
-                "x".repeat(1000), "def f(x):\n    return x ** 2  # comment\n",
+            "",
+            "a",
+            "Hello, world!",
+            "   leading and trailing   ",
+            "tab\tnew\nline\r\n",
+            "émoji 👋🏽 🇺🇳 👨‍👩‍👧",
+            "日本語のテキスト、中文文本，한국어",
+            "<|endoftext|>",
+            "\u0000\u0001\u007f",
+            "x".repeat(1000),
+            "def f(x):\n    return x ** 2  # comment\n",
         };
         for (String text : texts) {
             int[] ids = world().encode(text);
@@ -110,11 +120,11 @@ class WorldTokenizerTest {
 
     @Test
     void unknownIdsAreRejectedByName() throws IOException {
-        IllegalArgumentException high = assertThrows(IllegalArgumentException.class,
-                () -> world().decodeBytes(new int[] {74, 65530}));
+        IllegalArgumentException high =
+                assertThrows(IllegalArgumentException.class, () -> world().decodeBytes(new int[] {74, 65530}));
         assertTrue(high.getMessage().contains("65530"), high.getMessage());
-        IllegalArgumentException negative = assertThrows(IllegalArgumentException.class,
-                () -> world().decode(new int[] {-1}));
+        IllegalArgumentException negative =
+                assertThrows(IllegalArgumentException.class, () -> world().decode(new int[] {-1}));
         assertTrue(negative.getMessage().contains("-1"), negative.getMessage());
     }
 
@@ -128,8 +138,11 @@ class WorldTokenizerTest {
         int[] ids = tokenizer.encode(text);
         double seconds = (System.nanoTime() - start) / 1e9;
         assertEquals(text, tokenizer.decode(ids));
-        System.out.printf("World: %d bytes -> %d tokens in %.3f s (%.1f MB/s)%n",
-                text.getBytes(StandardCharsets.UTF_8).length, ids.length, seconds,
+        System.out.printf(
+                "World: %d bytes -> %d tokens in %.3f s (%.1f MB/s)%n",
+                text.getBytes(StandardCharsets.UTF_8).length,
+                ids.length,
+                seconds,
                 text.getBytes(StandardCharsets.UTF_8).length / seconds / 1e6);
         assertTrue(seconds < 5, "encoding took " + seconds + " s");
     }
@@ -147,14 +160,15 @@ class WorldTokenizerTest {
 
     @Test
     void takesTheLongestMatchLeftToRight() throws IOException {
-        WorldTokenizer small = WorldTokenizer.load(vocab(
-                "1 'a' 1", "2 'b' 1", "3 'c' 1", "4 'ab' 2", "5 'bc' 2", "6 'abc' 3", "7 'abca' 4"));
+        WorldTokenizer small = WorldTokenizer.load(
+                vocab("1 'a' 1", "2 'b' 1", "3 'c' 1", "4 'ab' 2", "5 'bc' 2", "6 'abc' 3", "7 'abca' 4"));
         assertArrayEquals(new int[] {7, 5}, small.encode("abcabc")); // "abca" wins over "abc" at the start
         assertArrayEquals(new int[] {4, 4}, small.encode("abab"));
         assertArrayEquals(new int[] {6, 2}, small.encode("abcb"));
         assertEquals(8, small.vocabSize());
         IllegalArgumentException noToken = assertThrows(IllegalArgumentException.class, () -> small.encode("abd"));
-        assertTrue(noToken.getMessage().contains("0x64") && noToken.getMessage().contains("offset 2"),
+        assertTrue(
+                noToken.getMessage().contains("0x64") && noToken.getMessage().contains("offset 2"),
                 noToken.getMessage());
     }
 
@@ -170,31 +184,38 @@ class WorldTokenizerTest {
     void wrongByteLengthIsReportedWithItsLineNumber() throws IOException {
         Path file = vocab("1 'a' 1", "2 '\\xe9' 1");
         VocabFormatException e = assertThrows(VocabFormatException.class, () -> WorldTokenizer.load(file));
-        assertTrue(e.getMessage().contains("line 2") && e.getMessage().contains("2 bytes long but the line says 1"),
+        assertTrue(
+                e.getMessage().contains("line 2") && e.getMessage().contains("2 bytes long but the line says 1"),
                 e.getMessage());
     }
 
     @Test
     void duplicateIdsAndBytesAreRejected() throws IOException {
-        VocabFormatException id = assertThrows(VocabFormatException.class,
-                () -> WorldTokenizer.load(vocab("1 'a' 1", "2 'b' 1", "1 'c' 1")));
-        assertTrue(id.getMessage().contains("line 3") && id.getMessage().contains("already defined on line 1"),
+        VocabFormatException id = assertThrows(
+                VocabFormatException.class, () -> WorldTokenizer.load(vocab("1 'a' 1", "2 'b' 1", "1 'c' 1")));
+        assertTrue(
+                id.getMessage().contains("line 3") && id.getMessage().contains("already defined on line 1"),
                 id.getMessage());
-        VocabFormatException bytes = assertThrows(VocabFormatException.class,
-                () -> WorldTokenizer.load(vocab("1 'a' 1", "2 b'a' 1")));
-        assertTrue(bytes.getMessage().contains("line 2") && bytes.getMessage().contains("same bytes as token 1"),
+        VocabFormatException bytes =
+                assertThrows(VocabFormatException.class, () -> WorldTokenizer.load(vocab("1 'a' 1", "2 b'a' 1")));
+        assertTrue(
+                bytes.getMessage().contains("line 2") && bytes.getMessage().contains("same bytes as token 1"),
                 bytes.getMessage());
     }
 
     /** Hostile vocabularies (issue 18): a sparse id would size the decoding table by itself; non-files block. */
     @Test
     void aSparseIdOrANonFileIsRefusedBeforeAllocating() throws IOException {
-        assertEquals(65_536, WorldTokenizer.load(vocab("1 'a' 1", "65535 'b' 1")).vocabSize(),
+        assertEquals(
+                65_536,
+                WorldTokenizer.load(vocab("1 'a' 1", "65535 'b' 1")).vocabSize(),
                 "ids up to 65,535 are always fine");
         assertLoadFails(vocab("1 'a' 1", "999999999 'b' 1"), "line 2", "token id 999999999 is far beyond");
         assertLoadFails(vocab("1 'a' 1", "70000 'b' 1"), "line 2", "ids must be dense");
         VocabFormatException dir = assertThrows(VocabFormatException.class, () -> WorldTokenizer.load(tmp));
-        assertTrue(dir.getMessage().contains("not a regular file") && dir.getMessage().contains("directory"),
+        assertTrue(
+                dir.getMessage().contains("not a regular file")
+                        && dir.getMessage().contains("directory"),
                 dir.getMessage());
         Path zero = Path.of("/dev/zero");
         if (Files.exists(zero)) {
@@ -215,8 +236,9 @@ class WorldTokenizerTest {
     @Test
     void invalidUtf8InTheFileNamesTheLine() throws IOException {
         Path file = tmp.resolve("bad-utf8.txt");
-        Files.write(file, new byte[] {'1', ' ', '\'', 'a', '\'', ' ', '1', '\n', '2', ' ', '\'', (byte) 0xFF, '\'',
-                ' ', '1', '\n'});
+        Files.write(file, new byte[] {
+            '1', ' ', '\'', 'a', '\'', ' ', '1', '\n', '2', ' ', '\'', (byte) 0xFF, '\'', ' ', '1', '\n'
+        });
         assertLoadFails(file, "line 2", "not valid UTF-8");
     }
 

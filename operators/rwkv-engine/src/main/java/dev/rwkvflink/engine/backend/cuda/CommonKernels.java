@@ -6,7 +6,6 @@ import dev.rwkvflink.cuda.CudaModule;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
 import dev.rwkvflink.cuda.KernelCache;
-
 import java.util.List;
 
 /**
@@ -18,6 +17,7 @@ class CommonKernels implements AutoCloseable {
     static final String COMMON = "/dev/rwkvflink/engine/backend/cuda/rwkv-common.cu";
     /** Threads per block of the row kernels (LayerNorm over C channels). */
     static final int ROW_THREADS = 256;
+
     private static final int STRIDE_BLOCKS = 1024;
     /** Steps of fewer rows than this run the LayerNorm + mix kernel with each row cut into channel slices. */
     static final int SLICED_ROWS = 64;
@@ -28,6 +28,7 @@ class CommonKernels implements AutoCloseable {
      * weights, while the kernel before it still runs (see rwkv-common.cu, {@link CudaKernel#launchDependent}).
      */
     final boolean dependentLaunches;
+
     final CudaModule module;
     final Precision precision;
     final CudaKernel embedLn0;
@@ -62,8 +63,16 @@ class CommonKernels implements AutoCloseable {
         randomFill = module.kernel("random_fill");
     }
 
-    void embedLn0(CudaStream s, int rows, long tokens, DeviceMemory emb, DeviceMemory w, DeviceMemory b, long x,
-                  int C, float eps) {
+    void embedLn0(
+            CudaStream s,
+            int rows,
+            long tokens,
+            DeviceMemory emb,
+            DeviceMemory w,
+            DeviceMemory b,
+            long x,
+            int C,
+            float eps) {
         embedLn0.launch(s, rows, 1, 1, ROW_THREADS, 1, 1, 0, tokens, emb, w, b, x, C, eps);
     }
 
@@ -71,19 +80,88 @@ class CommonKernels implements AutoCloseable {
      * LayerNorm + token shift + {@code mixes} mixes (see rwkv-common.cu); {@code delta} (0 for none) adds a per-row
      * term to each mix (v6's data-dependent mixes), {@code mixes} blocks of R x C fp32 at {@code outStride}.
      */
-    void lnShiftMix(CudaStream s, int rows, long x, DeviceMemory lnw, DeviceMemory lnb, float eps, long pool,
-                    long slotFloats, int shiftOff, long rowStream, long start, long slot, long mix, int mixes,
-                    long delta, long out, long outStride, int C, boolean commit) {
+    void lnShiftMix(
+            CudaStream s,
+            int rows,
+            long x,
+            DeviceMemory lnw,
+            DeviceMemory lnb,
+            float eps,
+            long pool,
+            long slotFloats,
+            int shiftOff,
+            long rowStream,
+            long start,
+            long slot,
+            long mix,
+            int mixes,
+            long delta,
+            long out,
+            long outStride,
+            int C,
+            boolean commit) {
         // few rows: each row in slices of ROW_THREADS channels, one block each (each computes the row's statistics)
         int slices = rows < SLICED_ROWS ? (C + ROW_THREADS - 1) / ROW_THREADS : 1;
-        launch(lnShiftMix, rows < SLICED_ROWS, s, rows, slices, ROW_THREADS, x, lnw, lnb, eps, pool, slotFloats,
-                shiftOff, rowStream, start, slot, mix, mixes, delta, out, outStride, C, commit ? 1 : 0);
+        launch(
+                lnShiftMix,
+                rows < SLICED_ROWS,
+                s,
+                rows,
+                slices,
+                ROW_THREADS,
+                x,
+                lnw,
+                lnb,
+                eps,
+                pool,
+                slotFloats,
+                shiftOff,
+                rowStream,
+                start,
+                slot,
+                mix,
+                mixes,
+                delta,
+                out,
+                outStride,
+                C,
+                commit ? 1 : 0);
     }
 
-    void commitShift(CudaStream s, int streams, long x, DeviceMemory lnw, DeviceMemory lnb, float eps, long pool,
-                     long slotFloats, int shiftOff, long start, long count, long slot, int C) {
-        commitShift.launch(s, streams, 1, 1, ROW_THREADS, 1, 1, 0, x, lnw, lnb, eps, pool, slotFloats, shiftOff,
-                start, count, slot, C);
+    void commitShift(
+            CudaStream s,
+            int streams,
+            long x,
+            DeviceMemory lnw,
+            DeviceMemory lnb,
+            float eps,
+            long pool,
+            long slotFloats,
+            int shiftOff,
+            long start,
+            long count,
+            long slot,
+            int C) {
+        commitShift.launch(
+                s,
+                streams,
+                1,
+                1,
+                ROW_THREADS,
+                1,
+                1,
+                0,
+                x,
+                lnw,
+                lnb,
+                eps,
+                pool,
+                slotFloats,
+                shiftOff,
+                start,
+                count,
+                slot,
+                C);
     }
 
     /** mode 0 identity, 1 tanh, 2 sigmoid, 3 squared ReLU. */
@@ -98,8 +176,7 @@ class CommonKernels implements AutoCloseable {
      * One product of a small-batch launch: {@code y[r][m] (+)= f(sum_k w[m][k] x[r][k])}; {@code mode} 0 identity,
      * 1 tanh, 2 sigmoid, 3 squared ReLU; the result in the act type ({@code outAct}), in fp32, or added to fp32 y.
      */
-    record Gemv(long w, long x, long y, int m, int k, int mode, boolean outAct, boolean acc) {
-    }
+    record Gemv(long w, long x, long y, int m, int k, int mode, boolean outAct, boolean acc) {}
 
     /** Whether the small-batch kernel can take products of inner dimension k (16-byte rows). */
     boolean gemvFits(int k) {
@@ -137,8 +214,18 @@ class CommonKernels implements AutoCloseable {
         launch(reluSq, false, s, blocks(n), 1, ROW_THREADS, x, n);
     }
 
-    void lnOutLast(CudaStream s, int streams, long x, DeviceMemory w, DeviceMemory b, float eps, long start,
-                   long count, long hidden, long hiddenAct, int C) {
+    void lnOutLast(
+            CudaStream s,
+            int streams,
+            long x,
+            DeviceMemory w,
+            DeviceMemory b,
+            float eps,
+            long start,
+            long count,
+            long hidden,
+            long hiddenAct,
+            int C) {
         launch(lnOutLast, true, s, streams, 1, ROW_THREADS, x, w, b, eps, start, count, hidden, hiddenAct, C);
     }
 

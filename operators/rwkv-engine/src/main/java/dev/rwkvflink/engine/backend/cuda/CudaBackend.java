@@ -9,7 +9,6 @@ import dev.rwkvflink.engine.model.ModelRunner;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.model.RwkvVersion;
 import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.util.Optional;
 import java.util.function.Consumer;
 
@@ -100,11 +99,13 @@ public final class CudaBackend implements Backend, Accelerator {
         int n = model.config().headSize();
         boolean v7 = v == RwkvVersion.V7;
         if (v != RwkvVersion.V4 && (v7 ? n != 32 && n != 64 : n != 8 && n != 16 && n != 32 && n != 64)) {
-            declined.accept("head size " + n + " (the CUDA WKV kernels are built for " + (v7 ? "32 and 64" : "8, 16, 32 and 64")
-                    + ")");
+            declined.accept("head size " + n + " (the CUDA WKV kernels are built for "
+                    + (v7 ? "32 and 64" : "8, 16, 32 and 64") + ")");
             return Optional.empty();
         }
-        return Optional.of(v7 ? Rwkv7Cuda.open(device, model.weights(), model.config(), precision, limits)
-                : Rwkv456Cuda.open(device, model.weights(), model.config(), precision, limits));
+        return Optional.of(
+                v7
+                        ? Rwkv7Cuda.open(device, model.weights(), model.config(), precision, limits)
+                        : Rwkv456Cuda.open(device, model.weights(), model.config(), precision, limits));
     }
 }

@@ -11,7 +11,6 @@ import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
 import dev.rwkvflink.engine.model.ResidentStates;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.WeightType;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -52,6 +51,7 @@ public final class CudaBench {
 
     /** Keys and tokens per key of the multi-stream rows; --quick measures 256 x 16 only. */
     private static final int[] STREAMS = {64, 256, 1024, 4096};
+
     private static final int[] STREAM_TOKENS = {16, 128};
     /** The rows CudaBench measures: prefill, BxT for the multi-stream steps, decode, batch, transfer. */
     static final List<String> ROWS = rowNames();
@@ -91,8 +91,13 @@ public final class CudaBench {
     }
 
     /** The command line's settings; shapes by the name given, in order. */
-    record Options(Map<String, Rwkv7Shape> shapes, int reps, boolean quick, boolean ceilings, int decodeReps,
-                   Set<String> rows) {
+    record Options(
+            Map<String, Rwkv7Shape> shapes,
+            int reps,
+            boolean quick,
+            boolean ceilings,
+            int decodeReps,
+            Set<String> rows) {
         static Options parse(String[] args) {
             String shapes = "0.1b,1.5b,7b";
             int reps = 5;
@@ -114,12 +119,14 @@ public final class CudaBench {
             }
             Map<String, Rwkv7Shape> picked = new LinkedHashMap<>();
             for (String s : shapes.split(",")) {
-                picked.put(s.strip(), switch (s.strip().toLowerCase(Locale.ROOT)) {
-                    case "0.1b" -> S01;
-                    case "1.5b" -> S15;
-                    case "7b" -> S7;
-                    default -> throw new IllegalArgumentException("unknown shape " + s + " (0.1b, 1.5b, 7b)");
-                });
+                picked.put(
+                        s.strip(),
+                        switch (s.strip().toLowerCase(Locale.ROOT)) {
+                            case "0.1b" -> S01;
+                            case "1.5b" -> S15;
+                            case "7b" -> S7;
+                            default -> throw new IllegalArgumentException("unknown shape " + s + " (0.1b, 1.5b, 7b)");
+                        });
             }
             return new Options(picked, reps, quick, ceilings, decodeReps, rows);
         }
@@ -154,8 +161,9 @@ public final class CudaBench {
             System.exit(2);
         }
         CudaDevice d = Cuda.device(0);
-        System.out.printf("device: %s (%s, %d SMs, %.1f GiB)%n", d.name(), d.arch(), d.multiprocessors(),
-                d.totalMemory() / (double) (1L << 30));
+        System.out.printf(
+                "device: %s (%s, %d SMs, %.1f GiB)%n",
+                d.name(), d.arch(), d.multiprocessors(), d.totalMemory() / (double) (1L << 30));
         CudaBench b = new CudaBench(d, o.reps(), o.quick(), o.decodeReps(), o.rows());
         if (o.ceilings()) {
             b.ceilings();
@@ -170,12 +178,15 @@ public final class CudaBench {
     private void ceilings() {
         device.makeCurrent();
         int n = 8192;
-        try (CudaStream st = device.newStream(); Cublas blas = Cublas.create(device);
-             Rwkv7Kernels k = new Rwkv7Kernels(device, Precision.BF16, 64);
-             DeviceMemory f32 = device.alloc(4L * n * n);
-             DeviceMemory a = device.alloc(2L * n * n); DeviceMemory b = device.alloc(2L * n * n);
-             DeviceMemory c = device.alloc(4L * n * n);
-             CudaEvent e0 = device.newEvent(); CudaEvent e1 = device.newEvent()) {
+        try (CudaStream st = device.newStream();
+                Cublas blas = Cublas.create(device);
+                Rwkv7Kernels k = new Rwkv7Kernels(device, Precision.BF16, 64);
+                DeviceMemory f32 = device.alloc(4L * n * n);
+                DeviceMemory a = device.alloc(2L * n * n);
+                DeviceMemory b = device.alloc(2L * n * n);
+                DeviceMemory c = device.alloc(4L * n * n);
+                CudaEvent e0 = device.newEvent();
+                CudaEvent e1 = device.newEvent()) {
             blas.setStream(st);
             k.randomFill(st, f32, (long) n * n, 1, 0, 1, 0);
             k.convertBf16(st, f32, a, (long) n * n);
@@ -184,8 +195,23 @@ public final class CudaBench {
             double[] ms = new double[10];
             for (int i = -3; i < ms.length; i++) {
                 e0.record(st);
-                blas.gemmEx(Op.N, Op.N, n, n, n, 1f, a.address(), Cublas.DataType.BF16, n, b.address(),
-                        Cublas.DataType.BF16, n, 0f, c.address(), Cublas.DataType.F32, n);
+                blas.gemmEx(
+                        Op.N,
+                        Op.N,
+                        n,
+                        n,
+                        n,
+                        1f,
+                        a.address(),
+                        Cublas.DataType.BF16,
+                        n,
+                        b.address(),
+                        Cublas.DataType.BF16,
+                        n,
+                        0f,
+                        c.address(),
+                        Cublas.DataType.F32,
+                        n);
                 e1.record(st);
                 e1.synchronize();
                 if (i >= 0) {
@@ -194,7 +220,8 @@ public final class CudaBench {
             }
             peakFlops = 2.0 * n * n * n / (median(ms) / 1e3);
             long bytes = 1L << 30;
-            try (DeviceMemory src = device.alloc(bytes); DeviceMemory dst = device.alloc(bytes)) {
+            try (DeviceMemory src = device.alloc(bytes);
+                    DeviceMemory dst = device.alloc(bytes)) {
                 src.fill32(0, bytes / 4, 0x3f800000, st);
                 for (int i = -3; i < ms.length; i++) {
                     e0.record(st);
@@ -208,7 +235,8 @@ public final class CudaBench {
                 copyBytesPerSecond = 2.0 * bytes / (median(ms) / 1e3);
             }
         }
-        System.out.printf("ceilings: bf16 cuBLAS 8192^3 %.0f TFLOP/s; device copy %.0f GB/s (read + write)%n",
+        System.out.printf(
+                "ceilings: bf16 cuBLAS 8192^3 %.0f TFLOP/s; device copy %.0f GB/s (read + write)%n",
                 peakFlops / 1e12, copyBytesPerSecond / 1e9);
     }
 
@@ -221,11 +249,13 @@ public final class CudaBench {
         // less the chunked recurrence's scratch (a few GB at 7B) and some slack
         long budget = (long) (mem[0] * 0.85) - weightGuess - rowBytes * maxRows - (4L << 30);
         int slots = (int) Math.min(4096, Math.max(1, budget / stateBytes));
-        System.out.printf("%n== RWKV-7 %s (L%d C%d F%d, vocab %d): state %.2f MB per key, pool of %d slots%n", name,
-                s.layers(), s.embd(), s.ffn(), s.vocab(), stateBytes / 1e6, slots);
+        System.out.printf(
+                "%n== RWKV-7 %s (L%d C%d F%d, vocab %d): state %.2f MB per key, pool of %d slots%n",
+                name, s.layers(), s.embd(), s.ffn(), s.vocab(), stateBytes / 1e6, slots);
         long t0 = System.nanoTime();
         try (Rwkv7Cuda r = Rwkv7Cuda.random(device, s, 42, Precision.BF16, new Rwkv7Cuda.Limits(maxRows, slots))) {
-            System.out.printf("weights drawn on the device in %.1f s: %.2f GB, body %d M parameters%n",
+            System.out.printf(
+                    "weights drawn on the device in %.1f s: %.2f GB, body %d M parameters%n",
                     (System.nanoTime() - t0) / 1e9, r.weightBytes() / 1e9, r.bodyParameters() / 1_000_000);
             double flopsPerToken = 2.0 * r.bodyParameters();
             for (int i = 0; i < Math.min(slots, 4096); i++) {
@@ -247,7 +277,8 @@ public final class CudaBench {
                         continue;
                     }
                     if (B > slots) {
-                        System.out.printf("%-22s skipped: needs %d slots (%.1f GB of state), the pool holds %d%n",
+                        System.out.printf(
+                                "%-22s skipped: needs %d slots (%.1f GB of state), the pool holds %d%n",
                                 "streams " + B + " x " + t, B, B * stateBytes / 1e9, slots);
                         continue;
                     }
@@ -269,11 +300,14 @@ public final class CudaBench {
             long head = 2L * s.vocab() * s.embd();
             // the bound as TARGETS.md states it: weight bytes over the measured device-copy rate (read + write)
             double bound = copyBytesPerSecond / body;
-            System.out.printf("%-22s %10.0f tok/s   %.3f ms/token; bound (body weights %.2f GB / copy rate) %.0f tok/s"
-                    + " -> %.1f%%%n", "decode 1 x 1", 1e3 / dm, dm, body / 1e9, bound, 100 * (1e3 / dm) / bound);
+            System.out.printf(
+                    "%-22s %10.0f tok/s   %.3f ms/token; bound (body weights %.2f GB / copy rate) %.0f tok/s"
+                            + " -> %.1f%%%n",
+                    "decode 1 x 1", 1e3 / dm, dm, body / 1e9, bound, 100 * (1e3 / dm) / bound);
             double dl = time(r, 1, 1, true);
             double boundL = copyBytesPerSecond / (body + head);
-            System.out.printf("%-22s %10.0f tok/s   %.3f ms/token; bound (body + head %.2f GB) %.0f tok/s -> %.1f%%%n",
+            System.out.printf(
+                    "%-22s %10.0f tok/s   %.3f ms/token; bound (body + head %.2f GB) %.0f tok/s -> %.1f%%%n",
                     "decode + logits", 1e3 / dl, dl, (body + head) / 1e9, boundL, 100 * (1e3 / dl) / boundL);
             double d8 = time(r, 8, 1, false);
             System.out.printf("%-22s %10.0f tok/s   %.3f ms/step%n", "decode 8 x 1", 8e3 / d8, d8);
@@ -318,9 +352,14 @@ public final class CudaBench {
                         resident[i] = (c - b) / 1e6;
                     }
                 }
-                System.out.printf("%-22s states via host %.2f ms (%.0f tok/s), resident %.2f ms (%.0f tok/s): %.2fx%n",
-                        "batch " + K + " x 16", median(viaHost), K * 16e3 / median(viaHost), median(resident),
-                        K * 16e3 / median(resident), median(viaHost) / median(resident));
+                System.out.printf(
+                        "%-22s states via host %.2f ms (%.0f tok/s), resident %.2f ms (%.0f tok/s): %.2fx%n",
+                        "batch " + K + " x 16",
+                        median(viaHost),
+                        K * 16e3 / median(viaHost),
+                        median(resident),
+                        K * 16e3 / median(resident),
+                        median(viaHost) / median(resident));
             }
             // state transfer host <-> device per key
             if (!wants("transfer")) {
@@ -343,8 +382,13 @@ public final class CudaBench {
                 up[i] = (b - a) / 1e6 / n;
                 down[i] = (c - b) / 1e6 / n;
             }
-            System.out.printf("%-22s upload %.3f ms, download %.3f ms per key (%.2f MB; %.1f / %.1f GB/s)%n",
-                    "state transfer", median(up), median(down), stateBytes / 1e6, stateBytes / median(up) / 1e6,
+            System.out.printf(
+                    "%-22s upload %.3f ms, download %.3f ms per key (%.2f MB; %.1f / %.1f GB/s)%n",
+                    "state transfer",
+                    median(up),
+                    median(down),
+                    stateBytes / 1e6,
+                    stateBytes / median(up) / 1e6,
                     stateBytes / median(down) / 1e6);
         }
     }
@@ -396,8 +440,9 @@ public final class CudaBench {
     }
 
     private void report(String what, double tokPerSec, double flopsPerToken, double ms) {
-        System.out.printf("%-22s %10.0f tok/s   %8.2f ms/step   MFU %5.1f%%%n", what, tokPerSec, ms,
-                100 * tokPerSec * flopsPerToken / peakFlops);
+        System.out.printf(
+                "%-22s %10.0f tok/s   %8.2f ms/step   MFU %5.1f%%%n",
+                what, tokPerSec, ms, 100 * tokPerSec * flopsPerToken / peakFlops);
     }
 
     static double median(double[] v) {

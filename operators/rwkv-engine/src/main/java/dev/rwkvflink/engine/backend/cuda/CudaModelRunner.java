@@ -12,7 +12,6 @@ import dev.rwkvflink.engine.backend.cuda.CommonKernels.Gemv;
 import dev.rwkvflink.engine.model.ModelRunner;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.RwkvState;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -37,12 +36,14 @@ public abstract class CudaModelRunner implements ModelRunner {
     static final float LN_EPS = RwkvConfig.LAYER_NORM_EPS;
     /** Steps of at most this many rows are captured once as CUDA graphs and replayed (property rwkv.cuda.graphs). */
     static final int GRAPH_MAX_ROWS = 64;
+
     private static final boolean GRAPHS_ENABLED = Boolean.parseBoolean(System.getProperty("rwkv.cuda.graphs", "true"));
     private static final int GRAPH_CACHE = 64;
     /** cuBLAS workspace: set explicitly so that products can be captured into graphs. */
     static final long BLAS_WORKSPACE = 32L << 20;
     /** Largest matrix (elements) the small-batch kernel takes; bigger ones go to cuBLAS at every batch size. */
     static final long GEMV_MAX_ELEMENTS = 1L << 22;
+
     static final boolean SMALL_PRODUCTS = Boolean.parseBoolean(System.getProperty("rwkv.cuda.smallProducts", "true"));
 
     final CudaDevice device;
@@ -61,9 +62,11 @@ public abstract class CudaModelRunner implements ModelRunner {
 
     /** Tokens per chunk of the chunked recurrence (CHUNK_L in rwkv7.cu). */
     static final int CHUNK_L = 32;
+
     final int maxChunks;
     /** The current pass's chunk table (when {@link #chunked} asked for it): count and device arrays. */
     int chunkCount;
+
     long dChunkRow0;
     long dChunkLen;
     long dStreamChunk0;
@@ -71,14 +74,14 @@ public abstract class CudaModelRunner implements ModelRunner {
 
     final List<DeviceMemory> buffers = new ArrayList<>();
     final DeviceMemory pool;
-    final DeviceMemory x;        // R x C fp32 residual stream
-    private final DeviceMemory meta;     // ints: tokens[maxRows], rowStream[maxRows], start/count/slot[slots]
-    private final DeviceMemory hidden;   // slots x C fp32
+    final DeviceMemory x; // R x C fp32 residual stream
+    private final DeviceMemory meta; // ints: tokens[maxRows], rowStream[maxRows], start/count/slot[slots]
+    private final DeviceMemory hidden; // slots x C fp32
     private final DeviceMemory hiddenAct;
     private final PinnedMemory metaHost;
     private final PinnedMemory hiddenHost;
     private final PinnedMemory stateHost; // one state
-    private DeviceMemory logits;          // lazily: slots x vocab fp32
+    private DeviceMemory logits; // lazily: slots x vocab fp32
     private PinnedMemory logitsHost;
     private final DeviceMemory lnOutW;
     private final DeviceMemory lnOutB;
@@ -100,13 +103,15 @@ public abstract class CudaModelRunner implements ModelRunner {
     public record Limits(int maxRows, int slots) {
         public Limits {
             if (maxRows < 1 || slots < 1) {
-                throw new IllegalArgumentException("limits must be positive: " + maxRows + " rows, " + slots + " slots");
+                throw new IllegalArgumentException(
+                        "limits must be positive: " + maxRows + " rows, " + slots + " slots");
             }
         }
 
         /** From the system properties, else the built-in values ({@link EngineSettings#DEFAULTS}). */
         public static Limits defaults() {
-            return new Limits(EngineSettings.DEFAULTS.cudaMaxRowsOrDefault(), EngineSettings.DEFAULTS.cudaSlotsOrDefault());
+            return new Limits(
+                    EngineSettings.DEFAULTS.cudaMaxRowsOrDefault(), EngineSettings.DEFAULTS.cudaSlotsOrDefault());
         }
     }
 
@@ -180,8 +185,15 @@ public abstract class CudaModelRunner implements ModelRunner {
         }
     }
 
-    CudaModelRunner(Resources res, CommonKernels kernels, RwkvConfig config, Precision precision, Limits limits,
-                    DeviceMemory lnOutW, DeviceMemory lnOutB, DeviceMemory head) {
+    CudaModelRunner(
+            Resources res,
+            CommonKernels kernels,
+            RwkvConfig config,
+            Precision precision,
+            Limits limits,
+            DeviceMemory lnOutW,
+            DeviceMemory lnOutB,
+            DeviceMemory head) {
         this.device = res.device();
         this.stream = res.stream();
         this.blas = res.blas();
@@ -400,8 +412,8 @@ public abstract class CudaModelRunner implements ModelRunner {
                     seen.set(slotIds[i]);
                     for (int token : tokens[i]) {
                         if (token < 0 || token >= config.vocab()) {
-                            throw new IllegalArgumentException("token " + token + " outside the vocabulary [0, "
-                                    + config.vocab() + ")");
+                            throw new IllegalArgumentException(
+                                    "token " + token + " outside the vocabulary [0, " + config.vocab() + ")");
                         }
                     }
                     pool[j] = id(slotIds[i]);
@@ -482,8 +494,8 @@ public abstract class CudaModelRunner implements ModelRunner {
         device.makeCurrent();
         int B = slotIds.length;
         float[][] out = new float[B][];
-        int[] done = new int[B];         // tokens of stream i already run
-        int next = 0;                    // first stream not yet finished
+        int[] done = new int[B]; // tokens of stream i already run
+        int next = 0; // first stream not yet finished
         while (next < B) {
             // one pass: streams in order from `next`, as many rows as fit; the last one may be split
             List<int[]> piece = new ArrayList<>(); // {stream, from, count}
@@ -529,7 +541,8 @@ public abstract class CudaModelRunner implements ModelRunner {
             for (int j = 0; j < p[2]; j++, r++) {
                 int id = t[p[1] + j];
                 if (id < 0 || id >= config.vocab()) {
-                    throw new IllegalArgumentException("token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
+                    throw new IllegalArgumentException(
+                            "token " + id + " outside the vocabulary [0, " + config.vocab() + ")");
                 }
                 m.set(ValueLayout.JAVA_INT, 4L * r, id);
                 m.set(ValueLayout.JAVA_INT, rowStreamOff + 4L * r, s);
@@ -574,8 +587,18 @@ public abstract class CudaModelRunner implements ModelRunner {
         if (profiling) {
             startMarks();
             forwardLayers(R, B, dTokens, dRowStream, dStart, dCount, dSlot);
-            kernels.lnOutLast(stream, B, x.address(), lnOutW, lnOutB, LN_EPS, dStart, dCount, hidden.address(),
-                    hiddenAct.address(), C);
+            kernels.lnOutLast(
+                    stream,
+                    B,
+                    x.address(),
+                    lnOutW,
+                    lnOutB,
+                    LN_EPS,
+                    dStart,
+                    dCount,
+                    hidden.address(),
+                    hiddenAct.address(),
+                    C);
             mark("ln_out");
             collectMarks();
         } else if (R <= GRAPH_MAX_ROWS && GRAPHS_ENABLED) {
@@ -588,8 +611,18 @@ public abstract class CudaModelRunner implements ModelRunner {
                 stream.beginCapture();
                 try {
                     forwardLayers(R, B, dTokens, dRowStream, dStart, dCount, dSlot);
-                    kernels.lnOutLast(stream, B, x.address(), lnOutW, lnOutB, LN_EPS, dStart, dCount,
-                            hidden.address(), hiddenAct.address(), C);
+                    kernels.lnOutLast(
+                            stream,
+                            B,
+                            x.address(),
+                            lnOutW,
+                            lnOutB,
+                            LN_EPS,
+                            dStart,
+                            dCount,
+                            hidden.address(),
+                            hiddenAct.address(),
+                            C);
                 } finally {
                     g = stream.endCapture();
                 }
@@ -598,8 +631,18 @@ public abstract class CudaModelRunner implements ModelRunner {
             g.launch(stream);
         } else {
             forwardLayers(R, B, dTokens, dRowStream, dStart, dCount, dSlot);
-            kernels.lnOutLast(stream, B, x.address(), lnOutW, lnOutB, LN_EPS, dStart, dCount, hidden.address(),
-                    hiddenAct.address(), C);
+            kernels.lnOutLast(
+                    stream,
+                    B,
+                    x.address(),
+                    lnOutW,
+                    lnOutB,
+                    LN_EPS,
+                    dStart,
+                    dCount,
+                    hidden.address(),
+                    hiddenAct.address(),
+                    C);
         }
         float[][] out = new float[B][];
         if (wantLogits) {
@@ -607,11 +650,28 @@ public abstract class CudaModelRunner implements ModelRunner {
             ensureLogits();
             // logits (V x B, col-major = B x V row-major) = head (V x C) . hidden
             if (B <= CommonKernels.GEMV_MAX_ROWS && kernels.gemvFits(C)) {
-                kernels.gemv(stream, B, new Gemv(head.address(), hiddenAct.address(), logits.address(), V, C, 0, false,
-                        false));
+                kernels.gemv(
+                        stream,
+                        B,
+                        new Gemv(head.address(), hiddenAct.address(), logits.address(), V, C, 0, false, false));
             } else {
-                blas.gemmEx(Op.T, Op.N, V, B, C, 1f, head.address(), precision.blasType, C, hiddenAct.address(),
-                        precision.blasType, C, 0f, logits.address(), Cublas.DataType.F32, V);
+                blas.gemmEx(
+                        Op.T,
+                        Op.N,
+                        V,
+                        B,
+                        C,
+                        1f,
+                        head.address(),
+                        precision.blasType,
+                        C,
+                        hiddenAct.address(),
+                        precision.blasType,
+                        C,
+                        0f,
+                        logits.address(),
+                        Cublas.DataType.F32,
+                        V);
             }
             logits.copyToHost(0, logitsHost.segment(), 4L * B * V, stream);
             stream.synchronize();
@@ -653,6 +713,7 @@ public abstract class CudaModelRunner implements ModelRunner {
 
     /** When set, steps run without graphs and record an event after each stage; {@link #profile()} sums them. */
     private boolean profiling;
+
     private final List<dev.rwkvflink.cuda.CudaEvent> events = new ArrayList<>();
     private final List<String> eventNames = new ArrayList<>();
     private final java.util.Map<String, Double> stageMillis = new java.util.LinkedHashMap<>();
@@ -698,7 +759,6 @@ public abstract class CudaModelRunner implements ModelRunner {
             stageMillis.merge(eventNames.get(i), ms, Double::sum);
         }
     }
-
 
     DeviceMemory alloc(long bytes) {
         DeviceMemory m = device.alloc(Math.max(bytes, 4));

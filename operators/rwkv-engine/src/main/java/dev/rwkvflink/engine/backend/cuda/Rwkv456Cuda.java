@@ -27,23 +27,24 @@ import dev.rwkvflink.engine.model.RwkvVersion;
 public final class Rwkv456Cuda extends CudaModelRunner {
     private final Rwkv456Kernels k;
     private final Rwkv456Weights w;
-    private final int mixes;             // time-mix projections: 3 (5.0) or 4
-    private final DeviceMemory mix;      // 5 x R x C act (v6: w, k, v, r, g; v5: k, v, r[, g])
-    private final DeviceMemory proj;     // 4 x R x C fp32: k, v, r, g
-    private final DeviceMemory maaIn;    // R x C act (v6: the maa_x mix)
-    private final DeviceMemory maaHidden;    // R x 5 rank fp32 (v6)
+    private final int mixes; // time-mix projections: 3 (5.0) or 4
+    private final DeviceMemory mix; // 5 x R x C act (v6: w, k, v, r, g; v5: k, v, r[, g])
+    private final DeviceMemory proj; // 4 x R x C fp32: k, v, r, g
+    private final DeviceMemory maaIn; // R x C act (v6: the maa_x mix)
+    private final DeviceMemory maaHidden; // R x 5 rank fp32 (v6)
     private final DeviceMemory maaHiddenAct; // R x 5 rank act (v6)
-    private final DeviceMemory delta;    // 5 x R x C fp32 (v6)
-    private final DeviceMemory decayHidden;    // R x decayRank fp32 (v6)
+    private final DeviceMemory delta; // 5 x R x C fp32 (v6)
+    private final DeviceMemory decayHidden; // R x decayRank fp32 (v6)
     private final DeviceMemory decayHiddenAct; // R x decayRank act (v6)
-    private final DeviceMemory decay;    // R x C fp32 (v6)
-    private final DeviceMemory att;      // R x C fp32: the recurrence's output
-    private final DeviceMemory gated;    // R x C act
-    private final DeviceMemory ffnAct;   // R x F act
-    private final DeviceMemory ffnV;     // R x C fp32
-    private final DeviceMemory ffnR;     // R x C fp32
+    private final DeviceMemory decay; // R x C fp32 (v6)
+    private final DeviceMemory att; // R x C fp32: the recurrence's output
+    private final DeviceMemory gated; // R x C act
+    private final DeviceMemory ffnAct; // R x F act
+    private final DeviceMemory ffnV; // R x C fp32
+    private final DeviceMemory ffnR; // R x C fp32
 
-    private Rwkv456Cuda(Resources res, Rwkv456Weights weights, RwkvConfig config, Rwkv456Kernels kernels, Limits limits) {
+    private Rwkv456Cuda(
+            Resources res, Rwkv456Weights weights, RwkvConfig config, Rwkv456Kernels kernels, Limits limits) {
         super(res, kernels, config, weights.precision, limits, weights.lnOutW, weights.lnOutB, weights.head);
         this.w = weights;
         this.k = kernels;
@@ -68,13 +69,14 @@ public final class Rwkv456Cuda extends CudaModelRunner {
     }
 
     /** Uploads an RWKV-4, RWKV-5 or RWKV-6 model's weights and allocates a runner for it. */
-    public static Rwkv456Cuda open(CudaDevice device, WeightFile file, RwkvConfig config, Precision precision,
-                                  Limits limits) {
+    public static Rwkv456Cuda open(
+            CudaDevice device, WeightFile file, RwkvConfig config, Precision precision, Limits limits) {
         if (config.version() == RwkvVersion.V7) {
             throw new IllegalArgumentException("Rwkv456Cuda runs RWKV-4, RWKV-5 and RWKV-6, not " + config.version());
         }
-        return assemble(device, () -> new Rwkv456Kernels(device, precision,
-                        config.version() == RwkvVersion.V4 ? 0 : config.headSize()),
+        return assemble(
+                device,
+                () -> new Rwkv456Kernels(device, precision, config.version() == RwkvVersion.V4 ? 0 : config.headSize()),
                 new Assembly<Rwkv456Kernels, Rwkv456Weights, Rwkv456Cuda>() {
                     @Override
                     public Rwkv456Weights weights(Resources res, Rwkv456Kernels kernels) {
@@ -127,44 +129,194 @@ public final class Rwkv456Cuda extends CudaModelRunner {
             long wStride;
             if (w.v6) {
                 int r5 = 5 * w.maaRank;
-                k.lnShiftMix(stream, R, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dRowStream, dStart,
-                        dSlot, y.maaX.address(), 1, 0L, maaIn.address(), RC, C, false);
-                blas.gemmEx(Op.T, Op.N, r5, R, C, 1f, y.maaW1.address(), act, C, maaIn.address(), act, C, 0f,
-                        maaHidden.address(), Cublas.DataType.F32, r5);
+                k.lnShiftMix(
+                        stream,
+                        R,
+                        xa,
+                        y.ln1w,
+                        y.ln1b,
+                        LN_EPS,
+                        poolA,
+                        slotFloats,
+                        attShift,
+                        dRowStream,
+                        dStart,
+                        dSlot,
+                        y.maaX.address(),
+                        1,
+                        0L,
+                        maaIn.address(),
+                        RC,
+                        C,
+                        false);
+                blas.gemmEx(
+                        Op.T,
+                        Op.N,
+                        r5,
+                        R,
+                        C,
+                        1f,
+                        y.maaW1.address(),
+                        act,
+                        C,
+                        maaIn.address(),
+                        act,
+                        C,
+                        0f,
+                        maaHidden.address(),
+                        Cublas.DataType.F32,
+                        r5);
                 k.activate(stream, maaHidden.address(), maaHiddenAct.address(), (long) R * r5, 1);
-                blas.gemmStridedBatchedEx(Op.T, Op.N, C, R, w.maaRank, 1f, y.maaW2.address(), act, w.maaRank,
-                        (long) C * w.maaRank, maaHiddenAct.address(), act, r5, w.maaRank, 0f, delta.address(),
-                        Cublas.DataType.F32, C, RC, 5);
-                k.lnShiftMix(stream, R, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dRowStream, dStart,
-                        dSlot, y.mix.address(), 5, delta.address(), mixA, RC, C, oneRowEach);
+                blas.gemmStridedBatchedEx(
+                        Op.T,
+                        Op.N,
+                        C,
+                        R,
+                        w.maaRank,
+                        1f,
+                        y.maaW2.address(),
+                        act,
+                        w.maaRank,
+                        (long) C * w.maaRank,
+                        maaHiddenAct.address(),
+                        act,
+                        r5,
+                        w.maaRank,
+                        0f,
+                        delta.address(),
+                        Cublas.DataType.F32,
+                        C,
+                        RC,
+                        5);
+                k.lnShiftMix(
+                        stream,
+                        R,
+                        xa,
+                        y.ln1w,
+                        y.ln1b,
+                        LN_EPS,
+                        poolA,
+                        slotFloats,
+                        attShift,
+                        dRowStream,
+                        dStart,
+                        dSlot,
+                        y.mix.address(),
+                        5,
+                        delta.address(),
+                        mixA,
+                        RC,
+                        C,
+                        oneRowEach);
                 kvrgIn = mixA + actBytes * RC; // slots w, k, v, r, g: the products start at k
             } else {
-                k.lnShiftMix(stream, R, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dRowStream, dStart,
-                        dSlot, y.mix.address(), mixes, 0L, mixA, RC, C, oneRowEach);
+                k.lnShiftMix(
+                        stream,
+                        R,
+                        xa,
+                        y.ln1w,
+                        y.ln1b,
+                        LN_EPS,
+                        poolA,
+                        slotFloats,
+                        attShift,
+                        dRowStream,
+                        dStart,
+                        dSlot,
+                        y.mix.address(),
+                        mixes,
+                        0L,
+                        mixA,
+                        RC,
+                        C,
+                        oneRowEach);
             }
             if (!oneRowEach) {
-                k.commitShift(stream, B, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dStart, dCount,
-                        dSlot, C);
+                k.commitShift(
+                        stream, B, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dStart, dCount, dSlot, C);
             }
             mark("ln1+mix");
-            blas.gemmStridedBatchedEx(Op.T, Op.N, C, R, C, 1f, y.kvrg.address(), act, C, (long) C * C,
-                    kvrgIn, act, C, RC, 0f, projA, Cublas.DataType.F32, C, RC, mixes);
+            blas.gemmStridedBatchedEx(
+                    Op.T,
+                    Op.N,
+                    C,
+                    R,
+                    C,
+                    1f,
+                    y.kvrg.address(),
+                    act,
+                    C,
+                    (long) C * C,
+                    kvrgIn,
+                    act,
+                    C,
+                    RC,
+                    0f,
+                    projA,
+                    Cublas.DataType.F32,
+                    C,
+                    RC,
+                    mixes);
             mark("gemm kvrg");
             long kA = projA;
             long vA = projA + 4 * RC;
             long rA = projA + 8 * RC;
             if (w.v4) {
-                k.rwkv4Scan(stream, B, rA, kA, vA, y.decay, y.first, gated.address(), poolA, slotFloats, wkvOff, dStart,
-                        dCount, dSlot, C);
+                k.rwkv4Scan(
+                        stream,
+                        B,
+                        rA,
+                        kA,
+                        vA,
+                        y.decay,
+                        y.first,
+                        gated.address(),
+                        poolA,
+                        slotFloats,
+                        wkvOff,
+                        dStart,
+                        dCount,
+                        dSlot,
+                        C);
                 mark("time mix (wkv)");
             } else {
                 if (w.v6) {
                     int d = w.decayRank;
-                    blas.gemmEx(Op.T, Op.N, d, R, C, 1f, y.decayW1.address(), act, C, mixA, act, C, 0f,
-                            decayHidden.address(), Cublas.DataType.F32, d);
+                    blas.gemmEx(
+                            Op.T,
+                            Op.N,
+                            d,
+                            R,
+                            C,
+                            1f,
+                            y.decayW1.address(),
+                            act,
+                            C,
+                            mixA,
+                            act,
+                            C,
+                            0f,
+                            decayHidden.address(),
+                            Cublas.DataType.F32,
+                            d);
                     k.activate(stream, decayHidden.address(), decayHiddenAct.address(), (long) R * d, 1);
-                    blas.gemmEx(Op.T, Op.N, C, R, d, 1f, y.decayW2.address(), act, d, decayHiddenAct.address(), act,
-                            d, 0f, decay.address(), Cublas.DataType.F32, C);
+                    blas.gemmEx(
+                            Op.T,
+                            Op.N,
+                            C,
+                            R,
+                            d,
+                            1f,
+                            y.decayW2.address(),
+                            act,
+                            d,
+                            decayHiddenAct.address(),
+                            act,
+                            d,
+                            0f,
+                            decay.address(),
+                            Cublas.DataType.F32,
+                            C);
                     k.decay(stream, decay.address(), y.decay, RC, C);
                     wRow = decay.address();
                     wStride = C;
@@ -174,29 +326,108 @@ public final class Rwkv456Cuda extends CudaModelRunner {
                 }
                 mark("decay");
                 long gA = w.gated ? projA + 12 * RC : 0L;
-                k.scan(stream, B, H, rA, kA, vA, wRow, wStride, y.first, att.address(), poolA, slotFloats, wkvOff,
-                        dStart, dCount, dSlot, C);
+                k.scan(
+                        stream,
+                        B,
+                        H,
+                        rA,
+                        kA,
+                        vA,
+                        wRow,
+                        wStride,
+                        y.first,
+                        att.address(),
+                        poolA,
+                        slotFloats,
+                        wkvOff,
+                        dStart,
+                        dCount,
+                        dSlot,
+                        C);
                 k.gate(stream, R, H, att.address(), gA, y.lnxw, y.lnxb, config.groupNormEps(), gated.address(), C);
                 mark("time mix (wkv)");
             }
-            blas.gemmEx(Op.T, Op.N, C, R, C, 1f, y.output.address(), act, C, gated.address(), act, C, 1f, xa,
-                    Cublas.DataType.F32, C);
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    C,
+                    R,
+                    C,
+                    1f,
+                    y.output.address(),
+                    act,
+                    C,
+                    gated.address(),
+                    act,
+                    C,
+                    1f,
+                    xa,
+                    Cublas.DataType.F32,
+                    C);
             mark("gemm output");
             // channel mix: x += sigmoid(W_r xr) * W_v relu(W_k xk)^2
-            k.lnShiftMix(stream, R, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dRowStream, dStart,
-                    dSlot, y.ffnMix.address(), 2, 0L, mixA, RC, C, oneRowEach);
+            k.lnShiftMix(
+                    stream,
+                    R,
+                    xa,
+                    y.ln2w,
+                    y.ln2b,
+                    LN_EPS,
+                    poolA,
+                    slotFloats,
+                    ffnShift,
+                    dRowStream,
+                    dStart,
+                    dSlot,
+                    y.ffnMix.address(),
+                    2,
+                    0L,
+                    mixA,
+                    RC,
+                    C,
+                    oneRowEach);
             if (!oneRowEach) {
-                k.commitShift(stream, B, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dStart, dCount,
-                        dSlot, C);
+                k.commitShift(
+                        stream, B, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dStart, dCount, dSlot, C);
             }
             mark("ln2+mix");
-            blas.gemmEx(Op.T, Op.N, F, R, C, 1f, y.ffnKey.address(), act, C, mixA, act, C, 0f, ffnAct.address(),
-                    act, F);
+            blas.gemmEx(
+                    Op.T, Op.N, F, R, C, 1f, y.ffnKey.address(), act, C, mixA, act, C, 0f, ffnAct.address(), act, F);
             k.reluSq(stream, ffnAct.address(), (long) R * F);
-            blas.gemmEx(Op.T, Op.N, C, R, F, 1f, y.ffnValue.address(), act, F, ffnAct.address(), act, F, 0f,
-                    ffnV.address(), Cublas.DataType.F32, C);
-            blas.gemmEx(Op.T, Op.N, C, R, C, 1f, y.ffnReceptance.address(), act, C, mixA + actBytes * RC, act, C, 0f,
-                    ffnR.address(), Cublas.DataType.F32, C);
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    C,
+                    R,
+                    F,
+                    1f,
+                    y.ffnValue.address(),
+                    act,
+                    F,
+                    ffnAct.address(),
+                    act,
+                    F,
+                    0f,
+                    ffnV.address(),
+                    Cublas.DataType.F32,
+                    C);
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    C,
+                    R,
+                    C,
+                    1f,
+                    y.ffnReceptance.address(),
+                    act,
+                    C,
+                    mixA + actBytes * RC,
+                    act,
+                    C,
+                    0f,
+                    ffnR.address(),
+                    Cublas.DataType.F32,
+                    C);
             k.ffnGateAdd(stream, xa, ffnR.address(), ffnV.address(), RC);
             mark("ffn");
         }

@@ -19,8 +19,8 @@ final class Rwkv456Kernels extends CommonKernels {
         super(device, precision, "rwkv456.cu");
         if (headSize != 0 && headSize != 8 && headSize != 16 && headSize != 32 && headSize != 64) {
             close();
-            throw new IllegalArgumentException("head size " + headSize
-                    + ": the CUDA v5/v6 WKV kernel is built for 8, 16, 32 and 64");
+            throw new IllegalArgumentException(
+                    "head size " + headSize + ": the CUDA v5/v6 WKV kernel is built for 8, 16, 32 and 64");
         }
         this.headSize = headSize;
         scan = headSize == 0 ? null : module.kernel("rwkv56_scan_" + headSize);
@@ -31,22 +31,102 @@ final class Rwkv456Kernels extends CommonKernels {
     }
 
     /** The decay-and-bonus recurrence per (stream, head); {@code wStride} 0 (one decay row) or C (per token). */
-    void scan(CudaStream s, int streams, int heads, long r, long k, long v, long w, long wStride, DeviceMemory u,
-              long out, long pool, long slotFloats, int wkvOff, long start, long count, long slot, int C) {
-        scan.launch(s, heads, streams, 1, headSize, 1, 1, 0, r, k, v, w, wStride, u, out, pool, slotFloats, wkvOff,
-                start, count, slot, C);
+    void scan(
+            CudaStream s,
+            int streams,
+            int heads,
+            long r,
+            long k,
+            long v,
+            long w,
+            long wStride,
+            DeviceMemory u,
+            long out,
+            long pool,
+            long slotFloats,
+            int wkvOff,
+            long start,
+            long count,
+            long slot,
+            int C) {
+        scan.launch(
+                s,
+                heads,
+                streams,
+                1,
+                headSize,
+                1,
+                1,
+                0,
+                r,
+                k,
+                v,
+                w,
+                wStride,
+                u,
+                out,
+                pool,
+                slotFloats,
+                wkvOff,
+                start,
+                count,
+                slot,
+                C);
     }
 
     /** RWKV-4's WKV per (stream, channel), gated by sigmoid(r), into the act type. */
-    void rwkv4Scan(CudaStream s, int streams, long r, long k, long v, DeviceMemory w, DeviceMemory u, long y, long pool,
-                   long slotFloats, int wkvOff, long start, long count, long slot, int C) {
-        rwkv4Scan.launch(s, (C + 127) / 128, streams, 1, 128, 1, 1, 0, r, k, v, w, u, y, pool, slotFloats, wkvOff,
-                start, count, slot, C);
+    void rwkv4Scan(
+            CudaStream s,
+            int streams,
+            long r,
+            long k,
+            long v,
+            DeviceMemory w,
+            DeviceMemory u,
+            long y,
+            long pool,
+            long slotFloats,
+            int wkvOff,
+            long start,
+            long count,
+            long slot,
+            int C) {
+        rwkv4Scan.launch(
+                s,
+                (C + 127) / 128,
+                streams,
+                1,
+                128,
+                1,
+                1,
+                0,
+                r,
+                k,
+                v,
+                w,
+                u,
+                y,
+                pool,
+                slotFloats,
+                wkvOff,
+                start,
+                count,
+                slot,
+                C);
     }
 
     /** GroupNorm per head, times silu(g) when {@code g} is not 0, into the act type. */
-    void gate(CudaStream s, int rows, int heads, long out, long g, DeviceMemory lnw, DeviceMemory lnb, float eps,
-              long y, int C) {
+    void gate(
+            CudaStream s,
+            int rows,
+            int heads,
+            long out,
+            long g,
+            DeviceMemory lnw,
+            DeviceMemory lnb,
+            float eps,
+            long y,
+            int C) {
         gate.launch(s, heads, rows, 1, headSize, 1, 1, 0, out, g, lnw, lnb, eps, y, C, headSize);
     }
 

@@ -6,7 +6,6 @@ import dev.rwkvflink.cuda.DeviceMemory;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
-
 import java.util.ArrayList;
 import java.util.List;
 
@@ -27,6 +26,7 @@ final class Rwkv456Weights implements AutoCloseable {
     final boolean gated;
     /** v6: rank of the data-dependent mix (time_maa_w1 is 5 rank x C) and of the decay LoRA. */
     final int maaRank;
+
     final int decayRank;
 
     DeviceMemory emb;
@@ -57,11 +57,14 @@ final class Rwkv456Weights implements AutoCloseable {
         }
     }
 
-    static Rwkv456Weights upload(WeightFile f, RwkvConfig c, Precision p, CudaDevice device, CudaStream stream,
-                                CommonKernels k) {
+    static Rwkv456Weights upload(
+            WeightFile f, RwkvConfig c, Precision p, CudaDevice device, CudaStream stream, CommonKernels k) {
         boolean v6 = c.version() == RwkvVersion.V6;
         String a0 = "blocks.0.att.";
-        Rwkv456Weights w = new Rwkv456Weights(c, p, v6 ? f.get(a0 + "time_maa_w1").rows() / 5 : 0,
+        Rwkv456Weights w = new Rwkv456Weights(
+                c,
+                p,
+                v6 ? f.get(a0 + "time_maa_w1").rows() / 5 : 0,
                 v6 ? f.get(a0 + "time_decay_w1").rows() : 0);
         int C = c.embd();
         try (WeightUploader u = new WeightUploader(device, stream, k, p, w.owned, 0)) {
@@ -86,7 +89,8 @@ final class Rwkv456Weights implements AutoCloseable {
                 y.first = u.vector(c.perChannel(f.get(at + (f.has(at + "time_faaaa") ? "time_faaaa" : "time_first"))
                         .toFloatArray()));
                 y.decay = u.vector(c.perChannel(f.get(at + "time_decay").toFloatArray()));
-                String[] proj = w.gated ? new String[] {"key", "value", "receptance", "gate"}
+                String[] proj = w.gated
+                        ? new String[] {"key", "value", "receptance", "gate"}
                         : new String[] {"key", "value", "receptance"};
                 float[] kvrg = new float[proj.length * C * C];
                 for (int i = 0; i < proj.length; i++) {
@@ -106,16 +110,19 @@ final class Rwkv456Weights implements AutoCloseable {
                     y.maaW2 = u.matrix(f.get(at + "time_maa_w2").toFloatArray());
                     y.decayW1 = u.matrix(f.get(at + "time_decay_w1").toFloatArray());
                     y.decayW2 = u.matrix(f.get(at + "time_decay_w2").toFloatArray());
-                    y.ffnMix = u.vector(concat(f.get(b + "ffn.time_maa_k").toFloatArray(),
+                    y.ffnMix = u.vector(concat(
+                            f.get(b + "ffn.time_maa_k").toFloatArray(),
                             f.get(b + "ffn.time_maa_r").toFloatArray()));
                 } else {
                     String[] names = w.gated ? new String[] {"k", "v", "r", "g"} : new String[] {"k", "v", "r"};
                     float[] mix = new float[names.length * C];
                     for (int i = 0; i < names.length; i++) {
-                        System.arraycopy(oneMinus(f.get(at + "time_mix_" + names[i]).toFloatArray()), 0, mix, i * C, C);
+                        System.arraycopy(
+                                oneMinus(f.get(at + "time_mix_" + names[i]).toFloatArray()), 0, mix, i * C, C);
                     }
                     y.mix = u.vector(mix);
-                    y.ffnMix = u.vector(concat(oneMinus(f.get(b + "ffn.time_mix_k").toFloatArray()),
+                    y.ffnMix = u.vector(concat(
+                            oneMinus(f.get(b + "ffn.time_mix_k").toFloatArray()),
                             oneMinus(f.get(b + "ffn.time_mix_r").toFloatArray())));
                 }
                 y.ffnKey = u.matrix(f.get(b + "ffn.key.weight").toFloatArray());

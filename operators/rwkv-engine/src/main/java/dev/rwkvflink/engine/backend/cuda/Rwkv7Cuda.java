@@ -42,23 +42,24 @@ public final class Rwkv7Cuda extends CudaModelRunner {
 
     private final Rwkv7Kernels k;
     private final Rwkv7Weights w;
-    private final DeviceMemory mix;      // 6 x R x C act: xr, xk, xv, xw, xa, xg
-    private final DeviceMemory rkv;      // 3 x R x C fp32: r, k, v
-    private final DeviceMemory lora;     // R x maxRank fp32
-    private final DeviceMemory loraAct;  // 4 x R x maxRank act (w, a, g, v: the small-batch path runs them at once)
+    private final DeviceMemory mix; // 6 x R x C act: xr, xk, xv, xw, xa, xg
+    private final DeviceMemory rkv; // 3 x R x C fp32: r, k, v
+    private final DeviceMemory lora; // R x maxRank fp32
+    private final DeviceMemory loraAct; // 4 x R x maxRank act (w, a, g, v: the small-batch path runs them at once)
     private final int maxRank;
     /** Whether every product's shape suits the small-batch kernel (property rwkv.cuda.smallProducts). */
     private final boolean gemvFits;
-    private final DeviceMemory dw;       // R x C fp32: decay
-    private final DeviceMemory da;       // learning rate
-    private final DeviceMemory dg;       // gate
-    private final DeviceMemory dvl;      // value-residual lora
+
+    private final DeviceMemory dw; // R x C fp32: decay
+    private final DeviceMemory da; // learning rate
+    private final DeviceMemory dg; // gate
+    private final DeviceMemory dvl; // value-residual lora
     private final DeviceMemory vFirst;
-    private final DeviceMemory kk;       // R x C fp32 (split time mix)
-    private final DeviceMemory att;      // R x C fp32: the recurrence's raw output (split time mix)
-    private final DeviceMemory gated;    // R x C act: the time mix's output, W_o's input
-    private final DeviceMemory ffnAct;   // R x F act: relu(W_k xk)^2
-    private DeviceMemory chunkScratch;   // lazily, see chunkScratch()
+    private final DeviceMemory kk; // R x C fp32 (split time mix)
+    private final DeviceMemory att; // R x C fp32: the recurrence's raw output (split time mix)
+    private final DeviceMemory gated; // R x C act: the time mix's output, W_o's input
+    private final DeviceMemory ffnAct; // R x F act: relu(W_k xk)^2
+    private DeviceMemory chunkScratch; // lazily, see chunkScratch()
 
     private Rwkv7Cuda(Resources res, Rwkv7Weights weights, RwkvConfig config, Rwkv7Kernels kernels, Limits limits) {
         super(res, kernels, config, weights.precision, limits, weights.lnOutW, weights.lnOutB, weights.head);
@@ -72,8 +73,13 @@ public final class Rwkv7Cuda extends CudaModelRunner {
         lora = alloc(4 * R * rank);
         loraAct = alloc(4 * act * R * rank);
         maxRank = rank;
-        gemvFits = SMALL_PRODUCTS && kernels.gemvFits(C) && kernels.gemvFits(F) && kernels.gemvFits(w.decayRank)
-                && kernels.gemvFits(w.aRank) && kernels.gemvFits(w.gateRank) && (w.vRank == 0 || kernels.gemvFits(w.vRank));
+        gemvFits = SMALL_PRODUCTS
+                && kernels.gemvFits(C)
+                && kernels.gemvFits(F)
+                && kernels.gemvFits(w.decayRank)
+                && kernels.gemvFits(w.aRank)
+                && kernels.gemvFits(w.gateRank)
+                && (w.vRank == 0 || kernels.gemvFits(w.vRank));
         dw = alloc(4 * R * C);
         da = alloc(4 * R * C);
         dg = alloc(4 * R * C);
@@ -86,27 +92,37 @@ public final class Rwkv7Cuda extends CudaModelRunner {
     }
 
     /** Uploads an RWKV-7 model's weights and allocates a runner for it. */
-    public static Rwkv7Cuda open(CudaDevice device, WeightFile file, RwkvConfig config, Precision precision,
-                                 Limits limits) {
+    public static Rwkv7Cuda open(
+            CudaDevice device, WeightFile file, RwkvConfig config, Precision precision, Limits limits) {
         requireV7(config);
-        return build(device, config, precision, limits, (res, kern) -> Rwkv7Weights.upload(file, config, precision,
-                device, res.stream(), kern));
+        return build(
+                device,
+                config,
+                precision,
+                limits,
+                (res, kern) -> Rwkv7Weights.upload(file, config, precision, device, res.stream(), kern));
     }
 
     /** A runner over random weights of {@code shape} drawn on the device (benchmarks). */
     public static Rwkv7Cuda random(CudaDevice device, Rwkv7Shape shape, long seed, Precision precision, Limits limits) {
         RwkvConfig config = shape.config(WeightType.BF16);
-        return build(device, config, precision, limits, (res, kern) -> Rwkv7Weights.random(shape, seed, precision,
-                device, res.stream(), kern));
+        return build(
+                device,
+                config,
+                precision,
+                limits,
+                (res, kern) -> Rwkv7Weights.random(shape, seed, precision, device, res.stream(), kern));
     }
 
     private interface WeightLoader {
         Rwkv7Weights load(Resources res, Rwkv7Kernels k);
     }
 
-    private static Rwkv7Cuda build(CudaDevice device, RwkvConfig config, Precision precision, Limits limits,
-                                   WeightLoader loader) {
-        return assemble(device, () -> new Rwkv7Kernels(device, precision, config.headSize()),
+    private static Rwkv7Cuda build(
+            CudaDevice device, RwkvConfig config, Precision precision, Limits limits, WeightLoader loader) {
+        return assemble(
+                device,
+                () -> new Rwkv7Kernels(device, precision, config.headSize()),
                 new Assembly<Rwkv7Kernels, Rwkv7Weights, Rwkv7Cuda>() {
                     @Override
                     public Rwkv7Weights weights(Resources res, Rwkv7Kernels kernels) {
@@ -169,11 +185,29 @@ public final class Rwkv7Cuda extends CudaModelRunner {
             int wkvOff = attShift + 2 * C;
             // time mix; when every stream has one row (decode) the mix kernel also saves the shift
             boolean oneRowEach = R == B;
-            k.lnShiftMix(stream, R, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dRowStream, dStart, dSlot,
-                    y.mix.address(), 6, 0L, mixA, RC, C, oneRowEach);
+            k.lnShiftMix(
+                    stream,
+                    R,
+                    xa,
+                    y.ln1w,
+                    y.ln1b,
+                    LN_EPS,
+                    poolA,
+                    slotFloats,
+                    attShift,
+                    dRowStream,
+                    dStart,
+                    dSlot,
+                    y.mix.address(),
+                    6,
+                    0L,
+                    mixA,
+                    RC,
+                    C,
+                    oneRowEach);
             if (!oneRowEach) {
-                k.commitShift(stream, B, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dStart, dCount,
-                        dSlot, C);
+                k.commitShift(
+                        stream, B, xa, y.ln1w, y.ln1b, LN_EPS, poolA, slotFloats, attShift, dStart, dCount, dSlot, C);
             }
             mark("ln1+mix");
             long xw = mixA + 3 * actBytes * RC;
@@ -183,12 +217,34 @@ public final class Rwkv7Cuda extends CudaModelRunner {
             if (smallSquare) {
                 long cc = (long) C * C * actBytes;
                 long rkvW = y.rkv.address();
-                k.gemv(stream, R, new Gemv(rkvW, mixA, rA, C, C, 0, false, false),
+                k.gemv(
+                        stream,
+                        R,
+                        new Gemv(rkvW, mixA, rA, C, C, 0, false, false),
                         new Gemv(rkvW + cc, mixA + actBytes * RC, kA, C, C, 0, false, false),
                         new Gemv(rkvW + 2 * cc, xv, vA, C, C, 0, false, false));
             } else {
-                blas.gemmStridedBatchedEx(Op.T, Op.N, C, R, C, 1f, y.rkv.address(), act, C, (long) C * C,
-                        mixA, act, C, RC, 0f, rA, Cublas.DataType.F32, C, RC, 3);
+                blas.gemmStridedBatchedEx(
+                        Op.T,
+                        Op.N,
+                        C,
+                        R,
+                        C,
+                        1f,
+                        y.rkv.address(),
+                        act,
+                        C,
+                        (long) C * C,
+                        mixA,
+                        act,
+                        C,
+                        RC,
+                        0f,
+                        rA,
+                        Cublas.DataType.F32,
+                        C,
+                        RC,
+                        3);
             }
             mark("gemm rkv");
             if (small) {
@@ -201,9 +257,20 @@ public final class Rwkv7Cuda extends CudaModelRunner {
                 Gemv a2 = new Gemv(y.a2.address(), la + slice, da.address(), C, w.aRank, 0, false, false);
                 Gemv g2 = new Gemv(y.g2.address(), la + 2 * slice, dg.address(), C, w.gateRank, 0, false, false);
                 if (l > 0) {
-                    k.gemv(stream, R, w1, a1, g1, new Gemv(y.v1.address(), xv, la + 3 * slice, w.vRank, C, 0, true, false));
-                    k.gemv(stream, R, w2, a2, g2, new Gemv(y.v2.address(), la + 3 * slice, dvl.address(), C, w.vRank,
-                            0, false, false));
+                    k.gemv(
+                            stream,
+                            R,
+                            w1,
+                            a1,
+                            g1,
+                            new Gemv(y.v1.address(), xv, la + 3 * slice, w.vRank, C, 0, true, false));
+                    k.gemv(
+                            stream,
+                            R,
+                            w2,
+                            a2,
+                            g2,
+                            new Gemv(y.v2.address(), la + 3 * slice, dvl.address(), C, w.vRank, 0, false, false));
                 } else {
                     k.gemv(stream, R, w1, a1, g1);
                     k.gemv(stream, R, w2, a2, g2);
@@ -220,50 +287,208 @@ public final class Rwkv7Cuda extends CudaModelRunner {
             if (chunkCount > 0) {
                 // long sequences of few streams: per-channel preparation over all rows, the chunked recurrence,
                 // GroupNorm + gate over all rows
-                k.prep(stream, R, H, dw.address(), da.address(), kA, kk.address(), vA, vFirst.address(), dvl.address(),
-                        y, l == 0, C);
+                k.prep(
+                        stream,
+                        R,
+                        H,
+                        dw.address(),
+                        da.address(),
+                        kA,
+                        kk.address(),
+                        vA,
+                        vFirst.address(),
+                        dvl.address(),
+                        y,
+                        l == 0,
+                        C);
                 long sc = chunkScratch().address();
                 mark("prep");
-                k.chunkLocal(stream, chunkCount, H, rA, dw.address(), kA, kk.address(), da.address(), dChunkRow0,
-                        dChunkLen, sc, C);
+                k.chunkLocal(
+                        stream,
+                        chunkCount,
+                        H,
+                        rA,
+                        dw.address(),
+                        kA,
+                        kk.address(),
+                        da.address(),
+                        dChunkRow0,
+                        dChunkLen,
+                        sc,
+                        C);
                 mark("chunks: local");
-                k.chunkState(stream, B, H, vA, poolA, slotFloats, wkvOff, dSlot, dStreamChunk0, dStreamChunks,
-                        dChunkRow0, dChunkLen, sc, C);
+                k.chunkState(
+                        stream,
+                        B,
+                        H,
+                        vA,
+                        poolA,
+                        slotFloats,
+                        wkvOff,
+                        dSlot,
+                        dStreamChunk0,
+                        dStreamChunks,
+                        dChunkRow0,
+                        dChunkLen,
+                        sc,
+                        C);
                 mark("chunks: state");
                 k.chunkOut(stream, chunkCount, H, vA, dChunkRow0, dChunkLen, sc, att.address(), C);
                 mark("chunks: out");
-                k.gate(stream, R, H, att.address(), rA, kA, vA, dg.address(), y, config.groupNormEps(),
-                        gated.address(), C);
+                k.gate(
+                        stream,
+                        R,
+                        H,
+                        att.address(),
+                        rA,
+                        kA,
+                        vA,
+                        dg.address(),
+                        y,
+                        config.groupNormEps(),
+                        gated.address(),
+                        C);
             } else if (split) {
-                k.prep(stream, R, H, dw.address(), da.address(), kA, kk.address(), vA, vFirst.address(), dvl.address(),
-                        y, l == 0, C);
-                k.scan(stream, B, H, rA, dw.address(), kA, kk.address(), da.address(), vA, att.address(), poolA,
-                        slotFloats, wkvOff, dStart, dCount, dSlot, C);
-                k.gate(stream, R, H, att.address(), rA, kA, vA, dg.address(), y, config.groupNormEps(),
-                        gated.address(), C);
+                k.prep(
+                        stream,
+                        R,
+                        H,
+                        dw.address(),
+                        da.address(),
+                        kA,
+                        kk.address(),
+                        vA,
+                        vFirst.address(),
+                        dvl.address(),
+                        y,
+                        l == 0,
+                        C);
+                k.scan(
+                        stream,
+                        B,
+                        H,
+                        rA,
+                        dw.address(),
+                        kA,
+                        kk.address(),
+                        da.address(),
+                        vA,
+                        att.address(),
+                        poolA,
+                        slotFloats,
+                        wkvOff,
+                        dStart,
+                        dCount,
+                        dSlot,
+                        C);
+                k.gate(
+                        stream,
+                        R,
+                        H,
+                        att.address(),
+                        rA,
+                        kA,
+                        vA,
+                        dg.address(),
+                        y,
+                        config.groupNormEps(),
+                        gated.address(),
+                        C);
             } else if (oneRowEach) {
-                k.timeMixOne(stream, B, H, rA, kA, vA, dw.address(), da.address(), dg.address(), dvl.address(),
-                        vFirst.address(), y, l == 0, config.groupNormEps(), gated.address(), poolA, slotFloats, wkvOff,
-                        dStart, dSlot, C);
+                k.timeMixOne(
+                        stream,
+                        B,
+                        H,
+                        rA,
+                        kA,
+                        vA,
+                        dw.address(),
+                        da.address(),
+                        dg.address(),
+                        dvl.address(),
+                        vFirst.address(),
+                        y,
+                        l == 0,
+                        config.groupNormEps(),
+                        gated.address(),
+                        poolA,
+                        slotFloats,
+                        wkvOff,
+                        dStart,
+                        dSlot,
+                        C);
             } else {
-                k.timeMix(stream, B, H, rA, kA, vA, dw.address(), da.address(), dg.address(), dvl.address(),
-                        vFirst.address(), y, l == 0, config.groupNormEps(), gated.address(), poolA, slotFloats, wkvOff,
-                        dStart, dCount, dSlot, C);
+                k.timeMix(
+                        stream,
+                        B,
+                        H,
+                        rA,
+                        kA,
+                        vA,
+                        dw.address(),
+                        da.address(),
+                        dg.address(),
+                        dvl.address(),
+                        vFirst.address(),
+                        y,
+                        l == 0,
+                        config.groupNormEps(),
+                        gated.address(),
+                        poolA,
+                        slotFloats,
+                        wkvOff,
+                        dStart,
+                        dCount,
+                        dSlot,
+                        C);
             }
             mark("time mix (wkv)");
             if (smallSquare) {
                 k.gemv(stream, R, new Gemv(y.output.address(), gated.address(), xa, C, C, 0, false, true));
             } else {
-                blas.gemmEx(Op.T, Op.N, C, R, C, 1f, y.output.address(), act, C, gated.address(), act, C, 1f, xa,
-                        Cublas.DataType.F32, C);
+                blas.gemmEx(
+                        Op.T,
+                        Op.N,
+                        C,
+                        R,
+                        C,
+                        1f,
+                        y.output.address(),
+                        act,
+                        C,
+                        gated.address(),
+                        act,
+                        C,
+                        1f,
+                        xa,
+                        Cublas.DataType.F32,
+                        C);
             }
             mark("gemm output");
             // channel mix
-            k.lnShiftMix(stream, R, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dRowStream, dStart, dSlot,
-                    y.ffnMix.address(), 1, 0L, mixA, RC, C, oneRowEach);
+            k.lnShiftMix(
+                    stream,
+                    R,
+                    xa,
+                    y.ln2w,
+                    y.ln2b,
+                    LN_EPS,
+                    poolA,
+                    slotFloats,
+                    ffnShift,
+                    dRowStream,
+                    dStart,
+                    dSlot,
+                    y.ffnMix.address(),
+                    1,
+                    0L,
+                    mixA,
+                    RC,
+                    C,
+                    oneRowEach);
             if (!oneRowEach) {
-                k.commitShift(stream, B, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dStart, dCount,
-                        dSlot, C);
+                k.commitShift(
+                        stream, B, xa, y.ln2w, y.ln2b, LN_EPS, poolA, slotFloats, ffnShift, dStart, dCount, dSlot, C);
             }
             mark("ln2+mix");
             if (smallFfn) {
@@ -271,13 +496,43 @@ public final class Rwkv7Cuda extends CudaModelRunner {
                 mark("gemm ffn key");
                 k.gemv(stream, R, new Gemv(y.ffnValue.address(), ffnAct.address(), xa, C, F, 0, false, true));
             } else {
-                blas.gemmEx(Op.T, Op.N, F, R, C, 1f, y.ffnKey.address(), act, C, mixA, act, C, 0f, ffnAct.address(),
-                        act, F);
+                blas.gemmEx(
+                        Op.T,
+                        Op.N,
+                        F,
+                        R,
+                        C,
+                        1f,
+                        y.ffnKey.address(),
+                        act,
+                        C,
+                        mixA,
+                        act,
+                        C,
+                        0f,
+                        ffnAct.address(),
+                        act,
+                        F);
                 mark("gemm ffn key");
                 k.reluSq(stream, ffnAct.address(), (long) R * F);
                 mark("relu^2");
-                blas.gemmEx(Op.T, Op.N, C, R, F, 1f, y.ffnValue.address(), act, F, ffnAct.address(), act, F, 1f, xa,
-                        Cublas.DataType.F32, C);
+                blas.gemmEx(
+                        Op.T,
+                        Op.N,
+                        C,
+                        R,
+                        F,
+                        1f,
+                        y.ffnValue.address(),
+                        act,
+                        F,
+                        ffnAct.address(),
+                        act,
+                        F,
+                        1f,
+                        xa,
+                        Cublas.DataType.F32,
+                        C);
             }
             mark("gemm ffn value");
         }
@@ -320,7 +575,8 @@ public final class Rwkv7Cuda extends CudaModelRunner {
     /** Scratch of the chunked recurrence, allocated on first use: per (chunk, head) P, K~, Z, A and S_start. */
     private DeviceMemory chunkScratch() {
         if (chunkScratch == null) {
-            int streams = TIME_MIX.equals("chunked") ? slots : (int) Math.min(slots, 2L * device.multiprocessors() / H + 1);
+            int streams =
+                    TIME_MIX.equals("chunked") ? slots : (int) Math.min(slots, 2L * device.multiprocessors() / H + 1);
             long chunks = maxRows / CHUNK_L + streams;
             chunkScratch = alloc(4L * chunks * H * k.chunkScratchFloats());
         }
@@ -336,11 +592,41 @@ public final class Rwkv7Cuda extends CudaModelRunner {
         if (mode == 0) {
             blas.gemmEx(Op.T, Op.N, rank, R, C, 1f, m1.address(), act, C, in, act, C, 0f, loraAct.address(), act, rank);
         } else {
-            blas.gemmEx(Op.T, Op.N, rank, R, C, 1f, m1.address(), act, C, in, act, C, 0f, lora.address(),
-                    Cublas.DataType.F32, rank);
+            blas.gemmEx(
+                    Op.T,
+                    Op.N,
+                    rank,
+                    R,
+                    C,
+                    1f,
+                    m1.address(),
+                    act,
+                    C,
+                    in,
+                    act,
+                    C,
+                    0f,
+                    lora.address(),
+                    Cublas.DataType.F32,
+                    rank);
             k.activate(stream, lora.address(), loraAct.address(), (long) R * rank, mode);
         }
-        blas.gemmEx(Op.T, Op.N, C, R, rank, 1f, m2.address(), act, rank, loraAct.address(), act, rank, 0f, out,
-                Cublas.DataType.F32, C);
+        blas.gemmEx(
+                Op.T,
+                Op.N,
+                C,
+                R,
+                rank,
+                1f,
+                m2.address(),
+                act,
+                rank,
+                loraAct.address(),
+                act,
+                rank,
+                0f,
+                out,
+                Cublas.DataType.F32,
+                C);
     }
 }

@@ -24,7 +24,8 @@ final class Rwkv7Kernels extends CommonKernels {
         super(device, precision, "rwkv7.cu");
         if (headSize != 32 && headSize != 64) {
             close();
-            throw new IllegalArgumentException("head size " + headSize + ": the CUDA WKV kernel is built for 32 and 64");
+            throw new IllegalArgumentException(
+                    "head size " + headSize + ": the CUDA WKV kernel is built for 32 and 64");
         }
         this.headSize = headSize;
         String t = precision.suffix;
@@ -46,65 +47,324 @@ final class Rwkv7Kernels extends CommonKernels {
     }
 
     /** Chunked recurrence, phase 1: every chunk's P, K~, Z and A at once. */
-    void chunkLocal(CudaStream s, int chunks, int heads, long r, long w, long k, long kk, long b, long chunkRow0,
-                    long chunkLen, long scratch, int C) {
-        chunkLocal.launch(s, heads, chunks, 1, headSize + CudaModelRunner.CHUNK_L, 1, 1, 0, r, w, k, kk, b, chunkRow0,
-                chunkLen, scratch, C);
+    void chunkLocal(
+            CudaStream s,
+            int chunks,
+            int heads,
+            long r,
+            long w,
+            long k,
+            long kk,
+            long b,
+            long chunkRow0,
+            long chunkLen,
+            long scratch,
+            int C) {
+        chunkLocal.launch(
+                s,
+                heads,
+                chunks,
+                1,
+                headSize + CudaModelRunner.CHUNK_L,
+                1,
+                1,
+                0,
+                r,
+                w,
+                k,
+                kk,
+                b,
+                chunkRow0,
+                chunkLen,
+                scratch,
+                C);
     }
 
     /**
      * Phase 2: per (stream, head), the state carried across the stream's chunks; each chunk's start state saved. The
      * state's rows are split over {@code headSize / CHUNK_RB} blocks per (stream, head).
      */
-    void chunkState(CudaStream s, int streams, int heads, long v, long pool, long slotFloats, int wkvOff, long slot,
-                    long streamChunk0, long streamChunks, long chunkRow0, long chunkLen, long scratch, int C) {
-        chunkState.launch(s, heads, streams, headSize / CHUNK_RB, headSize, 1, 1, 0, v, pool, slotFloats, wkvOff,
-                slot, streamChunk0, streamChunks, chunkRow0, chunkLen, scratch, C);
+    void chunkState(
+            CudaStream s,
+            int streams,
+            int heads,
+            long v,
+            long pool,
+            long slotFloats,
+            int wkvOff,
+            long slot,
+            long streamChunk0,
+            long streamChunks,
+            long chunkRow0,
+            long chunkLen,
+            long scratch,
+            int C) {
+        chunkState.launch(
+                s,
+                heads,
+                streams,
+                headSize / CHUNK_RB,
+                headSize,
+                1,
+                1,
+                0,
+                v,
+                pool,
+                slotFloats,
+                wkvOff,
+                slot,
+                streamChunk0,
+                streamChunks,
+                chunkRow0,
+                chunkLen,
+                scratch,
+                C);
     }
 
     /** Phase 3: every chunk's outputs at once. */
-    void chunkOut(CudaStream s, int chunks, int heads, long v, long chunkRow0, long chunkLen, long scratch, long out,
-                  int C) {
+    void chunkOut(
+            CudaStream s, int chunks, int heads, long v, long chunkRow0, long chunkLen, long scratch, long out, int C) {
         chunkOut.launch(s, heads, chunks, 1, headSize, 1, 1, 0, v, chunkRow0, chunkLen, scratch, out, C);
     }
 
     /** The fused time mix: decay, learning rate, value residual, kk, the WKV recurrence, GroupNorm, bonus, gate. */
-    void timeMix(CudaStream s, int streams, int heads, long r, long k, long v, long wLora, long aLora, long g,
-                 long vLora, long vFirst, Rwkv7Weights.Layer y, boolean firstLayer, float gnEps, long out, long pool,
-                 long slotFloats, int wkvOff, long start, long count, long slot, int C) {
-        timeMix.launch(s, heads, streams, 1, headSize, 1, 1, 0, r, k, v, wLora, aLora, g, vLora, vFirst, y.w0, y.a0,
-                y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, y.rk, y.lnxw, y.lnxb, gnEps, firstLayer ? 1 : 0, out,
-                pool, slotFloats, wkvOff, start, count, slot, C);
+    void timeMix(
+            CudaStream s,
+            int streams,
+            int heads,
+            long r,
+            long k,
+            long v,
+            long wLora,
+            long aLora,
+            long g,
+            long vLora,
+            long vFirst,
+            Rwkv7Weights.Layer y,
+            boolean firstLayer,
+            float gnEps,
+            long out,
+            long pool,
+            long slotFloats,
+            int wkvOff,
+            long start,
+            long count,
+            long slot,
+            int C) {
+        timeMix.launch(
+                s,
+                heads,
+                streams,
+                1,
+                headSize,
+                1,
+                1,
+                0,
+                r,
+                k,
+                v,
+                wLora,
+                aLora,
+                g,
+                vLora,
+                vFirst,
+                y.w0,
+                y.a0,
+                y.v0 == null ? 0L : y.v0.address(),
+                y.kk,
+                y.ka,
+                y.rk,
+                y.lnxw,
+                y.lnxb,
+                gnEps,
+                firstLayer ? 1 : 0,
+                out,
+                pool,
+                slotFloats,
+                wkvOff,
+                start,
+                count,
+                slot,
+                C);
     }
 
     /** The fused time mix for steps where every stream has one token (rows == streams): 4 threads per state row. */
-    void timeMixOne(CudaStream s, int streams, int heads, long r, long k, long v, long wLora, long aLora, long g,
-                    long vLora, long vFirst, Rwkv7Weights.Layer y, boolean firstLayer, float gnEps, long out,
-                    long pool, long slotFloats, int wkvOff, long start, long slot, int C) {
-        launch(timeMixOne, true, s, heads, streams, 4 * headSize, r, k, v, wLora, aLora, g, vLora, vFirst, y.w0, y.a0,
-                y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, y.rk, y.lnxw, y.lnxb, gnEps, firstLayer ? 1 : 0, out,
-                pool, slotFloats, wkvOff, start, slot, C);
+    void timeMixOne(
+            CudaStream s,
+            int streams,
+            int heads,
+            long r,
+            long k,
+            long v,
+            long wLora,
+            long aLora,
+            long g,
+            long vLora,
+            long vFirst,
+            Rwkv7Weights.Layer y,
+            boolean firstLayer,
+            float gnEps,
+            long out,
+            long pool,
+            long slotFloats,
+            int wkvOff,
+            long start,
+            long slot,
+            int C) {
+        launch(
+                timeMixOne,
+                true,
+                s,
+                heads,
+                streams,
+                4 * headSize,
+                r,
+                k,
+                v,
+                wLora,
+                aLora,
+                g,
+                vLora,
+                vFirst,
+                y.w0,
+                y.a0,
+                y.v0 == null ? 0L : y.v0.address(),
+                y.kk,
+                y.ka,
+                y.rk,
+                y.lnxw,
+                y.lnxb,
+                gnEps,
+                firstLayer ? 1 : 0,
+                out,
+                pool,
+                slotFloats,
+                wkvOff,
+                start,
+                slot,
+                C);
     }
 
     /** The split time mix, step 1: per-channel preparation over all rows (see rwkv7.cu). */
-    void prep(CudaStream s, int rows, int heads, long w, long a, long k, long kk, long v, long vFirst, long vLora,
-              Rwkv7Weights.Layer y, boolean firstLayer, int C) {
-        prep.launch(s, pairBlocks(rows, heads), 1, 1, 32 * PAIR_WARPS, 1, 1, 0, w, a, k, kk, v, vFirst, vLora, y.w0,
-                y.a0, y.v0 == null ? 0L : y.v0.address(), y.kk, y.ka, firstLayer ? 1 : 0, C, rows);
+    void prep(
+            CudaStream s,
+            int rows,
+            int heads,
+            long w,
+            long a,
+            long k,
+            long kk,
+            long v,
+            long vFirst,
+            long vLora,
+            Rwkv7Weights.Layer y,
+            boolean firstLayer,
+            int C) {
+        prep.launch(
+                s,
+                pairBlocks(rows, heads),
+                1,
+                1,
+                32 * PAIR_WARPS,
+                1,
+                1,
+                0,
+                w,
+                a,
+                k,
+                kk,
+                v,
+                vFirst,
+                vLora,
+                y.w0,
+                y.a0,
+                y.v0 == null ? 0L : y.v0.address(),
+                y.kk,
+                y.ka,
+                firstLayer ? 1 : 0,
+                C,
+                rows);
     }
 
     /** The split time mix, step 2: the recurrence alone, per (stream, head). */
-    void scan(CudaStream s, int streams, int heads, long r, long w, long k, long kk, long b, long v, long out,
-              long pool, long slotFloats, int wkvOff, long start, long count, long slot, int C) {
-        scan.launch(s, heads, streams, 1, headSize, 1, 1, 0, r, w, k, kk, b, v, out, pool, slotFloats, wkvOff, start,
-                count, slot, C);
+    void scan(
+            CudaStream s,
+            int streams,
+            int heads,
+            long r,
+            long w,
+            long k,
+            long kk,
+            long b,
+            long v,
+            long out,
+            long pool,
+            long slotFloats,
+            int wkvOff,
+            long start,
+            long count,
+            long slot,
+            int C) {
+        scan.launch(
+                s,
+                heads,
+                streams,
+                1,
+                headSize,
+                1,
+                1,
+                0,
+                r,
+                w,
+                k,
+                kk,
+                b,
+                v,
+                out,
+                pool,
+                slotFloats,
+                wkvOff,
+                start,
+                count,
+                slot,
+                C);
     }
 
     /** The split time mix, step 3: GroupNorm + bonus + gate over all rows, into the act type. */
-    void gate(CudaStream s, int rows, int heads, long out, long r, long k, long v, long g, Rwkv7Weights.Layer y,
-              float eps, long dst, int C) {
-        gate.launch(s, pairBlocks(rows, heads), 1, 1, 32 * PAIR_WARPS, 1, 1, 0, out, r, k, v, g, y.rk, y.lnxw, y.lnxb,
-                eps, dst, C, rows);
+    void gate(
+            CudaStream s,
+            int rows,
+            int heads,
+            long out,
+            long r,
+            long k,
+            long v,
+            long g,
+            Rwkv7Weights.Layer y,
+            float eps,
+            long dst,
+            int C) {
+        gate.launch(
+                s,
+                pairBlocks(rows, heads),
+                1,
+                1,
+                32 * PAIR_WARPS,
+                1,
+                1,
+                0,
+                out,
+                r,
+                k,
+                v,
+                g,
+                y.rk,
+                y.lnxw,
+                y.lnxb,
+                eps,
+                dst,
+                C,
+                rows);
     }
 
     private static int pairBlocks(int rows, int heads) {

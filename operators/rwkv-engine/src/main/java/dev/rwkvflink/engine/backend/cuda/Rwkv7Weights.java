@@ -6,8 +6,6 @@ import dev.rwkvflink.cuda.DeviceMemory;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
 import dev.rwkvflink.engine.model.RwkvConfig;
-import dev.rwkvflink.engine.tensor.Tensor;
-
 import java.util.ArrayList;
 import java.util.List;
 
@@ -49,8 +47,16 @@ final class Rwkv7Weights implements AutoCloseable {
         DeviceMemory rkv, output, w1, w2, a1, a2, v1, v2, g1, g2, ffnKey, ffnValue;
     }
 
-    private Rwkv7Weights(int layers, int embd, int vocab, int ffn, int decayRank, int aRank, int vRank,
-                         int gateRank, Precision precision) {
+    private Rwkv7Weights(
+            int layers,
+            int embd,
+            int vocab,
+            int ffn,
+            int decayRank,
+            int aRank,
+            int vRank,
+            int gateRank,
+            Precision precision) {
         this.layers = layers;
         this.embd = embd;
         this.vocab = vocab;
@@ -67,12 +73,19 @@ final class Rwkv7Weights implements AutoCloseable {
     }
 
     /** Uploads the weights of an RWKV-7 model file (any weight type: quantized matrices are dequantized first). */
-    static Rwkv7Weights upload(WeightFile f, RwkvConfig c, Precision p, CudaDevice device, CudaStream stream,
-                               Rwkv7Kernels k) {
+    static Rwkv7Weights upload(
+            WeightFile f, RwkvConfig c, Precision p, CudaDevice device, CudaStream stream, Rwkv7Kernels k) {
         String b0 = "blocks.0.att.";
-        Rwkv7Weights w = new Rwkv7Weights(c.layers(), c.embd(), c.vocab(), c.ffn(), f.get(b0 + "w1").rows(),
-                f.get(b0 + "a1").rows(), c.layers() > 1 ? f.get("blocks.1.att.v1").rows() : 0,
-                f.get(b0 + "g1").rows(), p);
+        Rwkv7Weights w = new Rwkv7Weights(
+                c.layers(),
+                c.embd(),
+                c.vocab(),
+                c.ffn(),
+                f.get(b0 + "w1").rows(),
+                f.get(b0 + "a1").rows(),
+                c.layers() > 1 ? f.get("blocks.1.att.v1").rows() : 0,
+                f.get(b0 + "g1").rows(),
+                p);
         try (WeightUploader u = new WeightUploader(device, stream, k, p, w.owned, 0)) {
             int C = c.embd();
             w.emb = u.vector(f.get("emb.weight").toFloatArray());
@@ -135,10 +148,10 @@ final class Rwkv7Weights implements AutoCloseable {
      * host quickly): the same distributions as {@link dev.rwkvflink.engine.model.RandomModels} (projections
      * N(0, 1/in), decay and learning-rate bases in [-2, 2] and [-1, 1]), other values.
      */
-    static Rwkv7Weights random(Rwkv7Shape s, long seed, Precision p, CudaDevice device, CudaStream stream,
-                               Rwkv7Kernels k) {
-        Rwkv7Weights w = new Rwkv7Weights(s.layers(), s.embd(), s.vocab(), s.ffn(), s.decayRank(), s.aRank(),
-                s.vRank(), s.gateRank(), p);
+    static Rwkv7Weights random(
+            Rwkv7Shape s, long seed, Precision p, CudaDevice device, CudaStream stream, Rwkv7Kernels k) {
+        Rwkv7Weights w = new Rwkv7Weights(
+                s.layers(), s.embd(), s.vocab(), s.ffn(), s.decayRank(), s.aRank(), s.vRank(), s.gateRank(), p);
         int C = s.embd();
         try (WeightUploader u = new WeightUploader(device, stream, k, p, w.owned, seed)) {
             w.emb = u.randomVector((long) s.vocab() * C, 0, 1, 0);

@@ -3,7 +3,6 @@ package dev.rwkvflink.engine.backend.cuda;
 import dev.rwkvflink.cuda.CudaDevice;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -23,8 +22,13 @@ final class WeightUploader implements AutoCloseable {
     private final long seed;
     private long drawn;
 
-    WeightUploader(CudaDevice device, CudaStream stream, CommonKernels k, Precision precision,
-                   List<DeviceMemory> owned, long seed) {
+    WeightUploader(
+            CudaDevice device,
+            CudaStream stream,
+            CommonKernels k,
+            Precision precision,
+            List<DeviceMemory> owned,
+            long seed) {
         this.device = device;
         this.stream = stream;
         this.k = k;

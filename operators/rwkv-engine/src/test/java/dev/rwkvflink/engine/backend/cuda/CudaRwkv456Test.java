@@ -33,7 +33,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CudaRwkv456Test {
 
     private static void assumeCuda() {
-        Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
+        Assumptions.assumeTrue(
+                Cuda.availability().available(),
+                "skipped: " + Cuda.availability().reason());
     }
 
     private static String file(String model) {
@@ -52,10 +54,17 @@ class CudaRwkv456Test {
         for (Precision p : Precision.values()) {
             String name = "cuda:" + p.name().toLowerCase(java.util.Locale.ROOT);
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(model, file(model)), Backends.byName(name))) {
-                assertInstanceOf(Rwkv456Cuda.class, m.runner(), "the GPU runs " + m.config().version());
+                assertInstanceOf(
+                        Rwkv456Cuda.class,
+                        m.runner(),
+                        "the GPU runs " + m.config().version());
                 GpuParity.Tiny e = GpuParity.tiny(m, SharedData.PROMPT, exact, expected);
-                System.out.printf("tiny %s %s %s: max|gpu - float64| %.3g, max|gpu - rwkv.cpp| %s, rnn vs seq %.3g%n",
-                        model, file(model), name, e.vsExact(),
+                System.out.printf(
+                        "tiny %s %s %s: max|gpu - float64| %.3g, max|gpu - rwkv.cpp| %s, rnn vs seq %.3g%n",
+                        model,
+                        file(model),
+                        name,
+                        e.vsExact(),
                         expected == null ? "n/a (quantized file)" : String.format("%.3g", e.vsExpected()),
                         e.rnnVsSeq());
                 double tol = GpuParity.TINY_V456_LOGITS.of(p);
@@ -74,8 +83,12 @@ class CudaRwkv456Test {
         TestSeeds.Seed seed = TestSeeds.seed();
         Random rnd = seed.random();
         try (RwkvModel cpu = RwkvModel.load(SharedData.tinyModel(model, file(model)), Backends.byName("cpu"));
-             Rwkv456Cuda gpu = Rwkv456Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32,
-                     new CudaModelRunner.Limits(32, 4))) {
+                Rwkv456Cuda gpu = Rwkv456Cuda.open(
+                        Cuda.device(0),
+                        cpu.weights(),
+                        cpu.config(),
+                        Precision.F32,
+                        new CudaModelRunner.Limits(32, 4))) {
             int B = 7;
             int[][] tokens = new int[B][];
             RwkvState[] gs = new RwkvState[B];
@@ -92,8 +105,8 @@ class CudaRwkv456Test {
                 float[] want = cpu.hidden(cs[i], tokens[i]);
                 double e = relErr(hidden[i], want);
                 double es = relErr(gs[i].data(), cs[i].data());
-                System.out.printf("%s stream %d (%d tokens): hidden %.3g, state %.3g%n", model, i,
-                        tokens[i].length, e, es);
+                System.out.printf(
+                        "%s stream %d (%d tokens): hidden %.3g, state %.3g%n", model, i, tokens[i].length, e, es);
                 assertTrue(e <= 1e-5, model + " stream " + i + " hidden: " + e + ", " + seed);
                 assertTrue(es <= 1e-5, model + " stream " + i + " state: " + es + ", " + seed);
             }

@@ -38,7 +38,9 @@ import org.junit.jupiter.api.Test;
 class CudaRwkv7Test {
 
     private static void assumeCuda() {
-        Assumptions.assumeTrue(Cuda.availability().available(), "skipped: " + Cuda.availability().reason());
+        Assumptions.assumeTrue(
+                Cuda.availability().available(),
+                "skipped: " + Cuda.availability().reason());
     }
 
     @Test
@@ -47,7 +49,11 @@ class CudaRwkv7Test {
         if (Cuda.availability().available()) {
             assertInstanceOf(CudaBackend.class, b);
         } else {
-            assertNotEquals("cuda", b.name(), "without CUDA the CPU backend answers: " + Cuda.availability().reason());
+            assertNotEquals(
+                    "cuda",
+                    b.name(),
+                    "without CUDA the CPU backend answers: "
+                            + Cuda.availability().reason());
             assertTrue(b.name().equals("vector") || b.name().equals("scalar"), b.name());
         }
     }
@@ -65,7 +71,8 @@ class CudaRwkv7Test {
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), Backends.byName(name))) {
                 assertNotNull(m.runner(), "the GPU runs RWKV-7");
                 GpuParity.Tiny e = GpuParity.tiny(m, SharedData.PROMPT, exact, expected);
-                System.out.printf("tiny 7v0 %s: max|gpu - rwkv.cpp| %.3g, max|gpu - float64| %.3g, rnn vs seq %.3g%n",
+                System.out.printf(
+                        "tiny 7v0 %s: max|gpu - rwkv.cpp| %.3g, max|gpu - float64| %.3g, rnn vs seq %.3g%n",
                         name, e.vsExpected(), e.vsExact(), e.rnnVsSeq());
                 double tol = GpuParity.TINY_V7_LOGITS.of(p);
                 assertTrue(e.vsExpected() <= tol, name + " vs rwkv.cpp expected logits: " + e.vsExpected());
@@ -89,15 +96,17 @@ class CudaRwkv7Test {
             try (GpuParity.Fixture f = GpuParity.Fixture.ragged(p)) {
                 GpuParity.Ragged r = GpuParity.ragged(f, seed.random());
                 for (int i = 0; i < r.hidden().length; i++) {
-                    System.out.printf("%s stream %2d (%2d tokens): hidden rel err %.3g, state rel err %.3g, alone vs"
-                            + " batched %.3g%n", p, i, r.lengths()[i], r.hidden()[i], r.state()[i],
-                            r.aloneVsBatched()[i]);
+                    System.out.printf(
+                            "%s stream %2d (%2d tokens): hidden rel err %.3g, state rel err %.3g, alone vs"
+                                    + " batched %.3g%n",
+                            p, i, r.lengths()[i], r.hidden()[i], r.state()[i], r.aloneVsBatched()[i]);
                 }
                 for (int i = 0; i < r.hidden().length; i++) {
                     String what = p + " stream " + i + " (" + r.lengths()[i] + " tokens), " + seed;
                     assertTrue(r.hidden()[i] <= GpuParity.RAGGED_HIDDEN.of(p), what + ": hidden " + r.hidden()[i]);
                     assertTrue(r.state()[i] <= GpuParity.RAGGED_STATE.of(p), what + ": state " + r.state()[i]);
-                    assertTrue(r.aloneVsBatched()[i] <= GpuParity.RAGGED_ALONE_VS_BATCHED.of(p),
+                    assertTrue(
+                            r.aloneVsBatched()[i] <= GpuParity.RAGGED_ALONE_VS_BATCHED.of(p),
                             what + ": alone vs batched " + r.aloneVsBatched()[i]);
                 }
             }
@@ -125,12 +134,14 @@ class CudaRwkv7Test {
                     }
                     System.out.println(line);
                 }
-                System.out.printf("%s decode 5 streams x 12 steps: median rel err %.3g, worst %.3g (%s)%n", p,
-                        d.median(), d.worst(), seed);
+                System.out.printf(
+                        "%s decode 5 streams x 12 steps: median rel err %.3g, worst %.3g (%s)%n",
+                        p, d.median(), d.worst(), seed);
                 assertTrue(d.median() <= GpuParity.DECODE_MEDIAN.of(p), p + " median " + d.median() + ", " + seed);
                 assertTrue(d.worst() <= GpuParity.DECODE_WORST.of(p), p + " worst " + d.worst() + ", " + seed);
                 for (int i = 0; i < b; i++) {
-                    assertTrue(d.state()[i] <= GpuParity.DECODE_STATE.of(p),
+                    assertTrue(
+                            d.state()[i] <= GpuParity.DECODE_STATE.of(p),
                             p + " state " + i + ": " + d.state()[i] + ", " + seed);
                 }
             }
@@ -148,12 +159,14 @@ class CudaRwkv7Test {
         TestSeeds.Seed seed = TestSeeds.seed();
         for (Precision p : Precision.values()) {
             try (GpuParity.Fixture f = GpuParity.Fixture.chunked(p)) {
-                assertTrue(f.gpu().chunked(GpuParity.Chunked.ROWS, GpuParity.Chunked.LENGTHS.length),
+                assertTrue(
+                        f.gpu().chunked(GpuParity.Chunked.ROWS, GpuParity.Chunked.LENGTHS.length),
                         "this step takes the chunked recurrence");
                 GpuParity.Chunked c = GpuParity.chunked(f, seed.random());
                 for (int i = 0; i < c.hidden().length; i++) {
-                    System.out.printf("chunked %s stream %d (%d tokens): hidden %.3g, state %.3g%n", p, i,
-                            c.lengths()[i], c.hidden()[i], c.state()[i]);
+                    System.out.printf(
+                            "chunked %s stream %d (%d tokens): hidden %.3g, state %.3g%n",
+                            p, i, c.lengths()[i], c.hidden()[i], c.state()[i]);
                 }
                 for (int i = 0; i < c.hidden().length; i++) {
                     String what = p + " stream " + i + " (" + c.lengths()[i] + " tokens), " + seed;
@@ -190,15 +203,15 @@ class CudaRwkv7Test {
         TestSeeds.Seed seed = TestSeeds.seed();
         Random rnd = seed.random();
         try (WeightFile cpuWeights = RandomModels.rwkv7(SMALL, 17, WeightType.F32);
-             RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
-             Rwkv7Cuda gpu = Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32,
-                     new Rwkv7Cuda.Limits(256, 8))) {
+                RwkvModel cpu = RwkvModel.of(cpuWeights, Backends.byName("cpu"));
+                Rwkv7Cuda gpu = Rwkv7Cuda.open(
+                        Cuda.device(0), cpu.weights(), cpu.config(), Precision.F32, new Rwkv7Cuda.Limits(256, 8))) {
             var a = gpu.reserve(5);
             var b = gpu.reserve(5);
             assertEquals(5, a.capacity());
             assertEquals(3, b.capacity(), "the second owner gets what is left of 8 slots");
-            IllegalStateException full = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
-                    () -> gpu.reserve(1));
+            IllegalStateException full =
+                    org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> gpu.reserve(1));
             assertTrue(full.getMessage().contains("rwkv.cuda.slots"), full.getMessage());
             b.close();
             var c = gpu.reserve(2);
@@ -226,7 +239,8 @@ class CudaRwkv7Test {
                 int[][] tokens = new int[B][];
                 RwkvState[] hostOrdered = new RwkvState[B];
                 for (int j = 0; j < B; j++) {
-                    tokens[j] = j == 2 && call == 1 ? new int[0] : randomTokens(rnd, 1 + rnd.nextInt(40), SMALL.vocab());
+                    tokens[j] =
+                            j == 2 && call == 1 ? new int[0] : randomTokens(rnd, 1 + rnd.nextInt(40), SMALL.vocab());
                     hostOrdered[j] = host[slots[j]];
                 }
                 gpu.poisonBuffers();
@@ -238,11 +252,13 @@ class CudaRwkv7Test {
                         continue;
                     }
                     float[] want = cpu.hidden(ref[slots[j]], tokens[j]);
-                    assertTrue(relErr(res[j], want) <= 1e-5, "call " + call + " slot " + slots[j] + ": "
-                            + relErr(res[j], want) + ", " + seed);
+                    assertTrue(
+                            relErr(res[j], want) <= 1e-5,
+                            "call " + call + " slot " + slots[j] + ": " + relErr(res[j], want) + ", " + seed);
                     double vsHost = relErr(res[j], hostRes[j]);
-                    assertTrue(vsHost <= 1e-5, "resident vs host API, call " + call + " slot " + slots[j] + ": "
-                            + vsHost + ", " + seed);
+                    assertTrue(
+                            vsHost <= 1e-5,
+                            "resident vs host API, call " + call + " slot " + slots[j] + ": " + vsHost + ", " + seed);
                 }
             }
             for (int i = 0; i < B; i++) {
@@ -254,7 +270,8 @@ class CudaRwkv7Test {
             }
             RwkvState untouched = cpu.newState();
             c.store(1, untouched);
-            assertTrue(java.util.Arrays.equals(untouched.data(), cpu.newState().data()),
+            assertTrue(
+                    java.util.Arrays.equals(untouched.data(), cpu.newState().data()),
                     "the host API never wrote into another owner's slot, " + seed);
             a.close();
             c.close();

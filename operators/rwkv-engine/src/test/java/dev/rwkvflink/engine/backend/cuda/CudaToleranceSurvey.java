@@ -37,8 +37,7 @@ import java.util.Set;
 public final class CudaToleranceSurvey {
     private static final List<String> COMPARISONS = List.of("ragged", "decode", "chunked", "logits", "tiny");
 
-    private CudaToleranceSurvey() {
-    }
+    private CudaToleranceSurvey() {}
 
     /** One asserted metric over the seeds. */
     private static final class Metric {
@@ -86,15 +85,39 @@ public final class CudaToleranceSurvey {
         String row() {
             double[] m = max();
             String seed = values.size() == 1 && m[1] < 0 ? "fixed" : Long.toString((long) m[1]);
-            return String.format(Locale.ROOT, "%-38s %-4s %5d %9.3g %9.3g %9.3g %9.3g %9.3g %10s %9.3g %6d  %s",
-                    name, precision.name().toLowerCase(Locale.ROOT), values.size(), quantile(0.5), quantile(0.9),
-                    quantile(0.99), quantile(0.999), m[0], seed, limit, exceeding(), constant);
+            return String.format(
+                    Locale.ROOT,
+                    "%-38s %-4s %5d %9.3g %9.3g %9.3g %9.3g %9.3g %10s %9.3g %6d  %s",
+                    name,
+                    precision.name().toLowerCase(Locale.ROOT),
+                    values.size(),
+                    quantile(0.5),
+                    quantile(0.9),
+                    quantile(0.99),
+                    quantile(0.999),
+                    m[0],
+                    seed,
+                    limit,
+                    exceeding(),
+                    constant);
         }
     }
 
-    private static final String HEADER = String.format(Locale.ROOT,
-            "%-38s %-4s %5s %9s %9s %9s %9s %9s %10s %9s %6s  %s", "comparison (metric per run)", "prec", "runs",
-            "median", "p90", "p99", "p99.9", "max", "seed(max)", "limit", ">limit", "constant (GpuParity.)");
+    private static final String HEADER = String.format(
+            Locale.ROOT,
+            "%-38s %-4s %5s %9s %9s %9s %9s %9s %10s %9s %6s  %s",
+            "comparison (metric per run)",
+            "prec",
+            "runs",
+            "median",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "seed(max)",
+            "limit",
+            ">limit",
+            "constant (GpuParity.)");
 
     public static void main(String[] args) throws Exception {
         int n = 200;
@@ -106,7 +129,8 @@ public final class CudaToleranceSurvey {
                 case "--from" -> from = Long.parseLong(args[++i]);
                 case "--precision" -> {
                     String p = args[++i].toLowerCase(Locale.ROOT);
-                    precisions = p.equals("both") ? List.of(Precision.BF16, Precision.F32)
+                    precisions = p.equals("both")
+                            ? List.of(Precision.BF16, Precision.F32)
                             : List.of(Precision.valueOf(p.toUpperCase(Locale.ROOT)));
                 }
                 case "--only" -> {
@@ -139,60 +163,109 @@ public final class CudaToleranceSurvey {
         List<Metric> metrics = new ArrayList<>();
         for (Precision p : precisions) {
             if (only.contains("ragged")) {
-                Metric hidden = new Metric("ragged hidden (worst of 11 streams)", p, "RAGGED_HIDDEN",
-                        GpuParity.RAGGED_HIDDEN);
+                Metric hidden =
+                        new Metric("ragged hidden (worst of 11 streams)", p, "RAGGED_HIDDEN", GpuParity.RAGGED_HIDDEN);
                 Metric state = new Metric("ragged state (worst of 11)", p, "RAGGED_STATE", GpuParity.RAGGED_STATE);
-                Metric alone = new Metric("ragged alone vs batched (worst of 11)", p, "RAGGED_ALONE_VS_BATCHED",
+                Metric alone = new Metric(
+                        "ragged alone vs batched (worst of 11)",
+                        p,
+                        "RAGGED_ALONE_VS_BATCHED",
                         GpuParity.RAGGED_ALONE_VS_BATCHED);
-                survey("ragged", p, n, from, () -> GpuParity.Fixture.ragged(p), (f, seed) -> {
-                    GpuParity.Ragged r = GpuParity.ragged(f, TestSeeds.of(seed).random());
-                    hidden.add(seed, GpuParity.max(r.hidden()));
-                    state.add(seed, GpuParity.max(r.state()));
-                    alone.add(seed, GpuParity.max(r.aloneVsBatched()));
-                }, hidden, state, alone);
+                survey(
+                        "ragged",
+                        p,
+                        n,
+                        from,
+                        () -> GpuParity.Fixture.ragged(p),
+                        (f, seed) -> {
+                            GpuParity.Ragged r =
+                                    GpuParity.ragged(f, TestSeeds.of(seed).random());
+                            hidden.add(seed, GpuParity.max(r.hidden()));
+                            state.add(seed, GpuParity.max(r.state()));
+                            alone.add(seed, GpuParity.max(r.aloneVsBatched()));
+                        },
+                        hidden,
+                        state,
+                        alone);
                 metrics.addAll(List.of(hidden, state, alone));
             }
             if (only.contains("decode")) {
                 Metric median = new Metric("decode median of 60 vectors", p, "DECODE_MEDIAN", GpuParity.DECODE_MEDIAN);
                 Metric worst = new Metric("decode worst of 60 vectors", p, "DECODE_WORST", GpuParity.DECODE_WORST);
                 Metric state = new Metric("decode state (worst of 5)", p, "DECODE_STATE", GpuParity.DECODE_STATE);
-                survey("decode", p, n, from, () -> GpuParity.Fixture.decode(p), (f, seed) -> {
-                    GpuParity.Decode d = GpuParity.decode(f, TestSeeds.of(seed).random());
-                    median.add(seed, d.median());
-                    worst.add(seed, d.worst());
-                    state.add(seed, GpuParity.max(d.state()));
-                }, median, worst, state);
+                survey(
+                        "decode",
+                        p,
+                        n,
+                        from,
+                        () -> GpuParity.Fixture.decode(p),
+                        (f, seed) -> {
+                            GpuParity.Decode d =
+                                    GpuParity.decode(f, TestSeeds.of(seed).random());
+                            median.add(seed, d.median());
+                            worst.add(seed, d.worst());
+                            state.add(seed, GpuParity.max(d.state()));
+                        },
+                        median,
+                        worst,
+                        state);
                 metrics.addAll(List.of(median, worst, state));
             }
             if (only.contains("chunked")) {
-                Metric hidden = new Metric("chunked hidden (worst of 3 streams)", p, "CHUNKED_HIDDEN",
-                        GpuParity.CHUNKED_HIDDEN);
+                Metric hidden = new Metric(
+                        "chunked hidden (worst of 3 streams)", p, "CHUNKED_HIDDEN", GpuParity.CHUNKED_HIDDEN);
                 Metric state = new Metric("chunked state (worst of 3)", p, "CHUNKED_STATE", GpuParity.CHUNKED_STATE);
-                survey("chunked", p, n, from, () -> GpuParity.Fixture.chunked(p), (f, seed) -> {
-                    GpuParity.Chunked c = GpuParity.chunked(f, TestSeeds.of(seed).random());
-                    hidden.add(seed, GpuParity.max(c.hidden()));
-                    state.add(seed, GpuParity.max(c.state()));
-                }, hidden, state);
+                survey(
+                        "chunked",
+                        p,
+                        n,
+                        from,
+                        () -> GpuParity.Fixture.chunked(p),
+                        (f, seed) -> {
+                            GpuParity.Chunked c =
+                                    GpuParity.chunked(f, TestSeeds.of(seed).random());
+                            hidden.add(seed, GpuParity.max(c.hidden()));
+                            state.add(seed, GpuParity.max(c.state()));
+                        },
+                        hidden,
+                        state);
                 metrics.addAll(List.of(hidden, state));
             }
             if (only.contains("logits") && p == Precision.BF16) {
                 Metric logits = new Metric("logits after 200 tokens", p, "LOGITS", GpuParity.LOGITS);
-                survey("logits", p, n, from, GpuParity.Fixture::logits,
-                        (f, seed) -> logits.add(seed, GpuParity.logits(f, TestSeeds.of(seed).random()).error()),
+                survey(
+                        "logits",
+                        p,
+                        n,
+                        from,
+                        GpuParity.Fixture::logits,
+                        (f, seed) -> logits.add(
+                                seed,
+                                GpuParity.logits(f, TestSeeds.of(seed).random()).error()),
                         logits);
                 metrics.add(logits);
             }
             if (only.contains("tiny")) {
                 tiny("7v0-834K", "FP32", p, "TINY_V7_LOGITS", GpuParity.TINY_V7_LOGITS, metrics);
                 for (String model : new String[] {"4v0-660K", "5v1-730K", "5v2-730K", "6v0-3m"}) {
-                    tiny(model, model.startsWith("6v0") ? "Q5_1" : "FP32", p, "TINY_V456_LOGITS",
-                            GpuParity.TINY_V456_LOGITS, metrics);
+                    tiny(
+                            model,
+                            model.startsWith("6v0") ? "Q5_1" : "FP32",
+                            p,
+                            "TINY_V456_LOGITS",
+                            GpuParity.TINY_V456_LOGITS,
+                            metrics);
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "%n== summary: %d seeds (%d..%d), %.1f s; metric: relative L2 error"
-                        + " ||gpu - cpu|| / ||cpu||, tiny: max |difference| per logit (fixed input, one run)%n", n,
-                from, from + n - 1, (System.nanoTime() - start) / 1e9);
+        System.out.printf(
+                Locale.ROOT,
+                "%n== summary: %d seeds (%d..%d), %.1f s; metric: relative L2 error"
+                        + " ||gpu - cpu|| / ||cpu||, tiny: max |difference| per logit (fixed input, one run)%n",
+                n,
+                from,
+                from + n - 1,
+                (System.nanoTime() - start) / 1e9);
         System.out.println(HEADER);
         for (Metric m : metrics) {
             System.out.println(m.row());
@@ -210,8 +283,14 @@ public final class CudaToleranceSurvey {
     }
 
     /** Runs one comparison over the seeds on one fixture and prints its metrics. */
-    private static void survey(String name, Precision p, int n, long from, FixtureFactory factory,
-                               Measurement measurement, Metric... metrics) {
+    private static void survey(
+            String name,
+            Precision p,
+            int n,
+            long from,
+            FixtureFactory factory,
+            Measurement measurement,
+            Metric... metrics) {
         long t0 = System.nanoTime();
         try (GpuParity.Fixture f = factory.open()) {
             for (long seed = from; seed < from + n; seed++) {
@@ -221,7 +300,13 @@ public final class CudaToleranceSurvey {
                     throw new IllegalStateException(name + " " + p + " failed at seed " + seed, e);
                 }
                 if ((seed - from + 1) % 50 == 0 && seed - from + 1 < n) {
-                    System.out.printf(Locale.ROOT, "   %s %s: %d/%d seeds, %.1f s%n", name, p, seed - from + 1, n,
+                    System.out.printf(
+                            Locale.ROOT,
+                            "   %s %s: %d/%d seeds, %.1f s%n",
+                            name,
+                            p,
+                            seed - from + 1,
+                            n,
                             (System.nanoTime() - t0) / 1e9);
                 }
             }
@@ -235,8 +320,8 @@ public final class CudaToleranceSurvey {
     }
 
     /** A fixed-input check on one of rwkv.cpp's tiny models (skipped, saying why, without the reference files). */
-    private static void tiny(String model, String format, Precision p, String constant, GpuParity.Limit limit,
-                             List<Metric> metrics) {
+    private static void tiny(
+            String model, String format, Precision p, String constant, GpuParity.Limit limit, List<Metric> metrics) {
         String backend = "cuda:" + p.name().toLowerCase(Locale.ROOT);
         try {
             double[] exact;
@@ -246,9 +331,18 @@ public final class CudaToleranceSurvey {
             float[] expected = format.equals("FP32") ? SharedData.expectedLogits(model) : null;
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(model, format), Backends.byName(backend))) {
                 GpuParity.Tiny t = GpuParity.tiny(m, SharedData.PROMPT, exact, expected);
-                System.out.printf(Locale.ROOT, "== tiny %s %s %s: max|gpu - float64| %.3g, max|gpu - rwkv.cpp| %.3g,"
-                        + " rnn vs seq %.3g (limit %.3g, %s)%n", model, format, backend, t.vsExact(), t.vsExpected(),
-                        t.rnnVsSeq(), limit.of(p), constant);
+                System.out.printf(
+                        Locale.ROOT,
+                        "== tiny %s %s %s: max|gpu - float64| %.3g, max|gpu - rwkv.cpp| %.3g,"
+                                + " rnn vs seq %.3g (limit %.3g, %s)%n",
+                        model,
+                        format,
+                        backend,
+                        t.vsExact(),
+                        t.vsExpected(),
+                        t.rnnVsSeq(),
+                        limit.of(p),
+                        constant);
                 Metric metric = new Metric("tiny " + model + " logits max|diff|", p, constant, limit);
                 metric.add(-1, t.worst());
                 metrics.add(metric);

@@ -28,8 +28,7 @@ import java.util.Random;
  * fixed-input tiny-model comparisons, 1.25 x the one measurement). "survey: max M" below is that largest error.
  */
 final class GpuParity {
-    private GpuParity() {
-    }
+    private GpuParity() {}
 
     /** The random RWKV-7 model of the multi-stream tests. */
     static final Rwkv7Shape SMALL = new Rwkv7Shape(3, 256, 64, 512, 1024, 32, 32, 16, 64);
@@ -97,6 +96,7 @@ final class GpuParity {
 
     /** Model seeds and pass limits of the comparisons (fixed: only the inputs are drawn from the test's seed). */
     static final long RAGGED_MODEL = 7;
+
     static final long DECODE_MODEL = 5;
     static final long CHUNKED_MODEL = 13;
     static final long LOGITS_MODEL = 11;
@@ -109,8 +109,8 @@ final class GpuParity {
             RwkvModel cpu = null;
             try {
                 cpu = RwkvModel.of(weights, Backends.byName("cpu"));
-                return new Fixture(weights, cpu, Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p,
-                        limits), p);
+                return new Fixture(
+                        weights, cpu, Rwkv7Cuda.open(Cuda.device(0), cpu.weights(), cpu.config(), p, limits), p);
             } catch (RuntimeException | Error e) {
                 if (cpu != null) {
                     cpu.close();
@@ -153,8 +153,7 @@ final class GpuParity {
     // ---- the comparisons --------------------------------------------------------------------------------------
 
     /** Per stream: tokens, hidden and state errors against the CPU engine, alone-vs-batched error (GPU vs GPU). */
-    record Ragged(int[] lengths, double[] hidden, double[] state, double[] aloneVsBatched) {
-    }
+    record Ragged(int[] lengths, double[] hidden, double[] state, double[] aloneVsBatched) {}
 
     /**
      * 11 streams of 1..90 tokens (some longer than a pass of 64 rows: split), more streams than the 8 slots, each
@@ -277,8 +276,7 @@ final class GpuParity {
     }
 
     /** The logits' error and their number. */
-    record Logits(double error, int length) {
-    }
+    record Logits(double error, int length) {}
 
     /** Logits after a random prompt of 200 tokens from a fresh state, one stream. */
     static Logits logits(Fixture f, Random rnd) {
@@ -301,7 +299,9 @@ final class GpuParity {
     static Tiny tiny(RwkvModel m, int[] prompt, double[] exact, float[] expected) {
         float[] seq = m.forward(m.newState(), prompt);
         float[] rnn = m.forwardRnn(m.newState(), prompt);
-        return new Tiny(Float64Rwkv.maxAbsDiff(seq, exact), expected == null ? Double.NaN : maxAbsDiff(seq, expected),
+        return new Tiny(
+                Float64Rwkv.maxAbsDiff(seq, exact),
+                expected == null ? Double.NaN : maxAbsDiff(seq, expected),
                 maxAbsDiff(rnn, seq));
     }
 
