@@ -15,7 +15,9 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
@@ -51,7 +53,7 @@ class ChunkDeserializerTest {
         values.add(Chunks.withInvalidUtf8(chunks.encodeSingleObject(Chunks.text("doc-2", 0, "abcd")), "abcd"));
         values.add(null);
         values.add(new byte[0]);
-        byte[] header = java.util.Arrays.copyOf(goodBytes, AvroCodec.SINGLE_OBJECT_HEADER_LENGTH);
+        byte[] header = Arrays.copyOf(goodBytes, AvroCodec.SINGLE_OBJECT_HEADER_LENGTH);
         values.add(concat(header, "garbage after a good header".getBytes(StandardCharsets.US_ASCII)));
         List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
         for (int i = 0; i < values.size(); i++) {
@@ -133,7 +135,7 @@ class ChunkDeserializerTest {
     void decodedValuesSurviveFlinksSerializer() throws Exception {
         TypeSerializer<Decoded> serializer = new ChunkDeserializer(RecordFormat.BINARY)
                 .getProducedType()
-                .createSerializer(new org.apache.flink.api.common.serialization.SerializerConfigImpl());
+                .createSerializer(new SerializerConfigImpl());
         DeadLetter deadLetter = DeadLetter.newBuilder()
                 .setSourceTopic("t")
                 .setPartition(0)
@@ -161,7 +163,7 @@ class ChunkDeserializerTest {
     }
 
     private static byte[] concat(byte[] first, byte[] second) {
-        byte[] both = java.util.Arrays.copyOf(first, first.length + second.length);
+        byte[] both = Arrays.copyOf(first, first.length + second.length);
         System.arraycopy(second, 0, both, first.length, second.length);
         return both;
     }

@@ -17,6 +17,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.stream.LongStream;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.core.execution.JobClient;
@@ -141,9 +142,7 @@ class KafkaPipelineITCase {
                     .map(DocumentChunk::getSeq)
                     .toList();
             assertEquals(
-                    java.util.stream.LongStream.range(0, CHUNKS_PER_DOCUMENT)
-                            .boxed()
-                            .toList(),
+                    LongStream.range(0, CHUNKS_PER_DOCUMENT).boxed().toList(),
                     seqs,
                     "a document's chunks stay in order");
         }

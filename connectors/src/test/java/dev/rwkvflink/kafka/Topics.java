@@ -3,9 +3,11 @@ package dev.rwkvflink.kafka;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -32,7 +34,7 @@ final class Topics {
         properties.put(ProducerConfig.ACKS_CONFIG, "all");
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(properties, new ByteArraySerializer(), new ByteArraySerializer())) {
-            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
             for (ProducerRecord<byte[], byte[]> record : records) {
                 sent.add(producer.send(record));
             }
@@ -80,7 +82,7 @@ final class Topics {
                     && System.nanoTime() < drainDeadline) {
                 consumer.poll(Duration.ofMillis(100)).forEach(records::add);
             }
-            records.sort(java.util.Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition)
+            records.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition)
                     .thenComparingLong(ConsumerRecord::offset));
             return records;
         }

@@ -2,6 +2,7 @@ package dev.rwkvflink.jobs;
 
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.DeadLetters;
+import dev.rwkvflink.kafka.RecordFormat;
 import dev.rwkvflink.kafka.UnboxedFloatsDatumWriter;
 import dev.rwkvflink.operator.EmbeddingRecord;
 import dev.rwkvflink.operator.RejectedChunk;
@@ -16,6 +17,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.avro.Schema;
 
 /** Conversions between the Avro records of the topics and the operator's records. Pure functions. */
 public final class Records {
@@ -24,10 +26,10 @@ public final class Records {
     public static final String REJECTED_BY_OPERATOR = RejectedChunk.class.getName();
 
     /** The schemas of the float arrays, for arrays the codec writes without boxing each element. */
-    private static final org.apache.avro.Schema VECTOR_SCHEMA =
+    private static final Schema VECTOR_SCHEMA =
             Embedding.getClassSchema().getField("vector").schema();
 
-    private static final org.apache.avro.Schema PROBABILITIES_SCHEMA =
+    private static final Schema PROBABILITIES_SCHEMA =
             Classification.getClassSchema().getField("probabilities").schema();
 
     private Records() {}
@@ -127,8 +129,7 @@ public final class Records {
     }
 
     /** Encodes a rejected chunk for {@link #deadLetter}; null when there is no chunk. */
-    static byte[] encode(
-            AvroCodec<DocumentChunk> codec, RejectedChunk rejected, dev.rwkvflink.kafka.RecordFormat format) {
+    static byte[] encode(AvroCodec<DocumentChunk> codec, RejectedChunk rejected, RecordFormat format) {
         return rejected.chunk == null ? null : codec.encode(documentChunk(rejected.chunk), format);
     }
 }

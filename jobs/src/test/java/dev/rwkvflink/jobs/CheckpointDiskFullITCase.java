@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Collections;
 import java.util.List;
@@ -206,7 +207,7 @@ class CheckpointDiskFullITCase {
             }
         }
         // the last partial block may still fit: fill byte by byte in small steps
-        try (OutputStream out = Files.newOutputStream(file, java.nio.file.StandardOpenOption.APPEND)) {
+        try (OutputStream out = Files.newOutputStream(file, StandardOpenOption.APPEND)) {
             while (true) {
                 out.write(block, 0, 512);
                 out.flush();

@@ -48,6 +48,7 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.checkpoint.CheckpointStatsSnapshot;
 import org.apache.flink.runtime.checkpoint.CompletedCheckpointStats;
@@ -244,7 +245,7 @@ class EmbedJobITCase {
                 .checkpointIntervalMillis(600_000)
                 .parallelism(1)
                 .maxWaitMillis(5)
-                .delivery(org.apache.flink.connector.base.DeliveryGuarantee.AT_LEAST_ONCE)
+                .delivery(DeliveryGuarantee.AT_LEAST_ONCE)
                 .build();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         EmbedJob.build(env, settings);

@@ -33,6 +33,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Random;
 import java.util.TreeMap;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.JobStatus;
@@ -415,7 +416,7 @@ class PoisonInputITCase {
         p.put(ProducerConfig.BUFFER_MEMORY_CONFIG, Long.toString(64L << 20));
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
-            var pending = new ArrayList<java.util.concurrent.Future<?>>();
+            var pending = new ArrayList<Future<?>>();
             records.forEach(r -> pending.add(producer.send(r)));
             producer.flush();
             for (var f : pending) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.Test;
 
 /** bfloat16 and half conversions against known bit patterns. Runs on every machine. */
@@ -82,8 +83,8 @@ class HalfFloatTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment segment = arena.allocate(8);
             HalfFloat.BF16.write(values, segment, 2);
-            assertEquals((byte) 0x80, segment.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 2));
-            assertEquals((byte) 0x3F, segment.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 3));
+            assertEquals((byte) 0x80, segment.get(ValueLayout.JAVA_BYTE, 2));
+            assertEquals((byte) 0x3F, segment.get(ValueLayout.JAVA_BYTE, 3));
             assertArrayEquals(values, HalfFloat.BF16.read(segment, 2, 3));
         }
     }

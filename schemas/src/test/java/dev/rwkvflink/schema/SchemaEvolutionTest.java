@@ -26,6 +26,7 @@ import org.apache.avro.generic.GenericRecord;
 import org.apache.avro.io.BinaryEncoder;
 import org.apache.avro.io.DecoderFactory;
 import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificData;
 import org.apache.avro.specific.SpecificDatumReader;
 import org.apache.avro.specific.SpecificDatumWriter;
 import org.apache.avro.specific.SpecificRecordBase;
@@ -214,7 +215,7 @@ class SchemaEvolutionTest {
         assertTrue(versions.contains("v1"), versions::toString);
         for (String version : versions) {
             for (Class<?> type : Schemas.RECORDS) {
-                Schema current = org.apache.avro.specific.SpecificData.get().getSchema(type);
+                Schema current = SpecificData.get().getSchema(type);
                 Schema released = released(version, type.getSimpleName());
                 assertEquals(
                         SchemaCompatibilityType.COMPATIBLE,

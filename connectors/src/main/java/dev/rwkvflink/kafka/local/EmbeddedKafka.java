@@ -420,7 +420,7 @@ public final class EmbeddedKafka implements AutoCloseable {
       logger.state.level = WARN
       logger.kafka.name = kafka.server.KafkaConfig
       logger.kafka.level = WARN
-      logger.config.name = org.apache.kafka.common.config.AbstractConfig
+      logger.config.name = AbstractConfig
       logger.config.level = WARN
       """;
 }

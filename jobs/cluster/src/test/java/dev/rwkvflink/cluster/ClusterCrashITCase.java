@@ -4,15 +4,22 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.Schemas;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.LocalTime;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -44,9 +51,9 @@ class ClusterCrashITCase {
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
     private ClusterSupport cluster;
     /** TaskManager indexes the test is killing and will start again itself (the supervisor leaves them alone). */
-    private final java.util.Set<Integer> deliberate = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Set<Integer> deliberate = ConcurrentHashMap.newKeySet();
     /** TaskManagers that died without being killed by the test, restarted by the supervisor (what and when). */
-    private final List<String> unplannedExits = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final List<String> unplannedExits = Collections.synchronizedList(new ArrayList<>());
 
     /** One kill and what followed it. */
     record Kill(
@@ -153,10 +160,7 @@ class ClusterCrashITCase {
                 // a transaction left open by a TaskManager that died pins read_committed readers until the
                 // broker aborts it (the sinks' transaction.timeout.ms): a stall shorter than that is no loss
                 ClusterSupport.awaitCommittedWhileProgressing(
-                        kafka,
-                        "embeddings",
-                        documents,
-                        dev.rwkvflink.kafka.KafkaJobs.TRANSACTION_TIMEOUT.plusMinutes(1));
+                        kafka, "embeddings", documents, KafkaJobs.TRANSACTION_TIMEOUT.plusMinutes(1));
                 long completed =
                         cluster.checkpointCounts(jobId).path("completed").asLong();
                 // anything extra would be visible now
@@ -242,7 +246,7 @@ class ClusterCrashITCase {
                                     .orElse(false)) {
                                 continue;
                             }
-                            unplannedExits.add("taskmanager-" + i + " at " + java.time.LocalTime.now()
+                            unplannedExits.add("taskmanager-" + i + " at " + LocalTime.now()
                                     + (diedOfOutOfMemory(work, i) ? " (OutOfMemoryError)" : ""));
                             ClusterSupport.run(
                                     bin.resolve("cluster.sh"),
@@ -265,11 +269,11 @@ class ClusterCrashITCase {
      * Whether a TaskManager's logs (appended to across its restarts) report an OutOfMemoryError: a TaskManager that
      * ran out of memory is our defect (the operator's memory is bounded by design), not a fault we caused.
      */
-    private static boolean diedOfOutOfMemory(Path work, int taskManager) throws java.io.IOException {
+    private static boolean diedOfOutOfMemory(Path work, int taskManager) throws IOException {
         for (String suffix : List.of(".out", ".log")) {
             Path f = work.resolve("log").resolve("taskmanager-" + taskManager + suffix);
             if (Files.isRegularFile(f)) {
-                try (var lines = Files.lines(f, java.nio.charset.StandardCharsets.ISO_8859_1)) {
+                try (var lines = Files.lines(f, StandardCharsets.ISO_8859_1)) {
                     if (lines.anyMatch(l -> l.contains("OutOfMemoryError"))) {
                         return true;
                     }

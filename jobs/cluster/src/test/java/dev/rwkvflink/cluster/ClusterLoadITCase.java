@@ -4,19 +4,27 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.rwkvflink.engine.format.RwkvCppWriter;
+import dev.rwkvflink.engine.model.RandomModels;
+import dev.rwkvflink.engine.tensor.WeightType;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.DocumentChunk;
 import dev.rwkvflink.schema.Schemas;
 import java.io.IOException;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
@@ -151,7 +159,7 @@ class ClusterLoadITCase {
                 cluster.awaitJobState(jobId, "FINISHED", Duration.ofMinutes(5));
                 jobId = null;
                 double savepointSeconds = seconds(t0);
-                long savepointBytes = bytesUnder(Path.of(java.net.URI.create(savepoint)), "");
+                long savepointBytes = bytesUnder(Path.of(URI.create(savepoint)), "");
                 report.append(String.format(
                         "savepoint (stop with savepoint) %.1f s, %d B; ", savepointSeconds, savepointBytes));
 
@@ -244,13 +252,10 @@ class ClusterLoadITCase {
             if (!Files.isRegularFile(file)) {
                 Files.createDirectories(file.getParent());
                 Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-                try (var w = dev.rwkvflink.engine.model.RandomModels.rwkv7(
-                        dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape.RWKV7_0_1B,
-                        1,
-                        dev.rwkvflink.engine.tensor.WeightType.F16)) {
-                    dev.rwkvflink.engine.format.RwkvCppWriter.write(w, tmp);
+                try (var w = RandomModels.rwkv7(RandomModels.Rwkv7Shape.RWKV7_0_1B, 1, WeightType.F16)) {
+                    RwkvCppWriter.write(w, tmp);
                 }
-                Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
             }
             Path vocab = Path.of(
                             System.getProperty("rwkv.shared.dir", "../../../shared"),
@@ -266,7 +271,7 @@ class ClusterLoadITCase {
     private static String submit(
             Path bin, Map<String, String> env, EmbeddedKafka kafka, ModelFiles model, String savepoint)
             throws Exception {
-        Map<String, String> submitEnv = new java.util.HashMap<>(env);
+        Map<String, String> submitEnv = new HashMap<>(env);
         if (savepoint != null) {
             submitEnv.put("RWKV_SUBMIT_OPTS", "-s " + savepoint);
         }
@@ -307,7 +312,7 @@ class ClusterLoadITCase {
         while (true) {
             long read = 0;
             for (JsonNode v : cluster.get("/jobs/" + jobId).path("vertices")) {
-                if (v.path("name").asText().toLowerCase(java.util.Locale.ROOT).contains("rwkv")) {
+                if (v.path("name").asText().toLowerCase(Locale.ROOT).contains("rwkv")) {
                     read = v.path("metrics").path("read-records").asLong();
                 }
             }
@@ -368,8 +373,7 @@ class ClusterLoadITCase {
     private static void deleteUnder(Path dir) throws IOException {
         if (Files.isDirectory(dir)) {
             try (Stream<Path> files = Files.walk(dir)) {
-                files.sorted(java.util.Comparator.reverseOrder())
-                        .forEach(p -> p.toFile().delete());
+                files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
             }
         }
     }

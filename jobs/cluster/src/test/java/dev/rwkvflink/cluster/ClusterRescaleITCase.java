@@ -5,12 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
 import dev.rwkvflink.schema.Schemas;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -89,7 +93,7 @@ class ClusterRescaleITCase {
                             "20",
                             "--parallelism",
                             Integer.toString(parallelism[phase])));
-                    Map<String, String> submitEnv = new java.util.HashMap<>(env);
+                    Map<String, String> submitEnv = new HashMap<>(env);
                     if (savepoint != null) {
                         submitEnv.put("RWKV_SUBMIT_OPTS", "-s " + savepoint);
                     }
@@ -142,11 +146,9 @@ class ClusterRescaleITCase {
         }
         ClusterSupport.Outcome o = ClusterSupport.compare(embeddings, docs, model);
         // documents whose chunks arrived in more than one phase: their states crossed a rescale
-        Map<String, java.util.Set<Integer>> phasesOf = new java.util.HashMap<>();
+        Map<String, Set<Integer>> phasesOf = new HashMap<>();
         for (int i = 0; i < records.size(); i++) {
-            phasesOf.computeIfAbsent(
-                            new String(records.get(i).key(), java.nio.charset.StandardCharsets.UTF_8),
-                            k -> new java.util.HashSet<>())
+            phasesOf.computeIfAbsent(new String(records.get(i).key(), StandardCharsets.UTF_8), k -> new HashSet<>())
                     .add(i * parallelism.length / records.size());
         }
         long crossing = phasesOf.values().stream().filter(p -> p.size() > 1).count();

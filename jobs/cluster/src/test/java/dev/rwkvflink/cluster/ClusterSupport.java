@@ -29,17 +29,25 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Random;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.TransactionListing;
+import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -49,6 +57,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * What the standalone-cluster tests share: the document stream (deterministic texts, random chunks, duplicates),
@@ -141,8 +150,7 @@ final class ClusterSupport {
             b.feature("transaction.version", tv);
         }
         EmbeddedKafka kafka = b.start();
-        try (org.apache.kafka.clients.admin.Admin admin =
-                org.apache.kafka.clients.admin.Admin.create(kafka.adminProperties())) {
+        try (Admin admin = Admin.create(kafka.adminProperties())) {
             var level = admin.describeFeatures()
                     .featureMetadata()
                     .get()
@@ -160,7 +168,7 @@ final class ClusterSupport {
     static void diagnoseMissing(
             EmbeddedKafka kafka, Map<String, String> docs, List<ConsumerRecord<byte[], byte[]>> embeddings, Path logs)
             throws Exception {
-        java.util.Set<String> have = new java.util.HashSet<>();
+        Set<String> have = new HashSet<>();
         embeddings.forEach(r -> have.add(new String(r.key(), StandardCharsets.UTF_8)));
         List<String> missing =
                 docs.keySet().stream().filter(k -> !have.contains(k)).toList();
@@ -202,10 +210,9 @@ final class ClusterSupport {
             }
         }
         // the broker's view of every transactional id the sinks used: anything not committed is printed
-        try (org.apache.kafka.clients.admin.Admin admin =
-                org.apache.kafka.clients.admin.Admin.create(kafka.adminProperties())) {
+        try (Admin admin = Admin.create(kafka.adminProperties())) {
             List<String> ids = admin.listTransactions().all().get().stream()
-                    .map(org.apache.kafka.clients.admin.TransactionListing::transactionalId)
+                    .map(TransactionListing::transactionalId)
                     .sorted()
                     .toList();
             var described = admin.describeTransactions(ids).all().get();
@@ -213,8 +220,7 @@ final class ClusterSupport {
             for (String id : ids) {
                 var d = described.get(id);
                 byState.merge(d.state().toString(), 1, Integer::sum);
-                if (d.state() != org.apache.kafka.clients.admin.TransactionState.COMPLETE_COMMIT
-                        && d.state() != org.apache.kafka.clients.admin.TransactionState.EMPTY) {
+                if (d.state() != TransactionState.COMPLETE_COMMIT && d.state() != TransactionState.EMPTY) {
                     System.out.println("TXN " + id + " " + d.state() + " producerId=" + d.producerId() + " epoch="
                             + d.producerEpoch());
                 }
@@ -276,7 +282,7 @@ final class ClusterSupport {
                 int[] tokens = tokenizer.encodeBytes(doc.getValue().getBytes(StandardCharsets.UTF_8));
                 RwkvState state = m.newState();
                 float[] expected = embedder.embed(m.hidden(state, tokens), state);
-                if (!java.util.Arrays.equals(expected, e.vector()) || e.tokens() != tokens.length) {
+                if (!Arrays.equals(expected, e.vector()) || e.tokens() != tokens.length) {
                     mismatched++;
                 }
             }
@@ -300,7 +306,7 @@ final class ClusterSupport {
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
             long start = System.nanoTime();
-            List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
+            List<Future<?>> acks = new ArrayList<>();
             for (int i = 0; i < records.size(); i++) {
                 long due = start + TimeUnit.MILLISECONDS.toNanos(millis * i / records.size());
                 long wait = due - System.nanoTime();
@@ -417,12 +423,11 @@ final class ClusterSupport {
         }
 
         static Setup of(String workName, Map<String, String> extraEnv) throws IOException {
-            org.junit.jupiter.api.Assumptions.assumeTrue(
-                    onPath("bash") && onPath("curl"), "bash or curl missing: skipping the cluster test");
+            Assumptions.assumeTrue(onPath("bash") && onPath("curl"), "bash or curl missing: skipping the cluster test");
             Path module = Path.of(System.getProperty("rwkv.cluster.module", "."));
             Path jobJar = Path.of(System.getProperty("rwkv.cluster.job.jar", "target/rwkv-flink-job.jar"));
             Path libClasspath = Path.of(System.getProperty("rwkv.cluster.lib.classpath", "target/flink-lib.classpath"));
-            org.junit.jupiter.api.Assumptions.assumeTrue(
+            Assumptions.assumeTrue(
                     Files.isRegularFile(jobJar) && Files.isRegularFile(libClasspath),
                     "job jar or flink-lib.classpath not built (run in the integration-test phase): " + jobJar);
             Path model = Path.of(
@@ -432,13 +437,12 @@ final class ClusterSupport {
                             "tiny-rwkv-7v0-834K-FP32.bin")
                     .toAbsolutePath()
                     .normalize();
-            org.junit.jupiter.api.Assumptions.assumeTrue(
-                    Files.isRegularFile(model), "reference model absent, skipping: " + model);
+            Assumptions.assumeTrue(Files.isRegularFile(model), "reference model absent, skipping: " + model);
             Path work = Path.of(System.getProperty("rwkv.cluster.work.dir", "target/it-cluster"))
                     .toAbsolutePath()
                     .resolveSibling(workName);
             int restPort = freePort();
-            Map<String, String> env = new java.util.HashMap<>(Map.of(
+            Map<String, String> env = new HashMap<>(Map.of(
                     "RWKV_CLUSTER_DIR",
                     work.toString(),
                     "RWKV_CLUSTER_REST_PORT",
@@ -559,7 +563,7 @@ final class ClusterSupport {
     /** Parallelism of the job's RWKV vertex. */
     int rwkvParallelism(String jobId) throws Exception {
         for (JsonNode v : get("/jobs/" + jobId).path("vertices")) {
-            if (v.path("name").asText().toLowerCase(java.util.Locale.ROOT).contains("rwkv")) {
+            if (v.path("name").asText().toLowerCase(Locale.ROOT).contains("rwkv")) {
                 return v.path("parallelism").asInt();
             }
         }

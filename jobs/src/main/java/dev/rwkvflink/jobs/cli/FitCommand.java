@@ -21,6 +21,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -315,7 +316,7 @@ final class FitCommand implements Callable<Integer> {
     record Sample(float[][] x, int[] y) {
         static Sample of(List<float[]> x, List<Integer> y, long seed) {
             int[] pick = new int[x.size()];
-            java.util.Arrays.setAll(pick, i -> i);
+            Arrays.setAll(pick, i -> i);
             if (pick.length > ACCURACY_SAMPLE) {
                 SplittableRandom rnd = new SplittableRandom(seed);
                 for (int i = 0; i < ACCURACY_SAMPLE; i++) {
@@ -324,7 +325,7 @@ final class FitCommand implements Callable<Integer> {
                     pick[i] = pick[j];
                     pick[j] = t;
                 }
-                pick = java.util.Arrays.copyOf(pick, ACCURACY_SAMPLE);
+                pick = Arrays.copyOf(pick, ACCURACY_SAMPLE);
             }
             float[][] xs = new float[pick.length][];
             int[] ys = new int[pick.length];

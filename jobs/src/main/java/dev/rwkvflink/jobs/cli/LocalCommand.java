@@ -4,8 +4,12 @@ import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.jobs.Settings;
 import dev.rwkvflink.jobs.local.Documents;
 import dev.rwkvflink.jobs.local.LocalRun;
+import dev.rwkvflink.schema.Embedding;
+import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -195,7 +199,7 @@ final class LocalCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--duplicates must be in [0, 1], got " + duplicates);
         }
         Map<String, String> documents = documents();
-        java.io.PrintStream log = untilDone ? System.err : System.out;
+        PrintStream log = untilDone ? System.err : System.out;
         if (model == null) {
             log.println("""
                     ******************************************************************************************
@@ -230,7 +234,7 @@ final class LocalCommand implements Callable<Integer> {
         Thread stopper = new Thread(run::close, "rwkv-local-stop");
         Runtime.getRuntime().addShutdownHook(stopper);
         try {
-            Map<String, dev.rwkvflink.schema.Embedding> finals = run.run();
+            Map<String, Embedding> finals = run.run();
             if (untilDone) {
                 if (finals.size() != documents.size()) {
                     throw new IllegalStateException(
@@ -271,12 +275,12 @@ final class LocalCommand implements Callable<Integer> {
         if (inputs.contains("-")) {
             throw new IllegalArgumentException("--input - (standard input) cannot be mixed with files");
         }
-        List<Path> files = new java.util.ArrayList<>();
+        List<Path> files = new ArrayList<>();
         for (String input : inputs) {
             Path p = Path.of(input);
-            if (java.nio.file.Files.isDirectory(p)) {
-                try (var listing = java.nio.file.Files.list(p)) {
-                    listing.filter(java.nio.file.Files::isRegularFile).sorted().forEach(files::add);
+            if (Files.isDirectory(p)) {
+                try (var listing = Files.list(p)) {
+                    listing.filter(Files::isRegularFile).sorted().forEach(files::add);
                 }
             } else {
                 files.add(p);
@@ -296,7 +300,7 @@ final class LocalCommand implements Callable<Integer> {
         if (file == null || file.toString().equals("demo") || file.toString().startsWith("random:")) {
             return;
         }
-        if (!java.nio.file.Files.isRegularFile(file)) {
+        if (!Files.isRegularFile(file)) {
             throw new IllegalArgumentException(option + ": no such file: " + file.toAbsolutePath());
         }
     }

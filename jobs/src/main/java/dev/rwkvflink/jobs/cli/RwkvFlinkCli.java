@@ -1,5 +1,13 @@
 package dev.rwkvflink.jobs.cli;
 
+import java.io.PrintWriter;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -86,8 +94,8 @@ public final class RwkvFlinkCli implements Runnable {
     }
 
     /** One line: "error: " and the message (an Error with its type and cause, e.g. the heap space it ran out of). */
-    static void report(java.io.PrintWriter err, Throwable e) {
-        String message = e instanceof java.nio.file.FileSystemException fs
+    static void report(PrintWriter err, Throwable e) {
+        String message = e instanceof FileSystemException fs
                 ? fileProblem(fs)
                 : e.getMessage() == null ? e.toString() : e.getMessage();
         if (e instanceof Error) {
@@ -106,27 +114,27 @@ public final class RwkvFlinkCli implements Runnable {
      * A file-system failure as a sentence: NIO's messages are often the bare path ({@code NoSuchFileException:
      * /out/h.json}), which names neither the problem nor, for an output, the folder that is missing.
      */
-    static String fileProblem(java.nio.file.FileSystemException e) {
+    static String fileProblem(FileSystemException e) {
         String file = e.getFile();
         if (file == null) {
             return String.valueOf(e.getMessage());
         }
-        java.nio.file.Path path = java.nio.file.Path.of(file);
-        java.nio.file.Path parent = path.toAbsolutePath().getParent();
+        Path path = Path.of(file);
+        Path parent = path.toAbsolutePath().getParent();
         String other = e.getOtherFile() != null ? " -> " + e.getOtherFile() : "";
-        if (e instanceof java.nio.file.NoSuchFileException) {
-            if (parent != null && !java.nio.file.Files.isDirectory(parent)) {
+        if (e instanceof NoSuchFileException) {
+            if (parent != null && !Files.isDirectory(parent)) {
                 return file + other + ": no such directory " + parent + " (create it first)";
             }
             return file + other + ": no such file";
         }
-        if (e instanceof java.nio.file.AccessDeniedException) {
+        if (e instanceof AccessDeniedException) {
             return file + other + ": permission denied";
         }
-        if (e instanceof java.nio.file.FileAlreadyExistsException) {
+        if (e instanceof FileAlreadyExistsException) {
             return file + other + ": already exists";
         }
-        if (e instanceof java.nio.file.NotDirectoryException) {
+        if (e instanceof NotDirectoryException) {
             return file + other + ": not a directory";
         }
         return file + other + ": "

@@ -4,6 +4,7 @@ import dev.rwkvflink.engine.format.InputFiles;
 import dev.rwkvflink.schema.DocumentChunk;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -73,7 +74,7 @@ public final class Documents {
                     .newDecoder()
                     .onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(java.nio.ByteBuffer.wrap(bytes))
+                    .decode(ByteBuffer.wrap(bytes))
                     .toString();
         } catch (CharacterCodingException e) {
             throw new IOException(where + " is not valid UTF-8: " + e.getMessage(), e);

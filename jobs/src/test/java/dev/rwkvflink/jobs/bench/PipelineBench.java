@@ -16,6 +16,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -25,6 +26,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.StreamSupport;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.CheckpointingOptions;
@@ -33,6 +35,7 @@ import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.runtime.checkpoint.AbstractCheckpointStats;
 import org.apache.flink.runtime.checkpoint.CompletedCheckpointStats;
+import org.apache.flink.runtime.execution.ExecutionState;
 import org.apache.flink.runtime.jobgraph.JobGraph;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
@@ -330,10 +333,8 @@ public final class PipelineBench {
         while (true) {
             var graph = flink.getExecutionGraph(job).get(30, TimeUnit.SECONDS);
             boolean running = graph.getState() == JobStatus.RUNNING
-                    && java.util.stream.StreamSupport.stream(
-                                    graph.getAllExecutionVertices().spliterator(), false)
-                            .allMatch(v ->
-                                    v.getExecutionState() == org.apache.flink.runtime.execution.ExecutionState.RUNNING);
+                    && StreamSupport.stream(graph.getAllExecutionVertices().spliterator(), false)
+                            .allMatch(v -> v.getExecutionState() == ExecutionState.RUNNING);
             if (running) {
                 return;
             }
@@ -446,8 +447,7 @@ public final class PipelineBench {
 
     private static void deleteQuietly(Path dir) {
         try (var files = Files.walk(dir)) {
-            files.sorted(java.util.Comparator.reverseOrder())
-                    .forEach(f -> f.toFile().delete());
+            files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
         } catch (Exception ignored) {
             // a temporary directory
         }

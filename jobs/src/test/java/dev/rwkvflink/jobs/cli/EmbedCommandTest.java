@@ -5,14 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.rwkvflink.cuda.Cuda;
 import dev.rwkvflink.engine.backend.Backends;
 import dev.rwkvflink.engine.embed.Embedder;
 import dev.rwkvflink.engine.embed.EmbeddingStats;
 import dev.rwkvflink.engine.embed.Pooling;
+import dev.rwkvflink.engine.format.RwkvCppWriter;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tensor.WeightType;
+import dev.rwkvflink.engine.tokenizer.ByteTokenizer;
 import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -20,6 +25,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -145,11 +152,9 @@ class EmbedCommandTest {
         Path vocab = reference("rwkv_vocab_v20230424.txt");
         // a small random model over the World vocabulary (65,536 tokens), written as an rwkv.cpp file
         Path model = tmp.resolve("world-random.bin");
-        try (var weights = RandomModels.rwkv7(
-                new RandomModels.Rwkv7Shape(2, 32, 32, 65536, 64, 8, 8, 8, 8),
-                11,
-                dev.rwkvflink.engine.tensor.WeightType.F32)) {
-            dev.rwkvflink.engine.format.RwkvCppWriter.write(weights, model);
+        try (var weights =
+                RandomModels.rwkv7(new RandomModels.Rwkv7Shape(2, 32, 32, 65536, 64, 8, 8, 8, 8), 11, WeightType.F32)) {
+            RwkvCppWriter.write(weights, model);
         }
         String whole = run(
                         "embed",
@@ -189,10 +194,10 @@ class EmbedCommandTest {
     void a200MbTextIsReadInBoundedMemory() throws Exception {
         Path file = tmp.resolve("big.txt");
         long size = 200_000_000L;
-        java.util.Random rnd = new java.util.Random(20261207L);
+        Random rnd = new Random(20261207L);
         byte[] block = new byte[1 << 20];
         int lastByte = 0;
-        try (java.io.OutputStream out = Files.newOutputStream(file)) {
+        try (OutputStream out = Files.newOutputStream(file)) {
             for (long written = 0; written < size; written += block.length) {
                 rnd.nextBytes(block);
                 int n = (int) Math.min(block.length, size - written);
@@ -201,8 +206,7 @@ class EmbedCommandTest {
             }
         }
         Process p = new ProcessBuilder(
-                        java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java")
-                                .toString(),
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                         "-Xmx32m",
                         "-cp",
                         System.getProperty("java.class.path"),
@@ -211,7 +215,7 @@ class EmbedCommandTest {
                 .redirectErrorStream(true)
                 .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), out);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), out);
         assertEquals(0, p.exitValue(), out);
         assertEquals("tokens " + size + " last " + lastByte + " maxHeap<=32MiB true", out.strip());
     }
@@ -222,8 +226,7 @@ class EmbedCommandTest {
             TextPieces pieces = new TextPieces(Path.of(args[0]), "--text-file", 65536);
             int[] last = {-1};
             long n = pieces.tokenize(
-                    new dev.rwkvflink.engine.tokenizer.ByteTokenizer().chunked(),
-                    (tokens, read) -> last[0] = tokens[tokens.length - 1]);
+                    new ByteTokenizer().chunked(), (tokens, read) -> last[0] = tokens[tokens.length - 1]);
             System.out.println("tokens " + n + " last " + last[0] + " maxHeap<=32MiB "
                     + (Runtime.getRuntime().maxMemory() <= 32L << 20));
         }
@@ -340,7 +343,7 @@ class EmbedCommandTest {
         assertEquals(0, r.rc(), r.err());
         try (RwkvModel demo = RandomModels.demo(Backends.byName("vector"))) {
             float[] expected = expectedEmbedding(demo, text, new Embedder(demo.config(), Pooling.HIDDEN, null));
-            if (!dev.rwkvflink.cuda.Cuda.availability().available()) {
+            if (!Cuda.availability().available()) {
                 assertJsonLine(r.out(), "doc.txt", expected);
             } else {
                 assertTrue(r.out().contains("\"dim\":32,"), r.out());

@@ -8,8 +8,11 @@ import dev.rwkvflink.engine.embed.Embedder;
 import dev.rwkvflink.engine.embed.EmbeddingStats;
 import dev.rwkvflink.engine.embed.LinearHead;
 import dev.rwkvflink.engine.embed.Pooling;
+import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.state.RwkvState;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -89,9 +92,9 @@ class FitCommandTest {
     void aBadLineIsAClearErrorWithItsNumber() throws Exception {
         Path data = dir.resolve("bad.jsonl");
         Files.writeString(data, "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": 3}\n");
-        var err = new java.io.StringWriter();
+        var err = new StringWriter();
         var cl = RwkvFlinkCli.commandLine();
-        cl.setErr(new java.io.PrintWriter(err));
+        cl.setErr(new PrintWriter(err));
         assertEquals(
                 1,
                 cl.execute(
@@ -180,11 +183,11 @@ class FitCommandTest {
     void manyExamplesWithManyLabelsTrainOnMiniBatches() throws Exception {
         Path data = uniqueLabels(20_000, 22);
         Path head = dir.resolve("head.json");
-        var out = new java.io.StringWriter();
-        var err = new java.io.StringWriter();
+        var out = new StringWriter();
+        var err = new StringWriter();
         var cl = RwkvFlinkCli.commandLine();
-        cl.setOut(new java.io.PrintWriter(out));
-        cl.setErr(new java.io.PrintWriter(err));
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
         assertEquals(
                 0,
                 cl.execute("fit", "--data", data.toString(), "--out", head.toString(), "--holdout", "0.1"),
@@ -198,7 +201,7 @@ class FitCommandTest {
                                 + "L10004, ...]; 18000 training, 2000 held out; training accuracy "),
                 out.toString());
         assertTrue(out.toString().contains("(on 10000 of 18000), held-out accuracy 0.000\n"), out.toString());
-        try (RwkvModel demo = dev.rwkvflink.engine.model.RandomModels.demo(Backends.defaultBackend())) {
+        try (RwkvModel demo = RandomModels.demo(Backends.defaultBackend())) {
             LinearHead h = LinearHead.load(head, demo.fingerprint(), Pooling.HIDDEN);
             assertEquals(20_000, h.labels().size());
         }
@@ -206,9 +209,9 @@ class FitCommandTest {
 
     /** Runs fit expecting exit code 1 and returns its first stderr line. */
     private static String fitError(String... args) {
-        var err = new java.io.StringWriter();
+        var err = new StringWriter();
         var cl = RwkvFlinkCli.commandLine();
-        cl.setErr(new java.io.PrintWriter(err));
+        cl.setErr(new PrintWriter(err));
         String[] all = new String[args.length + 1];
         all[0] = "fit";
         System.arraycopy(args, 0, all, 1, args.length);

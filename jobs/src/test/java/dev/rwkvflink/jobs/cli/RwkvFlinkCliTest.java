@@ -3,15 +3,28 @@ package dev.rwkvflink.jobs.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.cuda.Cuda;
+import dev.rwkvflink.engine.format.RwkvCppWriter;
+import dev.rwkvflink.engine.format.WeightFile;
+import dev.rwkvflink.engine.model.RandomModels;
+import dev.rwkvflink.engine.tensor.Tensor;
+import dev.rwkvflink.engine.tensor.WeightType;
+import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -172,7 +185,7 @@ class RwkvFlinkCliTest {
 
     @Test
     void benchOnCudaWithoutCudaExitsWithStatus2() {
-        Assumptions.assumeFalse(dev.rwkvflink.cuda.Cuda.availability().available(), "CUDA is available here");
+        Assumptions.assumeFalse(Cuda.availability().available(), "CUDA is available here");
         assertEquals(
                 2, RwkvFlinkCli.commandLine().execute("bench", "--backend", "cuda", "--shapes", "0.1b", "--reps", "1"));
     }
@@ -184,12 +197,8 @@ class RwkvFlinkCliTest {
         Path secret = Files.writeString(tmp.resolve("notes.txt"), "the secret content");
         String out = stdout(() ->
                 RwkvFlinkCli.commandLine().execute("tokenize", "--vocab", vocab.toString(), "--text", "@" + secret));
-        int[] literal = dev.rwkvflink.engine.tokenizer.Tokenizers.load(vocab).encode("@" + secret);
-        assertEquals(
-                java.util.Arrays.stream(literal)
-                        .mapToObj(Integer::toString)
-                        .collect(java.util.stream.Collectors.joining(",")),
-                out.strip());
+        int[] literal = Tokenizers.load(vocab).encode("@" + secret);
+        assertEquals(Arrays.stream(literal).mapToObj(Integer::toString).collect(Collectors.joining(",")), out.strip());
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -279,23 +288,15 @@ class RwkvFlinkCliTest {
     /** Logits that are not finite are still written, with a warning that says how many and where (issue 18). */
     @Test
     void logitsWarnsWhenItWritesNaN() throws Exception {
-        var shape = new dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape(2, 64, 32, 256, 128, 8, 8, 8, 8);
-        var original =
-                dev.rwkvflink.engine.model.RandomModels.rwkv7(shape, 11, dev.rwkvflink.engine.tensor.WeightType.F32);
-        var tensors = new java.util.LinkedHashMap<>(original.tensors());
+        var shape = new RandomModels.Rwkv7Shape(2, 64, 32, 256, 128, 8, 8, 8, 8);
+        var original = RandomModels.rwkv7(shape, 11, WeightType.F32);
+        var tensors = new LinkedHashMap<>(original.tensors());
         var head = tensors.get("head.weight");
         float[] w = head.toFloatArray();
         w[3 * 64 + 5] = Float.NaN; // one weight of row 3: logit 3 becomes NaN
-        tensors.put("head.weight", dev.rwkvflink.engine.tensor.Tensor.ofFloats("head.weight", w, head.shape()));
+        tensors.put("head.weight", Tensor.ofFloats("head.weight", w, head.shape()));
         Path file = tmp.resolve("nan-head.bin");
-        dev.rwkvflink.engine.format.RwkvCppWriter.write(
-                new dev.rwkvflink.engine.format.WeightFile(
-                        file,
-                        "test",
-                        dev.rwkvflink.engine.format.WeightFile.Origin.RWKV_CPP,
-                        tensors,
-                        java.lang.foreign.Arena.ofAuto()),
-                file);
+        RwkvCppWriter.write(new WeightFile(file, "test", WeightFile.Origin.RWKV_CPP, tensors, Arena.ofAuto()), file);
         Path out = tmp.resolve("logits.bin");
         PrintStream old = System.err;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
@@ -352,8 +353,8 @@ class RwkvFlinkCliTest {
             StringWriter err = new StringWriter();
             var cl = RwkvFlinkCli.commandLine();
             cl.setErr(new PrintWriter(err));
-            int rc = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
-                    java.time.Duration.ofSeconds(60),
+            int rc = Assertions.assertTimeoutPreemptively(
+                    Duration.ofSeconds(60),
                     () -> command.equals("fit")
                             ? RwkvFlinkCli.run(
                                     cl,

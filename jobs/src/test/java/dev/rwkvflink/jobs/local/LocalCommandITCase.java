@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -119,7 +120,7 @@ class LocalCommandITCase {
     }
 
     private static String jsonLines(String out) {
-        return out.lines().filter(l -> l.startsWith("{")).collect(java.util.stream.Collectors.joining("\n"));
+        return out.lines().filter(l -> l.startsWith("{")).collect(Collectors.joining("\n"));
     }
 
     /** What {@code r} prints, standard output and error together (the JSON lines are told apart by their brace). */

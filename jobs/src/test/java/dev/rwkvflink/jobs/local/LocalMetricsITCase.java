@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.kafka.RecordFormat;
+import dev.rwkvflink.operator.RwkvOperatorConfig;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.net.URI;
@@ -46,7 +47,7 @@ class LocalMetricsITCase {
                 false,
                 0,
                 1,
-                new dev.rwkvflink.operator.RwkvOperatorConfig().hotStateBytes,
+                new RwkvOperatorConfig().hotStateBytes,
                 -1,
                 RecordFormat.SINGLE_OBJECT,
                 null);

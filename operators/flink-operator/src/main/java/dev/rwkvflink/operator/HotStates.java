@@ -3,6 +3,7 @@ package dev.rwkvflink.operator;
 import dev.rwkvflink.engine.model.ResidentStates;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -51,7 +52,7 @@ final class HotStates implements AutoCloseable {
         /** Records tokens just applied to the slot: they are in neither the snapshot nor the log yet. */
         void applied(int[] tokens) {
             if (tailLength + tokens.length > tail.length) {
-                tail = java.util.Arrays.copyOf(tail, Math.max(tailLength + tokens.length, 2 * tail.length));
+                tail = Arrays.copyOf(tail, Math.max(tailLength + tokens.length, 2 * tail.length));
             }
             System.arraycopy(tokens, 0, tail, tailLength, tokens.length);
             tailLength += tokens.length;
@@ -66,7 +67,7 @@ final class HotStates implements AutoCloseable {
 
         /** The tail (a copy) and forgets it: it is now in Flink state. */
         int[] takeTail() {
-            int[] t = java.util.Arrays.copyOf(tail, tailLength);
+            int[] t = Arrays.copyOf(tail, tailLength);
             tailLength = 0;
             if (tail.length > 4096) {
                 tail = new int[0]; // a long tail's buffer is not kept for the next one

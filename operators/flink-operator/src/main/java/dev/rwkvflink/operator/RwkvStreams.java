@@ -1,9 +1,11 @@
 package dev.rwkvflink.operator;
 
+import java.io.IOException;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.util.OutputTag;
 
 /**
  * The public way to put the operator into a job:
@@ -14,7 +16,7 @@ import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
  */
 public final class RwkvStreams {
     /** Chunks that can never be applied, with the reason (to a dead-letter sink). */
-    public static final org.apache.flink.util.OutputTag<RejectedChunk> REJECTED = RwkvEmbeddingOperator.REJECTED;
+    public static final OutputTag<RejectedChunk> REJECTED = RwkvEmbeddingOperator.REJECTED;
 
     /** Operator uid: keep it stable so checkpoints and savepoints find the states again. */
     public static final String UID = "rwkv-embed";
@@ -36,7 +38,7 @@ public final class RwkvStreams {
      * after another in one JVM (a MiniCluster: local runs, benchmarks) would each load it again; with this handle
      * open they find it loaded.
      */
-    public static AutoCloseable keepLoaded(RwkvOperatorConfig config) throws java.io.IOException {
+    public static AutoCloseable keepLoaded(RwkvOperatorConfig config) throws IOException {
         SharedModels.LoadedModel loaded = SharedModels.acquire(config.validate().modelSpec());
         return () -> SharedModels.release(loaded);
     }

@@ -1,5 +1,6 @@
 package dev.rwkvflink.operator;
 
+import java.io.Serializable;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -7,7 +8,7 @@ import java.util.Objects;
  * One piece of a document: the operator's input. A Flink POJO (public fields, no-argument constructor).
  * Chunks of a key are applied in {@code seq} order starting at 0, whatever order they arrive in.
  */
-public class TextChunk implements java.io.Serializable {
+public class TextChunk implements Serializable {
     private static final long serialVersionUID = 1L;
 
     /** The document (or conversation, user, channel) this chunk belongs to: the Flink key. */

@@ -1,5 +1,6 @@
 package dev.rwkvflink.operator;
 
+import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.RwkvState;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -69,7 +70,7 @@ public final class CheckpointBytesBench {
 
     private static void run(
             RwkvOperatorConfig base,
-            dev.rwkvflink.engine.model.RwkvConfig model,
+            RwkvConfig model,
             int docs,
             double fraction,
             int tokens,

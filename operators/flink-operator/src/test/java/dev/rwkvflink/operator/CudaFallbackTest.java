@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
+import dev.rwkvflink.engine.backend.Backends;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -21,8 +22,7 @@ class CudaFallbackTest {
     @Test
     void withoutCudaTheOperatorRunsOnTheCpuAndGivesTheCpuResult() throws Exception {
         Assumptions.assumeFalse(
-                dev.rwkvflink.engine.backend.Backends.byName("cuda").name().startsWith("cuda"),
-                "CUDA is usable here: nothing falls back");
+                Backends.byName("cuda").name().startsWith("cuda"), "CUDA is usable here: nothing falls back");
         String text = "A document embedded on a machine without a GPU, though the job asked for CUDA.";
         RwkvOperatorConfig config = new RwkvOperatorConfig()
                 .model(OneShot.tinyModel("FP32"))

@@ -7,7 +7,9 @@ import dev.rwkvflink.engine.state.StateCodec;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.function.Consumer;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
@@ -119,10 +121,9 @@ public final class OperatorBench {
         List<String> rows = new ArrayList<>();
         double resident = residentRate(m, batches, keys);
         double host = hostRate(m, batches, keys);
+        rows.add(String.format(Locale.ROOT, "| %s | engine, resident states | %.1f | 1.00 |", shape, resident));
         rows.add(String.format(
-                java.util.Locale.ROOT, "| %s | engine, resident states | %.1f | 1.00 |", shape, resident));
-        rows.add(String.format(
-                java.util.Locale.ROOT,
+                Locale.ROOT,
                 "| %s | engine, host states (model.advance) | %.1f | %.2f |",
                 shape,
                 host,
@@ -130,14 +131,14 @@ public final class OperatorBench {
         for (String stateBackend : stateBackends) {
             double[] op = operatorRates(config, batches, keys, stateBackend.strip());
             rows.add(String.format(
-                    java.util.Locale.ROOT,
+                    Locale.ROOT,
                     "| %s | operator, %s state: batch | %.1f | %.2f |",
                     shape,
                     stateBackend,
                     op[0],
                     op[0] / resident));
             rows.add(String.format(
-                    java.util.Locale.ROOT,
+                    Locale.ROOT,
                     "| %s | operator, %s state: batch + barrier every round"
                             + " (%.1f ms, %.3f ms per key) | %.1f | %.2f |",
                     shape,
@@ -171,7 +172,7 @@ public final class OperatorBench {
     }
 
     /** Median tokens/s of {@code step} over the batches after the first (a warm-up). */
-    private static double medianRate(List<int[][]> batches, java.util.function.Consumer<int[][]> step) {
+    private static double medianRate(List<int[][]> batches, Consumer<int[][]> step) {
         double[] rates = new double[batches.size() - 1];
         for (int r = 0; r < batches.size(); r++) {
             long start = System.nanoTime();

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.engine.embed.LinearHead;
+import dev.rwkvflink.engine.embed.Pooling;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.operator.state.KeyModelState;
@@ -12,6 +14,7 @@ import dev.rwkvflink.operator.state.KeyModelStateSerializer;
 import dev.rwkvflink.operator.state.TokenRunSerializer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -149,7 +152,7 @@ class RwkvEmbeddingOperatorTest {
             EmbeddingRecord a = only(out, "a");
             assertArrayEquals(reference.embed(DOC_A), a.vector, 0f);
             assertEquals(EmbeddingRecord.Reason.LAST, a.reason);
-            assertEquals(DOC_A.getBytes(java.nio.charset.StandardCharsets.UTF_8).length, a.tokens);
+            assertEquals(DOC_A.getBytes(StandardCharsets.UTF_8).length, a.tokens);
             assertArrayEquals(reference.embed(DOC_B), only(out, "b").vector, 0f);
             assertTrue(
                     h.getSideOutput(RwkvEmbeddingOperator.REJECTED) == null
@@ -277,7 +280,7 @@ class RwkvEmbeddingOperatorTest {
         assertTrue(a.size() > 11, "enough chunks: " + a.size());
         long tokens = 0;
         for (int i = 0; i < 10; i++) {
-            tokens += a.get(i).text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length; // byte tokenizer
+            tokens += a.get(i).text.getBytes(StandardCharsets.UTF_8).length; // byte tokenizer
         }
         var op = new RwkvEmbeddingOperator(
                 config().batch(1, 4096, 10).hotStateBytes(hotBytes).snapshotTokens(k));
@@ -615,7 +618,7 @@ class RwkvEmbeddingOperatorTest {
             }
             h.endInput();
             List<EmbeddingRecord> out = outputs(h);
-            int total = DOC_A.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            int total = DOC_A.getBytes(StandardCharsets.UTF_8).length;
             assertEquals(total / 25 + 1, out.size(), out.toString());
             for (EmbeddingRecord r : out) {
                 if (r.reason == EmbeddingRecord.Reason.PROGRESS) {
@@ -662,8 +665,7 @@ class RwkvEmbeddingOperatorTest {
     }
 
     @Test
-    void aClassificationHeadLabelsTheFinalEmbedding(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
-            throws Exception {
+    void aClassificationHeadLabelsTheFinalEmbedding(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
         Random rnd = new Random(9);
         int dim = reference.embedder.dimension();
         float[][] w = new float[3][dim];
@@ -672,13 +674,11 @@ class RwkvEmbeddingOperatorTest {
                 row[i] = (float) rnd.nextGaussian();
             }
         }
-        var head = new dev.rwkvflink.engine.embed.LinearHead(
-                reference.model.fingerprint(),
-                dev.rwkvflink.engine.embed.Pooling.HIDDEN,
-                List.of("news", "sports", "code"),
-                w,
-                new float[] {0.1f, 0f, -0.1f});
-        java.nio.file.Path file = dir.resolve("head.json");
+        var head = new LinearHead(
+                reference.model.fingerprint(), Pooling.HIDDEN, List.of("news", "sports", "code"), w, new float[] {
+                    0.1f, 0f, -0.1f
+                });
+        Path file = dir.resolve("head.json");
         head.save(file);
         try (var h = harness(config().head(file.toString()), "heap")) {
             h.open();

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import java.net.URL;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -75,9 +76,7 @@ class StateLayoutMigrationTest {
                     out.stream().filter(e -> e.key.equals(key)).findFirst().orElseThrow();
             assertArrayEquals(reference.embed(LegacySnapshot.TEXTS[d]), r.vector, 0f, key);
             assertEquals(
-                    LegacySnapshot.TEXTS[d].getBytes(java.nio.charset.StandardCharsets.UTF_8).length,
-                    r.tokens,
-                    key + " token count");
+                    LegacySnapshot.TEXTS[d].getBytes(StandardCharsets.UTF_8).length, r.tokens, key + " token count");
         }
     }
 }

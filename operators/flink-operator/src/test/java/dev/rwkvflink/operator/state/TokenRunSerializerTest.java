@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.EOFException;
 import java.io.IOException;
+import java.util.Arrays;
 import java.util.Random;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
@@ -41,7 +43,7 @@ class TokenRunSerializerTest {
         assertEquals(1 + 2, bytes(new int[] {128}).length);
         assertEquals(1 + 3, bytes(new int[] {65_535}).length);
         int[] run = new int[1000];
-        java.util.Arrays.fill(run, 10_000); // a typical word token: 2 bytes, half of an int
+        Arrays.fill(run, 10_000); // a typical word token: 2 bytes, half of an int
         assertEquals(2 + 2 * 1000, bytes(run).length);
     }
 
@@ -58,7 +60,7 @@ class TokenRunSerializerTest {
                 IOException.class,
                 () -> read(new byte[] {1, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, (byte) 0xFF, 0x0F}));
         assertTrue(negative.getMessage().contains("out of range"), negative.getMessage());
-        assertThrows(java.io.EOFException.class, () -> read(new byte[] {3, 1, 2}));
+        assertThrows(EOFException.class, () -> read(new byte[] {3, 1, 2}));
         assertThrows(IOException.class, () -> bytes(new int[] {-1}));
     }
 }

@@ -3,7 +3,10 @@ package dev.rwkvflink.engine.backend;
 import dev.rwkvflink.engine.backend.cuda.CudaBackend;
 import dev.rwkvflink.engine.backend.cuda.CudaModelRunner;
 import dev.rwkvflink.engine.backend.cuda.Precision;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -58,7 +61,7 @@ public final class Backends {
      * different explicit request is logged.
      */
     public static Backend byName(String name, int cudaDevice, EngineSettings settings) {
-        String key = name == null ? "" : name.strip().toLowerCase(java.util.Locale.ROOT);
+        String key = name == null ? "" : name.strip().toLowerCase(Locale.ROOT);
         return switch (key) {
             case "cpu" -> defaultBackend(settings); // the best CPU backend (vector, else scalar with the reason logged)
             case "scalar" -> ScalarHolder.INSTANCE;
@@ -85,7 +88,7 @@ public final class Backends {
      * @throws IllegalArgumentException for an unknown name (the message lists the known ones)
      */
     public static void checkName(String name) {
-        if (name == null || !NAMES.contains(name.strip().toLowerCase(java.util.Locale.ROOT))) {
+        if (name == null || !NAMES.contains(name.strip().toLowerCase(Locale.ROOT))) {
             throw unknown(name);
         }
     }
@@ -152,7 +155,7 @@ public final class Backends {
     }
 
     /** The GPU backends opened so far, by precision and device ordinal ("BF16@0"). */
-    private static final java.util.Map<String, Backend> CUDA = new java.util.HashMap<>();
+    private static final Map<String, Backend> CUDA = new HashMap<>();
 
     /** The best CPU backend (the default backend unless that names the GPU). */
     private static Backend defaultCpu(EngineSettings settings) {

@@ -9,6 +9,8 @@ import dev.rwkvflink.engine.state.ModelFingerprint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
 
 /**
@@ -149,7 +151,7 @@ public final class LinearHead {
         ModelFingerprint model;
         try {
             model = ModelFingerprint.ofBytes(
-                    java.util.HexFormat.of().parseHex(root.path("model").asText()));
+                    HexFormat.of().parseHex(root.path("model").asText()));
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": bad model fingerprint", e);
         }
@@ -161,7 +163,7 @@ public final class LinearHead {
             throw new IOException(
                     file + ": head was trained on pooling " + pooling + ", the job uses " + expectedPooling);
         }
-        List<String> labels = new java.util.ArrayList<>();
+        List<String> labels = new ArrayList<>();
         root.path("labels").forEach(n -> labels.add(n.asText()));
         JsonNode w = root.path("weights");
         float[][] weights = new float[w.size()][];

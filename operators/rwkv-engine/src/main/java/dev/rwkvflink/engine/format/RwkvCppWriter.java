@@ -5,12 +5,15 @@ import dev.rwkvflink.engine.tensor.WeightType;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
 
 /**
  * Writes canonical tensors as an rwkv.cpp model file (version 101), the layout {@link RwkvCppFile} reads (and
@@ -57,7 +60,7 @@ public final class RwkvCppWriter {
                 long size = t.data().byteSize();
                 for (long off = 0; off < size; off += buf.length) {
                     int n = (int) Math.min(buf.length, size - off);
-                    java.lang.foreign.MemorySegment.copy(t.data(), ValueLayout.JAVA_BYTE, off, buf, 0, n);
+                    MemorySegment.copy(t.data(), ValueLayout.JAVA_BYTE, off, buf, 0, n);
                     o.write(buf, 0, n);
                 }
             }
@@ -81,15 +84,14 @@ public final class RwkvCppWriter {
     }
 
     /** RWKV-7 per-channel vectors that rwkv.cpp stores as (1, 1, C). */
-    private static final java.util.List<String> V7_VECTORS =
-            java.util.List.of(".att.w0", ".att.a0", ".att.v0", ".att.k_k", ".att.k_a", ".ffn.x_k");
+    private static final List<String> V7_VECTORS =
+            List.of(".att.w0", ".att.a0", ".att.v0", ".att.k_k", ".att.k_a", ".ffn.x_k");
 
     /**
      * RWKV-7's value residual of layer 0, which the math never reads (layer 0's values are the residual); rwkv.cpp
      * files do not have it, and its loader fails on tensors it did not expect.
      */
-    private static final java.util.Set<String> LAYER0_UNUSED =
-            java.util.Set.of("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2");
+    private static final Set<String> LAYER0_UNUSED = Set.of("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2");
 
     private static int ggmlId(WeightType type, String tensor) throws IOException {
         if (type.ggmlId < 0) {

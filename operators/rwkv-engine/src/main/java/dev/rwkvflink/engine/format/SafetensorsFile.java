@@ -11,9 +11,12 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -98,13 +101,13 @@ public final class SafetensorsFile {
      */
     private static void refuseOverlaps(Path path, Map<String, Tensor> tensors, MemorySegment data) throws IOException {
         record Span(String name, long begin, long end) {}
-        java.util.List<Span> spans = new java.util.ArrayList<>();
+        List<Span> spans = new ArrayList<>();
         long base = data.address();
         for (Tensor t : tensors.values()) {
             long begin = t.data().address() - base;
             spans.add(new Span(t.name(), begin, begin + t.data().byteSize()));
         }
-        spans.sort(java.util.Comparator.comparingLong(Span::begin).thenComparingLong(Span::end));
+        spans.sort(Comparator.comparingLong(Span::begin).thenComparingLong(Span::end));
         for (int i = 1; i < spans.size(); i++) {
             Span a = spans.get(i - 1);
             Span b = spans.get(i);

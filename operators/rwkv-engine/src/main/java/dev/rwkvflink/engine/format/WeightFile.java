@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -12,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -62,7 +64,7 @@ public final class WeightFile implements AutoCloseable {
         /** The access the property names; READ when it is not set; a clear error for any other value. */
         public static Access configured() {
             String v = System.getProperty(PROPERTY, "read").trim();
-            return switch (v.toLowerCase(java.util.Locale.ROOT)) {
+            return switch (v.toLowerCase(Locale.ROOT)) {
                 case "read" -> READ;
                 case "map" -> MAP;
                 default -> throw new IllegalArgumentException("-D" + PROPERTY + "=" + v + ": expected read or map");
@@ -138,7 +140,7 @@ public final class WeightFile implements AutoCloseable {
         MemorySegment bytes = arena.allocate(Math.max(size, 1), 64).asSlice(0, size);
         long at = 0;
         while (at < size) {
-            java.nio.ByteBuffer slice =
+            ByteBuffer slice =
                     bytes.asSlice(at, Math.min(READ_SLICE, size - at)).asByteBuffer();
             while (slice.hasRemaining()) {
                 int n = ch.read(slice, at + slice.position());

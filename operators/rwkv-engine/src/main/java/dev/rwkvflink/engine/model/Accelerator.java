@@ -1,6 +1,7 @@
 package dev.rwkvflink.engine.model;
 
 import java.util.Optional;
+import java.util.function.Consumer;
 
 /**
  * A backend that can take over whole models (the GPU backend). {@link RwkvModel} asks it once, on first use, for a
@@ -10,5 +11,5 @@ import java.util.Optional;
 public interface Accelerator {
 
     /** A runner for {@code model}, or empty with the reason given to {@code declined}. */
-    Optional<ModelRunner> open(RwkvModel model, java.util.function.Consumer<String> declined);
+    Optional<ModelRunner> open(RwkvModel model, Consumer<String> declined);
 }

@@ -1,5 +1,7 @@
 package dev.rwkvflink.engine.model;
 
+import java.util.Arrays;
+
 /**
  * The temporary arrays of a layer's forward pass (normalised input, token-shifted rows, mixes, projections),
  * kept per thread and handed out again in the next layer and the next call. A pass over R rows asks for the same
@@ -38,7 +40,7 @@ final class Activations {
 
     private float[] take(int n) {
         if (next == arrays.length) {
-            arrays = java.util.Arrays.copyOf(arrays, 2 * arrays.length);
+            arrays = Arrays.copyOf(arrays, 2 * arrays.length);
         }
         float[] a = arrays[next];
         if (a == null || a.length != n) {

@@ -1,6 +1,7 @@
 package dev.rwkvflink.engine.model;
 
 import dev.rwkvflink.engine.state.RwkvState;
+import java.util.Arrays;
 
 /** {@link ResidentStates} on the Java heap, for models that run on the CPU: slot i is a state object. */
 final class HeapResidentStates implements ResidentStates {
@@ -58,6 +59,6 @@ final class HeapResidentStates implements ResidentStates {
 
     @Override
     public void close() {
-        java.util.Arrays.fill(slots, null);
+        Arrays.fill(slots, null);
     }
 }

@@ -4,6 +4,7 @@ import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.tensor.WeightType;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Locale;
 
 /**
  * Where a model comes from, named by one string (as the CLI and the Flink operator take it):
@@ -44,6 +45,6 @@ public final class ModelSources {
     private static WeightType matrixType(String source, String prefix) {
         return source.equals(prefix)
                 ? WeightType.F32
-                : WeightType.valueOf(source.substring(prefix.length() + 1).toUpperCase(java.util.Locale.ROOT));
+                : WeightType.valueOf(source.substring(prefix.length() + 1).toUpperCase(Locale.ROOT));
     }
 }

@@ -5,6 +5,7 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Quantizer;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -203,7 +204,7 @@ public final class RandomModels {
 
     private static Tensor constant(String name, int n, float value) {
         float[] v = new float[n];
-        java.util.Arrays.fill(v, value);
+        Arrays.fill(v, value);
         return Tensor.ofFloats(name, v, n);
     }
 

@@ -2,6 +2,7 @@ package dev.rwkvflink.engine.model;
 
 import dev.rwkvflink.engine.backend.Backend;
 import dev.rwkvflink.engine.state.RwkvState;
+import dev.rwkvflink.engine.tensor.Tensor;
 
 /**
  * One layer, the same skeleton in every version:
@@ -86,7 +87,7 @@ abstract sealed class RwkvBlock permits Rwkv4Block, Rwkv5Block, Rwkv6Block, Rwkv
     abstract float[] timeMix(float[] xx, float[] prev, RowSpans spans, Backend backend, Pass pass);
 
     /** y = W x for R rows: one (R x in) times (in x out) product, into a layer-scoped array (Activations). */
-    static float[] project(Backend backend, dev.rwkvflink.engine.tensor.Tensor w, float[] x, int rows) {
+    static float[] project(Backend backend, Tensor w, float[] x, int rows) {
         float[] y = Activations.floats(rows * w.rows());
         backend.matmul(w, x, rows, y);
         return y;

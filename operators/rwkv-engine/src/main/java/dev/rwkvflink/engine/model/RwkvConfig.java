@@ -3,6 +3,14 @@ package dev.rwkvflink.engine.model;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 
 /**
  * The shape of a model, detected from the tensors present in its file (no side-channel metadata needed).
@@ -23,15 +31,15 @@ public record RwkvConfig(
         int ffn,
         float groupNormEps,
         WeightType matrixType)
-        implements java.io.Serializable {
+        implements Serializable {
 
     /** LayerNorm epsilon of ln0, ln1, ln2 and ln_out in every version (PyTorch's default). */
     public static final float LAYER_NORM_EPS = 1e-5f;
 
     /** Block tensors only layer 0 has: the LayerNorm of the embeddings. */
-    private static final java.util.Set<String> LAYER0_ONLY = java.util.Set.of("ln0.weight", "ln0.bias");
+    private static final Set<String> LAYER0_ONLY = Set.of("ln0.weight", "ln0.bias");
     /** Block tensors layer 0 may lack: RWKV-7's value residual (layer 0's values are the residual). */
-    private static final java.util.Set<String> LATER_LAYERS_ONLY = java.util.Set.of("att.v0", "att.v1", "att.v2");
+    private static final Set<String> LATER_LAYERS_ONLY = Set.of("att.v0", "att.v1", "att.v2");
 
     public static RwkvConfig detect(WeightFile f) {
         Tensor emb = f.get("emb.weight");
@@ -91,10 +99,10 @@ public record RwkvConfig(
      * tensor.
      */
     static void checkLayers(WeightFile f, int layers) {
-        java.util.Map<String, Tensor> first = new java.util.TreeMap<>();
-        java.util.List<String> problems = new java.util.ArrayList<>();
-        java.util.Map<Integer, java.util.Map<String, Tensor>> byLayer = new java.util.TreeMap<>();
-        java.util.TreeSet<Integer> beyond = new java.util.TreeSet<>();
+        Map<String, Tensor> first = new TreeMap<>();
+        List<String> problems = new ArrayList<>();
+        Map<Integer, Map<String, Tensor>> byLayer = new TreeMap<>();
+        TreeSet<Integer> beyond = new TreeSet<>();
         for (var e : f.tensors().entrySet()) {
             String name = e.getKey();
             if (!name.startsWith("blocks.")) {
@@ -115,7 +123,7 @@ public record RwkvConfig(
                 beyond.add(layer);
                 continue;
             }
-            byLayer.computeIfAbsent(layer, k -> new java.util.TreeMap<>()).put(name.substring(dot + 1), e.getValue());
+            byLayer.computeIfAbsent(layer, k -> new TreeMap<>()).put(name.substring(dot + 1), e.getValue());
         }
         if (!beyond.isEmpty()) {
             problems.add("blocks." + layers + ".ln1.weight is missing, yet layers " + beyond + " have tensors (layers "
@@ -124,12 +132,12 @@ public record RwkvConfig(
         }
         // the reference layer: layer 1 (layer 0 alone has ln0, and RWKV-7's layer 0 has no value residual)
         int ref = layers > 1 ? 1 : 0;
-        first.putAll(byLayer.getOrDefault(ref, java.util.Map.of()));
+        first.putAll(byLayer.getOrDefault(ref, Map.of()));
         for (int l = 0; l < layers; l++) {
             if (l == ref) {
                 continue;
             }
-            java.util.Map<String, Tensor> mine = byLayer.getOrDefault(l, java.util.Map.of());
+            Map<String, Tensor> mine = byLayer.getOrDefault(l, Map.of());
             for (var e : first.entrySet()) {
                 Tensor t = mine.get(e.getKey());
                 String name = "blocks." + l + "." + e.getKey();
@@ -137,9 +145,9 @@ public record RwkvConfig(
                     problems.add("missing " + name + " (layer " + ref + " has it)");
                 } else if (t == null) {
                     continue;
-                } else if (!java.util.Arrays.equals(t.shape(), e.getValue().shape())) {
-                    problems.add(name + " has shape " + java.util.Arrays.toString(t.shape()) + ", layer " + ref + "'s "
-                            + java.util.Arrays.toString(e.getValue().shape()));
+                } else if (!Arrays.equals(t.shape(), e.getValue().shape())) {
+                    problems.add(name + " has shape " + Arrays.toString(t.shape()) + ", layer " + ref + "'s "
+                            + Arrays.toString(e.getValue().shape()));
                 }
             }
             for (String suffix : mine.keySet()) {
@@ -172,7 +180,7 @@ public record RwkvConfig(
         }
         float[] out = new float[H * N];
         for (int h = 0; h < H; h++) {
-            java.util.Arrays.fill(out, h * N, (h + 1) * N, v[h]);
+            Arrays.fill(out, h * N, (h + 1) * N, v[h]);
         }
         return out;
     }

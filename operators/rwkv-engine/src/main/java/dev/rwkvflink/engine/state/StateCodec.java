@@ -2,6 +2,7 @@ package dev.rwkvflink.engine.state;
 
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
+import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -101,7 +102,7 @@ public final class StateCodec {
             float[] data = new float[count];
             b.asFloatBuffer().get(data);
             return RwkvState.of(config, data);
-        } catch (java.nio.BufferUnderflowException e) {
+        } catch (BufferUnderflowException e) {
             throw new IllegalArgumentException("truncated RWKV state (" + bytes.length + " bytes)", e);
         }
     }

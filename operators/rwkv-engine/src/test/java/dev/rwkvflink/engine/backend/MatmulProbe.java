@@ -3,6 +3,7 @@ package dev.rwkvflink.engine.backend;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
@@ -31,7 +32,7 @@ public final class MatmulProbe {
             types.addAll(List.of(WeightType.values()));
         }
         int[] tokenCounts = args.length > 1
-                ? java.util.Arrays.stream(args[1].split(","))
+                ? Arrays.stream(args[1].split(","))
                         .mapToInt(s -> Integer.parseInt(s.strip()))
                         .toArray()
                 : new int[] {1, 64};

@@ -15,8 +15,12 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -152,10 +156,10 @@ class VectorBackendTest {
                 backend.matmul(w, x, tokens, all);
                 for (int t = 0; t < tokens; t++) {
                     float[] alone = new float[rows];
-                    backend.matmul(w, java.util.Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1, alone);
+                    backend.matmul(w, Arrays.copyOfRange(x, t * cols, (t + 1) * cols), 1, alone);
                     assertArrayEquals(
                             alone,
-                            java.util.Arrays.copyOfRange(all, t * rows, (t + 1) * rows),
+                            Arrays.copyOfRange(all, t * rows, (t + 1) * rows),
                             0f,
                             type + ": token " + t + " of " + tokens);
                 }
@@ -323,7 +327,7 @@ class VectorBackendTest {
             sum += Float.float16ToFloat(h);
         }
         float[] ones = new float[35];
-        java.util.Arrays.fill(ones, 1f);
+        Arrays.fill(ones, 1f);
         float[] out = new float[1];
         // (a tensor's bytes are immutable once used: it scans them for Inf/NaN once, so each variant is a new one)
         try (VectorBackend vb = new VectorBackend(1)) {
@@ -580,13 +584,13 @@ class VectorBackendTest {
     /** The per-lane-count choice and its override. */
     @Test
     void oneTokenTilesAreChosenByLaneCount() {
-        java.util.Set<WeightType> byWidth = TileKernels.oneTokenTiles(null);
+        Set<WeightType> byWidth = TileKernels.oneTokenTiles(null);
         if (VectorBackend.vectorLanes() <= 8) {
-            assertEquals(java.util.EnumSet.of(WeightType.F32, WeightType.F16), byWidth);
+            assertEquals(EnumSet.of(WeightType.F32, WeightType.F16), byWidth);
         } else {
             assertTrue(byWidth.isEmpty(), byWidth.toString());
         }
-        assertEquals(java.util.EnumSet.of(WeightType.F16, WeightType.Q8_0), TileKernels.oneTokenTiles("F16, Q8_0"));
+        assertEquals(EnumSet.of(WeightType.F16, WeightType.Q8_0), TileKernels.oneTokenTiles("F16, Q8_0"));
         assertTrue(TileKernels.oneTokenTiles("none").isEmpty());
         assertThrows(IllegalArgumentException.class, () -> TileKernels.oneTokenTiles("F17"));
     }
@@ -594,7 +598,7 @@ class VectorBackendTest {
     /** The surefire execution "vector-256" runs these tests at 8 float lanes: checked, so it cannot silently not. */
     @Test
     void theVectorWidthIsTheOneThisRunAsksFor() {
-        int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        int lanes = FloatVector.SPECIES_PREFERRED.length();
         assertEquals(Integer.getInteger("rwkv.test.lanes", lanes), lanes, "float lanes of this JVM");
     }
 }

@@ -6,9 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.rwkvflink.engine.state.ModelFingerprint;
+import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -95,8 +98,7 @@ class SoftmaxTrainerTest {
             test[c] = near(centres[c], rnd);
             yTest[c] = c;
         }
-        List<String> labels =
-                java.util.stream.IntStream.range(0, k).mapToObj(i -> "l" + i).toList();
+        List<String> labels = IntStream.range(0, k).mapToObj(i -> "l" + i).toList();
         SoftmaxTrainer.Plan plan = new SoftmaxTrainer.Plan(20, 64, 64, train.length, k, d);
         assertEquals(128, plan.candidatesPerStep());
         assertTrue(
@@ -115,7 +117,7 @@ class SoftmaxTrainerTest {
         assertArrayEquals(head.probabilities(test[0]), again.probabilities(test[0]), 0f);
         LinearHead other =
                 new SoftmaxTrainer(0.05, 1e-5, 4).fit(plan, train, yTrain, labels, MODEL, Pooling.HIDDEN, e -> {});
-        assertTrue(!java.util.Arrays.equals(head.probabilities(test[0]), other.probabilities(test[0])));
+        assertTrue(!Arrays.equals(head.probabilities(test[0]), other.probabilities(test[0])));
     }
 
     /** With every label a candidate and one batch of all examples, mini-batch training is full-batch training. */
@@ -165,11 +167,10 @@ class SoftmaxTrainerTest {
         byte[] other = new byte[32];
         other[0] = 1;
         assertTrue(assertThrows(
-                        java.io.IOException.class,
-                        () -> LinearHead.load(f, ModelFingerprint.ofBytes(other), Pooling.HIDDEN))
+                        IOException.class, () -> LinearHead.load(f, ModelFingerprint.ofBytes(other), Pooling.HIDDEN))
                 .getMessage()
                 .contains("trained on"));
-        assertTrue(assertThrows(java.io.IOException.class, () -> LinearHead.load(f, MODEL, Pooling.STATE))
+        assertTrue(assertThrows(IOException.class, () -> LinearHead.load(f, MODEL, Pooling.STATE))
                 .getMessage()
                 .contains("pooling"));
     }

@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -25,6 +26,7 @@ import java.util.TreeSet;
 import java.util.stream.Stream;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
+import java.util.zip.ZipFile;
 import java.util.zip.ZipOutputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -502,10 +504,10 @@ class HostileModelFilesTest {
     /** A torch-like archive with the entries of {@code original} (a real torch.save file), rewritten. */
     private Path rezip(String name, Path original, boolean deflateStorages) throws IOException {
         Path p = dir.resolve(name + ".pth");
-        try (java.util.zip.ZipFile in = new java.util.zip.ZipFile(original.toFile());
+        try (ZipFile in = new ZipFile(original.toFile());
                 OutputStream fo = Files.newOutputStream(p);
                 ZipOutputStream z = new ZipOutputStream(fo)) {
-            for (ZipEntry e : java.util.Collections.list(in.entries())) {
+            for (ZipEntry e : Collections.list(in.entries())) {
                 byte[] data = in.getInputStream(e).readAllBytes();
                 ZipEntry ze = new ZipEntry(e.getName());
                 if (!(deflateStorages && e.getName().contains("/data/"))) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.engine.tokenizer.Tokenizers;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -58,7 +59,7 @@ class InputFilesTest {
         // the same for a vocabulary, whose format is sniffed from its first bytes
         String vocab = assertTimeoutPreemptively(
                 Duration.ofSeconds(10),
-                () -> assertThrows(IOException.class, () -> dev.rwkvflink.engine.tokenizer.Tokenizers.load(fifo))
+                () -> assertThrows(IOException.class, () -> Tokenizers.load(fifo))
                         .getMessage());
         assertTrue(vocab.contains("not a regular file (a vocabulary must be a file"), vocab);
     }

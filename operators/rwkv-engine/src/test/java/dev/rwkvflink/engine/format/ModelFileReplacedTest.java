@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -89,8 +90,8 @@ class ModelFileReplacedTest {
         String old = System.getProperty(WeightFile.Access.PROPERTY);
         System.setProperty(WeightFile.Access.PROPERTY, "mmap");
         try {
-            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
-                    IllegalArgumentException.class, WeightFile.Access::configured);
+            IllegalArgumentException e =
+                    Assertions.assertThrows(IllegalArgumentException.class, WeightFile.Access::configured);
             assertEquals("-Drwkv.model.access=mmap: expected read or map", e.getMessage());
         } finally {
             if (old == null) {

@@ -7,8 +7,12 @@ import dev.rwkvflink.engine.backend.ScalarBackend;
 import dev.rwkvflink.engine.model.RandomModels;
 import dev.rwkvflink.engine.model.RwkvModel;
 import dev.rwkvflink.engine.tensor.WeightType;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -40,10 +44,7 @@ class RwkvCppWriterTest {
         byte[] a = Files.readAllBytes(original);
         byte[] b = Files.readAllBytes(copy);
         assertEquals(
-                101,
-                java.nio.ByteBuffer.wrap(b, 4, 4)
-                        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
-                        .getInt());
+                101, ByteBuffer.wrap(b, 4, 4).order(ByteOrder.LITTLE_ENDIAN).getInt());
         System.arraycopy(a, 4, b, 4, 4);
         assertArrayEquals(a, b, model + ": the same bytes apart from the version");
     }
@@ -73,7 +74,7 @@ class RwkvCppWriterTest {
         var shape = new RandomModels.Rwkv7Shape(2, 64, 32, 256, 128, 8, 8, 8, 8);
         Path file = dir.resolve("random.bin");
         RwkvCppWriter.write(RandomModels.rwkv7(shape, 5, WeightType.F32), file);
-        java.util.Map<String, Integer> expected = new java.util.TreeMap<>();
+        Map<String, Integer> expected = new TreeMap<>();
         try (WeightFile ref = RwkvCppFile.read(reference)) {
             ref.tensors().forEach((name, t) -> {
                 if (!name.startsWith("blocks.") || name.startsWith("blocks.0.") || name.startsWith("blocks.1.")) {
@@ -81,7 +82,7 @@ class RwkvCppWriterTest {
                 }
             });
         }
-        java.util.Map<String, Integer> written = new java.util.TreeMap<>();
+        Map<String, Integer> written = new TreeMap<>();
         try (WeightFile w = RwkvCppFile.read(file)) {
             w.tensors().forEach((name, t) -> written.put(name, t.rank()));
         }

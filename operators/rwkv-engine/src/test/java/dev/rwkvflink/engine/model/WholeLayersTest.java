@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.rwkvflink.engine.backend.ScalarBackend;
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Tensor;
 import dev.rwkvflink.engine.tensor.WeightType;
@@ -73,9 +74,8 @@ class WholeLayersTest {
                     }
                 }
             });
-            IllegalArgumentException e = assertThrows(
-                    IllegalArgumentException.class,
-                    () -> RwkvModel.of(f, new dev.rwkvflink.engine.backend.ScalarBackend()));
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> RwkvModel.of(f, new ScalarBackend()));
             assertTrue(
                     e.getMessage().contains(lora) && e.getMessage().contains("is not rank x 64"),
                     lora + ": " + e.getMessage());

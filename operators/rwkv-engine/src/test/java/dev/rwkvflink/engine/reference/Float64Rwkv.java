@@ -2,6 +2,7 @@ package dev.rwkvflink.engine.reference;
 
 import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.tensor.Tensor;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -286,7 +287,7 @@ public final class Float64Rwkv {
                 bb = new double[nLayer][nEmbd];
                 pp = new double[nLayer][nEmbd];
                 for (double[] p : pp) {
-                    java.util.Arrays.fill(p, -1e30);
+                    Arrays.fill(p, -1e30);
                 }
                 wkv = null;
             } else {

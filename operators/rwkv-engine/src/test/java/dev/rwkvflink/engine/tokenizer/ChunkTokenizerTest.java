@@ -10,7 +10,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.text.Normalizer;
 import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HexFormat;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -310,12 +313,12 @@ class ChunkTokenizerTest {
     /** NFC splits exactly before the code points {@link NfcBoundary} calls safe, checked on all of Unicode. */
     @Test
     void nfcBoundaryIsSafeForEveryCodePoint() {
-        java.util.BitSet composesBackwards = new java.util.BitSet();
+        BitSet composesBackwards = new BitSet();
         for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
             if (cp >= 0xD800 && cp <= 0xDFFF) {
                 continue;
             }
-            int[] nfd = java.text.Normalizer.normalize(Character.toString(cp), java.text.Normalizer.Form.NFD)
+            int[] nfd = Normalizer.normalize(Character.toString(cp), Normalizer.Form.NFD)
                     .codePoints()
                     .toArray();
             for (int i = 1; i < nfd.length; i++) {
@@ -332,7 +335,7 @@ class ChunkTokenizerTest {
             String name = String.format("U+%04X", cp);
             assertFalse(composesBackwards.get(cp), () -> name + " composes with what precedes it");
             // A mark of class 240 (U+0345) before a character of class 1..239 would be reordered after it.
-            String nfd = java.text.Normalizer.normalize("\u0345" + c, java.text.Normalizer.Form.NFD);
+            String nfd = Normalizer.normalize("\u0345" + c, Normalizer.Form.NFD);
             assertTrue(nfd.startsWith("\u0345"), () -> name + " is not a starter");
         }
         assertTrue(safe > 1_000_000);
@@ -367,8 +370,7 @@ class ChunkTokenizerTest {
             assertEquals(
                     whole,
                     split,
-                    () -> java.util.HexFormat.of().formatHex(x) + " | "
-                            + java.util.HexFormat.of().formatHex(y));
+                    () -> HexFormat.of().formatHex(x) + " | " + HexFormat.of().formatHex(y));
         }
         assertEquals(1, Utf8Tail.incompleteTailStart(new byte[] {'a', (byte) 0xF0, (byte) 0x9F, (byte) 0x98}));
         assertEquals(4, Utf8Tail.incompleteTailStart(new byte[] {(byte) 0xF0, (byte) 0x9F, (byte) 0x98, (byte) 0x8A}));

@@ -3,6 +3,7 @@ package dev.rwkvflink.engine.backend.cuda;
 import dev.rwkvflink.cuda.Cublas;
 import dev.rwkvflink.cuda.Cublas.Op;
 import dev.rwkvflink.cuda.CudaDevice;
+import dev.rwkvflink.cuda.CudaEvent;
 import dev.rwkvflink.cuda.CudaGraph;
 import dev.rwkvflink.cuda.CudaStream;
 import dev.rwkvflink.cuda.DeviceMemory;
@@ -10,12 +11,18 @@ import dev.rwkvflink.cuda.PinnedMemory;
 import dev.rwkvflink.engine.backend.EngineSettings;
 import dev.rwkvflink.engine.backend.cuda.CommonKernels.Gemv;
 import dev.rwkvflink.engine.model.ModelRunner;
+import dev.rwkvflink.engine.model.ResidentStates;
 import dev.rwkvflink.engine.model.RwkvConfig;
+import dev.rwkvflink.engine.model.RwkvVersion;
 import dev.rwkvflink.engine.state.RwkvState;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * A whole RWKV model on one GPU, any version: many streams advanced in one step, each by its own number of tokens.
@@ -88,9 +95,9 @@ public abstract class CudaModelRunner implements ModelRunner {
     private final DeviceMemory head;
     private final String description;
     /** Captured steps by (rows, streams), least recently used first. */
-    private final java.util.LinkedHashMap<Long, CudaGraph> graphs = new java.util.LinkedHashMap<>(16, 0.75f, true) {
+    private final LinkedHashMap<Long, CudaGraph> graphs = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
-        protected boolean removeEldestEntry(java.util.Map.Entry<Long, CudaGraph> eldest) {
+        protected boolean removeEldestEntry(Map.Entry<Long, CudaGraph> eldest) {
             if (size() > GRAPH_CACHE) {
                 eldest.getValue().close();
                 return true;
@@ -160,7 +167,7 @@ public abstract class CudaModelRunner implements ModelRunner {
      * if any step fails, what the earlier ones made is freed before the exception goes on.
      */
     static <K extends CommonKernels, W extends AutoCloseable, R extends CudaModelRunner> R assemble(
-            CudaDevice device, java.util.function.Supplier<K> kernelsFactory, Assembly<K, W, R> steps) {
+            CudaDevice device, Supplier<K> kernelsFactory, Assembly<K, W, R> steps) {
         device.makeCurrent();
         K kernels = kernelsFactory.get();
         Resources res = null;
@@ -325,7 +332,7 @@ public abstract class CudaModelRunner implements ModelRunner {
     // ---------------------------------------------------------------- resident states
 
     /** Pool slots held by {@link Resident} owners; the host-state API uses the others. */
-    private final java.util.BitSet reserved = new java.util.BitSet();
+    private final BitSet reserved = new BitSet();
 
     private int[] unreserved() {
         int[] ids = new int[slots - reserved.cardinality()];
@@ -336,7 +343,7 @@ public abstract class CudaModelRunner implements ModelRunner {
     }
 
     @Override
-    public synchronized dev.rwkvflink.engine.model.ResidentStates reserve(int wanted) {
+    public synchronized ResidentStates reserve(int wanted) {
         if (wanted < 1) {
             throw new IllegalArgumentException("wanted slots must be >= 1, got " + wanted);
         }
@@ -354,7 +361,7 @@ public abstract class CudaModelRunner implements ModelRunner {
     }
 
     /** Slots of the device pool reserved for one owner: local slot i is pool slot {@code ids[i]}. */
-    private final class Resident implements dev.rwkvflink.engine.model.ResidentStates {
+    private final class Resident implements ResidentStates {
         private int[] ids;
 
         Resident(int[] ids) {
@@ -403,7 +410,7 @@ public abstract class CudaModelRunner implements ModelRunner {
             }
             int[] pool = new int[live];
             int[][] toks = new int[live][];
-            java.util.BitSet seen = new java.util.BitSet();
+            BitSet seen = new BitSet();
             for (int i = 0, j = 0; i < slotIds.length; i++) {
                 if (tokens[i].length > 0) {
                     if (seen.get(slotIds[i])) {
@@ -467,7 +474,7 @@ public abstract class CudaModelRunner implements ModelRunner {
         checkSlot(slot);
         device.makeCurrent();
         pool.fill32(4L * slot * slotFloats, slotFloats, 0, stream);
-        if (config.version() == dev.rwkvflink.engine.model.RwkvVersion.V4) {
+        if (config.version() == RwkvVersion.V4) {
             for (int l = 0; l < config.layers(); l++) {
                 long pp = (long) slot * slotFloats + (long) l * layerFloats + 4L * C;
                 pool.fill32(4L * pp, C, Float.floatToRawIntBits(RwkvState.V4_PP_INIT), stream);
@@ -714,9 +721,9 @@ public abstract class CudaModelRunner implements ModelRunner {
     /** When set, steps run without graphs and record an event after each stage; {@link #profile()} sums them. */
     private boolean profiling;
 
-    private final List<dev.rwkvflink.cuda.CudaEvent> events = new ArrayList<>();
+    private final List<CudaEvent> events = new ArrayList<>();
     private final List<String> eventNames = new ArrayList<>();
-    private final java.util.Map<String, Double> stageMillis = new java.util.LinkedHashMap<>();
+    private final Map<String, Double> stageMillis = new LinkedHashMap<>();
 
     /** Starts (or stops) timing each stage of the following steps with device events. */
     public synchronized void profile(boolean on) {
@@ -725,8 +732,8 @@ public abstract class CudaModelRunner implements ModelRunner {
     }
 
     /** Device milliseconds per stage summed over the profiled steps, in first-seen order. */
-    public synchronized java.util.Map<String, Double> profile() {
-        return new java.util.LinkedHashMap<>(stageMillis);
+    public synchronized Map<String, Double> profile() {
+        return new LinkedHashMap<>(stageMillis);
     }
 
     private int marks;
@@ -774,7 +781,7 @@ public abstract class CudaModelRunner implements ModelRunner {
             g.close();
         }
         graphs.clear();
-        for (dev.rwkvflink.cuda.CudaEvent e : events) {
+        for (CudaEvent e : events) {
             e.close();
         }
         for (DeviceMemory b : buffers) {

@@ -1,6 +1,7 @@
 package dev.rwkvflink.engine.backend.cuda;
 
 import dev.rwkvflink.cuda.Cublas;
+import java.util.Locale;
 
 /**
  * The type of the projection matrices and of the activations fed to them on the GPU. Accumulation is always fp32,
@@ -29,7 +30,7 @@ public enum Precision {
 
     /** "bf16" or "f32" (case-insensitive). */
     public static Precision parse(String s) {
-        return switch (s.strip().toLowerCase(java.util.Locale.ROOT)) {
+        return switch (s.strip().toLowerCase(Locale.ROOT)) {
             case "bf16" -> BF16;
             case "f32", "fp32" -> F32;
             default -> throw new IllegalArgumentException("unknown CUDA precision \"" + s + "\"; known: bf16, f32");

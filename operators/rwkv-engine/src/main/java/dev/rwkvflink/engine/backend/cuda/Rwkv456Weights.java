@@ -7,6 +7,7 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import dev.rwkvflink.engine.model.RwkvVersion;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -145,7 +146,7 @@ final class Rwkv456Weights implements AutoCloseable {
     }
 
     private static float[] concat(float[] a, float[] b) {
-        float[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        float[] c = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, c, a.length, b.length);
         return c;
     }

@@ -7,6 +7,7 @@ import dev.rwkvflink.engine.format.WeightFile;
 import dev.rwkvflink.engine.model.RandomModels.Rwkv7Shape;
 import dev.rwkvflink.engine.model.RwkvConfig;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -217,7 +218,7 @@ final class Rwkv7Weights implements AutoCloseable {
 
     private static float[] filled(int n, float v) {
         float[] a = new float[n];
-        java.util.Arrays.fill(a, v);
+        Arrays.fill(a, v);
         return a;
     }
 

@@ -13,6 +13,7 @@ import dev.rwkvflink.engine.reference.Float64Rwkv;
 import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.testing.SharedData;
 import dev.rwkvflink.engine.testing.TestSeeds;
+import java.util.Locale;
 import java.util.Random;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -52,7 +53,7 @@ class CudaRwkv456Test {
         }
         float[] expected = file(model).equals("FP32") ? SharedData.expectedLogits(model) : null;
         for (Precision p : Precision.values()) {
-            String name = "cuda:" + p.name().toLowerCase(java.util.Locale.ROOT);
+            String name = "cuda:" + p.name().toLowerCase(Locale.ROOT);
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel(model, file(model)), Backends.byName(name))) {
                 assertInstanceOf(
                         Rwkv456Cuda.class,

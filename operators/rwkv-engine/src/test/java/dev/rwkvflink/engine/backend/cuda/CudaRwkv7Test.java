@@ -20,7 +20,10 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tensor.WeightType;
 import dev.rwkvflink.engine.testing.SharedData;
 import dev.rwkvflink.engine.testing.TestSeeds;
+import java.util.Arrays;
+import java.util.Locale;
 import java.util.Random;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
@@ -67,7 +70,7 @@ class CudaRwkv7Test {
             exact = Float64Rwkv.load(f).logitsAfter(SharedData.PROMPT);
         }
         for (Precision p : Precision.values()) {
-            String name = "cuda:" + p.name().toLowerCase(java.util.Locale.ROOT);
+            String name = "cuda:" + p.name().toLowerCase(Locale.ROOT);
             try (RwkvModel m = RwkvModel.load(SharedData.tinyModel("7v0-834K", "FP32"), Backends.byName(name))) {
                 assertNotNull(m.runner(), "the GPU runs RWKV-7");
                 GpuParity.Tiny e = GpuParity.tiny(m, SharedData.PROMPT, exact, expected);
@@ -210,8 +213,7 @@ class CudaRwkv7Test {
             var b = gpu.reserve(5);
             assertEquals(5, a.capacity());
             assertEquals(3, b.capacity(), "the second owner gets what is left of 8 slots");
-            IllegalStateException full =
-                    org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> gpu.reserve(1));
+            IllegalStateException full = Assertions.assertThrows(IllegalStateException.class, () -> gpu.reserve(1));
             assertTrue(full.getMessage().contains("rwkv.cuda.slots"), full.getMessage());
             b.close();
             var c = gpu.reserve(2);
@@ -271,7 +273,7 @@ class CudaRwkv7Test {
             RwkvState untouched = cpu.newState();
             c.store(1, untouched);
             assertTrue(
-                    java.util.Arrays.equals(untouched.data(), cpu.newState().data()),
+                    Arrays.equals(untouched.data(), cpu.newState().data()),
                     "the host API never wrote into another owner's slot, " + seed);
             a.close();
             c.close();
