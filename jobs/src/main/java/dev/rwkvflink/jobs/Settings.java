@@ -23,7 +23,6 @@ import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.CoreOptions;
-import org.apache.flink.configuration.MemorySize;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 
@@ -33,10 +32,10 @@ import org.apache.flink.connector.base.DeliveryGuarantee;
  * {@link #builder()}, read from a Flink configuration ({@link #from}: {@code config.yaml}, {@code -D} on
  * {@code flink run}), or from {@code --name value} flags over one ({@link #fromArgs(ReadableConfig, String...)}).
  *
- * <p>With a {@link Builder#head head}, the job also classifies: each embedding with a label goes to
+ * <p>With a {@link SettingsBuilder#head head}, the job also classifies: each embedding with a label goes to
  * {@link #classificationsTopic()} as well.
  *
- * <p>{@link Builder#kafkaProperty Kafka properties} (security, timeouts, client tuning) are passed to the source
+ * <p>{@link SettingsBuilder#kafkaProperty Kafka properties} (security, timeouts, client tuning) are passed to the source
  * and to every sink as they are; the few the job sets itself ({@link #RESERVED_KAFKA_PROPERTIES}) are refused.
  */
 public final class Settings implements Serializable {
@@ -118,7 +117,7 @@ public final class Settings implements Serializable {
             "transactional.id",
             "enable.auto.commit");
 
-    private Settings(Configuration conf, Map<String, String> kafkaProperties) {
+    Settings(Configuration conf, Map<String, String> kafkaProperties) {
         this.conf = conf;
         require(conf.getOptional(JobOptions.BOOTSTRAP_SERVERS).orElse(null), "bootstrap servers");
         for (ConfigOption<String> o : List.of(
@@ -178,8 +177,8 @@ public final class Settings implements Serializable {
         }
     }
 
-    public static Builder builder() {
-        return new Builder();
+    public static SettingsBuilder builder() {
+        return new SettingsBuilder();
     }
 
     /** Settings from {@code --name value} pairs alone (no Flink configuration under them): see {@link #fromArgs(ReadableConfig, String...)}. */
@@ -394,7 +393,7 @@ public final class Settings implements Serializable {
     }
 
     /** A mutable copy of {@code config}: every key it sets, as text, so that flags can be laid over it. */
-    private static Configuration copy(ReadableConfig config) {
+    static Configuration copy(ReadableConfig config) {
         return Configuration.fromMap(config.toMap());
     }
 
@@ -441,169 +440,5 @@ public final class Settings implements Serializable {
                     + "; reserved: " + new TreeSet<>(RESERVED_KAFKA_PROPERTIES));
         }
         return Map.entry(k, value);
-    }
-
-    /** Settings in code; defaults as the options say ({@link JobOptions}, {@code RwkvOptions}). */
-    public static final class Builder {
-        private final Configuration conf = new Configuration();
-        private final LinkedHashMap<String, String> kafkaProperties = new LinkedHashMap<>();
-
-        private Builder() {}
-
-        /** Sets an option; null unsets it (a text option with a default becomes empty: "none"). */
-        private <T> Builder set(ConfigOption<T> option, T value) {
-            if (value == null && option.hasDefaultValue()) {
-                conf.setString(option.key(), "");
-            } else if (value == null) {
-                conf.removeConfig(option);
-            } else {
-                conf.set(option, value);
-            }
-            return this;
-        }
-
-        public Builder bootstrapServers(String v) {
-            return set(JobOptions.BOOTSTRAP_SERVERS, v);
-        }
-
-        public Builder chunksTopic(String v) {
-            return set(JobOptions.CHUNKS_TOPIC, v);
-        }
-
-        public Builder embeddingsTopic(String v) {
-            return set(JobOptions.EMBEDDINGS_TOPIC, v);
-        }
-
-        public Builder deadLettersTopic(String v) {
-            return set(JobOptions.DEAD_LETTERS_TOPIC, v);
-        }
-
-        public Builder classificationsTopic(String v) {
-            return set(JobOptions.CLASSIFICATIONS_TOPIC, v);
-        }
-
-        public Builder groupId(String v) {
-            return set(JobOptions.GROUP_ID, v);
-        }
-        /** earliest, latest or committed (default; earliest where the group has no offset yet). */
-        public Builder startingOffsets(String v) {
-            return set(JobOptions.STARTING_OFFSETS, v);
-        }
-
-        public Builder format(RecordFormat v) {
-            return set(JobOptions.FORMAT, v.toString());
-        }
-
-        public Builder schemaRegistryUrl(String v) {
-            return set(JobOptions.SCHEMA_REGISTRY_URL, v);
-        }
-        /** Prefix of the sinks' transactional ids, unique per job on the cluster; default: the group id. */
-        public Builder transactionalIdPrefix(String v) {
-            return set(JobOptions.TRANSACTIONAL_ID_PREFIX, v);
-        }
-
-        public Builder model(String v) {
-            return set(RwkvOptions.MODEL, v);
-        }
-
-        public Builder vocab(String v) {
-            return set(RwkvOptions.VOCAB, v);
-        }
-
-        public Builder pooling(String v) {
-            return set(RwkvOptions.POOLING, v);
-        }
-
-        public Builder head(String v) {
-            return set(RwkvOptions.HEAD, v);
-        }
-        /** Normalisation statistics (from {@code fit --stats-out}); a head from {@code fit} needs them too. */
-        public Builder stats(String v) {
-            return set(RwkvOptions.STATS, v);
-        }
-
-        public Builder backend(String v) {
-            return set(RwkvOptions.BACKEND, v);
-        }
-
-        public Builder maxWaitMillis(long v) {
-            return set(RwkvOptions.BATCH_MAX_WAIT, Duration.ofMillis(v));
-        }
-
-        public Builder idleTimeoutMillis(long v) {
-            return set(RwkvOptions.IDLE_TIMEOUT, Duration.ofMillis(v));
-        }
-
-        public Builder maxSeqAhead(long v) {
-            return set(RwkvOptions.MAX_SEQ_AHEAD, v);
-        }
-
-        public Builder maxBufferedChunks(int v) {
-            return set(RwkvOptions.MAX_BUFFERED_CHUNKS, v);
-        }
-
-        public Builder maxChunkBytes(int v) {
-            return set(RwkvOptions.MAX_CHUNK_BYTES, v);
-        }
-
-        public Builder hotStateBytes(long v) {
-            return set(RwkvOptions.HOT_STATES_SIZE, new MemorySize(v));
-        }
-
-        public Builder snapshotTokens(long v) {
-            return set(RwkvOptions.SNAPSHOT_TOKENS, v);
-        }
-
-        public Builder maxBatchKeys(int v) {
-            return set(RwkvOptions.BATCH_MAX_KEYS, v);
-        }
-
-        public Builder maxBatchTokens(int v) {
-            return set(RwkvOptions.BATCH_MAX_TOKENS, v);
-        }
-
-        public Builder emitEveryChunk(boolean v) {
-            return set(RwkvOptions.EMIT_EVERY_CHUNK, v);
-        }
-        /** See {@link JobOptions#SEPARATE_SINKS}. */
-        public Builder separateSinks(boolean v) {
-            return set(JobOptions.SEPARATE_SINKS, v);
-        }
-
-        public Builder cudaDevice(int v) {
-            return set(RwkvOptions.CUDA_DEVICE, v);
-        }
-        /** EXACTLY_ONCE (default) or AT_LEAST_ONCE; see {@link KafkaJobs#avroSinkBuilder}. */
-        public Builder delivery(DeliveryGuarantee v) {
-            return set(JobOptions.DELIVERY, v == DeliveryGuarantee.EXACTLY_ONCE ? "exactly-once" : "at-least-once");
-        }
-
-        public Builder checkpointIntervalMillis(long v) {
-            return set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(v));
-        }
-        /** 0: the environment's default. */
-        public Builder parallelism(int v) {
-            if (v == 0) {
-                conf.removeConfig(CoreOptions.DEFAULT_PARALLELISM);
-                return this;
-            }
-            return set(CoreOptions.DEFAULT_PARALLELISM, v);
-        }
-        /** A Kafka client property for the source and all sinks, {@code key=value}; a later one replaces an earlier. */
-        public Builder kafkaProperty(String keyEqualsValue) {
-            Map.Entry<String, String> e = Settings.kafkaProperty(keyEqualsValue);
-            kafkaProperties.put(e.getKey(), e.getValue());
-            return this;
-        }
-        /** A Kafka client property for the source and all sinks; a later one replaces an earlier. */
-        public Builder kafkaProperty(String key, String value) {
-            Map.Entry<String, String> e = Settings.kafkaProperty(key, value);
-            kafkaProperties.put(e.getKey(), e.getValue());
-            return this;
-        }
-
-        public Settings build() {
-            return new Settings(copy(conf), kafkaProperties);
-        }
     }
 }

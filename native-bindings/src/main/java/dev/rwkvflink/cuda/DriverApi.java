@@ -22,6 +22,10 @@ import java.lang.invoke.MethodHandle;
  *
  * <p>The class loads the driver when it is initialised: callers reach it only after {@link NativeLibraries#driver()}
  * succeeded (see {@link Cuda}).
+ *
+ * <p>Long on purpose: one entry per driver function (its descriptor, its handle, a wrapper that checks the status),
+ * a table that reads best in one place; the classes that use the driver ({@link CudaDevice}, {@link CudaStream},
+ * ...) stay small because of it.
  */
 final class DriverApi {
     private static final NativeLibrary LIB = NativeLibraries.driver();

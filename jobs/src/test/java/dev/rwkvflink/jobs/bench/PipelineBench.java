@@ -2,6 +2,7 @@ package dev.rwkvflink.jobs.bench;
 
 import dev.rwkvflink.jobs.EmbedJob;
 import dev.rwkvflink.jobs.Settings;
+import dev.rwkvflink.jobs.SettingsBuilder;
 import dev.rwkvflink.kafka.AvroCodec;
 import dev.rwkvflink.kafka.KafkaJobs;
 import dev.rwkvflink.kafka.local.EmbeddedKafka;
@@ -168,7 +169,7 @@ public final class PipelineBench {
     private Settings settings(Run run, int index) {
         int chunkTokens = Integer.parseInt(opt("chunk-tokens", "64"));
         int maxKeys = Integer.parseInt(opt("max-batch-keys", "1024"));
-        Settings.Builder b = Settings.builder()
+        SettingsBuilder b = Settings.builder()
                 .bootstrapServers(kafka.bootstrapServers())
                 .chunksTopic("chunks-" + index)
                 .embeddingsTopic("embeddings-" + index)

@@ -75,7 +75,12 @@ import org.slf4j.LoggerFactory;
  * <h2>Equivalence</h2>
  * For any split of a text into chunks, any arrival order, duplicates, interleaving with other keys and any
  * checkpoint/restore in between, the final embedding equals embedding the whole text in one engine call, bit for
- * bit on the CPU backends (the engine computes every token the same way whatever else is in the call).
+ * bit on the CPU backends (the engine computes every token the same way whatever else is in the call). *
+ * <h2>Why one class of this length</h2>
+ * Flink calls its hooks (open, processElement, the timers, the barrier, finish, close) on one object, and each hook
+ * here is short and hands the work on: validation to {@link ChunkValidation}, ordering to {@link ChunkOrder}, the
+ * queued work to {@link Batch} and {@link BatchRunner}, state to {@link KeyStateStore}, {@link HotStates},
+ * {@link ProgressCache} and {@link DocumentCounts}; what is left is the wiring and the small accessors tests read.
  */
 public final class RwkvEmbeddingOperator extends AbstractStreamOperator<EmbeddingRecord>
         implements OneInputStreamOperator<TextChunk, EmbeddingRecord>,

@@ -38,6 +38,10 @@ import java.util.function.Supplier;
  * <p>Bounded memory: rows beyond {@code maxRows} go in further passes (a stream longer than that is split, its
  * pieces run in order), and at most {@code slots} streams per pass. Steps of at most {@link #GRAPH_MAX_ROWS} rows are
  * captured once per shape as CUDA graphs and replayed; steps of at most 8 rows use the small-batch product kernel.
+ *
+ * <p>Over 500 lines for now: the state pool (slots, reservations, uploads and downloads), the graph cache and the
+ * stage profiler are to become classes of their own (issue 17), a split that waits for a session with GPU time, so
+ * that every step of it is checked by the GPU tests on the device.
  */
 public abstract class CudaModelRunner implements ModelRunner {
     static final float LN_EPS = RwkvConfig.LAYER_NORM_EPS;

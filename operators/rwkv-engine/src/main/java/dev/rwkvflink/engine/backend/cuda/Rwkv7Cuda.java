@@ -36,6 +36,10 @@ import dev.rwkvflink.engine.tensor.WeightType;
  *   x += W_o y                                                    (GEMM, beta = 1)
  *   ln_shift_mix(ln2) -> xk; commit_shift; x += W_v relu(W_k xk)^2    (2 GEMMs, relu^2 in place)
  * </pre>
+ *
+ * <p>Over 500 lines: the layer's step is one sequence of launches (above) whose buffers and choices (chunked scan or
+ * token by token, small-batch or cuBLAS products, dependent launches) are read best together; what it shares with
+ * {@link Rwkv456Cuda} moves to a common base in the same GPU-checked split as {@link CudaModelRunner}'s.
  */
 public final class Rwkv7Cuda extends CudaModelRunner {
     private static final String TIME_MIX = System.getProperty("rwkv.cuda.timeMix", "auto");
