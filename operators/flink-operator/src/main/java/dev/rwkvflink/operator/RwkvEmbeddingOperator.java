@@ -373,6 +373,11 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         return documents.bufferedChunks();
     }
 
+    /** Whether open() counted the documents by reading every key's progress record (for tests). */
+    boolean scannedKeysOnOpen() {
+        return countOnOpen;
+    }
+
     /** Open documents, as the statesHeld metric says (for tests). */
     long openDocuments() {
         return documents.openDocuments();

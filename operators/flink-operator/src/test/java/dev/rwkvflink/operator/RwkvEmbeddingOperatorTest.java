@@ -2,6 +2,7 @@ package dev.rwkvflink.operator;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -500,6 +501,7 @@ class RwkvEmbeddingOperatorTest {
                         snapshot, maxParallelism, 1, 2, subtask));
                 h.open();
                 RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+                assertFalse(op.scannedKeysOnOpen(), "the counts came with the checkpoint: no scan of the keys");
                 assertEquals(mine, op.openDocuments(), "open documents of subtask " + subtask);
                 assertEquals(mineWaiting, op.bufferedChunks(), "waiting chunks of subtask " + subtask);
                 open += op.openDocuments();
@@ -527,6 +529,7 @@ class RwkvEmbeddingOperatorTest {
             h.initializeState(legacy);
             h.open();
             RwkvEmbeddingOperator op = (RwkvEmbeddingOperator) h.getOperator();
+            assertTrue(op.scannedKeysOnOpen(), "an older checkpoint is counted from its progress records");
             assertEquals(2, op.openDocuments());
             assertEquals(2, op.bufferedChunks());
         }
