@@ -109,19 +109,10 @@ class ClusterCrashITCase {
             AtomicInteger sent = new AtomicInteger();
             try {
                 setup.startCluster();
-                String out = ClusterSupport.run(
-                        bin.resolve("submit.sh"),
+                String out = ClusterSupport.submit(
+                        bin,
                         env,
-                        Duration.ofSeconds(60),
-                        "--bootstrap-servers",
-                        kafka.bootstrapServers(),
-                        "--chunks-topic",
-                        "chunks",
-                        "--embeddings-topic",
-                        "embeddings",
-                        "--dead-letters-topic",
-                        "dead-letters",
-                        "--group-id",
+                        kafka,
                         "crash-it",
                         "--starting-offsets",
                         "earliest",

@@ -275,16 +275,8 @@ class ClusterLoadITCase {
         if (savepoint != null) {
             submitEnv.put("RWKV_SUBMIT_OPTS", "-s " + savepoint);
         }
-        List<String> args = new ArrayList<>(List.of(
-                "--bootstrap-servers",
-                kafka.bootstrapServers(),
-                "--chunks-topic",
-                "chunks",
-                "--embeddings-topic",
-                "embeddings",
-                "--dead-letters-topic",
-                "dead-letters",
-                "--group-id",
+        List<String> args = new ArrayList<>(ClusterSupport.submitArgs(
+                kafka,
                 "load-it",
                 "--starting-offsets",
                 "earliest",

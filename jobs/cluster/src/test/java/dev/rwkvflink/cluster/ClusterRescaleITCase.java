@@ -72,16 +72,8 @@ class ClusterRescaleITCase {
                 String savepoint = null;
                 for (int phase = 0; phase < parallelism.length; phase++) {
                     long t0 = System.nanoTime();
-                    List<String> args = new ArrayList<>(List.of(
-                            "--bootstrap-servers",
-                            kafka.bootstrapServers(),
-                            "--chunks-topic",
-                            "chunks",
-                            "--embeddings-topic",
-                            "embeddings",
-                            "--dead-letters-topic",
-                            "dead-letters",
-                            "--group-id",
+                    List<String> args = new ArrayList<>(ClusterSupport.submitArgs(
+                            kafka,
                             "rescale-it",
                             "--starting-offsets",
                             "earliest",

@@ -76,19 +76,10 @@ class ClusterScriptsITCase {
             try {
                 ClusterSupport.run(bin.resolve("cluster.sh"), env, Duration.ofSeconds(60), "start", "1");
                 waitForTaskManager(rest, Duration.ofSeconds(60));
-                String out = ClusterSupport.run(
-                        bin.resolve("submit.sh"),
+                String out = ClusterSupport.submit(
+                        bin,
                         env,
-                        Duration.ofSeconds(60),
-                        "--bootstrap-servers",
-                        kafka.bootstrapServers(),
-                        "--chunks-topic",
-                        "chunks",
-                        "--embeddings-topic",
-                        "embeddings",
-                        "--dead-letters-topic",
-                        "dead-letters",
-                        "--group-id",
+                        kafka,
                         "cluster-it",
                         "--starting-offsets",
                         "earliest",

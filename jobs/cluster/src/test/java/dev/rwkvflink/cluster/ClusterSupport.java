@@ -647,6 +647,36 @@ final class ClusterSupport {
 
     // ------------------------------------------------------------------ processes
 
+    /**
+     * submit.sh's arguments for the cluster tests' topics ({@code chunks}, {@code embeddings}, {@code dead-letters})
+     * on {@code kafka} with consumer group {@code groupId}, then {@code more}.
+     */
+    static List<String> submitArgs(EmbeddedKafka kafka, String groupId, String... more) {
+        List<String> args = new ArrayList<>(List.of(
+                "--bootstrap-servers",
+                kafka.bootstrapServers(),
+                "--chunks-topic",
+                "chunks",
+                "--embeddings-topic",
+                "embeddings",
+                "--dead-letters-topic",
+                "dead-letters",
+                "--group-id",
+                groupId));
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    /** Runs submit.sh with {@link #submitArgs} (60 s at most); returns its output. */
+    static String submit(Path bin, Map<String, String> env, EmbeddedKafka kafka, String groupId, String... more)
+            throws IOException, InterruptedException {
+        return run(
+                bin.resolve("submit.sh"),
+                env,
+                Duration.ofSeconds(60),
+                submitArgs(kafka, groupId, more).toArray(String[]::new));
+    }
+
     static String run(Path script, Map<String, String> env, Duration timeout, String... args)
             throws IOException, InterruptedException {
         List<String> command = new ArrayList<>(List.of("bash", script.toString()));

@@ -65,30 +65,8 @@ import org.apache.flink.types.Row;
  * {@code bin/bench-operator} runs) or {@code ../../shared} (from the module directory).
  */
 public final class SqlFunctionBench {
-    private static final String[] WORDS = {
-        "stream",
-        "state",
-        "token",
-        "flink",
-        "kafka",
-        "rwkv",
-        "recurrent",
-        "model",
-        "checkpoint",
-        "embedding",
-        "the",
-        "a",
-        "of",
-        "and",
-        "to",
-        "in",
-        "is",
-        "for",
-        "with",
-        "données",
-        "状態",
-        "🙂"
-    };
+    /** The words of the random texts: the ITCase's, non-ASCII included. */
+    private static final String[] WORDS = RwkvEmbeddingITCase.WORDS;
 
     /** What the jobs' sinks collected, by sink name: the MiniCluster runs in this JVM. */
     private static final String DATASTREAM = "DataStream";
