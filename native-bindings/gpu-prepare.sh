@@ -27,7 +27,8 @@
 #     lz4, flink-shaded-netty their Linux x86-64 libraries only; netty's QUIC (quiche) libraries go entirely;
 #   - whole jars: icu4j, curator-test with ZooKeeper, netty 4.1, guava and dropwizard metrics (flink-test-utils'
 #     ZooKeeper test server), byte-buddy, assertj, javassist, scala-reflect (the broker runs without it),
-#     async-profiler, annotation-only jars;
+#     async-profiler, annotation-only jars; the Table planner, its runtime and bridges, flink-json and the SQL
+#     client (the SQL tests are no GPU tests: ~15 MB of xz);
 #   - flink-shaded-zookeeper: all but its shaded guava (flink-runtime uses that one; ZooKeeper high availability is
 #     the only user of the rest); flink-runtime-web: the dashboard's web/ files (the REST API stays);
 #   - Flink's -tests jars and the Table API jars flink-test-utils drags in: the classes nothing else names, directly
@@ -63,7 +64,7 @@ dependency_plugin=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 # The modules whose tests and main classes run on the device (the first is the default class path of --main last).
 modules=(native-bindings operators/rwkv-engine operators/flink-operator jobs)
 jre_modules=${GPU_JRE_MODULES:-java.base,jdk.unsupported,java.logging,java.management,jdk.management,jdk.incubator.vector,java.xml,java.sql,java.naming,java.security.sasl,java.security.jgss,jdk.net,jdk.crypto.ec,java.desktop,java.rmi,java.management.rmi}
-drop_jars=${GPU_DROP_JARS:-'^((icu4j|curator-test|zookeeper(-jute)?|failureaccess|listenablefuture|byte-buddy|javassist|scala-reflect|async-profiler|assertj-core|checker-qual|error_prone_annotations|j2objc-annotations|audience-annotations)-[0-9]|netty-[a-z-]+-4\.1\.|guava-[0-9.]+-jre\.jar|metrics-core-3\.)'}
+drop_jars=${GPU_DROP_JARS:-'^((icu4j|curator-test|zookeeper(-jute)?|failureaccess|listenablefuture|byte-buddy|javassist|scala-reflect|async-profiler|assertj-core|checker-qual|error_prone_annotations|j2objc-annotations|audience-annotations|flink-table-planner-loader|flink-table-runtime|flink-table-api-java-bridge|flink-table-api-bridge-base|flink-json|flink-sql-[a-z-]+)-[0-9]|netty-[a-z-]+-4\.1\.|guava-[0-9.]+-jre\.jar|metrics-core-3\.)'}
 
 for tool in python3 xz tar; do
   command -v "$tool" >/dev/null || { echo "gpu-prepare: $tool is needed on the build machine" >&2; exit 2; }
