@@ -45,7 +45,7 @@
 # Environment:
 #   RWKV_BUILD_DIR   Maven build folder of each module (-Drwkv.build.dir), default: target
 #   GPU_MODELS       file patterns copied from ../shared/reference/rwkv-cpp-tests, default: the models the GPU tests read
-#                    (all formats), every expected-logits file and SOURCES.md; e.g. add "tiny-rwkv-*-FP32.bin"
+#                    (v7 in FP32 only: no GPU test reads its other formats), every expected-logits file and SOURCES.md
 #   GPU_MAX_FILE_MB  reference files larger than this are skipped, default: 5
 #   GPU_JRE_MODULES  the runtime's modules (comma-separated), default below
 #   GPU_DROP_JARS    regex (Python) of jar file names left out, default below; "^$" keeps every jar
@@ -320,6 +320,8 @@ def walk(entries):
 # Jars of which only the classes something else names stay: Flink's -tests jars (mostly Flink's own test cases) and
 # the Table API that flink-test-utils drags in (TestStreamEnvironment reads a few of its options).
 PRUNED_JARS = re.compile(r'(-tests\.jar$|^flink-table-(common|api-java)-)')
+# this project's SQL-only classes (RWKV_EMBED and its tests: no GPU test runs them) keep no Table API classes
+SQL_ONLY = re.compile(r'(RwkvEmbedFunction|LiveStates|SqlFunctionBench|SqlKafkaITCase)[$.]')
 
 def repack(dest, jar_list, class_dirs):
     """Copies the jars stored (no compression) into dest. Other systems' natives go (keep), the others lose their
@@ -346,7 +348,8 @@ def repack(dest, jar_list, class_dirs):
                 roots |= refs
     for directory in class_dirs:
         for folder, _, files in os.walk(directory):
-            roots.update(c for f in files if f.endswith('.class') for c in references(open(os.path.join(folder, f), 'rb').read()))
+            roots.update(c for f in files if f.endswith('.class') and not SQL_ONLY.search(f)
+                         for c in references(open(os.path.join(folder, f), 'rb').read()))
     needed, todo = set(), [c for c in roots if c in cases]
     while todo:
         c = todo.pop()
@@ -442,7 +445,7 @@ fi
 echo "== reference data (the layout the tests expect under -Drwkv.shared.dir)"
 mkdir -p "$stage/shared/reference/rwkv-cpp-tests"
 if [[ -d $reference/rwkv-cpp-tests ]]; then
-  read -r -a patterns <<< "${GPU_MODELS:-tiny-rwkv-7v0-*.bin tiny-rwkv-4v0-660K-FP32.bin tiny-rwkv-5v1-730K-FP32.bin tiny-rwkv-5v2-730K-FP32.bin tiny-rwkv-6v0-3m-Q5_1.bin expected-logits-*.bin SOURCES.md}"
+  read -r -a patterns <<< "${GPU_MODELS:-tiny-rwkv-7v0-834K-FP32.bin tiny-rwkv-4v0-660K-FP32.bin tiny-rwkv-5v1-730K-FP32.bin tiny-rwkv-5v2-730K-FP32.bin tiny-rwkv-6v0-3m-Q5_1.bin expected-logits-*.bin SOURCES.md}"
   max_bytes=$(( ${GPU_MAX_FILE_MB:-5} * 1024 * 1024 ))
   for pattern in "${patterns[@]}"; do
     for file in "$reference/rwkv-cpp-tests"/$pattern; do
@@ -501,9 +504,13 @@ echo "== staged (MiB):"
 for part in jre lib classes shared; do
   echo "   $(mib "$(stat -c %s "$gpu/$part.tar.xz")")  $part.tar.xz"
 done
-total_kib=$(du -sk "$gpu" | cut -f1)
-echo "   total $(du -sh "$gpu" | cut -f1) in $gpu"
-if (( total_kib > 60 * 1024 )); then
-  echo "warning: .gpu is over 60 MiB; the device tool carries at most 64 MiB with the tree (narrow GPU_MODELS)" >&2
+# What travels: the tracked files and the untracked ones git does not ignore, and .gpu (carried): 64 MiB at most.
+gpu_bytes=$(find "$gpu" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s 2>/dev/null \
+  | awk '{ s += $1 } END { print s + 0 }')
+echo "   total $(mib "$gpu_bytes") in $gpu, with the working tree ($(mib "$tree_bytes")) $(mib $((gpu_bytes + tree_bytes)))"
+if (( gpu_bytes + tree_bytes > 63 * 1048576 )); then
+  echo "warning: .gpu and the working tree come to over 63 MiB; the device tool carries at most 64 MiB (narrow" \
+    "GPU_MODELS, or move .gpu/baseline-engine.jar away)" >&2
 fi
 echo "next: the device tool with carry [\".gpu\"] and command: bash native-bindings/gpu-check.sh"
