@@ -39,6 +39,11 @@ final class LiveStates {
         return capacity;
     }
 
+    /** States held now. */
+    int size() {
+        return entries.size();
+    }
+
     /** The key's state if it is here and holds exactly {@code tokens} tokens; else null (and dropped). */
     Live get(String key, long tokens) {
         Live s = entries.get(key);

@@ -12,6 +12,9 @@ import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.annotation.ArgumentHint;
 import org.apache.flink.table.annotation.ArgumentTrait;
 import org.apache.flink.table.annotation.DataTypeHint;
@@ -90,6 +93,14 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
     private transient LiveStates live;
     private transient String fingerprintHex;
     private transient Columns columns;
+    /** The metrics, under {@code rwkv} of the function's operator (the DataStream operator's names where shared). */
+    private transient Counter tokenCount;
+
+    private transient Counter embeddingCount;
+    private transient Counter deadLetterCount;
+    private transient Counter duplicateCount;
+    private transient Counter snapshotsReadCount;
+    private transient Counter snapshotCount;
 
     /** For {@code CREATE FUNCTION ... AS}: the settings come from the job parameters ({@code rwkv.*} keys). */
     public RwkvEmbedFunction() {
@@ -141,6 +152,14 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
                 4 * RwkvState.floats(model.config()) + 4L * model.config().embd();
         live = new LiveStates((int) Math.max(1, Math.min(Integer.MAX_VALUE, config.hotStateBytes / perState)));
         fingerprintHex = model.fingerprint().hex();
+        MetricGroup group = context.getMetricGroup().addGroup("rwkv");
+        tokenCount = group.counter("tokens");
+        embeddingCount = group.counter("embeddings");
+        deadLetterCount = group.counter("deadLetters");
+        duplicateCount = group.counter("duplicates");
+        snapshotsReadCount = group.counter("snapshotsRead");
+        snapshotCount = group.counter("snapshotsWritten");
+        group.gauge("liveStates", (Gauge<Integer>) live::size);
         LOG.info(
                 "RWKV_EMBED subtask {}: {} states in memory, snapshot every {} tokens",
                 context.getTaskInfo().getIndexOfThisSubtask(),
@@ -177,6 +196,7 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
         ChunkOrder.Verdict verdict = order.arrive(progress, chunk, buffered::contains);
         switch (verdict.kind()) {
             case DUPLICATE -> {
+                duplicateCount.inc();
                 return;
             }
             case REJECT -> {
@@ -283,6 +303,7 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
         if (tokens.length > 0) {
             s.hidden = loaded.model().advance(new RwkvState[] {s.state}, new int[][] {tokens})[0];
             s.tokens += tokens.length;
+            tokenCount.inc(tokens.length);
             if (s.tokens - s.snapshotTokens >= snapshotTokens) {
                 DataOutputSerializer out = new DataOutputSerializer(1024);
                 stateSerializer.serialize(new KeyModelState(s.state, s.hidden, s.tokens), out);
@@ -290,6 +311,7 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
                 k.snapshot().add(out.getCopyOfBuffer());
                 k.log().clear();
                 s.snapshotTokens = s.tokens;
+                snapshotCount.inc();
             } else {
                 k.log().add(tokens);
             }
@@ -307,6 +329,7 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
             s.hidden = stored.hidden;
             s.tokens = stored.tokens;
             s.snapshotTokens = stored.tokens;
+            snapshotsReadCount.inc(); // read from Flink state: not in memory (evicted, or after a restore)
         }
         List<int[]> runs = new ArrayList<>();
         int n = 0;
@@ -339,6 +362,7 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
     private void emit(long seq, LiveStates.Live s, EmbeddingRecord.Reason reason, String key) {
         if (s.hidden == null) {
             if (reason != EmbeddingRecord.Reason.PROGRESS) {
+                deadLetterCount.inc();
                 collect(Row.of(
                         seq,
                         0L,
@@ -359,10 +383,12 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
             label = loaded.head().label(p);
             probabilities = boxed(p);
         }
+        embeddingCount.inc();
         collect(Row.of(seq, s.tokens, boxed(vector), reason.name(), fingerprintHex, label, probabilities, null));
     }
 
     private void rejected(TextChunk chunk, String reason) {
+        deadLetterCount.inc();
         collect(Row.of(chunk.seq, null, null, "REJECTED", fingerprintHex, null, null, reason));
     }
 

@@ -13,6 +13,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.state.CheckpointListener;
@@ -20,12 +21,15 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.connector.source.lib.NumberSequenceSource;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.testutils.InMemoryReporter;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.Schema;
 import org.apache.flink.table.api.TableEnvironment;
+import org.apache.flink.table.api.TableResult;
 import org.apache.flink.table.api.bridge.java.StreamTableEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.types.Row;
@@ -50,8 +54,12 @@ import org.junit.jupiter.params.provider.ValueSource;
 class RwkvEmbedFunctionITCase {
     private static final int DOCUMENTS = 400;
 
+    /** Keeps the jobs' metrics (the function's rwkv group) for the tests to read after the job. */
+    private static final InMemoryReporter METRICS = InMemoryReporter.createWithRetainedMetrics();
+
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
+            .setConfiguration(METRICS.addToConfiguration(new Configuration()))
             .setNumberTaskManagers(1)
             .setNumberSlotsPerTaskManager(2)
             .build());
@@ -171,11 +179,16 @@ class RwkvEmbedFunctionITCase {
                 + "('c', CAST(0 AS BIGINT), '', TRUE)" // nothing to embed
                 + ") AS t(doc, seq, text, last)");
         List<Row> rows = new ArrayList<>();
-        try (CloseableIterator<Row> it = tEnv.executeSql(
-                        "SELECT doc, seq, tokens, embedding, reason, error FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)")
-                .collect()) {
+        TableResult result = tEnv.executeSql(
+                "SELECT doc, seq, tokens, embedding, reason, error FROM RWKV_EMBED(input => TABLE chunks PARTITION BY doc)");
+        try (CloseableIterator<Row> it = result.collect()) {
             it.forEachRemaining(rows::add);
         }
+        JobID job = result.getJobClient().orElseThrow().getJobID();
+        assertEquals(1, counter(job, "embeddings"), "metric embeddings");
+        assertEquals(3, counter(job, "deadLetters"), "metric deadLetters: after the end, seq -1, no tokens");
+        assertEquals(1, counter(job, "duplicates"), "metric duplicates");
+        assertEquals(11, counter(job, "tokens"), "metric tokens: 'hello world', a byte a token");
         rows.sort((x, y) -> x.toString().compareTo(y.toString()));
         assertEquals(4, rows.size(), rows.toString());
         Row a = rows.get(0);
@@ -280,6 +293,17 @@ class RwkvEmbedFunctionITCase {
             RwkvEmbeddingITCase.CHECKPOINTS.incrementAndGet();
             armed = true;
         }
+    }
+
+    /** The sum of counter {@code rwkv.<name>} over the job's subtasks. */
+    private static long counter(JobID job, String name) {
+        long sum = 0;
+        for (var e : METRICS.findMetrics(job, "rwkv." + name).entrySet()) {
+            if (e.getKey().endsWith(".rwkv." + name) && e.getValue() instanceof Counter c) {
+                sum += c.getCount();
+            }
+        }
+        return sum;
     }
 
     private static float[] unboxed(Float[] v) {
