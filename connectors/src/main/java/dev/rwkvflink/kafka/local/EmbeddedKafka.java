@@ -348,25 +348,17 @@ public final class EmbeddedKafka implements AutoCloseable {
         }
 
         private ProcessBuilder javaProcess(Path directory, String classpath, String mainClass, String... args) {
-            List<String> command = new ArrayList<>(List.of(
-                    Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    // A small broker for tests and local runs: C1 only and the serial collector start it faster and
-                    // leave
-                    // the cores to Flink (about 3 s instead of 5-8 s to a running broker on two busy cores).
-                    "-Xms128m",
-                    "-Xmx" + maxHeap,
-                    "-XX:+UseSerialGC",
-                    "-XX:TieredStopAtLevel=1",
-                    "--enable-native-access=ALL-UNNAMED",
-                    "--sun-misc-unsafe-memory-access=allow",
-                    "-Djava.awt.headless=true",
-                    "-Dlog4j2.configurationFile="
-                            + directory.resolve("log4j2.properties").toUri(),
-                    "-cp",
+            // A small broker for tests and local runs: about 3 s to a running broker on two busy cores, not 5-8 s.
+            List<String> command = ChildJvm.command(
+                    "128m",
+                    maxHeap,
+                    List.of(
+                            "-Djava.awt.headless=true",
+                            "-Dlog4j2.configurationFile="
+                                    + directory.resolve("log4j2.properties").toUri()),
                     classpath,
-                    BrokerLauncher.class.getName(),
-                    mainClass));
-            command.addAll(List.of(args));
+                    mainClass,
+                    args);
             return new ProcessBuilder(command).directory(directory.toFile()).redirectErrorStream(true);
         }
     }

@@ -10,7 +10,6 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
@@ -59,22 +58,16 @@ public final class EmbeddedSchemaRegistry implements AutoCloseable {
             directory = Files.createTempDirectory("rwkv-schema-registry-");
             int[] ports = ChildJvm.freePorts(2);
             String classpath = ChildJvm.launcherClasspath(directory, List.of(home.resolve("quarkus-run.jar")));
-            List<String> command = new ArrayList<>(List.of(
-                    Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-Xms64m",
-                    "-Xmx256m",
-                    "-XX:+UseSerialGC",
-                    "-XX:TieredStopAtLevel=1",
-                    "--sun-misc-unsafe-memory-access=allow",
-                    "--enable-native-access=ALL-UNNAMED",
-                    "-Dquarkus.http.host=127.0.0.1",
-                    "-Dquarkus.http.port=" + ports[0],
-                    "-Dquarkus.management.host=127.0.0.1",
-                    "-Dquarkus.management.port=" + ports[1],
-                    "-cp",
+            List<String> command = ChildJvm.command(
+                    "64m",
+                    "256m",
+                    List.of(
+                            "-Dquarkus.http.host=127.0.0.1",
+                            "-Dquarkus.http.port=" + ports[0],
+                            "-Dquarkus.management.host=127.0.0.1",
+                            "-Dquarkus.management.port=" + ports[1]),
                     classpath,
-                    BrokerLauncher.class.getName(),
-                    "io.quarkus.bootstrap.runner.QuarkusEntryPoint"));
+                    "io.quarkus.bootstrap.runner.QuarkusEntryPoint");
             process = new ProcessBuilder(command)
                     .directory(directory.toFile())
                     .redirectErrorStream(true)

@@ -69,9 +69,14 @@ final class DocumentCounts {
         return out;
     }
 
-    /** Takes the entries of this subtask's key groups from all subtasks' checkpointed entries. */
-    void restore(Iterable<long[]> entries) {
+    /**
+     * Takes the entries of this subtask's key groups from all subtasks' checkpointed entries; false when there were
+     * none at all (a checkpoint from before the counts were checkpointed, or no checkpoint).
+     */
+    boolean restore(Iterable<long[]> entries) {
+        boolean any = false;
         for (long[] e : entries) {
+            any = true;
             int keyGroup = (int) e[0];
             if (range.contains(keyGroup)) {
                 int i = keyGroup - range.getStartKeyGroup();
@@ -81,6 +86,7 @@ final class DocumentCounts {
                 bufferedTotal += e[2];
             }
         }
+        return any;
     }
 
     /** Counts one restored key's progress (for a checkpoint written before the counts were checkpointed). */

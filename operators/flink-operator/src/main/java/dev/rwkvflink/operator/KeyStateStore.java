@@ -72,23 +72,22 @@ final class KeyStateStore {
             metrics.snapshotsRead.inc();
             metrics.stateBytesRead.inc(snapshotBytes.serializedBytes(s.hidden));
         }
-        int[] log = concat(tokenLog.get());
+        Iterable<int[]> runs = tokenLog.get();
+        int[] log = concat(runs);
+        metrics.stateBytesRead.inc(serializedBytes(runs));
         metrics.stateReadNanos.inc(System.nanoTime() - readStart);
         return log;
     }
 
-    /** The runs of a token log in order, as one array (the list state gives null or nothing for an empty log). */
-    private int[] concat(Iterable<int[]> runs) {
+    /** The runs of a token log in order, as one array (a list state gives null or nothing for an empty log). */
+    static int[] concat(Iterable<int[]> runs) {
         if (runs == null) {
             return new int[0];
         }
         int n = 0;
-        long bytes = 0;
         for (int[] r : runs) {
             n += r.length;
-            bytes += TokenRunSerializer.serializedBytes(r);
         }
-        metrics.stateBytesRead.inc(bytes);
         int[] all = new int[n];
         int at = 0;
         for (int[] r : runs) {
@@ -96,6 +95,17 @@ final class KeyStateStore {
             at += r.length;
         }
         return all;
+    }
+
+    /** The bytes the token log's runs take in Flink state, for the state I/O metrics. */
+    private static long serializedBytes(Iterable<int[]> runs) {
+        long bytes = 0;
+        if (runs != null) {
+            for (int[] r : runs) {
+                bytes += TokenRunSerializer.serializedBytes(r);
+            }
+        }
+        return bytes;
     }
 
     /**

@@ -5,7 +5,6 @@ import dev.rwkvflink.engine.state.RwkvState;
 import dev.rwkvflink.engine.tokenizer.ChunkTokenizer;
 import dev.rwkvflink.operator.state.KeyModelState;
 import dev.rwkvflink.operator.state.KeyModelStateSerializer;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.configuration.ConfigOption;
@@ -331,21 +330,10 @@ public class RwkvEmbedFunction extends ProcessTableFunction<Row> {
             s.snapshotTokens = stored.tokens;
             snapshotsReadCount.inc(); // read from Flink state: not in memory (evicted, or after a restore)
         }
-        List<int[]> runs = new ArrayList<>();
-        int n = 0;
-        for (int[] r : k.log().get()) {
-            runs.add(r);
-            n += r.length;
-        }
-        if (n > 0) {
-            int[] all = new int[n];
-            int at = 0;
-            for (int[] r : runs) {
-                System.arraycopy(r, 0, all, at, r.length);
-                at += r.length;
-            }
-            s.hidden = loaded.model().advance(new RwkvState[] {s.state}, new int[][] {all})[0];
-            s.tokens += n;
+        int[] log = KeyStateStore.concat(k.log().get());
+        if (log.length > 0) {
+            s.hidden = loaded.model().advance(new RwkvState[] {s.state}, new int[][] {log})[0];
+            s.tokens += log.length;
         }
         return s;
     }

@@ -154,14 +154,7 @@ public final class RwkvEmbeddingOperator extends AbstractStreamOperator<Embeddin
         documentCounts = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>(
                         DOCUMENT_COUNTS, PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO));
-        boolean counted = false;
-        for (long[] ignored : documentCounts.get()) {
-            counted = true;
-            break;
-        }
-        if (counted) {
-            documents.restore(documentCounts.get());
-        }
+        boolean counted = documents.restore(documentCounts.get());
         // a checkpoint from before the counts were checkpointed: count its documents once, in open()
         countOnOpen = context.isRestored() && !counted;
     }
